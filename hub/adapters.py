@@ -1,0 +1,79 @@
+"""The adapter registry: what each protocol package gives the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .config import ListenerSettings
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .core import Hub
+    from .metrics import RequestMetrics
+    from .net.http import Response, Route
+    from .runtime import RunningHub
+
+# Section name in hub.toml → the package whose `ADAPTER` serves it. A package that is not
+# installed is skipped, so the hub runs with whatever adapters exist.
+ADAPTER_MODULES = {
+    "realtime": "protocols.realtime",
+    "command_api": "protocols.command_api",
+    "jsonrpc": "protocols.jsonrpc",
+    "stats": "protocols.stats",
+    "chat": "protocols.chat",
+}
+
+
+@dataclass
+class AdapterContext:
+    """What an adapter gets at start: the core, its own settings, and the runtime around it."""
+
+    name: str
+    hub: Hub
+    settings: Any
+    config: Settings
+    metrics: RequestMetrics
+    runtime: RunningHub
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Adapter:
+    """One protocol adapter. Adapters with the same `group` share a listener when they share a port."""
+
+    name: str
+    title: str
+    settings: type[ListenerSettings]
+    routes: Callable[[AdapterContext], list[Route]]
+    error: Callable[[int, str], Response] | None = None
+    # A background task started before the listener accepts; it calls task_status.started().
+    run: Callable[..., Awaitable[None]] | None = None
+    reload: Callable[[AdapterContext, Any], list[str]] | None = None
+    validate: Callable[[Any, Settings], None] | None = None
+    cli: Callable[[argparse._SubParsersAction], None] | None = None
+    group: str = ""
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.name
+
+
+@cache
+def adapter_registry() -> dict[str, Adapter]:
+    """Import every installed adapter package, in registry order."""
+    found = {}
+    for name, module in ADAPTER_MODULES.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module.startswith(exc.name):
+                continue
+            raise
+        adapter = getattr(mod, "ADAPTER", None)
+        if adapter is not None:
+            found[name] = adapter
+    return found

@@ -1,0 +1,95 @@
+"""The `hub` command: run, check-config, and the adapters' own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from . import __version__
+from .adapters import adapter_registry
+from .config import ConfigError, Settings, load_settings
+from .runtime import RunningHub, serve
+
+DEFAULT_CONFIG = "hub.toml"
+log = logging.getLogger("hub")
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="path to hub.toml (default: ./hub.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="A realtime messaging hub on Trio.")
+    parser.add_argument("--version", action="version", version=f"hub {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the hub until SIGINT/SIGTERM (SIGHUP reloads hub.toml)")
+    _config_arg(run)
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(func=cmd_check_config)
+    for adapter in adapter_registry().values():
+        if adapter.cli is not None:
+            adapter.cli(sub)
+    return parser
+
+
+def load_or_exit(path: str) -> Settings:
+    """Load settings, or print the one-line error and exit with status 2."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"hub: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_or_exit(args.path)
+    print(f"{args.path}: ok ({len(settings.projects)} project(s))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_or_exit(args.config)
+    logging.basicConfig(
+        level=settings.hub.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    failed: list[BaseException] = []
+    try:
+        trio.run(_run, settings)
+    except* ConfigError as group:
+        failed.extend(group.exceptions)
+    if failed:
+        print(f"hub: config error: {failed[0]}", file=sys.stderr)
+        return 2
+    log.info("stopped")
+    return 0
+
+
+async def _run(settings: Settings) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            running: RunningHub = await nursery.start(serve, settings)
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    try:
+                        running.reload_from_file()
+                    except ConfigError as exc:
+                        log.error("reload refused: %s", exc)
+                    continue
+                log.info("received %s", signal.Signals(signum).name)
+                running.shutdown()
+                break
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,247 @@
+"""hub.toml → typed, validated settings. Every error is one line: file, key, problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .core.options import NamespaceOptions, Project
+
+ENV_SUFFIX = "_env"
+
+
+class ConfigError(Exception):
+    """A bad configuration; str() is the one line printed before exit status 2."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source, self.key, self.problem = source, key, problem
+
+
+@dataclass
+class CoreSettings:
+    """[hub]: the core's own limits."""
+
+    log_level: str = field(default="info", metadata={"choices": ("debug", "info", "warning", "error")})
+    max_queue_bytes: int = field(default=1 << 20, metadata={"min": 1024})
+    write_timeout: float = field(default=10.0, metadata={"min": 0.1})
+    housekeeping_interval: float = field(default=1.0, metadata={"min": 0.01})
+    shutdown_grace: float = field(default=3.0, metadata={"min": 0.0})
+
+
+@dataclass
+class ListenerSettings:
+    """Keys every adapter section has; adapters subclass this with their own keys."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata={"min": 0, "max": 65535})
+    max_body_bytes: int = field(default=1 << 20, metadata={"min": 1})
+
+
+NAMESPACE_KEYS = {f.name for f in dataclasses.fields(NamespaceOptions)}
+
+
+@dataclass
+class ProjectSettings:
+    """[projects.<key>]: a project's secret, limits and default namespace options."""
+
+    secret: str = field(default="", metadata={"required": True, "secret": True})
+    connection_lifetime: int = field(default=0, metadata={"min": 0})
+    max_channel_length: int = field(default=255, metadata={"min": 1})
+    api_keys: list[str] = field(default_factory=list)
+    publish: bool = False
+    anonymous: bool = False
+    presence: bool = True
+    join_leave: bool = True
+    history_size: int = field(default=0, metadata={"min": 0})
+    history_lifetime: float = field(default=0.0, metadata={"min": 0})
+    namespaces: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """Everything hub.toml says, validated."""
+
+    source: str = "<defaults>"
+    hub: CoreSettings = field(default_factory=CoreSettings)
+    projects: list[Project] = field(default_factory=list)
+    adapters: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def adapter(self, name: str) -> Any:
+        return self.adapters[name]
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+def _check(value: Any, hint: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        for option in typing.get_args(hint):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _check(value, option, source, key)
+            except ConfigError:
+                continue
+        raise ConfigError(source, key, f"unexpected {_type_name(value)}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, f"expected a boolean, got {_type_name(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, key, f"expected an integer, got {_type_name(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(source, key, f"expected a number, got {_type_name(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(source, key, f"expected a string, got {_type_name(value)}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"expected an array, got {_type_name(value)}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_check(v, item, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, key, f"expected a table, got {_type_name(value)}")
+        _, item = typing.get_args(hint) or (str, Any)
+        return {k: _check(v, item, source, f"{key}.{k}") for k, v in value.items()}
+    return value
+
+
+def parse_table(cls: type, table: Any, source: str, prefix: str, env: dict[str, str] | None = None) -> Any:
+    """Build dataclass `cls` from a TOML table: unknown keys, wrong types, bounds and
+    missing required values are ConfigErrors. `key_env = "VAR"` reads `key` from the environment."""
+    env = os.environ if env is None else env
+    if not isinstance(table, dict):
+        raise ConfigError(source, prefix, f"expected a table, got {_type_name(table)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key
+        if key not in known and key.endswith(ENV_SUFFIX) and key[: -len(ENV_SUFFIX)] in known:
+            name = key[: -len(ENV_SUFFIX)]
+            if not isinstance(value, str):
+                raise ConfigError(source, f"{prefix}.{key}", f"expected an environment variable name, got {_type_name(value)}")
+            if value not in env:
+                raise ConfigError(source, f"{prefix}.{key}", f"environment variable {value} is not set")
+            raw = env[value]
+            if hints[name] in (int, float, bool):
+                try:
+                    raw = tomllib.loads(f"v = {raw}")["v"]
+                except tomllib.TOMLDecodeError:
+                    pass
+            value = raw
+        elif key not in known:
+            raise ConfigError(source, f"{prefix}.{key}", "unknown key")
+        full = f"{prefix}.{name}"
+        value = _check(value, hints[name], source, full)
+        meta = known[name].metadata
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(source, full, f"must be at least {meta['min']}, got {value}")
+        if "max" in meta and value > meta["max"]:
+            raise ConfigError(source, full, f"must be at most {meta['max']}, got {value}")
+        if "choices" in meta and value not in meta["choices"]:
+            raise ConfigError(source, full, f"must be one of {', '.join(meta['choices'])}, got {value!r}")
+        values[name] = value
+    for name, f in known.items():
+        if f.metadata.get("required") and not values.get(name):
+            hint = f" (set {name} or {name}{ENV_SUFFIX})" if f.metadata.get("secret") else ""
+            raise ConfigError(source, f"{prefix}.{name}", f"missing{hint}")
+    return cls(**values)
+
+
+def _project(key: str, table: Any, source: str) -> Project:
+    ps = parse_table(ProjectSettings, table, source, f"projects.{key}")
+    namespaces = {}
+    for ns, ns_table in ps.namespaces.items():
+        prefix = f"projects.{key}.namespaces.{ns}"
+        if not ns or ":" in ns:
+            raise ConfigError(source, prefix, "namespace names must be non-empty and contain no ':'")
+        namespaces[ns] = _namespace(parse_table(_NamespaceTable, ns_table, source, prefix))
+    return Project(
+        key=key,
+        secret=ps.secret,
+        options=_namespace(ps),
+        namespaces=namespaces,
+        connection_lifetime=ps.connection_lifetime,
+        max_channel_length=ps.max_channel_length,
+        api_keys=tuple(ps.api_keys),
+    )
+
+
+@dataclass
+class _NamespaceTable:
+    publish: bool = False
+    anonymous: bool = False
+    presence: bool = True
+    join_leave: bool = True
+    history_size: int = field(default=0, metadata={"min": 0})
+    history_lifetime: float = field(default=0.0, metadata={"min": 0})
+
+
+def _namespace(table: Any) -> NamespaceOptions:
+    return NamespaceOptions(**{k: getattr(table, k) for k in NAMESPACE_KEYS})
+
+
+def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str, str] | None = None) -> Settings:
+    """Validate a parsed hub.toml document."""
+    from .adapters import adapter_registry
+
+    registry = adapter_registry()
+    settings = Settings(source=source, raw=data)
+    for key, value in data.items():
+        if key == "hub":
+            settings.hub = parse_table(CoreSettings, value, source, "hub", env)
+        elif key == "projects":
+            if not isinstance(value, dict):
+                raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")
+            settings.projects = [_project(k, v, source) for k, v in value.items()]
+        elif key in registry:
+            settings.adapters[key] = parse_table(registry[key].settings, value, source, key, env)
+        else:
+            raise ConfigError(source, key, "unknown section")
+    for name, adapter in registry.items():
+        if name not in settings.adapters:
+            settings.adapters[name] = adapter.settings()
+    keys = [p.key for p in settings.projects]
+    for name, adapter in registry.items():
+        if adapter.validate is not None:
+            adapter.validate(settings.adapters[name], settings)
+    if len(set(keys)) != len(keys):
+        raise ConfigError(source, "projects", "duplicate project key")
+    return settings
+
+
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Settings:
+    """Read and validate a hub.toml file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, "-", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(source, "-", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
+    return parse_settings(data, source, env)

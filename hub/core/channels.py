@@ -1,0 +1,51 @@
+"""Channel name rules: `$` private prefix, `ns:` namespace, `#u1,u2` user-limited channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ChannelRequired, ChannelTooLong, NamespaceNotFound
+from .options import NamespaceOptions, Project
+
+PRIVATE_PREFIX = "$"
+NAMESPACE_BOUNDARY = ":"
+USER_BOUNDARY = "#"
+USER_SEPARATOR = ","
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelName:
+    """A parsed channel name with the options that govern it."""
+
+    name: str
+    namespace: str
+    private: bool
+    users: frozenset[str] | None
+    options: NamespaceOptions
+
+    def allows_user(self, user: str) -> bool:
+        return self.users is None or user in self.users
+
+
+def parse_channel(project: Project, channel: object) -> ChannelName:
+    """Validate `channel` against the project's rules; raise a HubError if it breaks one."""
+    if not isinstance(channel, str) or not channel:
+        raise ChannelRequired()
+    if len(channel) > project.max_channel_length:
+        raise ChannelTooLong()
+    private = channel.startswith(PRIVATE_PREFIX)
+    bare = channel[1:] if private else channel
+    namespace = ""
+    if NAMESPACE_BOUNDARY in bare:
+        namespace = bare.split(NAMESPACE_BOUNDARY, 1)[0]
+    if namespace:
+        options = project.namespaces.get(namespace)
+        if options is None:
+            raise NamespaceNotFound()
+    else:
+        options = project.options
+    users = None
+    if USER_BOUNDARY in bare:
+        allowed = bare.rsplit(USER_BOUNDARY, 1)[1]
+        users = frozenset(u for u in allowed.split(USER_SEPARATOR) if u)
+    return ChannelName(channel, namespace, private, users, options)

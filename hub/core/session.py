@@ -1,0 +1,67 @@
+"""A connected client of any protocol, as the core sees it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .outbox import Outbox
+
+
+class WireFormat(Protocol):
+    """Encodes core events into one protocol's frames; the same bytes serve every session."""
+
+    name: str
+
+    def publication(self, pub: Any) -> bytes: ...
+
+    def join(self, channel: str, client: dict[str, Any]) -> bytes: ...
+
+    def leave(self, channel: str, client: dict[str, Any]) -> bytes: ...
+
+    def unsubscribe(self, channel: str) -> bytes: ...
+
+    def subscribe(self, channel: str) -> bytes: ...
+
+    def disconnect(self, reason: str, reconnect: bool) -> bytes: ...
+
+
+def new_client_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(eq=False, slots=True)
+class Session:
+    """One connection: identity, subscriptions, counters and its outgoing byte queue."""
+
+    project: str
+    user: str
+    protocol: str
+    wire: WireFormat | None
+    outbox: Outbox
+    info: Any = None
+    keepalive: int = 0
+    id: str = field(default_factory=new_client_id)
+    connected_at: float = field(default_factory=time.time)
+    expires_at: float | None = None
+    channels: dict[str, Any] = field(default_factory=dict)
+    received: int = 0
+    dropped: int = 0
+    close_reason: str | None = None
+    reconnect: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed(self) -> bool:
+        return self.close_reason is not None
+
+    def client_info(self, channel: str) -> dict[str, Any]:
+        """The presence/join-leave record of this session in `channel`."""
+        return {
+            "user": self.user,
+            "client": self.id,
+            "default_info": self.info,
+            "channel_info": self.channels.get(channel),
+        }

@@ -1,0 +1,25 @@
+"""The core's counters: plain integers, cheap to bump and to read on every stats request."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters since start.
+
+    messages_in: publications accepted (from any protocol or in-process);
+    messages_delivered: publication copies queued to subscribers;
+    messages_dropped: publications that reached no subscriber, plus copies lost to slow clients;
+    slow_disconnects: sessions closed because their queue overflowed.
+    """
+
+    messages_in: int = 0
+    messages_delivered: int = 0
+    messages_dropped: int = 0
+    slow_disconnects: int = 0
+    connections_total: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

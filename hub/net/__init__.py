@@ -1,0 +1,1 @@
+"""Transport pieces shared by adapters: the HTTP server and the fast websocket."""

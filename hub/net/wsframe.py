@@ -1,0 +1,139 @@
+"""WebSocket framing (RFC 6455) without I/O: server frames out, masked client frames in."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from dataclasses import dataclass
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def accept_token(key: str) -> str:
+    """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key."""
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode("ascii")
+
+
+def encode_frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, final server frame: valid for every client, so fan-out can share it."""
+    n = len(payload)
+    head = 0x80 | opcode
+    if n < 126:
+        return bytes((head, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", head, 126, n) + payload
+    return struct.pack("!BBQ", head, 127, n) + payload
+
+
+def text_frame(text: str) -> bytes:
+    return encode_frame(TEXT, text.encode("utf-8"))
+
+
+def binary_frame(data: bytes) -> bytes:
+    return encode_frame(BINARY, data)
+
+
+def close_frame(code: int = 1000, reason: str = "") -> bytes:
+    payload = struct.pack("!H", code) + reason.encode("utf-8")[:123]
+    return encode_frame(CLOSE, payload)
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    n = len(data)
+    if not n:
+        return data
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "little")
+    return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
+
+
+class ProtocolError(Exception):
+    """The peer broke the framing rules; `code` is the close code to answer with."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@dataclass(slots=True)
+class Message:
+    """A complete data message (TEXT or BINARY) or a control frame."""
+
+    opcode: int
+    payload: bytes
+
+
+class FrameReader:
+    """Feed bytes from a client; take complete messages and control frames out."""
+
+    def __init__(self, max_message: int = 1 << 20) -> None:
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._opcode: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def messages(self) -> list[Message]:
+        out = []
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                return out
+            fin, opcode, payload = frame
+            if opcode >= CLOSE:
+                if not fin or len(payload) > 125:
+                    raise ProtocolError(1002, "bad control frame")
+                out.append(Message(opcode, payload))
+                continue
+            if opcode == CONTINUATION:
+                if self._opcode is None:
+                    raise ProtocolError(1002, "unexpected continuation frame")
+            else:
+                if opcode not in (TEXT, BINARY):
+                    raise ProtocolError(1002, "unknown opcode")
+                if self._opcode is not None:
+                    raise ProtocolError(1002, "expected a continuation frame")
+                self._opcode = opcode
+            self._size += len(payload)
+            if self._size > self.max_message:
+                raise ProtocolError(1009, "message too big")
+            self._parts.append(payload)
+            if fin:
+                body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+                out.append(Message(self._opcode, body))
+                self._parts, self._size, self._opcode = [], 0, None
+
+    def _next_frame(self) -> tuple[bool, int, bytes] | None:
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        b0, b1 = buf[0], buf[1]
+        if b0 & 0x70:
+            raise ProtocolError(1002, "reserved bits set")
+        if not b1 & 0x80:
+            raise ProtocolError(1002, "client frames must be masked")
+        n = b1 & 0x7F
+        pos = 2
+        if n == 126:
+            if len(buf) < 4:
+                return None
+            n = struct.unpack_from("!H", buf, 2)[0]
+            pos = 4
+        elif n == 127:
+            if len(buf) < 10:
+                return None
+            n = struct.unpack_from("!Q", buf, 2)[0]
+            pos = 10
+        if n > self.max_message:
+            raise ProtocolError(1009, "message too big")
+        if len(buf) < pos + 4 + n:
+            return None
+        mask = bytes(buf[pos:pos + 4])
+        payload = unmask(bytes(buf[pos + 4:pos + 4 + n]), mask)
+        del buf[:pos + 4 + n]
+        return bool(b0 & 0x80), b0 & 0x0F, payload

@@ -1,0 +1,199 @@
+"""The single-process runtime: one nursery with the core's housekeeping and every listener."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from .adapters import AdapterContext, adapter_registry
+from .config import ConfigError, Settings, load_settings
+from .core import Hub
+from .core.history import HistoryResult, Publication
+from .metrics import RequestMetrics
+from .net.http import HTTPServer
+
+log = logging.getLogger("hub")
+
+
+@dataclass
+class Listener:
+    """One bound port and the adapters it serves."""
+
+    host: str
+    port: int
+    adapters: list[str]
+    server: HTTPServer
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+class RunningHub:
+    """A started hub: the core, its listeners, and in-process access for embedding programs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
+        self.metrics = RequestMetrics()
+        self.listeners: list[Listener] = []
+        self.contexts: dict[str, AdapterContext] = {}
+        self.stopping = trio.Event()
+        self._stopped = trio.Event()
+
+    # -- in-process API -------------------------------------------------------------------
+    @property
+    def default_project(self) -> str:
+        return self.settings.projects[0].key
+
+    def publish(self, channel: str, data: Any, *, project: str | None = None, info: Any = None,
+                client: str | None = None) -> Publication:
+        return self.hub.publish(project or self.default_project, channel, data, info, client)
+
+    def presence(self, channel: str, *, project: str | None = None) -> dict[str, dict[str, Any]]:
+        return self.hub.presence(project or self.default_project, channel)
+
+    def history(self, channel: str, *, project: str | None = None, **kwargs: Any) -> HistoryResult:
+        return self.hub.history(project or self.default_project, channel, **kwargs)
+
+    def stats(self) -> dict[str, Any]:
+        return self.hub.stats_snapshot()
+
+    def url(self, adapter: str) -> str:
+        """Base URL of the listener serving `adapter`."""
+        for listener in self.listeners:
+            if adapter in listener.adapters:
+                return listener.url
+        raise KeyError(f"adapter {adapter!r} is not running")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: lst.url for lst in self.listeners for name in lst.adapters}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop accepting, tell clients, drain; `serve` returns once done."""
+        self.stopping.set()
+
+    def reload(self, settings: Settings) -> dict[str, list[str]]:
+        """Apply new settings in place. Returns what changed and what needs a restart."""
+        changed, restart = [], []
+        old = self.settings
+        if settings.projects != old.projects:
+            self.hub.set_projects(settings.projects)
+            changed.append("projects")
+        if settings.hub.max_queue_bytes != old.hub.max_queue_bytes:
+            self.hub.max_queue_bytes = settings.hub.max_queue_bytes
+            changed.append("hub.max_queue_bytes")
+        for name, ctx in self.contexts.items():
+            new, cur = settings.adapters[name], old.adapters[name]
+            for key in ("enabled", "host", "port"):
+                if getattr(new, key) != getattr(cur, key):
+                    restart.append(f"{name}.{key}")
+            if new != cur:
+                adapter = adapter_registry()[name]
+                if adapter.reload is not None:
+                    changed.extend(adapter.reload(ctx, new))
+                ctx.settings = new
+                if not any(r.startswith(f"{name}.") for r in restart):
+                    changed.append(name)
+        for listener in self.listeners:
+            listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
+        self.settings = settings
+        log.info("configuration reloaded from %s: changed %s; needs restart: %s",
+                 settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
+        return {"changed": changed, "restart_required": restart}
+
+    def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
+        return self.reload(load_settings(path or self.settings.source))
+
+
+def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
+    """Enabled adapters grouped into listeners: same host and port share one (port 0: same group)."""
+    groups: dict[tuple[str, int, str], list[str]] = {}
+    for name, adapter in adapter_registry().items():
+        s = settings.adapters[name]
+        if not s.enabled:
+            continue
+        key = (s.host, s.port, "" if s.port else adapter.group)
+        groups.setdefault(key, []).append(name)
+    return [(host, port, names) for (host, port, _), names in groups.items()]
+
+
+async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the hub in the caller's nursery: `running = await nursery.start(serve, settings)`.
+
+    Returns after `running.shutdown()` (or cancellation) once clients have been told and drained.
+    """
+    if not isinstance(settings, Settings):
+        settings = load_settings(settings)
+    running = RunningHub(settings)
+    hub = running.hub
+    registry = adapter_registry()
+    async with trio.open_nursery() as root:
+        root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
+        async with trio.open_nursery() as connections:
+            for host, port, names in _group(settings):
+                routes, errors = [], {}
+                for name in names:
+                    adapter = registry[name]
+                    ctx = AdapterContext(name, hub, settings.adapters[name], settings, running.metrics, running)
+                    running.contexts[name] = ctx
+                    if adapter.run is not None:
+                        await root.start(adapter.run, ctx)
+                    for route in adapter.routes(ctx):
+                        route.adapter = route.adapter or name
+                        routes.append(route)
+                    if adapter.error is not None:
+                        errors[name] = adapter.error
+                server = HTTPServer(
+                    routes, errors=errors, fallback=names[0], metrics=running.metrics,
+                    max_body_bytes=min(settings.adapters[n].max_body_bytes for n in names),
+                    outbox_bytes=settings.hub.max_queue_bytes, write_timeout=settings.hub.write_timeout,
+                )
+                try:
+                    sockets = await trio.open_tcp_listeners(port, host=host)
+                except OSError as exc:
+                    raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                bound = sockets[0].socket.getsockname()[1]
+                listener = Listener(host, bound, names, server)
+                running.listeners.append(listener)
+                root.start_soon(_accept, listener, sockets, connections)
+                titles = ", ".join(registry[n].title for n in names)
+                log.info("listening on %s (%s)", listener.url, titles)
+            task_status.started(running)
+            await running.stopping.wait()
+            log.info("shutting down")
+            for listener in running.listeners:
+                listener.scope.cancel()
+            hub.shutdown("shutdown")
+            with trio.move_on_after(settings.hub.shutdown_grace):
+                for listener in running.listeners:
+                    await listener.server.idle.wait()
+            connections.cancel_scope.cancel()
+        root.cancel_scope.cancel()
+    running._stopped.set()
+
+
+async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery) -> None:
+    with listener.scope:
+        await trio.serve_listeners(listener.server.handle, sockets, handler_nursery=connections)
+
+
+@asynccontextmanager
+async def open_hub(settings: Settings | str | os.PathLike[str]) -> AsyncIterator[RunningHub]:
+    """`async with open_hub("hub.toml") as running:` — a hub for the length of the block."""
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(serve, settings)
+        try:
+            yield running
+        finally:
+            running.shutdown()

@@ -1,0 +1,1 @@
+"""Protocol adapters: one subpackage per wire format family."""
