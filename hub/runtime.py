@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from .actions import ActionRegistry
 from .adapters import AdapterContext, adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .core import Hub
@@ -44,6 +45,7 @@ class RunningHub:
         self.settings = settings
         self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
         self.metrics = RequestMetrics()
+        self.actions = ActionRegistry()
         self.listeners: list[Listener] = []
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()

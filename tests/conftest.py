@@ -1,0 +1,106 @@
+"""Shared fixtures: a real hub on ephemeral loopback ports, and signing helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import textwrap
+import time
+import tomllib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import trio
+
+from hub.config import parse_settings
+from hub.runtime import RunningHub, serve
+
+SECRET = "secret"
+PROJECT = "development"
+
+BASE_CONFIG = """
+[hub]
+log_level = "warning"
+housekeeping_interval = 0.05
+shutdown_grace = 1.0
+
+[projects.development]
+secret = "secret"
+api_keys = ["test-api-key"]
+presence = true
+join_leave = true
+history_size = 10
+history_lifetime = 60
+
+[projects.development.namespaces.public]
+publish = true
+anonymous = true
+history_size = 100
+history_lifetime = 60
+
+[projects.development.namespaces.nohist]
+presence = false
+join_leave = false
+
+[realtime]
+port = 0
+[command_api]
+port = 0
+[jsonrpc]
+port = 0
+[stats]
+port = 0
+[chat]
+port = 0
+"""
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
+    """BASE_CONFIG (sections of adapters that are not installed dropped) merged with `extra` TOML."""
+    from hub.adapters import adapter_registry
+
+    data = tomllib.loads(BASE_CONFIG)
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
+        if name not in adapter_registry():
+            data.pop(name, None)
+    return merge(data, tomllib.loads(textwrap.dedent(extra)))
+
+
+StartHub = Callable[..., Awaitable[RunningHub]]
+
+
+@pytest.fixture
+async def start_hub(nursery: trio.Nursery) -> StartHub:
+    """`running = await start_hub(extra_toml)`: a hub on port 0 listeners, stopped after the test."""
+    started: list[RunningHub] = []
+
+    async def start(extra: str = "", data: dict[str, Any] | None = None) -> RunningHub:
+        settings = parse_settings(data if data is not None else test_config(extra), "<test>")
+        running = await nursery.start(serve, settings)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.shutdown()
+
+
+def sign(*parts: str, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), "".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def connect_params(user: str = "alice", info: str = "", timestamp: str | None = None, project: str = PROJECT) -> dict[str, str]:
+    """Params of an original-protocol `connect` with a valid token."""
+    ts = timestamp or str(int(time.time()))
+    return {"project": project, "user": user, "timestamp": ts, "info": info, "token": sign(project, user, ts, info)}
