@@ -169,14 +169,14 @@ def parse_table(cls: type, table: Any, source: str, prefix: str, env: dict[str, 
     return cls(**values)
 
 
-def _project(key: str, table: Any, source: str) -> Project:
-    ps = parse_table(ProjectSettings, table, source, f"projects.{key}")
+def _project(key: str, table: Any, source: str, env: dict[str, str] | None) -> Project:
+    ps = parse_table(ProjectSettings, table, source, f"projects.{key}", env)
     namespaces = {}
     for ns, ns_table in ps.namespaces.items():
         prefix = f"projects.{key}.namespaces.{ns}"
         if not ns or ":" in ns:
             raise ConfigError(source, prefix, "namespace names must be non-empty and contain no ':'")
-        namespaces[ns] = _namespace(parse_table(_NamespaceTable, ns_table, source, prefix))
+        namespaces[ns] = _namespace(parse_table(_NamespaceTable, ns_table, source, prefix, env))
     return Project(
         key=key,
         secret=ps.secret,
@@ -214,7 +214,7 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
         elif key == "projects":
             if not isinstance(value, dict):
                 raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")
-            settings.projects = [_project(k, v, source) for k, v in value.items()]
+            settings.projects = [_project(k, v, source, env) for k, v in value.items()]
         elif key in registry:
             settings.adapters[key] = parse_table(registry[key].settings, value, source, key, env)
         else:
@@ -222,12 +222,11 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
     for name, adapter in registry.items():
         if name not in settings.adapters:
             settings.adapters[name] = adapter.settings()
-    keys = [p.key for p in settings.projects]
+    if not settings.projects:
+        raise ConfigError(source, "projects", "missing: at least one [projects.<key>] table is required")
     for name, adapter in registry.items():
         if adapter.validate is not None:
             adapter.validate(settings.adapters[name], settings)
-    if len(set(keys)) != len(keys):
-        raise ConfigError(source, "projects", "duplicate project key")
     return settings
 
 

@@ -171,6 +171,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 root.start_soon(_accept, listener, sockets, connections)
                 titles = ", ".join(registry[n].title for n in names)
                 log.info("listening on %s (%s)", listener.url, titles)
+            log.info("hub ready: %d listener(s)", len(running.listeners))
             task_status.started(running)
             await running.stopping.wait()
             log.info("shutting down")

@@ -66,7 +66,7 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def test_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
+def hub_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
     """BASE_CONFIG (sections of adapters that are not installed dropped) merged with `extra` TOML."""
     from hub.adapters import adapter_registry
 
@@ -86,7 +86,7 @@ async def start_hub(nursery: trio.Nursery) -> StartHub:
     started: list[RunningHub] = []
 
     async def start(extra: str = "", data: dict[str, Any] | None = None) -> RunningHub:
-        settings = parse_settings(data if data is not None else test_config(extra), "<test>")
+        settings = parse_settings(data if data is not None else hub_config(extra), "<test>")
         running = await nursery.start(serve, settings)
         started.append(running)
         return running

@@ -1,0 +1,81 @@
+"""`hub run` as a real process: listeners logged, clients told on shutdown, exit 0 on SIGTERM/SIGINT."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from .legacy_client import legacy_client
+
+CONFIG = """
+[hub]
+shutdown_grace = 2.0
+[projects.development]
+secret = "secret"
+[realtime]
+port = 0
+[command_api]
+port = 0
+[jsonrpc]
+port = 0
+[stats]
+port = 0
+[chat]
+port = 0
+"""
+
+
+def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Run `hub run` in `tmp_path` (relative data paths land there); return it and its URLs by title."""
+    from hub.adapters import adapter_registry
+
+    text = CONFIG
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
+        if name not in adapter_registry():
+            text = text.replace(f"[{name}]\nport = 0\n", "")
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=tmp_path,
+                            stderr=subprocess.PIPE, text=True)
+    urls: dict[str, str] = {}
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"listening on (http://\S+) \((.*)\)", line)
+        if m:
+            for title in m.group(2).split(", "):
+                urls[title] = m.group(1)
+        if "hub ready" in line:
+            break
+    assert "hub ready" in "".join(lines) and "websocket clients" in urls, "".join(lines)
+    return proc, urls
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_hub_run_exits_0_and_tells_clients(tmp_path: Path, signum: int):
+    proc, urls = start(tmp_path)
+    try:
+        async with legacy_client(urls["websocket clients"]) as client:
+            assert (await client.connect("alice"))["error"] is None
+            started = time.monotonic()
+            proc.send_signal(signum)
+            reason = await client.closed()
+            push = await client.next_push("disconnect")
+            assert push["body"]["reason"] == "shutdown"
+            assert '"shutdown"' in reason.reason and reason.code == 3001
+        code = await trio.to_thread.run_sync(proc.wait, 10)
+        assert code == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
