@@ -1,0 +1,246 @@
+"""The original client protocol over real sockets with real websocket clients."""
+
+import json
+import struct
+import time
+
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from tests.conftest import PROJECT, connect_params, sign
+from tests.legacy_client import legacy_client
+from tests.rawws import RawWebSocket
+
+EXPIRING = """
+[projects.expiring]
+secret = "secret2"
+connection_lifetime = 2
+"""
+
+
+def ws_url(running) -> str:
+    return running.url("realtime").replace("http://", "ws://") + "/connection/websocket"
+
+
+async def test_every_command_over_a_real_socket(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as a, legacy_client(running.url("realtime")) as b:
+        assert (await a.call("subscribe", {"channel": "news"}))["error"] == "unauthorized"
+        body = (await a.connect("alice", info='{"name":"Alice"}'))["body"]
+        assert body["expired"] is False and body["ttl"] is None and len(body["client"]) == 32
+        await b.connect("bob")
+        await a.subscribe("public:room")
+        join = await a.next_push("join")
+        assert join["body"] == {"channel": "public:room", "data": {
+            "user": "alice", "client": a.client_id, "default_info": {"name": "Alice"}, "channel_info": None}}
+        await b.subscribe("public:room")
+        assert (await a.next_push("join"))["body"]["data"]["user"] == "bob"
+        reply = await a.call("publish", {"channel": "public:room", "data": {"text": "hi"}})
+        assert reply == {"method": "publish", "error": None, "body": {"channel": "public:room", "status": True}}
+        assert a.pushes[-1]["method"] == "message"
+        msg = await b.next_push("message")
+        assert msg["body"]["data"] == {"text": "hi"} and msg["body"]["client"] == a.client_id
+        assert msg["body"]["info"]["user"] == "alice"
+        presence = (await a.call("presence", {"channel": "public:room"}))["body"]
+        assert presence["channel"] == "public:room" and set(presence["data"]) == {a.client_id, b.client_id}
+        history = (await a.call("history", {"channel": "public:room"}))["body"]["data"]
+        assert [m["data"] for m in history] == [{"text": "hi"}]
+        assert (await a.call("ping"))["body"] == "pong"
+        assert (await b.call("unsubscribe", {"channel": "public:room"}))["error"] is None
+        leave = await a.next_push("leave")
+        assert leave["body"]["data"]["client"] == b.client_id
+        assert (await a.call("frobnicate"))["error"] == "unknown method frobnicate"
+        errors = await a.batch([
+            {"method": "subscribe", "params": {}},
+            {"method": "subscribe", "params": {"channel": "x" * 300}},
+            {"method": "subscribe", "params": {"channel": "nope:x"}},
+            {"method": "publish", "params": {"channel": "news", "data": 1}},
+            {"method": "presence", "params": {"channel": "nohist:x"}},
+            {"method": "subscribe", "params": {"channel": "nohist:x"}},
+            {"method": "history", "params": {"channel": "nohist:x"}},
+            {"method": "subscribe", "params": {"channel": 5}},
+            {"method": "connect", "params": connect_params("alice")},
+        ])
+        assert [e["error"] for e in errors] == [
+            "channel required", "maximum channel length exceeded", "namespace not found", "permission denied",
+            "permission denied", None, "not available", "channel required", "already connected"]
+        assert (await a.call("ping"))["body"] == "pong"
+
+
+async def test_connect_errors_keep_connection_open(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as c:
+        bad = connect_params("alice")
+        assert (await c.call("connect", {**bad, "token": "f" * 64}))["error"] == "invalid token"
+        assert (await c.call("connect", {**bad, "project": "nope"}))["error"] == "project not found"
+        ts = "soon"
+        p = {"project": PROJECT, "user": "alice", "timestamp": ts, "info": "", "token": sign(PROJECT, "alice", ts, "")}
+        assert (await c.call("connect", p))["error"] == "invalid timestamp"
+        assert (await c.call("connect", {**bad, "user": 7}))["error"] == "invalid user: expected string"
+        assert (await c.connect("alice"))["error"] is None
+
+
+async def test_private_and_user_limited_channels(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as c:
+        await c.connect("alice")
+        cid = c.client_id
+        params = {"channel": "$vip", "client": cid, "info": "", "sign": sign(cid, "$vip", "")}
+        assert (await c.call("subscribe", {**params, "sign": "0" * 64}))["error"] == "unauthorized"
+        assert (await c.call("subscribe", params))["error"] is None
+        assert (await c.call("subscribe", {"channel": "dm#bob,carol"}))["error"] == "permission denied"
+        assert (await c.call("subscribe", {"channel": "dm#alice,bob"}))["error"] is None
+        running.publish("$vip", "secret news")
+        assert (await c.next_push("message"))["body"]["data"] == "secret news"
+
+
+async def test_bad_frames_close_with_code_and_reason(start_hub):
+    running = await start_hub()
+    for frame, reason in [("{nope", "bad request: frame is not JSON"), ("[1, 2", "bad request: frame is not JSON"),
+                          ('"text"', "bad request: frame must be an object or an array"),
+                          (json.dumps([{"method": "ping"}] * 101), "bad request: more than 100 commands")]:
+        async with open_websocket_url(ws_url(running)) as ws:
+            await ws.send_message(frame)
+            with trio.fail_after(5):
+                try:
+                    await ws.get_message()
+                    raise AssertionError("expected close")
+                except ConnectionClosed as exc:
+                    assert exc.reason.code == 3501 and exc.reason.reason == reason
+
+
+async def test_expired_connection_refresh_and_lifetime(start_hub):
+    running = await start_hub(EXPIRING)
+    project, secret = "expiring", "secret2"
+
+    def params(ts: int) -> dict:
+        return {"project": project, "user": "alice", "timestamp": str(ts), "info": "",
+                "token": sign(project, "alice", str(ts), "", secret=secret)}
+
+    async with legacy_client(running.url("realtime")) as c:
+        reply = await c.call("connect", params(int(time.time()) - 100))
+        assert reply["body"]["expired"] is True and reply["body"]["ttl"] == 2
+        assert (await c.call("subscribe", {"channel": "news"}))["error"] == "connection expired"
+        assert (await c.call("refresh", params(int(time.time()))))["body"] == {"ttl": 2}
+        assert (await c.call("subscribe", {"channel": "news"}))["error"] is None
+        for _ in range(3):
+            await trio.sleep(1)
+            assert (await c.call("refresh", params(int(time.time()))))["error"] is None
+        assert (await c.call("ping"))["body"] == "pong"
+        reason = await c.closed(timeout=6)
+        push = await c.next_push("disconnect")
+        assert push["body"] == {"reason": "connection expired", "reconnect": True}
+        assert reason.code == 3005
+
+
+async def test_server_disconnect_sends_push_then_close(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as c:
+        await c.connect("alice")
+        await c.subscribe("news")
+        assert running.hub.disconnect(PROJECT, "alice", "banned") == 1
+        reason = await c.closed()
+        assert (await c.next_push("disconnect"))["body"] == {"reason": "banned", "reconnect": False}
+        assert reason.code == 3000 and json.loads(reason.reason) == {"reason": "banned", "reconnect": False}
+    assert running.hub.channels(PROJECT) == {}
+
+
+async def test_server_unsubscribe_push(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as c:
+        await c.connect("alice")
+        await c.subscribe("news")
+        running.hub.unsubscribe(PROJECT, "alice", "news")
+        assert (await c.next_push("unsubscribe"))["body"] == {"channel": "news"}
+        running.publish("news", 1)
+        assert (await c.call("ping"))["body"] == "pong"
+        assert not [p for p in c.pushes if p["method"] == "message"]
+
+
+async def test_slow_client_disconnected_others_get_everything(start_hub):
+    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n")
+    url = ws_url(running)
+    slow = await RawWebSocket.connect(url)
+    fast = await RawWebSocket.connect(url)
+    for ws, user in ((slow, "slow"), (fast, "fast")):
+        await ws.send_json({"method": "connect", "params": connect_params(user)})
+        await ws.recv_reply()
+        await ws.send_json({"method": "subscribe", "params": {"channel": "news"}})
+        assert (await ws.recv_reply())[0]["error"] is None
+    payload = "x" * 8000
+    count = 1500
+    got = []
+
+    async def read_fast():
+        while len(got) < count:
+            frame = await fast.recv_json()
+            if isinstance(frame, dict) and frame["method"] == "message":
+                got.append(frame["body"]["data"]["i"])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_fast)
+        for i in range(count):
+            running.publish("news", {"i": i, "pad": payload})
+            await trio.sleep(0)
+    assert got == list(range(count))
+    stats = running.stats()
+    assert stats["slow_disconnects"] == 1 and stats["messages_dropped"] > 0
+    seen, last, close = 0, None, None
+    with trio.fail_after(15):
+        while True:
+            try:
+                opcode, data = await slow.recv()
+            except EOFError:
+                break
+            if opcode == 8:
+                close = data
+                break
+            last = json.loads(data)
+            seen += last["method"] == "message"
+    assert last == {"method": "disconnect", "error": None, "body": {"reason": "slow", "reconnect": True}}
+    assert close is not None and struct.unpack("!H", close[:2])[0] == 3008
+    # It read exactly what was written for it before it fell behind; the rest of its queue was counted as dropped.
+    assert seen == stats["messages_delivered"] - count
+    assert seen + stats["messages_dropped"] < count
+    await slow.aclose()
+    await fast.aclose()
+
+
+async def test_publication_through_core_reaches_1000_clients(start_hub):
+    running = await start_hub()
+    url = ws_url(running)
+    clients = []
+
+    async def open_one(i):
+        ws = await RawWebSocket.connect(url)
+        await ws.send_json([{"method": "connect", "params": connect_params(f"u{i}")},
+                            {"method": "subscribe", "params": {"channel": "nohist:news"}}])
+        replies = await ws.recv_reply()
+        assert replies[1]["error"] is None, replies
+        clients.append(ws)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for i in range(1000):
+                nursery.start_soon(open_one, i)
+    assert running.hub.channels(PROJECT)["nohist:news"] == 1000
+    running.publish("nohist:news", {"hello": "everyone"})
+    received = 0
+
+    async def read(ws):
+        nonlocal received
+        while True:
+            frame = await ws.recv_json()
+            if isinstance(frame, dict) and frame["method"] == "message":
+                assert frame["body"]["data"] == {"hello": "everyone"}
+                received += 1
+                return
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for ws in clients:
+                nursery.start_soon(read, ws)
+    assert received == 1000
+    assert running.stats()["messages_delivered"] == 1000
+    for ws in clients:
+        await ws.aclose()
