@@ -165,6 +165,8 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                     sockets = await trio.open_tcp_listeners(port, host=host)
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+                server.tasks = connections
+                root.start_soon(server.flusher.run)
                 bound = sockets[0].socket.getsockname()[1]
                 listener = Listener(host, bound, names, server)
                 running.listeners.append(listener)

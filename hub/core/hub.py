@@ -335,6 +335,22 @@ class Hub:
         stream = self._live_stream((project, channel))
         return _history.read(stream, limit=limit, since=since, newest_first=newest_first)
 
+    def stream_position(self, project: str, channel: str) -> tuple[int, str]:
+        """Top offset and epoch of `channel`'s stream, starting an empty one if none is live.
+
+        A subscriber that gets its position this way can later recover from it: the epoch it saw
+        is the one its first publications are stored under.
+        """
+        name = self.channel(project, channel)
+        if not name.options.keeps_history:
+            raise NotAvailable()
+        key = (project, channel)
+        stream = self._live_stream(key)
+        if stream is None:
+            stream = self._streams[key] = Stream(name.options.history_size)
+            stream.expires_at = self.clock() + name.options.history_lifetime
+        return stream.offset, stream.epoch
+
     def history_remove(self, project: str, channel: str) -> None:
         self.channel(project, channel)
         stream = self._streams.get((project, channel))

@@ -1,6 +1,8 @@
-"""A byte-bounded outgoing queue: pushes never block, one writer drains it in batches."""
+"""A byte-bounded outgoing queue: pushes never block; its consumer drains it in batches."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import trio
 
@@ -9,19 +11,20 @@ class Outbox:
     """Pending frames for one connection.
 
     `push` is synchronous and never waits: it returns False once the pending bytes would pass
-    `limit`, and the caller treats the connection as too slow. The writer task takes everything
-    pending in one `next_batch` call, so a burst goes out in one write.
+    `limit`, and the caller treats the connection as too slow. The consumer either awaits
+    `next_batch()` or sets `notify`, a callback run when frames become pending (or the box
+    closes), and then takes everything pending with `take()`, so a burst goes out in one write.
     """
 
-    __slots__ = ("limit", "_frames", "_bytes", "_messages", "_lot", "_parked", "closed")
+    __slots__ = ("limit", "_frames", "_bytes", "_messages", "_lot", "notify", "closed")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, notify: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self._frames: list[bytes] = []
         self._bytes = 0
         self._messages = 0
-        self._lot = trio.lowlevel.ParkingLot()
-        self._parked = False
+        self._lot: trio.lowlevel.ParkingLot | None = None
+        self.notify = notify
         self.closed = False
 
     @property
@@ -36,23 +39,33 @@ class Outbox:
         """Queue `frame`; False (and nothing queued) if it would overflow or the box is closed."""
         if self.closed:
             return False
-        size = len(frame)
-        if self._bytes + size > self.limit and self._frames:
+        frames = self._frames
+        if frames and self._bytes + len(frame) > self.limit:
             return False
-        self._frames.append(frame)
-        self._bytes += size
+        frames.append(frame)
+        self._bytes += len(frame)
         if message:
             self._messages += 1
-        if self._parked:
-            self._parked = False
-            self._lot.unpark_all()
+        if len(frames) == 1:
+            self._wake()
         return True
 
     def force(self, frame: bytes) -> None:
-        """Queue a control frame (a disconnect notice) even past the limit."""
+        """Queue a control frame (a disconnect notice, a pong) even past the limit."""
         self._frames.append(frame)
         self._bytes += len(frame)
-        self._wake()
+        if len(self._frames) == 1:
+            self._wake()
+
+    def take(self) -> bytes:
+        """Everything pending, joined, and the queue emptied."""
+        frames = self._frames
+        if not frames:
+            return b""
+        self._frames = []
+        self._bytes = 0
+        self._messages = 0
+        return frames[0] if len(frames) == 1 else b"".join(frames)
 
     def discard(self) -> int:
         """Drop everything pending; return how many messages were lost."""
@@ -63,13 +76,15 @@ class Outbox:
         return lost
 
     def close(self) -> None:
-        """No more pushes; the writer drains what is pending and then stops."""
-        self.closed = True
-        self._wake()
+        """No more pushes; the consumer drains what is pending and then stops."""
+        if not self.closed:
+            self.closed = True
+            self._wake()
 
     def _wake(self) -> None:
-        if self._parked:
-            self._parked = False
+        if self.notify is not None:
+            self.notify()
+        elif self._lot is not None:
             self._lot.unpark_all()
 
     async def next_batch(self) -> bytes | None:
@@ -77,10 +92,7 @@ class Outbox:
         while not self._frames:
             if self.closed:
                 return None
-            self._parked = True
+            if self._lot is None:
+                self._lot = trio.lowlevel.ParkingLot()
             await self._lot.park()
-        frames = self._frames
-        self._frames = []
-        self._bytes = 0
-        self._messages = 0
-        return frames[0] if len(frames) == 1 else b"".join(frames)
+        return self.take()

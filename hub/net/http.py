@@ -19,10 +19,9 @@ from typing import Any
 import h11
 import trio
 
-from hub.core.outbox import Outbox
 from hub.metrics import RequestMetrics
 
-from .websocket import WebSocket
+from .websocket import Flusher, WebSocket
 from .wsframe import accept_token
 
 log = logging.getLogger("hub.net.http")
@@ -152,9 +151,15 @@ class HTTPServer:
         self.max_body_bytes = max_body_bytes
         self.outbox_bytes = outbox_bytes
         self.write_timeout = write_timeout
+        self.flusher = Flusher()
+        self.tasks: trio.Nursery | None = None
         self.connections = 0
         self.idle = trio.Event()
         self.idle.set()
+
+    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        assert self.tasks is not None, "HTTPServer.tasks must be set before serving websockets"
+        self.tasks.start_soon(fn)
 
     def error(self, adapter: str, status: int, message: str) -> Response:
         builder = self.errors.get(adapter) or self.errors.get(self.fallback) or default_error
@@ -218,7 +223,10 @@ class HTTPServer:
                 await self._send_simple(conn, stream, self.error(adapter, 400, "bad request"))
                 return
             if isinstance(route, WebSocketRoute):
-                await self._upgrade(conn, stream, request, route)
+                accepted = await self._handshake(conn, stream, request, route)
+                if accepted is not None:
+                    del conn, event
+                    await self._websocket(stream, request, route, *accepted)
                 return
             if request.body_too_large:
                 response = self.error(adapter, 413, "request body too large")
@@ -313,30 +321,26 @@ class HTTPServer:
         except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
-    async def _upgrade(self, conn: h11.Connection, stream: trio.SocketStream, request: Request, route: WebSocketRoute) -> None:
+    async def _handshake(self, conn: h11.Connection, stream: trio.SocketStream, request: Request,
+                         route: WebSocketRoute) -> tuple[str | None, bytes] | None:
+        """Answer the upgrade; return (subprotocol, bytes already received after it), or None if refused."""
         key = request.header("sec-websocket-key")
         if not key or request.header("sec-websocket-version") != "13":
             await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
-            return
+            return None
         offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()]
         subprotocol = route.select(offered) if route.select else None
         headers = [("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", accept_token(key))]
         if subprotocol:
             headers.append(("sec-websocket-protocol", subprotocol))
-        data = conn.send(h11.InformationalResponse(status_code=101, headers=headers))
-        await stream.send_all(data)
-        trailing, _ = conn.trailing_data
+        await stream.send_all(conn.send(h11.InformationalResponse(status_code=101, headers=headers)))
         if self.metrics is not None:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
-        ws = WebSocket(stream, subprotocol=subprotocol, outbox=Outbox(self.outbox_bytes), initial=bytes(trailing),
-                       max_message=route.max_message, write_timeout=self.write_timeout)
-        del conn
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws.run_writer, nursery.cancel_scope)
-            try:
-                await route.handler(request, ws)
-            except Exception:
-                log.exception("websocket handler %s failed", route.path)
-                ws.close(1011, "internal error")
-            else:
-                ws.close(1000, "")
+        return subprotocol, bytes(conn.trailing_data[0])
+
+    async def _websocket(self, stream: trio.SocketStream, request: Request, route: WebSocketRoute,
+                         subprotocol: str | None, initial: bytes) -> None:
+        ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
+                       outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
+                       write_timeout=self.write_timeout)
+        await ws.serve(lambda w: route.handler(request, w))

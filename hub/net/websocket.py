@@ -1,15 +1,20 @@
-"""A server websocket on a raw Trio stream: library-free handshake, own frames, one writer.
+"""A server websocket on a raw Trio stream: own frames, pending bytes written in one call.
 
-Outgoing data goes through an `Outbox` (shared with the core's Session) so fan-out writes
-pre-encoded frames and the writer sends everything pending in one call.
+Outgoing data goes through an `Outbox` (shared with the core's Session) so fan-out pushes the
+same pre-encoded frame to every subscriber without awaiting. A `Flusher` task then writes each
+ready connection's pending bytes with one non-blocking write; only a connection whose socket
+is full gets a writer task of its own until it has caught up.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -21,22 +26,64 @@ from .wsframe import FrameReader, ProtocolError
 log = logging.getLogger("hub.net.websocket")
 
 
+class Flusher:
+    """Writes every ready connection's pending bytes in one pass per scheduling round.
+
+    Under load a pass takes longer, more frames gather per connection before the next one, and
+    the cost per message falls; the pause between passes (at most `max_delay`) keeps flushing
+    to about a third of the time when passes get long.
+    """
+
+    def __init__(self, max_delay: float = 0.01) -> None:
+        self.max_delay = max_delay
+        self._ready: list[WebSocket] = []
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def schedule(self, ws: WebSocket) -> None:
+        self._ready.append(ws)
+        if len(self._ready) == 1:
+            self._lot.unpark_all()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        delay = 0.0
+        while True:
+            if not self._ready:
+                await self._lot.park()
+            if delay:
+                await trio.sleep(delay)
+            else:
+                await trio.lowlevel.checkpoint()
+            ready, self._ready = self._ready, []
+            started = time.perf_counter()
+            for ws in ready:
+                ws.flush()
+            spent = time.perf_counter() - started
+            delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
+
+
 class WebSocket:
     """One accepted websocket. The handler reads with `receive()` and writes with `send*()`."""
 
+    __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_closed",
+                 "_close_sent", "close_code", "close_reason", "peer_close_code", "close_hook", "_fd", "_flusher",
+                 "_spawn", "_scope", "_scheduled", "_writing", "_backlog", "_aborted")
+
     def __init__(
         self,
-        stream: trio.abc.Stream,
+        stream: trio.SocketStream,
         *,
         subprotocol: str | None,
-        outbox: Outbox,
+        flusher: Flusher,
+        spawn: Callable[[Callable[[], Awaitable[None]]], None],
+        outbox_bytes: int = 1 << 20,
         initial: bytes = b"",
         max_message: int = 1 << 20,
         write_timeout: float = 10.0,
     ) -> None:
         self.stream = stream
         self.subprotocol = subprotocol
-        self.outbox = outbox
+        self.outbox = Outbox(outbox_bytes, notify=self._on_ready)
         self.write_timeout = write_timeout
         self._reader = FrameReader(max_message)
         self._reader.feed(initial)
@@ -47,11 +94,20 @@ class WebSocket:
         self.close_reason = ""
         self.peer_close_code: int | None = None
         self.close_hook: Callable[[], tuple[int, str]] | None = None
+        self._fd = stream.socket.fileno()
+        self._flusher = flusher
+        self._spawn = spawn
+        self._scope = trio.CancelScope()
+        self._scheduled = False
+        self._writing = False
+        self._backlog = b""
+        self._aborted = False
 
     @property
     def closing(self) -> bool:
         return self.outbox.closed
 
+    # -- sending --------------------------------------------------------------------------
     def send(self, data: str | bytes) -> bool:
         """Queue a text (str) or binary (bytes) message; False if the queue is full."""
         frame = wsframe.text_frame(data) if isinstance(data, str) else wsframe.binary_frame(data)
@@ -66,6 +122,84 @@ class WebSocket:
             self.close_code, self.close_reason = code, reason
         self.outbox.close()
 
+    def _on_ready(self) -> None:
+        if self._writing or self._aborted:
+            return
+        if self.outbox.closed:
+            self._start_writer()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._flusher.schedule(self)
+
+    def flush(self) -> None:
+        """Write what is pending with one non-blocking write; a full socket hands over to a writer task."""
+        self._scheduled = False
+        if self._writing or self._aborted:
+            return
+        data = self.outbox.take()
+        if data:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent < len(data):
+                self._backlog = data[sent:]
+                self._start_writer()
+                return
+        if self.outbox.closed:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self._spawn(self._writer)
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                data = self._backlog or self.outbox.take()
+                self._backlog = b""
+                if data:
+                    with trio.move_on_after(self.write_timeout) as scope:
+                        await self.stream.send_all(data)
+                    if scope.cancelled_caught:
+                        log.info("websocket write timed out; dropping connection")
+                        self._abort()
+                        return
+                    continue
+                if self.outbox.closed:
+                    await self._finish_close()
+                    return
+                self._writing = False
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._abort()
+        except Exception:
+            log.exception("websocket writer failed")
+            self._abort()
+
+    async def _finish_close(self) -> None:
+        if not self._close_sent:
+            code, reason = self.close_code, self.close_reason
+            if code is None:
+                code, reason = self.close_hook() if self.close_hook else (1000, "")
+            self._close_sent = True
+            with trio.move_on_after(1):
+                await self.stream.send_all(wsframe.close_frame(code, reason))
+        with trio.move_on_after(2):
+            await self._peer_closed.wait()
+        self._scope.cancel()
+
+    def _abort(self) -> None:
+        self._aborted = True
+        self.outbox.closed = True
+        self._peer_closed.set()
+        self._scope.cancel()
+
+    # -- receiving ------------------------------------------------------------------------
     async def receive(self) -> str | bytes | None:
         """The next text or binary message; None once the connection is closing or closed."""
         while True:
@@ -116,30 +250,18 @@ class WebSocket:
             self.outbox.close()
         self._peer_closed.set()
 
-    async def run_writer(self, done: trio.CancelScope) -> None:
-        """Drain the outbox in batches; after it closes, send the close frame and end the connection."""
-        outbox = self.outbox
-        stream = self.stream
-        try:
-            while True:
-                batch = await outbox.next_batch()
-                if batch is None:
-                    break
-                with trio.move_on_after(self.write_timeout) as scope:
-                    await stream.send_all(batch)
-                if scope.cancelled_caught:
-                    log.info("websocket write timed out; dropping connection")
-                    done.cancel()
-                    return
-            if not self._close_sent:
-                code, reason = self.close_code, self.close_reason
-                if code is None:
-                    code, reason = self.close_hook() if self.close_hook else (1000, "")
-                self._close_sent = True
-                with trio.move_on_after(1):
-                    await stream.send_all(wsframe.close_frame(code, reason))
-            with trio.move_on_after(2):
-                await self._peer_closed.wait()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        done.cancel()
+    # -- lifetime -------------------------------------------------------------------------
+    async def serve(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
+        """Run `handler` until it returns or the connection ends, then finish the closing handshake."""
+        with self._scope:
+            try:
+                await handler(self)
+            except Exception:
+                log.exception("websocket handler failed")
+                self.close(1011, "internal error")
+            else:
+                self.close(1000, "")
+            with trio.move_on_after(3):
+                while await self.receive() is not None:
+                    pass
+                await trio.sleep_forever()

@@ -1,0 +1,1 @@
+"""Benchmarks: bounded loopback load against a hub the benchmark starts itself."""

@@ -1,0 +1,146 @@
+"""Shared benchmark plumbing: start a hub process, read its CPU and memory, latency histograms."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_CONFIG = """
+[hub]
+log_level = "info"
+max_queue_bytes = {queue}
+
+[projects.bench]
+secret = "bench-secret"
+api_keys = ["bench-api-key"]
+presence = false
+join_leave = false
+
+[projects.bench.namespaces.bench]
+publish = true
+anonymous = true
+presence = false
+join_leave = false
+"""
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds used so far by process `pid` (children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    """Current (VmRSS) or peak (VmHWM) resident memory of `pid` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class HubProcess:
+    """A `hub run` subprocess on ephemeral ports, with its listener URLs by adapter title."""
+
+    proc: subprocess.Popen
+    urls: dict[str, str]
+    workdir: tempfile.TemporaryDirectory
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self.workdir.cleanup()
+
+
+def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] = ("realtime", "command_api")) -> HubProcess:
+    """Start `python -m hub run` with the bench config; wait until it logs that it is ready."""
+    workdir = tempfile.TemporaryDirectory(prefix="hub-bench-")
+    from hub.adapters import adapter_registry
+
+    text = BENCH_CONFIG.format(queue=queue)
+    for name in adapter_registry():
+        text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
+    text += extra
+    cfg = Path(workdir.name) / "hub.toml"
+    cfg.write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=workdir.name,
+                            stderr=subprocess.PIPE, text=True)
+    hub = HubProcess(proc, {}, workdir)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        hub.log.append(line)
+        m = re.search(r"listening on (http://\S+) \((.*)\)", line)
+        if m:
+            for title in m.group(2).split(", "):
+                hub.urls[title] = m.group(1)
+        if "hub ready" in line:
+            break
+    else:
+        proc.kill()
+    if "hub ready" not in "".join(hub.log):
+        raise RuntimeError("hub did not start:\n" + "".join(hub.log))
+    # Keep draining stderr so the hub never blocks on a full pipe.
+    import threading
+
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    return hub
+
+
+class LatencyHistogram:
+    """Log-spaced bins (2% wide) from 10 µs to 100 s: mergeable across processes, small to ship."""
+
+    BASE = 1e-5
+    RATIO = 1.02
+
+    def __init__(self, counts: dict[int, int] | None = None) -> None:
+        self.counts: dict[int, int] = dict(counts or {})
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        if seconds > self.max:
+            self.max = seconds
+        b = 0 if seconds <= self.BASE else int(math.log(seconds / self.BASE, self.RATIO)) + 1
+        self.counts[b] = self.counts.get(b, 0) + 1
+
+    def merge(self, counts: dict, maximum: float) -> None:
+        for b, n in counts.items():
+            self.counts[int(b)] = self.counts.get(int(b), 0) + n
+        self.max = max(self.max, maximum)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def percentile(self, p: float) -> float:
+        total = self.total
+        if not total:
+            return 0.0
+        rank = p / 100 * total
+        seen = 0
+        for b in sorted(self.counts):
+            seen += self.counts[b]
+            if seen >= rank:
+                return self.BASE * self.RATIO ** b
+        return self.max

@@ -1,0 +1,178 @@
+"""Fan-out benchmark: K websocket subscribers on one channel in 2 client processes, one publisher.
+
+    python -m bench.fanout --subscribers 1000 --messages 2000             # burst
+    python -m bench.fanout --subscribers 1000 --rate 1000 --duration 5    # fixed rate
+    python -m bench.fanout --idle 10000                                    # idle connections: RSS per connection
+
+Prints one JSON line: deliveries/s, p50/p99/max publish-to-receive latency, lost messages, drain
+time, server CPU seconds and peak RSS, client CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub
+from .protocols import PROTOCOLS
+from .wsclient import open_client
+
+CHANNEL = "bench:fanout"
+
+
+def spawn_clients(url: str, total: int, procs: int, protocols: list[str], expect: int, sample: int) -> list[subprocess.Popen]:
+    out = []
+    per = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
+    for i, n in enumerate(per):
+        if not n:
+            continue
+        cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url, "--n", str(n), "--channel", CHANNEL,
+               "--protocol", protocols[i % len(protocols)], "--prefix", f"p{i}s", "--expect", str(expect),
+               "--sample", str(sample)]
+        out.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    return out
+
+
+def payload(seq: int, size: int) -> dict[str, Any]:
+    base = {"t": time.time(), "s": seq, "p": ""}
+    base["p"] = "x" * max(0, size - len(json.dumps(base)))
+    return base
+
+
+async def publish(url: str, messages: int, rate: float, size: int, protocol: str) -> tuple[float, float]:
+    """Send `messages` publications (burst in batches of 100, or at `rate` per second); return start/end times."""
+    proto = PROTOCOLS[protocol]
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    replies = {"n": 0}
+    frames = -(-messages // 100) if rate <= 0 else None
+
+    def on_message(data: bytes) -> None:
+        if not proto["is_reply"](data):
+            return
+        if not ready.done():
+            ready.set_result(data)
+            return
+        replies["n"] += 1
+
+    client = await open_client(url, on_message, proto["subprotocol"])
+    client.send_bytes(proto["subscribe"]("publisher", CHANNEL))
+    await asyncio.wait_for(ready, 10)
+    start = time.time()
+    sent = 0
+    if rate <= 0:
+        while sent < messages:
+            n = min(100, messages - sent)
+            client.send_bytes(proto["publish"](CHANNEL, [payload(sent + i, size) for i in range(n)]))
+            sent += n
+            await asyncio.sleep(0)
+            while client.transport.get_write_buffer_size() > 1 << 20:
+                await asyncio.sleep(0.001)
+    else:
+        while sent < messages:
+            due = min(messages, int((time.time() - start) * rate) + 1)
+            if due > sent:
+                client.send_bytes(proto["publish"](CHANNEL, [payload(sent + i, size) for i in range(due - sent)]))
+                sent = due
+                replies["frames"] = replies.get("frames", 0) + 1
+            await asyncio.sleep(0.0005)
+    end = time.time()
+    # Keep the publisher's connection until every publish is acknowledged.
+    deadline = time.time() + 60
+    while replies["n"] < (frames or replies.get("frames", 0)) and time.time() < deadline:
+        await asyncio.sleep(0.01)
+    client.transport.close()
+    return start, end
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    protocols = ["legacy", "sdk"] if args.protocol == "mixed" else [args.protocol]
+    hub = start_hub(queue=args.queue)
+    try:
+        url = hub.urls["websocket clients"].replace("http://", "ws://") + "/connection/websocket"
+        base_rss = rss_kib(hub.pid)
+        idle = args.idle > 0
+        total = args.idle if idle else args.subscribers
+        messages = 0 if idle else (args.messages if args.rate <= 0 else int(args.rate * args.duration))
+        t0 = time.time()
+        clients = spawn_clients(url, total, args.procs, protocols, messages, args.sample)
+        connect_s = 0.0
+        for c in clients:
+            line = c.stdout.readline()
+            if not line:
+                raise RuntimeError("a client process failed to start")
+            connect_s = max(connect_s, json.loads(line)["connect_s"])
+        ready_at = time.time()
+        cpu0 = cpu_seconds(hub.pid)
+        result: dict[str, Any] = {"protocol": args.protocol}
+        if idle:
+            time.sleep(1.0)
+            rss = rss_kib(hub.pid)
+            result.update({
+                "scenario": "connections", "connections": total, "connect_s": round(connect_s, 2),
+                "connects_per_s": round(total / max(ready_at - t0, 1e-9)),
+                "server_rss_mb": round(rss / 1024, 1), "baseline_rss_mb": round(base_rss / 1024, 1),
+                "rss_per_conn_kib": round((rss - base_rss) / total, 2),
+            })
+        else:
+            start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0]))
+            result.update({"scenario": "burst" if args.rate <= 0 else "rate", "subscribers": total,
+                           "messages": messages, "rate": args.rate, "size": args.size, "publish_s": round(end - start, 3)})
+        for c in clients:
+            c.stdin.write("done\n")
+            c.stdin.flush()
+        reports = [json.loads(c.stdout.readline()) for c in clients]
+        for c in clients:
+            c.wait(30)
+        cpu1 = cpu_seconds(hub.pid)
+        result["server_cpu_s"] = round(cpu1 - cpu0, 2)
+        result["server_peak_rss_mb"] = round(rss_kib(hub.pid, "VmHWM") / 1024, 1)
+        result["client_cpu_s"] = round(sum(r["cpu_s"] for r in reports), 2)
+        if not idle:
+            hist = LatencyHistogram()
+            for r in reports:
+                hist.merge(r["hist"], r["max"])
+            received = sum(r["received"] for r in reports)
+            expected = messages * total
+            last = max(r["last"] for r in reports)
+            first_pub = start
+            elapsed = max(last - first_pub, 1e-9)
+            result.update({
+                "deliveries": received, "expected": expected, "lost": expected - received,
+                "deliveries_per_s": round(received / elapsed),
+                "elapsed_s": round(elapsed, 3),
+                "drain_s": round(max(0.0, last - end), 3),
+                "kept_up": expected == received and (last - end) <= 1.0,
+                "latency_ms": {"p50": round(hist.percentile(50) * 1000, 2), "p99": round(hist.percentile(99) * 1000, 2),
+                               "max": round(hist.max * 1000, 2)},
+                "server_closed": sum(r["closed"] for r in reports),
+            })
+            result["saturated"] = "server" if result["server_cpu_s"] >= 0.85 * elapsed else "clients/publisher"
+        return result
+    finally:
+        hub.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--subscribers", "-k", type=int, default=1000)
+    p.add_argument("--messages", "-m", type=int, default=2000)
+    p.add_argument("--rate", type=float, default=0, help="publications per second (0 = burst)")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds of publishing at --rate")
+    p.add_argument("--size", type=int, default=100, help="bytes of publication data")
+    p.add_argument("--procs", type=int, default=2, help="subscriber processes")
+    p.add_argument("--protocol", default="legacy", choices=[*PROTOCOLS, "mixed"])
+    p.add_argument("--idle", type=int, default=0, help="open this many idle connections instead (RSS per connection)")
+    p.add_argument("--queue", type=int, default=4 << 20, help="hub max_queue_bytes")
+    p.add_argument("--sample", type=int, default=1, help="latency on every Nth connection")
+    args = p.parse_args(argv)
+    print(json.dumps(run(args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""A subscriber process for bench/fanout.py: N raw-socket connections on one epoll loop.
+
+Cheap by design so the clients are never the bottleneck: after subscribing, a read is not
+parsed frame by frame; publications are counted with `bytes.count` on a marker. Latency is
+taken from every publication on every `--sample`th connection (the publisher's `"t"` stamp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import resource
+import select
+import socket
+import struct
+import sys
+import time
+
+from .common import LatencyHistogram
+from .protocols import PROTOCOLS
+from .wsclient import masked_frame
+
+
+def read_frame(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
+    """Blocking read of one server frame (used only while connecting)."""
+    while True:
+        if len(buf) >= 2:
+            n, pos = buf[1] & 0x7F, 2
+            if n == 126 and len(buf) >= 4:
+                n, pos = struct.unpack_from("!H", buf, 2)[0], 4
+            elif n == 127 and len(buf) >= 10:
+                n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
+            if n < 126 or pos > 2:
+                if len(buf) >= pos + n:
+                    frame = (buf[0] & 0x0F, bytes(buf[pos:pos + n]))
+                    del buf[:pos + n]
+                    return frame
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed while connecting")
+        buf += data
+
+
+def open_connection(host: str, port: int, path: str, subprotocol: str | None, first: bytes, is_reply) -> socket.socket:
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+    buf = bytearray()
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("closed during handshake")
+        buf += data
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise ConnectionError(head.decode(errors="replace"))
+    buf = bytearray(rest)
+    sock.sendall(masked_frame(first, 2 if subprotocol and "msgpack" in subprotocol else 1))
+    while True:
+        opcode, payload = read_frame(sock, buf)
+        if opcode == 8:
+            raise ConnectionError(f"closed: {payload!r}")
+        if is_reply(payload):
+            if b'"error":null' not in payload and b'"error"' in payload:
+                raise ConnectionError(payload[:300])
+            break
+    if buf:
+        raise RuntimeError("unexpected frames after the subscribe reply")
+    sock.setblocking(False)
+    return sock
+
+
+def main(args: argparse.Namespace) -> None:
+    proto = PROTOCOLS[args.protocol]
+    marker: bytes = proto["marker"]
+    tail_len = len(marker) - 1
+    rest = args.url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, port = hostport.rsplit(":", 1)
+    started = time.time()
+    socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
+                             proto["subscribe"](f"{args.prefix}{i}", args.channel), proto["is_reply"])
+             for i in range(args.n)]
+    print(json.dumps({"ready": True, "connect_s": time.time() - started}), flush=True)
+
+    ep = select.epoll()
+    by_fd = {}
+    for i, s in enumerate(socks):
+        ep.register(s.fileno(), select.EPOLLIN)
+        by_fd[s.fileno()] = (i, s)
+    stdin_fd = sys.stdin.fileno()
+    ep.register(stdin_fd, select.EPOLLIN)
+    counts = [0] * args.n
+    tails = [b""] * args.n
+    hist = LatencyHistogram()
+    received = 0
+    first = last = 0.0
+    closed = 0
+    done_at = None
+    expected = args.expect * args.n
+    sample = max(1, args.sample)
+    while True:
+        now = time.time()
+        if done_at is not None:
+            if expected and received >= expected:
+                break
+            if now - done_at > args.drain_timeout or (now - max(last, done_at) > args.quiet):
+                break
+        for fd, _ in ep.poll(0.2):
+            if fd == stdin_fd:
+                sys.stdin.readline()
+                ep.unregister(stdin_fd)
+                done_at = time.time()
+                continue
+            i, s = by_fd[fd]
+            try:
+                data = s.recv(262144)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                ep.unregister(fd)
+                closed += 1
+                continue
+            n = data.count(marker)
+            if tail_len and tails[i]:
+                n += (tails[i] + data[:tail_len]).count(marker)
+            tails[i] = data[-tail_len:]
+            if n:
+                now = time.time()
+                counts[i] += n
+                received += n
+                if not first:
+                    first = now
+                last = now
+                if i % sample == 0:
+                    pos = data.find(marker)
+                    while pos >= 0:
+                        t0 = data.find(b'"t":', pos)
+                        end = data.find(b",", t0)
+                        if t0 < 0 or end < 0:
+                            break
+                        try:
+                            hist.add(now - float(data[t0 + 4:end]))
+                        except ValueError:
+                            pass
+                        pos = data.find(marker, end)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "received": received, "min_per_conn": min(counts) if counts else 0, "first": first, "last": last,
+        "hist": hist.counts, "max": hist.max, "closed": closed, "cpu_s": usage.ru_utime + usage.ru_stime,
+    }), flush=True)
+    for s in socks:
+        s.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--channel", default="bench:fanout")
+    p.add_argument("--protocol", default="legacy", choices=sorted(PROTOCOLS))
+    p.add_argument("--prefix", default="sub")
+    p.add_argument("--expect", type=int, default=0, help="publications each connection should get")
+    p.add_argument("--sample", type=int, default=1, help="record latency on every Nth connection")
+    p.add_argument("--drain-timeout", type=float, default=30.0)
+    p.add_argument("--quiet", type=float, default=3.0)
+    main(p.parse_args())
