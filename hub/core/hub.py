@@ -45,6 +45,7 @@ class Hub:
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
         self._streams: dict[Key, Stream] = {}
+        self._subscriptions = 0
         self.started_at = clock()
 
     # -- projects -------------------------------------------------------------------------
@@ -154,6 +155,7 @@ class Hub:
             session.channels[channel] = channel_info
             return name
         session.channels[channel] = channel_info
+        self._subscriptions += 1
         self._channels.setdefault((session.project, channel), {})[session.id] = session
         record = session.client_info(channel)
         if name.options.join_leave:
@@ -174,6 +176,7 @@ class Hub:
     def _leave(self, session: Session, channel: str) -> None:
         record = session.client_info(channel)
         del session.channels[channel]
+        self._subscriptions -= 1
         key = (session.project, channel)
         subs = self._channels.get(key)
         if subs is not None:
@@ -377,7 +380,7 @@ class Hub:
         """Counters plus live gauges: sessions, subscriptions, channels."""
         data: dict[str, Any] = self.stats.as_dict()
         data["sessions"] = len(self.sessions)
-        data["subscriptions"] = sum(len(s.channels) for s in self.sessions.values())
+        data["subscriptions"] = self._subscriptions
         data["channels"] = len(self._channels)
         data["uptime"] = int(self.clock() - self.started_at)
         return data
