@@ -1,4 +1,5 @@
-"""Websocket clients: the original Centrifuge client protocol at /connection/websocket."""
+"""Websocket clients at /connection/websocket: the original Centrifuge client protocol and the
+current Centrifugo protocol of today's SDKs (JSON, or msgpack with the `centrifuge-msgpack` subprotocol)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from hub.adapters import Adapter, AdapterContext
-from hub.config import ListenerSettings
+from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Route, WebSocketRoute
 
-from .server import websocket_endpoint
+from .server import select_subprotocol, websocket_endpoint
 
 
 @dataclass
@@ -19,12 +20,23 @@ class RealtimeSettings(ListenerSettings):
     port: int = field(default=8000, metadata={"min": 0, "max": 65535})
     path: str = "/connection/websocket"
     max_message_bytes: int = field(default=65536, metadata={"min": 256})
+    # Current (SDK) protocol only:
+    ping_interval: int = field(default=25, metadata={"min": 0, "max": 3600})
+    pong_timeout: int = field(default=8, metadata={"min": 0, "max": 3600})
+    expired_close_delay: float = field(default=25.0, metadata={"min": 0.0})
+    allow_anonymous: bool = False
+    rpc_methods: list[str] = field(default_factory=list)
 
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     handler = partial(websocket_endpoint, ctx)
-    return [WebSocketRoute(s.path, handler, max_message=s.max_message_bytes)]
+    return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes)]
+
+
+def validate(settings: RealtimeSettings, config: Settings) -> None:
+    if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
+        raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 
 
 ADAPTER = Adapter(
@@ -32,5 +44,6 @@ ADAPTER = Adapter(
     title="websocket clients",
     settings=RealtimeSettings,
     routes=routes,
+    validate=validate,
     group="api",
 )
