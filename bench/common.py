@@ -79,6 +79,8 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
     text = BENCH_CONFIG.format(queue=queue)
     for name in adapter_registry():
         text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
+        if name == "realtime":
+            text += "ping_interval = 0\n"
     text += extra
     cfg = Path(workdir.name) / "hub.toml"
     cfg.write_text(text)

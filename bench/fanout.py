@@ -53,12 +53,12 @@ async def publish(url: str, messages: int, rate: float, size: int, protocol: str
     frames = -(-messages // 100) if rate <= 0 else None
 
     def on_message(data: bytes) -> None:
-        if not proto["is_reply"](data):
-            return
         if not ready.done():
-            ready.set_result(data)
+            if proto["is_reply"](data):
+                ready.set_result(data)
             return
-        replies["n"] += 1
+        if data.startswith(proto["reply_prefix"]):
+            replies["n"] += 1
 
     client = await open_client(url, on_message, proto["subprotocol"])
     client.send_bytes(proto["subscribe"]("publisher", CHANNEL))
