@@ -122,6 +122,10 @@ class WebSocket:
             self.close_code, self.close_reason = code, reason
         self.outbox.close()
 
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn` in the server's task nursery (it must end on its own or be cancelled by its caller)."""
+        self._spawn(fn)
+
     def _on_ready(self) -> None:
         if self._writing or self._aborted:
             return

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
+
+import trio
 
 from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Route, WebSocketRoute
 
-from .server import select_subprotocol, websocket_endpoint
+from .server import Keepalive, select_subprotocol, websocket_endpoint
 
 
 @dataclass
@@ -34,6 +37,17 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes)]
 
 
+async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """The shared keepalive of SDK connections (none when ping_interval = 0)."""
+    s: RealtimeSettings = ctx.settings
+    if s.ping_interval > 0:
+        keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
+        task_status.started()
+        await keepalive.run()
+    else:
+        task_status.started()
+
+
 def validate(settings: RealtimeSettings, config: Settings) -> None:
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
@@ -45,5 +59,6 @@ ADAPTER = Adapter(
     settings=RealtimeSettings,
     routes=routes,
     validate=validate,
+    run=run,
     group="api",
 )

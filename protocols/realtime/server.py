@@ -56,25 +56,44 @@ def _rpc_lookup(ctx: AdapterContext) -> Any:
     return lookup
 
 
-async def _keepalive(client: SdkClient, ws: WebSocket, state: dict[str, float], interval: float, pong_timeout: float) -> None:
-    """Server pings (`{}`) every `interval` s; no message within `pong_timeout` after one closes with 3012.
+class Keepalive:
+    """One task pings every connected SDK client (`{}`) each `interval` s and closes those that stay silent.
 
-    A connection that has not sent a valid connect by its first ping is closed as stale (3502).
+    A client that sends nothing within `pong_timeout` after a ping is closed with 3012; a
+    connection that has not sent a valid connect by its first ping round is closed as stale (3502).
+    Shared by all connections so an idle connection costs no task of its own.
     """
-    while not ws.closing:
-        await trio.sleep(max(interval - pong_timeout, 1.0) if pong_timeout else interval)
-        if ws.closing:
-            return
-        if client.session is None:
-            ws.close(STALE, "stale")
-            return
-        sent = trio.current_time()
-        ws.send_frame(client.wire.ping_frame)
-        if pong_timeout:
-            await trio.sleep(pong_timeout)
-            if state["seen"] < sent and not ws.closing:
-                ws.close(NO_PONG, "no pong")
-                return
+
+    def __init__(self, interval: float, pong_timeout: float) -> None:
+        self.interval, self.pong_timeout = interval, pong_timeout
+        self.clients: dict[WebSocket, tuple[SdkClient, dict[str, float]]] = {}
+
+    def add(self, ws: WebSocket, client: SdkClient, state: dict[str, float]) -> None:
+        self.clients[ws] = (client, state)
+
+    def remove(self, ws: WebSocket) -> None:
+        self.clients.pop(ws, None)
+
+    async def run(self) -> None:
+        first_wait = max(self.interval - self.pong_timeout, 1.0) if self.pong_timeout else self.interval
+        while True:
+            await trio.sleep(first_wait)
+            sent = trio.current_time()
+            pinged = []
+            for ws, (client, state) in list(self.clients.items()):
+                if ws.closing:
+                    continue
+                if client.session is None:
+                    if sent - state["opened"] >= first_wait:
+                        ws.close(STALE, "stale")
+                    continue
+                ws.send_frame(client.wire.ping_frame)
+                pinged.append((ws, state))
+            if self.pong_timeout:
+                await trio.sleep(self.pong_timeout)
+                for ws, state in pinged:
+                    if state["seen"] < sent and not ws.closing:
+                        ws.close(NO_PONG, "no pong")
 
 
 async def _expirer(client: SdkClient, changed: list[trio.Event]) -> None:
@@ -116,31 +135,47 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
-    state = {"seen": trio.current_time()}
+    now = trio.current_time()
+    state = {"seen": now, "opened": now}
+    scopes: list[trio.CancelScope] = []
+
+    def spawn(fn: Any, *args: Any) -> None:
+        """Run a helper task for this connection in the server's nursery; cancelled when the connection ends."""
+        scope = trio.CancelScope()
+        scopes.append(scope)
+
+        async def task() -> None:
+            with scope:
+                await fn(*args)
+
+        ws.spawn(task)
+
+    def on_change() -> None:  # the expiry task starts with the first subscription token that expires
+        if not changed:
+            changed.append(trio.Event())
+            spawn(_expirer, client, changed)
+        changed[0].set()
+
+    client.on_change = on_change
+    keepalive: Keepalive | None = ctx.state.get("keepalive")
+    if keepalive is not None:
+        keepalive.add(ws, client, state)
     try:
-        async with trio.open_nursery() as nursery:
-
-            def on_change() -> None:  # the expiry task starts with the first subscription token that expires
-                if not changed:
-                    changed.append(trio.Event())
-                    nursery.start_soon(_expirer, client, changed)
-                changed[0].set()
-
-            client.on_change = on_change
-            if settings.ping_interval > 0:
-                nursery.start_soon(_keepalive, client, ws, state, settings.ping_interval, settings.pong_timeout)
-            message = first
-            while message is not None:
-                state["seen"] = trio.current_time()
-                batch = client.handle(message)
-                for call in batch.calls:
-                    nursery.start_soon(_rpc, client, ws, call)
-                if batch.close is not None:
-                    ws.close(*batch.close)
-                    break
-                message = await ws.receive()
-            nursery.cancel_scope.cancel()
+        message = first
+        while message is not None:
+            state["seen"] = trio.current_time()
+            batch = client.handle(message)
+            for call in batch.calls:
+                spawn(_rpc, client, ws, call)
+            if batch.close is not None:
+                ws.close(*batch.close)
+                break
+            message = await ws.receive()
     finally:
+        if keepalive is not None:
+            keepalive.remove(ws)
+        for scope in scopes:
+            scope.cancel()
         client.release()
 
 
