@@ -15,6 +15,7 @@ from hub.core import Hub, HubError, Publication, Session
 from hub.core.outbox import Outbox
 from hub.core.session import new_client_id
 from hub.net.wsframe import text_frame
+from protocols.centrifuge import message_body
 
 from .signing import channel_sign, check, connect_token
 
@@ -45,14 +46,6 @@ def _dumps(obj: Any) -> str:
 
 def push(method: str, body: Any) -> bytes:
     return text_frame(_dumps({"method": method, "error": None, "body": body}))
-
-
-def message_body(pub: Publication) -> dict[str, Any]:
-    body = {"uid": pub.uid, "timestamp": str(int(pub.timestamp)), "info": pub.info,
-            "channel": pub.channel, "data": pub.data}
-    if pub.client:
-        body["client"] = pub.client
-    return body
 
 
 class LegacyWire:

@@ -1,0 +1,68 @@
+"""HTTP glue for the command APIs under /api: tell the signed API and the API-key API apart, then answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hub.adapters import AdapterContext
+from hub.core import ProjectNotFound
+from hub.net.http import Request, Response
+
+from . import apikey, signed
+
+
+def error_response(status: int, message: str) -> Response:
+    """Whole-request errors: a short JSON body with the status."""
+    return Response.json({"error": message}, status)
+
+
+def _api_error(status: int, code: int, message: str) -> Response:
+    return Response.json({"error": {"code": code, "message": message}}, status)
+
+
+async def handle(ctx: AdapterContext, request: Request) -> Response:
+    """`POST /api`, `/api/<name>`: an API key means today's API (`name` is a method), else the signed API (`name` is a project)."""
+    name = request.params.get("name", "").strip("/")
+    if request.method != "POST":
+        response = error_response(405, "method not allowed: use POST")
+        response.headers.append(("allow", "POST"))
+        return response
+    key = apikey.api_key_of(request.headers)
+    if key is not None or not name:
+        return _apikey(ctx, request, key, name)
+    return _signed(ctx, request, name)
+
+
+def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response:
+    hub = ctx.hub
+    try:
+        project = hub.project(project_key)
+    except ProjectNotFound:
+        return error_response(404, "project not found")
+    try:
+        parsed = signed.parse_body(request.body, request.content_type, request.header("x-api-sign"))
+        signed.verify(project.secret, project_key, parsed)
+        commands = signed.parse_commands(parsed.data, ctx.settings.max_commands)
+    except signed.RequestError as exc:
+        return error_response(exc.status, exc.message)
+    return Response.json(signed.run_commands(hub, project_key, commands))
+
+
+def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str) -> Response:
+    if not key:
+        return _api_error(401, apikey.UNAUTHORIZED, "unauthorized: an API key is required (X-API-Key or Authorization: apikey <key>)")
+    project = apikey.project_for_key(ctx.hub.projects, key)
+    if project is None:
+        return _api_error(401, apikey.UNAUTHORIZED, "unauthorized")
+    try:
+        body: Any = json.loads(request.body) if request.body else {}
+    except (ValueError, UnicodeDecodeError):
+        return _api_error(400, apikey.BAD_REQUEST, "bad request: body is not JSON")
+    if not isinstance(body, dict):
+        return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")
+    if method:
+        reply = apikey.call(ctx.hub, project, method, body)
+    else:
+        reply = apikey.call(ctx.hub, project, body.get("method"), body.get("params"))
+    return Response.json(reply)

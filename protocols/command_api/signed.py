@@ -1,0 +1,162 @@
+"""The signed command API of the original server, without I/O.
+
+`POST /api/<project_key>` with form fields `data` (JSON of one command or an array) and `sign`
+(hex HMAC-SHA256 keyed with the project secret over project key + the exact `data` bytes), or a
+JSON body with the sign in `X-API-Sign`. Answer: one `{"method", "error", "body"}` per command.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from hub.core import Hub, HubError
+from protocols.centrifuge import check, hmac_hex, message_body
+
+
+class RequestError(Exception):
+    """A whole-request error: HTTP `status` and a short message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class CommandError(Exception):
+    """An error answered in the command's own reply entry."""
+
+
+@dataclass
+class SignedRequest:
+    data: bytes
+    sign: str
+
+
+def parse_body(body: bytes, content_type: str, sign_header: str | None) -> SignedRequest:
+    """Find `data` and `sign` in a form body, or a JSON body with the `X-API-Sign` header."""
+    if not body:
+        raise RequestError(400, "empty request body")
+    if sign_header is not None:
+        return SignedRequest(body, sign_header)
+    if content_type not in ("", "application/x-www-form-urlencoded"):
+        raise RequestError(400, "expected a form with data and sign, or a JSON body with X-API-Sign")
+    # Latin-1 maps each percent-decoded byte to one character, so the exact signed bytes come back.
+    try:
+        fields = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+                                       encoding="latin-1")
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError(400, "malformed form body") from None
+    if "sign" not in fields:
+        raise RequestError(400, "sign required")
+    if "data" not in fields:
+        raise RequestError(400, "data required")
+    return SignedRequest(fields["data"][-1].encode("latin-1"), fields["sign"][-1])
+
+
+def verify(secret: str, project_key: str, request: SignedRequest) -> None:
+    if not check(hmac_hex(secret, project_key, request.data), request.sign):
+        raise RequestError(401, "invalid sign")
+
+
+def parse_commands(data: bytes, max_commands: int) -> list[Any]:
+    try:
+        decoded = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise RequestError(400, "data is not valid JSON") from None
+    if isinstance(decoded, dict):
+        return [decoded]
+    if isinstance(decoded, list):
+        if len(decoded) > max_commands:
+            raise RequestError(400, f"too many commands: at most {max_commands}")
+        return decoded
+    raise RequestError(400, "data must be a command object or an array of them")
+
+
+def _param(params: dict[str, Any], name: str, kind: type = str, required: bool = True) -> Any:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise CommandError(f"{name} required")
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise CommandError(f"invalid {name}: expected {'string' if kind is str else kind.__name__}")
+    return value
+
+
+def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict[str, Any]]:
+    """Run every command in order; one failing command does not stop the others."""
+    return [run_command(hub, project, cmd) for cmd in commands]
+
+
+def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
+    if not isinstance(cmd, dict):
+        return {"method": None, "error": "invalid command: expected an object", "body": None}
+    method = cmd.get("method")
+    reply: dict[str, Any] = {"method": method, "error": None, "body": None}
+    params = cmd.get("params")
+    try:
+        if not isinstance(method, str):
+            raise CommandError("method required")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise CommandError("invalid params: expected an object")
+        handler = COMMANDS.get(method)
+        if handler is None:
+            raise CommandError("method not found")
+        reply["body"] = handler(hub, project, params)
+    except CommandError as exc:
+        reply["error"] = str(exc)
+    except HubError as exc:
+        reply["error"] = exc.message
+    return reply
+
+
+def _publish(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+    channel = _param(params, "channel")
+    if "data" not in params:
+        raise CommandError("data required")
+    client = _param(params, "client", required=False)
+    hub.publish(project, channel, params["data"], None, client or None)
+    return True
+
+
+def _unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+    user = _param(params, "user")
+    channel = _param(params, "channel", required=False)
+    if channel:
+        hub.channel(project, channel)
+    hub.unsubscribe(project, user, channel or None)
+    return True
+
+
+def _disconnect(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+    user = _param(params, "user")
+    reason = _param(params, "reason", required=False) or "disconnect"
+    hub.disconnect(project, user, reason, reconnect=False)
+    return True
+
+
+def _presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    return hub.presence(project, _param(params, "channel"))
+
+
+def _history(hub: Hub, project: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    result = hub.history(project, _param(params, "channel"), newest_first=True)
+    return [message_body(p) for p in result.publications]
+
+
+def _channels(hub: Hub, project: str, params: dict[str, Any]) -> list[str]:
+    return sorted(hub.channels(project))
+
+
+COMMANDS = {
+    "publish": _publish,
+    "unsubscribe": _unsubscribe,
+    "disconnect": _disconnect,
+    "presence": _presence,
+    "history": _history,
+    "channels": _channels,
+}

@@ -1,0 +1,111 @@
+"""The command APIs without sockets: parsing, signing, commands and their replies."""
+
+import json
+import urllib.parse
+
+import pytest
+
+from hub.core import Hub, NamespaceOptions, Project
+from protocols.centrifuge import hmac_hex
+from protocols.command_api import apikey, signed
+
+OPTIONS = NamespaceOptions(presence=True, history_size=5, history_lifetime=60)
+HUB_PROJECTS = [Project("proj", "s3cret", OPTIONS, {"quiet": NamespaceOptions(presence=False)}, api_keys=("k1",)),
+                Project("other", "x", api_keys=("k2",))]
+
+
+def form(data: str, sign: str | None = None, secret: str = "s3cret", project: str = "proj") -> bytes:
+    sign = sign if sign is not None else hmac_hex(secret, project, data.encode())
+    return urllib.parse.urlencode({"data": data, "sign": sign}).encode()
+
+
+def test_form_and_header_bodies():
+    data = json.dumps({"method": "publish", "params": {"channel": "news", "data": "é"}}, ensure_ascii=False)
+    parsed = signed.parse_body(form(data), "application/x-www-form-urlencoded", None)
+    assert parsed.data == data.encode("utf-8")
+    signed.verify("s3cret", "proj", parsed)
+    parsed = signed.parse_body(data.encode(), "application/json", hmac_hex("s3cret", "proj", data.encode()))
+    signed.verify("s3cret", "proj", parsed)
+
+
+@pytest.mark.parametrize("body, content_type, status, message", [
+    (b"", "application/x-www-form-urlencoded", 400, "empty request body"),
+    (b"data=%7B%7D", "", 400, "sign required"),
+    (b"sign=abc", "", 400, "data required"),
+    (b"data=1&sign=2", "text/plain", 400, "expected a form"),
+    (b"data=%ZZ&&&", "", 400, "malformed form body"),
+])
+def test_bad_bodies(body, content_type, status, message):
+    with pytest.raises(signed.RequestError) as info:
+        signed.parse_body(body, content_type, None)
+    assert info.value.status == status and message in info.value.message
+
+
+def test_wrong_sign_is_401():
+    parsed = signed.parse_body(form("{}", sign="0" * 64), "", None)
+    with pytest.raises(signed.RequestError) as info:
+        signed.verify("s3cret", "proj", parsed)
+    assert info.value.status == 401
+
+
+@pytest.mark.parametrize("data, message", [(b"{nope", "not valid JSON"), (b"7", "must be a command object"),
+                                           (json.dumps([{}] * 3).encode(), "too many commands")])
+def test_bad_commands(data, message):
+    with pytest.raises(signed.RequestError) as info:
+        signed.parse_commands(data, 2)
+    assert info.value.status == 400 and message in info.value.message
+
+
+def test_signed_commands_replies():
+    hub = Hub(HUB_PROJECTS)
+    replies = signed.run_commands(hub, "proj", [
+        {"method": "publish", "params": {"channel": "news", "data": {"a": 1}, "client": "c1"}},
+        {"method": "publish", "params": {"channel": "nope:x", "data": 1}},
+        {"method": "publish", "params": {"channel": "news"}},
+        {"method": "publish", "params": {"channel": 5, "data": 1}},
+        {"method": "history", "params": {"channel": "news"}},
+        {"method": "presence", "params": {"channel": "quiet:x"}},
+        {"method": "unsubscribe", "params": {}},
+        {"method": "fly", "params": {}},
+        "junk",
+    ])
+    assert replies[0] == {"method": "publish", "error": None, "body": True}
+    assert [r["error"] for r in replies[1:4]] == ["namespace not found", "data required", "invalid channel: expected string"]
+    (message,) = replies[4]["body"]
+    assert message["data"] == {"a": 1} and message["client"] == "c1" and message["channel"] == "news"
+    assert replies[5]["error"] == "not available"
+    assert replies[6]["error"] == "user required"
+    assert replies[7]["error"] == "method not found"
+    assert replies[8]["error"] == "invalid command: expected an object"
+
+
+def test_api_key_lookup_and_header_forms():
+    assert apikey.project_for_key({p.key: p for p in HUB_PROJECTS}, "k2") == "other"
+    assert apikey.project_for_key({p.key: p for p in HUB_PROJECTS}, "nope") is None
+    assert apikey.api_key_of({"x-api-key": "a"}) == "a"
+    assert apikey.api_key_of({"authorization": "apikey b"}) == "b"
+    assert apikey.api_key_of({"authorization": "Bearer c"}) is None
+
+
+def test_apikey_methods():
+    hub = Hub(HUB_PROJECTS)
+    first = apikey.call(hub, "proj", "publish", {"channel": "news", "data": 1})["result"]
+    assert first["offset"] == 1 and first["epoch"]
+    assert apikey.call(hub, "proj", "publish", {"channel": "quiet:x", "data": 1}) == {"result": {}}
+    hist = apikey.call(hub, "proj", "history", {"channel": "news", "limit": 10})["result"]
+    assert [p["data"] for p in hist["publications"]] == [1] and hist["epoch"] == first["epoch"]
+    assert apikey.call(hub, "proj", "history", {"channel": "news"})["result"]["publications"] == []
+    bad_epoch = apikey.call(hub, "proj", "history", {"channel": "news", "limit": 1, "since": {"offset": 0, "epoch": "x"}})
+    assert bad_epoch["error"]["code"] == 112
+    assert apikey.call(hub, "proj", "publish", {"channel": "nope:x", "data": 1})["error"] == {"code": 102, "message": "unknown channel"}
+    assert apikey.call(hub, "proj", "publish", {"data": 1})["error"]["code"] == 107
+    assert apikey.call(hub, "proj", "warp", {})["error"]["code"] == 104
+    assert apikey.call(hub, "proj", "presence", {"channel": "quiet:x"})["error"]["code"] == 108
+    b = apikey.call(hub, "proj", "broadcast", {"channels": ["news", "nope:x"], "data": 2})["result"]["responses"]
+    assert "result" in b[0] and b[1]["error"]["code"] == 102
+    batch = apikey.call(hub, "proj", "batch", {"commands": [{"publish": {"channel": "news", "data": 3}}, {"info": {}}, {"x": {}}]})
+    assert set(batch) == {"replies"}
+    assert batch["replies"][0]["publish"]["offset"] == 3
+    assert batch["replies"][1]["info"]["nodes"][0]["num_channels"] == 0
+    assert batch["replies"][2]["error"]["code"] == 104
+    assert apikey.call(hub, "proj", "channels", {})["result"] == {"channels": {}}
