@@ -233,6 +233,10 @@ class Hub:
         self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None
     ) -> Publication:
         """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format."""
+        return self.publish_many(project, channel, [(data, info, client)])[0]
+
+    def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
+        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
@@ -243,25 +247,28 @@ class Hub:
                 stream = self._streams[key] = Stream(options.history_size)
             else:
                 stream.resize(options.history_size)
-            pub = Publication(secrets.token_hex(16), project, channel, data, info, client, now,
-                              stream.next_offset(), stream.epoch)
-            stream.items.append(pub)
+            pubs = [Publication(secrets.token_hex(16), project, channel, data, info, client, now,
+                                stream.next_offset(), stream.epoch) for data, info, client in items]
+            stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pub = Publication(secrets.token_hex(16), project, channel, data, info, client, now, 0, "")
+            pubs = [Publication(secrets.token_hex(16), project, channel, data, info, client, now, 0, "")
+                    for data, info, client in items]
         stats = self.stats
-        stats.messages_in += 1
+        stats.messages_in += len(pubs)
         subs = self._channels.get(key)
         if not subs:
-            stats.messages_dropped += 1
+            stats.messages_dropped += len(pubs)
         else:
-            self._deliver(subs, pub)
+            self._deliver(subs, pubs)
         if self.events:
-            self.events.emit(HubEvent("publication", project, {"publication": pub}))
-        return pub
+            for pub in pubs:
+                self.events.emit(HubEvent("publication", project, {"publication": pub}))
+        return pubs
 
-    def _deliver(self, subs: dict[str, Session], pub: Publication) -> None:
+    def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> None:
         frames: dict[WireFormat, bytes] = {}
+        count = len(pubs)
         delivered = 0
         slow: list[Session] = []
         for session in tuple(subs.values()):
@@ -270,19 +277,20 @@ class Hub:
                 continue
             frame = frames.get(wire)
             if frame is None:
-                frame = frames[wire] = wire.publication(pub)
-            if session.outbox.push(frame, True):
-                session.received += 1
-                delivered += 1
+                frame = frames[wire] = (wire.publication(pubs[0]) if count == 1
+                                        else b"".join([wire.publication(p) for p in pubs]))
+            if session.outbox.push(frame, count):
+                session.received += count
+                delivered += count
             elif not session.closed:
                 slow.append(session)
         self.stats.messages_delivered += delivered
         for session in slow:
-            self._drop_slow(session)
+            self._drop_slow(session, count)
 
-    def _drop_slow(self, session: Session) -> None:
+    def _drop_slow(self, session: Session, overflow: int = 1) -> None:
         lost_queued = session.outbox.discard()
-        lost = lost_queued + 1
+        lost = lost_queued + overflow
         session.received -= lost_queued
         session.dropped += lost
         self.stats.messages_delivered -= lost_queued
@@ -307,7 +315,7 @@ class Hub:
             if not session.outbox.push(frame) and not session.closed:
                 slow.append(session)
         for session in slow:
-            self._drop_slow(session)
+            self._drop_slow(session, 0)
 
     # -- queries --------------------------------------------------------------------------
     def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:

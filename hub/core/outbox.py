@@ -35,8 +35,8 @@ class Outbox:
     def pending_messages(self) -> int:
         return self._messages
 
-    def push(self, frame: bytes, message: bool = False) -> bool:
-        """Queue `frame`; False (and nothing queued) if it would overflow or the box is closed."""
+    def push(self, frame: bytes, messages: int = 0) -> bool:
+        """Queue `frame` (holding `messages` publications); False, and nothing queued, if it would overflow or the box is closed."""
         if self.closed:
             return False
         frames = self._frames
@@ -44,8 +44,7 @@ class Outbox:
             return False
         frames.append(frame)
         self._bytes += len(frame)
-        if message:
-            self._messages += 1
+        self._messages += messages
         if len(frames) == 1:
             self._wake()
         return True

@@ -40,8 +40,12 @@ class CommandError(Exception):
     """An error answered in the command's reply entry."""
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_string = json.encoder.encode_basestring
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _encode(obj)
 
 
 def push(method: str, body: Any) -> bytes:
@@ -54,7 +58,12 @@ class LegacyWire:
     name = PROTOCOL
 
     def publication(self, pub: Publication) -> bytes:
-        return push("message", message_body(pub))
+        # The envelope is fixed: only the variable parts go through the JSON encoder.
+        client = f',"client":{_string(pub.client)}' if pub.client else ""
+        info = "null" if pub.info is None else _encode(pub.info)
+        return text_frame(
+            f'{{"method":"message","error":null,"body":{{"uid":"{pub.uid}","timestamp":"{int(pub.timestamp)}",'
+            f'"info":{info},"channel":{_string(pub.channel)},"data":{_encode(pub.data)}{client}}}}}')
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
         return push("join", {"channel": channel, "data": client})

@@ -109,3 +109,18 @@ def test_apikey_methods():
     assert batch["replies"][1]["info"]["nodes"][0]["num_channels"] == 0
     assert batch["replies"][2]["error"]["code"] == 104
     assert apikey.call(hub, "proj", "channels", {})["result"] == {"channels": {}}
+
+
+@pytest.mark.parametrize("raw", [b'{"a": [1, 2.5, "x y"], "b": "%+&=?"}', "Grüße 世界 🌍 %25 %41".encode(), bytes(range(256))])
+def test_unquote_form_matches_the_standard_decoder(raw):
+    encoded = urllib.parse.quote_plus(raw).encode()
+    assert signed.unquote_form(encoded) == raw
+    lower = urllib.parse.quote(raw).lower().encode()
+    assert signed.unquote_form(lower) == urllib.parse.unquote_to_bytes(lower)
+
+
+def test_form_fields():
+    assert signed.form_fields(b"data=%7B%7D&sign=ab&x=") == {"data": b"{}", "sign": b"ab", "x": b""}
+    for bad in (b"data=%G1", b"novalue", b"data=%4"):
+        with pytest.raises(signed.RequestError):
+            signed.form_fields(bad)

@@ -1,0 +1,188 @@
+"""The command APIs on a running hub, driven by the real `cent` clients and plain HTTP, seen by real websocket clients."""
+
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import PROJECT, SECRET, sign
+from tests.legacy_client import legacy_client
+
+from .clients import CENT_NEW, CENT_OLD, install, run_script
+
+
+@pytest.fixture(scope="session")
+def cent_old():
+    return install(*CENT_OLD)
+
+
+@pytest.fixture(scope="session")
+def cent_new():
+    return install(*CENT_NEW)
+
+
+def old_client(url: str, body: str) -> str:
+    return (f"import json\nfrom cent.core import Client\nc = Client({url!r}, {PROJECT!r}, {SECRET!r}, timeout=5)\n"
+            f"{body}\n")
+
+
+async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
+    running = await start_hub()
+    url = running.url("command_api")
+    async with legacy_client(running.url("realtime")) as alice, legacy_client(running.url("realtime")) as bob:
+        await alice.connect("alice", info='{"name": "Alice"}')
+        await bob.connect("bob")
+        for ch in ("news", "sport"):
+            await alice.subscribe(ch)
+            await bob.subscribe(ch)
+
+        result = await run_script(cent_old, old_client(url, 'print(json.dumps(c.publish("news", {"text": "héllo"}, client="c-1")))'))
+        assert result == [{"method": "publish", "error": None, "body": True}, None]
+        for c in (alice, bob):
+            msg = (await c.next_push("message"))["body"]
+            assert msg["data"] == {"text": "héllo"} and msg["client"] == "c-1" and msg["channel"] == "news"
+
+        presence = await run_script(cent_old, old_client(url, 'print(json.dumps(c.presence("news")))'))
+        body = presence[0]["body"]
+        assert set(body) == {alice.client_id, bob.client_id}
+        assert body[alice.client_id] == {"user": "alice", "client": alice.client_id, "default_info": {"name": "Alice"},
+                                         "channel_info": None}
+
+        history = await run_script(cent_old, old_client(url, 'print(json.dumps(c.history("news")))'))
+        assert [m["data"] for m in history[0]["body"]] == [{"text": "héllo"}]
+
+        channels = await run_script(cent_old, old_client(url, 'print(json.dumps(c.channels()))'))
+        assert sorted(channels[0]["body"]) == ["news", "sport"]
+
+        batch = await run_script(cent_old, old_client(url, "\n".join([
+            'c.add("publish", c.get_publish_params("sport", 1))',
+            'c.add("publish", c.get_publish_params("nope:x", 2))',
+            'c.add("unsubscribe", c.get_unsubscribe_params("bob", "news"))',
+            'print(json.dumps(c.send()))'])))
+        replies = batch[0]
+        assert [r["error"] for r in replies] == [None, "namespace not found", None]
+        assert (await bob.next_push("unsubscribe"))["body"] == {"channel": "news"}
+        assert set(running.presence("news")) == {alice.client_id}
+
+        await run_script(cent_old, old_client(url, 'print(json.dumps(c.unsubscribe("alice")))'))
+        assert (await alice.next_push("unsubscribe"))["body"]["channel"] in ("news", "sport")
+        assert (await alice.next_push("unsubscribe"))["body"]["channel"] in ("news", "sport")
+        assert running.hub.sessions[alice.client_id].channels == {}
+
+        await run_script(cent_old, old_client(url, 'print(json.dumps(c.disconnect("bob")))'))
+        await bob.closed()
+        assert (await bob.next_push("disconnect"))["body"]["reason"] == "disconnect"
+        assert bob.client_id not in running.hub.sessions
+
+
+async def test_current_cent_against_real_websocket_clients(start_hub, cent_new):
+    running = await start_hub()
+    api = running.url("command_api") + "/api"
+    prelude = (f"import json\nfrom cent import *\nc = Client({api!r}, 'test-api-key')\n"
+               "dump = lambda r: print(json.dumps(r.model_dump()))\n")
+    async with legacy_client(running.url("realtime")) as alice:
+        await alice.connect("alice")
+        await alice.subscribe("news")
+        result = await run_script(cent_new, prelude + 'dump(c.publish(PublishRequest(channel="news", data={"n": 1})))')
+        assert result["offset"] == 1 and result["epoch"]
+        assert (await alice.next_push("message"))["body"]["data"] == {"n": 1}
+
+        result = await run_script(cent_new, prelude + 'dump(c.broadcast(BroadcastRequest(channels=["news", "sport"], data=2)))')
+        assert [r["error"] for r in result["responses"]] == [None, None]
+        assert (await alice.next_push("message"))["body"]["data"] == 2
+
+        presence = await run_script(cent_new, prelude + 'dump(c.presence(PresenceRequest(channel="news")))')
+        assert presence["presence"][alice.client_id]["user"] == "alice"
+        stats = await run_script(cent_new, prelude + 'dump(c.presence_stats(PresenceStatsRequest(channel="news")))')
+        assert stats == {"num_clients": 1, "num_users": 1}
+        history = await run_script(cent_new, prelude + 'dump(c.history(HistoryRequest(channel="news", limit=10, reverse=True)))')
+        assert [p["data"] for p in history["publications"]] == [2, {"n": 1}]
+        channels = await run_script(cent_new, prelude + 'dump(c.channels(ChannelsRequest(pattern="n*")))')
+        assert channels["channels"] == {"news": {"num_clients": 1}}
+        info = await run_script(cent_new, prelude + 'dump(c.info(InfoRequest()))')
+        assert info["nodes"][0]["num_clients"] == 1
+
+        await run_script(cent_new, prelude + 'dump(c.subscribe(SubscribeRequest(user="alice", channel="sport")))')
+        assert (await alice.next_push("subscribe"))["body"] == {"channel": "sport"}
+        await run_script(cent_new, prelude + 'dump(c.unsubscribe(UnsubscribeRequest(user="alice", channel="news")))')
+        assert (await alice.next_push("unsubscribe"))["body"] == {"channel": "news"}
+        await run_script(cent_new, prelude + 'dump(c.history_remove(HistoryRemoveRequest(channel="news")))')
+        assert running.history("news").publications == []
+
+        batch = await run_script(cent_new, prelude + "\n".join([
+            'r = c.batch(BatchRequest(requests=[PublishRequest(channel="sport", data=3), PresenceStatsRequest(channel="sport")]))',
+            'print(json.dumps([x.model_dump() for x in r.replies]))']))
+        assert batch[1] == {"num_clients": 1, "num_users": 1}
+        assert (await alice.next_push("message"))["body"]["data"] == 3
+
+        error = await run_script(cent_new, prelude + "\n".join([
+            "try:\n    c.publish(PublishRequest(channel='nope:x', data=1))\nexcept CentApiResponseError as e:\n"
+            "    print(json.dumps([e.code, e.message]))"]))
+        assert error == [102, "unknown channel"]
+        bad_key = await run_script(cent_new, prelude.replace("test-api-key", "wrong") + "\n".join([
+            "try:\n    c.info(InfoRequest())\nexcept CentUnauthorizedError:\n    print(json.dumps('unauthorized'))"]))
+        assert bad_key == "unauthorized"
+
+        await run_script(cent_new, prelude + 'dump(c.disconnect(DisconnectRequest(user="alice")))')
+        await alice.closed()
+        assert alice.client_id not in running.hub.sessions
+
+
+async def test_whole_request_errors(start_hub):
+    running = await start_hub("[command_api]\nmax_body_bytes = 2048\n")
+    base = running.url("command_api")
+    data = json.dumps({"method": "publish", "params": {"channel": "news", "data": 1}})
+    good = {"data": data, "sign": sign(PROJECT, data)}
+    async with httpx.AsyncClient(base_url=base) as http:
+        cases = [
+            (http.post("/api/development", content=b""), 400, "empty"),
+            (http.post("/api/development", data={"data": data}), 400, "sign required"),
+            (http.post("/api/development", data={"sign": "x"}), 400, "data required"),
+            (http.post("/api/development", data={"data": "{nope", "sign": sign(PROJECT, "{nope")}), 400, "not valid JSON"),
+            (http.post("/api/development", data={"data": "3", "sign": sign(PROJECT, "3")}), 400, "command object"),
+            (http.post("/api/development", data={"data": json.dumps([{}] * 101), "sign": sign(PROJECT, json.dumps([{}] * 101))}),
+             400, "too many commands"),
+            (http.post("/api/development", data={**good, "sign": "0" * 64}), 401, "invalid sign"),
+            (http.post("/api/unknown", data=good), 404, "project not found"),
+            (http.get("/api/development"), 405, "method not allowed"),
+            (http.put("/api/development", data=good), 405, "method not allowed"),
+            (http.post("/api/development", data={"data": "x" * 4000, "sign": "y"}), 413, "too large"),
+            (http.post("/api", json={"method": "info"}), 401, "unauthorized"),
+            (http.post("/api/info", json={}, headers={"X-API-Key": "nope"}), 401, "unauthorized"),
+            (http.post("/api/info", content=b"{nope", headers={"X-API-Key": "test-api-key"}), 400, "not JSON"),
+        ]
+        for request, status, text in cases:
+            response = await request
+            assert response.status_code == status, (status, response.text)
+            assert response.headers["content-type"] == "application/json"
+            assert text in json.dumps(response.json())
+        ok = await http.post("/api/development/", data=good)
+        assert ok.status_code == 200 and ok.json() == [{"method": "publish", "error": None, "body": True}]
+
+
+async def test_non_ascii_signed_over_utf8_bytes_and_header_sign(start_hub):
+    running = await start_hub()
+    async with legacy_client(running.url("realtime")) as c, httpx.AsyncClient(base_url=running.url("command_api")) as http:
+        await c.connect("alice")
+        await c.subscribe("news")
+        data = json.dumps({"method": "publish", "params": {"channel": "news", "data": "Grüße, 世界 🌍"}}, ensure_ascii=False)
+        response = await http.post("/api/development", data={"data": data, "sign": sign(PROJECT, data)})
+        assert response.json()[0]["error"] is None
+        assert (await c.next_push("message"))["body"]["data"] == "Grüße, 世界 🌍"
+        wrong = await http.post("/api/development", data={"data": data, "sign": sign(PROJECT, data.encode().decode("latin-1"))})
+        assert wrong.status_code == 401
+        response = await http.post("/api/development", content=data.encode(), headers={
+            "X-API-Sign": sign(PROJECT, data), "Content-Type": "application/json"})
+        assert response.status_code == 200 and response.json()[0]["body"] is True
+        assert (await c.next_push("message"))["body"]["data"] == "Grüße, 世界 🌍"
+
+
+async def test_project_named_like_a_method(start_hub):
+    running = await start_hub("[projects.publish]\nsecret = \"pub-secret\"\n")
+    data = json.dumps({"method": "publish", "params": {"channel": "news", "data": 1}})
+    async with httpx.AsyncClient(base_url=running.url("command_api")) as http:
+        signed = await http.post("/api/publish", data={"data": data, "sign": sign("publish", data, secret="pub-secret")})
+        assert signed.json() == [{"method": "publish", "error": None, "body": True}]
+        keyed = await http.post("/api/publish", json={"channel": "news", "data": 2}, headers={"X-API-Key": "test-api-key"})
+        assert keyed.json()["result"]["offset"] >= 1
+    assert running.hub.stats.messages_in == 2
