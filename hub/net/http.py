@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import h11
@@ -124,6 +125,13 @@ class WebSocketRoute:
 
     def __post_init__(self) -> None:
         self.pattern = _compile(self.path)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def default_error(status: int, message: str) -> Response:
@@ -310,7 +318,7 @@ class HTTPServer:
                    ("content-length", str(len(response.body))), *response.headers]
         if not keep:
             headers.append(("connection", "close"))
-        data = conn.send(h11.Response(status_code=response.status, headers=headers))
+        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         data += conn.send(h11.Data(data=response.body)) if response.body else b""
         data += conn.send(h11.EndOfMessage())
         await stream.send_all(data)

@@ -424,7 +424,7 @@ class SdkClient:
             claims = self._claims(token)
             project, user, info, channels, expires = claims.project, claims.user, claims.info, claims.channels, claims.expires_at
         self.session = self.hub.connect(project, user, PROTOCOL, self.wire, info=info, outbox=self.outbox,
-                                        expires_at=self._session_expiry(expires))
+                                        expires_at=self._session_expiry(expires), keepalive=self.ping_interval)
         result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}", **self._ttl(expires)}
         if self.ping_interval > 0:
             result["ping"] = self.ping_interval

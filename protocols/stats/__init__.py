@@ -1,0 +1,103 @@
+"""MQTT-broker-style stats (NanoMQ HTTP API v1) and Prometheus metrics, on their own port (8081)."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import trio
+
+from hub.adapters import Adapter, AdapterContext
+from hub.config import ConfigError, ListenerSettings, parse_settings
+from hub.net.http import Request, Response, Route
+
+from . import api
+from .metrics import registry_for, render
+
+log = logging.getLogger("hub.stats")
+
+DEFAULT_APP_ID, DEFAULT_APP_SECRET = "admin", "public"
+
+
+@dataclass
+class StatsSettings(ListenerSettings):
+    """[stats]: the broker-style HTTP API and /metrics."""
+
+    port: int = field(default=8081, metadata={"min": 0, "max": 65535})
+    app_id: str = DEFAULT_APP_ID
+    app_secret: str = DEFAULT_APP_SECRET
+    metrics_auth: bool = False
+
+
+def error(status: int, message: str) -> Response:
+    """Errors the server makes itself, in the API's shape (never HTML)."""
+    if status == 413:
+        return Response.json({"code": api.BAD_PARAMETER, "message": "request parameter error: body too large"}, 400)
+    if status in (404, 405):
+        return Response.json({"code": api.UNKNOWN, "message": "the requested path cannot be found"}, 404)
+    if status >= 500:
+        return Response.json({"code": api.UNKNOWN, "message": "internal error"}, 500)
+    return Response.json({"code": api.BAD_PARAMETER, "message": message}, status)
+
+
+async def api_v1(ctx: AdapterContext, request: Request) -> Response:
+    settings: StatsSettings = ctx.settings
+    if request.method != "POST":
+        return error(404, "")
+    try:
+        api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
+        body = api.parse_request(request.body)
+        return Response.json(api.answer(ctx.hub, body, partial(restart, ctx)))
+    except api.ApiError as exc:
+        return Response.json(exc.body(), exc.status)
+
+
+def restart(ctx: AdapterContext, config: str | None) -> dict[str, Any]:
+    """Reload hub.toml (or the posted TOML text) in place; connections stay."""
+    try:
+        if config is None:
+            return ctx.runtime.reload_from_file()
+        source = "<posted config>"
+        try:
+            data = tomllib.loads(config)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
+        return ctx.runtime.reload(parse_settings(data, source))
+    except ConfigError as exc:
+        raise api.ApiError(400, api.BAD_PARAMETER, f"config error: {exc}") from None
+
+
+async def metrics(ctx: AdapterContext, request: Request) -> Response:
+    settings: StatsSettings = ctx.settings
+    if settings.metrics_auth:
+        try:
+            api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
+        except api.ApiError as exc:
+            return Response.json(exc.body(), exc.status)
+    registry = ctx.state.setdefault("registry", registry_for(ctx.hub, ctx.metrics))
+    return Response(200, render(registry), "text/plain; version=0.0.4; charset=utf-8")
+
+
+def routes(ctx: AdapterContext) -> list[Route]:
+    return [Route("/api/v1", partial(api_v1, ctx)), Route("/metrics", partial(metrics, ctx), methods=["GET"])]
+
+
+async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Warn while the reference's default credentials are in use."""
+    settings: StatsSettings = ctx.settings
+    if settings.app_id == DEFAULT_APP_ID and settings.app_secret == DEFAULT_APP_SECRET:
+        log.warning("stats API uses the default credentials admin/public: set [stats] app_id and app_secret")
+    task_status.started()
+
+
+ADAPTER = Adapter(
+    name="stats",
+    title="stats API",
+    settings=StatsSettings,
+    routes=routes,
+    error=error,
+    run=run,
+)

@@ -1,0 +1,60 @@
+"""`GET /metrics`: the core's counters and the HTTP servers' request metrics, read live at scrape time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hub.core import Hub
+from hub.metrics import BUCKETS, RequestMetrics
+
+
+class HubCollector(Collector):
+    """Yields metric families from the live core and request metrics; nothing is counted twice."""
+
+    def __init__(self, hub: Hub, requests: RequestMetrics) -> None:
+        self.hub, self.requests = hub, requests
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.hub.stats_snapshot()
+        for name, doc in (("messages_in", "Publications accepted."),
+                          ("messages_delivered", "Publication copies queued to subscribers."),
+                          ("messages_dropped", "Publications with no subscriber plus copies lost to slow clients."),
+                          ("slow_disconnects", "Sessions closed because their outgoing queue overflowed."),
+                          ("connections", "Sessions opened since start.")):
+            key = "connections_total" if name == "connections" else name
+            yield CounterMetricFamily(f"hub_{name}", doc, value=stats[key])
+        sessions = GaugeMetricFamily("hub_sessions", "Connected sessions by protocol.", labels=["protocol"])
+        for protocol, n in sorted(Counter(s.protocol for s in self.hub.sessions.values()).items()):
+            sessions.add_metric([protocol], n)
+        yield sessions
+        yield GaugeMetricFamily("hub_subscriptions", "Channel subscriptions of all sessions.", value=stats["subscriptions"])
+        yield GaugeMetricFamily("hub_channels", "Channels with at least one subscriber.", value=stats["channels"])
+        requests = CounterMetricFamily("hub_http_requests", "HTTP requests by adapter and status class.",
+                                       labels=["adapter", "status"])
+        for (adapter, status), n in sorted(self.requests.requests.items()):
+            requests.add_metric([adapter, status], n)
+        yield requests
+        latency = HistogramMetricFamily("hub_http_request_duration_seconds", "HTTP request handling time by adapter.",
+                                        labels=["adapter"])
+        for adapter, hist in sorted(self.requests.latency.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), hist.counts, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            latency.add_metric([adapter], buckets, hist.total)
+        yield latency
+
+
+def registry_for(hub: Hub, requests: RequestMetrics) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(hub, requests))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
