@@ -49,19 +49,25 @@ NAMESPACE_KEYS = {f.name for f in dataclasses.fields(NamespaceOptions)}
 
 
 @dataclass
-class ProjectSettings:
-    """[projects.<key>]: a project's secret, limits and default namespace options."""
+class NamespaceTable:
+    """[projects.<key>.namespaces.<name>]: what clients may do in that namespace's channels."""
 
-    secret: str = field(default="", metadata={"required": True, "secret": True})
-    connection_lifetime: int = field(default=0, metadata={"min": 0})
-    max_channel_length: int = field(default=255, metadata={"min": 1})
-    api_keys: list[str] = field(default_factory=list)
     publish: bool = False
     anonymous: bool = False
     presence: bool = True
     join_leave: bool = True
     history_size: int = field(default=0, metadata={"min": 0})
     history_lifetime: float = field(default=0.0, metadata={"min": 0})
+
+
+@dataclass
+class ProjectSettings(NamespaceTable):
+    """[projects.<key>]: a project's secret and limits; its namespace options apply to channels without one."""
+
+    secret: str = field(default="", metadata={"required": True, "secret": True})
+    connection_lifetime: int = field(default=0, metadata={"min": 0})
+    max_channel_length: int = field(default=255, metadata={"min": 1})
+    api_keys: list[str] = field(default_factory=list)
     namespaces: dict[str, Any] = field(default_factory=dict)
 
 
@@ -176,7 +182,7 @@ def _project(key: str, table: Any, source: str, env: dict[str, str] | None) -> P
         prefix = f"projects.{key}.namespaces.{ns}"
         if not ns or ":" in ns:
             raise ConfigError(source, prefix, "namespace names must be non-empty and contain no ':'")
-        namespaces[ns] = _namespace(parse_table(_NamespaceTable, ns_table, source, prefix, env))
+        namespaces[ns] = _namespace(parse_table(NamespaceTable, ns_table, source, prefix, env))
     return Project(
         key=key,
         secret=ps.secret,
@@ -186,16 +192,6 @@ def _project(key: str, table: Any, source: str, env: dict[str, str] | None) -> P
         max_channel_length=ps.max_channel_length,
         api_keys=tuple(ps.api_keys),
     )
-
-
-@dataclass
-class _NamespaceTable:
-    publish: bool = False
-    anonymous: bool = False
-    presence: bool = True
-    join_leave: bool = True
-    history_size: int = field(default=0, metadata={"min": 0})
-    history_lifetime: float = field(default=0.0, metadata={"min": 0})
 
 
 def _namespace(table: Any) -> NamespaceOptions:

@@ -267,8 +267,15 @@ class Hub:
         return pubs
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> None:
+        if len(pubs) == 1:
+            pub = pubs[0]
+            self._fan_out(subs, lambda wire: wire.publication(pub), 1)
+        else:
+            self._fan_out(subs, lambda wire: b"".join([wire.publication(p) for p in pubs]), len(pubs))
+
+    def _fan_out(self, subs: dict[str, Session], encode: Callable[[WireFormat], bytes], messages: int) -> None:
+        """Queue one frame per wire format to every subscriber (`messages` publications in it; 0 for join/leave)."""
         frames: dict[WireFormat, bytes] = {}
-        count = len(pubs)
         delivered = 0
         slow: list[Session] = []
         for session in tuple(subs.values()):
@@ -277,16 +284,15 @@ class Hub:
                 continue
             frame = frames.get(wire)
             if frame is None:
-                frame = frames[wire] = (wire.publication(pubs[0]) if count == 1
-                                        else b"".join([wire.publication(p) for p in pubs]))
-            if session.outbox.push(frame, count):
-                session.received += count
-                delivered += count
+                frame = frames[wire] = encode(wire)
+            if session.outbox.push(frame, messages):
+                session.received += messages
+                delivered += messages
             elif not session.closed:
                 slow.append(session)
         self.stats.messages_delivered += delivered
         for session in slow:
-            self._drop_slow(session, count)
+            self._drop_slow(session, messages)
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:
         lost_queued = session.outbox.discard()
@@ -301,21 +307,8 @@ class Hub:
 
     def _push_all(self, project: str, channel: str, encode: Callable[[WireFormat], bytes]) -> None:
         subs = self._channels.get((project, channel))
-        if not subs:
-            return
-        frames: dict[WireFormat, bytes] = {}
-        slow = []
-        for session in tuple(subs.values()):
-            wire = session.wire
-            if wire is None:
-                continue
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = encode(wire)
-            if not session.outbox.push(frame) and not session.closed:
-                slow.append(session)
-        for session in slow:
-            self._drop_slow(session, 0)
+        if subs:
+            self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
     def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
