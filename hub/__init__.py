@@ -10,5 +10,13 @@ __version__ = "0.1.0"
 from .config import ConfigError, Settings, load_settings, parse_settings  # noqa: E402
 from .runtime import RunningHub, open_hub, serve  # noqa: E402
 
+
+def run(action: str, config: str | Settings = "hub.toml", **args: object) -> object:
+    """`run("hub.publish", channel="news", data={...})` on the running hub a hub.toml describes (via JSON-RPC)."""
+    from protocols.jsonrpc.client import run as run_action
+
+    return run_action(action, config, **args)
+
+
 __all__ = ["ConfigError", "RunningHub", "Settings", "__version__", "load_settings", "open_hub",
-           "parse_settings", "serve"]
+           "parse_settings", "run", "serve"]

@@ -65,12 +65,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         trio.run(_run, settings)
     except* ConfigError as group:
-        failed.extend(group.exceptions)
+        failed.extend(_leaves(group))
     if failed:
         print(f"hub: config error: {failed[0]}", file=sys.stderr)
         return 2
     log.info("stopped")
     return 0
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (possibly nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 async def _run(settings: Settings) -> None:

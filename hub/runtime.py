@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from .actions import ActionRegistry
+from .actions import ActionRegistry, register_core_actions
 from .adapters import AdapterContext, adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .core import Hub
@@ -46,6 +46,7 @@ class RunningHub:
         self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
         self.metrics = RequestMetrics()
         self.actions = ActionRegistry()
+        register_core_actions(self.actions, self.hub, settings.projects[0].key)
         self.listeners: list[Listener] = []
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()

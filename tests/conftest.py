@@ -80,13 +80,23 @@ def hub_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
 StartHub = Callable[..., Awaitable[RunningHub]]
 
 
+def with_tmp_files(data: dict[str, Any], tmp: Any) -> dict[str, Any]:
+    """Point the adapters' files (chat database, JSON-RPC users) into `tmp` unless the test set them."""
+    if "chat" in data:
+        data["chat"].setdefault("database", str(tmp / "chat.db"))
+    if "jsonrpc" in data:
+        data["jsonrpc"].setdefault("users_file", str(tmp / "jsonrpc-users.json"))
+    return data
+
+
 @pytest.fixture
-async def start_hub(nursery: trio.Nursery) -> StartHub:
+async def start_hub(nursery: trio.Nursery, tmp_path: Any) -> StartHub:
     """`running = await start_hub(extra_toml)`: a hub on port 0 listeners, stopped after the test."""
     started: list[RunningHub] = []
 
     async def start(extra: str = "", data: dict[str, Any] | None = None) -> RunningHub:
-        settings = parse_settings(data if data is not None else hub_config(extra), "<test>")
+        data = with_tmp_files(data if data is not None else hub_config(extra), tmp_path)
+        settings = parse_settings(data, "<test>")
         running = await nursery.start(serve, settings)
         started.append(running)
         return running

@@ -6,12 +6,12 @@ import hub
 from hub.adapters import adapter_registry
 from hub.config import parse_settings
 
-from .conftest import hub_config
+from .conftest import hub_config, with_tmp_files
 from .legacy_client import legacy_client
 
 
-async def test_embedded_hub_publishes_to_real_client():
-    settings = parse_settings(hub_config(), "<embedded>")
+async def test_embedded_hub_publishes_to_real_client(tmp_path):
+    settings = parse_settings(with_tmp_files(hub_config(), tmp_path), "<embedded>")
     async with trio.open_nursery() as nursery:
         running = await nursery.start(hub.serve, settings)
         async with legacy_client(running.url("realtime")) as client:
@@ -29,7 +29,8 @@ async def test_embedded_hub_publishes_to_real_client():
 
 async def test_open_hub_context_manager(tmp_path):
     path = tmp_path / "hub.toml"
-    listeners = "".join(f"[{name}]\nport = 0\n" for name in adapter_registry())
+    files = {"chat": f'database = "{tmp_path / "chat.db"}"\n', "jsonrpc": f'users_file = "{tmp_path / "users.json"}"\n'}
+    listeners = "".join(f"[{name}]\nport = 0\n{files.get(name, '')}" for name in adapter_registry())
     path.write_text(f'[projects.demo]\nsecret = "s"\n{listeners}')
     async with hub.open_hub(path) as running:
         assert running.default_project == "demo"
