@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -71,8 +71,12 @@ class HubProcess:
             self.workdir.cleanup()
 
 
-def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] = ("realtime", "command_api")) -> HubProcess:
-    """Start `python -m hub run` with the bench config; wait until it logs that it is ready."""
+def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] = ("realtime", "command_api"),
+              adapter_settings: dict[str, str] | None = None) -> HubProcess:
+    """Start `python -m hub run` with the bench config; wait until it logs that it is ready.
+
+    `adapter_settings` adds TOML lines to an adapter's section (e.g. {"chat": 'channel_prefix = "bench:chat."'}).
+    """
     workdir = tempfile.TemporaryDirectory(prefix="hub-bench-")
     from hub.adapters import adapter_registry
 
@@ -81,6 +85,8 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
         text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
         if name == "realtime":
             text += "ping_interval = 0\n"
+        if adapter_settings and name in adapter_settings:
+            text += adapter_settings[name].rstrip("\n") + "\n"
     text += extra
     cfg = Path(workdir.name) / "hub.toml"
     cfg.write_text(text)

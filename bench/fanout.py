@@ -3,6 +3,7 @@
     python -m bench.fanout --subscribers 1000 --messages 2000             # burst
     python -m bench.fanout --subscribers 1000 --rate 1000 --duration 5    # fixed rate
     python -m bench.fanout --idle 10000                                    # idle connections: RSS per connection
+    python -m bench.fanout --target socketio -k 100 -m 2000                # the same against a peer (bench/peers/)
 
 Prints one JSON line: deliveries/s, p50/p99/max publish-to-receive latency, lost messages, drain
 time, server CPU seconds and peak RSS, client CPU.
@@ -16,6 +17,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub
@@ -25,7 +27,8 @@ from .wsclient import open_client
 CHANNEL = "bench:fanout"
 
 
-def spawn_clients(url: str, total: int, procs: int, protocols: list[str], expect: int, sample: int) -> list[subprocess.Popen]:
+def spawn_clients(url: str, total: int, procs: int, protocols: list[str], expect: int, sample: int,
+                  extra: tuple[str, ...] = ()) -> list[subprocess.Popen]:
     out = []
     per = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
     for i, n in enumerate(per):
@@ -33,7 +36,7 @@ def spawn_clients(url: str, total: int, procs: int, protocols: list[str], expect
             continue
         cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url, "--n", str(n), "--channel", CHANNEL,
                "--protocol", protocols[i % len(protocols)], "--prefix", f"p{i}s", "--expect", str(expect),
-               "--sample", str(sample)]
+               "--sample", str(sample), *extra]
         out.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     return out
 
@@ -44,9 +47,11 @@ def payload(seq: int, size: int) -> dict[str, Any]:
     return base
 
 
-async def publish(url: str, messages: int, rate: float, size: int, protocol: str) -> tuple[float, float]:
+async def publish(url: str, messages: int, rate: float, size: int, protocol: str, ack_wait: float = 60.0) -> tuple[float, float]:
     """Send `messages` publications (burst in batches of 100, or at `rate` per second); return start/end times."""
     proto = PROTOCOLS[protocol]
+    if "publisher" in proto:  # a non-websocket peer (MQTT) brings its own publisher
+        return await proto["publisher"](url, CHANNEL, messages, rate, size, payload, ack_wait)
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
     replies = {"n": 0}
@@ -83,7 +88,7 @@ async def publish(url: str, messages: int, rate: float, size: int, protocol: str
             await asyncio.sleep(0.0005)
     end = time.time()
     # Keep the publisher's connection until every publish is acknowledged.
-    deadline = time.time() + 60
+    deadline = time.time() + ack_wait
     while replies["n"] < (frames or replies.get("frames", 0)) and time.time() < deadline:
         await asyncio.sleep(0.01)
     client.transport.close()
@@ -91,71 +96,101 @@ async def publish(url: str, messages: int, rate: float, size: int, protocol: str
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    target = getattr(args, "target", "hub")
+    if target != "hub":
+        return run_peer(args, target)
     protocols = ["legacy", "sdk"] if args.protocol == "mixed" else [args.protocol]
     hub = start_hub(queue=args.queue)
     try:
         url = hub.urls["websocket clients"].replace("http://", "ws://") + "/connection/websocket"
-        base_rss = rss_kib(hub.pid)
-        idle = args.idle > 0
-        total = args.idle if idle else args.subscribers
-        messages = 0 if idle else (args.messages if args.rate <= 0 else int(args.rate * args.duration))
-        t0 = time.time()
-        clients = spawn_clients(url, total, args.procs, protocols, messages, args.sample)
-        connect_s = 0.0
-        for c in clients:
-            line = c.stdout.readline()
-            if not line:
-                raise RuntimeError("a client process failed to start")
-            connect_s = max(connect_s, json.loads(line)["connect_s"])
-        ready_at = time.time()
-        cpu0 = cpu_seconds(hub.pid)
-        result: dict[str, Any] = {"protocol": args.protocol}
-        if idle:
-            time.sleep(1.0)
-            rss = rss_kib(hub.pid)
-            result.update({
-                "scenario": "connections", "connections": total, "connect_s": round(connect_s, 2),
-                "connects_per_s": round(total / max(ready_at - t0, 1e-9)),
-                "server_rss_mb": round(rss / 1024, 1), "baseline_rss_mb": round(base_rss / 1024, 1),
-                "rss_per_conn_kib": round((rss - base_rss) / total, 2),
-            })
-        else:
-            start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0]))
-            result.update({"scenario": "burst" if args.rate <= 0 else "rate", "subscribers": total,
-                           "messages": messages, "rate": args.rate, "size": args.size, "publish_s": round(end - start, 3)})
-        for c in clients:
-            c.stdin.write("done\n")
-            c.stdin.flush()
-        reports = [json.loads(c.stdout.readline()) for c in clients]
-        for c in clients:
-            c.wait(30)
-        cpu1 = cpu_seconds(hub.pid)
-        result["server_cpu_s"] = round(cpu1 - cpu0, 2)
-        result["server_peak_rss_mb"] = round(rss_kib(hub.pid, "VmHWM") / 1024, 1)
-        result["client_cpu_s"] = round(sum(r["cpu_s"] for r in reports), 2)
-        if not idle:
-            hist = LatencyHistogram()
-            for r in reports:
-                hist.merge(r["hist"], r["max"])
-            received = sum(r["received"] for r in reports)
-            expected = messages * total
-            last = max(r["last"] for r in reports)
-            first_pub = start
-            elapsed = max(last - first_pub, 1e-9)
-            result.update({
-                "deliveries": received, "expected": expected, "lost": expected - received,
-                "deliveries_per_s": round(received / elapsed),
-                "elapsed_s": round(elapsed, 3),
-                "drain_s": round(max(0.0, last - end), 3),
-                "kept_up": expected == received and (last - end) <= 1.0,
-                "latency_ms": {"p50": round(hist.percentile(50) * 1000, 2), "p99": round(hist.percentile(99) * 1000, 2),
-                               "max": round(hist.max * 1000, 2)},
-                "server_closed": sum(r["closed"] for r in reports),
-            })
-            result["saturated"] = "server" if result["server_cpu_s"] >= 0.85 * elapsed else "clients/publisher"
-        return result
+        return {"target": "hub", **measure(url, hub.pid, args, protocols, args.protocol)}
     finally:
         hub.stop()
+
+
+def run_peer(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    """The same workload against a peer (bench/peers/): Mosquitto, `websockets` or python-socketio."""
+    from .peers import start_peer
+
+    peer = start_peer(name)
+    try:
+        result = measure(peer.url, peer.pid, args, [peer.protocol], peer.protocol, peak_rss_kib=peer.peak_rss_kib)
+    finally:
+        peer.stop()
+    return {"target": name, **result, **({"peer": peer.info} if peer.info else {})}
+
+
+def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list[str], label: str,
+            peak_rss_kib: Callable[[], int] | None = None) -> dict[str, Any]:
+    """Run the burst, fixed-rate or idle workload against a server already listening at `url`."""
+    base_rss = rss_kib(server_pid)
+    idle = args.idle > 0
+    total = args.idle if idle else args.subscribers
+    messages = 0 if idle else (args.messages if args.rate <= 0 else int(args.rate * args.duration))
+    t0 = time.time()
+    coalesce = getattr(args, "coalesce_ms", 0.0)
+    drain_limit = getattr(args, "drain_limit", 0.0)
+    extra = ("--coalesce-ms", str(coalesce)) if coalesce else ()
+    clients = spawn_clients(url, total, args.procs, protocols, messages, args.sample, extra)
+    connect_s = 0.0
+    for c in clients:
+        line = c.stdout.readline()
+        if not line:
+            raise RuntimeError("a client process failed to start")
+        connect_s = max(connect_s, json.loads(line)["connect_s"])
+    ready_at = time.time()
+    cpu0 = cpu_seconds(server_pid)
+    result: dict[str, Any] = {"protocol": label}
+    if idle:
+        time.sleep(1.0)
+        rss = rss_kib(server_pid)
+        result.update({
+            "scenario": "connections", "connections": total, "connect_s": round(connect_s, 2),
+            "connects_per_s": round(total / max(ready_at - t0, 1e-9)),
+            "server_rss_mb": round(rss / 1024, 1), "baseline_rss_mb": round(base_rss / 1024, 1),
+            "rss_per_conn_kib": round((rss - base_rss) / total, 2),
+        })
+    else:
+        start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0], drain_limit or 60.0))
+        result.update({"scenario": "burst" if args.rate <= 0 else "rate", "subscribers": total,
+                       "messages": messages, "rate": args.rate, "size": args.size, "publish_s": round(end - start, 3)})
+    for c in clients:
+        # With --drain-limit, deliveries are counted until that long after the last publish, no later.
+        c.stdin.write(f"done {max(0.0, drain_limit - (time.time() - end)):.3f}\n" if drain_limit and not idle else "done\n")
+        c.stdin.flush()
+    reports = [json.loads(c.stdout.readline()) for c in clients]
+    for c in clients:
+        c.wait(30)
+    cpu1 = cpu_seconds(server_pid)
+    result["server_cpu_s"] = round(cpu1 - cpu0, 2)
+    peak = peak_rss_kib() if peak_rss_kib is not None else rss_kib(server_pid, "VmHWM")
+    result["server_peak_rss_mb"] = round(peak / 1024, 1)
+    result["client_cpu_s"] = round(sum(r["cpu_s"] for r in reports), 2)
+    if not idle:
+        hist = LatencyHistogram()
+        for r in reports:
+            hist.merge(r["hist"], r["max"])
+        received = sum(r["received"] for r in reports)
+        expected = messages * total
+        last = max(r["last"] for r in reports)
+        first_pub = start
+        elapsed = max(last - first_pub, 1e-9)
+        result.update({
+            "deliveries": received, "expected": expected, "lost": expected - received,
+            "deliveries_per_s": round(received / elapsed),
+            "elapsed_s": round(elapsed, 3),
+            "drain_s": round(max(0.0, last - end), 3),
+            "kept_up": expected == received and (last - end) <= 1.0,
+            "latency_ms": {"p50": round(hist.percentile(50) * 1000, 2), "p99": round(hist.percentile(99) * 1000, 2),
+                           "max": round(hist.max * 1000, 2)},
+            "server_closed": sum(r["closed"] for r in reports),
+        })
+        if drain_limit:
+            # True when counting stopped at the limit with deliveries missing: those may still be queued (backlog).
+            result["drain_limit_s"] = drain_limit
+            result["drain_cut"] = any(r.get("stopped") == "timeout" for r in reports)
+        result["saturated"] = "server" if result["server_cpu_s"] >= 0.85 * elapsed else "clients/publisher"
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--idle", type=int, default=0, help="open this many idle connections instead (RSS per connection)")
     p.add_argument("--queue", type=int, default=4 << 20, help="hub max_queue_bytes")
     p.add_argument("--sample", type=int, default=1, help="latency on every Nth connection")
+    p.add_argument("--drain-limit", type=float, default=0.0,
+                   help="count deliveries until this many seconds after the last publish (0 = 60 s ack wait + 30 s drain)")
+    p.add_argument("--coalesce-ms", type=float, default=0.0,
+                   help="subscriber processes wait this long when several sockets are ready, to read more per recv")
+    p.add_argument("--target", default="hub", choices=["hub", "mosquitto", "websockets", "socketio"],
+                   help="the server under test: the hub (started here) or a peer (bench/peers/)")
     args = p.parse_args(argv)
     print(json.dumps(run(args)), flush=True)
 

@@ -83,9 +83,13 @@ def main(args: argparse.Namespace) -> None:
     hostport, _, path = rest.partition("/")
     host, port = hostport.rsplit(":", 1)
     started = time.time()
-    socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
-                             proto["subscribe"](f"{args.prefix}{i}", args.channel), proto["is_reply"])
-             for i in range(args.n)]
+    opener = proto.get("open")  # a non-websocket transport (MQTT) brings its own connect+subscribe
+    if opener is not None:
+        socks = [opener(host, int(port), f"{args.prefix}{i}", args.channel) for i in range(args.n)]
+    else:
+        socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
+                                 proto["subscribe"](f"{args.prefix}{i}", args.channel), proto["is_reply"])
+                 for i in range(args.n)]
     print(json.dumps({"ready": True, "connect_s": time.time() - started}), flush=True)
 
     ep = select.epoll()
@@ -104,16 +108,30 @@ def main(args: argparse.Namespace) -> None:
     done_at = None
     expected = args.expect * args.n
     sample = max(1, args.sample)
+    coalesce = max(0.0, args.coalesce_ms) / 1000
+    drain_timeout = args.drain_timeout
+    stopped = ""
     while True:
         now = time.time()
         if done_at is not None:
             if expected and received >= expected:
+                stopped = "all"
                 break
-            if now - done_at > args.drain_timeout or (now - max(last, done_at) > args.quiet):
+            if now - done_at > drain_timeout:
+                stopped = "timeout"
                 break
-        for fd, _ in ep.poll(0.2):
+            if now - max(last, done_at) > args.quiet:
+                stopped = "quiet"
+                break
+        events = ep.poll(0.2)
+        if coalesce and len(events) > 1:
+            # Under load, let more frames pile up per socket so one recv reads many (cheap clients).
+            time.sleep(coalesce)
+        for fd, _ in events:
             if fd == stdin_fd:
-                sys.stdin.readline()
+                words = sys.stdin.readline().split()
+                if len(words) > 1:  # "done SECONDS": stop counting that long from now at the latest
+                    drain_timeout = float(words[1])
                 ep.unregister(stdin_fd)
                 done_at = time.time()
                 continue
@@ -155,6 +173,7 @@ def main(args: argparse.Namespace) -> None:
     print(json.dumps({
         "received": received, "min_per_conn": min(counts) if counts else 0, "first": first, "last": last,
         "hist": hist.counts, "max": hist.max, "closed": closed, "cpu_s": usage.ru_utime + usage.ru_stime,
+        "stopped": stopped,
     }), flush=True)
     for s in socks:
         s.close()
@@ -169,6 +188,8 @@ if __name__ == "__main__":
     p.add_argument("--prefix", default="sub")
     p.add_argument("--expect", type=int, default=0, help="publications each connection should get")
     p.add_argument("--sample", type=int, default=1, help="record latency on every Nth connection")
+    p.add_argument("--coalesce-ms", type=float, default=0.0,
+                   help="when several sockets are ready, wait this long before reading so each recv gets more frames")
     p.add_argument("--drain-timeout", type=float, default=30.0)
     p.add_argument("--quiet", type=float, default=3.0)
     main(p.parse_args())

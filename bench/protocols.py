@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 
 PROJECT, SECRET = "bench", "bench-secret"
@@ -69,4 +70,64 @@ SDK = {
     "subprotocol": None,
 }
 
-PROTOCOLS = {"legacy": LEGACY, "sdk": SDK}
+# -- the peers' protocols (bench/peers/) ----------------------------------------------------------
+
+def wspeer_publish(channel: str, items: list[dict]) -> bytes:
+    return json.dumps({"publish": channel, "data": items}, separators=(",", ":")).encode()
+
+
+WSPEER = {
+    "subscribe": lambda user, channel: json.dumps({"subscribe": channel}).encode(),
+    "is_reply": lambda payload: payload.startswith(b'{"subscribed"'),
+    "reply_prefix": b'{"ok"',
+    "is_publication": lambda payload: payload.startswith(b'{"ch":'),
+    "marker": b'{"ch":',
+    "publish": wspeer_publish,
+    "subprotocol": None,
+}
+
+_acks = iter(range(1, 1 << 62))
+
+
+def socketio_publish(channel: str, items: list[dict]) -> bytes:
+    """Socket.IO EVENT with an ack id: `42<id>["pub", {...}]`; the server's ACK is `43<id>[n]`."""
+    return b"42" + str(next(_acks)).encode() + json.dumps(["pub", {"ch": channel, "items": items}], separators=(",", ":")).encode()
+
+
+SOCKETIO = {
+    # Engine.IO v4 over a plain websocket: the server sends its OPEN packet `0{...}`; the client's
+    # Socket.IO CONNECT `40{auth}` joins the room; the server answers `40{"sid": ...}`.
+    "subscribe": lambda user, channel: b"40" + json.dumps({"channel": channel}).encode(),
+    "is_reply": lambda payload: payload[:2] == b"40",
+    "reply_prefix": b"43",
+    "is_publication": lambda payload: payload.startswith(b'42["m",'),
+    "marker": b'42["m",',
+    "publish": socketio_publish,
+    "subprotocol": None,
+}
+
+
+def _mqtt_open(host: str, port: int, client_id: str, channel: str):
+    from .mqtt import open_subscriber
+
+    return open_subscriber(host, port, f"{client_id}-{os.getpid()}", channel)
+
+
+async def _mqtt_publisher(url: str, channel: str, messages: int, rate: float, size: int, make_payload,
+                          ack_wait: float = 60.0) -> tuple[float, float]:
+    from .mqtt import publish
+
+    return await publish(url, channel, messages, rate, size, make_payload, ack_wait)
+
+
+MQTT = {
+    # MQTT 3.1.1 QoS 0 on raw sockets (bench/mqtt.py); the topic is the channel name. The marker is
+    # the PUBLISH topic field plus the payload's start, so it is only right for "bench:fanout".
+    "transport": "mqtt",
+    "open": _mqtt_open,
+    "publisher": _mqtt_publisher,
+    "marker": b"\x00\x0cbench:fanout{\"t\":",
+    "subprotocol": None,
+}
+
+PROTOCOLS = {"legacy": LEGACY, "sdk": SDK, "wspeer": WSPEER, "socketio": SOCKETIO, "mqtt": MQTT}
