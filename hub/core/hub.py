@@ -241,19 +241,20 @@ class Hub:
         now = self.clock()
         options = name.options
         key = (project, channel)
+        uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
         if options.keeps_history:
             stream = self._streams.get(key)
             if stream is None or stream.expires_at <= now:
                 stream = self._streams[key] = Stream(options.history_size)
             else:
                 stream.resize(options.history_size)
-            pubs = [Publication(secrets.token_hex(16), project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch) for data, info, client in items]
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
+                                stream.next_offset(), stream.epoch) for i, (data, info, client) in enumerate(items)]
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pubs = [Publication(secrets.token_hex(16), project, channel, data, info, client, now, 0, "")
-                    for data, info, client in items]
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "")
+                    for i, (data, info, client) in enumerate(items)]
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)

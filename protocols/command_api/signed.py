@@ -59,13 +59,23 @@ def parse_body(body: bytes, content_type: str, sign_header: str | None) -> Signe
 _COMMON_ESCAPES = [(b"%%%02X" % c, bytes((c,))) for c in b'"{}[]:,']
 
 
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
 def unquote_form(value: bytes) -> bytes:
-    """Percent-decode one form value to the exact bytes that were encoded (`+` is a space)."""
+    """Percent-decode one form value to the exact bytes that were encoded (`+` is a space).
+
+    ValueError if a `%` does not start a two-digit hex escape.
+    """
     value = value.replace(b"+", b" ")
     if b"%" not in value:
         return value
     for escape, char in _COMMON_ESCAPES:
         value = value.replace(escape, char)
+    # The replaces only consume valid escapes and add no hex digits, so a bad escape is still
+    # there to find, among the few `%` left.
+    if _BAD_ESCAPE.search(value):
+        raise ValueError("bad percent escape")
     # `%25` (a literal %) last, so no earlier replace can see an escape it made.
     if b"%" in value.replace(b"%25", b""):
         return urllib.parse.unquote_to_bytes(value)
@@ -79,24 +89,13 @@ def form_fields(body: bytes) -> dict[str, bytes]:
         if not pair:
             continue
         name, eq, value = pair.partition(b"=")
-        if not eq or not _is_escaped(name):
-            raise RequestError(400, "malformed form body")
         try:
-            key = unquote_form(name).decode("utf-8")
-        except UnicodeDecodeError:
+            if not eq:
+                raise ValueError("no =")
+            fields[unquote_form(name).decode("utf-8")] = unquote_form(value)
+        except (ValueError, UnicodeDecodeError):
             raise RequestError(400, "malformed form body") from None
-        if not _is_escaped(value):
-            raise RequestError(400, "malformed form body")
-        fields[key] = unquote_form(value)
     return fields
-
-
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-
-
-def _is_escaped(value: bytes) -> bool:
-    """Every % starts a two-digit hex escape."""
-    return _BAD_ESCAPE.search(value) is None
 
 
 def verify(secret: str, project_key: str, request: SignedRequest) -> None:

@@ -124,3 +124,9 @@ def test_form_fields():
     for bad in (b"data=%G1", b"novalue", b"data=%4"):
         with pytest.raises(signed.RequestError):
             signed.form_fields(bad)
+
+
+@pytest.mark.parametrize("bad", [b"%%2241", b"%4%2241", b"%2", b"x%G0", b"%%22"])
+def test_unquote_form_rejects_bad_escapes_even_next_to_common_ones(bad):
+    with pytest.raises(ValueError):
+        signed.unquote_form(bad)
