@@ -29,6 +29,7 @@ log = logging.getLogger("hub.net.http")
 
 SERVER_HEADER = ("server", "hub")
 KEEPALIVE_IDLE = 75.0
+BODY_TIMEOUT = 30.0  # a request body that trickles in slower than this is dropped
 
 
 @dataclass
@@ -208,7 +209,7 @@ class HTTPServer:
             client = ""
         while True:
             try:
-                with trio.fail_after(KEEPALIVE_IDLE if conn.their_state is h11.IDLE else 30):
+                with trio.fail_after(KEEPALIVE_IDLE if conn.their_state is h11.IDLE else BODY_TIMEOUT):
                     event = await self._next_event(conn, stream)
             except trio.TooSlowError:
                 return
@@ -226,7 +227,10 @@ class HTTPServer:
             request.params = params
             adapter = route.adapter if route is not None else self.fallback
             try:
-                await self._read_body(conn, stream, request)
+                with trio.fail_after(BODY_TIMEOUT):
+                    await self._read_body(conn, stream, request)
+            except trio.TooSlowError:
+                return
             except h11.RemoteProtocolError:
                 await self._send_simple(conn, stream, self.error(adapter, 400, "bad request"))
                 return
