@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> None:
                 continue
             i, s = by_fd[fd]
             try:
-                data = s.recv(262144)
+                data = s.recv(65536)
             except BlockingIOError:
                 continue
             except OSError:
