@@ -161,7 +161,7 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
     # servers that write each message separately make them the bottleneck (latency resolution: 5 ms).
     ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0}),
     ("command_api", {"per_request": 1, "requests": 3000}),
-    ("command_api", {"per_request": 100, "requests": 300}),
+    ("command_api", {"per_request": 100, "requests": 300, "subscribers": 100}),
     ("chat", {}),
     ("jsonrpc", {}),
     ("connections", {"connections": 1000}),

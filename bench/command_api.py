@@ -1,10 +1,12 @@
 """Command API benchmark: publishes per second through the signed API, one or 100 commands per request.
 
-    python -m bench.command_api --per-request 1 --requests 5000 --concurrency 8
-    python -m bench.command_api --per-request 100 --requests 500 --subscribers 100
+    python -m bench.command_api --per-request 1 --requests 3000 --concurrency 8
+    python -m bench.command_api --per-request 100 --requests 300 --subscribers 100
 
-Keep-alive HTTP/1.1 connections from this process; `--subscribers` websocket subscribers of the
-channel in a separate process count every delivery. Prints one JSON line.
+Starts its own hub (`hub run`, ephemeral ports); requests are signed before the clock starts and
+sent over `--concurrency` keep-alive HTTP/1.1 connections from this process; `--subscribers`
+websocket subscribers of the channel (default 100, raw sockets, a separate process) count every
+delivery. Prints one JSON line: requests/s, publishes/s, request latency p50/p99/max, deliveries.
 """
 
 from __future__ import annotations
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-request", type=int, default=1)
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--subscribers", type=int, default=0)
+    p.add_argument("--subscribers", type=int, default=100)
     print(json.dumps(run(p.parse_args(argv))), flush=True)
 
 

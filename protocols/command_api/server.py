@@ -29,9 +29,25 @@ async def handle(ctx: AdapterContext, request: Request) -> Response:
         response.headers.append(("allow", "POST"))
         return response
     key = apikey.api_key_of(request.headers)
-    if key is not None or not name:
+    looks_signed = key is None and ("x-api-sign" in request.headers or (
+        request.content_type in ("", "application/x-www-form-urlencoded") and signed.has_signed_fields(request.body)))
+    if which_api(name, key is not None, looks_signed, name in ctx.hub.projects) == "apikey":
         return _apikey(ctx, request, key, name)
     return _signed(ctx, request, name)
+
+
+def which_api(name: str, has_key: bool, looks_signed: bool, is_project: bool) -> str:
+    """Which API a request is for ("apikey" or "signed"): an API key, else `X-API-Sign` or a form with
+    `data`/`sign`, else the name.
+
+    A request with neither goes to the signed API when `name` is a project (400: sign required),
+    to today's API when it is one of its methods (401: key required), else to the signed API (404).
+    """
+    if has_key or not name:
+        return "apikey"
+    if looks_signed or is_project:
+        return "signed"
+    return "apikey" if name in apikey.METHODS or name == "batch" else "signed"
 
 
 def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response:
@@ -46,7 +62,7 @@ def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response
         commands = signed.parse_commands(parsed.data, ctx.settings.max_commands)
     except signed.RequestError as exc:
         return error_response(exc.status, exc.message)
-    return Response.json(signed.run_commands(hub, project_key, commands))
+    return Response(200, signed.encode_replies(signed.run_commands(hub, project_key, commands)))
 
 
 def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str) -> Response:

@@ -18,11 +18,11 @@ CENT_NEW = ("cent5", ["cent>=5,<6"])
 
 
 def install(name: str, requirements: list[str]) -> Path:
-    """pip install --target .venv/clients/<name> once; later runs reuse it."""
+    """pip install --target .venv/clients/<name> once; later runs reuse it (until the requirements change)."""
     target = CLIENTS / name
     marker = target / ".installed"
-    if not marker.exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+    if not marker.exists() or marker.read_text() != " ".join(requirements):
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade",
                         "--target", str(target), *requirements], check=True, timeout=600)
         marker.write_text(" ".join(requirements))
     return target

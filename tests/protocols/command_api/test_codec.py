@@ -130,3 +130,68 @@ def test_form_fields():
 def test_unquote_form_rejects_bad_escapes_even_next_to_common_ones(bad):
     with pytest.raises(ValueError):
         signed.unquote_form(bad)
+
+
+@pytest.mark.parametrize("raw, decoded", [
+    (b"a=b%41", b"a=bA"),            # a raw `=` takes the standard decoder
+    (b"%0D%0A\r\n%7b", b"\r\n\r\n{"),  # so do raw CR / LF
+    (b"%3D%3d", b"=="),
+    (b"caf%C3%A9+au+lait", "café au lait".encode()),
+    (b"no escapes", b"no escapes"),
+])
+def test_unquote_form_fallbacks_and_edges(raw, decoded):
+    assert signed.unquote_form(raw) == decoded
+
+
+@pytest.mark.parametrize("bad", [b"a=%G1", b"=%", b"\r%4", b"%"])
+def test_unquote_form_fallback_rejects_bad_escapes(bad):
+    with pytest.raises(ValueError):
+        signed.unquote_form(bad)
+
+
+def test_unquote_form_agrees_with_the_standard_decoder_on_random_input():
+    """Every short string over an alphabet of escape parts: same bytes as unquote_to_bytes, or ValueError exactly when
+    some `%` does not start a two-digit hex escape."""
+    import random
+    import re
+
+    rng = random.Random(5)
+    valid = re.compile(rb"(?:[^%]|%[0-9A-Fa-f]{2})*\Z", re.S)
+    for _ in range(20000):
+        raw = bytes(rng.choice(b"%0aF+=\r\nxg\xff ") for _ in range(rng.randint(0, 9)))
+        if valid.match(raw):
+            assert signed.unquote_form(raw) == urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")), raw
+        else:
+            with pytest.raises(ValueError):
+                signed.unquote_form(raw)
+
+
+def test_encode_replies_is_compact_json():
+    replies = [{"method": "publish", "error": None, "body": True}, {"method": "presence", "error": "not available", "body": None},
+               {"method": "history", "error": None, "body": [{"data": "é"}]}, {"method": "publish", "error": None, "body": True}]
+    assert signed.encode_replies(replies) == json.dumps(replies, separators=(",", ":"), ensure_ascii=False).encode()
+    assert signed.encode_replies([]) == b"[]"
+
+
+@pytest.mark.parametrize("name, has_key, looks_signed, is_project, api", [
+    ("", False, False, False, "apikey"),             # POST /api
+    ("publish", True, False, True, "apikey"),        # a key wins, even over a project named publish
+    ("publish", False, True, True, "signed"),        # a signed form or X-API-Sign
+    ("publish", False, True, False, "signed"),       # ... to an unknown project: 404
+    ("development", False, False, True, "signed"),   # a project without sign: 400 sign required
+    ("publish", False, False, False, "apikey"),      # a method without key: 401
+    ("batch", False, False, False, "apikey"),
+    ("nowhere", False, False, False, "signed"),      # 404 project not found
+])
+def test_which_api(name, has_key, looks_signed, is_project, api):
+    from protocols.command_api.server import which_api
+
+    assert which_api(name, has_key, looks_signed, is_project) == api
+
+
+def test_has_signed_fields():
+    assert signed.has_signed_fields(b"data=%7B%7D&sign=ab")
+    assert signed.has_signed_fields(b"x=1&sign=")
+    assert not signed.has_signed_fields(b"{}")
+    assert not signed.has_signed_fields(b'{"data": 1, "sign": 2}')
+    assert not signed.has_signed_fields(b"datum=1&signs=2")

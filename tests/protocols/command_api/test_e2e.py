@@ -4,11 +4,16 @@ import json
 
 import httpx
 import pytest
+import trio
+from trio_websocket import open_websocket_url
 
+from protocols.realtime.tokens import make_token
 from tests.conftest import PROJECT, SECRET, sign
 from tests.legacy_client import legacy_client
 
 from .clients import CENT_NEW, CENT_OLD, install, run_script
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 
 @pytest.fixture(scope="session")
@@ -26,27 +31,49 @@ def old_client(url: str, body: str) -> str:
             f"{body}\n")
 
 
+async def sdk_next_pub(ws, timeout: float = 5) -> dict:
+    """The next publication push a client of today's SDK protocol receives (other pushes skipped)."""
+    with trio.fail_after(timeout):
+        while True:
+            for line in (await ws.get_message()).split("\n"):
+                frame = json.loads(line)
+                if "pub" in frame.get("push", {}):
+                    return frame["push"]
+
+
 async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
     running = await start_hub()
     url = running.url("command_api")
-    async with legacy_client(running.url("realtime")) as alice, legacy_client(running.url("realtime")) as bob:
+    ws_url = running.url("realtime").replace("http://", "ws://") + "/connection/websocket"
+    async with (legacy_client(running.url("realtime")) as alice, legacy_client(running.url("realtime")) as bob,
+                legacy_client(running.url("realtime")) as bob2, open_websocket_url(ws_url) as carol):
         await alice.connect("alice", info='{"name": "Alice"}')
-        await bob.connect("bob")
+        for c in (bob, bob2):
+            await c.connect("bob")
         for ch in ("news", "sport"):
-            await alice.subscribe(ch)
-            await bob.subscribe(ch)
+            for c in (alice, bob, bob2):
+                await c.subscribe(ch)
+        # carol speaks today's SDK protocol on the same port
+        await carol.send_message(json.dumps({"id": 1, "connect": {"token": make_token(SECRET, {"sub": "carol"})}}) + "\n"
+                                 + json.dumps({"id": 2, "subscribe": {"channel": "news"}}))
 
+        with trio.fail_after(5):
+            while len(running.presence("news")) < 4:
+                await trio.sleep(0.01)
         result = await run_script(cent_old, old_client(url, 'print(json.dumps(c.publish("news", {"text": "héllo"}, client="c-1")))'))
         assert result == [{"method": "publish", "error": None, "body": True}, None]
-        for c in (alice, bob):
+        for c in (alice, bob, bob2):
             msg = (await c.next_push("message"))["body"]
             assert msg["data"] == {"text": "héllo"} and msg["client"] == "c-1" and msg["channel"] == "news"
+        push = await sdk_next_pub(carol)
+        assert push["channel"] == "news" and push["pub"]["data"] == {"text": "héllo"}
 
         presence = await run_script(cent_old, old_client(url, 'print(json.dumps(c.presence("news")))'))
         body = presence[0]["body"]
-        assert set(body) == {alice.client_id, bob.client_id}
+        assert set(body) == set(running.presence("news")) and len(body) == 4
         assert body[alice.client_id] == {"user": "alice", "client": alice.client_id, "default_info": {"name": "Alice"},
                                          "channel_info": None}
+        assert sorted(c["user"] for c in body.values()) == ["alice", "bob", "bob", "carol"]
 
         history = await run_script(cent_old, old_client(url, 'print(json.dumps(c.history("news")))'))
         assert [m["data"] for m in history[0]["body"]] == [{"text": "héllo"}]
@@ -57,22 +84,34 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
         batch = await run_script(cent_old, old_client(url, "\n".join([
             'c.add("publish", c.get_publish_params("sport", 1))',
             'c.add("publish", c.get_publish_params("nope:x", 2))',
+            'c.add("publish", c.get_publish_params("sport", 3))',
             'c.add("unsubscribe", c.get_unsubscribe_params("bob", "news"))',
             'print(json.dumps(c.send()))'])))
         replies = batch[0]
-        assert [r["error"] for r in replies] == [None, "namespace not found", None]
-        assert (await bob.next_push("unsubscribe"))["body"] == {"channel": "news"}
-        assert set(running.presence("news")) == {alice.client_id}
+        assert [r["error"] for r in replies] == [None, "namespace not found", None, None]
+        for c in (bob, bob2):  # in command order
+            seen = []
+            while len(seen) < 3:
+                push = await c.next_push()
+                if push["method"] in ("message", "unsubscribe"):
+                    seen.append((push["method"], push["body"].get("data", push["body"]["channel"])))
+            assert seen == [("message", 1), ("message", 3), ("unsubscribe", "news")]
+        assert {running.hub.sessions[i].user for i in running.presence("news")} == {"alice", "carol"}
+        newest_first = await run_script(cent_old, old_client(url, 'print(json.dumps(c.history("sport")))'))
+        assert [m["data"] for m in newest_first[0]["body"]] == [3, 1]
 
         await run_script(cent_old, old_client(url, 'print(json.dumps(c.unsubscribe("alice")))'))
-        assert (await alice.next_push("unsubscribe"))["body"]["channel"] in ("news", "sport")
-        assert (await alice.next_push("unsubscribe"))["body"]["channel"] in ("news", "sport")
+        assert {(await alice.next_push("unsubscribe"))["body"]["channel"] for _ in range(2)} == {"news", "sport"}
         assert running.hub.sessions[alice.client_id].channels == {}
 
         await run_script(cent_old, old_client(url, 'print(json.dumps(c.disconnect("bob")))'))
-        await bob.closed()
-        assert (await bob.next_push("disconnect"))["body"]["reason"] == "disconnect"
-        assert bob.client_id not in running.hub.sessions
+        for c in (bob, bob2):
+            await c.closed()
+            assert (await c.next_push("disconnect"))["body"]["reason"] == "disconnect"
+            assert c.client_id not in running.hub.sessions
+        assert alice.client_id in running.hub.sessions
+        presence = await run_script(cent_old, old_client(url, 'print(json.dumps(c.presence("news")))'))
+        assert [c["user"] for c in presence[0]["body"].values()] == ["carol"]
 
 
 async def test_current_cent_against_real_websocket_clients(start_hub, cent_new):
@@ -150,6 +189,15 @@ async def test_whole_request_errors(start_hub):
             (http.post("/api", json={"method": "info"}), 401, "unauthorized"),
             (http.post("/api/info", json={}, headers={"X-API-Key": "nope"}), 401, "unauthorized"),
             (http.post("/api/info", content=b"{nope", headers={"X-API-Key": "test-api-key"}), 400, "not JSON"),
+            (http.post("/api/info", content=b"[1]", headers={"X-API-Key": "test-api-key"}), 400, "JSON object"),
+            # Neither a key nor a sign: a method name is today's API (401), a project the signed API (400).
+            (http.post("/api/publish", json={"channel": "news", "data": 1}), 401, "API key is required"),
+            (http.post("/api/info", content=b"{}", headers={"content-type": "application/x-www-form-urlencoded"}), 401,
+             "API key is required"),  # curl -d '{}' without a key
+            (http.post("/api/publish", data=good), 404, "project not found"),  # a signed form names a project
+            (http.post("/api/development", json={"method": "publish", "params": {"channel": "news", "data": 1}}), 400,
+             "expected a form"),
+            (http.post("/api/development", data={**good, "data": "{}"}), 401, "invalid sign"),
         ]
         for request, status, text in cases:
             response = await request
@@ -158,6 +206,11 @@ async def test_whole_request_errors(start_hub):
             assert text in json.dumps(response.json())
         ok = await http.post("/api/development/", data=good)
         assert ok.status_code == 200 and ok.json() == [{"method": "publish", "error": None, "body": True}]
+        info = await http.post("/api", json={"method": "info"}, headers={"Authorization": "apikey test-api-key"})
+        assert info.status_code == 200 and info.json()["result"]["nodes"][0]["version"]
+        wrong = await http.post("/api", json={"method": "info"}, headers={"Authorization": "apikey nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"]["code"] == 101
+    assert running.hub.stats.messages_in == 1
 
 
 async def test_non_ascii_signed_over_utf8_bytes_and_header_sign(start_hub):
@@ -186,3 +239,23 @@ async def test_project_named_like_a_method(start_hub):
         keyed = await http.post("/api/publish", json={"channel": "news", "data": 2}, headers={"X-API-Key": "test-api-key"})
         assert keyed.json()["result"]["offset"] >= 1
     assert running.hub.stats.messages_in == 2
+
+
+async def test_live_reload_of_limits_keys_and_secrets(start_hub, tmp_path):
+    from hub.config import parse_settings
+    from tests.conftest import hub_config, with_tmp_files
+
+    running = await start_hub()
+    three = json.dumps([{"method": "channels"}] * 3)
+    async with httpx.AsyncClient(base_url=running.url("command_api")) as http:
+        assert (await http.post("/api/development", data={"data": three, "sign": sign(PROJECT, three)})).status_code == 200
+        extra = '[command_api]\nmax_commands = 2\n[projects.development]\nsecret = "new-secret"\napi_keys = ["rotated"]\n'
+        result = running.reload(parse_settings(with_tmp_files(hub_config(extra), tmp_path), "<reloaded>"))
+        assert "command_api" in result["changed"] and "projects" in result["changed"]
+        too_many = await http.post("/api/development", data={"data": three, "sign": sign(PROJECT, three, secret="new-secret")})
+        assert too_many.status_code == 400 and "at most 2" in too_many.json()["error"]
+        one = json.dumps({"method": "channels"})
+        assert (await http.post("/api/development", data={"data": one, "sign": sign(PROJECT, one)})).status_code == 401
+        assert (await http.post("/api/development", data={"data": one, "sign": sign(PROJECT, one, secret="new-secret")})).status_code == 200
+        assert (await http.post("/api/info", json={}, headers={"X-API-Key": "test-api-key"})).status_code == 401
+        assert (await http.post("/api/info", json={}, headers={"X-API-Key": "rotated"})).status_code == 200
