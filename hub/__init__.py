@@ -11,8 +11,9 @@ from .config import ConfigError, Settings, load_settings, parse_settings  # noqa
 from .runtime import RunningHub, open_hub, serve  # noqa: E402
 
 
-def run(action: str, config: str | Settings = "hub.toml", **args: object) -> object:
-    """`run("hub.publish", channel="news", data={...})` on the running hub a hub.toml describes (via JSON-RPC)."""
+def run(action: str, /, config: str | Settings | None = None, **args: object) -> object:
+    """`run("hub.publish", channel="news", data={...})` on the running hub that `config` (else $HUB_CONFIG,
+    else ./hub.toml) describes, over JSON-RPC; raises `RunError` with the hub's errors."""
     from protocols.jsonrpc.client import run as run_action
 
     return run_action(action, config, **args)

@@ -2,19 +2,24 @@
 
 Adapters register plain functions (sync or async) with type hints and docstrings; the JSON-RPC
 adapter runs them by name and lists them (arguments, types, defaults, documentation) for
-discovery. Arguments are checked against the signature before the function runs.
+discovery. Arguments are checked against the signature before the function runs;
+`ActionRegistry.run` turns every failure into an ActionError with a status (400, 404, 500).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .core import Hub
+from .core.errors import HubError
+
+log = logging.getLogger("hub.actions")
 
 _MISSING = inspect.Parameter.empty
 
@@ -28,71 +33,95 @@ class ActionError(Exception):
 
 
 def _type_name(hint: Any) -> str:
+    """A short readable name for a type hint: `str`, `int | null`, `list[str]`, `'a' | 'b'`."""
     if hint is _MISSING or hint is Any:
         return "any"
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
         return " | ".join(_type_name(h) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return " | ".join(repr(v) for v in typing.get_args(hint))
     if hint is type(None):
         return "null"
-    origin = typing.get_origin(hint)
     if origin is not None:
-        return getattr(origin, "__name__", str(origin))
+        params = [_type_name(a) for a in typing.get_args(hint) if a is not Ellipsis]
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(params)}]" if params else name
     return getattr(hint, "__name__", str(hint))
 
 
 def _accepts(hint: Any, value: Any) -> bool:
-    if hint is _MISSING or hint is Any:
+    """Whether a JSON value fits a hint; containers are checked item by item."""
+    if hint is _MISSING or hint is Any or isinstance(hint, typing.TypeVar):
         return True
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
         return any(_accepts(h, value) for h in typing.get_args(hint))
+    if origin is typing.Literal:
+        return any(value == v and type(value) is type(v) for v in typing.get_args(hint))
     if hint is type(None):
         return value is None
-    origin = typing.get_origin(hint) or hint
-    if origin is float:
+    base = origin or hint
+    if base is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if origin is int:
+    if base is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(origin, type):
-        return isinstance(value, origin)
+    if not isinstance(base, type):
+        return True
+    params = typing.get_args(hint)
+    if base in (list, tuple, set, frozenset):  # JSON has arrays only
+        if not isinstance(value, list):
+            return False
+        if base is tuple and params and not (len(params) == 2 and params[1] is Ellipsis):
+            return len(params) == len(value) and all(_accepts(h, v) for h, v in zip(params, value, strict=True))
+        return not params or all(_accepts(params[0], v) for v in value)
+    if not isinstance(value, base):
+        return False
+    if base is dict and len(params) == 2:
+        return all(_accepts(params[0], k) and _accepts(params[1], v) for k, v in value.items())
     return True
 
 
 @dataclass
 class Action:
+    """A registered function: its signature and type hints are read once, at registration."""
+
     name: str
     func: Callable[..., Any]
     doc: str
+    signature: inspect.Signature = field(init=False, repr=False)
+    _hints: dict[str, Any] = field(init=False, repr=False)
 
-    @property
-    def signature(self) -> inspect.Signature:
-        return inspect.signature(self.func)
+    def __post_init__(self) -> None:
+        self.signature = inspect.signature(self.func)
+        try:
+            self._hints = typing.get_type_hints(self.func)
+        except Exception:  # unresolvable annotations: accept any value
+            self._hints = {}
 
     def hints(self) -> dict[str, Any]:
-        try:
-            return typing.get_type_hints(self.func)
-        except Exception:
-            return {}
+        return self._hints
 
     def describe(self) -> dict[str, Any]:
-        """Name, documentation and each argument's type, whether it is required, and its default."""
-        hints = self.hints()
+        """Name, documentation, each argument's type, whether it is required and its default, and the result's type."""
         args = {}
         for name, param in self.signature.parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            arg: dict[str, Any] = {"type": _type_name(hints.get(name, _MISSING)), "required": param.default is _MISSING}
+            arg: dict[str, Any] = {"type": _type_name(self._hints.get(name, _MISSING)), "required": param.default is _MISSING}
             if param.default is not _MISSING:
                 arg["default"] = param.default
             args[name] = arg
-        return {"name": self.name, "doc": self.doc, "args": args}
+        return {"name": self.name, "doc": self.doc, "args": args, "returns": _type_name(self._hints.get("return", _MISSING))}
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
         """Check `args` against the signature: unknown, missing or mistyped arguments are ActionErrors."""
-        hints = self.hints()
         params = self.signature.parameters
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         for name in args:
-            if name not in params and not takes_any:
+            param = params.get(name)
+            if (param is None and not takes_any) or (param is not None and param.kind in (
+                    param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY)):
                 raise ActionError(f"{self.name}: unknown argument '{name}'")
         for name, param in params.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -101,17 +130,23 @@ class Action:
                 if param.default is _MISSING:
                     raise ActionError(f"{self.name}: missing argument '{name}'")
                 continue
-            hint = hints.get(name, _MISSING)
+            hint = self._hints.get(name, _MISSING)
             if not _accepts(hint, args[name]):
                 raise ActionError(f"{self.name}: argument '{name}' must be {_type_name(hint)}, "
-                                  f"got {type(args[name]).__name__}")
+                                  f"got {_json_type(args[name])}")
         return args
 
     async def call(self, args: dict[str, Any]) -> Any:
+        """Validate `args`, then run the function (awaited if it is async)."""
         result = self.func(**self.bind(args))
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "int", float: "float", str: "str", list: "array", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 class ActionRegistry:
@@ -121,9 +156,14 @@ class ActionRegistry:
         self.actions: dict[str, Action] = {}
 
     def register(self, name: str, func: Callable[..., Any], doc: str | None = None) -> None:
-        if "." not in name:
-            raise ValueError(f"action names are plugin.action, got {name!r}")
+        """Add `func` as action `name` ("plugin.action"); `doc` defaults to its docstring."""
+        plugin, _, action = name.partition(".")
+        if not plugin or not action or plugin == "procedure":
+            raise ValueError(f"action names are plugin.action (plugin not 'procedure'), got {name!r}")
         self.actions[name] = Action(name, func, inspect.cleandoc(doc or func.__doc__ or ""))
+
+    def unregister(self, name: str) -> None:
+        self.actions.pop(name, None)
 
     def get(self, name: str) -> Action | None:
         return self.actions.get(name)
@@ -134,6 +174,26 @@ class ActionRegistry:
             raise ActionError(f"unknown action '{name}'", 404)
         return action
 
+    async def run(self, name: str, args: dict[str, Any]) -> Any:
+        """Run action `name`; every failure is an ActionError: 404 unknown, 400 bad arguments or refused by
+        the core (a HubError; its own `status` if it has one), 500 anything else the action raised."""
+        action = self.require(name)
+        try:
+            return await action.call(args)
+        except ActionError:
+            raise
+        except HubError as exc:
+            status = getattr(exc, "status", 400)
+            status = status if isinstance(status, int) and 400 <= status <= 599 else 400
+            raise ActionError(f"{name}: {exc.message}", status) from None
+        except Exception as exc:
+            log.info("action %s raised %r", name, exc)
+            raise ActionError(f"{name} failed: {type(exc).__name__}: {exc}", 500) from None
+
+    def describe(self) -> dict[str, Any]:
+        """Every action, by name, as Action.describe gives it."""
+        return {a.name: a.describe() for a in self}
+
     def __contains__(self, name: str) -> bool:
         return name in self.actions
 
@@ -141,18 +201,20 @@ class ActionRegistry:
         return iter(sorted(self.actions.values(), key=lambda a: a.name))
 
 
-def register_core_actions(registry: ActionRegistry, hub: Hub, default_project: str) -> None:
-    """The core's own actions (`hub.*`), usable from JSON-RPC, SDK `rpc` and `hub exec`."""
+def register_core_actions(registry: ActionRegistry, hub: Hub, default_project: str | Callable[[], str]) -> None:
+    """The core's own actions (`hub.*`); `project` defaults to `default_project` (or what it returns, if callable)."""
 
     def _project(project: str | None) -> str:
-        return project or default_project
+        if project:
+            return project
+        return default_project() if callable(default_project) else default_project
 
     def publish(channel: str, data: Any, project: str | None = None) -> dict[str, Any]:
         """Publish `data` to `channel`; every subscriber of every protocol gets it."""
         pub = hub.publish(_project(project), channel, data)
         return {"uid": pub.uid, "channel": channel, "offset": pub.offset, "epoch": pub.epoch}
 
-    def broadcast(channels: list, data: Any, project: str | None = None) -> list[dict[str, Any]]:
+    def broadcast(channels: list[str], data: Any, project: str | None = None) -> list[dict[str, Any]]:
         """Publish the same `data` to several channels."""
         return [publish(channel, data, project) for channel in channels]
 
@@ -160,9 +222,10 @@ def register_core_actions(registry: ActionRegistry, hub: Hub, default_project: s
         """Clients subscribed to `channel`, by client id (user, client, default_info, channel_info)."""
         return hub.presence(_project(project), channel)
 
-    def history(channel: str, limit: int | None = None, project: str | None = None) -> list[dict[str, Any]]:
-        """Publications kept for `channel`, newest first (at most `limit`)."""
-        result = hub.history(_project(project), channel, limit=limit, newest_first=True)
+    def history(channel: str, limit: int | None = None, since: int | None = None,
+                project: str | None = None) -> list[dict[str, Any]]:
+        """Publications kept for `channel`, newest first (at most `limit`; only those after offset `since`)."""
+        result = hub.history(_project(project), channel, limit=limit, since=since, newest_first=True)
         return [{"uid": p.uid, "data": p.data, "info": p.info, "offset": p.offset, "timestamp": p.timestamp}
                 for p in result.publications]
 

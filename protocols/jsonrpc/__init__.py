@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +14,11 @@ from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Route, WebSocketRoute
 
 from .cli import add_commands
-from .execute import Procedure, parse_procedure
+from .execute import Hook, HookError, Procedure, check_procedures, parse_hook, parse_procedure
 from .server import JsonRpc, error
-from .store import UserStore
+from .store import StoreError, UserStore
+
+MIN_SECRET = 32
 
 
 @dataclass
@@ -28,6 +31,7 @@ class JsonRpcSettings(ListenerSettings):
     token_ttl: int = field(default=30 * 86400, metadata={"min": 60})
     registration: bool = True
     project: str = ""
+    client_url: str = ""
     client_token: str = ""
     client_user: str = ""
     client_password: str = ""
@@ -35,50 +39,63 @@ class JsonRpcSettings(ListenerSettings):
     hooks: dict[str, Any] = field(default_factory=dict)
 
 
-HOOK_KEYS = {"channel", "project", "procedure", "token_header", "token", "status", "response"}
-
-
 def procedures_of(settings: JsonRpcSettings, source: str = "<config>") -> dict[str, Procedure]:
+    """The `[jsonrpc.procedures.*]` tables, validated (steps, `${arg}` references, calls between procedures)."""
     out = {}
     for name, table in settings.procedures.items():
         try:
             out[name] = parse_procedure(name, table)
         except ValueError as exc:
             raise ConfigError(source, f"jsonrpc.procedures.{name}", str(exc)) from None
+    try:
+        check_procedures(out)
+    except ValueError as exc:
+        raise ConfigError(source, "jsonrpc.procedures", str(exc)) from None
+    return out
+
+
+def hooks_of(settings: JsonRpcSettings, procedures: dict[str, Procedure], source: str = "<config>",
+             env: dict[str, str] | None = None) -> dict[str, Hook]:
+    """The `[jsonrpc.hooks.*]` tables, validated."""
+    out = {}
+    for name, table in settings.hooks.items():
+        try:
+            out[name] = parse_hook(name, table, procedures, os.environ if env is None else env)
+        except HookError as exc:
+            raise ConfigError(source, f"jsonrpc.hooks.{name}" + (f".{exc.key}" if exc.key else ""), exc.problem) from None
     return out
 
 
 def validate(settings: JsonRpcSettings, config: Settings) -> None:
-    procedures = procedures_of(settings, config.source)
-    for name, hook in settings.hooks.items():
-        key = f"jsonrpc.hooks.{name}"
-        if not isinstance(hook, dict):
-            raise ConfigError(config.source, key, "expected a table")
-        unknown = set(hook) - HOOK_KEYS
-        if unknown:
-            raise ConfigError(config.source, f"{key}.{sorted(unknown)[0]}", "unknown key")
-        if not hook.get("channel") and not hook.get("procedure"):
-            raise ConfigError(config.source, key, "needs a channel to publish to and/or a procedure to run")
-        if hook.get("procedure") and hook["procedure"] not in procedures:
-            raise ConfigError(config.source, f"{key}.procedure", f"no procedure named {hook['procedure']!r}")
-        if hook.get("token_header") and not hook.get("token"):
-            raise ConfigError(config.source, f"{key}.token", "missing: a hook with token_header needs a token")
-        if not isinstance(hook.get("status", 200), int):
-            raise ConfigError(config.source, f"{key}.status", "expected an integer")
+    """Checks across keys, at config load: procedures, hooks, the project, the token secret."""
+    hooks_of(settings, procedures_of(settings, config.source), config.source)
     if settings.project and settings.project not in {p.key for p in config.projects}:
         raise ConfigError(config.source, "jsonrpc.project", f"no project named {settings.project!r}")
+    if settings.token_secret and len(settings.token_secret) < MIN_SECRET:
+        raise ConfigError(config.source, "jsonrpc.token_secret", f"must be at least {MIN_SECRET} characters (HS256 key)")
+    if not settings.users_file:
+        raise ConfigError(config.source, "jsonrpc.users_file", "missing")
+    if settings.client_password and not settings.client_user:
+        raise ConfigError(config.source, "jsonrpc.client_user", "missing: client_password needs client_user")
 
 
 def _state(ctx: AdapterContext) -> JsonRpc:
     state = ctx.state.get("jsonrpc")
     if state is None:
-        state = ctx.state["jsonrpc"] = JsonRpc(ctx, UserStore(ctx.settings.users_file), procedures_of(ctx.settings))
+        try:
+            store = UserStore(ctx.settings.users_file)
+            procedures = procedures_of(ctx.settings, ctx.config.source)
+            state = JsonRpc(ctx, store, procedures, hooks_of(ctx.settings, procedures, ctx.config.source))
+        except StoreError as exc:
+            raise ConfigError(ctx.config.source, "jsonrpc.users_file", str(exc)) from None
+        ctx.state["jsonrpc"] = state
     return state
 
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     rpc = _state(ctx)
     return [
+        Route("/", rpc.index, methods=["GET"]),
         Route("/auth", rpc.login, methods=["POST"]),
         Route("/register", rpc.register, methods=["POST"]),
         Route("/logout", rpc.logout, methods=["POST"]),
@@ -91,12 +108,13 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
 
 
 def reload(ctx: AdapterContext, new: JsonRpcSettings) -> list[str]:
-    rpc = _state(ctx)
-    rpc.procedures = procedures_of(new)
-    return ["jsonrpc.procedures", "jsonrpc.hooks"]
+    """Procedures, hooks and token settings apply at once; a new users_file needs a restart."""
+    procedures = procedures_of(new, ctx.config.source)
+    return _state(ctx).reload(new, procedures, hooks_of(new, procedures, ctx.config.source))
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Open the users file (a ConfigError if it cannot be read) before the listener starts."""
     _state(ctx)
     task_status.started()
 

@@ -15,41 +15,48 @@ ISSUER = "hub-jsonrpc"
 
 
 class AuthError(Exception):
-    pass
+    """A token that is missing, malformed, badly signed, expired, revoked or whose user is gone."""
 
 
-def issue(store: UserStore, key: str, user: str, ttl: int) -> str:
-    now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(16), "iss": ISSUER}
-    with warnings.catch_warnings():
+def issue(key: str, user: str, ttl: int, now: float | None = None) -> str:
+    """A signed token for `user`, valid for `ttl` seconds, with a random id (`jti`) for revocation."""
+    issued = int(time.time() if now is None else now)
+    claims = {"sub": user, "iat": issued, "exp": issued + ttl, "jti": secrets.token_hex(16), "iss": ISSUER}
+    with warnings.catch_warnings():  # PyJWT warns about HMAC keys shorter than 32 bytes; the key is the user's choice
         warnings.simplefilter("ignore")
         return jwt.encode(claims, key, algorithm="HS256")
 
 
 def verify(store: UserStore, key: str, token: str) -> dict[str, Any]:
     """The token's claims; AuthError if it is malformed, badly signed, expired, revoked or its user is gone."""
+    if not token:
+        raise AuthError("a token is required (Authorization: Bearer, X-Token or ?token=)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub", "jti"]})
+            claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "jti"]})
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
     except jwt.InvalidTokenError:
         raise AuthError("invalid token") from None
+    if not isinstance(claims["sub"], str) or not isinstance(claims["jti"], str):
+        raise AuthError("invalid token")
     if store.is_revoked(claims["jti"]):
         raise AuthError("token revoked")
     if claims["sub"] not in store.users:
         raise AuthError("unknown user")
+    if claims["iat"] < store.valid_since(claims["sub"]):
+        raise AuthError("token issued before the user's password changed")
     return claims
 
 
 def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> str | None:
-    """`Authorization: Bearer <t>`, `X-Token: <t>` or `?token=<t>`."""
-    auth = headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
+    """`Authorization: Bearer <t>`, `X-Token: <t>` or `?token=<t>`, in that order."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if headers.get("x-token"):
-        return headers["x-token"]
+        return headers["x-token"].strip()
     values = query.get("token")
     return values[-1] if values else None

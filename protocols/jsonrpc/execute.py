@@ -1,20 +1,22 @@
-"""Requests and responses of /execute and /ws/requests, and procedures, without I/O."""
+"""Requests and responses of /execute and /ws/requests, procedures and webhooks' settings, without I/O."""
 
 from __future__ import annotations
 
-import logging
+import json
 import re
 import secrets
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.actions import ActionError, ActionRegistry
 
-log = logging.getLogger("hub.jsonrpc")
 HOSTNAME = socket.gethostname()
 _VAR = re.compile(r"\$\{(\w+)\}")
+MAX_DEPTH = 16  # procedures calling procedures (cycles are refused at config load; this is the backstop)
+MAX_ID = 128
 
 
 @dataclass
@@ -22,9 +24,31 @@ class Procedure:
     """A named list of actions; `${arg}` in their arguments takes the procedure's own arguments."""
 
     name: str
-    args: list[str]
+    required: list[str]
+    defaults: dict[str, Any]
     steps: list[dict[str, Any]]
     doc: str = ""
+
+    @property
+    def args(self) -> list[str]:
+        return [*self.required, *self.defaults]
+
+    def calls(self) -> set[str]:
+        """Names of the procedures this one runs."""
+        return {s["action"].split(".", 1)[1] for s in self.steps if s["action"].startswith("procedure.")}
+
+    def describe(self) -> dict[str, Any]:
+        """Discovery data, shaped like an action's."""
+        args: dict[str, Any] = {a: {"type": "any", "required": True} for a in self.required}
+        for name, default in self.defaults.items():
+            args[name] = {"type": json_type(default), "required": False, "default": default}
+        return {"name": f"procedure.{self.name}", "doc": self.doc, "args": args, "returns": "any",
+                "actions": [s["action"] for s in self.steps]}
+
+
+def json_type(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict",
+            type(None): "null"}.get(type(value), "any")
 
 
 def parse_procedure(name: str, table: Any) -> Procedure:
@@ -35,20 +59,58 @@ def parse_procedure(name: str, table: Any) -> Procedure:
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
     args = table.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise ValueError("args must be an array of argument names")
+    if isinstance(args, list) and all(isinstance(a, str) and a for a in args):
+        required, defaults = list(args), {}
+    elif isinstance(args, dict):
+        required, defaults = [], dict(args)
+    else:
+        raise ValueError("args must be an array of argument names (all required) or a table of name = default")
+    if not isinstance(table.get("doc", ""), str):
+        raise ValueError("doc must be a string")
     steps = table.get("actions")
     if not isinstance(steps, list) or not steps:
         raise ValueError("actions must be a non-empty array of {action, args} tables")
+    names = set(required) | set(defaults)
     for i, step in enumerate(steps):
-        if not isinstance(step, dict) or not isinstance(step.get("action"), str) or "." not in step["action"]:
-            raise ValueError(f"actions[{i}] needs action = \"plugin.action\"")
+        if not isinstance(step, dict) or not isinstance(step.get("action"), str) or not _is_action_name(step["action"]):
+            raise ValueError(f"actions[{i}] needs action = \"plugin.action\" or \"procedure.<name>\"")
+        extra = set(step) - {"action", "args"}
+        if extra:
+            raise ValueError(f"actions[{i}]: unknown key {sorted(extra)[0]!r}")
         if not isinstance(step.get("args", {}), dict):
             raise ValueError(f"actions[{i}].args must be a table")
-        for var in _VAR.findall(str(step.get("args", {}))):
-            if var not in args:
+        for var in _VAR.findall(json.dumps(step.get("args", {}))):
+            if var not in names:
                 raise ValueError(f"actions[{i}] uses ${{{var}}}, which is not in args")
-    return Procedure(name, args, steps, str(table.get("doc", "")))
+    return Procedure(name, required, defaults, steps, table.get("doc", ""))
+
+
+def _is_action_name(name: str) -> bool:
+    plugin, _, action = name.partition(".")
+    return bool(plugin and action)
+
+
+def check_procedures(procedures: dict[str, Procedure]) -> None:
+    """ValueError for a step naming a procedure that does not exist, or procedures calling each other in a cycle."""
+    for proc in procedures.values():
+        for callee in sorted(proc.calls()):
+            if callee not in procedures:
+                raise ValueError(f"{proc.name}: no procedure named {callee!r}")
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name):] + [name]
+            raise ValueError(f"{path[0]}: procedures call each other in a cycle: {' -> '.join(cycle)}")
+        state[name] = 1
+        for callee in sorted(procedures[name].calls()):
+            visit(callee, [*path, name])
+        state[name] = 2
+
+    for name in procedures:
+        visit(name, [])
 
 
 def substitute(value: Any, args: dict[str, Any]) -> Any:
@@ -57,12 +119,73 @@ def substitute(value: Any, args: dict[str, Any]) -> Any:
         whole = _VAR.fullmatch(value)
         if whole:
             return args.get(whole.group(1))
-        return _VAR.sub(lambda m: str(args.get(m.group(1), "")), value)
+        return _VAR.sub(lambda m: _text(args.get(m.group(1))), value)
     if isinstance(value, dict):
         return {k: substitute(v, args) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, args) for v in value]
     return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass
+class Hook:
+    """`[jsonrpc.hooks.<name>]`: where a webhook's request goes and what it answers."""
+
+    name: str
+    channel: str = ""
+    project: str = ""
+    procedure: str = ""
+    token_header: str = ""
+    token: str = field(default="", repr=False)
+    status: int = 200
+    response: Any = None
+
+
+class HookError(ValueError):
+    """A bad hook table: which key (`""` for the table itself) and what is wrong."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key, self.problem = key, problem
+
+
+HOOK_KEYS = {"channel", "project", "procedure", "token_header", "token", "token_env", "status", "response"}
+
+
+def parse_hook(name: str, table: Any, procedures: dict[str, Procedure], env: dict[str, str]) -> Hook:
+    """Validate one hook table (`token_env` reads the token from the environment); HookError(key, problem)."""
+    if not isinstance(table, dict):
+        raise HookError("", "expected a table")
+    unknown = set(table) - HOOK_KEYS
+    if unknown:
+        raise HookError(sorted(unknown)[0], "unknown key")
+    for key in ("channel", "project", "procedure", "token_header", "token", "token_env"):
+        if not isinstance(table.get(key, ""), str):
+            raise HookError(key, "expected a string")
+    status = table.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise HookError("status", "expected an HTTP status from 200 to 599")
+    hook = Hook(name, table.get("channel", ""), table.get("project", ""), table.get("procedure", ""),
+                table.get("token_header", ""), table.get("token", ""), status, table.get("response"))
+    if table.get("token_env"):
+        if table["token_env"] not in env:
+            raise HookError("token_env", f"environment variable {table['token_env']} is not set")
+        hook.token = env[table["token_env"]]
+    if not hook.channel and not hook.procedure:
+        raise HookError("", "needs a channel to publish to and/or a procedure to run")
+    if hook.procedure and hook.procedure not in procedures:
+        raise HookError("procedure", f"no procedure named {hook.procedure!r}")
+    if hook.token_header and not hook.token:
+        raise HookError("token", "missing: a hook with token_header needs a token (or token_env)")
+    if hook.token and not hook.token_header:
+        raise HookError("token_header", "missing: name the header that carries the token")
+    return hook
 
 
 class ExecutionError(Exception):
@@ -73,17 +196,21 @@ class ExecutionError(Exception):
         self.message, self.status = message, status
 
 
-def parse_request(body: Any) -> tuple[str, str, dict[str, Any]]:
+def request_id_of(body: Any) -> str:
+    """The request's own `id` (a string of at most 128 characters) to echo, else a new 32-hex id."""
+    rid = body.get("id") if isinstance(body, dict) else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= MAX_ID else secrets.token_hex(16)
+
+
+def parse_request(body: Any, types: Iterable[str] = ("request",)) -> tuple[str, str, dict[str, Any]]:
     """(id, action, args) of a request object; ExecutionError(400) if malformed."""
     if not isinstance(body, dict):
         raise ExecutionError("the request must be a JSON object", 400)
-    request_id = body.get("id")
-    if not isinstance(request_id, str) or not request_id:
-        request_id = secrets.token_hex(16)
-    if body.get("type") != "request":
+    request_id = request_id_of(body)
+    if body.get("type") not in types:
         raise ExecutionError('"type" must be "request"', 400)
     action = body.get("action")
-    if not isinstance(action, str) or "." not in action:
+    if not isinstance(action, str) or not _is_action_name(action):
         raise ExecutionError('"action" must be "<plugin>.<action>" or "procedure.<name>"', 400)
     args = body.get("args", {})
     if args is None:
@@ -93,26 +220,34 @@ def parse_request(body: Any) -> tuple[str, str, dict[str, Any]]:
     return request_id, action, args
 
 
-async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure], action: str, args: dict[str, Any]) -> Any:
+async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure], action: str, args: dict[str, Any],
+                     depth: int = 0) -> Any:
     """Run an action or a procedure; ExecutionError (400 bad args, 404 unknown, 500 raised) on failure."""
     if action.startswith("procedure."):
         procedure = procedures.get(action.split(".", 1)[1])
         if procedure is None:
             raise ExecutionError(f"unknown procedure '{action}'", 404)
-        unknown = set(args) - set(procedure.args)
+        if depth >= MAX_DEPTH:
+            raise ExecutionError(f"{action}: procedures nested more than {MAX_DEPTH} deep", 500)
+        unknown = sorted(set(args) - set(procedure.args))
         if unknown:
-            raise ExecutionError(f"{action}: unknown argument '{sorted(unknown)[0]}'", 400)
+            raise ExecutionError(f"{action}: unknown argument '{unknown[0]}'", 400)
+        missing = [a for a in procedure.required if a not in args]
+        if missing:
+            raise ExecutionError(f"{action}: missing argument '{missing[0]}'", 400)
+        values = {**procedure.defaults, **args}
         output = None
         for step in procedure.steps:
-            output = await run_action(registry, procedures, step["action"], substitute(step.get("args", {}), args))
+            try:
+                output = await run_action(registry, procedures, step["action"], substitute(step.get("args", {}), values),
+                                          depth + 1)
+            except ExecutionError as exc:
+                raise ExecutionError(f"{action}: {exc.message}", exc.status) from None
         return output
     try:
-        return await registry.require(action).call(args)
+        return await registry.run(action, args)
     except ActionError as exc:
         raise ExecutionError(exc.message, exc.status) from None
-    except Exception as exc:
-        log.info("action %s raised %r", action, exc)
-        raise ExecutionError(f"{action} failed: {type(exc).__name__}: {exc}", 500) from None
 
 
 def envelope(request_id: str, output: Any, errors: list[str], target: str = "http") -> dict[str, Any]:
@@ -121,12 +256,12 @@ def envelope(request_id: str, output: Any, errors: list[str], target: str = "htt
             "response": {"output": output, "errors": errors}}
 
 
-async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], body: Any,
-                  target: str = "http") -> tuple[int, dict[str, Any]]:
+async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], body: Any, target: str = "http",
+                  types: Iterable[str] = ("request",)) -> tuple[int, dict[str, Any]]:
     """(HTTP status, response envelope) for one request body."""
-    request_id = body.get("id") if isinstance(body, dict) and isinstance(body.get("id"), str) else secrets.token_hex(16)
+    request_id = request_id_of(body)
     try:
-        request_id, action, args = parse_request(body)
+        request_id, action, args = parse_request(body, types)
         output = await run_action(registry, procedures, action, args)
     except ExecutionError as exc:
         return exc.status, envelope(request_id, None, [exc.message], target)
@@ -136,9 +271,19 @@ async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], bo
 def describe(registry: ActionRegistry, procedures: dict[str, Procedure]) -> dict[str, Any]:
     """Discovery: every action and procedure with arguments, types, defaults and documentation."""
     return {
-        "actions": {a.name: a.describe() for a in registry},
-        "procedures": {f"procedure.{p.name}": {
-            "name": f"procedure.{p.name}", "doc": p.doc,
-            "args": {a: {"type": "any", "required": False} for a in p.args},
-            "actions": [s["action"] for s in p.steps]} for p in procedures.values()},
+        "actions": registry.describe(),
+        "procedures": {f"procedure.{name}": p.describe() for name, p in sorted(procedures.items())},
     }
+
+
+def encode(obj: Any) -> str:
+    """JSON for the wire; values JSON cannot hold (sets, bytes, objects) become their str()."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_fallback)
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)

@@ -1,88 +1,219 @@
-"""Users (argon2 password hashes), revoked token ids and the token signing key, kept in one JSON file.
+"""Users (argon2 password hashes), revoked token ids and the generated token signing key, in one JSON file.
 
-Small and rarely written, so one file replaced atomically (write, fsync, rename) is enough; it
-survives restarts and crashes.
+Small and rarely written, so one file replaced atomically (write, fsync, rename) is enough; it survives
+restarts and crashes. Every change is a read-modify-write under an exclusive lock (`<file>.lock`), so
+`hub user add` and a running hub can change it at the same time; readers notice a new version by its
+inode, mtime and size and re-read it.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
+import logging
 import os
 import secrets
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+log = logging.getLogger("hub.jsonrpc")
+_hasher = PasswordHasher()  # argon2id, 64 MiB, 3 passes: memory-hard
+MAX_NAME = 64
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_hex(8))
+
+
+class StoreError(Exception):
+    """The users file cannot be read or written."""
+
+
+def _empty() -> dict[str, Any]:
+    return {"users": {}, "revoked": {}, "secret": ""}
 
 
 class UserStore:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.data: dict[str, Any] = {"users": {}, "revoked": {}, "secret": ""}
-        self._stamp: tuple[int, int] | None = None
-        self.refresh()
+    """The users file. `readonly` stores never create or change it (the library client uses one)."""
 
-    def refresh(self) -> None:
-        """Re-read the file if another process (`hub user add`) changed it."""
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.data: dict[str, Any] = _empty()
+        self._stamp: tuple[int, int, int] | None = None
+        self._read(strict=True)
+
+    # -- file -----------------------------------------------------------------------------
+    def _read(self, strict: bool) -> None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
+            if self._stamp is not None:  # deleted under us: start again empty
+                self.data, self._stamp = _empty(), None
             return
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp != self._stamp:
-            self.data = {"users": {}, "revoked": {}, "secret": "", **json.loads(self.path.read_text(encoding="utf-8"))}
-            self._stamp = stamp
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc.strerror}") from None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("users", {}), dict):
+                raise ValueError("not a users file")
+        except (OSError, ValueError) as exc:
+            if strict:
+                raise StoreError(f"cannot read {self.path}: {exc}") from None
+            log.error("cannot re-read %s (%s); keeping the version read before", self.path, exc)
+            return
+        self.data = {**_empty(), **data}
+        self._stamp = stamp
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
-        st = self.path.stat()
-        self._stamp = (st.st_mtime_ns, st.st_size)
+    def refresh(self) -> None:
+        """Re-read the file if another process (`hub user add`) changed it."""
+        self._read(strict=False)
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.readonly:
+            raise StoreError(f"{self.path} is opened read-only")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        """Read the newest version, apply `change`, write it back atomically, all under the lock."""
+        with self._locked():
+            self._read(strict=True)
+            result = change(self.data)
+            self._write()
+            return result
+
+    def _write(self) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(self.data, f, indent=1)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            st = self.path.stat()
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    # -- users ----------------------------------------------------------------------------
     @property
     def users(self) -> dict[str, Any]:
         self.refresh()
         return self.data["users"]
 
-    def signing_key(self) -> str:
-        """The key tokens are signed with when hub.toml gives none: made once, then kept in the file."""
-        if not self.data.get("secret"):
-            self.data["secret"] = secrets.token_urlsafe(48)
-            self.save()
-        return self.data["secret"]
+    def add_user(self, name: str, password: str, *, only_if_none: bool = False) -> None:
+        """Add a user; ValueError if the name is taken or bad, or (`only_if_none`) if any user exists."""
+        check_name(name)
+        if not password:
+            raise ValueError("the password must not be empty")
+        hashed = _hasher.hash(password)
 
-    def add_user(self, name: str, password: str) -> None:
-        if not name or not password:
-            raise ValueError("user name and password must not be empty")
-        if name in self.users:
-            raise ValueError(f"user {name!r} already exists")
-        self.users[name] = {"hash": _hasher.hash(password)}
-        self.save()
+        def add(data: dict[str, Any]) -> None:
+            if only_if_none and data["users"]:
+                raise ValueError("registration is closed: a user exists")
+            if name in data["users"]:
+                raise ValueError(f"user {name!r} already exists")
+            data["users"][name] = {"hash": hashed, "created": int(time.time())}
+
+        self._update(add)
+
+    def set_password(self, name: str, password: str) -> None:
+        if not password:
+            raise ValueError("the password must not be empty")
+        hashed = _hasher.hash(password)
+
+        def change(data: dict[str, Any]) -> None:
+            if name not in data["users"]:
+                raise ValueError(f"unknown user {name!r}")
+            data["users"][name]["hash"] = hashed
+            data["users"][name]["since"] = int(time.time())  # tokens issued before this are refused
+
+        self._update(change)
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user: their tokens stop working at once."""
+
+        def remove(data: dict[str, Any]) -> None:
+            if data["users"].pop(name, None) is None:
+                raise ValueError(f"unknown user {name!r}")
+
+        self._update(remove)
 
     def check_password(self, name: str, password: str) -> bool:
+        """Whether `password` is `name`'s; unknown users cost the same time as known ones."""
         user = self.users.get(name)
-        if user is None:
-            _hasher.hash(password)  # spend the same time for unknown users
-            return False
         try:
+            if user is None:
+                _hasher.verify(_dummy_hash(), password)
+                return False
             return _hasher.verify(user["hash"], password)
         except (VerificationError, InvalidHashError):
             return False
 
+    def valid_since(self, name: str) -> int:
+        """Tokens of `name` issued before this time (a password change) are refused."""
+        return int(self.users.get(name, {}).get("since", 0))
+
+    # -- tokens ---------------------------------------------------------------------------
+    def signing_key(self) -> str:
+        """The key tokens are signed with when hub.toml gives none: made once, then kept in the file."""
+        self.refresh()
+        if self.data.get("secret"):
+            return str(self.data["secret"])
+        if self.readonly:
+            raise StoreError(f"{self.path} holds no signing key yet (start the hub once, or set token_secret)")
+
+        def make(data: dict[str, Any]) -> str:
+            if not data.get("secret"):
+                data["secret"] = secrets.token_urlsafe(48)
+            return str(data["secret"])
+
+        return str(self._update(make))
+
     def revoke(self, token_id: str, expires: float) -> None:
-        self.data["revoked"][token_id] = expires
-        self.save()
+        """Refuse the token `token_id` from now on; entries go once the token would have expired anyway."""
+
+        def change(data: dict[str, Any]) -> None:
+            now = time.time()
+            data["revoked"] = {k: v for k, v in data["revoked"].items() if v > now}
+            data["revoked"][token_id] = expires
+
+        self._update(change)
 
     def is_revoked(self, token_id: str) -> bool:
         self.refresh()
         return token_id in self.data["revoked"]
+
+
+def check_name(name: str) -> None:
+    """User names: 1-64 printable characters without spaces or colons."""
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.isprintable() or any(
+            c.isspace() or c == ":" for c in name):
+        raise ValueError(f"user names are 1-{MAX_NAME} printable characters without spaces or ':'")

@@ -1,22 +1,51 @@
-"""Requests, procedures and argument checks without sockets."""
+"""Requests, procedures, hooks, argument checks, tokens and the users file, without sockets."""
+
+import json
+import os
+import time
+from typing import Any, Literal
 
 import pytest
 
 from hub.actions import ActionError, ActionRegistry
-from protocols.jsonrpc.execute import ExecutionError, execute, parse_procedure, parse_request, substitute
+from hub.config import ConfigError
+from hub.core.errors import HubError, NamespaceNotFound
+from hub.net.http import Request
+from protocols.jsonrpc import auth
+from protocols.jsonrpc.execute import (
+    ExecutionError,
+    HookError,
+    check_procedures,
+    encode,
+    execute,
+    parse_hook,
+    parse_procedure,
+    parse_request,
+    substitute,
+)
+from protocols.jsonrpc.server import SLOW_CLIENT, JsonRpc, hook_event, procedure_args
+from protocols.jsonrpc.store import StoreError, UserStore
+from tests.conftest import hub_config
+
+# -- procedures ---------------------------------------------------------------------------
 
 
 def test_substitute_keeps_types_and_formats_strings():
     args = {"room": "hall", "n": 3, "obj": {"a": 1}}
-    assert substitute({"x": "${n}", "y": "in ${room}!", "z": ["${obj}"], "w": 5}, args) == {
-        "x": 3, "y": "in hall!", "z": [{"a": 1}], "w": 5}
+    assert substitute({"x": "${n}", "y": "in ${room}!", "z": ["${obj}"], "w": 5, "v": "n=${n} ${missing}."}, args) == {
+        "x": 3, "y": "in hall!", "z": [{"a": 1}], "w": 5, "v": "n=3 ."}
 
 
 @pytest.mark.parametrize("table, message", [
+    ([], "expected a table"),
     ({"actions": []}, "non-empty"),
     ({"actions": [{"action": "nodot"}]}, "plugin.action"),
     ({"actions": [{"action": "a.b", "args": {"x": "${y}"}}]}, "${y}"),
+    ({"actions": [{"action": "a.b", "args": [1]}]}, "args must be a table"),
+    ({"actions": [{"action": "a.b", "when": 1}]}, "unknown key 'when'"),
     ({"args": "x", "actions": [{"action": "a.b"}]}, "args must be"),
+    ({"args": [1], "actions": [{"action": "a.b"}]}, "args must be"),
+    ({"doc": 3, "actions": [{"action": "a.b"}]}, "doc must be"),
     ({"actions": [{"action": "a.b"}], "extra": 1}, "unknown key"),
 ])
 def test_bad_procedures(table, message):
@@ -25,28 +54,294 @@ def test_bad_procedures(table, message):
     assert message in str(info.value)
 
 
+def test_procedure_args_defaults_and_discovery():
+    p = parse_procedure("p", {"args": {"room": "hall", "level": 5}, "doc": "D.", "actions": [
+        {"action": "x.y", "args": {"r": "${room}", "l": "${level}"}}]})
+    assert p.required == [] and p.defaults == {"room": "hall", "level": 5}
+    assert p.describe() == {"name": "procedure.p", "doc": "D.", "returns": "any", "actions": ["x.y"], "args": {
+        "room": {"type": "str", "required": False, "default": "hall"}, "level": {"type": "int", "required": False, "default": 5}}}
+    q = parse_procedure("q", {"args": ["a"], "actions": [{"action": "procedure.p"}]})
+    assert q.describe()["args"] == {"a": {"type": "any", "required": True}} and q.calls() == {"p"}
+
+
+@pytest.mark.parametrize("tables, message", [
+    ({"a": ["procedure.b"]}, "no procedure named 'b'"),
+    ({"a": ["procedure.a"]}, "cycle: a -> a"),
+    ({"a": ["hub.stats", "procedure.b"], "b": ["procedure.c"], "c": ["procedure.a"]}, "cycle: a -> b -> c -> a"),
+])
+def test_procedure_calls_must_exist_and_not_loop(tables, message):
+    procs = {n: parse_procedure(n, {"actions": [{"action": a} for a in steps]}) for n, steps in tables.items()}
+    with pytest.raises(ValueError) as info:
+        check_procedures(procs)
+    assert message in str(info.value)
+    check_procedures({"a": parse_procedure("a", {"actions": [{"action": "procedure.b"}]}),
+                      "b": parse_procedure("b", {"actions": [{"action": "hub.stats"}]})})
+
+
+async def test_procedures_run_in_order_and_check_their_args():
+    registry = ActionRegistry()
+    seen = []
+
+    def note(text: str) -> int:
+        seen.append(text)
+        return len(seen)
+
+    registry.register("t.note", note)
+    procs = {"inner": parse_procedure("inner", {"args": ["x"], "actions": [{"action": "t.note", "args": {"text": "in ${x}"}}]}),
+             "outer": parse_procedure("outer", {"args": {"x": "d"}, "actions": [
+                 {"action": "t.note", "args": {"text": "${x}"}},
+                 {"action": "procedure.inner", "args": {"x": "${x}"}}]})}
+    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.outer"})
+    assert (status, reply["response"]["output"], seen) == (200, 2, ["d", "in d"])
+    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner"})
+    assert status == 400 and reply["response"]["errors"] == ["procedure.inner: missing argument 'x'"]
+    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner", "args": {"x": 1, "y": 2}})
+    assert status == 400 and reply["response"]["errors"] == ["procedure.inner: unknown argument 'y'"]
+    procs["bad"] = parse_procedure("bad", {"actions": [{"action": "t.note", "args": {"text": 5}}]})
+    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.bad"})
+    assert status == 400 and reply["response"]["errors"] == ["procedure.bad: t.note: argument 'text' must be str, got int"]
+
+
+# -- requests and actions -----------------------------------------------------------------
+
+
 def test_parse_request():
     rid, action, args = parse_request({"type": "request", "action": "a.b", "id": "abc"})
     assert (rid, action, args) == ("abc", "a.b", {})
-    with pytest.raises(ExecutionError):
-        parse_request([])
+    rid, _, args = parse_request({"type": "request", "action": "a.b", "args": None, "id": 5})
+    assert len(rid) == 32 and int(rid, 16) >= 0 and args == {}
+    assert parse_request({"type": "requests", "action": "a.b"}, ("request", "requests"))[1] == "a.b"
+    for body in ([], {"type": "requests", "action": "a.b"}, {"type": "request", "action": "ab"}):
+        with pytest.raises(ExecutionError) as info:
+            parse_request(body)
+        assert info.value.status == 400
 
 
-async def test_bind_and_execute_statuses():
+def test_typed_arguments():
     registry = ActionRegistry()
 
-    def add(a: int, b: float = 1.5, label: str | None = None) -> float:
-        """Add."""
+    def f(a: int, names: list[str], opts: dict[str, int] | None = None, mode: Literal["x", "y"] = "x",
+          pair: tuple[int, str] = (1, "a"), anything: Any = None, ratio: float = 1.0) -> list[str]:
+        """Doc line."""
+        return names
+
+    registry.register("t.f", f)
+    action = registry.require("t.f")
+    action.bind({"a": 1, "names": ["x"], "opts": {"k": 2}, "mode": "y", "pair": [2, "b"], "anything": object(), "ratio": 2})
+    for bad, message in [
+        ({"a": True, "names": []}, "argument 'a' must be int, got boolean"),
+        ({"a": 1.5, "names": []}, "argument 'a' must be int, got float"),
+        ({"a": 1, "names": "x"}, "argument 'names' must be list[str], got str"),
+        ({"a": 1, "names": [1]}, "argument 'names' must be list[str], got array"),
+        ({"a": 1, "names": [], "opts": {"k": "v"}}, "argument 'opts' must be dict[str, int] | null, got object"),
+        ({"a": 1, "names": [], "mode": "z"}, "argument 'mode' must be 'x' | 'y', got str"),
+        ({"a": 1, "names": [], "pair": [1, 2]}, "argument 'pair' must be tuple[int, str], got array"),
+        ({"a": 1, "names": [], "ratio": "1"}, "argument 'ratio' must be float, got str"),
+        ({"names": []}, "missing argument 'a'"),
+        ({"a": 1, "names": [], "zzz": 1}, "unknown argument 'zzz'"),
+    ]:
+        with pytest.raises(ActionError) as info:
+            action.bind(bad)
+        assert info.value.message == f"t.f: {message}" and info.value.status == 400
+    described = action.describe()
+    assert described["doc"] == "Doc line." and described["returns"] == "list[str]"
+    assert described["args"]["names"] == {"type": "list[str]", "required": True}
+    assert described["args"]["mode"] == {"type": "'x' | 'y'", "required": False, "default": "x"}
+    assert described["args"]["opts"] == {"type": "dict[str, int] | null", "required": False, "default": None}
+    with pytest.raises(ValueError):
+        registry.register("nodot", f)
+    with pytest.raises(ValueError):
+        registry.register("procedure.x", f)
+
+
+async def test_registry_run_maps_failures_to_statuses():
+    registry = ActionRegistry()
+
+    class Refused(HubError):
+        def __init__(self) -> None:
+            super().__init__("room not found: x")
+            self.status = 404
+
+    def core_refuses() -> None:
+        raise NamespaceNotFound()
+
+    async def chat_refuses() -> None:
+        raise Refused()
+
+    def breaks() -> None:
+        raise RuntimeError("boom")
+
+    async def add(a: int, b: float = 1.5) -> float:
         return a + b
 
-    registry.register("math.add", add)
-    assert await registry.require("math.add").call({"a": 1}) == 2.5
-    with pytest.raises(ActionError):
-        registry.require("math.add").bind({"a": True})
-    with pytest.raises(ActionError):
-        registry.require("math.add").bind({"a": 1, "label": 3})
-    status, reply = await execute(registry, {}, {"type": "request", "action": "math.add", "args": {"a": 2, "b": 2}})
-    assert status == 200 and reply["response"] == {"output": 4, "errors": []}
-    status, reply = await execute(registry, {}, {"type": "request", "action": "math.sub"})
-    assert status == 404
-    assert registry.require("math.add").describe()["args"]["b"] == {"type": "float", "required": False, "default": 1.5}
+    for name, func in [("t.core", core_refuses), ("t.chat", chat_refuses), ("t.breaks", breaks), ("t.add", add)]:
+        registry.register(name, func)
+    assert await registry.run("t.add", {"a": 1}) == 2.5
+    for name, status, message in [("t.core", 400, "t.core: namespace not found"), ("t.chat", 404, "t.chat: room not found: x"),
+                                  ("t.breaks", 500, "t.breaks failed: RuntimeError: boom"), ("t.nope", 404, "unknown action 't.nope'")]:
+        with pytest.raises(ActionError) as info:
+            await registry.run(name, {})
+        assert (info.value.status, info.value.message) == (status, message)
+    status, reply = await execute(registry, {}, {"type": "request", "action": "t.add", "args": {"a": 2, "b": 2}, "id": "r1"})
+    assert status == 200 and reply["id"] == "r1" and reply["response"] == {"output": 4, "errors": []}
+    assert reply["type"] == "response" and reply["target"] == "http" and reply["origin"]
+    status, reply = await execute(registry, {}, ["not", "an", "object"])
+    assert status == 400 and len(reply["id"]) == 32
+
+
+def test_encode_never_fails():
+    assert json.loads(encode({"s": {1}, "b": b"x", "t": (1, 2), "o": object.__name__})) == {"s": [1], "b": "x", "t": [1, 2],
+                                                                                           "o": "object"}
+    assert json.loads(encode({"x": object()}))["x"].startswith("<object")
+
+
+# -- hooks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table, key, problem", [
+    ({}, "", "needs a channel"),
+    ({"channel": "c", "colour": 1}, "colour", "unknown key"),
+    ({"channel": 5}, "channel", "expected a string"),
+    ({"channel": "c", "status": 99}, "status", "200 to 599"),
+    ({"channel": "c", "status": True}, "status", "200 to 599"),
+    ({"procedure": "nope"}, "procedure", "no procedure named 'nope'"),
+    ({"channel": "c", "token_header": "X-Token"}, "token", "needs a token"),
+    ({"channel": "c", "token": "t"}, "token_header", "missing"),
+    ({"channel": "c", "token_header": "X-Token", "token_env": "UNSET_VAR"}, "token_env", "UNSET_VAR is not set"),
+])
+def test_bad_hooks(table, key, problem):
+    with pytest.raises(HookError) as info:
+        parse_hook("h", table, {}, {})
+    assert info.value.key == key and problem in info.value.problem
+
+
+def test_hook_token_from_env_and_request_shape():
+    hook = parse_hook("h", {"channel": "c", "token_header": "X-Hook-Key", "token_env": "HOOK_KEY"}, {}, {"HOOK_KEY": "k3y"})
+    assert hook.token == "k3y" and "k3y" not in repr(hook)
+    request = Request("POST", "/hook/h?room=hall&token=t", "/hook/h", {"room": ["x", "hall"], "token": ["t"]},
+                      {"x-hook-key": "k3y", "authorization": "Bearer t", "content-type": "application/json"},
+                      b'{"level": 3, "room": "attic"}')
+    event = hook_event(request, hook)
+    assert event == {"method": "POST", "headers": {"content-type": "application/json"}, "body": {"level": 3, "room": "attic"},
+                     "query": {"room": "hall"}}
+    proc = parse_procedure("p", {"args": {"room": "", "level": 0, "method": "", "extra": 1}, "actions": [{"action": "a.b"}]})
+    assert procedure_args(event, proc) == {"room": "attic", "level": 3, "method": "POST"}
+    text = hook_event(Request("GET", "/", "/", {}, {}, b"\xffplain"), hook)
+    assert text["body"] == "\ufffdplain"
+
+
+def _config(extra: str) -> Any:
+    from hub.config import parse_settings
+
+    return parse_settings(hub_config(extra), "<test>")
+
+
+@pytest.mark.parametrize("extra, key, problem", [
+    ('[jsonrpc.procedures.p]\nactions = [{action = "x"}]', "jsonrpc.procedures.p", "plugin.action"),
+    ('[jsonrpc.procedures.p]\nactions = [{action = "procedure.p"}]', "jsonrpc.procedures", "cycle"),
+    ('[jsonrpc.hooks.h]\nprocedure = "nope"', "jsonrpc.hooks.h.procedure", "no procedure named"),
+    ('[jsonrpc.hooks.h]\nchannel = "c"\nstatus = "ok"', "jsonrpc.hooks.h.status", "200 to 599"),
+    ('[jsonrpc]\nproject = "nope"', "jsonrpc.project", "no project"),
+    ('[jsonrpc]\ntoken_secret = "short"', "jsonrpc.token_secret", "at least 32"),
+    ('[jsonrpc]\nclient_password = "pw"', "jsonrpc.client_user", "missing"),
+    ('[jsonrpc]\ntoken_ttl = 5', "jsonrpc.token_ttl", "at least 60"),
+    ('[jsonrpc]\nprocedures = 5', "jsonrpc.procedures", "expected a table"),
+])
+def test_config_errors(extra, key, problem):
+    with pytest.raises(ConfigError) as info:
+        _config(extra)
+    assert info.value.key == key and problem in info.value.problem
+
+
+# -- tokens and the users file ------------------------------------------------------------
+
+
+def test_tokens(tmp_path):
+    store = UserStore(tmp_path / "users.json")
+    store.add_user("alice", "pw")
+    key = store.signing_key()
+    assert len(key) >= 32 and UserStore(tmp_path / "users.json").signing_key() == key
+    token = auth.issue(key, "alice", 60)
+    claims = auth.verify(store, key, token)
+    assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 60
+    for bad, message in [("", "a token is required"), ("x.y.z", "invalid token"),
+                         (auth.issue("another key" * 4, "alice", 60), "invalid token"),
+                         (auth.issue(key, "alice", 60, now=time.time() - 120), "token expired"),
+                         (auth.issue(key, "bob", 60), "unknown user")]:
+        with pytest.raises(auth.AuthError) as info:
+            auth.verify(store, key, bad)
+        assert message in str(info.value)
+    store.revoke(claims["jti"], claims["exp"])
+    with pytest.raises(auth.AuthError, match="revoked"):
+        auth.verify(store, key, token)
+    old = auth.issue(key, "alice", 600, now=time.time() - 5)
+    store.set_password("alice", "new")
+    with pytest.raises(auth.AuthError, match="password changed"):
+        auth.verify(store, key, old)
+    auth.verify(store, key, auth.issue(key, "alice", 60))
+    assert auth.token_from({"authorization": "Bearer a", "x-token": "b"}, {"token": ["c"]}) == "a"
+    assert auth.token_from({"authorization": "Basic a", "x-token": "b"}, {"token": ["c"]}) == "b"
+    assert auth.token_from({}, {"token": ["c", "d"]}) == "d" and auth.token_from({}, {}) is None
+
+
+def test_users_file(tmp_path):
+    path = tmp_path / "sub" / "users.json"
+    store = UserStore(path)
+    store.add_user("alice", "s3cret")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    raw = json.loads(path.read_text())
+    assert raw["users"]["alice"]["hash"].startswith("$argon2id$") and "s3cret" not in path.read_text()
+    assert store.check_password("alice", "s3cret") and not store.check_password("alice", "nope")
+    assert not store.check_password("nobody", "s3cret")
+    other = UserStore(path)  # another process: `hub user add` while the hub runs
+    other.add_user("bob", "pw")
+    store.revoke("jti-1", time.time() + 60)  # read-modify-write keeps bob
+    assert set(UserStore(path).users) == {"alice", "bob"} and "bob" in store.users
+    store.revoke("jti-2", time.time() - 1)
+    store.revoke("jti-3", time.time() + 60)  # expired entries are dropped
+    assert set(UserStore(path).data["revoked"]) == {"jti-1", "jti-3"}
+    for bad in [("alice", "x"), ("", "x"), ("a b", "x"), ("a:b", "x"), ("carol", "")]:
+        with pytest.raises(ValueError):
+            store.add_user(*bad)
+    with pytest.raises(ValueError, match="registration is closed"):
+        store.add_user("carol", "pw", only_if_none=True)
+    store.remove_user("bob")
+    with pytest.raises(ValueError):
+        store.remove_user("bob")
+    readonly = UserStore(path, readonly=True)
+    with pytest.raises(StoreError):
+        readonly.add_user("dave", "pw")
+    with pytest.raises(StoreError, match="no signing key"):
+        readonly.signing_key()
+    (tmp_path / "bad.json").write_text("{nope")
+    with pytest.raises(StoreError, match="cannot read"):
+        UserStore(tmp_path / "bad.json")
+    path.write_text("[1]")  # corrupted later: the hub keeps what it read
+    assert "alice" in store.users
+
+
+# -- events fan-out -----------------------------------------------------------------------
+
+
+class FakeSocket:
+    def __init__(self, room: int) -> None:
+        self.room, self.frames, self.closed_with, self.closing = room, [], None, False
+
+    def send_frame(self, frame: bytes) -> bool:
+        if len(self.frames) >= self.room:
+            return False
+        self.frames.append(frame)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with, self.closing = code, True
+
+
+def test_a_listener_that_does_not_keep_up_is_closed():
+    rpc = JsonRpc.__new__(JsonRpc)
+    fast, slow = FakeSocket(100), FakeSocket(1)
+    rpc.listeners = {fast, slow}
+    for _ in range(3):
+        rpc._broadcast(b"frame")
+    assert len(fast.frames) == 3 and fast.closed_with is None
+    assert len(slow.frames) == 1 and slow.closed_with == SLOW_CLIENT
