@@ -43,6 +43,10 @@ class RunningHub:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The file `reload_from_file()` reads: the last real file loaded (not a posted or in-memory config).
+        self.config_path = settings.source
+        # What the listeners and tasks were started with: reloads report differences from it as needing a restart.
+        self.started_settings = settings
         self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
         self.metrics = RequestMetrics()
         self.actions = ActionRegistry()
@@ -95,11 +99,28 @@ class RunningHub:
             changed.append("projects")
         if settings.hub.max_queue_bytes != old.hub.max_queue_bytes:
             self.hub.max_queue_bytes = settings.hub.max_queue_bytes
+            for listener in self.listeners:  # websocket connections opened from now on
+                listener.server.outbox_bytes = settings.hub.max_queue_bytes
             changed.append("hub.max_queue_bytes")
+        if settings.hub.write_timeout != old.hub.write_timeout:
+            for listener in self.listeners:
+                listener.server.write_timeout = settings.hub.write_timeout
+            changed.append("hub.write_timeout")
+        if settings.hub.log_level != old.hub.log_level:
+            logging.getLogger("hub").setLevel(settings.hub.log_level.upper())
+            changed.append("hub.log_level")
+        if settings.hub.shutdown_grace != old.hub.shutdown_grace:
+            changed.append("hub.shutdown_grace")  # read at shutdown from self.settings
+        started = self.started_settings
+        if settings.hub.housekeeping_interval != started.hub.housekeeping_interval:
+            restart.append("hub.housekeeping_interval")
+        for name, first in started.adapters.items():
+            if name not in self.contexts and settings.adapters[name].enabled != first.enabled:
+                restart.append(f"{name}.enabled")  # an adapter that is not running starts only with the hub
         for name, ctx in self.contexts.items():
-            new, cur = settings.adapters[name], old.adapters[name]
-            for key in ("enabled", "host", "port"):
-                if getattr(new, key) != getattr(cur, key):
+            new, cur, first = settings.adapters[name], old.adapters[name], started.adapters[name]
+            for key in ("enabled", "host", "port"):  # compared with what is bound, not with the last reload
+                if getattr(new, key) != getattr(first, key):
                     restart.append(f"{name}.{key}")
             if new != cur:
                 adapter = adapter_registry()[name]
@@ -110,13 +131,18 @@ class RunningHub:
                     changed.append(name)
         for listener in self.listeners:
             listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
+        for ctx in self.contexts.values():
+            ctx.config = settings
         self.settings = settings
+        if not settings.source.startswith("<"):
+            self.config_path = settings.source
         log.info("configuration reloaded from %s: changed %s; needs restart: %s",
                  settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
         return {"changed": changed, "restart_required": restart}
 
     def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
-        return self.reload(load_settings(path or self.settings.source))
+        """Reload `path`, by default the file the hub was started from (or last reloaded from)."""
+        return self.reload(load_settings(path or self.config_path))
 
 
 def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
@@ -181,7 +207,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
             for listener in running.listeners:
                 listener.scope.cancel()
             hub.shutdown("shutdown")
-            with trio.move_on_after(settings.hub.shutdown_grace):
+            with trio.move_on_after(running.settings.hub.shutdown_grace):
                 for listener in running.listeners:
                     await listener.server.idle.wait()
             connections.cancel_scope.cancel()

@@ -258,31 +258,33 @@ class Hub:
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)
-        if not subs:
+        if not subs or not self._deliver(subs, pubs):
+            # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
-        else:
-            self._deliver(subs, pubs)
         if self.events:
             for pub in pubs:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
         return pubs
 
-    def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> None:
+    def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
         if len(pubs) == 1:
             pub = pubs[0]
-            self._fan_out(subs, lambda wire: wire.publication(pub), 1)
-        else:
-            self._fan_out(subs, lambda wire: b"".join([wire.publication(p) for p in pubs]), len(pubs))
+            return self._fan_out(subs, lambda wire: wire.publication(pub), 1)
+        return self._fan_out(subs, lambda wire: b"".join([wire.publication(p) for p in pubs]), len(pubs))
 
-    def _fan_out(self, subs: dict[str, Session], encode: Callable[[WireFormat], bytes], messages: int) -> None:
-        """Queue one frame per wire format to every subscriber (`messages` publications in it; 0 for join/leave)."""
+    def _fan_out(self, subs: dict[str, Session], encode: Callable[[WireFormat], bytes], messages: int) -> int:
+        """Queue one frame per wire format to every subscriber (`messages` publications in it; 0 for join/leave).
+
+        Returns how many subscribers had a wire format (were sent to, or dropped as slow).
+        """
         frames: dict[WireFormat, bytes] = {}
-        delivered = 0
+        delivered = targets = 0
         slow: list[Session] = []
         for session in tuple(subs.values()):
             wire = session.wire
             if wire is None:
                 continue
+            targets += 1
             frame = frames.get(wire)
             if frame is None:
                 frame = frames[wire] = encode(wire)
@@ -294,6 +296,7 @@ class Hub:
         self.stats.messages_delivered += delivered
         for session in slow:
             self._drop_slow(session, messages)
+        return targets
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:
         lost_queued = session.outbox.discard()

@@ -11,7 +11,8 @@ class Stats:
 
     messages_in: publications accepted (from any protocol or in-process);
     messages_delivered: publication copies queued to subscribers;
-    messages_dropped: publications that reached no subscriber, plus copies lost to slow clients;
+    messages_dropped: publications that reached no subscriber (none, or only sessions that take no pushes),
+        plus copies lost to slow clients;
     slow_disconnects: sessions closed because their queue overflowed.
     """
 

@@ -44,6 +44,7 @@ def error(status: int, message: str) -> Response:
 
 
 async def api_v1(ctx: AdapterContext, request: Request) -> Response:
+    """POST /api/v1: Basic auth, then the `{"req", "seq"}` request; every error in the API's shape."""
     settings: StatsSettings = ctx.settings
     if request.method != "POST":
         return error(404, "")
@@ -71,26 +72,48 @@ def restart(ctx: AdapterContext, config: str | None) -> dict[str, Any]:
 
 
 async def metrics(ctx: AdapterContext, request: Request) -> Response:
+    """GET /metrics: the Prometheus text format, read live at scrape time."""
     settings: StatsSettings = ctx.settings
     if settings.metrics_auth:
         try:
             api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
         except api.ApiError as exc:
             return Response.json(exc.body(), exc.status)
-    registry = ctx.state.setdefault("registry", registry_for(ctx.hub, ctx.metrics))
+    registry = ctx.state.get("registry")
+    if registry is None:
+        registry = ctx.state["registry"] = registry_for(ctx.hub, ctx.metrics)
     return Response(200, render(registry), "text/plain; version=0.0.4; charset=utf-8")
 
 
 def routes(ctx: AdapterContext) -> list[Route]:
+    """/api/v1 (any method reaches the handler, which answers non-POST with 404) and /metrics."""
     return [Route("/api/v1", partial(api_v1, ctx)), Route("/metrics", partial(metrics, ctx), methods=["GET"])]
 
 
-async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Warn while the reference's default credentials are in use."""
-    settings: StatsSettings = ctx.settings
+def warn_if_default(settings: StatsSettings) -> bool:
+    """Log a warning (and return True) while the reference's default credentials are in use."""
     if settings.app_id == DEFAULT_APP_ID and settings.app_secret == DEFAULT_APP_SECRET:
         log.warning("stats API uses the default credentials admin/public: set [stats] app_id and app_secret")
+        return True
+    return False
+
+
+async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Warn at start while the default credentials are in use."""
+    warn_if_default(ctx.settings)
     task_status.started()
+
+
+def reload(ctx: AdapterContext, new: StatsSettings) -> list[str]:
+    """Credentials and metrics_auth apply to the next request (the runtime swaps ctx.settings after this)."""
+    old: StatsSettings = ctx.settings
+    changed = []
+    if (old.app_id, old.app_secret) != (new.app_id, new.app_secret):
+        changed.append("stats.credentials")
+        warn_if_default(new)
+    if old.metrics_auth != new.metrics_auth:
+        changed.append("stats.metrics_auth")
+    return changed
 
 
 ADAPTER = Adapter(
@@ -100,4 +123,5 @@ ADAPTER = Adapter(
     routes=routes,
     error=error,
     run=run,
+    reload=reload,
 )

@@ -67,17 +67,20 @@ def parse_request(body: bytes) -> dict[str, Any]:
 
 
 def broker_info(hub: Hub) -> dict[str, Any]:
+    """The core's counters under NanoMQ's names; client_size counts sessions of every protocol."""
     stats = hub.stats
     return {"client_size": len(hub.sessions), "message_in": stats.messages_in,
             "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
 
 
 def topic_info(hub: Hub) -> list[dict[str, Any]]:
+    """Every client of every protocol with its channels (an empty list when it has none); qos is always 0."""
     return [{"client_id": s.id, "subscriptions": [{"topic": ch, "qos": 0} for ch in s.channels]}
-            for s in hub.sessions.values() if s.channels]
+            for s in hub.sessions.values()]
 
 
 def client_info(hub: Hub) -> list[dict[str, Any]]:
+    """Every session; `protocol` as a number (PROTOCOL_NUMBERS) and `protocol_name` spelled out."""
     return [{"client_id": s.id, "username": s.user, "keepalive": s.keepalive,
              "protocol": PROTOCOL_NUMBERS.get(s.protocol, 0), "protocol_name": s.protocol,
              "connect_status": 0 if s.closed else 1, "message_receive": s.received}

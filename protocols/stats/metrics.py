@@ -51,10 +51,12 @@ class HubCollector(Collector):
 
 
 def registry_for(hub: Hub, requests: RequestMetrics) -> CollectorRegistry:
+    """A registry of its own (not the process-global one) holding only the hub's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub, requests))
     return registry
 
 
 def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition format (version 0.0.4)."""
     return generate_latest(registry)
