@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hub.runtime import READY, listener_urls
 
 BENCH_CONFIG = """
 [hub]
@@ -99,15 +100,12 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
         if not line:
             break
         hub.log.append(line)
-        m = re.search(r"listening on (http://\S+) \((.*)\)", line)
-        if m:
-            for title in m.group(2).split(", "):
-                hub.urls[title] = m.group(1)
-        if "hub ready" in line:
+        hub.urls.update(listener_urls(line))
+        if READY in line:
             break
     else:
         proc.kill()
-    if "hub ready" not in "".join(hub.log):
+    if READY not in "".join(hub.log):
         raise RuntimeError("hub did not start:\n" + "".join(hub.log))
     # Keep draining stderr so the hub never blocks on a full pipe.
     import threading

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,20 @@ from .metrics import RequestMetrics
 from .net.http import HTTPServer
 
 log = logging.getLogger("hub")
+
+# The start-up lines scripts wait for (tests, benchmarks): one per listener, then READY.
+LISTENING = "listening on %s (%s)"
+READY = "hub ready"
+_LISTENING_RE = re.compile(r"listening on (http://\S+) \((.*)\)")
+
+
+def listener_urls(log_text: str) -> dict[str, str]:
+    """Listener URLs by adapter title, read from the start-up lines of `hub run`'s log."""
+    urls = {}
+    for m in _LISTENING_RE.finditer(log_text):
+        for title in m.group(2).split(", "):
+            urls[title] = m.group(1)
+    return urls
 
 
 @dataclass
@@ -199,8 +214,8 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 running.listeners.append(listener)
                 root.start_soon(_accept, listener, sockets, connections)
                 titles = ", ".join(registry[n].title for n in names)
-                log.info("listening on %s (%s)", listener.url, titles)
-            log.info("hub ready: %d listener(s)", len(running.listeners))
+                log.info(LISTENING, listener.url, titles)
+            log.info(READY + ": %d listener(s)", len(running.listeners))
             task_status.started(running)
             await running.stopping.wait()
             log.info("shutting down")

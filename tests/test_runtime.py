@@ -1,6 +1,5 @@
 """`hub run` as a real process: listeners logged, clients told on shutdown, exit 0 on SIGTERM/SIGINT."""
 
-import re
 import signal
 import subprocess
 import sys
@@ -9,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import trio
+
+from hub.runtime import READY, listener_urls
 
 from .legacy_client import legacy_client
 
@@ -50,13 +51,10 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         if not line:
             break
         lines.append(line)
-        m = re.search(r"listening on (http://\S+) \((.*)\)", line)
-        if m:
-            for title in m.group(2).split(", "):
-                urls[title] = m.group(1)
-        if "hub ready" in line:
+        urls.update(listener_urls(line))
+        if READY in line:
             break
-    assert "hub ready" in "".join(lines) and "websocket clients" in urls, "".join(lines)
+    assert READY in "".join(lines) and "websocket clients" in urls, "".join(lines)
     return proc, urls
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import httpx
 import trio
 
 from hub.adapters import adapter_registry
+from hub.runtime import READY, listener_urls
 
 TARGET_ACKS = 150
 
@@ -39,9 +39,9 @@ def start(tmp_path: Path, log_name: str) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         text = log_path.read_text()
-        m = re.search(r"listening on (http://\S+) \(REST chat\)", text)
-        if m and "hub ready" in text:
-            return proc, m.group(1)
+        url = listener_urls(text).get("REST chat")
+        if url and READY in text:
+            return proc, url
         if proc.poll() is not None:
             break
         time.sleep(0.05)
