@@ -15,9 +15,9 @@ from hub.core import Hub, HubError, Publication, Session
 from hub.core.outbox import Outbox
 from hub.core.session import new_client_id
 from hub.net.wsframe import text_frame
-from protocols.centrifuge import message_body
+from protocols.centrifuge import check, message_body
 
-from .signing import channel_sign, check, connect_token
+from .signing import channel_sign, connect_token
 
 PROTOCOL = "centrifuge-legacy"
 MAX_COMMANDS = 100

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from protocols.centrifuge import check, hmac_hex
-
-__all__ = ["channel_sign", "check", "connect_token", "hmac_hex"]
+from protocols.centrifuge import hmac_hex
 
 
 def connect_token(secret: str, project: str, user: str, timestamp: str, info: str = "") -> str:
