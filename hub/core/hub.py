@@ -231,30 +231,33 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
-        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None
+        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *,
+        tags: dict[str, str] | None = None, skip_history: bool = False,
     ) -> Publication:
-        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format."""
-        return (await self.publish_many(project, channel, [(data, info, client)]))[0]
+        """Store (if the namespace keeps history and not `skip_history`) and deliver to every subscriber,
+        encoding once per wire format. `tags` travel with the publication."""
+        return (await self.publish_many(project, channel, [(data, info, client)], tags=tags, skip_history=skip_history))[0]
 
-    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
+    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
+                           tags: dict[str, str] | None = None, skip_history: bool = False) -> list[Publication]:
         """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
         key = (project, channel)
         uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
-        if options.keeps_history:
+        if options.keeps_history and not skip_history:
             stream = self._streams.get(key)
             if stream is None or stream.expires_at <= now:
                 stream = self._streams[key] = Stream(options.history_size)
             else:
                 stream.resize(options.history_size)
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch) for i, (data, info, client) in enumerate(items)]
+                                stream.next_offset(), stream.epoch, tags) for i, (data, info, client) in enumerate(items)]
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "")
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "", tags)
                     for i, (data, info, client) in enumerate(items)]
         stats = self.stats
         stats.messages_in += len(pubs)
@@ -311,8 +314,11 @@ class Hub:
         self.close(session, "slow", reconnect=True)
 
     def _push_all(self, project: str, channel: str, encode: Callable[[WireFormat], bytes]) -> None:
+        """Join/leave pushes to the subscribers of `channel` that want them."""
         subs = self._channels.get((project, channel))
         if subs:
+            if any(channel in s.quiet for s in subs.values()):
+                subs = {sid: s for sid, s in subs.items() if channel not in s.quiet}
             self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
@@ -336,13 +342,15 @@ class Hub:
         limit: int | None = None,
         since: int | None = None,
         newest_first: bool = False,
+        before: int | None = None,
     ) -> HistoryResult:
-        """Publications kept for `channel` (after offset `since`, at most `limit`), with offset and epoch."""
+        """Publications kept for `channel` (after offset `since` and/or before offset `before`, at most `limit`),
+        with the stream's offset and epoch."""
         name = self.channel(project, channel)
         if not name.options.keeps_history:
             raise NotAvailable()
         stream = self._live_stream((project, channel))
-        return _history.read(stream, limit=limit, since=since, newest_first=newest_first)
+        return _history.read(stream, limit=limit, since=since, newest_first=newest_first, before=before)
 
     async def stream_position(self, project: str, channel: str) -> tuple[int, str]:
         """Top offset and epoch of `channel`'s stream, starting an empty one if none is live.

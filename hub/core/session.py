@@ -52,6 +52,8 @@ class Session:
     close_reason: str | None = None
     reconnect: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    # Channels in which this session gets no join/leave pushes (a Centrifugo client that did not ask for them).
+    quiet: set[str] = field(default_factory=set)
 
     @property
     def closed(self) -> bool:
