@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install
+.PHONY: run test test-all lint bench clean install proto
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Regenerate the Protobuf code of the Centrifugo client protocol (checked in; needs the dev tools).
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'grpcio-tools>=1.60'
+	cd protocols/realtime/proto && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. centrifugo_client.proto

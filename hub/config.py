@@ -60,7 +60,7 @@ class NamespaceTable:
     history_lifetime: float = field(default=0.0, metadata={"min": 0})
     force_push_join_leave: bool = False
     force_positioning: bool = False
-    force_recovery: bool = False
+    force_recovery: bool = True
     allow_subscribe_for_client: bool = True
     allow_publish_for_client: bool = False
     allow_presence_for_subscriber: bool = True

@@ -47,6 +47,7 @@ class Hub:
         self._channels: dict[Key, dict[str, Session]] = {}
         self._streams: dict[Key, Stream] = {}
         self._subscriptions = 0
+        self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
         self.started_at = clock()
 
     # -- projects -------------------------------------------------------------------------
@@ -174,7 +175,21 @@ class Hub:
         self._leave(session, channel)
         return True
 
+    def set_filter(self, session: Session, channel: str, accept: Callable[[Publication], bool] | None) -> None:
+        """Deliver to `session` only the publications of `channel` that `accept` (None: all of them)."""
+        key = (session.project, channel)
+        had = session.filters.pop(channel, None) is not None
+        if had:
+            self._filtered[key] -= 1
+            if not self._filtered[key]:
+                del self._filtered[key]
+        if accept is not None:
+            session.filters[channel] = accept
+            self._filtered[key] = self._filtered.get(key, 0) + 1
+
     def _leave(self, session: Session, channel: str) -> None:
+        if channel in session.filters:
+            self.set_filter(session, channel, None)
         record = session.client_info(channel)
         del session.channels[channel]
         self._subscriptions -= 1
@@ -262,12 +277,33 @@ class Hub:
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)
+        if subs and key in self._filtered:
+            return self._deliver_filtered(subs, pubs)
         if not subs or not self._deliver(subs, pubs):
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
         if self.events:
             for pub in pubs:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
+        return pubs
+
+    def _deliver_filtered(self, subs: dict[str, Session], pubs: list[Publication]) -> list[Publication]:
+        """Fan-out when some subscribers filter: those without a filter get everything, the others what they accept."""
+        channel = pubs[0].channel
+        plain = {sid: s for sid, s in subs.items() if channel not in s.filters}
+        targets = self._deliver(plain, pubs) if plain else 0
+        for sid, session in subs.items():
+            accept = session.filters.get(channel)
+            if accept is None:
+                continue
+            chosen = [p for p in pubs if accept(p)]
+            if chosen:
+                targets += self._deliver({sid: session}, chosen)
+        if not targets:
+            self.stats.messages_dropped += len(pubs)
+        if self.events:
+            for pub in pubs:
+                self.events.emit(HubEvent("publication", pubs[0].project, {"publication": pub}))
         return pubs
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:

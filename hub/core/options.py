@@ -18,7 +18,7 @@ class NamespaceOptions:
     # Today's Centrifugo namespace options (the SDK protocol and its server API obey them; names as in its config).
     force_push_join_leave: bool = False  # join/leave pushes even to subscribers that did not ask for them
     force_positioning: bool = False
-    force_recovery: bool = False
+    force_recovery: bool = True
     allow_subscribe_for_client: bool = True  # connected clients subscribe without a subscription token
     allow_publish_for_client: bool = False  # any connected client may publish (not only subscribers with `publish`)
     allow_presence_for_subscriber: bool = True

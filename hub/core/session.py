@@ -54,6 +54,8 @@ class Session:
     meta: dict[str, Any] = field(default_factory=dict)
     # Channels in which this session gets no join/leave pushes (a Centrifugo client that did not ask for them).
     quiet: set[str] = field(default_factory=set)
+    # Per-channel publication filters (Centrifugo tags filters), set through Hub.set_filter.
+    filters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def closed(self) -> bool:

@@ -1,5 +1,5 @@
 """Websocket clients at /connection/websocket: the original Centrifuge client protocol and the
-current Centrifugo protocol of today's SDKs (JSON, or msgpack with the `centrifuge-msgpack` subprotocol)."""
+current Centrifugo protocol of today's SDKs (JSON, msgpack with `centrifuge-msgpack`, Protobuf with `centrifuge-protobuf`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Route, WebSocketRoute
 
-from .server import Keepalive, select_subprotocol, websocket_endpoint
+from .server import Keepalive, KeySource, select_subprotocol, websocket_endpoint
 
 
 @dataclass
@@ -29,10 +29,17 @@ class RealtimeSettings(ListenerSettings):
     expired_close_delay: float = field(default=25.0, metadata={"min": 0.0})
     allow_anonymous: bool = False
     rpc_methods: list[str] = field(default_factory=list)
+    # A websocket that has not connected within this many seconds is closed (3502 stale); 0 = never.
+    stale_close_delay: float = field(default=10.0, metadata={"min": 0.0})
+    # Asymmetric JWT keys (Centrifugo's client.token.*): PEM texts, and a JWKS URL or file.
+    token_rsa_public_key: str = ""
+    token_ecdsa_public_key: str = ""
+    token_jwks_public_endpoint: str = ""
 
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
+    ctx.state.setdefault("keys", KeySource(s))
     handler = partial(websocket_endpoint, ctx)
     return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes)]
 
@@ -40,6 +47,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """The shared keepalive of SDK connections (none when ping_interval = 0)."""
     s: RealtimeSettings = ctx.settings
+    ctx.state["keys"] = KeySource(s)
     if s.ping_interval > 0:
         keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
         task_status.started()
@@ -49,6 +57,16 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
 
 
 def validate(settings: RealtimeSettings, config: Settings) -> None:
+    from .tokens import PublicKeys
+
+    for key in ("token_rsa_public_key", "token_ecdsa_public_key"):
+        pem = getattr(settings, key)
+        if pem:
+            alg = "RS256" if "rsa" in key else "ES256"
+            try:
+                PublicKeys(rsa_pem=pem, ecdsa_pem=pem).key(alg, None)
+            except Exception:
+                raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind") from None
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 

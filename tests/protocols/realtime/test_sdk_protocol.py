@@ -221,7 +221,10 @@ def test_bad_frames_close_with_bad_request(hub, clock):
         conn.client.outbox.take()
         assert batch.close is not None and batch.close[0] == 3501, message
     assert conn.error("frobnicate") == (104, "method not found")
-    assert conn.error("subscribe", None) == (107, "bad request: channel required")
+    with pytest.raises(Disconnect) as exc:  # Centrifugo: subscribe without a channel is a protocol error
+        conn.call("subscribe", None)
+    assert exc.value.code == 3501
+    conn = connected(hub, clock)
     reply = conn.send({"id": 7, "subscribe": "news"})
     assert reply == [{"id": 7, "error": {"code": 107, "message": "bad request"}}]
     assert conn.send({}) == [] and conn.send({"send": {"data": 1}}) == []  # pong; async message (no reply)
@@ -231,7 +234,7 @@ def test_replies_and_the_pushes_they_cause_keep_their_order(hub, clock):
     conn = Conn(hub, clock)
     batch = now(conn.client.handle("\n".join(json.dumps(c) for c in [
         {"id": 1, "connect": {"token": tok()}},
-        {"id": 2, "subscribe": {"channel": "pub:room"}},
+        {"id": 2, "subscribe": {"channel": "pub:room", "join_leave": True}},
         {"id": 3, "presence_stats": {"channel": "pub:room"}},
         {"id": 4, "publish": {"channel": "pub:room", "data": 1}},
         {"id": 5, "history": {"channel": "pub:room", "limit": 1}},
@@ -241,8 +244,9 @@ def test_replies_and_the_pushes_they_cause_keep_their_order(hub, clock):
     sent = frames(conn.client.outbox.take())
     messages = [[next(k for k in ("id", "push") if k in json.loads(line)) for line in payload.decode().split("\n")]
                 for _, payload in sent]
-    # connect reply; own join; subscribe + presence_stats replies share a frame; the publications; the other replies
-    assert messages == [["id"], ["push"], ["id", "id"], ["push"], ["push"], ["id", "id", "id"]]
+    # connect reply; subscribe + presence_stats replies share a frame, then the own join (after its reply, as in
+    # Centrifugo); the publications; the other replies
+    assert messages == [["id"], ["id", "id"], ["push"], ["push"], ["push"], ["id", "id", "id"]]
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -269,9 +273,14 @@ def test_subscription_token(hub, clock):
     def sub_token(channel: str = "$room", **claims: Any) -> str:
         return make_token(SECRET, {"sub": "alice", "channel": channel, **claims})
 
-    assert conn.error("subscribe", {"channel": "$room", "token": sub_token("$other")}) == (103, "permission denied")
-    assert conn.error("subscribe", {"channel": "$room", "token": make_token(SECRET, {"sub": "bob", "channel": "$room"})})[0] == 103
-    assert conn.error("subscribe", {"channel": "$room", "token": sub_token(client="someone-else")})[0] == 103
+    # a valid token for another channel, user or client closes the connection (3500), as in Centrifugo
+    for bad in (sub_token("$other"), make_token(SECRET, {"sub": "bob", "channel": "$room"}), sub_token(client="someone-else")):
+        other = connected(hub, clock)
+        with pytest.raises(Disconnect) as exc:
+            other.call("subscribe", {"channel": "$room", "token": bad})
+        assert exc.value.code == 3500
+    assert conn.error("subscribe", {"channel": "$room", "token": make_token("wrong", {"sub": "alice", "channel": "$room"})}) == (
+        103, "permission denied")
     assert conn.error("subscribe", {"channel": "$room", "token": sub_token(exp=NOW - 1)}) == (109, "token expired")
     result = conn.ok("subscribe", {"channel": "$room", "token": sub_token(client=client_id, info={"r": 1}, exp=NOW + 30)})
     assert result["expires"] is True and result["ttl"] == 30
@@ -290,9 +299,9 @@ def test_subscription_token(hub, clock):
 
 def test_publish_push_presence_and_join_leave(hub, clock):
     alice, bob = connected(hub, clock, "alice", info={"n": "A"}), connected(hub, clock, "bob", wire=MSGPACK_WIRE)
-    sub = alice.ok("subscribe", {"channel": "pub:room"})
+    sub = alice.ok("subscribe", {"channel": "pub:room", "join_leave": True})
     assert sub == {"recoverable": True, "positioned": True, "offset": 0, "epoch": sub["epoch"]}
-    bob.ok("subscribe", {"channel": "pub:room"})
+    bob.ok("subscribe", {"channel": "pub:room"})  # bob did not ask for join/leave: he gets none
     assert alice.pushes() == [
         {"push": {"channel": "pub:room", "join": {"info": {"client": alice.client.session.id, "user": "alice", "conn_info": {"n": "A"}}}}},
         {"push": {"channel": "pub:room", "join": {"info": {"client": bob.client.session.id, "user": "bob"}}}},
@@ -391,7 +400,7 @@ def test_rpc(hub, clock):
     assert conn.ok("rpc", {"method": "demo.echo", "data": {"text": "hi"}}) == {"data": {"echo": "hi"}}
     assert conn.error("rpc", {"method": "demo.echo", "data": [1]})[0] == 107
     assert conn.error("rpc", {"method": "demo.echo", "data": {"nope": 1}})[0] == 107
-    assert conn.error("rpc", {"method": "demo.missing"}) == (108, "not available: rpc method 'demo.missing' is not configured")
+    assert conn.error("rpc", {"method": "demo.missing"}) == (104, "method not found")
     assert conn.error("rpc", {"method": "demo.broken"}) == (100, "internal server error")
     assert conn.error("rpc", {"method": "demo.bad"}) == (100, "internal server error")  # result not JSON
     assert calls == ["hi"]
