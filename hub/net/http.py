@@ -123,6 +123,8 @@ class WebSocketRoute:
     select: Callable[[list[str]], str | None] | None = None
     adapter: str = ""
     max_message: int = 1 << 20
+    # Refuse the upgrade with 403 when this returns False (e.g. an Origin that is not allowed).
+    accept: Callable[[Request], bool] | None = None
 
     def __post_init__(self) -> None:
         self.pattern = _compile(self.path)
@@ -339,6 +341,9 @@ class HTTPServer:
         key = request.header("sec-websocket-key")
         if not key or request.header("sec-websocket-version") != "13":
             await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
+            return None
+        if route.accept is not None and not route.accept(request):
+            await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
         offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()]
         subprotocol = route.select(offered) if route.select else None

@@ -3,6 +3,7 @@ current Centrifugo protocol of today's SDKs (JSON, msgpack with `centrifuge-msgp
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -35,13 +36,26 @@ class RealtimeSettings(ListenerSettings):
     token_rsa_public_key: str = ""
     token_ecdsa_public_key: str = ""
     token_jwks_public_endpoint: str = ""
+    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check.
+    allowed_origins: list[str] = field(default_factory=list)
 
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     ctx.state.setdefault("keys", KeySource(s))
     handler = partial(websocket_endpoint, ctx)
-    return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes)]
+    return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
+                           accept=partial(origin_allowed, ctx))]
+
+
+def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
+    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern."""
+    patterns = ctx.settings.allowed_origins
+    origin = request.header("origin")
+    if not patterns or origin is None:
+        return True
+    origin = origin.lower()
+    return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
