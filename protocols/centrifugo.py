@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
-from hub.core import HubError, Publication
+from hub.core import Hub, HubError, Publication
 
 # -- errors (reply `error: {code, message}`) ----------------------------------------------------
 INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED, METHOD_NOT_FOUND = 100, 101, 102, 103, 104
@@ -150,3 +151,44 @@ def data_from_b64(text: str) -> Any:
     except ValueError:
         return {BASE64_KEY: base64.b64encode(raw).decode("ascii")}
 
+
+
+def _offset(value: Any, error: Callable[..., Exception]) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.isdigit():  # uint64 may come as a string (protobuf JSON)
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise error(BAD_REQUEST, "bad request: invalid since.offset")
+    return value
+
+
+async def history_reply(hub: Hub, project: str, channel: str, limit: int, since: Any, reverse: bool,
+                        error: Callable[..., Exception]) -> dict[str, Any]:
+    """A history result as Centrifugo gives it, read from the core by position (shared with the server API).
+
+    `limit` 0 without `since`: only the stream position. `since` with another epoch: 112 (an empty
+    epoch matches any); `reverse` with `since`: the publications before `since.offset`, newest first.
+    """
+    offset = None
+    if since is not None:
+        if not isinstance(since, dict):
+            raise error(BAD_REQUEST, "bad request: invalid since")
+        offset = _offset(since.get("offset"), error)
+        epoch = since.get("epoch") or ""
+        if not isinstance(epoch, str):
+            raise error(BAD_REQUEST, "bad request: invalid since")
+        if reverse and offset == 0:
+            raise error(BAD_REQUEST)
+    if since is None and limit == 0:
+        result = await hub.history(project, channel, limit=0)
+    elif reverse:
+        result = await hub.history(project, channel, limit=limit or None, before=offset, newest_first=True)
+    else:
+        result = await hub.history(project, channel, limit=limit or None, since=offset)
+    if since is not None and epoch and epoch != result.epoch:
+        raise error(UNRECOVERABLE_POSITION)
+    out: dict[str, Any] = {"offset": result.offset, "epoch": result.epoch}
+    if result.publications:
+        out["publications"] = [publication_body(p) for p in result.publications]
+    return out

@@ -202,6 +202,10 @@ class SdkWire:
     def subscribe(self, channel: str) -> bytes:
         return self.push({"channel": channel, "subscribe": {}})
 
+    def subscribe_push(self, channel: str, extra: dict[str, Any]) -> bytes:
+        """A server-side subscribe push with its stream position and `data` (the server API's subscribe)."""
+        return self.push({"channel": channel, "subscribe": extra})
+
     def disconnect(self, reason: str, reconnect: bool) -> bytes:
         code, text = disconnect_args(reason, reconnect)
         return self.push({"disconnect": {"code": code, "reason": text, "reconnect": reconnect}})
@@ -757,32 +761,4 @@ class SdkClient:
             self.hub.release(self.session)
 
 
-async def history_reply(hub: Hub, project: str, channel: str, limit: int, since: Any, reverse: bool,
-                        error: Callable[..., Exception]) -> dict[str, Any]:
-    """A history result as Centrifugo gives it, read from the core by position (shared with the server API).
-
-    `limit` 0 without `since`: only the stream position. `since` with another epoch: 112 (an empty
-    epoch matches any); `reverse` with `since`: the publications before `since.offset`, newest first.
-    """
-    offset = None
-    if since is not None:
-        if not isinstance(since, dict):
-            raise error(BAD_REQUEST, "bad request: invalid since")
-        offset = _int(since.get("offset"), "since.offset", 0)
-        epoch = since.get("epoch") or ""
-        if not isinstance(epoch, str):
-            raise error(BAD_REQUEST, "bad request: invalid since")
-        if reverse and offset == 0:
-            raise error(BAD_REQUEST)
-    if since is None and limit == 0:
-        result = await hub.history(project, channel, limit=0)
-    elif reverse:
-        result = await hub.history(project, channel, limit=limit or None, before=offset, newest_first=True)
-    else:
-        result = await hub.history(project, channel, limit=limit or None, since=offset)
-    if since is not None and epoch and epoch != result.epoch:
-        raise error(UNRECOVERABLE_POSITION)
-    out: dict[str, Any] = {"offset": result.offset, "epoch": result.epoch}
-    if result.publications:
-        out["publications"] = [publication_body(p) for p in result.publications]
-    return out
+history_reply = C.history_reply
