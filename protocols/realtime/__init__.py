@@ -71,16 +71,18 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
 
 
 def validate(settings: RealtimeSettings, config: Settings) -> None:
-    from .tokens import PublicKeys
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    for key in ("token_rsa_public_key", "token_ecdsa_public_key"):
+    for key, kind in (("token_rsa_public_key", rsa.RSAPublicKey), ("token_ecdsa_public_key", ec.EllipticCurvePublicKey)):
         pem = getattr(settings, key)
         if pem:
-            alg = "RS256" if "rsa" in key else "ES256"
             try:
-                PublicKeys(rsa_pem=pem, ecdsa_pem=pem).key(alg, None)
-            except Exception:
-                raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind") from None
+                ok = isinstance(load_pem_public_key(pem.encode()), kind)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind")
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 
