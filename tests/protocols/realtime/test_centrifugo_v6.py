@@ -16,7 +16,7 @@ import httpx
 import jwt
 import pytest
 import trio
-from centrifuge import Client, ClientEventHandler, ReplyError, StreamPosition, SubscriptionEventHandler
+from centrifuge import Client, ClientEventHandler, ReplyError, StreamPosition
 from centrifuge.filter import Filter
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
