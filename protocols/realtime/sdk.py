@@ -25,6 +25,7 @@ from typing import Any
 import msgpack
 
 from hub import __version__
+from hub.actions import ActionError
 from hub.core import Hub, HubError, Publication, Session
 from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
@@ -743,6 +744,10 @@ class SdkClient:
             reply: dict[str, Any] = {"id": call.id, "rpc": {"data": value}}
         elif isinstance(error, HubError):
             reply = {"id": call.id, "error": core_error(error).as_dict()}
+        elif isinstance(error, ActionError) and error.status in (400, 404):
+            code = BAD_REQUEST if error.status == 400 else METHOD_NOT_FOUND
+            reply = {"id": call.id, "error": ReplyError(code, f"{C.ERRORS[code]}: {error.message}" if code == BAD_REQUEST
+                                                         else "").as_dict()}
         else:
             reply = {"id": call.id, "error": ReplyError(INTERNAL, temporary=True).as_dict()}
         if not self.outbox.closed:

@@ -63,11 +63,21 @@ async def legacy_connection(ctx: AdapterContext, ws: WebSocket, first: str | byt
 
 
 def _rpc_lookup(ctx: AdapterContext) -> Any:
+    """RPC methods are the registry's actions listed in `rpc_methods`; a call goes through the registry
+    (argument types checked, core refusals mapped) like every other adapter's."""
+
     def lookup(method: str) -> Any:
         if method not in ctx.settings.rpc_methods:
             return None
         action = ctx.runtime.actions.get(method)
-        return action.func if action is not None else None
+        if action is None:
+            return None
+
+        def run(**args: Any) -> Any:
+            return ctx.runtime.actions.run(method, args)
+
+        run.__signature__ = action.signature  # type: ignore[attr-defined]
+        return run
 
     return lookup
 
