@@ -28,7 +28,7 @@ from protocols.realtime.tokens import make_token
 from tests.protocols.realtime.test_sdk_js import JS_DIR, Lines, node  # noqa: F401  (the node fixture)
 from tests.protocols.realtime.test_sdk_python import Recorder, run_asyncio, until
 
-SECRET = "centrifugo-hmac-secret-key-of-32-bytes!!"
+SECRET = "centrifugo-hmac-secret-key-long-enough-for-hs512-" + "x" * 24
 API_KEY = "centrifugo-api-key"
 
 
