@@ -130,9 +130,9 @@ def client_info(record: Any) -> dict[str, Any] | None:
     return out
 
 
-def publication_body(pub: Publication) -> dict[str, Any]:
-    """A publication as pushes, recovery and history carry it."""
-    body: dict[str, Any] = {"data": pub.data}
+def publication_body(pub: Publication, binary: bool = False) -> dict[str, Any]:
+    """A publication as pushes, recovery and history carry it (`binary`: for Protobuf, the exact bytes published)."""
+    body: dict[str, Any] = {"data": pub.raw if binary and pub.raw is not None else pub.data}
     info = client_info(pub.info)
     if info is not None:
         body["info"] = info
@@ -143,13 +143,18 @@ def publication_body(pub: Publication) -> dict[str, Any]:
     return body
 
 
-def data_from_b64(text: str) -> Any:
-    """`b64data`: the JSON value the bytes hold, else `{"$base64": text}` (raw bytes for Protobuf clients)."""
-    raw = base64.b64decode(text, validate=True)  # binascii.Error (a ValueError) if not base64
+def value_of(raw: bytes) -> Any:
+    """Payload bytes as a JSON value for clients that cannot take bytes: the JSON they hold, else `{"$base64": ...}`."""
     try:
         return json.loads(raw.decode("utf-8"))
     except ValueError:
         return {BASE64_KEY: base64.b64encode(raw).decode("ascii")}
+
+
+def data_from_b64(text: str) -> tuple[Any, bytes]:
+    """`b64data`: (the JSON value for JSON/msgpack clients, the exact bytes for Protobuf clients)."""
+    raw = base64.b64decode(text, validate=True)  # binascii.Error (a ValueError) if not base64
+    return value_of(raw), raw
 
 
 
@@ -164,7 +169,7 @@ def _offset(value: Any, error: Callable[..., Exception]) -> int:
 
 
 async def history_reply(hub: Hub, project: str, channel: str, limit: int, since: Any, reverse: bool,
-                        error: Callable[..., Exception]) -> dict[str, Any]:
+                        error: Callable[..., Exception], binary: bool = False) -> dict[str, Any]:
     """A history result as Centrifugo gives it, read from the core by position (shared with the server API).
 
     `limit` 0 without `since`: only the stream position. `since` with another epoch: 112 (an empty
@@ -190,5 +195,5 @@ async def history_reply(hub: Hub, project: str, channel: str, limit: int, since:
         raise error(UNRECOVERABLE_POSITION)
     out: dict[str, Any] = {"offset": result.offset, "epoch": result.epoch}
     if result.publications:
-        out["publications"] = [publication_body(p) for p in result.publications]
+        out["publications"] = [publication_body(p, binary) for p in result.publications]
     return out

@@ -184,6 +184,16 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             realtime[key] = max(0, round(r.duration(value, full)))
         elif key in ("expired_close_delay", "stale_close_delay"):
             realtime[key] = r.duration(value, full)
+        elif key == "subscribe_to_user_personal_channel":
+            personal = r.section(client, key, "client.")
+            for pkey, pvalue in personal.items():
+                pfull = f"{full}.{pkey}"
+                if pkey == "enabled":
+                    realtime["personal_channel"] = r.value(pvalue, "bool", pfull)
+                elif pkey == "personal_channel_namespace":
+                    realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
+                else:
+                    r.unsupported(pfull)
         elif key == "insecure":
             if r.value(value, "bool", full):
                 r.unsupported(full, "insecure mode is not supported: tokens are always checked")

@@ -23,6 +23,9 @@ class Publication:
     epoch: str
     # Centrifugo publication tags (string → string), delivered with the publication.
     tags: dict[str, str] | None = None
+    # The exact payload bytes when the publisher sent bytes (a Protobuf client, the API's b64data);
+    # binary wire formats send these unchanged, the others send `data`.
+    raw: bytes | None = None
 
 
 def new_epoch() -> str:

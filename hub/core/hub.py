@@ -247,15 +247,19 @@ class Hub:
     # -- publishing -----------------------------------------------------------------------
     async def publish(
         self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *,
-        tags: dict[str, str] | None = None, skip_history: bool = False,
+        tags: dict[str, str] | None = None, skip_history: bool = False, raw: bytes | None = None,
     ) -> Publication:
         """Store (if the namespace keeps history and not `skip_history`) and deliver to every subscriber,
-        encoding once per wire format. `tags` travel with the publication."""
-        return (await self.publish_many(project, channel, [(data, info, client)], tags=tags, skip_history=skip_history))[0]
+        encoding once per wire format. `tags` travel with the publication; `raw` are the exact bytes
+        the publisher sent when it sent bytes (`data` is their JSON value, or a stand-in)."""
+        return (await self.publish_many(project, channel, [(data, info, client)], tags=tags, skip_history=skip_history,
+                                        raw=raw))[0]
 
     async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
-                           tags: dict[str, str] | None = None, skip_history: bool = False) -> list[Publication]:
-        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
+                           tags: dict[str, str] | None = None, skip_history: bool = False,
+                           raw: bytes | None = None) -> list[Publication]:
+        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
+        `raw` (one item only): the exact payload bytes."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
@@ -269,11 +273,15 @@ class Hub:
                 stream.resize(options.history_size)
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
                                 stream.next_offset(), stream.epoch, tags) for i, (data, info, client) in enumerate(items)]
+            if raw is not None and len(pubs) == 1:
+                pubs[0].raw = raw
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "", tags)
                     for i, (data, info, client) in enumerate(items)]
+            if raw is not None and len(pubs) == 1:
+                pubs[0].raw = raw
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)

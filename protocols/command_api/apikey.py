@@ -133,16 +133,24 @@ def _bool(params: dict[str, Any], name: str) -> bool:
     return value
 
 
-def _payload(params: dict[str, Any], name: str = "data", required: bool = True) -> Any:
-    """`data` (any JSON) or `b64data` (base64 bytes: raw for Protobuf clients)."""
+def _raw(params: dict[str, Any], name: str = "data") -> bytes | None:
+    """The bytes of `b64<name>`, if given."""
     b64 = params.get(f"b64{name}")
-    if b64:
-        if not isinstance(b64, str):
-            raise ApiError(BAD_REQUEST, f"bad request: b64{name} must be a string")
-        try:
-            return C.data_from_b64(b64)
-        except ValueError:
-            raise ApiError(BAD_REQUEST, f"bad request: b64{name} is not base64") from None
+    if not b64:
+        return None
+    if not isinstance(b64, str):
+        raise ApiError(BAD_REQUEST, f"bad request: b64{name} must be a string")
+    try:
+        return C.data_from_b64(b64)[1]
+    except ValueError:
+        raise ApiError(BAD_REQUEST, f"bad request: b64{name} is not base64") from None
+
+
+def _payload(params: dict[str, Any], name: str = "data", required: bool = True) -> Any:
+    """`data` (any JSON) or `b64data` (base64 bytes: the JSON they hold, else `{"$base64": ...}`)."""
+    raw = _raw(params, name)
+    if raw is not None:
+        return C.value_of(raw)
     if name not in params or params[name] is None:
         if required:
             raise ApiError(BAD_REQUEST, f"bad request: {name} required")
@@ -170,7 +178,7 @@ async def publish(hub: Hub, project: str, params: dict[str, Any], state: ApiStat
         done = state.remembered((project, channel, key))
         if done is not None:
             return done
-    pub = await hub.publish(project, channel, data, tags=tags, skip_history=skip_history)
+    pub = await hub.publish(project, channel, data, tags=tags, skip_history=skip_history, raw=_raw(params))
     result = {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
     if key is not None:
         state.remember((project, channel, key), result)

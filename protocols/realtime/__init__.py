@@ -36,6 +36,9 @@ class RealtimeSettings(ListenerSettings):
     token_rsa_public_key: str = ""
     token_ecdsa_public_key: str = ""
     token_jwks_public_endpoint: str = ""
+    # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
+    personal_channel: bool = False
+    personal_channel_namespace: str = ""
     # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check.
     allowed_origins: list[str] = field(default_factory=list)
 

@@ -180,6 +180,7 @@ class SdkWire:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
         self.name = f"{PROTOCOL}-{codec.name}"
+        self.binary = codec.name == "protobuf"  # payloads as the exact bytes published
         self.ping_frame = self.encode({})
 
     def encode(self, *objs: Any) -> bytes:
@@ -189,7 +190,7 @@ class SdkWire:
         return self.encode({"push": body})
 
     def publication(self, pub: Publication) -> bytes:
-        return self.push({"channel": pub.channel, "pub": publication_body(pub)})
+        return self.push({"channel": pub.channel, "pub": publication_body(pub, self.binary)})
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
         return self.push({"channel": channel, "join": {"info": client_info(client) or {}}})
@@ -280,6 +281,7 @@ class SdkClient:
         rpc: Callable[[str], Callable[..., Any] | None] | None = None,
         clock: Callable[[], float] = time.time,
         keys: Callable[[], Awaitable[PublicKeys]] | None = None,
+        personal_namespace: str | None = None,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -291,6 +293,8 @@ class SdkClient:
         self.rpc = rpc
         self.clock = clock
         self.keys = keys
+        # Centrifugo's subscribe_to_user_personal_channel: every user is subscribed to `<namespace>:#<user>`.
+        self.personal_namespace = personal_namespace
         self.session: Session | None = None
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
@@ -441,7 +445,10 @@ class SdkClient:
             result["pong"] = True
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
         subs = {}
-        server_side = list(dict.fromkeys([*channels, *subs_claim]))
+        personal = []
+        if self.personal_namespace is not None and user:
+            personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
+        server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
         for channel in server_side:
             wanted = recover.get(channel) if isinstance(recover.get(channel), dict) else {}
             options = subs_claim.get(channel, {})
@@ -572,17 +579,15 @@ class SdkClient:
             raise
         if tags_filter is not None:
             self.hub.set_filter(session, channel, lambda pub, tf=tags_filter: tagsfilter.match(tf, pub.tags))
-        if push_join_leave and not server_side:
+        if push_join_leave:
             record = session.client_info(channel)
 
-            def own_join() -> None:
+            def own_join() -> None:  # after the subscribe (or connect) reply, as Centrifugo publishes it
                 if channel in session.channels and not session.closed:
                     session.quiet.discard(channel)
                     self._write(self.wire.join(channel, record))
 
             self._after_reply.append(own_join)
-        elif push_join_leave:
-            session.quiet.discard(channel)
         if expires is not None:
             self._set_sub_expiry(channel, expires)
             result.update(self._ttl(expires))
@@ -590,8 +595,11 @@ class SdkClient:
             result["was_recovering"] = True
             if recovered is not None and recovered[1]:
                 result["recovered"] = True
-                if recovered[0]:
-                    result["publications"] = [publication_body(p) for p in recovered[0]]
+                pubs = recovered[0]
+                if tags_filter is not None:  # what the live filter would not have delivered is not recovered either
+                    pubs = [p for p in pubs if tagsfilter.match(tags_filter, p.tags)]
+                if pubs:
+                    result["publications"] = [publication_body(p, self.wire.binary) for p in pubs]
         return result
 
     async def _recover(self, channel: str, offset: Any, epoch: Any, top: int, top_epoch: str) -> tuple[list[Publication], bool]:
@@ -602,7 +610,7 @@ class SdkClient:
             offset = _int(offset, "offset", 0)
         except ReplyError:
             return [], False
-        if (epoch or "") != top_epoch or offset < 0 or offset > top:
+        if (epoch and epoch != top_epoch) or offset < 0 or offset > top:  # an empty epoch matches any (Centrifugo)
             return [], False
         if offset == top:
             return [], True
@@ -681,7 +689,9 @@ class SdkClient:
             raise ReplyError(PERMISSION_DENIED)
         if isinstance(self.wire.codec, MsgpackCodec) and not json_compatible(params["data"]):
             raise ReplyError(BAD_REQUEST, "bad request: data must be JSON-compatible (no binary, NaN or non-string keys)")
-        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
+        raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id,
+                               raw=raw if isinstance(raw, bytes) else None)
         return {}
 
     def _presence_allowed(self, session: Session, channel: str, name: Any) -> None:
@@ -711,7 +721,8 @@ class SdkClient:
         if limit < 0 or limit > HISTORY_MAX_LIMIT:
             limit = HISTORY_MAX_LIMIT
         reverse = params.get("reverse") is True
-        return await history_reply(self.hub, session.project, channel, limit, params.get("since"), reverse, ReplyError)
+        return await history_reply(self.hub, session.project, channel, limit, params.get("since"), reverse, ReplyError,
+                                   self.wire.binary)
 
     async def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
         method = params.get("method", "")

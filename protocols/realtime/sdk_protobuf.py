@@ -26,6 +26,7 @@ from .proto import centrifugo_client_pb2 as pb
 
 SUBPROTOCOL = "centrifuge-protobuf"
 BASE64_KEY = "$base64"
+RAW_SUFFIX = "\x00raw"  # key suffix of a bytes field's exact bytes in a decoded command (no JSON key has a NUL)
 _BYTES = FieldDescriptor.TYPE_BYTES
 
 
@@ -120,6 +121,7 @@ def to_dict(msg: Message) -> dict[str, Any]:
             out[field.name] = to_dict(value)
         elif field.type == _BYTES:
             out[field.name] = value_of(value)
+            out[field.name + RAW_SUFFIX] = value  # the exact bytes, for Protobuf subscribers
         else:
             out[field.name] = value
     return out

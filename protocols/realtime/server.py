@@ -201,6 +201,7 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         allow_anonymous=settings.allow_anonymous,
         rpc=_rpc_lookup(ctx),
         keys=ctx.state.get("keys"),
+        personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
