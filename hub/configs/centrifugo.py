@@ -129,9 +129,15 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             target, kind = CHANNEL_OPTIONS[key]
             out[target] = r.value(value, kind, full)
         elif key == "allowed_delta_types":
-            r.value(value, "strlist", full)
-            if value:
-                r.unsupported(full, "delta compression is not supported by the hub; publications go out whole")
+            types = r.value(value, "strlist", full)
+            unknown = [t for t in types if t != "fossil"]
+            if unknown:
+                raise r.fail(full, f"unknown delta type {unknown[0]!r} (Centrifugo knows \"fossil\")")
+            out["delta_fossil"] = "fossil" in types
+        elif key == "delta_publish":
+            # The hub computes deltas for every publication of a delta namespace (Centrifugo: only when published
+            # with delta, or with delta_publish); subscribers that asked for deltas get them either way.
+            r.value(value, "bool", full)
         else:
             r.unsupported(full)
     if out["history_size"] and not out["history_lifetime"]:

@@ -48,6 +48,8 @@ class Hub:
         self._streams: dict[Key, Stream] = {}
         self._subscriptions = 0
         self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
+        self._delta: dict[Key, int] = {}  # channels where some subscriber takes deltas
+        self._last: dict[Key, Publication] = {}  # their latest publication: the base of the next delta
         self.started_at = clock()
 
     # -- projects -------------------------------------------------------------------------
@@ -187,9 +189,24 @@ class Hub:
             session.filters[channel] = accept
             self._filtered[key] = self._filtered.get(key, 0) + 1
 
+    def set_delta(self, session: Session, channel: str, on: bool) -> None:
+        """Deliver `channel` to `session` as deltas from the previous publication (its wire's `publication_delta`);
+        the first publication it gets after this is whole."""
+        key = (session.project, channel)
+        if session.deltas.pop(channel, None) is not None:
+            self._delta[key] -= 1
+            if not self._delta[key]:
+                del self._delta[key]
+                self._last.pop(key, None)
+        if on:
+            session.deltas[channel] = False
+            self._delta[key] = self._delta.get(key, 0) + 1
+
     def _leave(self, session: Session, channel: str) -> None:
         if channel in session.filters:
             self.set_filter(session, channel, None)
+        if channel in session.deltas:
+            self.set_delta(session, channel, False)
         record = session.client_info(channel)
         del session.channels[channel]
         self._subscriptions -= 1
@@ -285,8 +302,8 @@ class Hub:
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)
-        if subs and key in self._filtered:
-            return self._deliver_filtered(subs, pubs)
+        if subs and (key in self._filtered or key in self._delta):
+            return self._deliver_each(key, subs, pubs)
         if not subs or not self._deliver(subs, pubs):
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
@@ -295,18 +312,41 @@ class Hub:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
         return pubs
 
-    def _deliver_filtered(self, subs: dict[str, Session], pubs: list[Publication]) -> list[Publication]:
-        """Fan-out when some subscribers filter: those without a filter get everything, the others what they accept."""
-        channel = pubs[0].channel
-        plain = {sid: s for sid, s in subs.items() if channel not in s.filters}
+    def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> list[Publication]:
+        """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering
+        one what it accepts; a delta one each publication as a delta from the one before (encoded once per
+        wire format and base)."""
+        channel = key[1]
+        prev = self._last.get(key)
+        if key in self._delta:
+            self._last[key] = pubs[-1]
+        plain = {sid: s for sid, s in subs.items() if channel not in s.filters and channel not in s.deltas}
         targets = self._deliver(plain, pubs) if plain else 0
+        frames: dict[tuple[Any, int, bool], bytes] = {}
         for sid, session in subs.items():
-            accept = session.filters.get(channel)
-            if accept is None:
+            if sid in plain:
                 continue
-            chosen = [p for p in pubs if accept(p)]
-            if chosen:
+            accept = session.filters.get(channel)
+            chosen = pubs if accept is None else [p for p in pubs if accept(p)]
+            wire = session.wire
+            if not chosen:
+                continue
+            if channel not in session.deltas or wire is None or not hasattr(wire, "publication_delta"):
                 targets += self._deliver({sid: session}, chosen)
+                continue
+            parts = []
+            ready = session.deltas[channel]
+            for i, pub in enumerate(pubs):
+                base = (pubs[i - 1] if i else prev) if ready else None
+                fkey = (wire, i, base is not None)
+                frame = frames.get(fkey)
+                if frame is None:
+                    frame = frames[fkey] = wire.publication_delta(pub, base)
+                parts.append(frame)
+                ready = True
+            session.deltas[channel] = True
+            joined = b"".join(parts)
+            targets += self._fan_out({sid: session}, lambda _w, data=joined: data, len(pubs))
         if not targets:
             self.stats.messages_dropped += len(pubs)
         if self.events:

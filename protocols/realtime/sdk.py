@@ -31,7 +31,7 @@ from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from protocols import centrifugo as C
 
-from . import sdk_protobuf, tagsfilter
+from . import fossil, sdk_protobuf, tagsfilter
 from .tokens import NO_KEYS, PublicKeys, TokenExpired, TokenInvalid, TokenMismatch, check_connect_token, check_subscribe_token
 
 log = logging.getLogger("hub.realtime.sdk")
@@ -191,6 +191,36 @@ class SdkWire:
 
     def publication(self, pub: Publication) -> bytes:
         return self.push({"channel": pub.channel, "pub": publication_body(pub, self.binary)})
+
+    def payload(self, pub: Publication) -> bytes:
+        """The bytes a delta is computed over: what Protobuf clients get, and JSON ones as a string."""
+        if self.binary and pub.raw is not None:
+            return pub.raw
+        return sdk_protobuf.bytes_of(pub.data) if self.binary else json.dumps(
+            pub.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def delta_body(self, pub: Publication, prev: Publication | None) -> dict[str, Any]:
+        """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
+        (and msgpack) the payload travels as a string, as Centrifugo sends it to delta subscribers."""
+        body = publication_body(pub)
+        data = self.payload(pub)
+        if prev is not None:
+            patch = fossil.create(self.payload(prev), data)
+            if len(patch) < len(data):
+                data = patch
+                body["delta"] = True
+        if self.binary:
+            body["data"] = data
+        else:
+            try:
+                body["data"] = data.decode("utf-8")
+            except UnicodeDecodeError:  # a patch that splits a character: send the whole text instead
+                body["data"] = self.payload(pub).decode("utf-8")
+                body.pop("delta", None)
+        return body
+
+    def publication_delta(self, pub: Publication, prev: Publication | None) -> bytes:
+        return self.push({"channel": pub.channel, "pub": self.delta_body(pub, prev)})
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
         return self.push({"channel": channel, "join": {"info": client_info(client) or {}}})
@@ -534,11 +564,12 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        return await self._join(channel, name, info, expires, params, private_ok=bool(token), override=override, tags_filter=tf)
+        return await self._join(channel, name, info, expires, params, private_ok=bool(token), override=override, tags_filter=tf,
+                                delta=delta == "fossil" and options.delta_fossil and tf is None)
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
                     *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
-                    tags_filter: dict[str, Any] | None = None) -> dict[str, Any]:
+                    tags_filter: dict[str, Any] | None = None, delta: bool = False) -> dict[str, Any]:
         """Subscribe the session (recovering from the client's position if asked); the subscribe result."""
         session = self.session
         assert session is not None
@@ -579,6 +610,9 @@ class SdkClient:
             raise
         if tags_filter is not None:
             self.hub.set_filter(session, channel, lambda pub, tf=tags_filter: tagsfilter.match(tf, pub.tags))
+        if delta:
+            self.hub.set_delta(session, channel, True)
+            result["delta"] = True
         if push_join_leave:
             record = session.client_info(channel)
 
@@ -598,7 +632,9 @@ class SdkClient:
                 pubs = recovered[0]
                 if tags_filter is not None:  # what the live filter would not have delivered is not recovered either
                     pubs = [p for p in pubs if tagsfilter.match(tags_filter, p.tags)]
-                if pubs:
+                if pubs and delta:  # whole, in the form delta subscribers get (JSON: the payload as a string)
+                    result["publications"] = [self.wire.delta_body(p, None) for p in pubs]
+                elif pubs:
                     result["publications"] = [publication_body(p, self.wire.binary) for p in pubs]
         return result
 

@@ -12,13 +12,16 @@ import pytest
 
 from hub.core import Hub, NamespaceOptions, Project
 from hub.core.outbox import Outbox
+from protocols.realtime import sdk_protobuf
 from protocols.realtime.legacy import WIRE as LEGACY_WIRE
+from protocols.realtime.proto import centrifugo_client_pb2 as pb
 from protocols.realtime.sdk import (
     JSON_WIRE,
     MSGPACK_WIRE,
     Disconnect,
     JsonCodec,
     MsgpackCodec,
+    ProtobufCodec,
     SdkClient,
     SdkWire,
     disconnect_args,
@@ -84,8 +87,22 @@ def frames(data: bytes) -> list[tuple[int, bytes]]:
 def decode(wire: SdkWire, data: bytes) -> list[Any]:
     out = []
     for _, payload in frames(data):
+        if isinstance(wire.codec, ProtobufCodec):  # replies, as the generated Reply message reads them
+            for part in sdk_protobuf.split(payload):
+                reply = pb.Reply()
+                reply.ParseFromString(part)
+                out.append(_strip_raw(sdk_protobuf.to_dict(reply)))
+            continue
         out.extend(wire.codec.decode(payload if isinstance(wire.codec, MsgpackCodec) else payload.decode()))
     return out
+
+
+def _strip_raw(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_raw(v) for k, v in value.items() if not k.endswith(sdk_protobuf.RAW_SUFFIX)}
+    if isinstance(value, list):
+        return [_strip_raw(v) for v in value]
+    return value
 
 
 class Conn:
@@ -99,8 +116,11 @@ class Conn:
 
     def send(self, *commands: dict[str, Any]) -> list[dict[str, Any]]:
         codec = self.wire.codec
-        if isinstance(codec, MsgpackCodec):
-            message: str | bytes = b"".join(codec.dumps(c) for c in commands)
+        if isinstance(codec, ProtobufCodec):
+            message: str | bytes = b"".join(
+                sdk_protobuf.varint(len(b)) + b for b in (sdk_protobuf.fill(pb.Command(), c).SerializeToString() for c in commands))
+        elif isinstance(codec, MsgpackCodec):
+            message = b"".join(codec.dumps(c) for c in commands)
         else:
             message = "\n".join(json.dumps(c) for c in commands)
         batch = now(self.client.handle(message))
@@ -408,25 +428,27 @@ def test_rpc(hub, clock):
 
 # -- wire formats -------------------------------------------------------------------------------
 def test_each_format_encodes_a_publication_once_for_all_its_subscribers(hub, clock):
-    counts = {"json": 0, "msgpack": 0}
+    counts = {"json": 0, "msgpack": 0, "protobuf": 0}
 
     class Counting(SdkWire):
         def publication(self, pub: Any) -> bytes:
             counts[self.codec.name] += 1
             return super().publication(pub)
 
-    json_wire, msgpack_wire = Counting(JsonCodec()), Counting(MsgpackCodec())
-    conns = [connected(hub, clock, f"u{i}", wire=json_wire if i % 2 else msgpack_wire) for i in range(10)]
+    json_wire, msgpack_wire, pb_wire = Counting(JsonCodec()), Counting(MsgpackCodec()), Counting(ProtobufCodec())
+    conns = [connected(hub, clock, f"u{i}", wire=(msgpack_wire, json_wire, pb_wire)[i % 3]) for i in range(12)]
     for conn in conns:
         conn.ok("subscribe", {"channel": "nohist:fan"})
         conn.pushes()
     legacy = hub.connect("proj", "old", "centrifuge-legacy", LEGACY_WIRE)
     now(hub.subscribe(legacy, "nohist:fan"))
     now(hub.publish("proj", "nohist:fan", {"n": 1}))
-    assert counts == {"json": 1, "msgpack": 1}
+    assert counts == {"json": 1, "msgpack": 1, "protobuf": 1}
     json_frames = {conn.client.outbox.take() for conn in conns if conn.wire is json_wire}
     msgpack_frames = {conn.client.outbox.take() for conn in conns if conn.wire is msgpack_wire}
-    assert len(json_frames) == 1 and len(msgpack_frames) == 1
+    pb_frames = {conn.client.outbox.take() for conn in conns if conn.wire is pb_wire}
+    assert len(json_frames) == 1 and len(msgpack_frames) == 1 and len(pb_frames) == 1
+    assert decode(pb_wire, pb_frames.pop()) == [{"push": {"channel": "nohist:fan", "pub": {"data": {"n": 1}}}}]
     (payload,) = [p for _, p in frames(msgpack_frames.pop())]
     assert msgpack.unpackb(payload) == {"push": {"channel": "nohist:fan", "pub": {"data": {"n": 1}}}}
     assert frames(json_frames.pop())[0][0] == 1 and frames(MSGPACK_WIRE.ping_frame) == [(2, b"\x80")]
