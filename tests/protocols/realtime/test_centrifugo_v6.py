@@ -37,6 +37,7 @@ def config(tmp_path: Path, **client: Any) -> dict[str, Any]:
         "name": "chat", "presence": True, "join_leave": True, "history_size": 20, "history_ttl": "300s",
         "force_recovery": True, "allow_subscribe_for_client": True, "allow_publish_for_subscriber": True,
         "allow_presence_for_subscriber": True, "allow_history_for_subscriber": True, "allow_tags_filter": True,
+        "allowed_delta_types": ["fossil"],
     }
     return {
         "client": {"token": {"hmac_secret_key": SECRET, **client}, "allowed_origins": ["http://localhost:*"],
@@ -249,10 +250,12 @@ async def test_centrifuge_js(centrifugo, node, fmt: str) -> None:  # noqa: F811
         assert (await lines.next("publication"))["data"] == '{"from":"js"}'
         assert (await lines.next("history"))["data"] == ['{"from":"js"}']
         await lines.next("ready")
-        await trio.to_thread.run_sync(lambda: server.publish(cent.PublishRequest(
-            channel="chat:js", data={"n": 1}, tags={"t": "v"})))
-        pub = await lines.next("publication")
-        assert json.loads(pub["data"]) == {"n": 1} and pub["tags"] == {"t": "v"}
+        long = "a publication long enough for a Fossil delta to be smaller than the whole of it"
+        for n in (1, 2, 3):  # the first whole, the next as deltas the SDK applies
+            await trio.to_thread.run_sync(lambda n=n: server.publish(cent.PublishRequest(
+                channel="chat:js", data={"n": n, "text": long}, tags={"t": "v"})))
+            pub = await lines.next("publication")
+            assert json.loads(pub["data"]) == {"n": n, "text": long} and pub["tags"] == {"t": "v"}
         await trio.to_thread.run_sync(lambda: server.disconnect(cent.DisconnectRequest(
             user="carol", disconnect=cent.Disconnect(code=4500, reason="go away"))))
         gone = await lines.next("disconnected")

@@ -17,7 +17,8 @@ client.on('connected', (ctx) => out({ event: 'connected', client: ctx.client }))
 client.on('disconnected', (ctx) => { out({ event: 'disconnected', code: ctx.code, reason: ctx.reason }); process.exit(0); });
 client.on('error', (ctx) => out({ event: 'error', error: String(ctx.error && ctx.error.message) }));
 
-const sub = client.newSubscription(channel, { joinLeave: true });
+// Fossil deltas where the namespace allows them (the hub sends the first publication whole, then deltas).
+const sub = client.newSubscription(channel, { joinLeave: true, delta: 'fossil' });
 sub.on('subscribed', async (ctx) => {
   out({ event: 'subscribed', recoverable: ctx.recoverable, offset: ctx.streamPosition ? ctx.streamPosition.offset : null });
   try {
