@@ -200,6 +200,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
                 else:
                     r.unsupported(pfull)
+        elif key in ("channel_limit", "user_connection_limit"):
+            realtime[key] = r.value(value, "int", full)
         elif key == "insecure":
             if r.value(value, "bool", full):
                 r.unsupported(full, "insecure mode is not supported: tokens are always checked")

@@ -36,6 +36,10 @@ class RealtimeSettings(ListenerSettings):
     token_rsa_public_key: str = ""
     token_ecdsa_public_key: str = ""
     token_jwks_public_endpoint: str = ""
+    # Channels one SDK connection may subscribe to (106 beyond; 3505 at connect); 0 = no limit.
+    channel_limit: int = field(default=128, metadata={"min": 0})
+    # Connections one user may hold on this node (3504 beyond); 0 = no limit.
+    user_connection_limit: int = field(default=0, metadata={"min": 0})
     # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
     personal_channel: bool = False
     personal_channel_namespace: str = ""

@@ -312,6 +312,8 @@ class SdkClient:
         clock: Callable[[], float] = time.time,
         keys: Callable[[], Awaitable[PublicKeys]] | None = None,
         personal_namespace: str | None = None,
+        channel_limit: int = 128,
+        user_connection_limit: int = 0,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -325,6 +327,8 @@ class SdkClient:
         self.keys = keys
         # Centrifugo's subscribe_to_user_personal_channel: every user is subscribed to `<namespace>:#<user>`.
         self.personal_namespace = personal_namespace
+        self.channel_limit = channel_limit  # Centrifugo's client.channel_limit (0: none)
+        self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
         self.session: Session | None = None
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
@@ -466,6 +470,14 @@ class SdkClient:
             subs_claim, meta = claims.subs, claims.meta
         if expires is not None and expires < self.clock():
             raise ReplyError(EXPIRED_ERROR)
+        if self.user_connection_limit and user and len(self.hub.user_sessions(project, user)) >= self.user_connection_limit:
+            raise Disconnect(C.CONNECTION_LIMIT, C.DISCONNECTS[C.CONNECTION_LIMIT])
+        personal = []
+        if self.personal_namespace is not None and user:
+            personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
+        server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
+        if self.channel_limit and len(server_side) > self.channel_limit:
+            raise Disconnect(C.CHANNEL_LIMIT, C.DISCONNECTS[C.CHANNEL_LIMIT])
         self.session = self.hub.connect(project, user, PROTOCOL, self.wire, info=info, outbox=self.outbox,
                                         expires_at=self._session_expiry(expires), keepalive=self.ping_interval,
                                         meta={"meta": meta} if meta is not None else None)
@@ -475,10 +487,6 @@ class SdkClient:
             result["pong"] = True
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
         subs = {}
-        personal = []
-        if self.personal_namespace is not None and user:
-            personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
-        server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
         for channel in server_side:
             wanted = recover.get(channel) if isinstance(recover.get(channel), dict) else {}
             options = subs_claim.get(channel, {})
@@ -534,12 +542,16 @@ class SdkClient:
         channel = params.get("channel")
         if not isinstance(channel, str) or not channel:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
+        if not channel.isascii():  # Centrifugo: channel names are ASCII (without a namespace channel_regex)
+            raise ReplyError(BAD_REQUEST)
         delta = params.get("delta") or ""
         if delta not in ("", "fossil"):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         name = self.hub.channel(session.project, channel)
         if channel in session.channels:
             raise ReplyError(ALREADY_SUBSCRIBED)
+        if self.channel_limit and len(session.channels) >= self.channel_limit:
+            raise ReplyError(LIMIT_EXCEEDED)
         options = name.options
         token = params.get("token")
         info = expires = None
@@ -709,7 +721,10 @@ class SdkClient:
         session = self.session
         assert session is not None
         channel = self._channel(params)
-        return session, channel, self.hub.channel(session.project, channel)
+        name = self.hub.channel(session.project, channel)
+        if not channel.isascii():
+            raise ReplyError(BAD_REQUEST)
+        return session, channel, name
 
     def _anonymous_ok(self, session: Session, name: Any) -> bool:
         return bool(session.user) or name.options.anonymous

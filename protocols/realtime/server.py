@@ -202,6 +202,8 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         rpc=_rpc_lookup(ctx),
         keys=ctx.state.get("keys"),
         personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
+        channel_limit=settings.channel_limit,
+        user_connection_limit=settings.user_connection_limit,
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []

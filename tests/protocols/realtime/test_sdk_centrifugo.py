@@ -220,3 +220,24 @@ def test_centrifugo_config_translation() -> None:
         with pytest.raises(ConfigError) as exc:
             cfg.translate(broken, "c.json")
         assert exc.value.key == key
+
+
+def test_limits_and_channel_names() -> None:
+    clock = Clock()
+    hub = make_hub(clock)
+    conn = Conn(hub, clock, channel_limit=2, user_connection_limit=1)
+    conn.ok("connect", {"token": tok("alice", exp=int(NOW) + 600)})
+    conn.ok("subscribe", {"channel": "chat:a"})
+    conn.ok("subscribe", {"channel": "chat:b"})
+    assert conn.error("subscribe", {"channel": "chat:c"}) == (106, "limit exceeded")
+    assert conn.error("publish", {"channel": "chat:é", "data": 1}) == (107, "bad request")
+    second = Conn(hub, clock, user_connection_limit=1)
+    with pytest.raises(Disconnect) as exc:
+        second.call("connect", {"token": tok("alice", exp=int(NOW) + 600)})
+    assert (exc.value.code, exc.value.reason) == (3504, "connection limit")
+    third = Conn(hub, clock, channel_limit=1)
+    with pytest.raises(Disconnect) as exc:
+        third.call("connect", {"token": tok("bob", channels=["chat:a", "chat:b"])})
+    assert exc.value.code == 3505
+    personal = Conn(hub, clock, personal_namespace="chat")
+    assert list(personal.ok("connect", {"token": tok("carol")})["subs"]) == ["chat:#carol"]
