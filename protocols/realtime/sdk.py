@@ -190,7 +190,9 @@ class SdkWire:
         return self.encode({"push": body})
 
     def publication(self, pub: Publication) -> bytes:
-        return self.push({"channel": pub.channel, "pub": publication_body(pub, self.binary)})
+        if self.binary:
+            return self.codec.frame([sdk_protobuf.encode_publication_push(pub.channel, publication_body(pub, True))])
+        return self.push({"channel": pub.channel, "pub": publication_body(pub)})
 
     def payload(self, pub: Publication) -> bytes:
         """The bytes a delta is computed over: what Protobuf clients get, and JSON ones as a string."""
@@ -220,6 +222,8 @@ class SdkWire:
         return body
 
     def publication_delta(self, pub: Publication, prev: Publication | None) -> bytes:
+        if self.binary:
+            return self.codec.frame([sdk_protobuf.encode_publication_push(pub.channel, self.delta_body(pub, prev))])
         return self.push({"channel": pub.channel, "pub": self.delta_body(pub, prev)})
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:

@@ -184,3 +184,29 @@ def encode_reply(reply: dict[str, Any]) -> bytes:
     """A reply or push dict → one length-delimited `Reply`."""
     body = fill(pb.Reply(), reply).SerializeToString()
     return varint(len(body)) + body
+
+
+def encode_publication_push(channel: str, body: dict[str, Any]) -> bytes:
+    """`{"push": {"channel", "pub": body}}` as one length-delimited Reply, without the generic walk (the hot path)."""
+    reply = pb.Reply()
+    push = reply.push
+    push.channel = channel
+    pub = push.pub
+    pub.data = bytes_of(body["data"])
+    info = body.get("info")
+    if info is not None:
+        target = pub.info
+        target.user = info.get("user") or ""
+        target.client = info.get("client") or ""
+        if info.get("conn_info") is not None:
+            target.conn_info = bytes_of(info["conn_info"])
+        if info.get("chan_info") is not None:
+            target.chan_info = bytes_of(info["chan_info"])
+    if body.get("offset"):
+        pub.offset = body["offset"]
+    if body.get("tags"):
+        pub.tags.update(body["tags"])
+    if body.get("delta"):
+        pub.delta = True
+    data = reply.SerializeToString()
+    return varint(len(data)) + data
