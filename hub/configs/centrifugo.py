@@ -180,8 +180,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     realtime["token_rsa_public_key"] = r.value(tvalue, "str", tfull)
                 elif tkey == "ecdsa_public_key":
                     realtime["token_ecdsa_public_key"] = r.value(tvalue, "str", tfull)
-                elif tkey == "jwks_public_endpoint":
-                    realtime["token_jwks_public_endpoint"] = r.value(tvalue, "str", tfull)
+                elif tkey in ("jwks_public_endpoint", "audience", "issuer", "user_id_claim"):
+                    realtime[f"token_{tkey}"] = r.value(tvalue, "str", tfull)
                 else:
                     r.unsupported(tfull)
         elif key == "allowed_origins":

@@ -36,6 +36,10 @@ class RealtimeSettings(ListenerSettings):
     token_rsa_public_key: str = ""
     token_ecdsa_public_key: str = ""
     token_jwks_public_endpoint: str = ""
+    # Token claims checked as Centrifugo's client.token.audience / issuer; user_id_claim replaces `sub`.
+    token_audience: str = ""
+    token_issuer: str = ""
+    token_user_id_claim: str = ""
     # Channels one SDK connection may subscribe to (106 beyond; 3505 at connect); 0 = no limit.
     channel_limit: int = field(default=128, metadata={"min": 0})
     # Connections one user may hold on this node (3504 beyond); 0 = no limit.

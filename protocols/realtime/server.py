@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -92,7 +93,9 @@ class KeySource:
 
     def __init__(self, settings: Any) -> None:
         self.endpoint = settings.token_jwks_public_endpoint
-        self.keys = PublicKeys(rsa_pem=settings.token_rsa_public_key, ecdsa_pem=settings.token_ecdsa_public_key)
+        self.keys = PublicKeys(rsa_pem=settings.token_rsa_public_key, ecdsa_pem=settings.token_ecdsa_public_key,
+                               audience=settings.token_audience, issuer=settings.token_issuer,
+                               user_id_claim=settings.token_user_id_claim)
         self.fetched_at = -math.inf
         self.lock = trio.Lock()
 
@@ -115,7 +118,7 @@ class KeySource:
                     jwks = await trio.to_thread.run_sync(self._load)
                     if not isinstance(jwks, dict):
                         raise ValueError("not a JWKS object")
-                    self.keys = PublicKeys(self.keys.rsa_pem, self.keys.ecdsa_pem, jwks)
+                    self.keys = dataclasses.replace(self.keys, jwks=jwks, _cache={})
                 except Exception as exc:
                     log.warning("cannot load JWKS from %s: %s", self.endpoint, exc)
         return self.keys

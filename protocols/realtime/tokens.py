@@ -41,11 +41,15 @@ class TokenMismatch(TokenInvalid):
 
 @dataclass
 class PublicKeys:
-    """The asymmetric keys tokens may be signed with: PEM texts, and a JWKS (`{"keys": [...]}`) once fetched."""
+    """How tokens are verified beyond the HMAC secret: the asymmetric keys (PEM texts, and a JWKS
+    `{"keys": [...]}` once fetched), and Centrifugo's `audience` / `issuer` / `user_id_claim` rules."""
 
     rsa_pem: str = ""
     ecdsa_pem: str = ""
     jwks: dict[str, Any] | None = None
+    audience: str = ""  # when set, `aud` must name it
+    issuer: str = ""  # when set, `iss` must be it
+    user_id_claim: str = ""  # the claim holding the user id instead of `sub`
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def key(self, alg: str, kid: str | None) -> Any:
@@ -166,6 +170,12 @@ def _verify(token: str, secret: str, now: float, keys: PublicKeys) -> dict[str, 
         )
     except jwt.PyJWTError:
         raise TokenInvalid("invalid token") from None
+    if keys.audience:
+        aud = claims.get("aud")
+        if not (aud == keys.audience or (isinstance(aud, list) and keys.audience in aud)):
+            raise TokenInvalid("invalid audience")
+    if keys.issuer and claims.get("iss") != keys.issuer:
+        raise TokenInvalid("invalid issuer")
     nbf = claims.get("nbf")
     if nbf is not None and (not isinstance(nbf, (int, float)) or isinstance(nbf, bool) or nbf > now + 1):
         raise TokenInvalid("token not yet valid")
@@ -205,7 +215,7 @@ def check_connect_token(
     now = time.time() if now is None else now
     project = token_project(_unverified(token), projects, default_project)
     claims = _verify(token, secret_of(project), now, keys)  # type: ignore[arg-type]
-    user = claims.get("sub", "")
+    user = claims.get(keys.user_id_claim or "sub", "")
     if not isinstance(user, str):
         raise TokenInvalid("invalid sub")
     channels = claims.get("channels") or []

@@ -211,7 +211,8 @@ def test_centrifugo_config_translation() -> None:
     ns = out["projects"]["centrifugo"]["namespaces"]["personal"]
     assert (ns["history_lifetime"], ns["history_size"], ns["delta_fossil"]) == (5400.0, 5, True)
     assert out["projects"]["centrifugo"]["api_keys"] == ["api"]
-    assert [w.split(": ")[1] for w in warnings] == ["proxy", "client.token.audience"]
+    assert out["realtime"]["token_audience"] == "x"
+    assert [w.split(": ")[1] for w in warnings] == ["proxy"]
     for broken, key in (({"channel": {"namespaces": [{"name": "a:b"}]}}, "channel.namespaces[0].name"),
                         ({"client": {"ping_interval": "ten"}}, "client.ping_interval"),
                         ({"channel": {"namespaces": [{"name": "a", "allowed_delta_types": ["zstd"]}]}},
@@ -241,3 +242,19 @@ def test_limits_and_channel_names() -> None:
     assert exc.value.code == 3505
     personal = Conn(hub, clock, personal_namespace="chat")
     assert list(personal.ok("connect", {"token": tok("carol")})["subs"]) == ["chat:#carol"]
+
+
+def test_audience_issuer_and_user_claim() -> None:
+    from protocols.realtime.tokens import PublicKeys, TokenInvalid, check_connect_token
+
+    keys = PublicKeys(audience="app", issuer="auth", user_id_claim="uid")
+    projects = {"proj": SECRET}
+
+    def check(**claims: Any) -> Any:
+        return check_connect_token(tok("ignored", **claims), projects, "proj", projects.__getitem__, NOW, keys)
+
+    assert check(aud="app", iss="auth", uid="u1").user == "u1"
+    assert check(aud=["other", "app"], iss="auth", uid="u2").user == "u2"
+    for bad in ({"aud": "nope", "iss": "auth"}, {"aud": "app", "iss": "x"}, {"iss": "auth"}):
+        with pytest.raises(TokenInvalid):
+            check(**bad)
