@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
-    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="the file to check (default: ./hub.toml)")
     check.set_defaults(func=cmd_check_config)
     for adapter in adapter_registry().values():
         if adapter.cli is not None:

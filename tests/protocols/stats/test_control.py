@@ -3,38 +3,19 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
-from hub.runtime import READY, listener_urls
 from tests.legacy_client import legacy_client
-from tests.test_runtime import start
+from tests.test_runtime import read_until_ready, start
 
 from .test_stats import BASIC, curl, sdk_client
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-
-
-def read_until_ready(proc: subprocess.Popen, timeout: float = 20) -> tuple[list[str], dict[str, str]]:
-    """stderr lines of `hub run` up to its next READY line, and the listener URLs they name."""
-    lines: list[str] = []
-    urls: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        urls.update(listener_urls(line))
-        if READY in line:
-            return lines, urls
-    raise AssertionError("no READY line:\n" + "".join(lines))
 
 
 async def test_req10_stop_shuts_down_cleanly(tmp_path: Path):
