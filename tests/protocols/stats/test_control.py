@@ -107,12 +107,11 @@ def _paho_connect(port: int, client_id: str, version: int, keepalive: int):
     mqtt = pytest.importorskip("paho.mqtt.client")
     protocol = {4: mqtt.MQTTv311, 5: mqtt.MQTTv5}[version]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    client.username_pw_set("meter")
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
+    connected, codes = threading.Event(), []
+    client.on_connect = lambda c, userdata, flags, reason_code, props: (codes.append(reason_code), connected.set())
     client.connect("127.0.0.1", port, keepalive=keepalive)
     client.loop_start()
-    assert connected.wait(10)
+    assert connected.wait(10) and not codes[0].is_failure, codes
     client.subscribe("sensors/#", qos=1)
     return client
 
@@ -124,7 +123,7 @@ async def test_mqtt_clients_report_their_protocol_level_and_keepalive(start_hub)
     pytest.importorskip("paho.mqtt.client")
     if "mqtt" not in adapter_registry():
         pytest.skip("the MQTT listener is not installed")
-    running = await start_hub("[mqtt]\nport = 0\n")
+    running = await start_hub("[mqtt]\nport = 0\nallow_anonymous = true\n")
     port = int(running.url("mqtt").rsplit(":", 1)[1])
     clients = [await trio.to_thread.run_sync(_paho_connect, port, "meter-311", 4, 17),
                await trio.to_thread.run_sync(_paho_connect, port, "meter-5", 5, 33)]
@@ -139,7 +138,8 @@ async def test_mqtt_clients_report_their_protocol_level_and_keepalive(start_hub)
                     await trio.sleep(0.05)
         assert (found["meter-311"]["protocol"], found["meter-311"]["keepalive"]) == (4, 17)
         assert (found["meter-5"]["protocol"], found["meter-5"]["keepalive"]) == (5, 33)
-        assert found["meter-311"]["username"] == "meter" and found["meter-311"]["connect_status"] == 1
+        assert found["meter-311"]["username"] == "" and found["meter-311"]["connect_status"] == 1
+        assert found["meter-5"]["protocol_name"] == "mqtt"
     finally:
         for client in clients:
             client.disconnect()
