@@ -44,7 +44,7 @@ def error(status: int, message: str) -> Response:
         return error_response(api.ApiError(400, api.BAD_PARAMETER, "request parameter error: body too large"))
     if status in (404, 405):
         return error_response(api.ApiError(404, api.UNKNOWN, "the requested path cannot be found"))
-    if status >= 500:
+    if status == 500:
         return error_response(api.ApiError(500, api.UNKNOWN, "internal error"))
     return error_response(api.ApiError(status, api.BAD_PARAMETER, message))
 
