@@ -336,8 +336,8 @@ class JsonRpc:
     # -- websockets -----------------------------------------------------------------------
     def _accept(self, request: Request, ws: WebSocket) -> Any:
         user = self.authenticate(request)
-        if isinstance(user, Response):
-            ws.close(POLICY_VIOLATION, "unauthorized")
+        if isinstance(user, Response):  # closed as Platypush closes it: 1008 with the status message as reason
+            ws.close(POLICY_VIOLATION, json.loads(user.body).get("message", "unauthorized"))
             return None
         return self.ctx.hub.connect(self.project, user, PROTOCOL, None, outbox=ws.outbox)
 
@@ -352,7 +352,7 @@ class JsonRpc:
             while (message := await ws.receive()) is not None:
                 event = parse_custom_event(message)
                 if event is None:  # Platypush logs a message it cannot build as an event and drops it
-                    log.info("/ws/events: dropped a message that is not an event: %.200r", message)
+                    log.debug("/ws/events: dropped a message that is not an event: %.200r", message)
                     continue
                 self._broadcast(text_frame(encode(event)))  # every listener, the sender too, as on Platypush
         finally:

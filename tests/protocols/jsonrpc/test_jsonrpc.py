@@ -575,7 +575,7 @@ async def test_error_paths(rpc, tmp_path):
             with pytest.raises(ConnectionClosed) as info:
                 with trio.fail_after(5):
                     await ws.get_message()
-            assert info.value.reason.code == 1008
+            assert info.value.reason.code == 1008 and info.value.reason.reason == "Invalid credentials"
 
 
 async def test_registration_while_no_user_exists(start_hub):
