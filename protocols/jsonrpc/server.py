@@ -189,7 +189,7 @@ class JsonRpc:
         if not ok:
             return auth_error("INVALID_CREDENTIALS", "invalid username or password")
         try:
-            return json_response(self._token(username, ttl, name))
+            return json_response(await trio.to_thread.run_sync(self._token, username, ttl, name))
         except ValueError:
             return auth_error("TOKEN_NAME_EXISTS")
         except StoreError as exc:
@@ -221,7 +221,7 @@ class JsonRpc:
         try:
             await trio.to_thread.run_sync(lambda: self.store.add_user(username, password, only_if_none=True),
                                           limiter=self.password_checks)
-            token = self._token(username)
+            token = await trio.to_thread.run_sync(self._token, username)
         except ValueError as exc:
             if "closed" in str(exc):
                 return auth_error("REGISTRATION_DISABLED")
