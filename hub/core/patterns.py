@@ -171,9 +171,10 @@ class TopicFilters:
         mine = self._by_session.get(session.id)
         if not mine:
             return 0
-        for topic_filter, group in list(mine):
+        keys = list(mine)
+        for topic_filter, group in keys:
             self.remove(session, topic_filter, group)
-        return len(mine)
+        return len(keys)
 
     def filters(self, session: Session) -> list[tuple[str, str]]:
         """(filter, group) pairs `session` is subscribed with."""
