@@ -108,8 +108,7 @@ class Connection:
     def refuse(self, error: codec.PacketError) -> None:
         """Tell an MQTT 5 client why (DISCONNECT with the reason code), then close."""
         if isinstance(error, codec.UnsupportedVersion) and self.version == 0:
-            self.link.force(codec.connack(codec.MQTT5 if error.level > codec.MQTT5 else codec.MQTT311,
-                                          False, codec.UNSUPPORTED_VERSION))
+            self.link.force(codec.connack(codec.MQTT311, False, codec.UNSUPPORTED_VERSION))  # as Mosquitto does
         elif self.version == codec.MQTT5 and self.session is not None:
             self.link.force(codec.disconnect(error.code, {"reason_string": str(error)}))
         log.info("mqtt client %s: %s", self.session.client_id if self.session else "-", error)
