@@ -248,11 +248,13 @@ class Hub:
 
         `meta`: what a protocol attaches for its own kind (MQTT: payload bytes, QoS, properties); see Publication.
         """
-        return self.publish_many(project, channel, [(data, info, client)], meta=meta)[0]
+        return self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta])[0]
 
     def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
-                     meta: Any = None) -> list[Publication]:
-        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
+                     meta: list[Any] | None = None) -> list[Publication]:
+        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
+
+        `meta`: one Publication.meta per item, or None."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
@@ -265,12 +267,13 @@ class Hub:
             else:
                 stream.resize(options.history_size)
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch, meta) for i, (data, info, client) in enumerate(items)]
+                                stream.next_offset(), stream.epoch, meta[i] if meta else None)
+                    for i, (data, info, client) in enumerate(items)]
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "", meta)
-                    for i, (data, info, client) in enumerate(items)]
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+                                meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)

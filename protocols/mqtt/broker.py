@@ -105,6 +105,55 @@ class Connection:
         else:
             raise codec.PacketError("AUTH without enhanced authentication", codec.PROTOCOL_ERROR)
 
+    async def received_all(self, packets: list[tuple[int, bytes]]) -> None:
+        """Packets from one read. Consecutive plain QoS 0/1 PUBLISHes to one topic go to the core as one batch
+        (one push per subscriber instead of one per message); anything else ends the batch, so order is kept."""
+        batch: list[codec.Publish] = []
+        for first, body in packets:
+            if self.link.closing:
+                return
+            if first >> 4 == codec.PUBLISH and self.session is not None:
+                p = codec.decode(first, body, self.version)
+                assert isinstance(p, codec.Publish)
+                if p.qos < 2 and not p.retain and not p.props and p.topic:
+                    if batch and batch[0].topic != p.topic:
+                        await self.publish_batch(batch)
+                        batch = []
+                    batch.append(p)
+                    continue
+                if batch:
+                    await self.publish_batch(batch)
+                    batch = []
+                await self.on_publish(p)
+                continue
+            if batch:
+                await self.publish_batch(batch)
+                batch = []
+            await self.received(first, body)
+        if batch and not self.link.closing:
+            await self.publish_batch(batch)
+
+    async def publish_batch(self, batch: list[codec.Publish]) -> None:
+        if len(batch) == 1 or self.rules is None or self.check_topic(batch[0].topic, self.rules) is not None:
+            for p in batch:
+                await self.on_publish(p)
+            return
+        session = self.session
+        assert session is not None
+        topic, core = batch[0].topic, session.core
+        info = core.client_info(topic)
+        items = [(to_data(p.payload), info, core.id) for p in batch]
+        metas = [MqttMessage(topic, p.payload, p.qos) for p in batch]
+        try:
+            await _maybe(self.hub.publish_many(self.broker.project, topic, items, meta=metas))
+        except HubError:
+            for p in batch:
+                await self.on_publish(p)
+            return
+        for p in batch:
+            if p.qos:
+                self.link.force(codec.ack(codec.PUBACK, p.packet_id, self.version))
+
     def refuse(self, error: codec.PacketError) -> None:
         """Tell an MQTT 5 client why (DISCONNECT with the reason code), then close."""
         if isinstance(error, codec.UnsupportedVersion) and self.version == 0:

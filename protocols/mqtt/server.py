@@ -148,10 +148,7 @@ async def _feed(conn: Connection, reader: codec.PacketReader, data: bytes) -> bo
     """Hand received bytes to the protocol; False once the connection must end."""
     reader.feed(data)
     try:
-        for first, body in reader.packets():
-            if conn.link.closing:
-                return False
-            await conn.received(first, body)
+        await conn.received_all(reader.packets())
     except codec.PacketError as exc:
         conn.refuse(exc)
         return False

@@ -183,8 +183,29 @@ class MqttSession:
         if frames is None:  # not ours: nothing to stamp, count it lost rather than send garbage
             self._uncount(count, dropped=True)
             return
+        link, first = self.link, frames[0]
+        if link is not None and self._plain_qos0(first.pub.channel, frames):
+            if not link.push(frame):  # the joined QoS 0 packets as they are: one push for the batch
+                self._uncount(count, dropped=True)
+                self.slow()
+            return
         for f in frames:
             self.deliver(f.pub, f.msg, f)
+
+    def _plain_qos0(self, channel: str, frames: list[PubFrame]) -> bool:
+        """Whether every frame of a batch goes out as the shared QoS 0 bytes (no per-session change)."""
+        granted = self.grant(channel)
+        if granted is None:
+            granted = (0, False, False, ())
+        qos, no_local, rap, ids = granted
+        if ids or no_local:
+            return False
+        limit = self.client_max_packet
+        for f in frames:
+            msg = f.msg
+            if (qos and msg.qos) or (rap and msg.retain) or msg.expires_at is not None or (limit and len(f) > limit):
+                return False
+        return True
 
     def on_notice(self, notice: Notice) -> None:
         if notice.kind == "unsubscribe":
