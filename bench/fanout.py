@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     target = getattr(args, "target", "hub")
     if target == "hub-mqtt":
         return run_hub_mqtt(args)
-    if getattr(args, "topics", 0):
+    if getattr(args, "topics", 0) and target != "mosquitto":
         raise SystemExit("--topics is an MQTT workload: --target hub-mqtt or mosquitto")
     if target != "hub":
         return run_peer(args, target)

@@ -83,6 +83,8 @@ class Connection:
         self.server_closed = False
         self.aliases: dict[int, str] = {}
         self.closed = False
+        self._checked: dict[str, tuple[int, str] | None] = {}
+        self._projects: Any = None
 
     # -- entry points for the transport -----------------------------------------------------
     async def received(self, first: int, body: bytes) -> None:
@@ -279,7 +281,17 @@ class Connection:
         session.resume()
 
     def check_topic(self, topic: str, rules: Rules) -> tuple[int, str] | None:
-        """Why a client may not publish to `topic` ((reason code, text)), or None if it may."""
+        """Why a client may not publish to `topic` ((reason code, text)), or None if it may (cached per connection)."""
+        cache = self._checked
+        if topic in cache and self.hub.projects is self._projects:
+            return cache[topic]
+        if len(cache) > 1024 or self.hub.projects is not self._projects:
+            cache.clear()
+            self._projects = self.hub.projects
+        problem = cache[topic] = self._check_topic(topic, rules)
+        return problem
+
+    def _check_topic(self, topic: str, rules: Rules) -> tuple[int, str] | None:
         if not topic or topic.startswith("$"):
             return codec.TOPIC_NAME_INVALID, "topics starting with $ are reserved"
         try:

@@ -88,7 +88,16 @@ class MqttOutbox(Outbox):
         if self.closed:
             return False
         if messages:
-            self.owner.on_frames(frame, messages)
+            owner = self.owner
+            link = owner.link
+            if type(frame) is PubFrame and owner.simple and link is not None:
+                msg = frame.msg
+                if msg.qos == 0 and msg.expires_at is None:  # the fast path of on_frames, inlined
+                    if not link.push(frame):
+                        owner._uncount(1, dropped=True)
+                        owner.slow()
+                    return True
+            owner.on_frames(frame, messages)
         return True
 
     def force(self, frame: bytes) -> None:
@@ -127,6 +136,7 @@ class MqttSession:
         self.expiry = 0
         self.rules: Rules | None = None
         self.ended = False
+        self.simple = True
         self._next_id = 0
         self._grant_cache: dict[str, tuple[int, bool, bool, tuple[int, ...]] | None] = {}
         self.outbox = MqttOutbox(self)
@@ -146,6 +156,7 @@ class MqttSession:
             self.core.meta["protocol_version"] = version
         self.window = max(1, min(self.limits.max_inflight, receive_maximum))
         self.client_max_packet = max_packet
+        self._update_simple()
         self.core.keepalive = keepalive
         self.core.expires_at = None
         self.core.meta["connected"] = True
@@ -176,7 +187,15 @@ class MqttSession:
     # -- from the core --------------------------------------------------------------------------
     def on_frames(self, frame: bytes, count: int) -> None:
         if type(frame) is PubFrame:
-            self.deliver(frame.pub, frame.msg, frame)
+            msg = frame.msg
+            link = self.link
+            if self.simple and msg.qos == 0 and link is not None and msg.expires_at is None:
+                # QoS 0 out whatever was granted, and no option of this session changes the shared bytes
+                if not link.push(frame):
+                    self._uncount(1, dropped=True)
+                    self.slow()
+                return
+            self.deliver(frame.pub, msg, frame)
             return
         wire = self.core.wire
         frames = wire.batch(frame, count) if isinstance(wire, MqttWire) else None
@@ -231,6 +250,12 @@ class MqttSession:
     def _changed(self) -> None:
         self._grant_cache.clear()
         self.core.meta["subscriptions"] = {s.text: s.qos for s in self.subs.values()}
+        self._update_simple()
+
+    def _update_simple(self) -> None:
+        """Whether QoS 0 publications go out as the shared bytes: no option that changes them per session."""
+        self.simple = not self.client_max_packet and not any(
+            s.no_local or s.sub_id or s.retain_as_published for s in self.subs.values())
 
     def grant(self, channel: str) -> tuple[int, bool, bool, tuple[int, ...]] | None:
         """(QoS, no local, retain as published, subscription ids) of the subscriptions matching `channel`."""

@@ -34,7 +34,7 @@ class Paho:
     def __init__(self, port: int, client_id: str = "", *, version: int = 4, clean: bool = True,
                  transport: str = "tcp", username: str | None = None, password: str | None = None) -> None:
         self.port, self.version = port, version
-        protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
+        protocol = {3: mqtt.MQTTv31, 4: mqtt.MQTTv311, 5: mqtt.MQTTv5}[version]
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
                                   transport=transport, clean_session=clean if version != 5 else None)
         if transport == "websockets":
@@ -109,6 +109,7 @@ class Paho:
 
     def drop(self) -> None:
         """Close the socket without DISCONNECT (an abrupt network loss)."""
+        self.client.reconnect_delay_set(min_delay=3600, max_delay=3600)  # and paho must not reconnect by itself
         sock = self.client.socket()
         if sock is not None:
             sock.shutdown(socket.SHUT_RDWR)

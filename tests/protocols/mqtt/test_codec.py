@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from protocols.mqtt import codec
 from protocols.mqtt.auth import AclFile, Authenticator, UserEntry, hash_password, verify_password, within
 from protocols.mqtt.payload import to_data, to_payload

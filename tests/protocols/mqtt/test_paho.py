@@ -54,7 +54,7 @@ def rc_value(rc) -> int:
     return rc.value if isinstance(rc, ReasonCode) else int(rc)
 
 
-@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("version", [3, 4, 5])
 async def test_qos_round_trips_and_wildcards(mqtt_hub, clients, version):
     port = mqtt_port(mqtt_hub)
     sub, pub = clients(port, f"sub{version}", version=version), clients(port, f"pub{version}", version=version)
@@ -459,3 +459,37 @@ async def test_a_burst_in_one_write_is_delivered_in_order(start_hub, clients):
         for qos in (0, 1):  # in order per QoS (QoS 1 may wait for the in-flight window while QoS 0 goes on)
             assert [g for g in got if g[2] == qos] == [w for w in want if w[2] == qos]
     await raw.aclose()
+
+
+async def test_will_delay_and_session_expiry_v5(mqtt_hub, clients):
+    port = mqtt_port(mqtt_hub)
+    broker = mqtt_hub.contexts["mqtt"].state["broker"]
+    watcher = clients(port, "watcher", version=5)
+    await watcher.connect()
+    await watcher.subscribe("status/#", 1)
+    connect_props = props(PacketTypes.CONNECT, SessionExpiryInterval=2)
+    will_props = props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
+    dev = clients(port, "delayed", version=5)
+    dev.client.will_set("status/delayed", "late", 1, properties=will_props)
+    await dev.connect(clean_start=False, properties=connect_props)
+    dev.drop()
+    back = clients(port, "delayed", version=5)   # back within the delay: no will
+    back.client.will_set("status/delayed", "late", 1, properties=will_props)
+    flags, _, _ = await back.connect(clean_start=False, properties=connect_props)
+    assert flags.session_present
+    await watcher.nothing(1.3)
+    back.drop()
+    started = trio.current_time()
+    msg = await watcher.message()
+    assert msg.payload == b"late" and trio.current_time() - started >= 0.8
+    with trio.fail_after(4):  # the session expires 2 s after the drop (the core's housekeeping ends it)
+        while "delayed" in broker.sessions:
+            await trio.sleep(0.05)
+
+
+async def test_server_keepalive_cap(start_hub, clients):
+    running = await start_hub(MQTT + "max_keepalive = 5\n")
+    c = clients(mqtt_port(running), "lazy", version=5)
+    _, rc, p = await c.connect(keepalive=600)
+    assert rc_value(rc) == 0 and p.ServerKeepAlive == 5
+    assert running.contexts["mqtt"].state["broker"].sessions["lazy"].core.keepalive == 5
