@@ -493,3 +493,29 @@ async def test_server_keepalive_cap(start_hub, clients):
     _, rc, p = await c.connect(keepalive=600)
     assert rc_value(rc) == 0 and p.ServerKeepAlive == 5
     assert running.contexts["mqtt"].state["broker"].sessions["lazy"].core.keepalive == 5
+
+
+async def test_a_client_that_stops_reading_is_disconnected_as_slow_and_counted(start_hub, clients):
+    running = await start_hub(MQTT + "[hub]\nmax_queue_bytes = 65536\n")
+    port = mqtt_port(running)
+    stuck = await RawClient.open(port)
+    await stuck.connect("stuck", version=5)
+    await stuck.send(codec.fixed(codec.SUBSCRIBE, 2, b"\x00\x01\x00" + codec.encode_string("flood") + b"\x00"))
+    assert (await stuck.packet())[:1] == b"\x90"
+    fine = clients(port, "fine", version=4)
+    await fine.connect()
+    await fine.subscribe("other")
+    flooder = await RawClient.open(port)
+    await flooder.connect("flooder")
+    packet = codec.publish(4, "flood", b"x" * 4000)
+    broker = running.contexts["mqtt"].state["broker"]
+    with trio.fail_after(20):
+        while "stuck" in broker.sessions:  # the stuck client's socket and then its queue fill up
+            await flooder.send(packet * 100)
+            await trio.sleep(0)
+    stats = running.hub.stats
+    assert stats.slow_disconnects == 1 and stats.messages_dropped >= 1
+    await flooder.send(codec.publish(4, "other", b"still served"))
+    assert (await fine.message()).payload == b"still served"
+    await stuck.aclose()
+    await flooder.aclose()
