@@ -6,7 +6,6 @@ The transport (server.py) feeds bytes in and gives each connection a `Link` to w
 
 from __future__ import annotations
 
-import inspect
 import logging
 import secrets
 from typing import Any
@@ -25,13 +24,6 @@ from .wire import FORWARDED, MqttMessage, MqttWire, message_of
 log = logging.getLogger("hub.mqtt")
 
 NEVER_EXPIRES = 0xFFFFFFFF
-
-
-async def _maybe(value: Any) -> Any:
-    """The core API is becoming async (Phase 0): await what returns an awaitable."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 class Broker:
@@ -147,7 +139,7 @@ class Connection:
         items = [(to_data(p.payload), info, core.id) for p in batch]
         metas = [MqttMessage(topic, p.payload, p.qos) for p in batch]
         try:
-            await _maybe(self.hub.publish_many(self.broker.project, topic, items, meta=metas))
+            await self.hub.publish_many(self.broker.project, topic, items, meta=metas)
         except HubError:
             for p in batch:
                 await self.on_publish(p)
@@ -353,8 +345,7 @@ class Connection:
         msg = MqttMessage(topic, payload, qos, retain, {k: props[k] for k in FORWARDED if k in props},
                           now + expiry if expiry is not None else None)
         core = session.core
-        pub = await _maybe(hub.publish(self.broker.project, topic, to_data(payload), core.client_info(topic), core.id,
-                                       meta=msg))
+        pub = await hub.publish(self.broker.project, topic, to_data(payload), core.client_info(topic), core.id, meta=msg)
         if retain:
             if payload:
                 hub.retained.keep(pub)
@@ -401,7 +392,7 @@ class Connection:
                     self.hub.channel(self.broker.project, topic_filter.replace("+", "x").replace("#", "x"))
                     self.hub.filters.add(session.core, topic_filter, group)
                 else:
-                    await _maybe(self.hub.subscribe(session.core, topic_filter, authorized=True))
+                    await self.hub.subscribe(session.core, topic_filter, authorized=True)
             except HubError as exc:
                 codes.append(codec.NOT_AUTHORIZED if exc.message == "permission denied" else codec.TOPIC_FILTER_INVALID)
                 continue

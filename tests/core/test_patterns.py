@@ -74,22 +74,22 @@ def test_shared_group_takes_turns() -> None:
     assert sorted(got) == sorted([m.id for m in members] * 2)
 
 
-def test_publish_reaches_filter_subscribers_once_and_counts() -> None:
+async def test_publish_reaches_filter_subscribers_once_and_counts() -> None:
     hub = _hub()
     wire = LineWire()
     exact = hub.connect("p", "e", "t", wire, outbox=Outbox(1 << 20))
     both = hub.connect("p", "b", "t", wire, outbox=Outbox(1 << 20))
     pattern = hub.connect("p", "f", "t", wire, outbox=Outbox(1 << 20))
-    hub.subscribe(exact, "s/1/t")
-    hub.subscribe(both, "s/1/t")
+    await hub.subscribe(exact, "s/1/t")
+    await hub.subscribe(both, "s/1/t")
     hub.filters.add(both, "s/+/t")
     hub.filters.add(pattern, "s/#")
-    hub.publish("p", "s/1/t", {"v": 1})
+    await hub.publish("p", "s/1/t", {"v": 1})
     assert [s.received for s in (exact, both, pattern)] == [1, 1, 1]
     assert hub.stats.messages_delivered == 3 and hub.stats.messages_dropped == 0
-    hub.publish("p", "s/2/t", {"v": 2})
+    await hub.publish("p", "s/2/t", {"v": 2})
     assert [s.received for s in (exact, both, pattern)] == [1, 2, 2]
-    hub.publish("p", "nobody", 1)
+    await hub.publish("p", "nobody", 1)
     assert hub.stats.messages_dropped == 1
     assert hub.stats_snapshot()["subscriptions"] == 4
     hub.release(pattern)
@@ -97,32 +97,32 @@ def test_publish_reaches_filter_subscribers_once_and_counts() -> None:
     assert not hub.filters
 
 
-def test_publish_meta_travels_with_the_publication() -> None:
+async def test_publish_meta_travels_with_the_publication() -> None:
     hub = _hub()
-    pub = hub.publish("p", "x", 1, meta={"k": "v"})
+    pub = await hub.publish("p", "x", 1, meta={"k": "v"})
     assert pub.meta == {"k": "v"}
-    assert hub.history("p", "x").publications[0].meta == {"k": "v"}
+    assert (await hub.history("p", "x")).publications[0].meta == {"k": "v"}
 
 
-def test_authorized_subscription_skips_the_anonymous_rule() -> None:
+async def test_authorized_subscription_skips_the_anonymous_rule() -> None:
     closed = NamespaceOptions(anonymous=False)
     hub = Hub([Project("p", "s", options=closed)])
     anon = hub.connect("p", "", "t", LineWire())
     with pytest.raises(Exception, match="permission denied"):
-        hub.subscribe(anon, "room")
-    hub.subscribe(anon, "room", authorized=True)
+        await hub.subscribe(anon, "room")
+    await hub.subscribe(anon, "room", authorized=True)
     with pytest.raises(Exception, match="permission denied"):
-        hub.subscribe(anon, "$secret", authorized=True)
+        await hub.subscribe(anon, "$secret", authorized=True)
 
 
-def test_retained_store() -> None:
+async def test_retained_store() -> None:
     hub = _hub()
     store = RetainedStore(limit=2)
-    p1 = hub.publish("p", "a/1", 1)
-    p2 = hub.publish("p", "a/2", 2)
-    p3 = hub.publish("p", "b", 3)
+    p1 = await hub.publish("p", "a/1", 1)
+    p2 = await hub.publish("p", "a/2", 2)
+    p3 = await hub.publish("p", "b", 3)
     assert store.keep(p1) and store.keep(p2) and not store.keep(p3)
-    assert store.keep(hub.publish("p", "a/1", 4))
+    assert store.keep(await hub.publish("p", "a/1", 4))
     assert [p.data for p in store.matching("p", "a/+")] == [4, 2]
     assert [p.data for p in store.matching("p", "a/2")] == [2]
     assert store.get("p", "a/2") is p2

@@ -106,7 +106,5 @@ async def test_mosquitto_pub_reaches_a_websocket_api_history(start_hub):
     running = await start_hub(MQTT)
     port = str(mqtt_port(running))
     await run("mosquitto_pub", "-p", port, "-t", "public:feed", "-m", '{"n": 1}', "-q", "1")
-    result = running.hub.history("development", "public:feed")
-    if hasattr(result, "__await__"):
-        result = await result
+    result = await running.hub.history("development", "public:feed")
     assert [p.data for p in result.publications] == [{"n": 1}]

@@ -431,9 +431,7 @@ async def test_server_side_disconnect_and_shutdown_notice(mqtt_hub, clients):
     c = clients(port, "kicked", version=5, username=None)
     await c.connect()
     await c.subscribe("x")
-    result = mqtt_hub.hub.disconnect("development", "", "bye", False)  # the core's disconnect of a user
-    if hasattr(result, "__await__"):
-        await result
+    await mqtt_hub.hub.disconnect("development", "", "bye", False)  # the core's disconnect of a user
     assert rc_value(await c.event("disconnect")) == codec.ADMINISTRATIVE_ACTION
     mqtt_hub.shutdown()
     _ = SECRET
