@@ -53,8 +53,6 @@ port = 0
 port = 0
 [chat]
 port = 0
-[mqtt]
-port = 0
 """
 
 
@@ -73,7 +71,7 @@ def hub_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
     from hub.adapters import adapter_registry
 
     data = tomllib.loads(BASE_CONFIG)
-    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat", "mqtt"):
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
         if name not in adapter_registry():
             data.pop(name, None)
     return merge(data, tomllib.loads(textwrap.dedent(extra)))

@@ -28,8 +28,6 @@ port = 0
 port = 0
 [chat]
 port = 0
-[mqtt]
-port = 0
 """
 
 
@@ -38,7 +36,7 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     from hub.adapters import adapter_registry
 
     text = CONFIG
-    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat", "mqtt"):
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
         if name not in adapter_registry():
             text = text.replace(f"[{name}]\nport = 0\n", "")
     cfg = tmp_path / "hub.toml"

@@ -100,6 +100,10 @@ def authenticator(s: MqttSettings, source: str = "<config>") -> Authenticator:
 
 
 def validate(s: MqttSettings, config: Settings) -> None:
+    if "mqtt" not in config.raw:
+        # Only a config with an [mqtt] table runs the listener: an older hub.toml (or a translated foreign
+        # config) must not start binding 1883, where a machine's own broker often listens.
+        s.enabled = False
     if s.project and s.project not in {p.key for p in config.projects}:
         raise ConfigError(config.source, "mqtt.project", f"no project {s.project!r}")
     if not s.ws_path.startswith("/"):

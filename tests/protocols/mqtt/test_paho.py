@@ -517,3 +517,12 @@ async def test_a_client_that_stops_reading_is_disconnected_as_slow_and_counted(s
     assert (await fine.message()).payload == b"still served"
     await stuck.aclose()
     await flooder.aclose()
+
+
+async def test_no_mqtt_table_no_listener(start_hub):
+    from tests.conftest import hub_config
+
+    data = hub_config()
+    data.pop("mqtt", None)
+    running = await start_hub(data=data)
+    assert "mqtt" not in running.urls
