@@ -379,8 +379,10 @@ class Connection:
                 codes.append(codec.TOPIC_FILTER_INVALID)
                 continue
             wildcard = has_wildcards(topic_filter)
-            if topic_filter.startswith("$") or (group and v5 and options & 0x04):
-                codes.append(codec.NOT_AUTHORIZED if topic_filter.startswith("$") else codec.PROTOCOL_ERROR)
+            if group and v5 and options & 0x04:
+                raise codec.PacketError("no local on a shared subscription", codec.PROTOCOL_ERROR)
+            if topic_filter.startswith("$"):
+                codes.append(codec.NOT_AUTHORIZED)
                 continue
             if not rules.may_read(topic_filter):
                 codes.append(codec.NOT_AUTHORIZED)

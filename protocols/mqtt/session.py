@@ -199,8 +199,11 @@ class MqttSession:
             return
         wire = self.core.wire
         frames = wire.batch(frame, count) if isinstance(wire, MqttWire) else None
-        if frames is None:  # not ours: nothing to stamp, count it lost rather than send garbage
-            self._uncount(count, dropped=True)
+        if frames is None:  # no longer known: the joined QoS 0 packets still are this wire's own bytes
+            if self.link is None or not self.link.push(frame):
+                self._uncount(count, dropped=True)
+                if self.link is not None:
+                    self.slow()
             return
         link, first = self.link, frames[0]
         if link is not None and self._plain_qos0(first.pub.channel, frames):
@@ -242,6 +245,11 @@ class MqttSession:
     def on_core_close(self) -> None:
         """The core closed the session (API disconnect, shutdown, expiry) or we released it."""
         reason = self.core.close_reason or "closed"
+        if not self.ended:
+            self.ended = True
+            if self.queue:
+                self._uncount(len(self.queue), dropped=True)
+                self.queue.clear()
         self.broker.forget(self, reason)
         if self.link is not None:
             self.link.close()

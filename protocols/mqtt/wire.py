@@ -99,6 +99,8 @@ def _notice(kind: str, channel: str) -> Notice:
     return n
 
 
+RECENT_BYTES = 4 << 20
+
 _DISCONNECT_REASONS = {"shutdown": codec.SERVER_SHUTTING_DOWN, "slow": codec.QUOTA_EXCEEDED,
                        "connection expired": codec.ADMINISTRATIVE_ACTION}
 
@@ -110,14 +112,19 @@ class MqttWire:
         self.version = version
         self.name = f"mqtt-{version}"
         self.clock = clock
-        # The frames of the last publications encoded, for a batch the core joined into one push.
-        self.recent: deque[PubFrame] = deque(maxlen=1024)
+        # The frames of the last publications encoded (at most RECENT_BYTES), for a batch the core joined into one push.
+        self.recent: deque[PubFrame] = deque()
+        self._recent_bytes = 0
 
     def publication(self, pub: Publication) -> bytes:
         msg = message_of(pub)
         frame = PubFrame(msg.template(self.version, self.clock()).qos0())
         frame.pub, frame.msg = pub, msg
-        self.recent.append(frame)
+        recent = self.recent
+        recent.append(frame)
+        self._recent_bytes += len(frame)
+        while self._recent_bytes > RECENT_BYTES and len(recent) > 1:
+            self._recent_bytes -= len(recent.popleft())
         return frame
 
     def batch(self, joined: bytes, count: int) -> list[PubFrame] | None:
