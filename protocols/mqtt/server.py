@@ -59,6 +59,11 @@ class StreamLink:
     def close(self) -> None:
         self.outbox.close()
 
+    def flush_now(self) -> None:
+        """Write this connection's replies to what it just sent at once (CONNACK, SUBACK, acks), not at the next flusher pass."""
+        if self._scheduled:
+            self.flush()
+
     def _on_ready(self) -> None:
         if self._writing or self._aborted:
             return
@@ -224,6 +229,7 @@ async def _serve_tcp(broker: Broker, server: HTTPServer, stream: trio.SocketStre
         with link.scope:
             data = first
             while data and await _feed(conn, reader, data):
+                link.flush_now()
                 with trio.move_on_after(_timeout(conn)) as waited:
                     try:
                         data = await stream.receive_some(65536)
