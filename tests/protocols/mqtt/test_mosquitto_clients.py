@@ -57,7 +57,10 @@ async def test_pub_sub_qos_wildcards_retained(start_hub, nursery, version):
         await run("mosquitto_pub", "-p", port, "-V", version, "-t", "sensors/garage/hum", "-m", "no", "-q", "2")
         await run("mosquitto_pub", "-p", port, "-V", version, "-t", "alerts/fire", "-m", "qos2", "-q", "2")
         await run("mosquitto_pub", "-p", port, "-V", version, "-t", "alerts/deep/x", "-m", "qos0")
-    assert got == ["sensors/attic/temp retained 1", "sensors/garage/temp 21.5", "alerts/fire qos2", "alerts/deep/x qos0"]
+    # the retained message comes first; a QoS 2 message reaches the application only after PUBREL, so a QoS 0
+    # one published after it may be printed before it
+    assert got[0] == "sensors/attic/temp retained 1"
+    assert sorted(got[1:]) == sorted(["sensors/garage/temp 21.5", "alerts/fire qos2", "alerts/deep/x qos0"])
     # clearing the retained message
     await run("mosquitto_pub", "-p", port, "-V", version, "-t", "sensors/attic/temp", "-n", "-r")
     assert running.hub.retained.get("development", "sensors/attic/temp") is None
