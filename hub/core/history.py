@@ -21,6 +21,9 @@ class Publication:
     timestamp: float
     offset: int
     epoch: str
+    # What the publishing protocol attaches for subscribers of its own kind (MQTT: an MqttMessage with
+    # the exact payload bytes, QoS, retain flag and properties); other protocols ignore it.
+    meta: Any = None
     # Centrifugo publication tags (string → string), delivered with the publication.
     tags: dict[str, str] | None = None
     # The exact payload bytes when the publisher sent bytes (a Protobuf client, the API's b64data);

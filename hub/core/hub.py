@@ -18,6 +18,8 @@ from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication, Stream
 from .options import Project
 from .outbox import Outbox
+from .patterns import TopicFilters
+from .retained import RetainedStore
 from .session import Session, WireFormat
 from .stats import Stats
 
@@ -50,6 +52,9 @@ class Hub:
         self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
         self._delta: dict[Key, int] = {}  # channels where some subscriber takes deltas
         self._last: dict[Key, Publication] = {}  # their latest publication: the base of the next delta
+        # Topic-filter subscriptions (MQTT wildcards, shared groups) and retained publications: see patterns.py, retained.py.
+        self.filters = TopicFilters()
+        self.retained = RetainedStore()
         self.started_at = clock()
 
     # -- projects -------------------------------------------------------------------------
@@ -126,6 +131,8 @@ class Hub:
             return
         for channel in list(session.channels):
             self._leave(session, channel)
+        if self.filters:
+            self.filters.discard_session(session)
         users = self._by_user.get((session.project, session.user))
         if users is not None:
             users.discard(session)
@@ -145,15 +152,20 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(
-        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False
+        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
+        authorized: bool = False,
     ) -> ChannelName:
-        """Add `session` to `channel` (checked against the name rules); join pushes if enabled."""
+        """Add `session` to `channel` (checked against the name rules); join pushes if enabled.
+
+        `authorized`: the adapter granted this with its own access rules (MQTT ACLs), so the
+        namespace's `anonymous` option does not apply; private and user-limited channels still do.
+        """
         name = self.channel(session.project, channel)
         if name.private and not private_ok:
             raise PermissionDenied()
         if not name.allows_user(session.user):
             raise PermissionDenied()
-        if not session.user and not name.options.anonymous:
+        if not session.user and not name.options.anonymous and not authorized:
             raise PermissionDenied()
         if channel in session.channels:
             session.channels[channel] = channel_info
@@ -263,20 +275,26 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
-        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *,
+        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *, meta: Any = None,
         tags: dict[str, str] | None = None, skip_history: bool = False, raw: bytes | None = None,
     ) -> Publication:
         """Store (if the namespace keeps history and not `skip_history`) and deliver to every subscriber,
-        encoding once per wire format. `tags` travel with the publication; `raw` are the exact bytes
-        the publisher sent when it sent bytes (`data` is their JSON value, or a stand-in)."""
-        return (await self.publish_many(project, channel, [(data, info, client)], tags=tags, skip_history=skip_history,
-                                        raw=raw))[0]
+        encoding once per wire format.
+
+        `meta`: what a protocol attaches for its own kind (MQTT: payload bytes, QoS, properties); see Publication.
+        `tags` travel with the publication; `raw` are the exact bytes the publisher sent when it sent bytes
+        (`data` is their JSON value, or a stand-in).
+        """
+        return (await self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta],
+                                        tags=tags, skip_history=skip_history, raw=raw))[0]
 
     async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
-                           tags: dict[str, str] | None = None, skip_history: bool = False,
+                           meta: list[Any] | None = None, tags: dict[str, str] | None = None, skip_history: bool = False,
                            raw: bytes | None = None) -> list[Publication]:
         """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
-        `raw` (one item only): the exact payload bytes."""
+
+        `meta`: one Publication.meta per item, or None; `tags`, `skip_history` apply to all; `raw` (one item only):
+        the exact payload bytes."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
@@ -289,22 +307,29 @@ class Hub:
             else:
                 stream.resize(options.history_size)
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch, tags) for i, (data, info, client) in enumerate(items)]
+                                stream.next_offset(), stream.epoch, meta[i] if meta else None, tags)
+                    for i, (data, info, client) in enumerate(items)]
             if raw is not None and len(pubs) == 1:
                 pubs[0].raw = raw
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "", tags)
-                    for i, (data, info, client) in enumerate(items)]
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+                                meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
             if raw is not None and len(pubs) == 1:
                 pubs[0].raw = raw
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)
         if subs and (key in self._filtered or key in self._delta):
-            return self._deliver_each(key, subs, pubs)
-        if not subs or not self._deliver(subs, pubs):
+            targets = self._deliver_each(key, subs, pubs)
+        else:
+            targets = self._deliver(subs, pubs) if subs else 0
+        if self.filters:  # topic-filter subscribers not already subscribed to the channel itself
+            matched = self.filters.match(project, channel, subs)
+            if matched:
+                targets += self._deliver(matched, pubs)
+        if not targets:
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
         if self.events:
@@ -312,10 +337,10 @@ class Hub:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
         return pubs
 
-    def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> list[Publication]:
+    def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
         """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering
         one what it accepts; a delta one each publication as a delta from the one before (encoded once per
-        wire format and base)."""
+        wire format and base). Returns how many subscribers had a wire format."""
         channel = key[1]
         prev = self._last.get(key)
         if key in self._delta:
@@ -347,12 +372,7 @@ class Hub:
             session.deltas[channel] = True
             joined = b"".join(parts)
             targets += self._fan_out({sid: session}, lambda _w, data=joined: data, len(pubs))
-        if not targets:
-            self.stats.messages_dropped += len(pubs)
-        if self.events:
-            for pub in pubs:
-                self.events.emit(HubEvent("publication", pubs[0].project, {"publication": pub}))
-        return pubs
+        return targets
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
         if len(pubs) == 1:
@@ -478,7 +498,7 @@ class Hub:
         """Counters plus live gauges: sessions, subscriptions, channels."""
         data: dict[str, Any] = self.stats.as_dict()
         data["sessions"] = len(self.sessions)
-        data["subscriptions"] = self._subscriptions
+        data["subscriptions"] = self._subscriptions + len(self.filters)
         data["channels"] = len(self._channels)
         data["uptime"] = int(self.clock() - self.started_at)
         return data
