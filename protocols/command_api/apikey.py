@@ -222,12 +222,16 @@ async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiSt
         raise ApiError(BAD_REQUEST, "bad request: override must be an object")
     if recover_since is not None and not isinstance(recover_since, dict):
         raise ApiError(BAD_REQUEST, "bad request: recover_since must be {offset, epoch}")
-    if (info is None and data is None and not override and recover_since is None
-            and params.get("client") is None and params.get("session") is None):
-        await hub.subscribe_user(project, user, channel)
-        return {}
     force_push = override.get("force_push_join_leave")
     force_push = force_push.get("value") if isinstance(force_push, dict) else name.options.force_push_join_leave
+    if (info is None and data is None and not override and recover_since is None
+            and params.get("client") is None and params.get("session") is None):
+        if not force_push:  # server-side subscriptions get join/leave only when forced (Centrifugo)
+            for session in hub.user_sessions(project, user):
+                if session.protocol == "centrifugo" and channel not in session.channels:
+                    session.quiet.add(channel)
+        await hub.subscribe_user(project, user, channel)
+        return {}
     for session in _targets(hub, project, user, params):
         if channel in session.channels:
             continue
@@ -482,13 +486,13 @@ def legacy_commands(body: bytes) -> list[dict[str, Any]] | None:
             if method not in KNOWN:
                 return None
         elif isinstance(method, int) and not isinstance(method, bool):
-            method = METHOD_IDS.get(method, "")
+            method = METHOD_IDS.get(method, f"#{method}")  # an unknown number: 104 method not found
         elif method is not None:
             return None
         ident = obj.get("id")
         if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int) or ident < 0):
             return None
-        out.append({"id": ident, "method": method or "publish", "params": obj.get("params")})
+        out.append({"id": ident, "method": method or "publish", "params": obj.get("params")})  # no method: 0, publish
 
 
 async def run_legacy(hub: Hub, project: str, commands: list[dict[str, Any]], state: ApiState = _DEFAULT_STATE) -> bytes:

@@ -333,6 +333,7 @@ async def test_cent_every_method_and_old_api(centrifugo) -> None:
             {"id": 2, "method": 6, "params": {"channel": "chat:old", "limit": 10}},
             {"method": "presence", "params": {"channel": "chat:nobody"}},
             {"id": 4, "method": "block_user", "params": {"user": "x"}},
+            {"id": 5, "method": 99, "params": {}},
         ])
         response = await http.post("/api", content=body, headers={"Authorization": f"apikey {API_KEY}"})
         assert response.status_code == 200
@@ -341,6 +342,7 @@ async def test_cent_every_method_and_old_api(centrifugo) -> None:
         assert replies[1]["id"] == 2 and replies[1]["result"]["publications"][0]["data"] == {"x": 1}
         assert replies[2] == {"result": {"presence": {}}}
         assert replies[3] == {"id": 4, "error": {"code": 108, "message": "not available"}}
+        assert replies[4] == {"id": 5, "error": {"code": 104, "message": "method not found"}}
         bad = await http.post("/api", content=b'{"method": "frobnicate"}', headers={"X-API-Key": API_KEY})
         assert (bad.status_code, bad.text) == (400, "Bad Request\n")
 
