@@ -156,6 +156,35 @@ def _meta_ttl_section() -> str | None:
     return None
 
 
+def _engine(r: _Reader, engine: dict[str, Any], out: dict[str, Any]) -> None:
+    """`engine.type` memory, or redis (`engine.redis.address`, `prefix`) where this hub has an [engine] section."""
+    from .. import config as hub_config
+
+    kind = r.value(engine.get("type", "memory"), "str", "engine.type")
+    redis = r.section(engine, "redis", "engine.") if "redis" in engine else {}
+    for key in engine:
+        if key not in ("type", "redis"):
+            r.unsupported(f"engine.{key}")
+    if kind == "memory":
+        return
+    if kind != "redis" or not hasattr(hub_config, "EngineSettings"):
+        r.unsupported("engine.type", f"engine {kind!r} is not available in this hub; the memory engine is used")
+        return
+    section = out.setdefault("engine", {})
+    section["type"] = "redis"
+    address = redis.get("address", "redis://127.0.0.1:6379")
+    if isinstance(address, list):
+        if len(address) != 1:
+            r.unsupported("engine.redis.address", "one Redis address only (no client-side sharding); the first is used")
+        address = address[0] if address else "redis://127.0.0.1:6379"
+    address = r.value(address, "str", "engine.redis.address")
+    section["url"] = address if "://" in address else f"redis://{address}"
+    section["prefix"] = r.value(redis.get("prefix", "centrifugo"), "str", "engine.redis.prefix")
+    for key in redis:
+        if key not in ("address", "prefix"):
+            r.unsupported(f"engine.redis.{key}")
+
+
 def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     r = _Reader(source)
     out: dict[str, Any] = {"hub": {}, "projects": {}}
@@ -280,12 +309,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             out["hub"]["log_level"] = mapped
         else:
             r.unsupported(full)
-    engine = r.section(data, "engine", "")
-    if engine.get("type", "memory") != "memory":
-        r.unsupported("engine.type", "only the memory engine is translated; configure Redis in hub.toml")
-    for key in engine:
-        if key != "type":
-            r.unsupported(f"engine.{key}")
+    _engine(r, r.section(data, "engine", ""), out)
 
     if not project.get("secret"):
         # Without an HMAC key only RSA/ECDSA/JWKS tokens can connect: a random secret nobody knows.
