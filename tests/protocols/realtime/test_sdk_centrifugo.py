@@ -258,3 +258,19 @@ def test_audience_issuer_and_user_claim() -> None:
     for bad in ({"aud": "nope", "iss": "auth"}, {"aud": "app", "iss": "x"}, {"iss": "auth"}):
         with pytest.raises(TokenInvalid):
             check(**bad)
+
+
+def test_centrifugo_engine_translation() -> None:
+    import hub.config as hub_config
+
+    out, warnings = cfg.translate({"engine": {"type": "redis", "redis": {"address": "localhost:6380", "prefix": "c"}}}, "c.json")
+    if hasattr(hub_config, "EngineSettings"):  # the hub has its Redis engine
+        assert out["engine"] == {"type": "redis", "url": "redis://localhost:6380", "prefix": "c"} and not warnings
+    else:
+        assert "engine" not in out and warnings == ["c.json: engine.type: engine 'redis' is not available in this hub; "
+                                                    "the memory engine is used"]
+    out, warnings = cfg.translate({"engine": {"type": "memory"}, "channel": {"history_meta_ttl": "24h"}}, "c.json")
+    if hasattr(hub_config, "EngineSettings"):
+        assert out["engine"]["history_meta_ttl"] == 86400.0
+    else:
+        assert warnings and "history_meta_ttl" in warnings[0]
