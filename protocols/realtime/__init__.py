@@ -53,7 +53,7 @@ class RealtimeSettings(ListenerSettings):
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
-    ctx.state.setdefault("keys", KeySource(s))
+    ctx.state.setdefault("keys", KeySource(ctx))
     handler = partial(websocket_endpoint, ctx)
     return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
                            accept=partial(origin_allowed, ctx))]
@@ -72,7 +72,6 @@ def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """The shared keepalive of SDK connections (none when ping_interval = 0)."""
     s: RealtimeSettings = ctx.settings
-    ctx.state["keys"] = KeySource(s)
     if s.ping_interval > 0:
         keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
         task_status.started()

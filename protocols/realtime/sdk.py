@@ -32,7 +32,16 @@ from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from protocols import centrifugo as C
 
 from . import fossil, sdk_protobuf, tagsfilter
-from .tokens import NO_KEYS, PublicKeys, TokenExpired, TokenInvalid, TokenMismatch, check_connect_token, check_subscribe_token
+from .tokens import (
+    NO_KEYS,
+    PublicKeys,
+    TokenExpired,
+    TokenInvalid,
+    TokenMismatch,
+    UnknownKey,
+    check_connect_token,
+    check_subscribe_token,
+)
 
 log = logging.getLogger("hub.realtime.sdk")
 
@@ -314,7 +323,7 @@ class SdkClient:
         allow_anonymous: bool = False,
         rpc: Callable[[str], Callable[..., Any] | None] | None = None,
         clock: Callable[[], float] = time.time,
-        keys: Callable[[], Awaitable[PublicKeys]] | None = None,
+        keys: Callable[..., Awaitable[PublicKeys]] | None = None,
         personal_namespace: str | None = None,
         channel_limit: int = 128,
         user_connection_limit: int = 0,
@@ -438,13 +447,20 @@ class SdkClient:
     def _secret(self, project: str) -> str:
         return self.hub.project(project).secret
 
-    async def _keys(self) -> PublicKeys:
-        return await self.keys() if self.keys is not None else NO_KEYS
+    async def _keys(self, refresh: bool = False) -> PublicKeys:
+        """The verification keys; `refresh` asks the source to fetch its JWKS again (a key it does not know)."""
+        if self.keys is None:
+            return NO_KEYS
+        return await (self.keys(refresh=True) if refresh else self.keys())
 
     async def _claims(self, token: Any) -> Any:
         keys = await self._keys()
         try:
-            return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock(), keys)
+            try:
+                return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock(), keys)
+            except UnknownKey:
+                keys = await self._keys(refresh=True)
+                return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock(), keys)
         except TokenExpired:
             raise ReplyError(TOKEN_EXPIRED) from None
         except TokenInvalid:
@@ -531,8 +547,13 @@ class SdkClient:
         assert session is not None
         keys = await self._keys()
         try:
-            return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id,
-                                         self.clock(), keys)
+            try:
+                return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id,
+                                             self.clock(), keys)
+            except UnknownKey:
+                keys = await self._keys(refresh=True)
+                return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id,
+                                             self.clock(), keys)
         except TokenExpired:
             raise ReplyError(TOKEN_EXPIRED) from None
         except TokenMismatch:

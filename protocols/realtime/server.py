@@ -88,39 +88,45 @@ JWKS_RETRY = 10.0
 
 
 class KeySource:
-    """The asymmetric token keys of [realtime]: PEM keys, and a JWKS fetched from a URL or read from a
-    file on first use, then cached for an hour (an unreachable endpoint is retried after 10 s)."""
+    """The token keys of [realtime] (read from the current settings, so a reload applies): PEM keys,
+    audience/issuer rules, and a JWKS fetched from a URL or read from a file on first use, cached for an
+    hour, fetched again when a token names a key it lacks (at most every 10 s)."""
 
-    def __init__(self, settings: Any) -> None:
-        self.endpoint = settings.token_jwks_public_endpoint
-        self.keys = PublicKeys(rsa_pem=settings.token_rsa_public_key, ecdsa_pem=settings.token_ecdsa_public_key,
-                               audience=settings.token_audience, issuer=settings.token_issuer,
-                               user_id_claim=settings.token_user_id_claim)
+    def __init__(self, ctx: AdapterContext) -> None:
+        self.ctx = ctx
+        self.settings: Any = None
+        self.keys = PublicKeys()
         self.fetched_at = -math.inf
         self.lock = trio.Lock()
 
-    def _load(self) -> dict[str, Any]:
-        endpoint = self.endpoint
+    def _load(self, endpoint: str) -> dict[str, Any]:
         if endpoint.startswith(("http://", "https://")):
             with urllib.request.urlopen(endpoint, timeout=10) as response:  # noqa: S310 (configured URL)
                 return json.loads(response.read())
         return json.loads(Path(endpoint.removeprefix("file://")).read_text(encoding="utf-8"))
 
-    async def __call__(self) -> PublicKeys:
-        if not self.endpoint:
+    async def __call__(self, refresh: bool = False) -> PublicKeys:
+        s = self.ctx.settings
+        if s is not self.settings:
+            self.settings = s
+            self.fetched_at = -math.inf
+            self.keys = PublicKeys(rsa_pem=s.token_rsa_public_key, ecdsa_pem=s.token_ecdsa_public_key,
+                                   audience=s.token_audience, issuer=s.token_issuer, user_id_claim=s.token_user_id_claim)
+        endpoint = s.token_jwks_public_endpoint
+        if not endpoint:
             return self.keys
         async with self.lock:
             now = trio.current_time()
-            ttl = JWKS_TTL if self.keys.jwks is not None else JWKS_RETRY
+            ttl = JWKS_TTL if self.keys.jwks is not None and not refresh else JWKS_RETRY
             if now - self.fetched_at >= ttl:
                 self.fetched_at = now
                 try:
-                    jwks = await trio.to_thread.run_sync(self._load)
+                    jwks = await trio.to_thread.run_sync(self._load, endpoint)
                     if not isinstance(jwks, dict):
                         raise ValueError("not a JWKS object")
                     self.keys = dataclasses.replace(self.keys, jwks=jwks, _cache={})
                 except Exception as exc:
-                    log.warning("cannot load JWKS from %s: %s", self.endpoint, exc)
+                    log.warning("cannot load JWKS from %s: %s", endpoint, exc)
         return self.keys
 
 

@@ -35,6 +35,10 @@ class TokenExpired(Exception):
     """A well-signed token whose `exp` has passed: the client should get a new one."""
 
 
+class UnknownKey(TokenInvalid):
+    """No configured or JWKS key for the token's `alg` / `kid` (a JWKS may have rotated: fetch it again)."""
+
+
 class TokenMismatch(TokenInvalid):
     """A valid subscription token for another channel, user or client (Centrifugo: 3500 invalid token)."""
 
@@ -64,9 +68,11 @@ class PublicKeys:
                     return jwt.PyJWK(entry, algorithm=alg).key
                 except jwt.PyJWTError:
                     continue
+            if kid is not None:
+                raise UnknownKey(f"no JWKS key {kid!r} for {alg}")
         pem = self.rsa_pem if alg in RSA_ALGORITHMS else self.ecdsa_pem if alg in ECDSA_ALGORITHMS else ""
         if not pem:
-            raise TokenInvalid(f"no key configured for {alg}")
+            raise UnknownKey(f"no key for {alg} (kid {kid!r})")
         cached = self._cache.get(alg)
         if cached is None:
             algorithm = jwt.get_algorithm_by_name(alg)

@@ -24,6 +24,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from hub.config import ConfigError, load_settings
 from hub.runtime import serve
+from protocols.realtime import server as server_module
 from protocols.realtime.tokens import make_token
 from tests.protocols.realtime.test_sdk_js import JS_DIR, Lines, node  # noqa: F401  (the node fixture)
 from tests.protocols.realtime.test_sdk_python import Recorder, run_asyncio, until
@@ -195,7 +196,7 @@ async def test_centrifuge_python(centrifugo, use_protobuf: bool) -> None:
 
 
 # -- tokens -------------------------------------------------------------------------------------
-async def test_rsa_ecdsa_and_jwks_tokens(centrifugo, tmp_path: Path) -> None:
+async def test_rsa_ecdsa_and_jwks_tokens(centrifugo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP384R1())
     jwks_key = ec.generate_private_key(ec.SECP256R1())
@@ -226,6 +227,16 @@ async def test_rsa_ecdsa_and_jwks_tokens(centrifugo, tmp_path: Path) -> None:
             await client.connect()
             await client.ready()
             await client.disconnect()
+        # the JWKS rotates: a token with a kid the cached set lacks makes the hub fetch it again
+        rotated = ec.generate_private_key(ec.SECP256R1())
+        jwk2 = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(rotated.public_key()))
+        (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk2, "kid": "k2", "alg": "ES256"}]}))
+        monkeypatch.setattr(server_module, "JWKS_RETRY", 0.0)
+        client = Client(url, Recorder(), token=jwt.encode({"sub": "j2", "exp": int(time.time()) + 60}, private(rotated),
+                                                          algorithm="ES256", headers={"kid": "k2"}))
+        await client.connect()
+        await client.ready()
+        await client.disconnect()
         # a token signed by an RSA key that is not the configured one: 3500, no reconnect
         bad = Client(url, Recorder(), token=tok("x", "RS256", private(rsa.generate_private_key(65537, 2048))))
         await bad.connect()
