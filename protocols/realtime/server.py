@@ -264,9 +264,12 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         client.release()
 
 
+JSON_SUBPROTOCOL = "centrifuge-json"
+
+
 def select_subprotocol(offered: list[str]) -> str | None:
-    """Accept the Protobuf or msgpack variant when offered; anything else is plain JSON (no subprotocol)."""
-    for name in (PROTOBUF_SUBPROTOCOL, MSGPACK_SUBPROTOCOL):
+    """Accept the Protobuf, msgpack or (explicit) JSON variant when offered; otherwise no subprotocol."""
+    for name in (PROTOBUF_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL):
         if name in offered:
             return name
     return None
@@ -286,11 +289,13 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
         return
     if first is None:
         return
-    if ws.subprotocol == PROTOBUF_SUBPROTOCOL:
+    # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
+    query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
+    if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
         await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
         await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened)
-    elif speaks_sdk(first):
+    elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
         await sdk_connection(ctx, ws, first, JSON_WIRE, opened)
     else:
         await legacy_connection(ctx, ws, first)

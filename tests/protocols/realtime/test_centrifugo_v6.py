@@ -371,3 +371,24 @@ async def test_stale_websocket_is_closed_and_origins_are_checked(centrifugo) -> 
                    "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}
         refused = await http.get("/connection/websocket", headers={**headers, "Origin": "https://evil.example"})
         assert refused.status_code == 403
+
+
+async def test_protobuf_by_query_and_explicit_json_subprotocol(centrifugo) -> None:
+    from protocols.realtime import sdk_protobuf
+    from protocols.realtime.proto import centrifugo_client_pb2 as pb
+
+    running = await centrifugo()
+    command = pb.Command(id=1, connect=pb.ConnectRequest(token=tok("pat"))).SerializeToString()
+    for query in ("?format=protobuf", "?cf_protocol=protobuf"):
+        async with open_websocket_url(ws_url(running) + query) as ws:
+            await ws.send_message(sdk_protobuf.varint(len(command)) + command)
+            with trio.fail_after(5):
+                (part,) = sdk_protobuf.split(await ws.get_message())
+            reply = pb.Reply()
+            reply.ParseFromString(part)
+            assert reply.id == 1 and len(reply.connect.client) == 32
+    async with open_websocket_url(ws_url(running), subprotocols=["centrifuge-json"]) as ws:
+        assert ws.subprotocol == "centrifuge-json"
+        await ws.send_message(json.dumps({"id": 1, "connect": {"token": tok("pat")}}))
+        with trio.fail_after(5):
+            assert json.loads(await ws.get_message())["id"] == 1
