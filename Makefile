@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install
+.PHONY: run test test-all lint bench clean install chromium screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hub run --config hub.toml
 
-test: $(STAMP)
+# The dashboard's browser tests use Debian's chromium (never a browser that playwright downloads).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the dashboard's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m ''
+
+# Screenshots of every dashboard page for the README (docs/dashboard/*.png), taken by the browser test.
+screenshots: $(STAMP) chromium
+	HUB_SCREENSHOTS=$(CURDIR)/docs/dashboard $(BIN)/python -m pytest -q tests/protocols/dashboard/test_browser.py -k screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench

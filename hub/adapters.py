@@ -26,6 +26,7 @@ ADAPTER_MODULES = {
     "jsonrpc": "protocols.jsonrpc",
     "stats": "protocols.stats",
     "chat": "protocols.chat",
+    "dashboard": "protocols.dashboard",
 }
 
 
@@ -57,6 +58,10 @@ class Adapter:
     validate: Callable[[Any, Settings], None] | None = None
     cli: Callable[[argparse._SubParsersAction], None] | None = None
     group: str = ""
+    # An adapter with its own server instead of routes on the shared HTTP layer (the dashboard on hypercorn):
+    # started in the hub's root nursery, it binds its host/port, reports `task_status.started(url)` and stops
+    # once `ctx.runtime.stopping` is set.
+    serve: Callable[..., Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
