@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 import time
@@ -25,11 +24,6 @@ MASK = "********"
 
 # Keys whose values are secrets, wherever they are in the configuration.
 _SECRET_KEY = re.compile(r"(secret|password|passwd)$|(^|_)token$|^api_keys$", re.IGNORECASE)
-
-
-async def core(value: Any) -> Any:
-    """The core's query methods become coroutines with the async core API; accept both during the change."""
-    return await value if inspect.isawaitable(value) else value
 
 
 def json_text(value: Any, limit: int = DATA_PREVIEW) -> str:
@@ -60,7 +54,7 @@ def glob_of(query: str) -> str | None:
 
 
 async def channel_list(runtime: RunningHub, project: str, query: str = "") -> dict[str, Any]:
-    channels = await core(runtime.hub.channels(project, glob_of(query)))
+    channels = await runtime.hub.channels(project, glob_of(query))
     rows = sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))
     return {"type": "channels", "project": project, "total": len(rows),
             "channels": [{"name": name, "subscribers": count} for name, count in rows[:MAX_ROWS]]}
@@ -71,7 +65,7 @@ async def channel_detail(runtime: RunningHub, project: str, channel: str) -> dic
     hub = runtime.hub
     out: dict[str, Any] = {"type": "channel", "project": project, "channel": channel}
     try:
-        presence = await core(hub.presence(project, channel))
+        presence = await hub.presence(project, channel)
         clients = [{"client": cid, "user": info["user"], "info": json_text(info.get("default_info"), 200)}
                    for cid, info in list(presence.items())[:PRESENCE_SHOWN]]
         out["presence"] = {"clients": clients, "num_clients": len(presence),
@@ -81,7 +75,7 @@ async def channel_detail(runtime: RunningHub, project: str, channel: str) -> dic
     except HubError as exc:
         out["presence"] = {"error": exc.message}
     try:
-        history = await core(hub.history(project, channel, limit=HISTORY_SHOWN, newest_first=True))
+        history = await hub.history(project, channel, limit=HISTORY_SHOWN, newest_first=True)
         out["history"] = {"publications": [publication_row(p) for p in history.publications],
                           "offset": history.offset, "epoch": history.epoch}
     except NotAvailable:
@@ -96,7 +90,7 @@ async def publish(runtime: RunningHub, project: str, channel: str, data_text: st
     if not channel:
         return {"ok": False, "error": "channel required"}
     try:
-        pub = await core(runtime.hub.publish(project, channel, parse_data(data_text)))
+        pub = await runtime.hub.publish(project, channel, parse_data(data_text))
     except HubError as exc:
         return {"ok": False, "error": exc.message}
     return {"ok": True, "message": f"published to {channel}", "result": {"uid": pub.uid, "offset": pub.offset}}

@@ -90,7 +90,7 @@ async def start(start_hub: Any, tmp_path: Path) -> Any:
 
 
 async def publish(running: Any, channel: str, data: Any) -> None:
-    running.publish(channel, data)
+    await running.publish(channel, data)
 
 
 def browse(url: str, clients: Clients, chat: ChatUser, running: Any) -> list[str]:
@@ -240,8 +240,8 @@ async def traffic(running: Any) -> None:
 
     for step in itertools.count():
         for _ in range(int(20 + 18 * math.sin(step / 4))):
-            running.publish("news", {"headline": f"story {step}"})
-        running.publish("public:chat", {"text": f"hello {step}"})
+            await running.publish("news", {"headline": f"story {step}"})
+        await running.publish("public:chat", {"text": f"hello {step}"})
         await trio.sleep(0.1)
 
 

@@ -185,7 +185,7 @@ async def test_overview_counts_a_client_and_rates(dashboard):
             await client.connect("carol")
             await client.subscribe("news")
             for i in range(20):
-                running.publish("news", i)
+                await running.publish("news", i)
             with trio.fail_after(10):
                 while True:
                     data = json.loads(await ws.get_message())
@@ -208,7 +208,7 @@ async def test_no_per_publication_work_without_a_watching_page(dashboard):
     async with open_websocket_url(url.replace("http://", "ws://") + "/ws?page=overview", extra_headers=headers) as ws:
         await ws.get_message()
         for i in range(100):
-            running.publish("public:busy", i)
+            await running.publish("public:busy", i)
         assert monitor.event_calls == 0 and not running.hub.events
     channel_url = url.replace("http://", "ws://") + "/ws?page=channel&channel=public:watched"
     async with open_websocket_url(channel_url, extra_headers=headers) as ws:
@@ -216,9 +216,9 @@ async def test_no_per_publication_work_without_a_watching_page(dashboard):
         assert detail["type"] == "channel" and detail["history"]["publications"] == []
         assert running.hub.events  # listening now
         for i in range(500):
-            running.publish("public:busy", i)
+            await running.publish("public:busy", i)
         for i in range(120):
-            running.publish("public:watched", {"n": i})
+            await running.publish("public:watched", {"n": i})
         got, skipped = [], 0
         with trio.fail_after(10):
             while len(got) + skipped < 120:
@@ -232,7 +232,7 @@ async def test_no_per_publication_work_without_a_watching_page(dashboard):
         while running.hub.events:  # the page closed: the listener is gone again
             await trio.sleep(0.01)
     calls = monitor.event_calls
-    running.publish("public:watched", "after")
+    await running.publish("public:watched", "after")
     assert monitor.event_calls == calls
 
 
