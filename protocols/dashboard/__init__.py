@@ -80,9 +80,11 @@ def reload(ctx: AdapterContext, new: DashboardSettings) -> list[str]:
     if old.password != new.password:
         changed.append("dashboard.password")
         warn_if_weak(new)
-        dashboard = ctx.state.get("dashboard")
-        if dashboard is not None:
+    dashboard = ctx.state.get("dashboard")
+    if dashboard is not None:
+        if old.password != new.password:
             dashboard.sessions.clear()
+        dashboard.app.config["MAX_CONTENT_LENGTH"] = new.max_body_bytes
     return changed
 
 

@@ -26,7 +26,7 @@ _hasher = PasswordHasher()
 
 
 def is_hash(password: str) -> bool:
-    """`password` may be given as an argon2 hash (`hub dashboard-password` style), not only in clear."""
+    """`password` may be given as an argon2 hash (`$argon2id$...`), not only in clear."""
     return password.startswith("$argon2")
 
 

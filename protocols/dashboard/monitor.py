@@ -120,18 +120,28 @@ class Monitor:
                 page.wake.set()
 
     def breakdown(self) -> dict[str, Any]:
-        """Sessions, subscriptions, deliveries and drops of live sessions by protocol: once per tick at most."""
+        """By session protocol: live sessions, their subscriptions and copies received, and since start the copies
+        lost to slow-client disconnects and how many there were. Computed once per tick at most."""
         if self._breakdown is not None and self._breakdown[0] == self.tick:
             return self._breakdown[1]
+        stats = self.hub.stats
         protocols: dict[str, dict[str, int]] = {}
+
+        def row(protocol: str) -> dict[str, int]:
+            found = protocols.get(protocol)
+            if found is None:
+                found = protocols[protocol] = {"sessions": 0, "subscriptions": 0, "delivered": 0,
+                                               "dropped": stats.dropped_by_protocol.get(protocol, 0),
+                                               "slow_disconnects": stats.slow_by_protocol.get(protocol, 0)}
+            return found
+
         for session in tuple(self.hub.sessions.values()):
-            row = protocols.get(session.protocol)
-            if row is None:
-                row = protocols[session.protocol] = {"sessions": 0, "subscriptions": 0, "delivered": 0, "dropped": 0}
-            row["sessions"] += 1
-            row["subscriptions"] += len(session.channels)
-            row["delivered"] += session.received
-            row["dropped"] += session.dropped
+            r = row(session.protocol)
+            r["sessions"] += 1
+            r["subscriptions"] += len(session.channels)
+            r["delivered"] += session.received
+        for protocol in tuple(stats.slow_by_protocol):  # protocols whose every session is gone still show their drops
+            row(protocol)
         out = {"protocols": dict(sorted(protocols.items()))}
         self._breakdown = (self.tick, out)
         return out

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.dashboard")
 
 HERE = Path(__file__).parent
-PAGES = ("overview", "channels", "clients", "actions", "chat", "config")
+PAGES = ("overview", "channels", "clients", "actions", "chat", "config")  # the navigation bar
+LIVE_PAGES = ("overview", "channels", "channel", "clients", "chat", "room")  # pages with a live socket
+LOGIN_REQUIRED = 4401  # live socket close code: the page reloads and lands on the login form
+TRY_AGAIN_LATER = 1013
 FLUSH_PAUSE = 0.25  # a page gets watched publications at most 4 times a second
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -41,6 +44,17 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # "no-referrer" would make Chromium send `Origin: null` on form posts
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+class _NoBanner(logging.Filter):
+    """Hypercorn's "Running on ... (CTRL + C to quit)": the runtime logs the listener line itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Running on ")
+
+
+SERVER_LOG = logging.getLogger("hub.dashboard.server")
+SERVER_LOG.addFilter(_NoBanner())
 
 
 class Dashboard:
@@ -296,10 +310,6 @@ def build_app(dash: Dashboard) -> QuartTrio:
     return app
 
 
-LOGIN_REQUIRED = 4401
-TRY_AGAIN_LATER = 1013
-LIVE_PAGES = ("overview", "channels", "channel", "clients", "chat", "room")
-
 
 async def _read_filters(page: Page) -> None:
     """The page may change what it shows (the search box): `{"q": "..."}`; anything else is ignored."""
@@ -382,7 +392,7 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.accesslog = None
-    config.errorlog = logging.getLogger("hub.dashboard.server")
+    config.errorlog = SERVER_LOG
     config.graceful_timeout = ctx.config.hub.shutdown_grace
     config.include_server_header = False
     config.websocket_max_message_size = 64 * 1024

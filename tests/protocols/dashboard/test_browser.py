@@ -20,7 +20,7 @@ from tests.legacy_client import LegacyClient, legacy_client
 from .browser import open_browser, require_chromium
 from .conftest import DASHBOARD, PASSWORD
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 
 class Clients:

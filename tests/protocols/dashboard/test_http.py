@@ -192,7 +192,8 @@ async def test_overview_counts_a_client_and_rates(dashboard):
                     total = data["total"]
                     if total["sessions"] == 1 and total["messages_in"] == 20 and data["point"][1] > 0:
                         break
-            assert total["protocols"]["centrifuge-legacy"] == {"sessions": 1, "subscriptions": 1, "delivered": 20, "dropped": 0}
+            assert total["protocols"]["centrifuge-legacy"] == {"sessions": 1, "subscriptions": 1, "delivered": 20, "dropped": 0,
+                                                                "slow_disconnects": 0}
             assert total["subscriptions"] == 1 and total["deliveries_per_s"] > 0
 
 
@@ -245,3 +246,50 @@ def test_cli_refuses_the_default_password_off_loopback(tmp_path: Path):
     assert proc.stderr.strip().splitlines() == [
         f"hub: config error: {cfg}: dashboard.password: is the default 'admin' while host '0.0.0.0' is not loopback: "
         "set a strong password (or password_env)"]
+
+
+async def test_shutdown_closes_live_pages_and_the_server(tmp_path):
+    """The hub's shutdown is hypercorn's shutdown trigger: an open page gets 1001 and serve() returns promptly."""
+    from hub.config import parse_settings
+    from hub.runtime import serve
+    from tests.conftest import hub_config, with_tmp_files
+
+    settings = parse_settings(with_tmp_files(hub_config(DASHBOARD), tmp_path), "<test>")
+    async with trio.open_nursery() as nursery:
+        running = await nursery.start(serve, settings)
+        url = running.url("dashboard")
+        async with httpx.AsyncClient(base_url=url) as http:
+            await login(http)
+            cookie = http.cookies[COOKIE]
+            headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", url)]
+            async with open_websocket_url(url.replace("http://", "ws://") + "/ws?page=clients", extra_headers=headers) as ws:
+                await ws.get_message()
+                started = trio.current_time()
+                running.shutdown()
+                with pytest.raises(ConnectionClosed) as closed:
+                    with trio.fail_after(5):
+                        while True:
+                            await ws.get_message()
+                assert closed.value.reason.code == 1001
+        with trio.fail_after(5):
+            await running._stopped.wait()
+        assert trio.current_time() - started < 3
+
+
+async def test_a_new_password_by_reload_logs_everyone_out(dashboard, tmp_path):
+    running, url = await dashboard()
+    path = tmp_path / "hub.toml"
+    text = (BASE_CONFIG.replace("[dashboard]\nenabled = false\nport = 0\n", DASHBOARD)
+            .replace("[chat]\n", f'[chat]\ndatabase = "{tmp_path / "chat.db"}"\n')
+            .replace("[jsonrpc]\n", f'[jsonrpc]\nusers_file = "{tmp_path / "jsonrpc-users.json"}"\n'))
+    path.write_text(text.replace(PASSWORD, "a brand new password"))
+    running.config_path = str(path)
+    async with httpx.AsyncClient(base_url=url, headers={"Accept": "application/json"}) as http:
+        await login(http)
+        csrf = await page_csrf(http, "/config")
+        result = (await http.post("/config/reload", data={"csrf": csrf})).json()
+        assert result["ok"] and "dashboard.password" in result["result"]["changed"]
+        assert (await http.get("/")).status_code == 303  # logged out
+        assert "Login failed." in (await login(http)).text  # the old password
+        assert (await login(http, "a brand new password")).status_code == 303
+        assert (await http.get("/")).status_code == 200

@@ -17,7 +17,7 @@ live({ page: 'overview' }, (data) => {
   set('uptime', `${number(t.uptime)} s`);
   if (data.series) chart.reset(data.series); else chart.add(data.point);
   fill(document.querySelector('#protocols tbody'), Object.entries(t.protocols).map(([name, row]) =>
-    cells(name, number(row.sessions), number(row.subscriptions), number(row.delivered), number(row.dropped))));
+    cells(name, number(row.sessions), number(row.subscriptions), number(row.delivered), number(row.dropped), number(row.slow_disconnects))));
   fill(document.querySelector('#adapters tbody'), Object.entries(t.adapters).map(([name, row]) =>
     cells(name, number(row.requests), number(row.requests_per_s))));
   fill(document.querySelector('#nodes tbody'), Object.entries(data.nodes).map(([name, n]) =>
