@@ -17,6 +17,7 @@ import json
 import statistics
 import subprocess
 import sys
+from functools import partial
 from typing import Any
 
 from .common import cpu_seconds
@@ -37,7 +38,7 @@ async def serve_h11(task_status: Any) -> None:
     async with trio.open_nursery() as nursery:
         server.tasks = nursery
         nursery.start_soon(server.flusher.run)
-        listeners = await nursery.start(trio.serve_tcp, server.handle, 0, "127.0.0.1")
+        listeners = await nursery.start(partial(trio.serve_tcp, server.handle, 0, host="127.0.0.1", handler_nursery=nursery))
         task_status(listeners[0].socket.getsockname()[1])
 
 
@@ -61,6 +62,7 @@ async def serve_quart(task_status: Any) -> None:
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
     config.errorlog = logging.getLogger("quiet")
+    config.keep_alive_max_requests = 1 << 30  # its default (1,000) would close the load generator's connections
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(serve, app, config)
         task_status(int(binds[0].rsplit(":", 1)[1]))

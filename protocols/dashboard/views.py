@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from .monitor import DATA_PREVIEW
 
 if TYPE_CHECKING:
     from hub.runtime import RunningHub
+
+log = logging.getLogger("hub")
 
 MAX_ROWS = 200  # channels or clients listed on one page
 HISTORY_SHOWN = 20
@@ -285,6 +288,7 @@ def reload_config(runtime: RunningHub) -> dict[str, Any]:
     try:
         result = runtime.reload_from_file()
     except ConfigError as exc:
+        log.error("reload refused: %s", exc)  # as SIGHUP's
         return {"ok": False, "error": f"reload refused: {exc}"}
     changed = ", ".join(result["changed"]) or "nothing"
     restart = ", ".join(result["restart_required"]) or "nothing"

@@ -14,11 +14,10 @@ import pytest
 import trio
 
 from protocols.dashboard.auth import COOKIE
-from tests.conftest import BASE_CONFIG
 from tests.legacy_client import LegacyClient, legacy_client
 
 from .browser import open_browser, require_chromium
-from .conftest import DASHBOARD, PASSWORD
+from .conftest import PASSWORD, config_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -69,15 +68,6 @@ class ChatUser:
         async with httpx.AsyncClient(base_url=self.url, headers=self.headers) as http:
             r = await http.post("/api/v1/chat.postMessage", json={"roomId": room, "text": text})
             assert r.status_code == 200 and r.json()["success"], r.text
-
-
-def config_file(tmp_path: Path, extra: str = "") -> Path:
-    """The test hub's configuration as a file, so that the Config page's Reload has something to read."""
-    path = tmp_path / "hub.toml"
-    path.write_text(BASE_CONFIG.replace("[dashboard]\nenabled = false\nport = 0\n", DASHBOARD + extra)
-                    .replace("[chat]\n", f'[chat]\ndatabase = "{tmp_path / "chat.db"}"\n')
-                    .replace("[jsonrpc]\n", f'[jsonrpc]\nusers_file = "{tmp_path / "jsonrpc-users.json"}"\n'))
-    return path
 
 
 async def start(start_hub: Any, tmp_path: Path) -> Any:

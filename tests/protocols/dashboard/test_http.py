@@ -10,13 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, HandshakeError
 
 from protocols.dashboard.auth import COOKIE
-from tests.conftest import BASE_CONFIG
 from tests.legacy_client import legacy_client
 
-from .conftest import DASHBOARD, PASSWORD, login, page_csrf
+from .conftest import DASHBOARD, PASSWORD, config_file, live_page, login, page_csrf, session_cookie
 
 
 async def test_login_sets_a_strict_httponly_cookie_and_logout_ends_the_session(dashboard):
@@ -123,12 +122,9 @@ async def test_actions_clients_config_and_reload(dashboard, tmp_path):
 
         config = (await http.get("/config")).text
         assert "[projects.development]" in config and "test-api-key" not in config and PASSWORD not in config
-        assert 'secret = &#34;********&#34;' in config or 'secret = "********"' in config
+        assert "secret = &#34;********&#34;" in config  # escaped in the page
 
-        path = tmp_path / "hub.toml"  # the file the hub reloads from: what it runs with now, written out
-        path.write_text(BASE_CONFIG.replace("[dashboard]\nenabled = false\nport = 0\n", DASHBOARD)
-                        .replace("[chat]\n", f'[chat]\ndatabase = "{tmp_path / "chat.db"}"\n')
-                        .replace("[jsonrpc]\n", f'[jsonrpc]\nusers_file = "{tmp_path / "jsonrpc-users.json"}"\n'))
+        path = config_file(tmp_path)  # the file the hub reloads from: what it runs with now, written out
         running.config_path = str(path)
         text = path.read_text().replace("history_size = 10", "history_size = 7")
         path.write_text(text)
@@ -140,45 +136,25 @@ async def test_actions_clients_config_and_reload(dashboard, tmp_path):
         assert not refused.json()["ok"] and "history_size: must be at least 0" in refused.json()["error"]
 
 
-async def ws_messages(url: str, cookie: str, query: str, count: int, until=None) -> list[dict]:
-    headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", url)]
-    out = []
-    async with open_websocket_url(url.replace("http://", "ws://") + "/ws?" + query, extra_headers=headers) as ws:
-        with trio.fail_after(10):
-            while len(out) < count:
-                out.append(json.loads(await ws.get_message()))
-                if until is not None and until(out[-1]):
-                    break
-    return out
-
-
 async def test_live_socket_needs_a_session_and_the_same_origin(dashboard):
     running, url = await dashboard()
-    ws_url = url.replace("http://", "ws://") + "/ws?page=overview"
-    async with open_websocket_url(ws_url, extra_headers=[("Origin", url)]) as ws:
+    async with live_page(url, None, "page=overview") as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.get_message()
-        assert closed.value.reason.code == 4401
-    async with httpx.AsyncClient(base_url=url) as http:
-        await login(http)
-        cookie = http.cookies[COOKIE]
-    from trio_websocket import HandshakeError
-
+        assert closed.value.reason.code == 4401  # the page reloads and lands on the login form
+    cookie = await session_cookie(url)
     with pytest.raises(HandshakeError):
-        async with open_websocket_url(ws_url, extra_headers=[("Cookie", f"{COOKIE}={cookie}"), ("Origin", "http://evil.example")]):
+        async with live_page(url, cookie, "page=overview", origin="http://evil.example"):
             pass
-    (first,) = await ws_messages(url, cookie, "page=overview", 1)
+    async with live_page(url, cookie, "page=overview") as ws:
+        first = json.loads(await ws.get_message())
     assert first["type"] == "overview" and first["total"]["sessions"] == 0 and "series" in first
     assert set(first["nodes"]) == {first["node"]}
 
 
 async def test_overview_counts_a_client_and_rates(dashboard):
     running, url = await dashboard()
-    async with httpx.AsyncClient(base_url=url) as http:
-        await login(http)
-        cookie = http.cookies[COOKIE]
-    headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", url)]
-    async with open_websocket_url(url.replace("http://", "ws://") + "/ws?page=overview", extra_headers=headers) as ws:
+    async with live_page(url, await session_cookie(url), "page=overview") as ws:
         first = json.loads(await ws.get_message())
         assert first["total"]["sessions"] == 0
         async with legacy_client(running.url("realtime")) as client:
@@ -202,17 +178,13 @@ async def test_no_per_publication_work_without_a_watching_page(dashboard):
     publications are queued, at most one batch per flush."""
     running, url = await dashboard()
     monitor = running.contexts["dashboard"].state["dashboard"].monitor
-    async with httpx.AsyncClient(base_url=url) as http:
-        await login(http)
-        cookie = http.cookies[COOKIE]
-    headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", url)]
-    async with open_websocket_url(url.replace("http://", "ws://") + "/ws?page=overview", extra_headers=headers) as ws:
+    cookie = await session_cookie(url)
+    async with live_page(url, cookie, "page=overview") as ws:
         await ws.get_message()
         for i in range(100):
             await running.publish("public:busy", i)
         assert monitor.event_calls == 0 and not running.hub.events
-    channel_url = url.replace("http://", "ws://") + "/ws?page=channel&channel=public:watched"
-    async with open_websocket_url(channel_url, extra_headers=headers) as ws:
+    async with live_page(url, cookie, "page=channel&channel=public:watched") as ws:
         detail = json.loads(await ws.get_message())
         assert detail["type"] == "channel" and detail["history"]["publications"] == []
         assert running.hub.events  # listening now
@@ -258,19 +230,15 @@ async def test_shutdown_closes_live_pages_and_the_server(tmp_path):
     async with trio.open_nursery() as nursery:
         running = await nursery.start(serve, settings)
         url = running.url("dashboard")
-        async with httpx.AsyncClient(base_url=url) as http:
-            await login(http)
-            cookie = http.cookies[COOKIE]
-            headers = [("Cookie", f"{COOKIE}={cookie}"), ("Origin", url)]
-            async with open_websocket_url(url.replace("http://", "ws://") + "/ws?page=clients", extra_headers=headers) as ws:
-                await ws.get_message()
-                started = trio.current_time()
-                running.shutdown()
-                with pytest.raises(ConnectionClosed) as closed:
-                    with trio.fail_after(5):
-                        while True:
-                            await ws.get_message()
-                assert closed.value.reason.code == 1001
+        async with live_page(url, await session_cookie(url), "page=clients") as ws:
+            await ws.get_message()
+            started = trio.current_time()
+            running.shutdown()
+            with pytest.raises(ConnectionClosed) as closed:
+                with trio.fail_after(5):
+                    while True:
+                        await ws.get_message()
+            assert closed.value.reason.code == 1001
         with trio.fail_after(5):
             await running._stopped.wait()
         assert trio.current_time() - started < 3
@@ -278,11 +246,7 @@ async def test_shutdown_closes_live_pages_and_the_server(tmp_path):
 
 async def test_a_new_password_by_reload_logs_everyone_out(dashboard, tmp_path):
     running, url = await dashboard()
-    path = tmp_path / "hub.toml"
-    text = (BASE_CONFIG.replace("[dashboard]\nenabled = false\nport = 0\n", DASHBOARD)
-            .replace("[chat]\n", f'[chat]\ndatabase = "{tmp_path / "chat.db"}"\n')
-            .replace("[jsonrpc]\n", f'[jsonrpc]\nusers_file = "{tmp_path / "jsonrpc-users.json"}"\n'))
-    path.write_text(text.replace(PASSWORD, "a brand new password"))
+    path = config_file(tmp_path, password="a brand new password")
     running.config_path = str(path)
     async with httpx.AsyncClient(base_url=url, headers={"Accept": "application/json"}) as http:
         await login(http)
@@ -293,3 +257,20 @@ async def test_a_new_password_by_reload_logs_everyone_out(dashboard, tmp_path):
         assert "Login failed." in (await login(http)).text  # the old password
         assert (await login(http, "a brand new password")).status_code == 303
         assert (await http.get("/")).status_code == 200
+
+
+def test_cli_reports_a_taken_port_as_a_config_error(tmp_path: Path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "hub.toml"
+        listeners = "".join(f"[{name}]\nenabled = false\n" for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"))
+        cfg.write_text(f'[projects.p]\nsecret = "s"\n{listeners}[dashboard]\nport = {port}\npassword = "pw"\n')
+        proc = subprocess.run([sys.executable, "-m", "hub", "run", "--config", str(cfg)], capture_output=True, text=True,
+                              timeout=30, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"hub: config error: {cfg}: dashboard.port: cannot listen on 127.0.0.1:{port}: Address already in use")
