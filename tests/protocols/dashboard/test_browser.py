@@ -261,7 +261,7 @@ def shoot(url: str, shots: Path) -> list[str]:
             elif name == "channel":
                 expect(page.locator("#live-publications li").first).to_be_visible()
                 page.wait_for_timeout(1000)
-            page.screenshot(path=shots / f"{name}.png", full_page=name == "config")
+            page.screenshot(path=shots / f"{name}.png", full_page=name in ("overview", "config"))
         return browser.console_errors()
 
 
