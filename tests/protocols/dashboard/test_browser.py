@@ -250,7 +250,7 @@ def shoot(url: str, shots: Path) -> list[str]:
                 continue
             page.goto(path)
             if name == "overview":
-                page.wait_for_function("document.querySelectorAll('#rate-chart polyline').length === 2")
+                expect(page.locator("#rate-chart polyline")).to_have_count(2)  # (wait_for_function would need eval: CSP)
                 page.wait_for_timeout(3000)  # a few seconds of the chart
             elif name == "actions":
                 page.fill("input[name='arg.pattern']", "*")
