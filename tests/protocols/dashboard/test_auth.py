@@ -72,3 +72,13 @@ def test_refuses_a_weak_password_off_loopback(password):
     parse_settings(hub_config(f'[dashboard]\nenabled = true\npassword = "{password}"\n'), "hub.toml")
     parse_settings(hub_config('[dashboard]\nenabled = true\nhost = "0.0.0.0"\npassword = "long and random"\n'), "hub.toml")
     parse_settings(hub_config(f'[dashboard]\nenabled = false\nhost = "0.0.0.0"\npassword = "{password}"\n'), "hub.toml")
+
+
+def test_password_from_the_environment():
+    data = hub_config('[dashboard]\nenabled = true\nhost = "0.0.0.0"\npassword_env = "DASH_PW"\n')
+    settings = parse_settings(data, "hub.toml", env={"DASH_PW": "from the environment"})
+    assert settings.adapters["dashboard"].password == "from the environment"
+    with pytest.raises(ConfigError, match="dashboard.password_env: environment variable DASH_PW is not set"):
+        parse_settings(data, "hub.toml", env={})
+    with pytest.raises(ConfigError, match="dashboard.password: is empty"):  # set but empty: still refused off loopback
+        parse_settings(data, "hub.toml", env={"DASH_PW": ""})
