@@ -4,7 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install chromium screenshots
+.PHONY: run test test-all lint bench clean install system-deps screenshots
+
+# Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
+# mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
+# by playwright at /usr/bin/chromium: playwright never downloads a browser); for `make bench`, mosquitto (the peer broker).
+TEST_APT := mosquitto_sub:mosquitto-clients chromium:chromium
+BENCH_APT := mosquitto:mosquitto
+define apt_install
+	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else echo "make: missing Debian packages:$$missing (tests that need them are skipped)"; fi; \
+	fi
+endef
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,28 +33,24 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hub run --config hub.toml
 
-# The dashboard's browser tests use Debian's chromium (never a browser that playwright downloads).
-CHROMIUM ?= /usr/bin/chromium
-chromium:
-	@test -x $(CHROMIUM) || { \
-	  echo "installing Debian's chromium for the dashboard's browser tests"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+system-deps:
+	$(call apt_install,$(TEST_APT))
 
-test: $(STAMP) chromium
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP) chromium
+test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m ''
 
 # Screenshots of every dashboard page for the README (docs/dashboard/*.png), taken by the browser test.
-screenshots: $(STAMP) chromium
+screenshots: $(STAMP) system-deps
 	HUB_SCREENSHOTS=$(CURDIR)/docs/dashboard $(BIN)/python -m pytest -q tests/protocols/dashboard/test_browser.py -k screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
 
 bench: $(STAMP)
+	$(call apt_install,$(BENCH_APT))
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 

@@ -26,6 +26,7 @@ ADAPTER_MODULES = {
     "jsonrpc": "protocols.jsonrpc",
     "stats": "protocols.stats",
     "chat": "protocols.chat",
+    "mqtt": "protocols.mqtt",
     "dashboard": "protocols.dashboard",
 }
 
@@ -57,6 +58,9 @@ class Adapter:
     reload: Callable[[AdapterContext, Any], list[str]] | None = None
     validate: Callable[[Any, Settings], None] | None = None
     cli: Callable[[argparse._SubParsersAction], None] | None = None
+    # For a protocol that is not HTTP (MQTT): wraps the listener's connection handler, given the
+    # context, the listener's HTTPServer and its HTTP handler; returns the handler the listener uses.
+    stream: Callable[[AdapterContext, Any, Any], Any] | None = None
     group: str = ""
     # An adapter with its own server instead of routes on the shared HTTP layer (the dashboard on hypercorn):
     # started in the hub's root nursery, it binds its host/port, reports `task_status.started(url)` and stops
