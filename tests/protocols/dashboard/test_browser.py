@@ -251,7 +251,7 @@ def shoot(url: str, shots: Path) -> list[str]:
             page.goto(path)
             if name == "overview":
                 expect(page.locator("#rate-chart polyline")).to_have_count(2)  # (wait_for_function would need eval: CSP)
-                page.wait_for_timeout(3000)  # a few seconds of the chart
+                page.wait_for_timeout(1500)  # a few more seconds of the chart
             elif name == "actions":
                 page.fill("input[name='arg.pattern']", "*")
                 page.get_by_role("button", name="Run").click()
@@ -260,7 +260,7 @@ def shoot(url: str, shots: Path) -> list[str]:
                 page.wait_for_selector("tbody tr")
             elif name == "channel":
                 expect(page.locator("#live-publications li").first).to_be_visible()
-                page.wait_for_timeout(1000)
+                page.wait_for_timeout(500)
             page.screenshot(path=shots / f"{name}.png", full_page=name in ("overview", "config"))
         return browser.console_errors()
 
