@@ -126,7 +126,7 @@ def room_list(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
 
 def permissions(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
     held = store.transaction(conn, store.permission_roles)
-    return [f"{p}\t{','.join(held[p])}\t{doc}" for p, doc in PERMISSIONS.items()]
+    return [f"{p}\t{','.join(roles) or '-'}" for p, roles in held.items()]
 
 
 def _run(command: Callable[[sqlite3.Connection, argparse.Namespace], list[str]]) -> Callable[[argparse.Namespace], int]:

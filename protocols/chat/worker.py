@@ -5,6 +5,10 @@ one transaction, each in its own savepoint (a failing job rolls back alone), com
 of them (group commit: one fsync for many messages), and only then wakes their tasks. A job's
 `on_commit` callback runs in the Trio thread after the commit, even if its task was cancelled,
 so what is committed is also published.
+
+A job whose task is cancelled before the worker starts it is skipped: a request cut off at shutdown
+is either answered or not executed. Once started, the caller waits for it (shielded) so that its
+reply goes out with the commit.
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ from typing import Any, TypeVar
 import trio
 
 from . import store
+from .model import ChatError
 
 log = logging.getLogger("hub.chat.db")
 
 T = TypeVar("T")
 MAX_BATCH = 256
+
+
+def storage_error(exc: BaseException) -> BaseException:
+    """A database failure (full disk, read-only file, ...) as the chat's own error; other errors unchanged."""
+    if isinstance(exc, sqlite3.Error):
+        return ChatError(503, f"The chat database cannot be written right now: {exc}", "error-database-unavailable")
+    return exc
 
 
 @dataclass(eq=False)
@@ -35,13 +47,17 @@ class Job:
     done: trio.Event = field(default_factory=trio.Event)
     result: Any = None
     error: BaseException | None = None
+    cancelled: bool = False
+    started: bool = False
 
 
 class DatabaseWorker:
     """A dedicated thread running jobs against one SQLite connection, with group commit."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, **connect_options: Any) -> None:
         self.path = path
+        self.connect_options = connect_options
+        self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -75,7 +91,17 @@ class DatabaseWorker:
             raise RuntimeError("the chat database is not running")
         job = Job(fn, args, on_commit)
         self._queue.put(job)
-        await job.done.wait()
+        try:
+            await job.done.wait()
+        except trio.Cancelled:
+            with self._lock:
+                if not job.started:
+                    job.cancelled = True
+            if job.cancelled:
+                raise
+            with trio.CancelScope(shield=True):
+                await job.done.wait()
+            raise
         if job.error is not None:
             raise job.error
         return job.result
@@ -83,7 +109,7 @@ class DatabaseWorker:
     # -- the thread ---------------------------------------------------------------------------
     def _main(self) -> None:
         try:
-            conn = store.connect(self.path)
+            conn = store.connect(self.path, **self.connect_options)
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._open_error = exc
             self._opened.set()
@@ -113,13 +139,19 @@ class DatabaseWorker:
         self.batches += 1
         self.jobs += len(jobs)
         try:
+            with self._lock:
+                jobs = [job for job in jobs if not job.cancelled]
+                for job in jobs:
+                    job.started = True
+            if not jobs:
+                return
             conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 conn.execute("SAVEPOINT job")
                 try:
                     job.result = job.fn(conn, *job.args)
                 except Exception as exc:
-                    job.error = exc
+                    job.error = storage_error(exc)
                     conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
@@ -131,7 +163,7 @@ class DatabaseWorker:
                 except sqlite3.Error:
                     pass
             for job in jobs:
-                job.error, job.result = job.error or exc, None
+                job.error, job.result = job.error or storage_error(exc), None
         self._finish(jobs)
 
     def _finish(self, jobs: list[Job]) -> None:
