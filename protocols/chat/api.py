@@ -97,7 +97,7 @@ def find_room(tx: Tx, p: dict[str, Any], kind: str = "room", *, id_keys: tuple[s
     if not rid and not name:
         raise fail('The parameter "roomId" or "roomName" is required', "error-roomid-param-not-provided")
     what = {"channel": "channel", "group": "group", "dm": "room", "room": "room"}[kind]
-    room = store.get_room(tx.conn, room_id=rid) if rid else store.get_room(tx.conn, name=name)
+    room = store.get_room(tx.conn, room_id=rid, usernames=False) if rid else store.get_room(tx.conn, name=name, usernames=False)
     if room is None or room.type not in KIND_TYPES[kind] or not can_access(tx, room):
         raise fail(f'The required "roomId" or "roomName" param provided does not match any {what}', "error-room-not-found")
     return room
@@ -105,11 +105,11 @@ def find_room(tx: Tx, p: dict[str, Any], kind: str = "room", *, id_keys: tuple[s
 
 def can_access(tx: Tx, room: Room) -> bool:
     """Public rooms are visible to everyone logged in; private and direct rooms to their members only."""
-    return room.type == "c" or tx.user.id in room.uids
+    return room.type == "c" or store.is_member(tx.conn, room.id, tx.user.id)
 
 
 def member_or_fail(tx: Tx, room: Room, uid: str | None = None) -> None:
-    if (uid or tx.user.id) not in room.uids:
+    if not store.is_member(tx.conn, room.id, uid or tx.user.id):
         raise fail("You are not in this room" if uid is None else "User is not in this room", "error-user-not-in-room")
 
 
@@ -214,7 +214,7 @@ def room_role(kind: str, role: str, add: bool) -> Callable[[Tx, dict[str, Any]],
         room = find_room(tx, p, kind)
         _require_room(tx, permission, room)
         target = target_user(tx, p)
-        if target.id not in room.uids:
+        if not store.is_member(tx.conn, room.id, target.id):
             raise fail("User is not in this room", "error-user-not-in-room")
         if add:
             if not store.add_member_role(tx.conn, room.id, target.id, role):
@@ -298,7 +298,7 @@ def room_counters(kind: str) -> Callable[[Tx, dict[str, Any]], dict[str, Any]]:
             who = p["userId"]
         sub = store.subscriptions(tx.conn, who, room_id=room.id)
         joined = bool(sub)
-        return {"joined": joined, "members": room.users_count or len(room.uids),
+        return {"joined": joined, "members": room.users_count or 0,
                 "unreads": sub[0]["unread"] if joined else None, "unreadsFrom": iso(sub[0]["ls"] or room.created_at) if joined else None,
                 "msgs": room.msgs, "latest": iso(room.last_message_at or room.created_at),
                 "userMentions": sub[0]["mentions"] if joined else 0}
@@ -389,7 +389,7 @@ def room_invite(kind: str) -> Callable[[Tx, dict[str, Any]], dict[str, Any]]:
         ids = get_list(p, "userIds") or [None]
         for uid in ids:
             target = target_user(tx, p if uid is None else {"userId": uid})
-            if not (tx.user.id in room.uids and store.has_permission(tx.conn, tx.user, "add-user-to-joined-room", room.id)):
+            if not (store.is_member(tx.conn, room.id, tx.user.id) and store.has_permission(tx.conn, tx.user, "add-user-to-joined-room", room.id)):
                 _require_permission(tx, "add-user-to-any-c-room" if room.type == "c" else "add-user-to-any-p-room")
             if store.join(tx.conn, room.id, target.id, tx.now):
                 _system(tx, room, "au", target.username)
@@ -444,7 +444,7 @@ def room_delete(kind: str) -> Callable[[Tx, dict[str, Any]], dict[str, Any]]:
     def op(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
         room = find_room(tx, p, kind)
         _require_room(tx, {"c": "delete-c", "p": "delete-p", "d": "delete-d"}[room.type], room)
-        for uid in room.uids:
+        for uid in store.room(tx.conn, room.id).uids:
             tx.notify_user(uid, "rooms-changed", "removed", {"_id": room.id})
         store.delete_room(tx.conn, room.id)
         return {}
@@ -492,7 +492,7 @@ def room_mentions(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
 def channels_join(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
     room = find_room(tx, p, "channel")
     code = p.get("joinCode")
-    if room.join_code and tx.user.id not in room.uids and code != room.join_code \
+    if room.join_code and not store.is_member(tx.conn, room.id, tx.user.id) and code != room.join_code \
             and not store.has_permission(tx.conn, tx.user, "join-without-join-code"):
         raise fail("Invalid Code", "error-code-invalid")
     if room.archived:
@@ -675,9 +675,9 @@ def resolve_channel(tx: Tx, channel: str) -> Room:
         return direct_room(tx, [other])
     room = None
     if channel.startswith("#"):
-        room = store.get_room(tx.conn, name=channel[1:])
+        room = store.get_room(tx.conn, name=channel[1:], usernames=False)
     else:
-        room = store.get_room(tx.conn, room_id=channel) or store.get_room(tx.conn, name=channel)
+        room = store.get_room(tx.conn, room_id=channel, usernames=False) or store.get_room(tx.conn, name=channel, usernames=False)
     if room is None or not can_access(tx, room):
         raise fail("Invalid channel", "invalid-channel")
     return room

@@ -44,7 +44,7 @@ def _password(args: argparse.Namespace) -> str:
 def user_add(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
     password_hash = hash_password(_password(args))
     user = store.transaction(conn, store.create_user, args.name, password_hash, _now(), name=args.display_name or "",
-                             email=args.email, roles=args.role or [USER_ROLE])
+                             email=args.email, roles=args.role or [USER_ROLE], promote_first=False)
     return [f"user {user.username} added (id {user.id}, roles {', '.join(user.roles) or '-'})"]
 
 

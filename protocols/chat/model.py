@@ -291,7 +291,7 @@ class Room:
     read_only: bool
     msgs: int = 0
     last_message_at: int | None = None
-    usernames: list[str] = field(default_factory=list)
+    usernames: list[str] | None = None  # None: not loaded
     uids: list[str] = field(default_factory=list)
     fname: str = ""
     topic: str | None = None
@@ -372,7 +372,7 @@ def rc_message(m: Message, date: Any = None) -> dict[str, Any]:
 def room_obj(r: Room, date: Any = None, *, usernames: bool = True) -> dict[str, Any]:
     """A room as Rocket.Chat's APIs show it (channel, group, direct room or discussion)."""
     fmt = date or iso
-    count = r.users_count if r.users_count is not None else len(r.usernames)
+    count = r.users_count if r.users_count is not None else len(r.usernames or ())
     obj: dict[str, Any] = {
         "_id": r.id, "t": r.type, "msgs": r.msgs, "usersCount": count, "ts": fmt(r.created_at),
         "ro": r.read_only, "default": r.default, "sysMes": True, "_updatedAt": fmt(r.updated_at or r.last_message_at or r.created_at),
@@ -380,7 +380,7 @@ def room_obj(r: Room, date: Any = None, *, usernames: bool = True) -> dict[str, 
     if r.type != "d":
         obj["name"], obj["fname"] = r.name, r.fname or r.name
         obj["customFields"] = r.custom_fields
-    if usernames and (r.usernames or r.type == "d"):
+    if usernames and r.usernames is not None:
         obj["usernames"] = r.usernames
         if r.type == "d":
             obj["uids"] = r.uids

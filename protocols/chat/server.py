@@ -24,9 +24,9 @@ from .model import (
     ChatError,
     bad_request,
     get_str,
-    message_obj,
     parse_body,
     query_params,
+    rc_message,
     reference_error,
     room_not_found,
     room_obj,
@@ -156,7 +156,7 @@ async def room_messages(svc: ChatService, request: Request) -> dict[str, Any]:
         return store.unread(conn, target.id, user.id, limit)
 
     messages = await svc.as_user(credentials(request), read)
-    return {"messages": [message_obj(m) for m in messages]}
+    return {"messages": [rc_message(m) for m in messages]}
 
 
 async def send_message(svc: ChatService, request: Request) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from .model import (
     check_password,
     forbidden,
     hash_password,
-    message_obj,
     new_token,
     rc_message,
     room_obj,
@@ -372,7 +371,7 @@ class ChatService:
         def read(conn: Any) -> list[Message]:
             return store.recent(conn, store.room(conn, room, room, usernames=False).id, limit)
 
-        return [message_obj(m) for m in await self.db.call(read)]
+        return [rc_message(m) for m in await self.db.call(read)]
 
     async def action_send(self, room: str, msg: str, user: str) -> dict[str, Any]:
         """Post `msg` to a room (id or name) as `user` (username or id), stored then published; returns the message."""
@@ -383,7 +382,7 @@ class ChatService:
             return store.send(conn, author, room, text, self.clock(), room_name=room, require_member=False)
 
         _, message = await self.db.call(post, on_commit=self._publish_sent)
-        return message_obj(message)
+        return rc_message(message)
 
     async def action_create_room(self, name: str, members: list[str] | None = None) -> dict[str, Any]:
         """Create a public room `name` with `members` (usernames); returns the room."""

@@ -381,7 +381,8 @@ def has_admin(conn: sqlite3.Connection) -> bool:
 
 def create_user(conn: sqlite3.Connection, username: str, password_hash: str, now: int, *, name: str = "",
                 email: str | None = None, roles: Iterable[str] = (USER_ROLE,), active: bool = True,
-                user_type: str = "user", join_default: bool = True, uid: str | None = None) -> User:
+                user_type: str = "user", join_default: bool = True, uid: str | None = None,
+                promote_first: bool = True) -> User:
     """Add a user with `roles` (each must exist); ChatError 400 if the username or email is taken.
 
     As on Rocket.Chat: a person created while no administrator exists becomes one (the first user
@@ -393,7 +394,7 @@ def create_user(conn: sqlite3.Connection, username: str, password_hash: str, now
     if email and conn.execute("SELECT 1 FROM users WHERE email = ?", (email,)).fetchone():
         raise bad_request(f"Email already exists: {email}", "error-field-unavailable")
     roles = list(dict.fromkeys(roles))
-    if user_type == "user" and ADMIN_ROLE not in roles and not has_admin(conn):
+    if promote_first and user_type == "user" and ADMIN_ROLE not in roles and not has_admin(conn):
         roles.append(ADMIN_ROLE)
     uid = uid or new_id()
     conn.execute("INSERT INTO users (id, username, name, email, password_hash, active, created_at, updated_at, type) "

@@ -104,8 +104,8 @@ def run(files: list[str] | None = None, *, keep: bool = False, quiet: bool = Fal
             # The plugin is copied beside the hub's files: the sdist has its own `tests` package.
             (workdir / "rc_suite_plugin.py").write_text((Path(__file__).parent / "rc_suite_plugin.py").read_text())
             env = {**os.environ, "RC_SUITE_SERVER_URL": url, "PYTHONPATH": f"{source}{os.pathsep}{workdir}"}
-            cmd = [sys.executable, "-m", "pytest", "-p", "rc_suite_plugin", "-p", "no:cacheprovider",
-                   "-o", "addopts=", "--continue-on-collection-errors", "--rootdir", str(source), "-q", "-rfE", f"--junitxml={junit}", *targets]
+            cmd = [sys.executable, "-m", "pytest", "-p", "rc_suite_plugin", "-p", "no:cacheprovider", "-o", "addopts=",
+                   "--continue-on-collection-errors", "--rootdir", str(source), "-q", "-rfE", f"--junitxml={junit}", *targets]
             out = subprocess.run(cmd, cwd=source, env=env, capture_output=quiet, text=True)
             if quiet and out.returncode not in (0, 1):
                 print(out.stdout[-5000:], out.stderr[-5000:])
