@@ -389,7 +389,8 @@ def room_invite(kind: str) -> Callable[[Tx, dict[str, Any]], dict[str, Any]]:
         ids = get_list(p, "userIds") or [None]
         for uid in ids:
             target = target_user(tx, p if uid is None else {"userId": uid})
-            if not (store.is_member(tx.conn, room.id, tx.user.id) and store.has_permission(tx.conn, tx.user, "add-user-to-joined-room", room.id)):
+            joined = store.is_member(tx.conn, room.id, tx.user.id)
+            if not (joined and store.has_permission(tx.conn, tx.user, "add-user-to-joined-room", room.id)):
                 _require_permission(tx, "add-user-to-any-c-room" if room.type == "c" else "add-user-to-any-p-room")
             if store.join(tx.conn, room.id, target.id, tx.now):
                 _system(tx, room, "au", target.username)

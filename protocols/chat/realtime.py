@@ -146,13 +146,14 @@ class RealtimeServer:
                 if rid in conn.rooms:
                     conn.send(frame_mine)
 
-    def message_committed(self, message: Message) -> None:
+    def message_committed(self, message: Message, room_type: str = "c") -> None:
         """A new chat message: members watching their room list get rooms-changed (lastMessage)."""
         for conn in tuple(self.listeners.get(("stream-notify-user", "*/rooms-changed"), ())):
             if message.room_id in conn.rooms and conn.user is not None:
                 conn.send(changed("stream-notify-user", f"{conn.user.id}/rooms-changed",
-                                  ["updated", {"_id": message.room_id, "lastMessage": to_ddp(rc_message(message)),
-                                               "lm": ddp_date(message.ts)}]))
+                                  ["updated", {"_id": message.room_id, "t": room_type,
+                                               "lastMessage": to_ddp(rc_message(message)), "lm": ddp_date(message.ts),
+                                               "_updatedAt": ddp_date(message.ts)}]))
         if message.extra.get("mentions"):
             for mention in message.extra["mentions"]:
                 self._to_user(mention["_id"], "notification", [{
@@ -303,7 +304,7 @@ class RealtimeServer:
             elif name == "stream-notify-logged":
                 key = (name, event)
             else:
-                raise ChatError(404, f"Subscription '{name}' not found", "404")
+                raise ChatError(404, f"Subscription '{name}' not found", None)
         except ChatError as exc:
             conn.send({"msg": "nosub", "id": sid, "error": chat_error(exc)})
             return
@@ -362,14 +363,14 @@ class RealtimeServer:
             login = who.get("username") or who.get("email") if isinstance(who, dict) else who
             password = arg.get("password")
             if not isinstance(login, str) or password is None:
-                raise ChatError(400, "Match failed", "400")
+                raise ChatError(400, "Match failed", None)
             try:
                 if isinstance(password, dict):
                     token, user = await self.svc.login(login, digest=str(password.get("digest", "")))
                 else:
                     token, user = await self.svc.login(login, str(password))
             except ChatError:
-                raise ChatError(403, "User not found", "403") from None
+                raise ChatError(403, "User not found", None) from None
             expires, kind = self.svc.clock() + self.svc.settings.token_ttl * 1000, "password"
         if conn.user is not None:
             self._went_offline(conn.user)
@@ -388,7 +389,7 @@ class RealtimeServer:
         if name == "sendMessage":
             message = params[0]
             if not isinstance(message, dict):
-                raise ChatError(400, "Match failed", "400")
+                raise ChatError(400, "Match failed", None)
             out = await run(user, api.chat_send_message, {"message": message})
             return to_ddp(out["message"])
         if name == "updateMessage":
@@ -455,7 +456,7 @@ class RealtimeServer:
             return await self._emit_room(conn, params)
         if name == "logout":
             return None
-        raise ChatError(404, f"Method '{name}' not found", "404")
+        raise ChatError(404, f"Method '{name}' not found", None)
 
     async def _emit_room(self, conn: DDPConnection, params: list[Any]) -> None:
         """A client's own room event (typing, user-activity): relayed to the room's other listeners."""

@@ -146,13 +146,13 @@ class ChatService:
     async def _apply(self, effect: tuple[Any, ...]) -> None:
         kind = effect[0]
         if kind == "message":
-            _, rid, _rtype, message, new = effect
+            _, rid, room_type, message, new = effect
             try:
                 await maybe_await(self.ctx.hub.publish(self.project, self.channel(rid), rc_message(message)))
             except HubError as exc:
                 log.warning("message %s committed but not published to %s: %s", message.id, self.channel(rid), exc.message)
             if self.realtime is not None and new:
-                self.realtime.message_committed(message)
+                self.realtime.message_committed(message, room_type)
         elif self.realtime is not None:
             self.realtime.effect(effect)
 
@@ -201,7 +201,7 @@ class ChatService:
             th = token_hash(token)
             user = store.token_user(conn, th, self.clock())
             if user is None:
-                raise ChatError(403, "You've been logged out by the server. Please log in again.", "403")
+                raise ChatError(403, "You've been logged out by the server. Please log in again.", None)
             expires = conn.execute("SELECT expires_at FROM tokens WHERE hash = ?", (th,)).fetchone()[0]
             return user, expires
 
