@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install
+.PHONY: run test test-all lint bench clean install chat-suite
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps rocketchat-async==4.3.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,6 +25,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# rocketchat_API's own test suite (its sdist, downloaded once into .cache/) against a fresh hub; per-file counts.
+chat-suite: $(STAMP)
+	$(BIN)/python -m tests.protocols.chat.rc_suite
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench

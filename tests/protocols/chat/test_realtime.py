@@ -257,7 +257,8 @@ async def test_rocketchat_async_client(chat_hub):
         nursery.start_soon(run_client)
         await trio.to_thread.run_sync(ready.wait, 10)
         async with httpx.AsyncClient() as client:
-            r = await client.post(f"{hub.url}/api/v1/chat.postMessage", headers=bob_auth, json={"channel": "#general", "text": "bob says hi"})
+            r = await client.post(f"{hub.url}/api/v1/chat.postMessage", headers=bob_auth,
+                                  json={"channel": "#general", "text": "bob says hi"})
             assert r.json()["success"] is True
         await maybe_await(hub.running.publish("chat.GENERAL", "from another adapter"))
         posted.set()
