@@ -209,6 +209,79 @@ def readable_by_others(path: str | os.PathLike[str]) -> list[str]:
     return found
 
 
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{path}.lock")
+
+
+def hold_lock(path: str | os.PathLike[str], *, exclusive: bool) -> int | None:
+    """Lock the database's lock file (shared: a running hub; exclusive: a restore). The fd, or None if taken."""
+    import fcntl
+
+    if str(path) == ":memory:":
+        return None
+    Path(path).parent.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
+    fd = os.open(lock_path(path), os.O_CREAT | os.O_RDWR, FILE_MODE)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def backup(path: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
+    """Copy the database consistently (SQLite's online backup API; safe while the hub runs). Returns its pages."""
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    target = Path(target)
+    tmp = target.with_name(target.name + ".partial")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, FILE_MODE)
+    os.close(fd)
+    try:
+        dest = sqlite3.connect(tmp)
+        try:
+            source.backup(dest)
+            dest.execute("PRAGMA journal_mode = DELETE")
+            pages = dest.execute("PRAGMA page_count").fetchone()[0]
+        finally:
+            dest.close()
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    return pages
+
+
+def restore(backup_file: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """Put a backup in place of the database. The caller holds the exclusive lock (the hub is stopped)."""
+    check = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
+    try:
+        if check.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError(f"{backup_file} is damaged (integrity_check failed)")
+        version = check.execute("PRAGMA user_version").fetchone()[0]
+        if not 1 <= version <= SCHEMA_VERSION or not check.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone():
+            raise sqlite3.DatabaseError(f"{backup_file} is not a chat database this hub can read")
+        dest = connect(path)
+        try:
+            check.backup(dest)
+            pages = dest.execute("PRAGMA page_count").fetchone()[0]
+            dest.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            dest.close()
+    finally:
+        check.close()
+    return pages
+
+
+def wal_bytes(path: str | os.PathLike[str]) -> int:
+    try:
+        return Path(f"{path}-wal").stat().st_size
+    except OSError:
+        return 0
+
+
 def connect(path: str | os.PathLike[str], *, journal_size_limit: int = 64 << 20,
             autocheckpoint_pages: int = 1000) -> sqlite3.Connection:
     """Open (creating parent directories and the schema) the database at `path`.

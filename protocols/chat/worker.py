@@ -14,6 +14,7 @@ reply goes out with the commit.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -30,6 +31,7 @@ log = logging.getLogger("hub.chat.db")
 
 T = TypeVar("T")
 MAX_BATCH = 256
+WAL_CHECK_EVERY = 32  # batches between looks at the WAL's size
 
 
 def storage_error(exc: BaseException) -> BaseException:
@@ -57,6 +59,7 @@ class DatabaseWorker:
     def __init__(self, path: str, **connect_options: Any) -> None:
         self.path = path
         self.connect_options = connect_options
+        self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -67,7 +70,11 @@ class DatabaseWorker:
         self.jobs = 0
 
     async def start(self) -> None:
-        """Start the thread and open the database in it; raises what opening raised."""
+        """Start the thread and open the database in it; raises what opening raised.
+
+        While it runs, the worker holds a shared lock on `<database>.lock`: `hub chat restore` refuses then.
+        """
+        self._lock_fd = store.hold_lock(self.path, exclusive=False) if self.path != ":memory:" else None
         self._token = trio.lowlevel.current_trio_token()
         self._thread = threading.Thread(target=self._main, name=f"chat-db:{self.path}", daemon=True)
         self._thread.start()
@@ -84,6 +91,9 @@ class DatabaseWorker:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(self._thread.join)
         self._thread = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     async def call(self, fn: Callable[..., T], *args: Any, on_commit: Callable[[T], None] | None = None) -> T:
         """Run `fn(conn, *args)` in the worker; return its result once committed (or raise its error)."""
@@ -155,6 +165,8 @@ class DatabaseWorker:
                     conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
+            if self.batches % WAL_CHECK_EVERY == 0:
+                self._bound_wal(conn)
         except Exception as exc:
             log.error("chat database transaction failed: %s", exc)
             if conn.in_transaction:
@@ -165,6 +177,15 @@ class DatabaseWorker:
             for job in jobs:
                 job.error, job.result = job.error or storage_error(exc), None
         self._finish(jobs)
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Keep the WAL under journal_size_limit even when readers (CLI, backups) held back the automatic checkpoints."""
+        limit = self.connect_options.get("journal_size_limit", 64 << 20)
+        if store.wal_bytes(self.path) > limit:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("chat WAL checkpoint failed: %s", exc)
 
     def _finish(self, jobs: list[Job]) -> None:
         assert self._token is not None
