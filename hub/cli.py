@@ -50,6 +50,8 @@ def load_or_exit(path: str) -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.path)
+    for warning in settings.warnings:
+        print(f"hub: warning: {warning}", file=sys.stderr)
     print(f"{args.path}: ok ({len(settings.projects)} project(s))")
     return 0
 
@@ -61,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     failed: list[BaseException] = []
     try:
         trio.run(_run, settings)

@@ -96,7 +96,7 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     log.info("chat database %s open", settings.database)
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(service.run_publisher)
+            nursery.start_soon(service.publisher)
             realtime.attach()
             task_status.started()
             while True:

@@ -8,9 +8,9 @@ order, by one publisher task.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,7 +51,6 @@ log = logging.getLogger("hub.chat")
 
 # At most this many argon2 computations at once (each takes ~64 MiB and a core for ~0.1 s).
 HASH_CONCURRENCY = 2
-EFFECTS_BUFFER = 100_000
 
 
 @dataclass
@@ -94,13 +93,6 @@ def new_user(spec: Any, *, roles_allowed: bool = False) -> NewUser:
     return NewUser(username, password, display, email, roles)
 
 
-async def maybe_await(value: Any) -> Any:
-    """The core's publish is a coroutine on the async core API, a plain call before it."""
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
 class ChatService:
     """The chat on one database; `settings` is read at each call so live reloads apply."""
 
@@ -109,7 +101,12 @@ class ChatService:
         self.db = worker
         self.hash_limiter = trio.CapacityLimiter(HASH_CONCURRENCY)
         self.clock: Callable[[], int] = lambda: int(time.time() * 1000)
-        self._effects_in, self._effects_out = trio.open_memory_channel[list[tuple[Any, ...]]](EFFECTS_BUFFER)
+        # What committed operations changed waits here for the publisher task: commits publish in commit
+        # order, also when the request that made them was cancelled; a request replies after its publish.
+        self._outgoing: deque[list[tuple[Any, ...]]] = deque()
+        self._queued = self._published = 0
+        self._wake = trio.Event()
+        self._progress = trio.Event()
         self.realtime: Any = None  # the DDP server (realtime.py) once it runs
         self.installed_at = self.clock()
         self.unique_id = ""
@@ -128,27 +125,39 @@ class ChatService:
         return f"{self.settings.channel_prefix}{room_id}"
 
     def _queue_effects(self, effects: list[tuple[Any, ...]]) -> None:
+        """On commit (in the Trio thread, never awaiting): queue what to publish and notify for the publisher task."""
         if effects:
-            try:
-                self._effects_in.send_nowait(effects)
-            except trio.WouldBlock:
-                log.error("chat publisher is %d batches behind: %d effect(s) not published", EFFECTS_BUFFER, len(effects))
+            self._outgoing.append(effects)
+            self._queued += 1
+            self._wake.set()
 
-    async def run_publisher(self) -> None:
-        """Publish and notify what committed operations changed, in commit order (runs for the hub's lifetime)."""
-        async for effects in self._effects_out:
-            for effect in effects:
+    async def published(self) -> None:
+        """Wait until everything committed so far has been published (a request replies after its publish)."""
+        target = self._queued
+        while self._published < target:
+            await self._progress.wait()
+
+    async def publisher(self) -> None:
+        """Publish and notify what committed operations changed, one batch at a time, in commit order."""
+        while True:
+            while not self._outgoing:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            for effect in self._outgoing.popleft():
                 try:
                     await self._apply(effect)
                 except Exception:
                     log.exception("chat effect %s failed", effect[0])
+            self._published += 1
+            self._progress.set()
+            self._progress = trio.Event()
 
     async def _apply(self, effect: tuple[Any, ...]) -> None:
         kind = effect[0]
         if kind == "message":
             _, rid, room_type, message, new = effect
             try:
-                await maybe_await(self.ctx.hub.publish(self.project, self.channel(rid), rc_message(message)))
+                await self.ctx.hub.publish(self.project, self.channel(rid), rc_message(message))
             except HubError as exc:
                 log.warning("message %s committed but not published to %s: %s", message.id, self.channel(rid), exc.message)
             if self.realtime is not None and new:
@@ -267,7 +276,9 @@ class ChatService:
             tx = api.Tx(conn, user, now, settings)
             return op(tx, params, *args), tx.effects
 
-        result, _ = await self.db.call(job, on_commit=lambda r: self._queue_effects(r[1]))
+        result, effects = await self.db.call(job, on_commit=lambda r: self._queue_effects(r[1]))
+        if effects:
+            await self.published()
         return result
 
     async def run_public(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -281,6 +292,7 @@ class ChatService:
             return api.incoming_webhook(conn, integration_id, token, params, self.clock(), settings).effects
 
         await self.db.call(job, on_commit=self._queue_effects)
+        await self.published()
 
     # -- users --------------------------------------------------------------------------------
     async def register(self, spec: Any) -> User:
@@ -329,7 +341,9 @@ class ChatService:
             room, message = store.send(conn, user, room_id, msg, self.clock(), room_name=room_name)
             return room, message
 
-        return await self.as_user(creds, job, on_commit=self._publish_sent)
+        result = await self.as_user(creds, job, on_commit=self._publish_sent)
+        await self.published()
+        return result
 
     def _publish_sent(self, result: tuple[Room, Message]) -> None:
         room, message = result
@@ -382,6 +396,7 @@ class ChatService:
             return store.send(conn, author, room, text, self.clock(), room_name=room, require_member=False)
 
         _, message = await self.db.call(post, on_commit=self._publish_sent)
+        await self.published()
         return rc_message(message)
 
     async def action_create_room(self, name: str, members: list[str] | None = None) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from protocols.chat.service import maybe_await
 from tests.legacy_client import legacy_client
 
 from .conftest import PASSWORD
@@ -192,7 +191,7 @@ async def test_ddp_and_other_adapters_both_ways(chat_hub):
         await legacy.subscribe("chat:GENERAL")
 
         # in: the embedding API (from hub import run) publishes to the room's channel
-        await maybe_await(hub.running.publish("chat:GENERAL", {"text": "from a backend"}, info={"user": "backend"}))
+        await hub.running.publish("chat:GENERAL", {"text": "from a backend"}, info={"user": "backend"})
         got = (await a.event("stream-room-messages", "GENERAL"))["fields"]["args"][0]
         assert got["rid"] == "GENERAL" and json.loads(got["msg"]) == {"text": "from a backend"}
         assert got["u"]["username"] == "backend" and isinstance(got["ts"]["$date"], int)
@@ -260,7 +259,7 @@ async def test_rocketchat_async_client(chat_hub):
             r = await client.post(f"{hub.url}/api/v1/chat.postMessage", headers=bob_auth,
                                   json={"channel": "#general", "text": "bob says hi"})
             assert r.json()["success"] is True
-        await maybe_await(hub.running.publish("chat.GENERAL", "from another adapter"))
+        await hub.running.publish("chat.GENERAL", "from another adapter")
         posted.set()
     assert result["user_id"] == alice and result["resumed"] == alice
     assert ("GENERAL", "c") in result["channels"]
