@@ -162,6 +162,7 @@ SCHEMA_2 = [
     "ALTER TABLE messages ADD COLUMN deleted_at INTEGER",
     "CREATE INDEX IF NOT EXISTS messages_tmid ON messages (tmid, seq) WHERE tmid IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS messages_room_updated ON messages (room_id, updated_at)",
+    "CREATE INDEX IF NOT EXISTS messages_room_ts ON messages (room_id, ts, seq)",
     "CREATE INDEX IF NOT EXISTS rooms_type ON rooms (type, created_at)",
     """CREATE TABLE IF NOT EXISTS permissions (
         id TEXT PRIMARY KEY, roles TEXT NOT NULL DEFAULT '[]', updated_at INTEGER NOT NULL DEFAULT 0)""",
@@ -381,6 +382,10 @@ def _placeholders(n: int) -> str:
 def _json(text: str | None, default: Any) -> Any:
     if not text:
         return default
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
     try:
         return json.loads(text)
     except ValueError:
@@ -1201,7 +1206,7 @@ def query_messages(conn: sqlite3.Connection, room_id: str | None, *, viewer: str
     total = conn.execute(f"SELECT count(*) FROM messages WHERE {clause}", args).fetchone()[0] if with_total else 0
     limit = count if count > 0 else -1
     order = "DESC" if newest_first else "ASC"
-    rows = conn.execute(f"SELECT * FROM messages WHERE {clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
+    rows = conn.execute(f"SELECT * FROM messages WHERE {clause} ORDER BY ts {order}, seq {order} LIMIT ? OFFSET ?",
                         (*args, limit, offset)).fetchall()
     return _messages(conn, rows, viewer), total
 
