@@ -304,6 +304,7 @@ class Room:
     prid: str | None = None
     team_id: str | None = None
     team_main: bool = False
+    team_default: bool = False
     updated_at: int = 0
     users_count: int | None = None
 
@@ -400,6 +401,8 @@ def room_obj(r: Room, date: Any = None, *, usernames: bool = True) -> dict[str, 
         obj["encrypted"] = r.encrypted
     if r.team_main:
         obj["teamMain"] = True
+    if r.team_id and not r.team_main:
+        obj["teamDefault"] = r.team_default
     return obj
 
 

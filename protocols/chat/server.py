@@ -426,6 +426,16 @@ V1_METHODS: dict[str, V1Method] = {
     "teams.delete": V1Method(POST, op(api.teams_delete)),
     "teams.info": V1Method(GET, op(api.teams_info)),
     "teams.listAll": V1Method(GET, op(api.teams_list_all)),
+    "teams.members": V1Method(GET, op(api.teams_members)),
+    "teams.addMembers": V1Method(POST, op(api.teams_add_members)),
+    "teams.updateMember": V1Method(POST, op(api.teams_update_member)),
+    "teams.removeMember": V1Method(POST, op(api.teams_remove_member)),
+    "teams.addRooms": V1Method(POST, op(api.teams_add_rooms)),
+    "teams.removeRoom": V1Method(POST, op(api.teams_remove_room)),
+    "teams.updateRoom": V1Method(POST, op(api.teams_update_room)),
+    "teams.listRooms": V1Method(GET, op(api.teams_list_rooms)),
+    "teams.listRoomsOfUser": V1Method(GET, op(api.teams_list_rooms_of_user)),
+    "teams.autocomplete": V1Method(GET, op(api.teams_autocomplete)),
 }
 # Rocket.Chat serves direct messages under both im.* and dm.*.
 V1_METHODS.update({"im." + k[3:]: v for k, v in list(V1_METHODS.items()) if k.startswith("dm.")})

@@ -138,6 +138,7 @@ SCHEMA_2 = [
     "ALTER TABLE rooms ADD COLUMN prid TEXT",
     "ALTER TABLE rooms ADD COLUMN team_id TEXT",
     "ALTER TABLE rooms ADD COLUMN team_main INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE rooms ADD COLUMN team_default INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE rooms ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE members ADD COLUMN roles TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE members ADD COLUMN open INTEGER NOT NULL DEFAULT 1",
@@ -780,6 +781,7 @@ def _room_from(row: sqlite3.Row) -> Room:
         room.prid = row["prid"]
         room.team_id = row["team_id"]
         room.team_main = bool(row["team_main"])
+        room.team_default = bool(row["team_default"])
         room.updated_at = row["updated_at"] or row["created_at"]
     if "users_count" in keys:
         room.users_count = row["users_count"]
@@ -826,7 +828,7 @@ def room(conn: sqlite3.Connection, room_id: str | None = None, name: str | None 
 def query_rooms(conn: sqlite3.Connection, *, types: Sequence[str] = ("c",), member: str | None = None,
                 text: str | None = None, offset: int = 0, count: int = 0, ids: Sequence[str] | None = None,
                 usernames: bool = False, order: str = "r.is_default DESC, r.created_at, r.name",
-                updated_since: int | None = None) -> tuple[list[Room], int]:
+                updated_since: int | None = None, team_id: str | None = None) -> tuple[list[Room], int]:
     """A page of rooms of `types` (only those `member` is in, if given; names containing `text`), and the total."""
     where, args = [f"r.type IN ({_placeholders(len(types))})"], list(types)
     if member is not None:
@@ -842,6 +844,9 @@ def query_rooms(conn: sqlite3.Connection, *, types: Sequence[str] = ("c",), memb
     if updated_since is not None:
         where.append("r.updated_at > ?")
         args.append(updated_since)
+    if team_id is not None:
+        where.append("r.team_id = ? AND r.team_main = 0")
+        args.append(team_id)
     clause = " AND ".join(where)
     total = conn.execute(f"SELECT count(*) FROM rooms r WHERE {clause}", args).fetchone()[0]
     limit = count if count > 0 else -1
@@ -890,7 +895,7 @@ def create_room(conn: sqlite3.Connection, name: str, creator: User | None, now: 
 
 def update_room(conn: sqlite3.Connection, room_id: str, now: int, **fields: Any) -> Room:
     columns = {"name", "fname", "type", "topic", "description", "announcement", "join_code", "archived", "encrypted",
-               "custom_fields", "read_only", "is_default", "team_id", "team_main"}
+               "custom_fields", "read_only", "is_default", "team_id", "team_main", "team_default"}
     sets, args = [], []
     for key, value in fields.items():
         if key not in columns:
