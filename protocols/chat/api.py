@@ -283,8 +283,9 @@ def room_online(kind: str) -> Callable[[Tx, dict[str, Any]], dict[str, Any]]:
             room = find_room(tx, {"roomId": rid}, kind)
             members, _ = store.room_members(tx.conn, room.id, exclude_status="offline")
             return {"online": [{"_id": u.id, "username": u.username} for u, _ in members]}
-        users, _ = store.list_users(tx.conn, active_only=True)
-        return {"online": [{"_id": u.id, "username": u.username} for u in users if u.status != "offline"]}
+        rows = tx.conn.execute("SELECT id, username FROM users WHERE active = 1 AND status != 'offline' "
+                               "ORDER BY username LIMIT ?", (MAX_PAGE,))
+        return {"online": [{"_id": r[0], "username": r[1]} for r in rows]}
 
     return op
 
