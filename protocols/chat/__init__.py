@@ -121,7 +121,11 @@ def reload(ctx: AdapterContext, new: ChatSettings) -> list[str]:
     """Everything but the database applies at once (the runtime swaps ctx.settings after this)."""
     old: ChatSettings = ctx.settings
     changed = [f"chat.{k}" for k in ("token_ttl", "project", "channel_prefix", "allow_registration", "max_message_length",
-                                     "max_bulk", "unread_limit") if getattr(old, k) != getattr(new, k)]
+                                     "max_bulk", "unread_limit", "create_tokens_secret", "site_url", "max_upload_bytes",
+                                     "ddp_ping_interval") if getattr(old, k) != getattr(new, k)]
+    for key in ("wal_autocheckpoint_pages", "journal_size_limit"):
+        if getattr(old, key) != getattr(new, key):
+            log.warning("chat.%s changed: it applies when the hub is restarted", key)
     if new.database != old.database:
         log.warning("chat.database changed: the hub keeps using %s until it is restarted", old.database)
         new.database = old.database

@@ -1146,6 +1146,8 @@ def rooms_media(tx: Tx, p: dict[str, Any], rid: str, *, confirm_now: bool = Fals
         raise fail("File required", "error-file-required")
     if not store.setting(tx.conn, "FileUpload_Enabled"):
         raise fail("File upload is disabled", "error-file-upload-disabled")
+    if len(upload["data"]) > tx.settings.max_upload_bytes:
+        raise fail("File exceeds allowed size", "error-file-too-large")
     f = store.add_upload(tx.conn, room.id, tx.user.id, upload.get("name") or "file", upload.get("type") or "application/octet-stream",
                          upload["data"], str(p.get("description") or ""), tx.now)
     if confirm_now:
@@ -1302,6 +1304,8 @@ def users_set_avatar(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
             raise fail("Invalid avatar URL", "error-avatar-invalid-url")
         store.update_user(tx.conn, target.id, tx.now, avatar_url=url)
     elif isinstance(image, dict) and isinstance(image.get("data"), bytes):
+        if len(image["data"]) > tx.settings.max_upload_bytes:
+            raise fail("File exceeds allowed size", "error-file-too-large")
         store.doc_put(tx.conn, "avatars", target.id, {"type": image.get("type") or "image/png",
                                                       "data": image["data"].hex()}, tx.now)
         store.update_user(tx.conn, target.id, tx.now, avatar_url=f"/avatar/{target.username}?etag={tx.now}")
