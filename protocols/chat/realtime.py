@@ -37,6 +37,7 @@ log = logging.getLogger("hub.chat.ddp")
 
 DATE_KEYS = ("ts", "_updatedAt", "editedAt", "tlm", "pinnedAt", "_deletedAt", "lm", "ls")
 SLOW_CLOSE = (1008, "slow consumer")
+METHOD_QUEUE = 64  # method calls read ahead per connection; past that the connection is not read (backpressure)
 
 
 def ddp_date(ms: int) -> dict[str, int]:
@@ -200,9 +201,12 @@ class RealtimeServer:
         conn = DDPConnection(ws, secrets.token_urlsafe(12), last_seen=trio.current_time())
         self.connections.add(conn)
         conn.send({"server_id": "0"})
+        # Methods of one connection run one at a time, in the order they came (as Meteor runs them).
+        calls_in, calls_out = trio.open_memory_channel[dict[str, Any]](METHOD_QUEUE)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keepalive, conn)
+                nursery.start_soon(self._methods, conn, calls_out)
                 connected = False
                 while True:
                     text = await ws.receive()
@@ -233,7 +237,7 @@ class RealtimeServer:
                     elif kind == "pong" or kind == "connect":
                         pass
                     elif kind == "method":
-                        nursery.start_soon(self._method, conn, msg)
+                        await calls_in.send(msg)
                     elif kind == "sub":
                         await self._sub(conn, msg)
                     elif kind == "unsub":
@@ -243,6 +247,10 @@ class RealtimeServer:
                 nursery.cancel_scope.cancel()
         finally:
             self._forget(conn)
+
+    async def _methods(self, conn: DDPConnection, calls: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
+        async for msg in calls:
+            await self._method(conn, msg)
 
     async def _keepalive(self, conn: DDPConnection) -> None:
         interval = self.svc.settings.ddp_ping_interval

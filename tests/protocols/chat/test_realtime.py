@@ -266,3 +266,23 @@ async def test_rocketchat_async_client(chat_hub):
     texts = [m[2] for m in result["messages"]]
     assert texts[:3] == ["hello from rocketchat-async", "bob says hi", "from another adapter"]
     assert result["messages"][0][1] == alice
+
+
+async def test_pipelined_methods_keep_their_order(chat_hub):
+    """Methods of one connection run in the order they were sent, as Meteor runs them."""
+    hub = await chat_hub()
+    await hub.add_user("alice", "admin")
+    async with open_websocket_url(ws_url(hub.url)) as ws, httpx.AsyncClient() as client:
+        a, _ = await ddp_login(ws, "alice")
+        for i in range(40):
+            await a.send(msg="method", method="sendMessage", id=f"p{i}", params=[{"rid": "GENERAL", "msg": f"n{i}"}])
+        results = []
+        with trio.fail_after(10):
+            while len(results) < 40:
+                m = await a.recv()
+                if m.get("msg") == "result":
+                    results.append(m["id"])
+        assert results == [f"p{i}" for i in range(40)]
+        auth = await hub.login(client, "alice")
+        r = await client.get(f"{hub.url}/api/v1/channels.history", params={"roomId": "GENERAL", "count": 40}, headers=auth)
+        assert [m["msg"] for m in reversed(r.json()["messages"])] == [f"n{i}" for i in range(40)]
