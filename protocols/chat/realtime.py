@@ -361,6 +361,25 @@ class RealtimeServer:
         conn.send(reply)
         conn.send({"msg": "updated", "methods": [mid]})
 
+    async def call_over_rest(self, user: User | None, frame: dict[str, Any]) -> dict[str, Any]:
+        """A realtime method called through REST (method.call/<name>): the DDP result frame it would have answered."""
+        conn = DDPConnection(ws=None, session="rest", user=user)  # type: ignore[arg-type]
+        mid, name, params = frame.get("id"), frame.get("method"), frame.get("params") or []
+        reply: dict[str, Any] = {"msg": "result", "id": mid}
+        try:
+            if user is None:
+                raise ChatError(403, "Must be logged in", "error-invalid-user")
+            if not isinstance(name, str) or not isinstance(params, list):
+                raise ChatError(400, "Match failed", None)
+            result = await self._call(conn, name, params)
+            if result is not None:
+                reply["result"] = result
+        except ChatError as exc:
+            reply["error"] = chat_error(exc)
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError):
+            reply["error"] = meteor_error(400, "Match failed")
+        return reply
+
     async def _login(self, conn: DDPConnection, params: list[Any]) -> dict[str, Any]:
         arg = params[0] if params and isinstance(params[0], dict) else {}
         if isinstance(arg.get("resume"), str):
@@ -462,6 +481,10 @@ class RealtimeServer:
             return True
         if name == "stream-notify-room":
             return await self._emit_room(conn, params)
+        if name == "insertOrUpdateSound":
+            return await run(user, lambda tx, p: api.sound_save(tx, params[0]), {})
+        if name == "deleteCustomSound":
+            return await run(user, lambda tx, p: api.sound_delete(tx, str(params[0])), {})
         if name == "logout":
             return None
         raise ChatError(404, f"Method '{name}' not found", None)

@@ -10,6 +10,7 @@ import email.parser
 import email.policy
 import hashlib
 import html
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -427,6 +428,15 @@ V1_METHODS: dict[str, V1Method] = {
     "teams.info": V1Method(GET, op(api.teams_info)),
     "teams.listAll": V1Method(GET, op(api.teams_list_all)),
     "teams.members": V1Method(GET, op(api.teams_members)),
+    "emoji-custom.create": V1Method(POST, op(api.emoji_create)),
+    "emoji-custom.update": V1Method(POST, op(api.emoji_update)),
+    "emoji-custom.delete": V1Method(POST, op(api.emoji_delete)),
+    "emoji-custom.list": V1Method(GET, op(api.emoji_list)),
+    "emoji-custom.all": V1Method(GET, op(api.emoji_all)),
+    "custom-sounds.list": V1Method(GET, op(api.sounds_list)),
+    "custom-sounds.getOne": V1Method(GET, op(api.sounds_get_one)),
+    "assets.setAsset": V1Method(POST, op(api.asset_set)),
+    "assets.unsetAsset": V1Method(POST, op(api.asset_unset)),
     "teams.addMembers": V1Method(POST, op(api.teams_add_members)),
     "teams.updateMember": V1Method(POST, op(api.teams_update_member)),
     "teams.removeMember": V1Method(POST, op(api.teams_remove_member)),
@@ -467,9 +477,26 @@ async def _v1_subpath(svc: ChatService, request: Request, head: str, rest: list[
         return await svc.run_op(creds, lambda tx, p: api.rooms_media(tx, p, rest[0], confirm_now=confirm), params(request))
     if head == "rooms.mediaConfirm" and len(rest) == 2 and request.method == "POST":
         return await svc.run_op(creds, lambda tx, p: api.rooms_media_confirm(tx, p, rest[0], rest[1]), params(request))
+    if head in ("method.call", "method.callAnon") and len(rest) == 1 and request.method == "POST":
+        return await _method_call(svc, request, rest[0], anonymous=head == "method.callAnon")
     if head == "removeInvite" and len(rest) == 1 and request.method == "DELETE":
         return await svc.run_op(creds, lambda tx, p: api.remove_invite(tx, p, rest[0]), {})
     raise LookupError
+
+
+async def _method_call(svc: ChatService, request: Request, name: str, *, anonymous: bool) -> dict[str, Any]:
+    """Rocket.Chat's REST bridge to realtime methods: `{"message": "<DDP method frame>"}` in, the DDP result frame out."""
+    p = params(request)
+    try:
+        frame = json.loads(p.get("message") or "")
+    except (TypeError, ValueError):
+        raise bad_request("'message' must be a DDP method call encoded as JSON") from None
+    if not isinstance(frame, dict) or frame.get("method") != name:
+        raise bad_request("the DDP message must call the method of the URL")
+    creds = credentials(request)
+    user = None if anonymous and not creds.token else await svc.me(creds)
+    reply = await svc.realtime.call_over_rest(user, frame)
+    return {"message": json.dumps(reply, separators=(",", ":"))}
 
 
 async def v1_dispatch(svc: ChatService, request: Request) -> Response:
@@ -507,8 +534,6 @@ async def hooks(svc: ChatService, request: Request) -> Response:
     try:
         p = params(request)
         if isinstance(p.get("payload"), str):  # Slack-style form field
-            import json
-
             try:
                 p = json.loads(p["payload"])
             except ValueError:
