@@ -29,6 +29,8 @@ CACHE = ROOT / ".cache"
 REQUIRED = ("test_channels", "test_groups", "test_dms", "test_chat", "test_rooms", "test_user", "test_subscriptions",
             "test_roles", "test_permissions", "test_settings", "test_server", "test_integrations", "test_invites",
             "test_custom_user_status", "test_paginated", "test_exceptions")
+# Files beyond the list that pass too, kept passing by CI.
+ALSO_PASSING = ("test_teams", "test_moderation", "test_custom_emoji", "test_custom_sounds", "test_assets")
 # Rocket.Chat's docker-compose for the suite sets this token secret (CREATE_TOKENS_FOR_USERS_SECRET).
 TOKEN_SECRET = "1234567890abcdef"
 
@@ -142,7 +144,7 @@ def report(counts: dict[str, dict[str, int]]) -> bool:
     ok = True
     print(f"{'file':28} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7}  required")
     for name, c in counts.items():
-        required = name in REQUIRED
+        required = name in REQUIRED or name in ALSO_PASSING
         bad = c["failed"] + c["errors"]
         if required and bad:
             ok = False
