@@ -2073,9 +2073,10 @@ def moderation_reports_by_users(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
     for r in rows:
         last = json.loads(r["last"])
         user = store.get_user(tx.conn, user_id=r["uid"])
+        rooms = [json.loads(x) if isinstance(x, str) else x for x in json.loads(r["rooms"])]
         out.append({"userId": r["uid"], "username": user.username if user else last["message"]["u"]["username"],
                     "name": (user.name or user.username) if user else "", "message": last["message"]["msg"],
-                    "msgId": last["msgId"], "ts": iso(r["ts"]), "rooms": [json.loads(x) if isinstance(x, str) else x for x in json.loads(r["rooms"])],
+                    "msgId": last["msgId"], "ts": iso(r["ts"]), "rooms": rooms,
                     "count": r["n"], "isUserDeleted": user is None})
     return paged("reports", out, offset, total)
 
