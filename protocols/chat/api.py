@@ -2069,10 +2069,13 @@ def moderation_reports_by_users(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
         (count, offset)).fetchall()
     total = tx.conn.execute(f"SELECT count(DISTINCT json_extract(doc, '$.userId')) FROM docs WHERE coll = 'reports' AND {LIVE_REPORT}"
                             ).fetchone()[0]
+    uids = [r["uid"] for r in rows]
+    users = {u.id: u for u in store._users(tx.conn, tx.conn.execute(
+        f"SELECT * FROM users WHERE id IN ({','.join('?' * len(uids))})", uids).fetchall())} if uids else {}
     out = []
     for r in rows:
         last = json.loads(r["last"])
-        user = store.get_user(tx.conn, user_id=r["uid"])
+        user = users.get(r["uid"])
         rooms = [json.loads(x) if isinstance(x, str) else x for x in json.loads(r["rooms"])]
         out.append({"userId": r["uid"], "username": user.username if user else last["message"]["u"]["username"],
                     "name": (user.name or user.username) if user else "", "message": last["message"]["msg"],
