@@ -784,6 +784,18 @@ def post(tx: Tx, room: Room, text: str, *, mid: str | None = None, tmid: str | N
     """Post a message as the caller: membership, archived and read-only rooms checked; published after commit."""
     _, message = store.send(tx.conn, tx.user, room.id, text, tx.now, require_member=as_member, mid=mid, tmid=tmid, extra=extra)
     tx.message(room, message)
+    mentioned = [m["_id"] for m in message.extra.get("mentions", [])]
+    if mentioned and room.type != "d":
+        inside = {r[0] for r in tx.conn.execute(
+            f"SELECT user_id FROM members WHERE room_id = ? AND user_id IN ({','.join('?' * len(mentioned))})",
+            [room.id, *mentioned])}
+        outside = [m["username"] for m in message.extra["mentions"] if m["_id"] not in inside]
+        if outside:  # as Rocket.Chat: an ephemeral note to the author only, on stream-notify-user <uid>/message
+            names = ", ".join(f"@{n}" for n in outside)
+            tx.notify_user(tx.user.id, "message", {
+                "_id": new_id(), "rid": room.id, "ts": iso(tx.now), "private": True, "tmid": tmid,
+                "u": {"_id": "rocket.cat", "username": "rocket.cat", "name": "Rocket.Cat"},
+                "msg": f"You mentioned {names}, but they're not in this room."})
     if tmid:
         parent = store.get_message(tx.conn, message.tmid or tmid)
         if parent is not None:

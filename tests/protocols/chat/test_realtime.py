@@ -169,6 +169,13 @@ async def test_raw_ddp_session(chat_hub):
                                   and m["fields"]["eventName"] == f"{bob}/subscriptions-changed" and m["fields"]["args"][0] == "inserted")
         assert inserted["fields"]["args"][1]["rid"] == dm["result"]["rid"]
 
+        # Mentioning someone who is not in the room: an ephemeral note to the author only (<uid>/message).
+        assert (await a.sub("stream-notify-user", f"{alice}/message", False))["msg"] == "ready"
+        await a.call("sendMessage", {"rid": gid, "msg": "hey @bob"})
+        note = await a.event("stream-notify-user", f"{alice}/message")
+        assert note["fields"]["args"][0]["msg"] == "You mentioned @bob, but they're not in this room."
+        assert note["fields"]["args"][0]["private"] is True and note["fields"]["args"][0]["rid"] == gid
+
         # A message sent over REST appears on DDP.
         await client.post(f"{hub.url}/api/v1/chat.postMessage", headers=auth, json={"roomId": "GENERAL", "text": "from rest"})
         assert (await a.event("stream-room-messages", "GENERAL"))["fields"]["args"][0]["msg"] == "from rest"
