@@ -344,9 +344,16 @@ class RealtimeServer:
         if not isinstance(mid, str) or not isinstance(name, str) or not isinstance(params, list):
             conn.send({"msg": "error", "reason": "Bad request", "offendingMessage": msg})
             return
+        conn.send(await self._result(conn, mid, name, params, allow_login=True))
+        conn.send({"msg": "updated", "methods": [mid]})
+
+    async def _result(self, conn: DDPConnection, mid: Any, name: Any, params: Any, *, allow_login: bool) -> dict[str, Any]:
+        """The DDP result frame of one method call: its result, or its Meteor error."""
         reply: dict[str, Any] = {"msg": "result", "id": mid}
         try:
-            if name == "login":
+            if not isinstance(name, str) or not isinstance(params, list):
+                raise ChatError(400, "Match failed", None)
+            if name == "login" and allow_login:
                 result = await self._login(conn, params)
             elif conn.user is None:
                 raise ChatError(403, "Must be logged in", "error-invalid-user")
@@ -358,27 +365,12 @@ class RealtimeServer:
             reply["error"] = chat_error(exc)
         except (TypeError, KeyError, IndexError, AttributeError, ValueError):
             reply["error"] = meteor_error(400, "Match failed")
-        conn.send(reply)
-        conn.send({"msg": "updated", "methods": [mid]})
+        return reply
 
     async def call_over_rest(self, user: User | None, frame: dict[str, Any]) -> dict[str, Any]:
         """A realtime method called through REST (method.call/<name>): the DDP result frame it would have answered."""
         conn = DDPConnection(ws=None, session="rest", user=user)  # type: ignore[arg-type]
-        mid, name, params = frame.get("id"), frame.get("method"), frame.get("params") or []
-        reply: dict[str, Any] = {"msg": "result", "id": mid}
-        try:
-            if user is None:
-                raise ChatError(403, "Must be logged in", "error-invalid-user")
-            if not isinstance(name, str) or not isinstance(params, list):
-                raise ChatError(400, "Match failed", None)
-            result = await self._call(conn, name, params)
-            if result is not None:
-                reply["result"] = result
-        except ChatError as exc:
-            reply["error"] = chat_error(exc)
-        except (TypeError, KeyError, IndexError, AttributeError, ValueError):
-            reply["error"] = meteor_error(400, "Match failed")
-        return reply
+        return await self._result(conn, frame.get("id"), frame.get("method"), frame.get("params") or [], allow_login=False)
 
     async def _login(self, conn: DDPConnection, params: list[Any]) -> dict[str, Any]:
         arg = params[0] if params and isinstance(params[0], dict) else {}

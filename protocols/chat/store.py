@@ -893,20 +893,26 @@ def create_room(conn: sqlite3.Connection, name: str, creator: User | None, now: 
     return result
 
 
-def update_room(conn: sqlite3.Connection, room_id: str, now: int, **fields: Any) -> Room:
-    columns = {"name", "fname", "type", "topic", "description", "announcement", "join_code", "archived", "encrypted",
-               "custom_fields", "read_only", "is_default", "team_id", "team_main", "team_default"}
+def _assignments(fields: dict[str, Any], allowed: set[str], json_columns: tuple[str, ...] = ()) -> tuple[list[str], list[Any]]:
+    """`col = ?` clauses and their values for an UPDATE of `fields` (each must be in `allowed`)."""
     sets, args = [], []
     for key, value in fields.items():
-        if key not in columns:
+        if key not in allowed:
             raise ValueError(key)
-        if key == "custom_fields":
+        if key in json_columns:
             value = json.dumps(value)
         if isinstance(value, bool):
             value = int(value)
         sets.append(f"{key} = ?")
         args.append(value)
-    conn.execute(f"UPDATE rooms SET {', '.join(sets)}, updated_at = ? WHERE id = ?", (*args, now, room_id))
+    return sets, args
+
+
+def update_room(conn: sqlite3.Connection, room_id: str, now: int, **fields: Any) -> Room:
+    sets, args = _assignments(fields, {"name", "fname", "type", "topic", "description", "announcement", "join_code", "archived",
+                                       "encrypted", "custom_fields", "read_only", "is_default", "team_id", "team_main",
+                                       "team_default"}, ("custom_fields",))
+    conn.execute(f"UPDATE rooms SET {', '.join([*sets, 'updated_at = ?'])} WHERE id = ?", (*args, now, room_id))
     return room(conn, room_id)
 
 
@@ -1001,18 +1007,8 @@ def subscriptions(conn: sqlite3.Connection, user_id: str, *, room_id: str | None
 
 
 def update_subscription(conn: sqlite3.Connection, room_id: str, user_id: str, now: int, **fields: Any) -> bool:
-    allowed = {"open", "favorite", "unread", "mentions", "ls", "ignored"}
-    sets, args = [], []
-    for key, value in fields.items():
-        if key not in allowed:
-            raise ValueError(key)
-        if key == "ignored":
-            value = json.dumps(value)
-        if isinstance(value, bool):
-            value = int(value)
-        sets.append(f"{key} = ?")
-        args.append(value)
-    cur = conn.execute(f"UPDATE members SET {', '.join(sets)}, updated_at = ? WHERE room_id = ? AND user_id = ?",
+    sets, args = _assignments(fields, {"open", "favorite", "unread", "mentions", "ls", "ignored"}, ("ignored",))
+    cur = conn.execute(f"UPDATE members SET {', '.join([*sets, 'updated_at = ?'])} WHERE room_id = ? AND user_id = ?",
                        (*args, now, room_id, user_id))
     return cur.rowcount > 0
 
