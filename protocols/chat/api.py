@@ -859,11 +859,21 @@ def chat_get_message(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
     return {"message": rc_message(message)}
 
 
+def _within_time_limit(tx: Tx, message: Message, setting: str) -> bool:
+    """Rocket.Chat's Message_AllowEditing/Deleting_Block...InMinutes (0 = no limit; bots and apps may bypass it)."""
+    minutes = store.setting(tx.conn, setting) or 0
+    if not minutes or store.has_permission(tx.conn, tx.user, "bypass-time-limit-edit-and-delete"):
+        return True
+    return tx.now - message.ts <= int(minutes) * 60_000
+
+
 def can_edit(tx: Tx, message: Message, room: Room) -> None:
     if store.has_permission(tx.conn, tx.user, "edit-message", room.id):
         return
     if message.user_id != tx.user.id or not store.setting(tx.conn, "Message_AllowEditing"):
         raise fail("Not allowed", "error-action-not-allowed", 400)
+    if not _within_time_limit(tx, message, "Message_AllowEditing_BlockEditInMinutes"):
+        raise fail("Message editing is blocked", "error-message-editing-blocked")
 
 
 def update_message(tx: Tx, message: Message, room: Room, text: str) -> Message:
@@ -884,11 +894,13 @@ def chat_update(tx: Tx, p: dict[str, Any]) -> dict[str, Any]:
 
 def delete_message(tx: Tx, message: Message, room: Room) -> None:
     own = message.user_id == tx.user.id
-    allowed = store.has_permission(tx.conn, tx.user, "force-delete-message", room.id) or \
-        store.has_permission(tx.conn, tx.user, "delete-message", room.id) or \
+    forced = store.has_permission(tx.conn, tx.user, "force-delete-message", room.id)
+    allowed = forced or store.has_permission(tx.conn, tx.user, "delete-message", room.id) or \
         (own and store.setting(tx.conn, "Message_AllowDeleting") and store.has_permission(tx.conn, tx.user, "delete-own-message"))
     if not allowed:
         raise fail("Not allowed", "error-action-not-allowed", 400)
+    if not forced and not _within_time_limit(tx, message, "Message_AllowDeleting_BlockDeleteInMinutes"):
+        raise fail("Message deleting is blocked", "error-message-deleting-blocked")
     store.delete_message(tx.conn, message, tx.now)
     tx.notify_room(room.id, "deleteMessage", {"_id": message.id})
 

@@ -75,6 +75,16 @@ async def test_private_rooms_edits_deletes_and_unread(chat_hub):
     with pytest.raises(RocketApiException):
         await sync(bob.chat_get_message, sent["_id"])
 
+    # Rocket.Chat's edit time limit (Message_AllowEditing_BlockEditInMinutes) binds authors without edit-message.
+    old = (await sync(alice.chat_post_message, "old news", room_id="GENERAL"))["message"]
+    await sync(owner.settings_update, "Message_AllowEditing_BlockEditInMinutes", 1)
+    await hub.service.db.call(lambda c: c.execute("UPDATE messages SET ts = ts - 120000 WHERE id = ?", (old["_id"],)))
+    with pytest.raises(RocketApiException) as exc:
+        await sync(alice.chat_update, "GENERAL", old["_id"], "too late")
+    assert exc.value.error_type == "error-message-editing-blocked"
+    await sync(owner.settings_update, "Message_AllowEditing_BlockEditInMinutes", 0)
+    assert (await sync(alice.chat_update, "GENERAL", old["_id"], "in time"))["message"]["msg"] == "in time"
+
     # Threads and reactions.
     parent = (await sync(alice.chat_post_message, "parent", room_id="GENERAL"))["message"]
     await sync(bob.chat_post_message, "reply", room_id="GENERAL", tmid=parent["_id"])
