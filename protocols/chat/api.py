@@ -327,7 +327,7 @@ def room_setter(kind: str, param: str, column: str, answer: str | None,
                 raise bad_request(f"'{param}' must be a string")
         if param == "name":
             check_name(value, "room name")
-            if store.get_room(tx.conn, name=value, usernames=False) not in (None,) and value.lower() != room.name.lower():
+            if store.get_room(tx.conn, name=value, usernames=False) is not None and value.lower() != room.name.lower():
                 raise fail(f"A channel with name '{value}' exists", "error-duplicate-channel-name")
             updated = _room_change(tx, room, name=value, fname=value)
         elif param == "joinCode":
