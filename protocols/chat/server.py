@@ -1,7 +1,7 @@
 """HTTP glue: the reference REST API under /api, Rocket.Chat's REST API under /api/v1, its webhooks and files.
 
 Handlers parse the request (query, JSON, form or multipart), pick the credentials and call the
-service; the chat logic is in service.py and api.py.
+service; the chat logic is in service.py and the api package (one module per group of calls).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ GET, POST, PUT, DELETE = ("GET",), ("POST",), ("PUT",), ("DELETE",)
 
 
 def op(fn: Callable[..., Any]) -> Handler:
-    """An api.py operation as a v1 handler: parameters from the request, run as the logged-in user."""
+    """An api operation as a v1 handler: parameters from the request, run as the logged-in user."""
     async def handler(svc: ChatService, request: Request) -> Any:
         return await svc.run_op(credentials(request), fn, params(request))
 
