@@ -251,7 +251,7 @@ class ChatService:
 
     # -- Rocket.Chat v1 operations ----------------------------------------------------------------
     async def run_op(self, creds: Credentials | User, op: Callable[..., Any], params: dict[str, Any], *args: Any) -> Any:
-        """Run an api operation (protocols/chat/api/) as the logged-in user (credentials) or as `user` (an authenticated realtime session)."""
+        """Run an api operation as the logged-in user (credentials) or as `user` (an authenticated realtime session)."""
         if op is api.users_update and isinstance(params.get("data"), dict) and params["data"].get("password"):
             params["_password_hash"] = await self.hash(check_password(params["data"]["password"]))
         if op is api.users_create_token:
