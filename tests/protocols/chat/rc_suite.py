@@ -69,7 +69,10 @@ def sdist() -> Path:
                     f"rocketchat_API=={VERSION}", "-d", str(CACHE)], check=True)
     archive = next(CACHE.glob(f"rocketchat_api-{VERSION}.tar.gz"))
     with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+        try:
+            tar.extractall(CACHE, filter="data")
+        except TypeError:  # Python < 3.11.4: no extraction filters
+            tar.extractall(CACHE)  # noqa: S202 - the sdist comes from the package index
     return target
 
 
