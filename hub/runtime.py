@@ -69,6 +69,7 @@ class RunningHub:
         self.listeners: list[Listener] = []
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()
+        self.restart_requested = False
         self._stopped = trio.Event()
 
     # -- in-process API -------------------------------------------------------------------
@@ -101,8 +102,14 @@ class RunningHub:
         return {name: lst.url for lst in self.listeners for name in lst.adapters}
 
     # -- lifecycle ------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop accepting, tell clients, drain; `serve` returns once done."""
+    async def stopped(self) -> None:
+        """Wait until `serve` has finished (clients told and drained)."""
+        await self._stopped.wait()
+
+    def shutdown(self, restart: bool = False) -> None:
+        """Stop accepting, tell clients, drain; `serve` returns once done. `restart`: `hub run` then starts
+        again with the same arguments (an embedding program reads `restart_requested`)."""
+        self.restart_requested = self.restart_requested or restart
         self.stopping.set()
 
     def reload(self, settings: Settings) -> dict[str, list[str]]:
