@@ -99,18 +99,26 @@ def broker_info(hub: Hub) -> dict[str, Any]:
             "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
 
 
+def _subscriptions(s: Any) -> list[dict[str, Any]]:
+    mqtt = s.meta.get("subscriptions")  # MQTT sessions: their topic filters with the granted QoS
+    if mqtt is not None:
+        return [{"topic": topic, "qos": qos} for topic, qos in mqtt.items()]
+    return [{"topic": ch, "qos": 0} for ch in s.channels]
+
+
 def topic_info(hub: Hub) -> list[dict[str, Any]]:
-    """Every client of every protocol with its channels (an empty list when it has none); qos is always 0."""
-    return [{"client_id": s.id, "subscriptions": [{"topic": ch, "qos": 0} for ch in s.channels]}
+    """Every client of every protocol with its subscriptions (an empty list when it has none); qos 0 but for MQTT."""
+    return [{"client_id": s.meta.get("client_id", s.id), "subscriptions": _subscriptions(s)}
             for s in hub.sessions.values()]
 
 
 def client_info(hub: Hub) -> list[dict[str, Any]]:
-    """Every session. `protocol` keeps NanoMQ's meaning, the MQTT protocol level (0 for clients that do not
-    speak MQTT); `protocol_name` names the hub protocol. `keepalive` is the session's ping interval in seconds."""
-    return [{"client_id": s.id, "username": s.user, "keepalive": s.keepalive,
-             "protocol": s.meta.get("protocol_version", 0), "protocol_name": s.protocol,
-             "connect_status": 0 if s.closed else 1, "message_receive": s.received}
+    """Every session. `protocol` keeps NanoMQ's meaning, the MQTT protocol level (3, 4 or 5; 0 for clients that
+    do not speak MQTT); `protocol_name` names the hub protocol. MQTT clients show their client id and user name;
+    `keepalive` is the session's ping interval in seconds; `connect_status` 0 is an offline persistent MQTT session."""
+    return [{"client_id": s.meta.get("client_id", s.id), "username": s.meta.get("username", s.user),
+             "keepalive": s.keepalive, "protocol": s.meta.get("protocol_version", 0), "protocol_name": s.protocol,
+             "connect_status": int(s.meta.get("connected", not s.closed)), "message_receive": s.received}
             for s in hub.sessions.values()]
 
 
