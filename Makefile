@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps screenshots
+.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
@@ -26,6 +26,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps rocketchat-async==4.3.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -45,6 +46,10 @@ test-all: $(STAMP) system-deps
 # Screenshots of every dashboard page for the README (docs/dashboard/*.png), taken by the browser test.
 screenshots: $(STAMP) system-deps
 	HUB_SCREENSHOTS=$(CURDIR)/docs/dashboard $(BIN)/python -m pytest -q tests/protocols/dashboard/test_browser.py -k screenshots
+
+# rocketchat_API's own test suite (its sdist, downloaded once into .cache/) against a fresh hub; per-file counts.
+chat-suite: $(STAMP)
+	$(BIN)/python -m tests.protocols.chat.rc_suite
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
