@@ -197,6 +197,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
 
     # client
     client = r.section(data, "client", "")
+    realtime["check_origin"] = True  # Centrifugo v6: without allowed_origins, browsers (an Origin header) are refused
     for key, value in client.items():
         full = f"client.{key}"
         if key == "token":

@@ -47,8 +47,10 @@ class RealtimeSettings(ListenerSettings):
     # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
     personal_channel: bool = False
     personal_channel_namespace: str = ""
-    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check.
+    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check,
+    # unless check_origin: then (as Centrifugo v6 with an empty allowed_origins) only requests without Origin.
     allowed_origins: list[str] = field(default_factory=list)
+    check_origin: bool = False
 
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
@@ -63,8 +65,10 @@ def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
     """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern."""
     patterns = ctx.settings.allowed_origins
     origin = request.header("origin")
-    if not patterns or origin is None:
+    if origin is None:
         return True
+    if not patterns:
+        return not ctx.settings.check_origin
     origin = origin.lower()
     return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
 

@@ -20,7 +20,7 @@ from centrifuge import Client, ClientEventHandler, ReplyError, StreamPosition
 from centrifuge.filter import Filter
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from hub.config import ConfigError, load_settings
 from hub.runtime import serve
@@ -366,11 +366,30 @@ async def test_stale_websocket_is_closed_and_origins_are_checked(centrifugo) -> 
             with pytest.raises(ConnectionClosed) as exc:
                 await ws.get_message()
         assert (exc.value.reason.code, exc.value.reason.reason) == (3502, "stale")
-    async with httpx.AsyncClient(base_url=running.url("realtime")) as http:
-        headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-                   "Sec-WebSocket-Key": base64.b64encode(b"0123456789abcdef").decode()}
-        refused = await http.get("/connection/websocket", headers={**headers, "Origin": "https://evil.example"})
-        assert refused.status_code == 403
+    with pytest.raises(ConnectionRejected) as rejected:
+        async with open_websocket_url(ws_url(running), extra_headers=[("Origin", "https://evil.example")]):
+            pass
+    assert rejected.value.status_code == 403
+    async with open_websocket_url(ws_url(running), extra_headers=[("Origin", "http://localhost:3000")]) as ws:
+        await ws.send_message(json.dumps({"id": 1, "connect": {"token": tok("pat")}}))
+        with trio.fail_after(5):
+            assert json.loads(await ws.get_message())["id"] == 1
+
+
+def test_origin_rules() -> None:
+    from types import SimpleNamespace
+
+    from protocols.realtime import origin_allowed
+
+    def allowed(origin: str | None, patterns: list[str], check: bool) -> bool:
+        ctx = SimpleNamespace(settings=SimpleNamespace(allowed_origins=patterns, check_origin=check))
+        request = SimpleNamespace(header=lambda name: origin if name == "origin" else None)
+        return origin_allowed(ctx, request)  # type: ignore[arg-type]
+
+    assert allowed("https://a.example", [], False)  # hub.toml default: no check
+    assert not allowed("https://a.example", [], True) and allowed(None, [], True)  # Centrifugo v6 without allowed_origins
+    assert allowed("https://x.example.com", ["https://*.example.com"], True)
+    assert not allowed("https://example.org", ["https://*.example.com"], True) and allowed("https://e.org", ["*"], True)
 
 
 async def test_protobuf_by_query_and_explicit_json_subprotocol(centrifugo) -> None:
