@@ -36,6 +36,30 @@ class CoreSettings:
 
 
 @dataclass
+class EngineSettings:
+    """[engine]: where what every hub process must share lives. "memory": this process only (the default);
+    "redis": several processes, on one machine or many, share channels, history, presence and control."""
+
+    type: str = field(default="memory", metadata={"choices": ("memory", "redis")})
+    url: str = "redis://127.0.0.1:6379/0"
+    # Keys and PUB/SUB channels start with this (several hubs can share one Redis under different prefixes).
+    prefix: str = "hub"
+    # A Redis command that takes longer fails (the request gets the protocol's internal error) and the
+    # connection is re-opened; a publish never hangs on an unreachable Redis.
+    timeout: float = field(default=1.0, metadata={"min": 0.01})
+    connect_timeout: float = field(default=2.0, metadata={"min": 0.01})
+    # How long a channel's offset and epoch outlive its publications (0: as long as they do).
+    history_meta_ttl: float = field(default=30 * 86400.0, metadata={"min": 0})
+    presence_ttl: float = field(default=60.0, metadata={"min": 1})
+    heartbeat: float = field(default=3.0, metadata={"min": 0.1})
+    ping_interval: float = field(default=1.0, metadata={"min": 0.05})
+    # A channel whose last local subscriber left stays subscribed this long (cheap resubscribes).
+    linger: float = field(default=2.0, metadata={"min": 0})
+    # This node's name in cluster stats (default host:pid).
+    name: str = ""
+
+
+@dataclass
 class ListenerSettings:
     """Keys every adapter section has; adapters subclass this with their own keys."""
 
@@ -77,6 +101,7 @@ class Settings:
 
     source: str = "<defaults>"
     hub: CoreSettings = field(default_factory=CoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     projects: list[Project] = field(default_factory=list)
     adapters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -209,6 +234,15 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
     for key, value in data.items():
         if key == "hub":
             settings.hub = parse_table(CoreSettings, value, source, "hub", env)
+        elif key == "engine":
+            settings.engine = parse_table(EngineSettings, value, source, "engine", env)
+            if settings.engine.type == "redis":
+                from .engine.resp import parse_url
+
+                try:
+                    parse_url(settings.engine.url)
+                except ValueError as exc:
+                    raise ConfigError(source, "engine.url", str(exc)) from None
         elif key == "projects":
             if not isinstance(value, dict):
                 raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")

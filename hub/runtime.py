@@ -17,6 +17,7 @@ from .adapters import AdapterContext, adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
+from .engine import make_engine
 from .metrics import RequestMetrics
 from .net.http import HTTPServer
 
@@ -62,7 +63,10 @@ class RunningHub:
         self.config_path = settings.source
         # What the listeners and tasks were started with: reloads report differences from it as needing a restart.
         self.started_settings = settings
-        self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
+        self.engine = make_engine(settings.engine)
+        self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes, engine=self.engine,
+                       node_name=settings.engine.name or None)
+        self.hub.on_reload = self._reload_requested
         self.metrics = RequestMetrics()
         self.actions = ActionRegistry()
         register_core_actions(self.actions, self.hub, settings.projects[0].key)
@@ -129,6 +133,8 @@ class RunningHub:
         started = self.started_settings
         if settings.hub.housekeeping_interval != started.hub.housekeeping_interval:
             restart.append("hub.housekeeping_interval")
+        if settings.engine != started.engine:
+            restart.append("engine")
         for name, first in started.adapters.items():
             if name not in self.contexts and settings.adapters[name].enabled != first.enabled:
                 restart.append(f"{name}.enabled")  # an adapter that is not running starts only with the hub
@@ -154,6 +160,13 @@ class RunningHub:
         log.info("configuration reloaded from %s: changed %s; needs restart: %s",
                  settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
         return {"changed": changed, "restart_required": restart}
+
+    def _reload_requested(self) -> None:
+        """Another node asked every node to reload (control "reload"): reload our own file."""
+        try:
+            self.reload_from_file()
+        except ConfigError as exc:
+            log.error("reload refused: %s", exc)
 
     def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
         """Reload `path`, by default the file the hub was started from (or last reloaded from)."""
@@ -183,6 +196,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     hub = running.hub
     registry = adapter_registry()
     async with trio.open_nursery() as root:
+        await root.start(running.engine.run)
         root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
         async with trio.open_nursery() as connections:
             for host, port, names in _group(settings):
