@@ -107,6 +107,10 @@ class Settings:
     raw: dict[str, Any] = field(default_factory=dict)
     # One line per key of a foreign config file (hub.configs) that the hub ignores; logged at start.
     warnings: list[str] = field(default_factory=list)
+    # `hub run --set TABLE.KEY=VALUE` overrides, re-applied when the file is reloaded.
+    overrides: list[str] = field(default_factory=list)
+    # `hub run --workers N`: every listener is bound with SO_REUSEPORT (set by the CLI, not the file).
+    reuse_port: bool = False
 
     def adapter(self, name: str) -> Any:
         return self.adapters[name]
@@ -262,8 +266,31 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
     return settings
 
 
-def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Settings:
-    """Read and validate a hub.toml file, or a JSON config of a system the hub replaces (see hub.configs)."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """`TABLE.KEY=VALUE` strings (`hub run --set`) set into a parsed config document. VALUE is read as a
+    TOML value (`8100`, `false`, `"x"`, `[1, 2]`), else taken as a plain string."""
+    for item in overrides:
+        path, eq, raw = item.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not eq or len(keys) < 2 or not all(keys):
+            raise ConfigError(source, f"--set {item}", "expected TABLE.KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        table = data
+        for i, key in enumerate(keys[:-1]):
+            nxt = table.setdefault(key, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(source, f"--set {item}", f"{'.'.join(keys[:i + 1])} is not a table")
+            table = nxt
+        table[keys[-1]] = value
+    return data
+
+
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None, overrides: list[str] | None = None) -> Settings:
+    """Read and validate a hub.toml file, or a JSON config of a system the hub replaces (see hub.configs);
+    `overrides` are `hub run --set TABLE.KEY=VALUE` items applied on top."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -275,11 +302,14 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         from .configs import translate
 
         data, warnings = translate(text, source)
-        settings = parse_settings(data, source, env)
+        settings = parse_settings(apply_overrides(data, overrides or [], source), source, env)
         settings.warnings = warnings
+        settings.overrides = list(overrides or [])
         return settings
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
-    return parse_settings(data, source, env)
+    settings = parse_settings(apply_overrides(data, overrides or [], source), source, env)
+    settings.overrides = list(overrides or [])
+    return settings

@@ -169,8 +169,11 @@ class RunningHub:
             log.error("reload refused: %s", exc)
 
     def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
-        """Reload `path`, by default the file the hub was started from (or last reloaded from)."""
-        return self.reload(load_settings(path or self.config_path))
+        """Reload `path`, by default the file the hub was started from (or last reloaded from), with the
+        same `--set` overrides."""
+        settings = load_settings(path or self.config_path, overrides=self.started_settings.overrides)
+        settings.reuse_port = self.started_settings.reuse_port
+        return self.reload(settings)
 
 
 def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
@@ -218,7 +221,10 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                     outbox_bytes=settings.hub.max_queue_bytes, write_timeout=settings.hub.write_timeout,
                 )
                 try:
-                    sockets = await trio.open_tcp_listeners(port, host=host)
+                    if settings.reuse_port:
+                        sockets = await reuse_port_listeners(host, port)
+                    else:
+                        sockets = await trio.open_tcp_listeners(port, host=host)
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 server.tasks = connections
@@ -242,6 +248,30 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
             connections.cancel_scope.cancel()
         root.cancel_scope.cancel()
     running._stopped.set()
+
+
+async def reuse_port_listeners(host: str, port: int, backlog: int = 4096) -> list[trio.SocketListener]:
+    """Listening sockets with SO_REUSEPORT, so several worker processes (`hub run --workers N`) bind the
+    same port and the kernel spreads connections between them."""
+    import socket as _socket
+
+    out = []
+    for family, type_, proto, _, addr in _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM, flags=_socket.AI_PASSIVE):
+        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+            if family == _socket.AF_INET6:
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+            await sock.bind(addr)
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            for listener in out:
+                listener.socket.close()
+            raise
+        out.append(trio.SocketListener(sock))
+    return out
 
 
 async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery) -> None:

@@ -50,7 +50,7 @@ class ChannelState:
     cache of those publications (recovery without Redis), and arrivals held while it (re)syncs."""
 
     __slots__ = ("project", "channel", "name", "meta", "stream", "history", "lifetime_ms", "offset", "epoch",
-                 "synced", "ready", "held", "cache", "pending", "filling", "touched")
+                 "acked", "synced", "ready", "held", "cache", "pending", "filling", "touched")
 
     def __init__(self, project: str, channel: str, keys: tuple[bytes, bytes, bytes], options: NamespaceOptions,
                  now: float) -> None:
@@ -60,6 +60,7 @@ class ChannelState:
         self.lifetime_ms = int(options.history_lifetime * 1000)
         self.offset = 0
         self.epoch = ""
+        self.acked = False  # Redis confirmed the SUBSCRIBE on the current PUB/SUB connection
         self.synced = False
         self.ready = trio.Event()
         self.held: list[tuple[int, str, bytes]] = []
@@ -84,14 +85,14 @@ class RedisEngine(Engine):
         self.linger = settings.linger
         self.clock = clock
         self.cmd = Pipeline(self.addr, timeout=settings.timeout, connect_timeout=settings.connect_timeout,
-                            on_connect=self._load_scripts)
+                            on_connect=self._load_scripts, on_ready=self._commands_ready)
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SCRIPTS.items()}
         self.control_name = f"{self.prefix}.control".encode()
         self.all_pattern = f"{self.prefix}.ch.*".encode()
         self._ch_prefix = f"{self.prefix}.ch.{{".encode()
         self._subs: dict[Key, ChannelState] = {}
         self._by_name: dict[bytes, ChannelState] = {}
-        self._acks: dict[bytes, trio.Event] = {}
+        self._sync_wanted = trio.Event()
         self._ps: Connection | None = None
         self._ps_lock = trio.Lock()
         self._ps_up = False
@@ -129,6 +130,11 @@ class RedisEngine(Engine):
         for name, src in SCRIPTS.items():
             sha = await conn.call("SCRIPT", "LOAD", src)
             self.shas[name] = sha.decode() if isinstance(sha, bytes) else sha
+
+    def _commands_ready(self) -> None:
+        """The command connection is (back) up: re-add this node's presence entries (Redis may have restarted empty)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._refresh_presence)
 
     async def _script(self, name: str, keys: tuple[bytes, ...], *args: Any) -> Any:
         try:
@@ -235,17 +241,24 @@ class RedisEngine(Engine):
                 pass  # the PUB/SUB loop notices and resubscribes everything
 
     async def _sync_new(self, st: ChannelState) -> None:
-        """First local subscriber of a channel: SUBSCRIBE, wait for Redis' ack, then read the position
-        (arrivals meanwhile are held and merged by offset)."""
-        ack = self._acks.setdefault(st.name, trio.Event())
+        """First local subscriber of a channel: SUBSCRIBE; once Redis acknowledges it, the syncer reads
+        the position (arrivals meanwhile are held and merged by offset)."""
         await self._ps_send(("SUBSCRIBE", st.name))
-        with trio.move_on_after(self.timeout):
-            await ack.wait()
-        if not ack.is_set():
-            return  # the PUB/SUB loop resyncs this channel when it is back
-        if self._subs.get((st.project, st.channel)) is not st:
-            return
-        await self._resync([st])
+
+    async def _syncer(self) -> None:
+        """Bring every acknowledged, unsynced channel in sync, retrying while the command connection is down."""
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            while True:
+                states = [st for st in self._subs.values() if st.acked and not st.synced]
+                if not states:
+                    break
+                if self.cmd.connected:
+                    for i in range(0, len(states), 1000):
+                        await self._resync(states[i:i + 1000])
+                if any(st.acked and not st.synced for st in self._subs.values()):
+                    await trio.sleep(0.05)
 
     async def _resync(self, states: list[ChannelState]) -> None:
         """Read the stream position (and, for a channel this node was already delivering, what it missed)
@@ -428,9 +441,10 @@ class RedisEngine(Engine):
     def _on_reply(self, reply: list[Any]) -> None:
         kind = reply[0]
         if kind == b"subscribe":
-            ack = self._acks.pop(reply[1], None)
-            if ack is not None:
-                ack.set()
+            st = self._by_name.get(reply[1])
+            if st is not None and not st.acked:
+                st.acked = True
+                self._sync_wanted.set()
         elif kind == b"pong":
             event = self._barrier.pop(reply[1], None)
             if event is not None:
@@ -487,10 +501,9 @@ class RedisEngine(Engine):
                 self._ps = None
                 self._ps_up = False
                 for st in self._subs.values():
-                    st.synced = False
+                    st.acked = st.synced = False
                     if st.ready.is_set():
                         st.ready = trio.Event()
-                self._acks.clear()
                 self._barrier.clear()
                 await conn.aclose()
             await trio.sleep(backoff(attempt))
@@ -506,9 +519,10 @@ class RedisEngine(Engine):
                 await conn.send(pack_command(("PSUBSCRIBE", self.all_pattern)))
         await self._ps_barrier(conn)
         self._ps_up = True
-        states = list(self._subs.values())
-        for i in range(0, len(states), 1000):
-            await self._resync(states[i:i + 1000])
+        # Every SUBSCRIBE is acknowledged by now; wait (bounded) for the syncer to resync them all.
+        with trio.move_on_after(self.timeout * 4):
+            while any(not st.synced for st in self._subs.values()):
+                await trio.sleep(0.01)
         await self._refresh_presence()
 
     async def _ps_barrier(self, conn: Connection) -> None:
@@ -700,6 +714,7 @@ class RedisEngine(Engine):
                 log.error("redis at %s is not reachable; publishes fail until it is (retrying)", self.addr)
             await nursery.start(self._pubsub)
             nursery.start_soon(self._filler)
+            nursery.start_soon(self._syncer)
             nursery.start_soon(self._heartbeats)
             nursery.start_soon(self._presence_refresher)
             log.info("redis engine: %s, prefix %r, node %s", self.addr, self.prefix, self.hub.node_id)

@@ -138,9 +138,11 @@ class Pipeline:
     """One shared command connection: `execute` from any task, `send_nowait` for fire-and-forget."""
 
     def __init__(self, addr: Address, *, timeout: float, connect_timeout: float,
-                 on_connect: Callable[[Connection], Awaitable[None]] | None = None, name: str = "commands") -> None:
+                 on_connect: Callable[[Connection], Awaitable[None]] | None = None,
+                 on_ready: Callable[[], None] | None = None, name: str = "commands") -> None:
         self.addr, self.timeout, self.connect_timeout = addr, timeout, connect_timeout
         self.on_connect = on_connect
+        self.on_ready = on_ready
         self.name = name
         self.connected = False
         self.ever_connected = trio.Event()
@@ -230,6 +232,8 @@ class Pipeline:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, conn)
                         nursery.start_soon(self._reader, conn)
+                        if self.on_ready is not None:
+                            self.on_ready()
             except* (ConnectionLost, hiredis.ProtocolError) as group:
                 log.warning("redis %s connection to %s lost: %s", self.name, self.addr, group.exceptions[0])
             finally:
