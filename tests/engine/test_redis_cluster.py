@@ -236,3 +236,35 @@ async def test_redis_with_aof_always_loses_no_acknowledged_publication(tmp_path,
         assert errors > 0  # publishes failed (fast) while Redis was down, and were not acknowledged
     finally:
         redis.kill()
+
+
+async def test_redis_api_bad_message_then_good_ones(redis, nodes, tmp_path):
+    sets = ("command_api.redis_api=true", "command_api.redis_api_shards=2", "command_api.redis_api_dead_max=3")
+    a, b = nodes(redis.url, "a", *sets), nodes(redis.url, "b", *sets)
+    conn = await SdkConn.open(a.ws)
+    await conn.call("subscribe", {"channel": "public:api"})
+    good = '{"project": "development", "data": {"method": "publish", "params": {"channel": "public:api", "data": {"n": 1}}}}'
+    bare = '[{"method": "publish", "params": {"channel": "public:api", "data": {"n": 2}}}]'
+    shard = '{"project": "development", "data": [{"method": "publish", "params": {"channel": "public:api", "data": {"n": 3}}}]}'
+    bad = ["{not json", '{"project": "nope", "data": {}}', '{"project": "development"}', "42",
+           '{"project": "development", "data": {"method": "publish", "params": {"channel": "nope:x", "data": 1}}}']
+    for raw in bad[:2]:
+        redis.cli("RPUSH", "centrifuge.api", raw)
+    redis.cli("RPUSH", "centrifuge.api", good)
+    for raw in bad[2:]:
+        redis.cli("RPUSH", "centrifuge.api", raw)
+    redis.cli("RPUSH", "centrifuge.api", bare)
+    redis.cli("RPUSH", "centrifuge.api.1", shard)
+    await conn.until(lambda: len(conn.pubs("public:api")) == 3)
+    assert sorted(p["data"]["n"] for p in conn.pubs("public:api")) == [1, 2, 3]
+    deadline = time.monotonic() + 5
+    while ":3" not in redis.cli("LLEN", "centrifuge.api.dead"):
+        assert time.monotonic() < deadline, redis.cli("LLEN", "centrifuge.api.dead")
+        await trio.sleep(0.05)
+    dead = redis.cli("LRANGE", "centrifuge.api.dead", "0", "-1")
+    assert "nope:x" in dead and "42" in dead  # the last three, capped at 3
+    logs = a.log.read_text() + b.log.read_text()
+    assert logs.count("Redis API: invalid message") == 5
+    # and the consumers still run
+    redis.cli("RPUSH", "centrifuge.api", good.replace('"n": 1', '"n": 4'))
+    await conn.until(lambda: len(conn.pubs("public:api")) == 4)
