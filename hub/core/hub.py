@@ -572,12 +572,26 @@ class Hub:
         data["uptime"] = int(self.clock() - self.started_at)
         return data
 
+    def project_counts(self) -> dict[str, dict[str, int]]:
+        """Per project on this node: clients, distinct users, subscriptions (for node heartbeats and `info`)."""
+        out: dict[str, dict[str, int]] = {}
+        users: dict[str, set[str]] = {}
+        for session in self.sessions.values():
+            counts = out.setdefault(session.project, {"clients": 0, "users": 0, "subscriptions": 0})
+            counts["clients"] += 1
+            counts["subscriptions"] += len(session.channels)
+            users.setdefault(session.project, set()).add(session.user)
+        for project, names in users.items():
+            out[project]["users"] = len(names)
+        return out
+
     def nodes(self) -> list[dict[str, Any]]:
-        """Every node of the cluster (this one first): id, name, engine, stats, as of its last heartbeat."""
+        """Every node of the cluster (this one first): id, name, engine, stats and per-project counts, as of
+        its last heartbeat (`[engine] heartbeat`, 3 s by default)."""
         me = {"id": self.node_id, "name": self.node_name, "engine": self.engine.name, "this": True,
-              "updated": self.clock(), "stats": self.stats_snapshot()}
+              "updated": self.clock(), "stats": self.stats_snapshot(), "projects": self.project_counts()}
         others = [{"id": nid, "name": n.get("name", nid), "engine": self.engine.name, "this": False,
-                   "updated": n.get("updated", 0.0), "stats": n.get("stats") or {}}
+                   "updated": n.get("updated", 0.0), "stats": n.get("stats") or {}, "projects": n.get("projects") or {}}
                   for nid, n in sorted(self.engine.nodes().items())]
         return [me, *others]
 

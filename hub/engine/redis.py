@@ -682,7 +682,7 @@ class RedisEngine(Engine):
                 hub = self.hub
                 channels = hub.local_channels()
                 beat = {"op": "node", "node": hub.node_id, "name": hub.node_name, "updated": self.clock(),
-                        "stats": hub.stats_snapshot(),
+                        "stats": hub.stats_snapshot(), "projects": hub.project_counts(),
                         "channels": channels if sum(len(c) for c in channels.values()) <= 10000 else {}}
                 self.cmd.send_nowait("PUBLISH", self.control_name, _pack(beat))
             await trio.sleep(self.heartbeat)

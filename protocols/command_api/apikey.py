@@ -211,12 +211,17 @@ async def channels(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, 
 
 
 async def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    sessions = [s for s in hub.sessions.values() if s.project == project]
-    return {"nodes": [{
-        "uid": "hub", "name": "hub", "version": __version__, "num_clients": len(sessions),
-        "num_users": len({s.user for s in sessions}), "num_channels": len(await hub.channels(project)),
-        "num_subs": sum(len(s.channels) for s in sessions), "uptime": int(time.time() - hub.started_at),
-    }]}
+    """Every node of the cluster (other nodes as of their last heartbeat)."""
+    channels = await hub.channels(project)
+    nodes = []
+    for node in hub.nodes():
+        counts = node["projects"].get(project, {})
+        nodes.append({
+            "uid": node["id"], "name": node["name"], "version": __version__, "num_clients": counts.get("clients", 0),
+            "num_users": counts.get("users", 0), "num_channels": len(channels) if node["this"] else node["stats"].get("channels", 0),
+            "num_subs": counts.get("subscriptions", 0), "uptime": node["stats"].get("uptime", int(time.time() - hub.started_at)),
+        })
+    return {"nodes": nodes}
 
 
 METHODS = {
