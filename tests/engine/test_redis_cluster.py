@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from .cluster import Node, SdkConn, start_node
-from .redis_server import REDIS_SERVER, RedisServer
+from bench.redis_server import REDIS_SERVER, RedisServer
 
 pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (make test installs it)"),

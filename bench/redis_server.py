@@ -1,4 +1,4 @@
-"""A throwaway redis-server on a free loopback port for tests (never the machine's own on 6379)."""
+"""A throwaway redis-server on a free loopback port for tests and benchmarks (never the machine's own on 6379)."""
 
 from __future__ import annotations
 
