@@ -246,6 +246,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 for listener in running.listeners:
                     await listener.server.idle.wait()
             connections.cancel_scope.cancel()
+        await running.engine.close()
         root.cancel_scope.cancel()
     running._stopped.set()
 

@@ -721,6 +721,13 @@ class RedisEngine(Engine):
             task_status.started()
 
     async def close(self) -> None:
+        """Send what is queued (the leaving sessions' presence removals and leaves), then stop."""
+        if self.cmd.connected:
+            with trio.move_on_after(self.timeout):
+                try:
+                    await self.cmd.execute("PING")
+                except (ConnectionLost, RedisError):
+                    pass
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from .cluster import Node, SdkConn, start_node
 from bench.redis_server import REDIS_SERVER, RedisServer
+
+from .cluster import Node, SdkConn, start_node
 
 pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (make test installs it)"),

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from bench.redis_server import REDIS_SERVER, RedisServer, free_port
 from hub.config import ConfigError, apply_overrides, load_settings
 from hub.runtime import READY
 
 from .cluster import Node, SdkConn, write_config
-from bench.redis_server import REDIS_SERVER, RedisServer, free_port
 
 
 def test_set_overrides_any_key(tmp_path: Path):
