@@ -127,11 +127,12 @@ class Connection:
 
 
 class _Slot:
-    __slots__ = ("event", "value")
+    __slots__ = ("event", "value", "sent_at")
 
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
         self.event = trio.Event()
         self.value: Any = None
+        self.sent_at = now
 
 
 class Pipeline:
@@ -162,19 +163,18 @@ class Pipeline:
         """Several commands sent together; their replies (error replies as RedisError values)."""
         if not self.connected:
             raise ConnectionLost(f"not connected to {self.addr}")
+        # No timer per call: the watchdog drops the connection (failing every waiting call) when the
+        # oldest unanswered command is older than `timeout`.
+        now = trio.current_time()
         slots = []
         for args in commands:
-            slot = _Slot()
+            slot = _Slot(now)
             self._buf.append(pack_command(args))
             self._waiting.append(slot)
             slots.append(slot)
         self._wake.set()
-        with trio.move_on_after(self.timeout) as timer:
-            for slot in slots:
-                await slot.event.wait()
-        if timer.cancelled_caught:
-            self._drop(f"no reply within {self.timeout} s")
-            raise ConnectionLost(f"Redis did not answer within {self.timeout} s")
+        for slot in slots:
+            await slot.event.wait()
         values = [slot.value for slot in slots]
         for value in values:
             if isinstance(value, ConnectionLost):
@@ -232,6 +232,7 @@ class Pipeline:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._writer, conn)
                         nursery.start_soon(self._reader, conn)
+                        nursery.start_soon(self._watchdog)
                         if self.on_ready is not None:
                             self.on_ready()
             except* (ConnectionLost, hiredis.ProtocolError) as group:
@@ -241,6 +242,16 @@ class Pipeline:
                 self._fail_all(f"connection to {self.addr} lost")
                 await conn.aclose()
             await trio.sleep(backoff(0))
+
+    async def _watchdog(self) -> None:
+        while True:
+            await trio.sleep(self.timeout / 4)
+            now = trio.current_time()
+            for slot in self._waiting:
+                if slot is not None:
+                    if now - slot.sent_at > self.timeout:
+                        self._drop(f"no reply within {self.timeout} s")
+                    break
 
     async def _writer(self, conn: Connection) -> None:
         while True:
