@@ -269,3 +269,36 @@ async def test_redis_api_bad_message_then_good_ones(redis, nodes, tmp_path):
     # and the consumers still run
     redis.cli("RPUSH", "centrifuge.api", good.replace('"n": 1', '"n": 4'))
     await conn.until(lambda: len(conn.pubs("public:api")) == 4)
+
+
+async def test_real_sdk_told_of_lost_state_resubscribes_and_learns_not_recovered(redis, nodes):
+    """centrifuge-python on node A, backend publishing on node B, Redis restarted empty in between."""
+    from centrifuge import Client
+
+    from tests.protocols.realtime.test_sdk_python import Recorder, Trio, run_asyncio, until
+
+    from .cluster import token
+
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+
+    async def scenario(tr: Trio) -> None:
+        events = Recorder()
+        client = Client(a.ws, token=token("alice"), min_reconnect_delay=0.05)
+        await client.connect()
+        sub = client.new_subscription("public:sdk", events, recoverable=True, min_resubscribe_delay=0.05)
+        await sub.subscribe()
+        await sub.ready()
+        await tr.acall(publish_many, b, "public:sdk", range(3))
+        await until(lambda: len(events.data()) == 3)
+        await tr.call(lambda: redis.restart(empty=True))
+        await until(lambda: len(events.of("subscribed")) == 2, timeout=15)
+        second = events.of("subscribed")[1]
+        assert second.was_recovering and not second.recovered
+        assert [(c.code, c.reason) for c in events.of("subscribing") if c.code >= 2500] == [(2500, "insufficient state")]
+        await tr.acall(lambda: publish_many(b, "public:sdk", range(3, 5), retry_for=5))
+        await until(lambda: len(events.data()) == 5)
+        assert [d["n"] for d in events.data()] == [0, 1, 2, 3, 4]
+        assert client.state.value == "connected"  # the client stayed connected throughout
+        await client.disconnect()
+
+    await run_asyncio(scenario, timeout=40)
