@@ -350,36 +350,41 @@ class RedisEngine(Engine):
     async def _filler(self) -> None:
         """Gaps (a publication arrived before ones it follows): read the missing ones from the stream."""
         async for st in self._fills_rx:
-            while st.pending and self._subs.get((st.project, st.channel)) is st:
-                want_to = min(st.pending) - 1
-                try:
-                    _, epoch, pubs = await self._read(st.project, st.channel, NamespaceOptions(history_size=1, history_lifetime=1),
-                                                      since=st.offset, limit=want_to - st.offset)
-                except Unavailable:
-                    await trio.sleep(0.1)
-                    continue
-                if not st.pending:
-                    break
-                out: list[Publication] = []
-                pubs = [p for p in pubs if st.offset < p.offset <= want_to]
-                if epoch == st.epoch and pubs and pubs[0].offset == st.offset + 1 and pubs[-1].offset == want_to and \
-                        all(b.offset == a.offset + 1 for a, b in zip(pubs, pubs[1:], strict=False)):
-                    st.offset = want_to
-                    st.cache.extend(pubs)
-                    out.extend(pubs)
-                elif st.offset < want_to:
-                    self.hub.insufficient_state(st.project, st.channel)
-                    st.offset = want_to
-                    st.cache.clear()
-                while st.pending and st.offset + 1 in st.pending:
-                    e, body = st.pending.pop(st.offset + 1)
-                    pub = self._decode(st.project, st.channel, st.offset + 1, e, body)
-                    st.offset += 1
-                    st.cache.append(pub)
-                    out.append(pub)
-                if out:
-                    self.hub.deliver(st.project, st.channel, out)
-            st.filling = False
+            try:
+                await self._fill(st)
+            finally:
+                st.filling = False
+
+    async def _fill(self, st: ChannelState) -> None:
+        while st.pending and self._subs.get((st.project, st.channel)) is st:
+            want_to = min(st.pending) - 1
+            try:
+                _, epoch, pubs = await self._read(st.project, st.channel, NamespaceOptions(history_size=1, history_lifetime=1),
+                                                  since=st.offset, limit=want_to - st.offset)
+            except Unavailable:
+                await trio.sleep(0.1)
+                continue
+            if not st.pending:
+                break
+            out: list[Publication] = []
+            pubs = [p for p in pubs if st.offset < p.offset <= want_to]
+            if epoch == st.epoch and pubs and pubs[0].offset == st.offset + 1 and pubs[-1].offset == want_to and \
+                    all(b.offset == a.offset + 1 for a, b in zip(pubs, pubs[1:], strict=False)):
+                st.offset = want_to
+                st.cache.extend(pubs)
+                out.extend(pubs)
+            elif st.offset < want_to:
+                self.hub.insufficient_state(st.project, st.channel)
+                st.offset = want_to
+                st.cache.clear()
+            while st.pending and st.offset + 1 in st.pending:
+                e, body = st.pending.pop(st.offset + 1)
+                pub = self._decode(st.project, st.channel, st.offset + 1, e, body)
+                st.offset += 1
+                st.cache.append(pub)
+                out.append(pub)
+            if out:
+                self.hub.deliver(st.project, st.channel, out)
 
     def _on_messages(self, replies: list[Any]) -> None:
         """Replies read in one go from the PUB/SUB connection, in order. Consecutive publications of one
@@ -497,6 +502,8 @@ class RedisEngine(Engine):
                     # The reader and the pinger run until the connection fails.
             except* (ConnectionLost, trio.TooSlowError, hiredis.ProtocolError) as group:
                 log.warning("redis PUB/SUB connection to %s lost: %s", self.addr, group.exceptions[0])
+            except* Exception as group:  # never take the hub down: reconnect, and the resync covers any gap
+                log.error("redis PUB/SUB connection to %s failed", self.addr, exc_info=group.exceptions[0])
             finally:
                 self._ps = None
                 self._ps_up = False
@@ -713,12 +720,19 @@ class RedisEngine(Engine):
             if not self.cmd.connected:
                 log.error("redis at %s is not reachable; publishes fail until it is (retrying)", self.addr)
             await nursery.start(self._pubsub)
-            nursery.start_soon(self._filler)
-            nursery.start_soon(self._syncer)
-            nursery.start_soon(self._heartbeats)
-            nursery.start_soon(self._presence_refresher)
+            for task in (self._filler, self._syncer, self._heartbeats, self._presence_refresher):
+                nursery.start_soon(self._guarded, task)
             log.info("redis engine: %s, prefix %r, node %s", self.addr, self.prefix, self.hub.node_id)
             task_status.started()
+
+    async def _guarded(self, task: Any) -> None:
+        """Run a background loop; an unexpected error is logged and the loop restarted, never the hub stopped."""
+        while True:
+            try:
+                await task()
+            except Exception:
+                log.exception("redis engine: %s failed; restarting it", task.__name__)
+                await trio.sleep(0.1)
 
     async def close(self) -> None:
         """Send what is queued (the leaving sessions' presence removals and leaves), then stop."""

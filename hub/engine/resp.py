@@ -237,6 +237,8 @@ class Pipeline:
                             self.on_ready()
             except* (ConnectionLost, hiredis.ProtocolError) as group:
                 log.warning("redis %s connection to %s lost: %s", self.name, self.addr, group.exceptions[0])
+            except* Exception as group:  # a bug must not take the hub down: log it, start afresh
+                log.error("redis %s connection to %s failed", self.name, self.addr, exc_info=group.exceptions[0])
             finally:
                 self._scope = None
                 self._fail_all(f"connection to {self.addr} lost")
@@ -270,6 +272,8 @@ class Pipeline:
                 reply = reader.gets()
                 if reply is False:
                     break
+                if not waiting:
+                    raise ConnectionLost("a reply nobody asked for")
                 slot = waiting.popleft()
                 if slot is not None:
                     slot.value = reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,20 @@ async def test_legacy_sessions_are_disconnected_on_insufficient_state(nursery, t
     redis.restart(empty=True)
     await wait_for(lambda: s.closed, timeout=10)
     assert s.close_reason == "insufficient state" and s.reconnect
+
+
+async def test_a_gap_is_filled_from_the_stream_in_order(nursery, tmp_path, redis):
+    a, b = await two_hubs(nursery, tmp_path, redis.url)
+    s = a.hub.connect(P, "alice", "test", LineWire())
+    pos = await a.hub.subscribe_at(s, "public:g")
+    await b.hub.publish(P, "public:g", 1)
+    await wait_for(lambda: b'"offset": 1' in pending(s))
+    # two publications stored in the stream whose PUB/SUB messages never reach node A (sent elsewhere)
+    eng = b.hub.engine
+    name, meta, stream = eng._keys(P, "public:g")
+    body = b"\x95\xa1u\x02\xc0\xc0\xcb\x00\x00\x00\x00\x00\x00\x00\x00"
+    await eng.cmd.execute("EVALSHA", eng.shas["publish"], 3, meta, stream, b"elsewhere", 100, 60000, 600, "x", body, body)
+    await b.hub.publish(P, "public:g", 4)
+    await wait_for(lambda: b'"offset": 4' in pending(s))
+    offsets = [json.loads(line)["offset"] for line in pending(s).splitlines() if b'"pub"' in line]
+    assert offsets == [1, 2, 3, 4] and pos.offset == 0
