@@ -90,3 +90,17 @@ async def test_workers_share_one_port_and_one_channel_space(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
         redis.kill()
+
+
+def test_engine_and_redis_api_config_errors(tmp_path: Path):
+    cfg = write_config(tmp_path)
+    with pytest.raises(ConfigError, match="engine.url: expected redis://host:port/db"):
+        load_settings(cfg, overrides=['engine.url="http://x"'])
+    with pytest.raises(ConfigError, match="engine.type: must be one of memory, redis"):
+        load_settings(cfg, overrides=['engine.type="cluster"'])
+    with pytest.raises(ConfigError, match="command_api.redis_api_url: the Redis API needs a Redis"):
+        load_settings(cfg, overrides=['engine.type="memory"', "command_api.redis_api=true"])
+    with pytest.raises(ConfigError, match="command_api.redis_api_project: no such project"):
+        load_settings(cfg, overrides=["command_api.redis_api=true", 'command_api.redis_api_project="nope"'])
+    settings = load_settings(cfg, overrides=["command_api.redis_api=true", "engine.history_meta_ttl=0"])
+    assert settings.engine.type == "redis" and settings.engine.history_meta_ttl == 0
