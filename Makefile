@@ -6,6 +6,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-all lint bench clean install system-deps
 
+# Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
+# mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), redis-server (the Redis engine tests
+# start their own on a free port); for `make bench`, mosquitto (the peer broker) and redis-server.
+TEST_APT := mosquitto_sub:mosquitto-clients redis-server:redis-server
+BENCH_APT := mosquitto:mosquitto redis-server:redis-server
+define apt_install
+	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else echo "make: missing Debian packages:$$missing (tests that need them are skipped)"; fi; \
+	fi
+endef
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -16,12 +30,11 @@ $(STAMP): pyproject.toml $(BIN)/python
 
 install: $(STAMP)
 
-# Debian packages the tests run: redis-server (each test starts its own on a free port).
-system-deps:
-	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
-
 run: $(STAMP)
 	$(BIN)/hub run --config hub.toml
+
+system-deps:
+	$(call apt_install,$(TEST_APT))
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
@@ -32,7 +45,8 @@ test-all: $(STAMP) system-deps
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
 
-bench: $(STAMP) system-deps
+bench: $(STAMP)
+	$(call apt_install,$(BENCH_APT))
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 

@@ -19,6 +19,8 @@ from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
 from .options import NamespaceOptions, Project
 from .outbox import Outbox
+from .patterns import TopicFilters
+from .retained import RetainedStore
 from .session import Session, WireFormat
 from .stats import Stats
 
@@ -58,12 +60,19 @@ class Hub:
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
         self._subscriptions = 0
+        # Topic-filter subscriptions (MQTT wildcards, shared groups) and retained publications: see patterns.py, retained.py.
+        self.filters = TopicFilters()
+        self.retained = RetainedStore()
         self.started_at = clock()
         self.node_id = secrets.token_hex(8)
         self.node_name = node_name or f"{socket.gethostname()}:{os.getpid()}"
         # Why this node wants every publication of every channel (event feed listeners, topic filters).
         self._watch_all: set[str] = set()
         self.events.on_change = lambda: self.need_all_publications("events", bool(self.events))
+        self.filters.on_change = lambda on: self.need_all_publications("topic filters", on)
+        # (encode, decode) of Publication.meta to and from msgpack-able values, set by the protocol that
+        # attaches it (MQTT), so it survives a trip through a shared engine; without it, meta stays local.
+        self.meta_codec: tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None
         # The runtime sets this to reload the config file when another node asks (control "reload").
         self.on_reload: Callable[[], Any] | None = None
         if engine is None:
@@ -147,6 +156,8 @@ class Hub:
             return
         for channel in list(session.channels):
             self._leave(session, channel)
+        if self.filters:
+            self.filters.discard_session(session)
         users = self._by_user.get((session.project, session.user))
         if users is not None:
             users.discard(session)
@@ -166,10 +177,15 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(
-        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False
+        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
+        authorized: bool = False,
     ) -> ChannelName:
-        """Add `session` to `channel` (checked against the name rules); join pushes if enabled."""
-        name = self._check_subscribe(session, channel, private_ok)
+        """Add `session` to `channel` (checked against the name rules); join pushes if enabled.
+
+        `authorized`: the adapter granted this with its own access rules (MQTT ACLs), so the
+        namespace's `anonymous` option does not apply; private and user-limited channels still do.
+        """
+        name = self._check_subscribe(session, channel, private_ok, authorized)
         if channel in session.channels:
             session.channels[channel] = channel_info
             return name
@@ -212,13 +228,13 @@ class Hub:
             self._attach(session, channel, channel_info, name)
         return pos
 
-    def _check_subscribe(self, session: Session, channel: str, private_ok: bool) -> ChannelName:
+    def _check_subscribe(self, session: Session, channel: str, private_ok: bool, authorized: bool = False) -> ChannelName:
         name = self.channel(session.project, channel)
         if name.private and not private_ok:
             raise PermissionDenied()
         if not name.allows_user(session.user):
             raise PermissionDenied()
-        if not session.user and not name.options.anonymous:
+        if not session.user and not name.options.anonymous and not authorized:
             raise PermissionDenied()
         return name
 
@@ -274,7 +290,10 @@ class Hub:
         stats = self.stats
         subs = self._channels.get((project, channel))
         targets = self._deliver(subs, pubs) if subs else 0
-        # (Topic-filter subscribers, MQTT wildcards, are matched here: they are local to this node.)
+        if self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
+            matched = self.filters.match(project, channel, subs)
+            if matched:
+                targets += self._deliver(matched, pubs)
         if not targets and self.engine.local_drops:
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
@@ -435,18 +454,24 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
-        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None
+        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *, meta: Any = None
     ) -> Publication:
-        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format."""
-        return (await self.publish_many(project, channel, [(data, info, client)]))[0]
+        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format.
 
-    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
-        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
+        `meta`: what a protocol attaches for its own kind (MQTT: payload bytes, QoS, properties); see Publication.
+        """
+        return (await self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta]))[0]
+
+    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
+                           meta: list[Any] | None = None) -> list[Publication]:
+        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
+
+        `meta`: one Publication.meta per item, or None."""
         name = self.channel(project, channel)
         now = self.clock()
         uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
-        pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "")
-                for i, (data, info, client) in enumerate(items)]
+        pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+                            meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
         self.stats.messages_in += len(pubs)
         try:
             return await self.engine.publish(project, channel, name.options, pubs)
@@ -567,7 +592,7 @@ class Hub:
         """Counters plus live gauges of this node: sessions, subscriptions, channels."""
         data: dict[str, Any] = self.stats.as_dict()
         data["sessions"] = len(self.sessions)
-        data["subscriptions"] = self._subscriptions
+        data["subscriptions"] = self._subscriptions + len(self.filters)
         data["channels"] = len(self._channels)
         data["uptime"] = int(self.clock() - self.started_at)
         return data

@@ -163,16 +163,21 @@ class RedisEngine(Engine):
         pubs = [self._decode(project, channel, int(eid.split(b"-", 1)[0]), epoch, fields[1]) for eid, fields in entries]
         return int(top), epoch, pubs
 
-    @staticmethod
-    def _decode(project: str, channel: str, offset: int, epoch: str, body: bytes) -> Publication:
-        uid, data, info, client, ts = _unpack(body)
-        return Publication(uid, project, channel, data, info, client, ts, offset, epoch)
+    def _decode(self, project: str, channel: str, offset: int, epoch: str, body: bytes) -> Publication:
+        fields = _unpack(body)
+        uid, data, info, client, ts = fields[:5]
+        meta = None
+        if len(fields) > 5 and self.hub.meta_codec is not None:
+            meta = self.hub.meta_codec[1](fields[5])
+        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta)
 
     # -- publications and streams ---------------------------------------------------------------
     async def publish(self, project: str, channel: str, options: NamespaceOptions,
                       pubs: list[Publication]) -> list[Publication]:
         name, meta, stream = self._keys(project, channel)
-        bodies = [_pack([p.uid, p.data, p.info, p.client, p.timestamp]) for p in pubs]
+        codec = self.hub.meta_codec
+        bodies = [_pack([p.uid, p.data, p.info, p.client, p.timestamp] if p.meta is None or codec is None else
+                        [p.uid, p.data, p.info, p.client, p.timestamp, codec[0](p.meta)]) for p in pubs]
         size = options.history_size if options.keeps_history else 0
         first, epoch, receivers = await self._script(
             "publish", (meta, stream, name), size, int(options.history_lifetime * 1000), self.meta_ttl, new_epoch(), *bodies)

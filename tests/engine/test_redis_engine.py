@@ -133,3 +133,33 @@ async def test_a_gap_is_filled_from_the_stream_in_order(nursery, tmp_path, redis
     await wait_for(lambda: b'"offset": 4' in pending(s))
     offsets = [json.loads(line)["offset"] for line in pending(s).splitlines() if b'"pub"' in line]
     assert offsets == [1, 2, 3, 4] and pos.offset == 0
+
+
+async def test_mqtt_wildcards_and_exact_payloads_across_nodes(nursery, tmp_path, redis):
+    """An MQTT wildcard subscriber on node A gets what an MQTT client publishes on node B, byte for byte
+    (the topic filter makes node A receive every channel; Publication.meta crosses Redis whole)."""
+    pytest.importorskip("protocols.mqtt")
+    from tests.protocols.mqtt.clients import Paho, mqtt_port
+
+    out = []
+    for name in ("a", "b"):
+        data = hub_config(f'[engine]\ntype = "redis"\nurl = "{redis.url}"\n[mqtt]\nport = 0\nallow_anonymous = true\n'
+                          '[chat]\nenabled = false\n[jsonrpc]\nenabled = false\n')
+        (tmp_path / name).mkdir()
+        out.append(await nursery.start(serve, parse_settings(with_tmp_files(data, tmp_path / name), "<test>")))
+    a, b = out
+    sub, pub = Paho(mqtt_port(a), "sub-a", version=5), Paho(mqtt_port(b), "pub-b", version=5)
+    try:
+        await sub.connect()
+        await pub.connect()
+        await sub.subscribe("sensors/+/temp", 1)
+        await wait_for(lambda: a.hub.engine._watch_all)
+        await trio.sleep(0.1)  # the pattern subscription reaches Redis
+        await pub.publish("sensors/garage/temp", b"\x00\xff21.5", 1)
+        msg = await sub.message()
+        assert (msg.topic, msg.payload, msg.qos) == ("sensors/garage/temp", b"\x00\xff21.5", 1)
+        await pub.publish("sensors/garage/humidity", b"55", 1)
+        await sub.nothing()
+    finally:
+        sub.stop()
+        pub.stop()
