@@ -40,6 +40,7 @@ CORE_ERRORS = {
     "permission denied": PERMISSION_DENIED,
     "not available": NOT_AVAILABLE,
     "project not found": INTERNAL,
+    "internal server error": INTERNAL,  # the engine (Redis) is unreachable
 }
 
 

@@ -19,6 +19,7 @@ from hub.core import (
     NotAvailable,
     PermissionDenied,
     ProjectNotFound,
+    Unavailable,
 )
 from protocols import centrifugo as C
 
@@ -62,6 +63,8 @@ def api_key_of(headers: dict[str, str]) -> str | None:
 
 
 def _error_from(exc: HubError) -> ApiError:
+    if isinstance(exc, Unavailable):
+        return ApiError(INTERNAL, "internal server error")
     if isinstance(exc, NamespaceNotFound):
         return ApiError(UNKNOWN_CHANNEL, "unknown channel")
     if isinstance(exc, PermissionDenied):
@@ -224,13 +227,14 @@ async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiSt
         raise ApiError(BAD_REQUEST, "bad request: recover_since must be {offset, epoch}")
     force_push = override.get("force_push_join_leave")
     force_push = force_push.get("value") if isinstance(force_push, dict) else name.options.force_push_join_leave
-    if (info is None and data is None and not override and recover_since is None
-            and params.get("client") is None and params.get("session") is None):
+    if info is None and data is None and not override and recover_since is None and params.get("session") is None:
+        # Every node's sessions of the user (or only `client`) join; the options below are applied on this node.
+        client = _str(params, "client", required=False)
         if not force_push:  # server-side subscriptions get join/leave only when forced (Centrifugo)
             for session in hub.user_sessions(project, user):
                 if session.protocol == "centrifugo" and channel not in session.channels:
                     session.quiet.add(channel)
-        await hub.subscribe_user(project, user, channel)
+        await hub.subscribe_user(project, user, channel, client=client)
         return {}
     for session in _targets(hub, project, user, params):
         if channel in session.channels:
@@ -263,8 +267,8 @@ async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiSt
 async def unsubscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     user, channel = _str(params, "user"), _str(params, "channel")
     hub.channel(project, channel)
-    for session in _targets(hub, project, user, params):
-        hub.unsubscribe_session(session, channel, notify=True)
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.unsubscribe(project, user, channel, client=client)  # on every node
     return {}
 
 
@@ -285,10 +289,10 @@ async def disconnect(hub: Hub, project: str, params: dict[str, Any], state: ApiS
         raise ApiError(BAD_REQUEST, "bad request: whitelist must be an array")
     code = code or C.FORCE_DISCONNECT
     reconnect = C.reconnects(code)
+    # The exact code and reason travel in the core's close reason ("4501:custom"), on every node.
     close_reason = C.coded_reason(code, reason or C.DISCONNECTS.get(code, ""))
-    for session in _targets(hub, project, user, params):
-        if session.id not in whitelist:
-            hub.close(session, close_reason, reconnect)
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.disconnect(project, user, close_reason, reconnect, client=client, whitelist=whitelist)
     return {}
 
 
@@ -297,13 +301,10 @@ async def refresh(hub: Hub, project: str, params: dict[str, Any], state: ApiStat
     expire_at = _int(params, "expire_at")
     expired = _bool(params, "expired")
     info = _payload(params, "info", required=False)
-    for session in _targets(hub, project, user, params):
-        if expired:
-            hub.close(session, "connection expired", True)
-            continue
-        if expire_at is not None:
-            session.expires_at = float(expire_at) if expire_at > 0 else None
-        if info is not None:
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.refresh(project, user, client=client, expire_at=expire_at, expired=expired)  # on every node
+    if info is not None and not expired:  # a new connection info: this node's sessions
+        for session in _targets(hub, project, user, params):
             session.info = info
     return {}
 
@@ -340,12 +341,17 @@ async def channels(hub: Hub, project: str, params: dict[str, Any], state: ApiSta
 
 
 async def info(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
-    sessions = [s for s in hub.sessions.values() if s.project == project]
-    return {"nodes": [{
-        "uid": "hub", "name": "hub", "version": __version__, "num_clients": len(sessions),
-        "num_users": len({s.user for s in sessions}), "num_channels": len(await hub.channels(project)),
-        "num_subs": sum(len(s.channels) for s in sessions), "uptime": int(time.time() - hub.started_at),
-    }]}
+    """Every node of the cluster (other nodes as of their last heartbeat)."""
+    channels = await hub.channels(project)
+    nodes = []
+    for node in hub.nodes():
+        counts = node["projects"].get(project, {})
+        nodes.append({
+            "uid": node["id"], "name": node["name"], "version": __version__, "num_clients": counts.get("clients", 0),
+            "num_users": counts.get("users", 0), "num_channels": len(channels) if node["this"] else node["stats"].get("channels", 0),
+            "num_subs": counts.get("subscriptions", 0), "uptime": node["stats"].get("uptime", int(time.time() - hub.started_at)),
+        })
+    return {"nodes": nodes}
 
 
 async def connections(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import msgpack
 
 from hub import __version__
 from hub.actions import ActionError
-from hub.core import Hub, HubError, Publication, Session
+from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from protocols import centrifugo as C
@@ -51,14 +51,13 @@ MAX_COMMANDS = 1000
 COMMANDS = ("connect", "subscribe", "unsubscribe", "publish", "presence", "presence_stats", "history",
             "rpc", "refresh", "sub_refresh", "send")
 PUSHING = ("connect", "subscribe", "unsubscribe", "publish")
+# Unsubscribe push code: the client resubscribes at once (codes 2500-2999), with `recover`.
+INSUFFICIENT_STATE = C.UNSUBSCRIBE_INSUFFICIENT
 # Subscribe `flag` bit: answer 112 instead of `recovered: false` when recovery is impossible.
 FLAG_REJECT_UNRECOVERED = 2
 
-# Subscribe `flag` bit: answer 112 instead of `recovered: false` when recovery is impossible.
-FLAG_REJECT_UNRECOVERED = 2
-# Centrifugo's `client.history_max_publication_limit` and `client.recovery_max_publication_limit`.
+# Centrifugo's `client.history_max_publication_limit`.
 HISTORY_MAX_LIMIT = 300
-RECOVERY_MAX_LIMIT = 300
 EXPIRED_ERROR = C.EXPIRED
 
 # Codes by name for the tests and the server glue; the table itself is protocols.centrifugo.
@@ -250,6 +249,10 @@ class SdkWire:
     def subscribe_push(self, channel: str, extra: dict[str, Any]) -> bytes:
         """A server-side subscribe push with its stream position and `data` (the server API's subscribe)."""
         return self.push({"channel": channel, "subscribe": extra})
+
+    def insufficient_state(self, channel: str) -> bytes:
+        """The core lost publications of `channel`: the client resubscribes and recovers (or learns it cannot)."""
+        return self.unsubscribe(channel, INSUFFICIENT_STATE, "insufficient state")
 
     def disconnect(self, reason: str, reconnect: bool) -> bytes:
         code, text = disconnect_args(reason, reconnect)
@@ -630,21 +633,36 @@ class SdkClient:
         result: dict[str, Any] = {}
         recovered: tuple[list[Publication], bool] | None = None
         if positioned:
-            top, epoch = await self.hub.stream_position(session.project, channel)
+            # The core positions and recovers without a race against publications arriving meanwhile.
+            since = None
             if recoverable and params.get("recover"):
-                recovered = await self._recover(channel, params.get("offset"), params.get("epoch"), top, epoch)
-                flag = params.get("flag")
-                if not recovered[1] and isinstance(flag, int) and flag & FLAG_REJECT_UNRECOVERED:
-                    raise ReplyError(UNRECOVERABLE_POSITION)
+                try:
+                    since = (_int(params.get("offset"), "offset", 0), params.get("epoch") or "")
+                except ReplyError:
+                    since = (-1, "")
+            flag = params.get("flag")
+            strict = since is not None and isinstance(flag, int) and bool(flag & FLAG_REJECT_UNRECOVERED)
+            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
+            try:
+                pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict)
+            except Unrecoverable:
+                session.quiet.discard(channel)
+                raise ReplyError(UNRECOVERABLE_POSITION) from None
+            except BaseException:
+                session.quiet.discard(channel)
+                raise
+            if since is not None:
+                recovered = (pos.publications, pos.recovered)
             if recoverable:
                 result["recoverable"] = True
-            result.update(positioned=True, offset=top, epoch=epoch)
-        session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
-        try:
-            await self.hub.subscribe(session, channel, info, private_ok=private_ok)
-        except BaseException:
-            session.quiet.discard(channel)
-            raise
+            result.update(positioned=True, offset=pos.offset, epoch=pos.epoch)
+        else:
+            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
+            try:
+                await self.hub.subscribe(session, channel, info, private_ok=private_ok)
+            except BaseException:
+                session.quiet.discard(channel)
+                raise
         if tags_filter is not None:
             self.hub.set_filter(session, channel, lambda pub, tf=tags_filter: tagsfilter.match(tf, pub.tags))
         if delta:
@@ -674,25 +692,6 @@ class SdkClient:
                 elif pubs:
                     result["publications"] = [publication_body(p, self.wire.binary) for p in pubs]
         return result
-
-    async def _recover(self, channel: str, offset: Any, epoch: Any, top: int, top_epoch: str) -> tuple[list[Publication], bool]:
-        """The publications after `offset` if history still holds all of them in the same epoch."""
-        session = self.session
-        assert session is not None
-        try:
-            offset = _int(offset, "offset", 0)
-        except ReplyError:
-            return [], False
-        if (epoch and epoch != top_epoch) or offset < 0 or offset > top:  # an empty epoch matches any (Centrifugo)
-            return [], False
-        if offset == top:
-            return [], True
-        if top - offset > RECOVERY_MAX_LIMIT:
-            return [], False
-        pubs = (await self.hub.history(session.project, channel, since=offset)).publications
-        if pubs and pubs[0].offset == offset + 1 and pubs[-1].offset == top:
-            return pubs, True
-        return [], False
 
     def _set_sub_expiry(self, channel: str, expires: float | None) -> None:
         if expires is None:
