@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the hub until SIGINT/SIGTERM (SIGHUP reloads hub.toml)")
     _config_arg(run)
+    run.add_argument("--port", type=int, help="port of the websocket/API listener (as `centrifuge --port`)")
+    run.add_argument("--address", help="address of the websocket/API listener (as `centrifuge --address`)")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
@@ -56,8 +58,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_on(settings: Settings, port: int | None, address: str | None) -> None:
+    """Move the listener of the websocket clients (and every adapter sharing it) to `address`:`port`."""
+    main = settings.adapters.get("realtime")
+    if main is None or (port is None and address is None):
+        return
+    where = (main.host, main.port)
+    for adapter in settings.adapters.values():
+        if (adapter.host, adapter.port) == where:
+            adapter.port = adapter.port if port is None else port
+            adapter.host = adapter.host if address is None else address
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.config)
+    _listen_on(settings, args.port, args.address)
     logging.basicConfig(
         level=settings.hub.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -142,9 +142,13 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(
-        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False
+        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
+        rejoin: bool = False,
     ) -> ChannelName:
-        """Add `session` to `channel` (checked against the name rules); join pushes if enabled."""
+        """Add `session` to `channel` (checked against the name rules); join pushes if enabled.
+
+        Subscribing again only updates the channel info, unless `rejoin` (the original protocol
+        announces every subscribe, repeated ones too)."""
         name = self.channel(session.project, channel)
         if name.private and not private_ok:
             raise PermissionDenied()
@@ -154,6 +158,9 @@ class Hub:
             raise PermissionDenied()
         if channel in session.channels:
             session.channels[channel] = channel_info
+            if rejoin and name.options.join_leave:
+                record = session.client_info(channel)
+                self._push_all(session.project, channel, lambda w: w.join(channel, record))
             return name
         session.channels[channel] = channel_info
         self._subscriptions += 1
@@ -316,10 +323,11 @@ class Hub:
             self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
-    async def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
-        """Clients subscribed to `channel`, keyed by client id."""
+    async def presence(self, project: str, channel: str, *, ignore_option: bool = False) -> dict[str, dict[str, Any]]:
+        """Clients subscribed to `channel`, keyed by client id. `ignore_option`: also where the namespace turns
+        presence off for clients (the original's server API shows presence everywhere)."""
         name = self.channel(project, channel)
-        if not name.options.presence:
+        if not name.options.presence and not ignore_option:
             raise NotAvailable()
         subs = self._channels.get((project, channel), {})
         return {sid: s.client_info(channel) for sid, s in subs.items()}
