@@ -9,6 +9,7 @@ Routes under a prefix (the original Centrifuge uses `/connection`):
     POST <prefix>/<server>/<session>/xhr          polling: `o`, then one packet per poll (`h` after 25 s idle)
     POST <prefix>/<server>/<session>/xhr_streaming  2 KiB prelude, `o`, then packets as they come, up to 128 KiB
     POST <prefix>/<server>/<session>/xhr_send     client → server: a JSON array of strings, 204
+    GET  <prefix>/<server>/<session>/eventsource, htmlfile?c=, jsonp?c=; POST jsonp_send   (older browsers)
 
 Packets: `o` open, `h` heartbeat, `a["msg",...]` messages (each a JSON string), `c[code,"reason"]` close.
 
@@ -28,6 +29,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -68,6 +71,21 @@ IFRAME = """<!DOCTYPE html>
   <p>This is a SockJS hidden iframe. It's used for cross domain magic.</p>
 </body>
 </html>"""
+
+HTMLFILE_HEAD = b"""<!doctype html>
+<html><head>
+  <meta http-equiv="X-UA-Compatible" content="IE=edge" />
+  <meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+</head><body><h2>Don't panic!</h2>
+  <script>
+    document.domain = document.domain;
+    var c = parent.%s;
+    c.start();
+    function p(d) {c.message(d);};
+    window.onload = function() {c.stop();};
+  </script>"""
+HTMLFILE_HEAD += b" " * (1024 - len(HTMLFILE_HEAD) + 14) + b"\r\n\r\n"
+_CALLBACK = re.compile(r"[A-Za-z0-9_.]+")  # sockjs-tornado took any text here (a cross-site scripting hole)
 
 _string = json.encoder.encode_basestring_ascii
 
@@ -334,6 +352,10 @@ class SockJSServer:
             Route(base + "/xhr", self.xhr, long_poll=True),
             Route(base + "/xhr_streaming", self.xhr_streaming, long_poll=True),
             Route(base + "/xhr_send", self.xhr_send),
+            Route(base + "/eventsource", self.eventsource, methods=("GET",), long_poll=True),
+            Route(base + "/htmlfile", self.htmlfile, methods=("GET",), long_poll=True),
+            Route(base + "/jsonp", self.jsonp, methods=("GET",), long_poll=True),
+            Route(base + "/jsonp_send", self.jsonp_send, methods=("POST",)),
         ]
         if self.websocket_enabled:
             routes.append(WebSocketRoute(base + "/websocket", self.websocket, max_message=self.max_message))
@@ -419,80 +441,128 @@ class SockJSServer:
         finally:
             session.close(*session.final_close())
 
-    async def xhr(self, request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return self._preflight(request, "OPTIONS, POST")
-        headers = self._headers(request)
+    async def _poll(self, request: Request, content_type: str, wrap: Callable[[bytes], bytes],
+                    headers: list[tuple[str, str]]) -> Response:
+        """A polling request: `o` for a new session, else the next packet (or `h` after the heartbeat delay)."""
         sid = request.params["session"]
         session = self.sessions.get(sid)
         if session is None:
             self._open(request, sid)
-            return Response(200, b"o\n", JS, headers)
+            return Response(200, wrap(b"o"), content_type, headers)
         if session.receiver is not None:
-            return Response(200, close_packet(*ANOTHER_CONNECTION) + b"\n", JS, headers)
+            return Response(200, wrap(close_packet(*ANOTHER_CONNECTION)), content_type, headers)
         token = object()
         session.attach(token)
         try:
             packet, _ = await session.next_packet(self.heartbeat)
         except trio.Cancelled:
-            session.interrupt()
+            session.interrupt()  # the client dropped the request
             raise
         finally:
             session.detach(token)
-        return Response(200, packet + b"\n", JS, headers)
+        return Response(200, wrap(packet), content_type, headers)
 
-    async def xhr_streaming(self, request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return self._preflight(request, "OPTIONS, POST")
+    def _stream(self, request: Request, content_type: str, prelude: bytes, wrap: Callable[[bytes], bytes]) -> Response:
+        """A streaming response: the prelude, `o` for a new session, then packets as they come (and `h`
+        heartbeats) until the session closes or `response_limit` bytes went out (the client then reconnects)."""
         sid = request.params["session"]
-        session = self.sessions.get(sid)
-        opened = session is None
 
         async def body() -> AsyncIterator[bytes]:
-            yield PRELUDE
-            nonlocal session
+            yield prelude
+            session = self.sessions.get(sid)
+            opened = session is None
             if session is None:
                 session = self._open(request, sid)
             elif session.receiver is not None:
-                yield close_packet(*ANOTHER_CONNECTION) + b"\n"
+                yield wrap(close_packet(*ANOTHER_CONNECTION))
                 return
             token = object()
             session.attach(token)
             try:
                 sent = 0
                 if opened:
-                    yield b"o\n"
+                    yield wrap(b"o")
                     sent += 1
                 while sent < self.response_limit:
                     try:
                         packet, over = await session.next_packet(self.heartbeat)
                     except trio.Cancelled:
-                        session.interrupt()
+                        session.interrupt()  # the client dropped the response
                         raise
-                    yield packet + b"\n"
+                    yield wrap(packet)
                     sent += len(packet)
                     if over:
                         return
             finally:
                 session.detach(token)
 
-        return Response(200, b"", JS, self._headers(request), stream=body)
+        return Response(200, b"", content_type, self._headers(request), stream=body)
+
+    def _callback(self, request: Request) -> str | None:
+        """The `c` query parameter of the JSONP and htmlfile transports, if it is a safe JavaScript name."""
+        callback = request.query_one("c")
+        return callback if callback and _CALLBACK.fullmatch(callback) else None
+
+    @staticmethod
+    def _no_callback(headers: list[tuple[str, str]]) -> Response:
+        return Response(500, b'"callback" parameter required', "text/html; charset=UTF-8", headers)
+
+    async def xhr(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return self._preflight(request, "OPTIONS, POST")
+        return await self._poll(request, JS, lambda packet: packet + b"\n", self._headers(request))
+
+    async def jsonp(self, request: Request) -> Response:
+        headers = [h for h in self._headers(request) if not h[0].startswith("access-control")]
+        callback = self._callback(request)
+        if callback is None:
+            return self._no_callback(headers)
+        return await self._poll(request, JS, lambda packet: f"{callback}({message(packet).decode()});\r\n".encode(),
+                                [*headers, ("etag", "dummy")])
+
+    async def xhr_streaming(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return self._preflight(request, "OPTIONS, POST")
+        return self._stream(request, JS, PRELUDE, lambda packet: packet + b"\n")
+
+    async def eventsource(self, request: Request) -> Response:
+        return self._stream(request, "text/event-stream; charset=UTF-8", b"\r\n", lambda packet: b"data: " + packet + b"\r\n\r\n")
+
+    async def htmlfile(self, request: Request) -> Response:
+        callback = self._callback(request)
+        if callback is None:
+            return self._no_callback(self._headers(request))
+        return self._stream(request, "text/html; charset=UTF-8", HTMLFILE_HEAD.replace(b"%s", callback.encode()),
+                            lambda packet: b"<script>\np(" + message(packet) + b");\n</script>\r\n")
 
     async def xhr_send(self, request: Request) -> Response:
         if request.method == "OPTIONS":
             return self._preflight(request, "OPTIONS, POST")
+        return self._receive(request, request.body, Response(204, b"", "text/plain; charset=UTF-8"))
+
+    async def jsonp_send(self, request: Request) -> Response:
+        body = request.body
+        if (request.header("content-type") or "").lower() == "application/x-www-form-urlencoded":
+            if not body.startswith(b"d="):
+                return Response(500, b"Payload expected.", "text/html; charset=UTF-8", self._headers(request))
+            body = urllib.parse.unquote_plus(body[2:].decode("latin-1"), encoding="utf-8").encode()
+        return self._receive(request, body, Response(200, b"ok", "text/plain; charset=UTF-8"))
+
+    def _receive(self, request: Request, body: bytes, ok: Response) -> Response:
+        """Client → server messages of an XHR or JSONP session."""
         headers = self._headers(request)
         session = self.sessions.get(request.params["session"])
         if session is None or session.closing:
             return Response(404, b"", "text/html; charset=UTF-8", headers)
-        if not request.body:
+        if not body:
             return Response(500, b"Payload expected.", "text/html; charset=UTF-8", headers)
         try:
-            messages = decode_messages(request.body)
+            messages = decode_messages(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return Response(500, b"Broken JSON encoding.", "text/html; charset=UTF-8", headers)
         session.deliver(messages)
-        return Response(204, b"", "text/plain; charset=UTF-8", headers)
+        ok.headers = headers
+        return ok
 
     # -- websocket ----------------------------------------------------------------------------
     async def websocket(self, request: Request, ws: WebSocket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -184,3 +185,51 @@ async def test_websocket_transport(sockjs):
     async with httpx.AsyncClient() as http:
         plain = await http.get(url.replace("ws://", "http://"))
         assert (plain.status_code, plain.text) == (400, 'Can "Upgrade" only to "WebSocket".')
+
+
+async def test_eventsource_htmlfile_jsonp(sockjs):
+    base, _ = sockjs
+    async with httpx.AsyncClient(base_url=base + "/echo/000", timeout=5) as http:
+        async with http.stream("GET", "/es/eventsource") as response:
+            assert response.headers["content-type"] == "text/event-stream; charset=UTF-8"
+            chunks = response.aiter_raw()
+            data = b""
+            while data.count(b"\r\n\r\n") < 1:
+                data += await chunks.__anext__()
+            assert data == b"\r\ndata: o\r\n\r\n"
+            await http.post("/es/xhr_send", content='["a", "close"]')
+            async for chunk in chunks:
+                data += chunk
+        assert data.endswith(b'data: a["\\"a\\""]\r\n\r\ndata: c[3001,"bye"]\r\n\r\n')
+
+        async with http.stream("GET", "/hf/htmlfile", params={"c": "cb.x_1"}) as response:
+            chunks = response.aiter_raw()
+            data = b""
+            while b"<script>\np(" not in data[1000:]:
+                data += await chunks.__anext__()
+            assert b"var c = parent.cb.x_1;" in data and data.endswith(b'<script>\np("o");\n</script>\r\n')
+            assert len(data.split(b"\r\n\r\n", 1)[0]) == 1024 + 14 - len("%s") + len("cb.x_1")  # padded as sockjs-tornado pads it
+        assert (await http.get("/hf2/htmlfile", params={"c": "alert(1)//"})).status_code == 500  # no script injection
+
+        opened = await http.get("/jp/jsonp", params={"c": "cb"})
+        assert (opened.text, opened.headers["etag"]) == ('cb("o");\r\n', "dummy")
+        assert "access-control-allow-origin" not in opened.headers
+        sent = await http.post("/jp/jsonp_send", content="d=" + urllib.parse.quote_plus('["hi"]'),
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (sent.status_code, sent.text) == (200, "ok")
+        assert (await http.post("/jp/jsonp_send", content='["raw"]')).text == "ok"
+        assert (await http.get("/jp/jsonp", params={"c": "cb"})).text == 'cb("a[\\"\\\\\\"hi\\\\\\"\\",\\"\\\\\\"raw\\\\\\"\\"]");\r\n'
+        assert (await http.get("/jp/jsonp")).text == '"callback" parameter required'
+
+
+async def test_a_dropped_request_closes_the_session(sockjs):
+    """As sockjs-tornado: a client that drops the request it waits on ends the session (1002)."""
+    base, server = sockjs
+    async with httpx.AsyncClient(base_url=base + "/echo/000/drop") as http:
+        await http.post("/xhr")
+        with trio.move_on_after(0.2):
+            await http.post("/xhr")  # dropped while it waits
+        with trio.fail_after(2):
+            while not server.sessions["drop"].closing:
+                await trio.sleep(0.02)
+        assert (await http.post("/xhr")).text == 'c[1002,"Connection interrupted"]\n'
