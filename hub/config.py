@@ -152,7 +152,7 @@ def parse_table(cls: type, table: Any, source: str, prefix: str, env: dict[str, 
             if value not in env:
                 raise ConfigError(source, f"{prefix}.{key}", f"environment variable {value} is not set")
             raw = env[value]
-            if hints[name] in (int, float, bool):
+            if hints[name] in (int, float, bool) or typing.get_origin(hints[name]) in (list, dict):
                 try:
                     raw = tomllib.loads(f"v = {raw}")["v"]
                 except tomllib.TOMLDecodeError:
