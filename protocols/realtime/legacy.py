@@ -309,16 +309,23 @@ class LegacyClient:
         self.hub.unsubscribe_session(session, channel)
         return body, None
 
-    async def publish(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+    def _subscribed(self, channel: str, body: dict[str, Any]) -> tuple[Session, NamespaceOptions | None, Any, str | None]:
+        """The checks publish, presence and history share: subscribed (else `permission denied`, no body),
+        then a known namespace. Returns (session, options, body, error): options is None on an error."""
         session = self.session
         assert session is not None
-        channel = params["channel"]
         if channel not in session.channels:
-            return None, Errors.PERMISSION_DENIED
-        body = {"channel": channel, "status": False}
+            return session, None, None, Errors.PERMISSION_DENIED
         options = _namespace(self._project(), channel)
         if options is None:
-            return body, Errors.NAMESPACE_NOT_FOUND
+            return session, None, body, Errors.NAMESPACE_NOT_FOUND
+        return session, options, body, None
+
+    async def publish(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        channel = params["channel"]
+        session, options, body, error = self._subscribed(channel, {"channel": channel, "status": False})
+        if options is None:
+            return body, error
         if not options.publish:
             return body, Errors.PERMISSION_DENIED
         await self.hub.publish(session.project, channel, params.get("data"), session.client_info(channel), session.id)
@@ -326,30 +333,20 @@ class LegacyClient:
         return body, None
 
     async def presence(self, params: dict[str, Any]) -> tuple[Any, str | None]:
-        session = self.session
-        assert session is not None
         channel = params["channel"]
-        if channel not in session.channels:
-            return None, Errors.PERMISSION_DENIED
-        body: dict[str, Any] = {"channel": channel}
-        options = _namespace(self._project(), channel)
+        session, options, body, error = self._subscribed(channel, {"channel": channel})
         if options is None:
-            return body, Errors.NAMESPACE_NOT_FOUND
+            return body, error
         if not options.presence:
             return body, Errors.NOT_AVAILABLE
         body["data"] = await self.hub.presence(session.project, channel)
         return body, None
 
     async def history(self, params: dict[str, Any]) -> tuple[Any, str | None]:
-        session = self.session
-        assert session is not None
         channel = params["channel"]
-        if channel not in session.channels:
-            return None, Errors.PERMISSION_DENIED
-        body: dict[str, Any] = {"channel": channel}
-        options = _namespace(self._project(), channel)
+        session, options, body, error = self._subscribed(channel, {"channel": channel})
         if options is None:
-            return body, Errors.NAMESPACE_NOT_FOUND
+            return body, error
         if not options.keeps_history:
             return body, Errors.NOT_AVAILABLE
         result = await self.hub.history(session.project, channel, newest_first=True)

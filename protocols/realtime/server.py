@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -45,18 +46,15 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
         conn.close(*getattr(close_for(cause), family))
         client.release()
 
+    def expire() -> bool:
+        if not client.expire_due():
+            return False
+        close("connection expired")
+        return True
+
     async def expirer() -> None:
         with scope:
-            while True:
-                deadline = client.next_expiry_check()
-                wait = math.inf if deadline is None else max(deadline - client.clock(), 0.0)
-                with trio.move_on_after(wait):
-                    await changed[0].wait()
-                    changed[0] = trio.Event()
-                    continue
-                if client.expire_due():
-                    close("connection expired")
-                    return
+            await deadline_loop(client.next_expiry_check, client.clock, changed, expire)
 
     try:
         message = first if first is not None else await conn.receive()
@@ -129,16 +127,24 @@ class Keepalive:
                         ws.close(NO_PONG, "no pong")
 
 
-async def _expirer(client: SdkClient, changed: list[trio.Event]) -> None:
-    """Unsubscribe from subscriptions whose token expired (the SDK then subscribes again with a new token)."""
+async def deadline_loop(next_deadline: Callable[[], float | None], clock: Callable[[], float], changed: list[trio.Event],
+                        due: Callable[[], Any]) -> None:
+    """Call `due()` whenever `clock()` reaches `next_deadline()` (read again each time `changed[0]` is set);
+    stop once it returns true."""
     while True:
-        deadline = client.next_expiry()
-        wait = math.inf if deadline is None else max(deadline - client.clock(), 0.0)
+        deadline = next_deadline()
+        wait = math.inf if deadline is None else max(deadline - clock(), 0.0)
         with trio.move_on_after(wait):
             await changed[0].wait()
             changed[0] = trio.Event()
             continue
-        client.expire()
+        if due():
+            return
+
+
+async def _expirer(client: SdkClient, changed: list[trio.Event]) -> None:
+    """Unsubscribe from subscriptions whose token expired (the SDK then subscribes again with a new token)."""
+    await deadline_loop(client.next_expiry, client.clock, changed, client.expire)
 
 
 async def _rpc(client: SdkClient, ws: WebSocket, call: RpcCall) -> None:
