@@ -134,10 +134,11 @@ SOCKJS_WS = SockJSWebSocketFraming()
 SOCKJS_XHR = SockJSStreamFraming()
 
 
-def decode_messages(data: str | bytes) -> list[Any]:
-    """A client packet: a JSON array of messages (a single JSON string is one message). ValueError if broken."""
+def decode_messages(data: str | bytes) -> list[str]:
+    """A client packet: a JSON array of string messages (a single JSON string is one message); items that
+    are not strings carry no SockJS message and are dropped. ValueError if the JSON is broken."""
     decoded = json.loads(data)
-    return decoded if isinstance(decoded, list) else [decoded]
+    return [m for m in (decoded if isinstance(decoded, list) else [decoded]) if isinstance(m, str)]
 
 
 Handler = Callable[[Request, Any], Awaitable[None]]
@@ -170,7 +171,7 @@ class XhrSession:
         self.close_args: tuple[int, str] | None = None
         self.receiver: object | None = None
         self.ended = False  # the client is gone (no request for disconnect_delay): receive() gives None
-        self._incoming: deque[Any] = deque()
+        self._incoming: deque[str] = deque()
         self._changes = _Changes()
         self._spawn = spawn
 
@@ -204,7 +205,7 @@ class XhrSession:
         # between polls (sockjs-tornado sometimes drops it then, sometimes does not close at all).
         self._changes.wake()
 
-    def deliver(self, messages: list[Any]) -> None:
+    def deliver(self, messages: list[str]) -> None:
         self._incoming.extend(messages)
         self._changes.wake()
 
@@ -268,7 +269,7 @@ class WebSocketSession:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
         self.outbox = ws.outbox
-        self._incoming: deque[Any] = deque()
+        self._incoming: deque[str] = deque()
         ws.close_hook = lambda: (1005, "")
 
     @property

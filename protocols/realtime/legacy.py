@@ -149,8 +149,8 @@ class LegacyClient:
     # -- messages ---------------------------------------------------------------------------
     async def handle(self, text: str | bytes) -> Batch:
         """Run one client message: a command object or an array of at most 100."""
-        if not text:
-            return Batch()
+        if not text or not isinstance(text, (str, bytes)):
+            return Batch()  # empty, or a SockJS message that is not a string: the original answers nothing
         try:
             data = loads(text)
         except (ValueError, UnicodeDecodeError):

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from hub.net.http import HTTPServer, Request
-from hub.net.sockjs import SockJSServer
+from hub.net.sockjs import SockJSServer, decode_messages
 from tests.rawws import RawWebSocket, client_frame
 
 
@@ -233,3 +233,11 @@ async def test_a_dropped_request_closes_the_session(sockjs):
             while not server.sessions["drop"].closing:
                 await trio.sleep(0.02)
         assert (await http.post("/xhr")).text == 'c[1002,"Connection interrupted"]\n'
+
+
+def test_client_packets():
+    assert decode_messages('["a", "b"]') == ["a", "b"]
+    assert decode_messages('"one"') == ["one"]
+    assert decode_messages('["a", null, 5, {"x": 1}]') == ["a"]  # SockJS messages are strings
+    with pytest.raises(ValueError):
+        decode_messages("[broken")

@@ -183,6 +183,13 @@ async def test_batch_stops_at_request_errors_not_at_handler_errors():
     assert await send(client, []) == []
 
 
+async def test_messages_that_are_not_text_get_no_answer():
+    client = await connected(make_hub())
+    for message in ("", {"method": "ping", "params": {}}, 5, None):
+        batch = await client.handle(message)
+        assert batch.reply is None and batch.close is None
+
+
 @pytest.mark.parametrize("frame", ["{not json", "42", '"text"', "null", json.dumps([{"method": "ping", "params": {}}] * 101)])
 async def test_frames_that_are_not_commands_close_after_a_second(frame):
     client = await connected(make_hub())
