@@ -7,7 +7,7 @@ name suffix), so two servers' answers can be compared for equality. The server m
 reference `config.json` (projects `development`/`secret` with namespaces `public`, `closed`,
 `bench`, and `expiring`/`secret2` with connection_lifetime 30).
 
-Standard library only, Python 3.6+: `side_by_side.py` runs this against the original and the hub.
+Standard library only: `side_by_side.py` runs this against the original and the hub.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Everything here reports what came over the wire as it came (text frames, close payloads, status
 lines, content types), so the same traffic can be compared between two servers byte for byte.
-Standard library only: the checks also run from the reference server's own Python.
+Standard library only (Python 3.8+), so the checks can run from any environment next to either server.
 """
 
 from __future__ import annotations
