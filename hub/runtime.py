@@ -69,6 +69,7 @@ class RunningHub:
         self.listeners: list[Listener] = []
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()
+        self.restart_requested = False
         self._stopped = trio.Event()
 
     # -- in-process API -------------------------------------------------------------------
@@ -101,8 +102,14 @@ class RunningHub:
         return {name: lst.url for lst in self.listeners for name in lst.adapters}
 
     # -- lifecycle ------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop accepting, tell clients, drain; `serve` returns once done."""
+    async def stopped(self) -> None:
+        """Wait until `serve` has finished (clients told and drained)."""
+        await self._stopped.wait()
+
+    def shutdown(self, restart: bool = False) -> None:
+        """Stop accepting, tell clients, drain; `serve` returns once done. `restart`: `hub run` then starts
+        again with the same arguments (an embedding program reads `restart_requested`)."""
+        self.restart_requested = self.restart_requested or restart
         self.stopping.set()
 
     def reload(self, settings: Settings) -> dict[str, list[str]]:
@@ -212,7 +219,11 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 bound = sockets[0].socket.getsockname()[1]
                 listener = Listener(host, bound, names, server)
                 running.listeners.append(listener)
-                root.start_soon(_accept, listener, sockets, connections)
+                handle = server.handle
+                for name in names:  # an adapter that is not HTTP (MQTT) takes the connections first
+                    if registry[name].stream is not None:
+                        handle = registry[name].stream(running.contexts[name], server, handle)
+                root.start_soon(_accept, listener, sockets, connections, handle)
                 titles = ", ".join(registry[n].title for n in names)
                 log.info(LISTENING, listener.url, titles)
             log.info(READY + ": %d listener(s)", len(running.listeners))
@@ -230,9 +241,10 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     running._stopped.set()
 
 
-async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery) -> None:
+async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery,
+                  handle: Any = None) -> None:
     with listener.scope:
-        await trio.serve_listeners(listener.server.handle, sockets, handler_nursery=connections)
+        await trio.serve_listeners(handle or listener.server.handle, sockets, handler_nursery=connections)
 
 
 @asynccontextmanager

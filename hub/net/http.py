@@ -27,6 +27,8 @@ from .websocket import Flusher, WebSocket
 from .wsframe import accept_token
 
 log = logging.getLogger("hub.net.http")
+access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
+SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "sign", "password", "session_token"})
 
 SERVER_HEADER = ("server", "hub")
 KEEPALIVE_IDLE = 75.0
@@ -142,6 +144,18 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
+
+
+def loggable(target: str) -> str:
+    """A request target for the log, with credentials in the query string (`?token=...`) masked."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        parts.append(f"{key}=***" if eq and urllib.parse.unquote_plus(key).lower() in SECRET_PARAMS else item)
+    return f"{path}?{'&'.join(parts)}"
 
 
 def default_error(status: int, message: str) -> Response:
@@ -270,6 +284,9 @@ class HTTPServer:
                     response = self.error(adapter, 500, "internal error")
             if self.metrics is not None:
                 self.metrics.observe(adapter or "http", response.status, time.perf_counter() - started)
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug('%s "%s %s" %d %.1fms', client, request.method, loggable(request.target), response.status,
+                                 (time.perf_counter() - started) * 1000)
             keep = not request.body_too_large
             if response.stream is not None and isinstance(route, Route) and route.long_poll:
                 if not await self._watching(conn, stream, partial(self._send, conn, stream, response, keep)):
@@ -409,4 +426,10 @@ class HTTPServer:
         ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout)
-        await ws.serve(lambda w: route.handler(request, w))
+        started = time.perf_counter()
+        try:
+            await ws.serve(lambda w: route.handler(request, w))
+        finally:
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
+                                 ws.close_code or ws.peer_close_code, time.perf_counter() - started)

@@ -27,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 log = logging.getLogger("hub.jsonrpc")
 _hasher = PasswordHasher()  # argon2id, 64 MiB, 3 passes: memory-hard
 MAX_NAME = 64
+MAX_TOKENS_PER_USER = 1000  # live token records a user keeps; beyond, the oldest is revoked (the users file stays small)
 
 
 @functools.cache
@@ -39,7 +40,7 @@ class StoreError(Exception):
 
 
 def _empty() -> dict[str, Any]:
-    return {"users": {}, "revoked": {}, "secret": ""}
+    return {"users": {}, "revoked": {}, "secret": "", "tokens": {}, "next_token_id": 1}
 
 
 class UserStore:
@@ -86,7 +87,7 @@ class UserStore:
         if self.readonly:
             raise StoreError(f"{self.path} is opened read-only")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
@@ -105,22 +106,39 @@ class UserStore:
             return result
 
     def _write(self) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(self.data, f, indent=1)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            st = self.path.stat()
-        except OSError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        st = _write_json(self.path, self.data)
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    # -- operations -----------------------------------------------------------------------
+    def readable_by_others(self) -> bool:
+        """Whether the users file exists with permissions for its group or others (it holds password hashes)."""
+        try:
+            return bool(self.path.stat().st_mode & 0o077)
+        except OSError:
+            return False
+
+    def backup(self, dest: str | os.PathLike[str]) -> int:
+        """Copy the current users file to `dest` (0600), consistent with any concurrent change; returns its users."""
+        with self._locked():
+            self._read(strict=True)
+            _write_json(Path(dest), self.data)
+            return len(self.data["users"])
+
+    def restore(self, src: str | os.PathLike[str]) -> int:
+        """Replace the users file by the backup `src` (checked first); refused while a hub runs on this file."""
+        try:
+            data = json.loads(Path(src).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {src}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+            raise StoreError(f"{src} is not a users file")
+        with hold_running_lock(self.path, exclusive=True) as held:
+            if not held:
+                raise StoreError(f"a hub is running on {self.path}: stop it before restoring")
+            with self._locked():
+                self.data = {**_empty(), **data}
+                self._write()
+        return len(self.data["users"])
 
     # -- users ----------------------------------------------------------------------------
     @property
@@ -140,7 +158,8 @@ class UserStore:
                 raise ValueError("registration is closed: a user exists")
             if name in data["users"]:
                 raise ValueError(f"user {name!r} already exists")
-            data["users"][name] = {"hash": hashed, "created": int(time.time())}
+            ids = [u.get("id", 0) for u in data["users"].values()]
+            data["users"][name] = {"hash": hashed, "created": int(time.time()), "id": max(ids, default=0) + 1}
 
         self._update(add)
 
@@ -177,6 +196,13 @@ class UserStore:
         except (VerificationError, InvalidHashError):
             return False
 
+    def user_id(self, name: str) -> int:
+        """The user's number (Platypush's `user_id`): 1 for the first user, and so on."""
+        users = self.users
+        if "id" in users.get(name, {}):
+            return int(users[name]["id"])
+        return list(users).index(name) + 1 if name in users else 0
+
     def valid_since(self, name: str) -> int:
         """Tokens of `name` issued before this time (a password change) are refused."""
         return int(self.users.get(name, {}).get("since", 0))
@@ -198,18 +224,72 @@ class UserStore:
         return str(self._update(make))
 
     def revoke(self, token_id: str, expires: float) -> None:
-        """Refuse the token `token_id` from now on; entries go once the token would have expired anyway."""
+        """Refuse the token `token_id` (its `jti`) from now on; entries go once the token would have expired anyway."""
 
         def change(data: dict[str, Any]) -> None:
-            now = time.time()
-            data["revoked"] = {k: v for k, v in data["revoked"].items() if v > now}
+            _prune(data)
             data["revoked"][token_id] = expires
+            data["tokens"].pop(token_id, None)
 
         self._update(change)
+
+    def record_token(self, user: str, jti: str, created: int, expires: int, name: str | None = None) -> dict[str, Any]:
+        """Keep a listable record of an issued token (not the token itself); ValueError if `user` already has a
+        live token called `name`. The default name is Platypush's `<user>__<8 random characters>`."""
+
+        def add(data: dict[str, Any]) -> dict[str, Any]:
+            _prune(data)
+            if name is not None and any(t["user"] == user and t["name"] == name for t in data["tokens"].values()):
+                raise ValueError("a token with this name already exists")
+            record = {"id": int(data.get("next_token_id", 1)), "user": user,
+                      "name": name or f"{user}__" + "".join(secrets.choice(_TOKEN_NAME_CHARS) for _ in range(8)),
+                      "created": created, "expires": expires}
+            data["next_token_id"] = record["id"] + 1
+            data["tokens"][jti] = record
+            mine = sorted((t["created"], t["id"], k) for k, t in data["tokens"].items() if t["user"] == user)
+            for _, _, old in mine[:max(0, len(mine) - MAX_TOKENS_PER_USER)]:  # the oldest go, revoked
+                log.warning("user %r has over %d live tokens: revoking the oldest (%s)", user, MAX_TOKENS_PER_USER,
+                            data["tokens"][old]["name"])
+                data["revoked"][old] = data["tokens"].pop(old)["expires"]
+            return record
+
+        return dict(self._update(add))
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Live recorded tokens (of `user`, or everyone's), newest first, each with its `jti`."""
+        self.refresh()
+        now = time.time()
+        found = [{"jti": jti, **t} for jti, t in self.data.get("tokens", {}).items()
+                 if t["expires"] > now and (user is None or t["user"] == user)]
+        return sorted(found, key=lambda t: (t["created"], t["id"]), reverse=True)
+
+    def revoke_id(self, token_id: int, user: str | None = None) -> dict[str, Any] | None:
+        """Revoke the recorded token number `token_id` (only if it is `user`'s, when given); its record, or None."""
+
+        def change(data: dict[str, Any]) -> dict[str, Any] | None:
+            _prune(data)
+            for jti, record in data["tokens"].items():
+                if record["id"] == token_id and (user is None or record["user"] == user):
+                    data["revoked"][jti] = record["expires"]
+                    del data["tokens"][jti]
+                    return {"jti": jti, **record}
+            return None
+
+        return self._update(change)
 
     def is_revoked(self, token_id: str) -> bool:
         self.refresh()
         return token_id in self.data["revoked"]
+
+
+_TOKEN_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _prune(data: dict[str, Any]) -> None:
+    """Drop revocations and token records of tokens that have expired anyway."""
+    now = time.time()
+    data["revoked"] = {k: v for k, v in data.get("revoked", {}).items() if v > now}
+    data["tokens"] = {k: v for k, v in data.get("tokens", {}).items() if v["expires"] > now}
 
 
 def check_name(name: str) -> None:
@@ -217,3 +297,40 @@ def check_name(name: str) -> None:
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.isprintable() or any(
             c.isspace() or c == ":" for c in name):
         raise ValueError(f"user names are 1-{MAX_NAME} printable characters without spaces or ':'")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> os.stat_result:
+    """Replace `path` atomically by `data` as JSON (write, fsync, 0600, rename)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path.stat()
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@contextmanager
+def hold_running_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[bool]:
+    """`<users file>.running`: a running hub holds it shared; `restore` needs it exclusively. Yields whether it got it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(path.name + ".running"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -140,6 +140,7 @@ class LegacyClient:
         # `expired_close_delay` later that closes unless a refresh moved the timestamp on.
         self._timer: float | None = None
         self._checks: list[float] = []
+        self._last_ping: float | None = None
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[tuple[Any, str | None]]]] = {
             "connect": self.connect, "refresh": self.refresh, "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe, "publish": self.publish, "presence": self.presence,
@@ -354,6 +355,11 @@ class LegacyClient:
         return body, None
 
     async def ping(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        # The stats API's `keepalive` is the client's own ping interval: the time between its last two pings.
+        now = time.monotonic()
+        if self._last_ping is not None and self.session is not None:
+            self.session.keepalive = max(1, round(now - self._last_ping))
+        self._last_ping = now
         return "pong", None
 
     # -- lifecycle --------------------------------------------------------------------------
