@@ -27,6 +27,7 @@ ADAPTER_MODULES = {
     "stats": "protocols.stats",
     "chat": "protocols.chat",
     "mqtt": "protocols.mqtt",
+    "dashboard": "protocols.dashboard",
 }
 
 
@@ -61,6 +62,10 @@ class Adapter:
     # context, the listener's HTTPServer and its HTTP handler; returns the handler the listener uses.
     stream: Callable[[AdapterContext, Any, Any], Any] | None = None
     group: str = ""
+    # An adapter with its own server instead of routes on the shared HTTP layer (the dashboard on hypercorn):
+    # started in the hub's root nursery, it binds its host/port, reports `task_status.started(url)` and stops
+    # once `ctx.runtime.stopping` is set.
+    serve: Callable[..., Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
