@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,10 +52,18 @@ def free_port() -> int:
 
 @contextmanager
 def hub_process(config: Path = CONFIG) -> Iterator[str]:
-    """`hub run --config config.json` on a free port; yields its base URL."""
+    """`hub run --config config.json` on a free port; yields its base URL.
+
+    The copy it runs has no `password`: that would also start the dashboard (the 0.8 admin interface's
+    replacement) on its own fixed port, which no check uses."""
     port = free_port()
+    data = json.loads(config.read_text())
+    data.pop("password", None)
+    workdir = Path(tempfile.mkdtemp(prefix="hub-compat-"))
+    config = workdir / "config.json"
+    config.write_text(json.dumps(data))
     cmd = [sys.executable, "-m", "hub", "run", "--config", str(config), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=workdir)
     log = []
     try:
         deadline = time.monotonic() + 20
@@ -63,6 +74,8 @@ def hub_process(config: Path = CONFIG) -> Iterator[str]:
             log.append(line)
             if "hub ready" in line:
                 break
+        # Keep reading its log so that a chatty hub never blocks on a full pipe.
+        threading.Thread(target=lambda: [log.append(line) for line in proc.stderr], daemon=True).start()
         base = f"http://127.0.0.1:{port}"
         yield base
     finally:
@@ -71,6 +84,7 @@ def hub_process(config: Path = CONFIG) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def report(expected: dict[str, Any], actual: dict[str, Any], label: str) -> list[str]:
