@@ -12,8 +12,9 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -71,10 +72,14 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer. `content_type=""` sends none; `stream` (instead of `body`) yields the body in chunks as
+    they become ready (chunked transfer coding), e.g. a long-lived SockJS XHR-streaming response."""
+
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -105,12 +110,16 @@ def _compile(path: str) -> re.Pattern[str]:
 
 @dataclass
 class Route:
-    """`path` may hold `{name}` (one segment) or `{name:path}` (the rest). methods=None: any method."""
+    """`path` may hold `{name}` (one segment) or `{name:path}` (the rest). methods=None: any method.
+
+    `long_poll`: the answer may take long (a long poll, a streaming answer); the server watches the
+    connection meanwhile and cancels the handler or the stream when the client goes away."""
 
     path: str
     handler: Handler
     methods: Sequence[str] | None = None
     adapter: str = ""
+    long_poll: bool = False
 
     def __post_init__(self) -> None:
         self.pattern = _compile(self.path)
@@ -265,7 +274,13 @@ class HTTPServer:
                 response.headers.append(("allow", ", ".join(route.methods)))
             else:
                 try:
-                    response = await route.handler(request)
+                    if route.long_poll:
+                        answered = await self._watching(conn, stream, partial(route.handler, request))
+                        if not answered:
+                            return  # the client went away
+                        response = answered[0]
+                    else:
+                        response = await route.handler(request)
                 except Exception:
                     log.exception("handler %s failed", route.path)
                     response = self.error(adapter, 500, "internal error")
@@ -275,13 +290,39 @@ class HTTPServer:
                 access_log.debug('%s "%s %s" %d %.1fms', client, request.method, loggable(request.target), response.status,
                                  (time.perf_counter() - started) * 1000)
             keep = not request.body_too_large
-            await self._send(conn, stream, response, keep)
+            if response.stream is not None and isinstance(route, Route) and route.long_poll:
+                if not await self._watching(conn, stream, partial(self._send, conn, stream, response, keep)):
+                    return
+            else:
+                await self._send(conn, stream, response, keep)
             if not keep or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+    @staticmethod
+    async def _watching(conn: h11.Connection, stream: trio.SocketStream, fn: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """`[fn()]`, run while reading the connection; `[]` if the client closed it (then `fn` was cancelled).
+        Bytes that arrive meanwhile (a pipelined request) go to h11 for later, and the watch ends."""
+        result: list[Any] = []
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if data:
+                    conn.receive_data(data)
+                else:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            result.append(await fn())
+            nursery.cancel_scope.cancel()
+        return result
 
     async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
         while True:
@@ -337,11 +378,24 @@ class HTTPServer:
         )
 
     async def _send(self, conn: h11.Connection, stream: trio.SocketStream, response: Response, keep: bool) -> None:
-        headers = [SERVER_HEADER, ("content-type", response.content_type),
-                   ("content-length", str(len(response.body))), *response.headers]
+        headers = [SERVER_HEADER]
+        if response.content_type:
+            headers.append(("content-type", response.content_type))
+        if response.stream is None:
+            headers.append(("content-length", str(len(response.body))))
+        headers += response.headers
         if not keep:
             headers.append(("connection", "close"))
         data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+        if response.stream is not None:
+            await stream.send_all(data)
+            chunks = response.stream()
+            try:
+                async for chunk in chunks:
+                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+            data = b""
         data += conn.send(h11.Data(data=response.body)) if response.body else b""
         data += conn.send(h11.EndOfMessage())
         await stream.send_all(data)
