@@ -38,8 +38,10 @@ run: $(STAMP)
 system-deps:
 	$(call apt_install,$(TEST_APT))
 
+# Three test processes (pytest-xdist): most tests wait on subprocesses and sockets, so three fit two cores.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
 test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m ''
