@@ -10,6 +10,10 @@ from dataclasses import dataclass
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+CONTROL = (CLOSE, PING, PONG)
+# Close codes a peer may send (RFC 6455 7.4): registered ones except the local-only 1005, 1006 and
+# 1015, and 3000-4999; 1004, 1014, 1016-2999 and anything outside 1000-4999 are protocol errors.
+_REGISTERED = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013))
 
 
 def accept_token(key: str) -> str:
@@ -49,6 +53,27 @@ def unmask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
 
 
+def valid_close_code(code: int) -> bool:
+    """Whether a peer may send `code` in a close frame."""
+    return code in _REGISTERED or 3000 <= code <= 4999
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """(code, reason) of a peer's close frame (1005 when it has no code); ProtocolError if malformed."""
+    if not payload:
+        return 1005, ""
+    if len(payload) == 1:
+        raise ProtocolError(1002, "close frame with a 1-byte payload")
+    code = struct.unpack_from("!H", payload)[0]
+    if not valid_close_code(code):
+        raise ProtocolError(1002, "invalid close code")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(1007, "close reason is not utf-8") from None
+    return code, reason
+
+
 class ProtocolError(Exception):
     """The peer broke the framing rules; `code` is the close code to answer with."""
 
@@ -86,8 +111,15 @@ class FrameReader:
                 return out
             fin, opcode, payload = frame
             if opcode >= CLOSE:
+                if opcode not in CONTROL:
+                    raise ProtocolError(1002, "unknown opcode")
                 if not fin or len(payload) > 125:
                     raise ProtocolError(1002, "bad control frame")
+                if opcode == CLOSE:
+                    parse_close(payload)
+                    out.append(Message(opcode, payload))
+                    self._buf.clear()  # nothing after a close frame counts
+                    return out
                 out.append(Message(opcode, payload))
                 continue
             if opcode == CONTINUATION:
@@ -129,6 +161,8 @@ class FrameReader:
                 return None
             n = struct.unpack_from("!Q", buf, 2)[0]
             pos = 10
+        if b0 & 0x08 and n > 125:
+            raise ProtocolError(1002, "bad control frame")
         if n > self.max_message:
             raise ProtocolError(1009, "message too big")
         if len(buf) < pos + 4 + n:
