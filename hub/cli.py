@@ -13,6 +13,7 @@ import trio
 from . import __version__
 from .adapters import adapter_registry
 from .config import ConfigError, Settings, load_settings
+from .logs import configure as configure_logging
 from .runtime import RunningHub, serve
 
 DEFAULT_CONFIG = "hub.toml"
@@ -56,11 +57,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.config)
-    logging.basicConfig(
-        level=settings.hub.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.hub.log_level, settings.hub.log_format, sys.stderr)
     failed: list[BaseException] = []
     try:
         trio.run(_run, settings)

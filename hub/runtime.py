@@ -17,8 +17,10 @@ from .adapters import AdapterContext, adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
+from .logs import set_format
 from .metrics import RequestMetrics
-from .net.http import HTTPServer
+from .net.accept import accept_loop
+from .net.http import HTTPServer, Limits
 
 log = logging.getLogger("hub")
 
@@ -89,6 +91,11 @@ class RunningHub:
     def stats(self) -> dict[str, Any]:
         return self.hub.stats_snapshot()
 
+    @property
+    def open_connections(self) -> int:
+        """TCP connections open on every listener."""
+        return sum(listener.server.connections for listener in self.listeners)
+
     def url(self, adapter: str) -> str:
         """Base URL of the listener serving `adapter`."""
         for listener in self.listeners:
@@ -124,6 +131,12 @@ class RunningHub:
         if settings.hub.log_level != old.hub.log_level:
             logging.getLogger("hub").setLevel(settings.hub.log_level.upper())
             changed.append("hub.log_level")
+        if settings.hub.log_format != old.hub.log_format:
+            set_format(settings.hub.log_format)
+            changed.append("hub.log_format")
+        for key in ("header_timeout", "body_timeout", "keepalive_timeout", "max_header_bytes", "max_headers"):
+            if getattr(settings.hub, key) != getattr(old.hub, key):
+                changed.append(f"hub.{key}")
         if settings.hub.shutdown_grace != old.hub.shutdown_grace:
             changed.append("hub.shutdown_grace")  # read at shutdown from self.settings
         started = self.started_settings
@@ -146,6 +159,7 @@ class RunningHub:
                     changed.append(name)
         for listener in self.listeners:
             listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
+            listener.server.limits = listener_limits(settings, listener.adapters)
         for ctx in self.contexts.values():
             ctx.config = settings
         self.settings = settings
@@ -158,6 +172,14 @@ class RunningHub:
     def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
         """Reload `path`, by default the file the hub was started from (or last reloaded from)."""
         return self.reload(load_settings(path or self.config_path))
+
+
+def listener_limits(settings: Settings, names: list[str]) -> Limits:
+    """The HTTP limits of a listener serving adapters `names`."""
+    h = settings.hub
+    return Limits(header_timeout=h.header_timeout, body_timeout=h.body_timeout, keepalive_timeout=h.keepalive_timeout,
+                  max_header_bytes=h.max_header_bytes, max_headers=h.max_headers,
+                  max_connections=min(settings.adapters[n].max_connections for n in names))
 
 
 def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
@@ -182,9 +204,11 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     running = RunningHub(settings)
     hub = running.hub
     registry = adapter_registry()
+    freed = trio.lowlevel.ParkingLot()  # unparked when any connection closes (the accept loops wait on it)
     async with trio.open_nursery() as root:
         root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
         async with trio.open_nursery() as connections:
+            bound: list[tuple[Listener, list[trio.SocketListener], str]] = []
             for host, port, names in _group(settings):
                 routes, errors = [], {}
                 for name in names:
@@ -202,37 +226,51 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                     routes, errors=errors, fallback=names[0], metrics=running.metrics,
                     max_body_bytes=min(settings.adapters[n].max_body_bytes for n in names),
                     outbox_bytes=settings.hub.max_queue_bytes, write_timeout=settings.hub.write_timeout,
+                    limits=listener_limits(settings, names),
                 )
+                server.closed_lot = freed
                 try:
                     sockets = await trio.open_tcp_listeners(port, host=host)
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 server.tasks = connections
-                root.start_soon(server.flusher.run)
-                bound = sockets[0].socket.getsockname()[1]
-                listener = Listener(host, bound, names, server)
+                listener = Listener(host, sockets[0].socket.getsockname()[1], names, server)
                 running.listeners.append(listener)
-                root.start_soon(_accept, listener, sockets, connections)
-                titles = ", ".join(registry[n].title for n in names)
+                bound.append((listener, sockets, ", ".join(registry[n].title for n in names)))
+            # Every listener is bound: start accepting, then say so (READY only once all of them serve).
+            for listener, sockets, titles in bound:
+                root.start_soon(listener.server.flusher.run)
+                for sock in sockets:
+                    await root.start(_accept, listener, sock, connections, running, freed)
                 log.info(LISTENING, listener.url, titles)
             log.info(READY + ": %d listener(s)", len(running.listeners))
             task_status.started(running)
             await running.stopping.wait()
             log.info("shutting down")
+            # Drain: /health says 503, each HTTP request in progress is answered with Connection: close,
+            # idle keep-alive connections close now, websocket clients are told by the core.
             for listener in running.listeners:
-                listener.scope.cancel()
+                listener.server.drain()
             hub.shutdown("shutdown")
             with trio.move_on_after(running.settings.hub.shutdown_grace):
                 for listener in running.listeners:
                     await listener.server.idle.wait()
+            for listener in running.listeners:
+                listener.scope.cancel()
             connections.cancel_scope.cancel()
+            for _, sockets, _ in bound:
+                for sock in sockets:
+                    with trio.CancelScope(shield=True):
+                        await sock.aclose()
         root.cancel_scope.cancel()
     running._stopped.set()
 
 
-async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery) -> None:
+async def _accept(listener: Listener, sock: trio.SocketListener, connections: trio.Nursery, running: RunningHub,
+                  freed: trio.lowlevel.ParkingLot, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     with listener.scope:
-        await trio.serve_listeners(listener.server.handle, sockets, handler_nursery=connections)
+        await accept_loop(sock, listener.server.handle, connections, open_connections=lambda: running.open_connections,
+                          freed=freed, task_status=task_status)
 
 
 @asynccontextmanager

@@ -24,10 +24,10 @@ from typing import Any
 
 import h11
 import trio
+from wsproto.connection import ConnectionType
 from wsproto.events import AcceptConnection, RejectConnection
 from wsproto.events import Request as WsRequest
 from wsproto.handshake import H11Handshake
-from wsproto.connection import ConnectionType
 from wsproto.utilities import RemoteProtocolError as WsHandshakeError
 
 from hub.logs import rate_limited
@@ -327,7 +327,7 @@ class HTTPServer:
                 status = 501 if exc.error_status_hint == 501 else 400
                 await self._send_simple(conn, stream, self.error(adapter, status, "bad request"))
                 return
-            if refuse:
+            if refuse and not (request.path == HEALTH_PATH and route is None):
                 response = self.error(adapter, 503, "shutting down")
             elif isinstance(route, WebSocketRoute):
                 accepted = await self._handshake(conn, stream, event, request, route)
@@ -381,7 +381,7 @@ class HTTPServer:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            idle = not started
+            idle = not started and not first  # between two requests of a keep-alive connection
             if idle and self.draining:
                 return None
             with trio.CancelScope(deadline=deadline) as scope:
