@@ -57,9 +57,19 @@ class Adapter:
     validate: Callable[[Any, Settings], None] | None = None
     cli: Callable[[argparse._SubParsersAction], None] | None = None
     group: str = ""
+    # Library functions offered as `hub.<name>` (e.g. the JSON-RPC adapter's `run`), so `hub` needs no import of it.
+    exports: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
+
+
+def exported(name: str) -> Callable[..., Any]:
+    """The library function `name` an installed adapter exports."""
+    for adapter in adapter_registry().values():
+        if name in adapter.exports:
+            return adapter.exports[name]
+    raise AttributeError(f"module 'hub' has no attribute {name!r} (no installed adapter exports it)")
 
 
 @cache

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 import trio
 
-from . import __version__
 from .adapters import adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .logs import configure as configure_logging
 from .runtime import RunningHub, serve
+from .version import __version__
 
 DEFAULT_CONFIG = "hub.toml"
 log = logging.getLogger("hub")

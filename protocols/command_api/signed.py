@@ -111,7 +111,7 @@ def verify(secret: str, project_key: str, request: SignedRequest) -> None:
 def parse_commands(data: bytes, max_commands: int) -> list[Any]:
     try:
         decoded = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise RequestError(400, "data is not valid JSON") from None
     if isinstance(decoded, dict):
         return [decoded]

@@ -34,7 +34,8 @@ class RealtimeSettings(ListenerSettings):
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     handler = partial(websocket_endpoint, ctx)
-    return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes)]
+    return [WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
+                           slow_close=(3008, "slow"))]
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -118,7 +118,7 @@ class LegacyClient:
         """Run every command of one frame; return the reply array."""
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadFrame("bad request: frame is not JSON") from None
         if isinstance(data, dict):
             commands = [data]

@@ -38,7 +38,7 @@ def error(status: int, message: str) -> Response:
         return Response.json({"code": api.BAD_PARAMETER, "message": "request parameter error: body too large"}, 400)
     if status in (404, 405):
         return Response.json({"code": api.UNKNOWN, "message": "the requested path cannot be found"}, 404)
-    if status >= 500:
+    if status == 500:
         return Response.json({"code": api.UNKNOWN, "message": "internal error"}, 500)
     return Response.json({"code": api.BAD_PARAMETER, "message": message}, status)
 

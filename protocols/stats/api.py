@@ -54,7 +54,7 @@ def parse_request(body: bytes) -> dict[str, Any]:
     """The request object; `req` and `seq` present and integers."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, NOT_JSON, "request parameters are not in legal JSON format") from None
     if not isinstance(data, dict):
         raise ApiError(400, NOT_JSON, "request body must be a JSON object")
