@@ -304,6 +304,10 @@ class HTTPServer:
             if len(event.headers) > self.limits.max_headers:
                 await self._send_simple(conn, stream, self.error(self.fallback, 431, "too many header fields"))
                 return
+            # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here.
+            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
+                await self._send_simple(conn, stream, self.error(self.fallback, 431, "request header too large"))
+                return
             request = self._request(event, client)
             websocket = self._wants_websocket(request)
             head = request.method == "HEAD"
