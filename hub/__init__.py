@@ -1,8 +1,8 @@
 """hub: a realtime messaging hub on Trio.
 
 Embedding: `running = await nursery.start(hub.serve, "hub.toml")` or
-`async with hub.open_hub(settings) as running:`; then `running.publish(...)`,
-`running.presence(...)`, `running.history(...)`, `running.stats()`.
+`async with hub.open_hub(settings) as running:`; then `await running.publish(...)`,
+`await running.presence(...)`, `await running.history(...)`, `running.stats()`.
 
 `hub` never imports `protocols`: the names below load lazily from hub's own modules, and
 `hub.run` is the `run` an installed adapter exports (the JSON-RPC adapter's client).

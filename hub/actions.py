@@ -209,37 +209,37 @@ def register_core_actions(registry: ActionRegistry, hub: Hub, default_project: s
             return project
         return default_project() if callable(default_project) else default_project
 
-    def publish(channel: str, data: Any, project: str | None = None) -> dict[str, Any]:
+    async def publish(channel: str, data: Any, project: str | None = None) -> dict[str, Any]:
         """Publish `data` to `channel`; every subscriber of every protocol gets it."""
-        pub = hub.publish(_project(project), channel, data)
+        pub = await hub.publish(_project(project), channel, data)
         return {"uid": pub.uid, "channel": channel, "offset": pub.offset, "epoch": pub.epoch}
 
-    def broadcast(channels: list[str], data: Any, project: str | None = None) -> list[dict[str, Any]]:
+    async def broadcast(channels: list[str], data: Any, project: str | None = None) -> list[dict[str, Any]]:
         """Publish the same `data` to several channels."""
-        return [publish(channel, data, project) for channel in channels]
+        return [await publish(channel, data, project) for channel in channels]
 
-    def presence(channel: str, project: str | None = None) -> dict[str, Any]:
+    async def presence(channel: str, project: str | None = None) -> dict[str, Any]:
         """Clients subscribed to `channel`, by client id (user, client, default_info, channel_info)."""
-        return hub.presence(_project(project), channel)
+        return await hub.presence(_project(project), channel)
 
-    def history(channel: str, limit: int | None = None, since: int | None = None,
+    async def history(channel: str, limit: int | None = None, since: int | None = None,
                 project: str | None = None) -> list[dict[str, Any]]:
         """Publications kept for `channel`, newest first (at most `limit`; only those after offset `since`)."""
-        result = hub.history(_project(project), channel, limit=limit, since=since, newest_first=True)
+        result = await hub.history(_project(project), channel, limit=limit, since=since, newest_first=True)
         return [{"uid": p.uid, "data": p.data, "info": p.info, "offset": p.offset, "timestamp": p.timestamp}
                 for p in result.publications]
 
-    def channels(pattern: str | None = None, project: str | None = None) -> dict[str, int]:
+    async def channels(pattern: str | None = None, project: str | None = None) -> dict[str, int]:
         """Active channels and their subscriber counts (optionally matching a glob `pattern`)."""
-        return hub.channels(_project(project), pattern)
+        return await hub.channels(_project(project), pattern)
 
-    def unsubscribe(user: str, channel: str | None = None, project: str | None = None) -> int:
+    async def unsubscribe(user: str, channel: str | None = None, project: str | None = None) -> int:
         """Unsubscribe every connection of `user` from `channel` (or from every channel)."""
-        return hub.unsubscribe(_project(project), user, channel)
+        return await hub.unsubscribe(_project(project), user, channel)
 
-    def disconnect(user: str, reason: str = "disconnect", project: str | None = None) -> int:
+    async def disconnect(user: str, reason: str = "disconnect", project: str | None = None) -> int:
         """Disconnect every connection of `user` with `reason`."""
-        return hub.disconnect(_project(project), user, reason)
+        return await hub.disconnect(_project(project), user, reason)
 
     def stats() -> dict[str, Any]:
         """The core's counters and gauges."""

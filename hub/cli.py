@@ -51,6 +51,8 @@ def load_or_exit(path: str) -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.path)
+    for warning in settings.warnings:
+        print(f"hub: warning: {warning}", file=sys.stderr)
     print(f"{args.path}: ok ({len(settings.projects)} project(s))")
     return 0
 
@@ -58,6 +60,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.config)
     configure_logging(settings.hub.log_level, settings.hub.log_format, sys.stderr)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
     failed: list[BaseException] = []
     try:
         trio.run(_run, settings)

@@ -90,6 +90,8 @@ class Settings:
     projects: list[Project] = field(default_factory=list)
     adapters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    # One line per key of a foreign config file (hub.configs) that the hub ignores; logged at start.
+    warnings: list[str] = field(default_factory=list)
 
     def adapter(self, name: str) -> Any:
         return self.adapters[name]
@@ -160,7 +162,7 @@ def parse_table(cls: type, table: Any, source: str, prefix: str, env: dict[str, 
             if value not in env:
                 raise ConfigError(source, f"{prefix}.{key}", f"environment variable {value} is not set")
             raw = env[value]
-            if hints[name] in (int, float, bool):
+            if hints[name] in (int, float, bool) or typing.get_origin(hints[name]) in (list, dict):
                 try:
                     raw = tomllib.loads(f"v = {raw}")["v"]
                 except tomllib.TOMLDecodeError:
@@ -237,7 +239,7 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
 
 
 def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Settings:
-    """Read and validate a hub.toml file."""
+    """Read and validate a hub.toml file, or a JSON config of a system the hub replaces (see hub.configs)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -245,6 +247,13 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         raise ConfigError(source, "-", "file not found") from None
     except OSError as exc:
         raise ConfigError(source, "-", f"cannot read: {exc.strerror}") from None
+    if source.endswith(".json") or text.lstrip().startswith("{"):
+        from .configs import translate
+
+        data, warnings = translate(text, source)
+        settings = parse_settings(data, source, env)
+        settings.warnings = warnings
+        return settings
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -78,15 +78,15 @@ class RunningHub:
     def default_project(self) -> str:
         return self.settings.projects[0].key
 
-    def publish(self, channel: str, data: Any, *, project: str | None = None, info: Any = None,
+    async def publish(self, channel: str, data: Any, *, project: str | None = None, info: Any = None,
                 client: str | None = None) -> Publication:
-        return self.hub.publish(project or self.default_project, channel, data, info, client)
+        return await self.hub.publish(project or self.default_project, channel, data, info, client)
 
-    def presence(self, channel: str, *, project: str | None = None) -> dict[str, dict[str, Any]]:
-        return self.hub.presence(project or self.default_project, channel)
+    async def presence(self, channel: str, *, project: str | None = None) -> dict[str, dict[str, Any]]:
+        return await self.hub.presence(project or self.default_project, channel)
 
-    def history(self, channel: str, *, project: str | None = None, **kwargs: Any) -> HistoryResult:
-        return self.hub.history(project or self.default_project, channel, **kwargs)
+    async def history(self, channel: str, *, project: str | None = None, **kwargs: Any) -> HistoryResult:
+        return await self.hub.history(project or self.default_project, channel, **kwargs)
 
     def stats(self) -> dict[str, Any]:
         return self.hub.stats_snapshot()

@@ -17,12 +17,12 @@ async def test_embedded_hub_publishes_to_real_client(tmp_path):
         async with legacy_client(running.url("realtime")) as client:
             await client.connect("alice")
             await client.subscribe("news")
-            pub = running.publish("news", {"text": "in-process"})
+            pub = await running.publish("news", {"text": "in-process"})
             push = await client.next_push("message")
             assert push["body"]["data"] == {"text": "in-process"}
             assert push["body"]["uid"] == pub.uid
-            assert set(running.presence("news")) == {client.client_id}
-            assert [p.uid for p in running.history("news").publications] == [pub.uid]
+            assert set(await running.presence("news")) == {client.client_id}
+            assert [p.uid for p in (await running.history("news")).publications] == [pub.uid]
             assert running.stats()["messages_delivered"] == 1
         running.shutdown()
 
@@ -35,5 +35,5 @@ async def test_open_hub_context_manager(tmp_path):
     async with hub.open_hub(path) as running:
         assert running.default_project == "demo"
         assert running.url("realtime").startswith("http://127.0.0.1:")
-        running.publish("news", 1)
+        await running.publish("news", 1)
         assert running.stats()["messages_in"] == 1

@@ -7,6 +7,6 @@ async def test_publish_reaches_legacy_client(start_hub):
         reply = await c.connect("alice")
         assert reply["error"] is None
         await c.subscribe("news")
-        running.publish("news", {"hello": 1})
+        await running.publish("news", {"hello": 1})
         push = await c.next_push("message")
         assert push["body"]["data"] == {"hello": 1}

@@ -27,7 +27,8 @@ Key = tuple[str, str]
 
 
 class Hub:
-    """The in-memory core every adapter feeds. Synchronous: nothing here awaits a client."""
+    """The core every adapter feeds. Nothing here awaits a client; the coroutine methods are the ones an
+    engine shared across processes may need to wait on (with the memory engine they never suspend)."""
 
     def __init__(
         self,
@@ -154,7 +155,7 @@ class Hub:
         return list(self._by_user.get((project, user), ()))
 
     # -- subscriptions --------------------------------------------------------------------
-    def subscribe(
+    async def subscribe(
         self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False
     ) -> ChannelName:
         """Add `session` to `channel` (checked against the name rules); join pushes if enabled."""
@@ -208,14 +209,14 @@ class Hub:
         if self.events:
             self.events.emit(HubEvent("leave", session.project, {"channel": channel, **record}))
 
-    def subscribe_user(self, project: str, user: str, channel: str) -> int:
+    async def subscribe_user(self, project: str, user: str, channel: str) -> int:
         """Server-side subscribe: every live session of `user` joins `channel`."""
         self.channel(project, channel)
         count = 0
         for session in self.user_sessions(project, user):
             if channel in session.channels:
                 continue
-            self.subscribe(session, channel, private_ok=True)
+            await self.subscribe(session, channel, private_ok=True)
             if session.wire is not None:
                 frame = session.wire.subscribe(channel)
                 if frame:
@@ -223,7 +224,7 @@ class Hub:
             count += 1
         return count
 
-    def unsubscribe(self, project: str, user: str, channel: str | None = None) -> int:
+    async def unsubscribe(self, project: str, user: str, channel: str | None = None) -> int:
         """Forced unsubscribe of every session of `user` from `channel`, or from every channel."""
         self.project(project)
         count = 0
@@ -234,7 +235,7 @@ class Hub:
                     count += 1
         return count
 
-    def disconnect(self, project: str, user: str, reason: str = "disconnect", reconnect: bool = False) -> int:
+    async def disconnect(self, project: str, user: str, reason: str = "disconnect", reconnect: bool = False) -> int:
         """Close every session of `user` with a disconnect notice."""
         self.project(project)
         sessions = self.user_sessions(project, user)
@@ -243,13 +244,13 @@ class Hub:
         return len(sessions)
 
     # -- publishing -----------------------------------------------------------------------
-    def publish(
+    async def publish(
         self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None
     ) -> Publication:
         """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format."""
-        return self.publish_many(project, channel, [(data, info, client)])[0]
+        return (await self.publish_many(project, channel, [(data, info, client)]))[0]
 
-    def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
+    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
         """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
         name = self.channel(project, channel)
         now = self.clock()
@@ -329,7 +330,7 @@ class Hub:
             self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
-    def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
+    async def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
         """Clients subscribed to `channel`, keyed by client id."""
         name = self.channel(project, channel)
         if not name.options.presence:
@@ -337,11 +338,11 @@ class Hub:
         subs = self._channels.get((project, channel), {})
         return {sid: s.client_info(channel) for sid, s in subs.items()}
 
-    def presence_stats(self, project: str, channel: str) -> dict[str, int]:
-        clients = self.presence(project, channel)
+    async def presence_stats(self, project: str, channel: str) -> dict[str, int]:
+        clients = await self.presence(project, channel)
         return {"num_clients": len(clients), "num_users": len({c["user"] for c in clients.values()})}
 
-    def history(
+    async def history(
         self,
         project: str,
         channel: str,
@@ -357,7 +358,7 @@ class Hub:
         stream = self._live_stream((project, channel))
         return _history.read(stream, limit=limit, since=since, newest_first=newest_first)
 
-    def stream_position(self, project: str, channel: str) -> tuple[int, str]:
+    async def stream_position(self, project: str, channel: str) -> tuple[int, str]:
         """Top offset and epoch of `channel`'s stream, starting an empty one if none is live.
 
         A subscriber that gets its position this way can later recover from it: the epoch it saw
@@ -373,7 +374,7 @@ class Hub:
             stream.expires_at = self.clock() + name.options.history_lifetime
         return stream.offset, stream.epoch
 
-    def history_remove(self, project: str, channel: str) -> None:
+    async def history_remove(self, project: str, channel: str) -> None:
         self.channel(project, channel)
         stream = self._streams.get((project, channel))
         if stream is not None:
@@ -386,7 +387,7 @@ class Hub:
             return None
         return stream
 
-    def channels(self, project: str, pattern: str | None = None) -> dict[str, int]:
+    async def channels(self, project: str, pattern: str | None = None) -> dict[str, int]:
         """Active channels of `project` (those with subscribers) and their subscriber counts."""
         self.project(project)
         out = {}

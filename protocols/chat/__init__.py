@@ -78,12 +78,14 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     service.register_actions()
     log.info("chat database %s open", settings.database)
     try:
-        task_status.started()
-        while True:
-            await trio.sleep(TOKEN_PURGE_INTERVAL)
-            purged = await worker.call(store.purge_tokens, service.clock())
-            if purged:
-                log.info("purged %d expired chat token(s)", purged)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.publisher)
+            task_status.started()
+            while True:
+                await trio.sleep(TOKEN_PURGE_INTERVAL)
+                purged = await worker.call(store.purge_tokens, service.clock())
+                if purged:
+                    log.info("purged %d expired chat token(s)", purged)
     finally:
         await worker.stop()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,12 @@ class ChatService:
         self.db = worker
         self.hash_limiter = trio.CapacityLimiter(HASH_CONCURRENCY)
         self.clock: Callable[[], int] = lambda: int(time.time() * 1000)
+        # Committed messages wait here for the publisher task: commits publish in commit order,
+        # also when the request that made them was cancelled.
+        self._outgoing: deque[tuple[Room, Message]] = deque()
+        self._queued = self._published = 0
+        self._wake = trio.Event()
+        self._progress = trio.Event()
 
     @property
     def settings(self) -> ChatSettings:
@@ -114,11 +121,31 @@ class ChatService:
         return f"{self.settings.channel_prefix}{room_id}"
 
     def _publish(self, result: tuple[Room, Message]) -> None:
-        room, message = result
-        try:
-            self.ctx.hub.publish(self.project, self.channel(room.id), message_obj(message))
-        except HubError as exc:
-            log.warning("message %s committed but not published to %s: %s", message.id, self.channel(room.id), exc.message)
+        """On commit (in the Trio thread, never awaiting): queue the message for the publisher task."""
+        self._outgoing.append(result)
+        self._queued += 1
+        self._wake.set()
+
+    async def published(self) -> None:
+        """Wait until everything committed so far has been published (a send replies after its publish)."""
+        target = self._queued
+        while self._published < target:
+            await self._progress.wait()
+
+    async def publisher(self) -> None:
+        """Publish committed messages to their rooms' channels, one at a time, in commit order."""
+        while True:
+            while not self._outgoing:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            room, message = self._outgoing.popleft()
+            try:
+                await self.ctx.hub.publish(self.project, self.channel(room.id), message_obj(message))
+            except HubError as exc:
+                log.warning("message %s committed but not published to %s: %s", message.id, self.channel(room.id), exc.message)
+            self._published += 1
+            self._progress.set()
+            self._progress = trio.Event()
 
     # -- passwords ----------------------------------------------------------------------------
     async def hash(self, password: str) -> str:
@@ -216,8 +243,10 @@ class ChatService:
     async def send(self, creds: Credentials, room_id: str | None, text: Any, *, room_name: str | None = None) -> tuple[Room, Message]:
         """Post a message as the logged-in user; acknowledged (returned) once committed, then published."""
         msg = check_message(text, self.settings.max_message_length)
-        return await self.as_user(creds, lambda conn, user: store.send(conn, user, room_id, msg, self.clock(), room_name=room_name),
-                                  on_commit=self._publish)
+        result = await self.as_user(creds, lambda conn, user: store.send(conn, user, room_id, msg, self.clock(), room_name=room_name),
+                                    on_commit=self._publish)
+        await self.published()
+        return result
 
     async def create_rooms(self, creds: Credentials, specs: Any, permission: str) -> list[Room]:
         """Create several public rooms (all or none) as a user holding `permission`."""
@@ -266,6 +295,7 @@ class ChatService:
             return store.send(conn, author, room, text, self.clock(), room_name=room, require_member=False)
 
         _, message = await self.db.call(post, on_commit=self._publish)
+        await self.published()
         return message_obj(message)
 
     async def action_create_room(self, name: str, members: list[str] | None = None) -> dict[str, Any]:

@@ -93,21 +93,21 @@ def _data(params: dict[str, Any]) -> Any:
     return params["data"]
 
 
-def _position(hub: Hub, project: str, channel: str) -> dict[str, Any]:
+async def _position(hub: Hub, project: str, channel: str) -> dict[str, Any]:
     try:
-        result = hub.history(project, channel, limit=0)
+        result = await hub.history(project, channel, limit=0)
     except NotAvailable:
         return {}
     return {"offset": result.offset, "epoch": result.epoch} if result.epoch else {}
 
 
-def publish(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def publish(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     channel = _str(params, "channel")
-    pub = hub.publish(project, channel, _data(params))
+    pub = await hub.publish(project, channel, _data(params))
     return {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
 
 
-def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     channels = params.get("channels")
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
         raise ApiError(BAD_REQUEST, "bad request: channels must be a non-empty array of strings")
@@ -115,7 +115,7 @@ def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     responses = []
     for channel in channels:
         try:
-            responses.append({"result": publish(hub, project, {"channel": channel, "data": data})})
+            responses.append({"result": await publish(hub, project, {"channel": channel, "data": data})})
         except ApiError as exc:
             responses.append({"error": exc.as_dict()})
         except HubError as exc:
@@ -123,12 +123,12 @@ def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"responses": responses}
 
 
-def subscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    hub.subscribe_user(project, _str(params, "user"), _str(params, "channel"))
+async def subscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    await hub.subscribe_user(project, _str(params, "user"), _str(params, "channel"))
     return {}
 
 
-def unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     user, channel = _str(params, "user"), _str(params, "channel")
     client = _str(params, "client", required=False)
     hub.channel(project, channel)
@@ -138,7 +138,7 @@ def unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any
     return {}
 
 
-def disconnect(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def disconnect(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     user = _str(params, "user")
     client = _str(params, "client", required=False)
     spec = params.get("disconnect") or {}
@@ -156,7 +156,7 @@ def disconnect(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]
     return {}
 
 
-def refresh(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def refresh(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     user = _str(params, "user")
     client = _str(params, "client", required=False)
     expire_at = _int(params, "expire_at")
@@ -170,17 +170,17 @@ def refresh(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    clients = hub.presence(project, _str(params, "channel"))
+async def presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    clients = await hub.presence(project, _str(params, "channel"))
     return {"presence": {cid: {"client": c["client"], "user": c["user"], "conn_info": c["default_info"],
                                "chan_info": c["channel_info"]} for cid, c in clients.items()}}
 
 
-def presence_stats(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    return hub.presence_stats(project, _str(params, "channel"))
+async def presence_stats(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    return await hub.presence_stats(project, _str(params, "channel"))
 
 
-def history(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def history(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     channel = _str(params, "channel")
     limit = _int(params, "limit")
     since = params.get("since")
@@ -191,9 +191,9 @@ def history(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
         offset = since.get("offset", 0)
     reverse = bool(params.get("reverse"))
     if not limit:
-        result = hub.history(project, channel, limit=0)
+        result = await hub.history(project, channel, limit=0)
     else:
-        result = hub.history(project, channel, limit=None if limit < 0 else limit, since=offset, newest_first=reverse)
+        result = await hub.history(project, channel, limit=None if limit < 0 else limit, since=offset, newest_first=reverse)
     if since is not None and since.get("epoch") not in (None, "", result.epoch):
         raise ApiError(UNRECOVERABLE_POSITION, "unrecoverable position")
     pubs = []
@@ -206,23 +206,23 @@ def history(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"publications": pubs, "offset": result.offset, "epoch": result.epoch}
 
 
-def history_remove(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    hub.history_remove(project, _str(params, "channel"))
+async def history_remove(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    await hub.history_remove(project, _str(params, "channel"))
     return {}
 
 
-def channels(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def channels(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     pattern = _str(params, "pattern", required=False)
-    found = hub.channels(project)
+    found = await hub.channels(project)
     return {"channels": {name: {"num_clients": n} for name, n in found.items()
                          if pattern is None or fnmatch.fnmatchcase(name, pattern)}}
 
 
-def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     sessions = [s for s in hub.sessions.values() if s.project == project]
     return {"nodes": [{
         "uid": "hub", "name": "hub", "version": __version__, "num_clients": len(sessions),
-        "num_users": len({s.user for s in sessions}), "num_channels": len(hub.channels(project)),
+        "num_users": len({s.user for s in sessions}), "num_channels": len(await hub.channels(project)),
         "num_subs": sum(len(s.channels) for s in sessions), "uptime": int(time.time() - hub.started_at),
     }]}
 
@@ -234,7 +234,7 @@ METHODS = {
 }
 
 
-def call(hub: Hub, project: str, method: Any, params: Any) -> dict[str, Any]:
+async def call(hub: Hub, project: str, method: Any, params: Any) -> dict[str, Any]:
     """Run one method; the reply is `{"result": ...}` or `{"error": {...}}`."""
     try:
         if not isinstance(method, str) or not method:
@@ -244,18 +244,18 @@ def call(hub: Hub, project: str, method: Any, params: Any) -> dict[str, Any]:
         if not isinstance(params, dict):
             raise ApiError(BAD_REQUEST, "bad request: params must be an object")
         if method == "batch":
-            return batch(hub, project, params)
+            return await batch(hub, project, params)
         handler = METHODS.get(method)
         if handler is None:
             raise ApiError(METHOD_NOT_FOUND, "method not found")
-        return {"result": handler(hub, project, params)}
+        return {"result": await handler(hub, project, params)}
     except ApiError as exc:
         return {"error": exc.as_dict()}
     except HubError as exc:
         return {"error": _error_from(exc).as_dict()}
 
 
-def batch(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def batch(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
     """`{"commands": [{"<method>": params}, ...]}` → `{"replies": [{"<method>": result} | {"error": ...}]}`."""
     commands = params.get("commands")
     if not isinstance(commands, list):
@@ -266,7 +266,7 @@ def batch(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
             replies.append({"error": ApiError(BAD_REQUEST, "bad request: a command is {method: params}").as_dict()})
             continue
         ((method, cmd_params),) = command.items()
-        reply = call(hub, project, method, cmd_params) if method != "batch" else {
+        reply = await call(hub, project, method, cmd_params) if method != "batch" else {
             "error": ApiError(BAD_REQUEST, "bad request: batch inside batch").as_dict()}
         replies.append({method: reply["result"]} if "result" in reply else reply)
     return {"replies": replies}

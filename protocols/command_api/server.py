@@ -32,8 +32,8 @@ async def handle(ctx: AdapterContext, request: Request) -> Response:
     looks_signed = key is None and ("x-api-sign" in request.headers or (
         request.content_type in ("", "application/x-www-form-urlencoded") and signed.has_signed_fields(request.body)))
     if which_api(name, key is not None, looks_signed, name in ctx.hub.projects) == "apikey":
-        return _apikey(ctx, request, key, name)
-    return _signed(ctx, request, name)
+        return await _apikey(ctx, request, key, name)
+    return await _signed(ctx, request, name)
 
 
 def which_api(name: str, has_key: bool, looks_signed: bool, is_project: bool) -> str:
@@ -50,7 +50,7 @@ def which_api(name: str, has_key: bool, looks_signed: bool, is_project: bool) ->
     return "apikey" if name in apikey.METHODS or name == "batch" else "signed"
 
 
-def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response:
+async def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response:
     hub = ctx.hub
     try:
         project = hub.project(project_key)
@@ -62,10 +62,10 @@ def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response
         commands = signed.parse_commands(parsed.data, ctx.settings.max_commands)
     except signed.RequestError as exc:
         return error_response(exc.status, exc.message)
-    return Response(200, signed.encode_replies(signed.run_commands(hub, project_key, commands)))
+    return Response(200, signed.encode_replies(await signed.run_commands(hub, project_key, commands)))
 
 
-def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str) -> Response:
+async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str) -> Response:
     if not key:
         return _api_error(401, apikey.UNAUTHORIZED, "unauthorized: an API key is required (X-API-Key or Authorization: apikey <key>)")
     project = apikey.project_for_key(ctx.hub.projects, key)
@@ -78,7 +78,7 @@ def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str)
     if not isinstance(body, dict):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")
     if method:
-        reply = apikey.call(ctx.hub, project, method, body)
+        reply = await apikey.call(ctx.hub, project, method, body)
     else:
-        reply = apikey.call(ctx.hub, project, body.get("method"), body.get("params"))
+        reply = await apikey.call(ctx.hub, project, body.get("method"), body.get("params"))
     return Response.json(reply)

@@ -133,7 +133,7 @@ def _param(params: dict[str, Any], name: str, kind: type = str, required: bool =
     return value
 
 
-def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict[str, Any]]:
+async def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict[str, Any]]:
     """Run every command in order; one failing command does not stop the others.
 
     Consecutive valid publishes to one channel go to the core as one batch, so each subscriber
@@ -148,9 +148,9 @@ def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict[str, 
             while j < n and _publish_channel(commands[j]) == channel:
                 j += 1
         if j - i > 1:
-            replies.extend(_publish_run(hub, project, channel, commands[i:j]))
+            replies.extend(await _publish_run(hub, project, channel, commands[i:j]))
         else:
-            replies.append(run_command(hub, project, commands[i]))
+            replies.append(await run_command(hub, project, commands[i]))
         i = j
     return replies
 
@@ -176,16 +176,16 @@ def _publish_channel(cmd: Any) -> str | None:
     return channel if isinstance(channel, str) and channel else None
 
 
-def _publish_run(hub: Hub, project: str, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _publish_run(hub: Hub, project: str, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
     error = None
     try:
-        hub.publish_many(project, channel, [(c["params"]["data"], None, c["params"].get("client") or None) for c in run])
+        await hub.publish_many(project, channel, [(c["params"]["data"], None, c["params"].get("client") or None) for c in run])
     except HubError as exc:
         error = exc.message
     return [{"method": "publish", "error": error, "body": None if error else True} for _ in run]
 
 
-def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
+async def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
     if not isinstance(cmd, dict):
         return {"method": None, "error": "invalid command: expected an object", "body": None}
     method = cmd.get("method")
@@ -201,7 +201,7 @@ def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
         handler = COMMANDS.get(method)
         if handler is None:
             raise CommandError("method not found")
-        reply["body"] = handler(hub, project, params)
+        reply["body"] = await handler(hub, project, params)
     except CommandError as exc:
         reply["error"] = str(exc)
     except HubError as exc:
@@ -209,42 +209,42 @@ def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
     return reply
 
 
-def _publish(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+async def _publish(hub: Hub, project: str, params: dict[str, Any]) -> bool:
     channel = _param(params, "channel")
     if "data" not in params:
         raise CommandError("data required")
     client = _param(params, "client", required=False)
-    hub.publish(project, channel, params["data"], None, client or None)
+    await hub.publish(project, channel, params["data"], None, client or None)
     return True
 
 
-def _unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+async def _unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> bool:
     user = _param(params, "user")
     channel = _param(params, "channel", required=False)
     if channel:
         hub.channel(project, channel)
-    hub.unsubscribe(project, user, channel or None)
+    await hub.unsubscribe(project, user, channel or None)
     return True
 
 
-def _disconnect(hub: Hub, project: str, params: dict[str, Any]) -> bool:
+async def _disconnect(hub: Hub, project: str, params: dict[str, Any]) -> bool:
     user = _param(params, "user")
     reason = _param(params, "reason", required=False) or "disconnect"
-    hub.disconnect(project, user, reason, reconnect=False)
+    await hub.disconnect(project, user, reason, reconnect=False)
     return True
 
 
-def _presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    return hub.presence(project, _param(params, "channel"))
+async def _presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+    return await hub.presence(project, _param(params, "channel"))
 
 
-def _history(hub: Hub, project: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    result = hub.history(project, _param(params, "channel"), newest_first=True)
+async def _history(hub: Hub, project: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    result = await hub.history(project, _param(params, "channel"), newest_first=True)
     return [message_body(p) for p in result.publications]
 
 
-def _channels(hub: Hub, project: str, params: dict[str, Any]) -> list[str]:
-    return sorted(hub.channels(project))
+async def _channels(hub: Hub, project: str, params: dict[str, Any]) -> list[str]:
+    return sorted(await hub.channels(project))
 
 
 COMMANDS = {

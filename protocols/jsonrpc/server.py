@@ -167,7 +167,7 @@ class JsonRpc:
         output = None
         try:
             if hook.channel:
-                self.ctx.hub.publish(hook.project or self.project, hook.channel, {"hook": name, **event})
+                await self.ctx.hub.publish(hook.project or self.project, hook.channel, {"hook": name, **event})
             if hook.procedure:
                 procedure = self.procedures[hook.procedure]
                 output = await run_action(self.ctx.runtime.actions, self.procedures, f"procedure.{procedure.name}",

@@ -114,7 +114,7 @@ class LegacyClient:
         self.expired = False
 
     # -- frames ---------------------------------------------------------------------------
-    def handle(self, text: str | bytes) -> list[dict[str, Any]]:
+    async def handle(self, text: str | bytes) -> list[dict[str, Any]]:
         """Run every command of one frame; return the reply array."""
         try:
             data = json.loads(text)
@@ -128,9 +128,9 @@ class LegacyClient:
                 raise BadFrame(f"bad request: more than {MAX_COMMANDS} commands")
         else:
             raise BadFrame("bad request: frame must be an object or an array")
-        return [self.command(cmd) for cmd in commands]
+        return [await self.command(cmd) for cmd in commands]
 
-    def command(self, cmd: Any) -> dict[str, Any]:
+    async def command(self, cmd: Any) -> dict[str, Any]:
         if not isinstance(cmd, dict):
             return {"method": None, "error": "invalid command: expected an object", "body": None}
         method = cmd.get("method")
@@ -148,7 +148,7 @@ class LegacyClient:
             handler = getattr(self, f"cmd_{method}", None)
             if handler is None:
                 raise CommandError(f"unknown method {method}")
-            reply["body"] = handler(params)
+            reply["body"] = await handler(params)
         except CommandError as exc:
             reply["error"] = str(exc)
         except HubError as exc:
@@ -179,7 +179,7 @@ class LegacyClient:
         expires = ts + lifetime if lifetime > 0 else None
         return project_key, user, timestamp, default_info, expires
 
-    def cmd_connect(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_connect(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.session is not None:
             raise CommandError("already connected")
         project_key, user, _, info, expires = self._authenticate(params)
@@ -198,7 +198,7 @@ class LegacyClient:
         self.client_id = session.id
         self.expired = False
 
-    def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         project_key, user, _, info, expires = self._authenticate(params)
         ttl = self.hub.project(project_key).connection_lifetime or None
         if expires is not None and expires <= self.clock():
@@ -218,7 +218,7 @@ class LegacyClient:
             raise CommandError("connection expired" if self.expired else "unauthorized")
         return self.session
 
-    def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._session()
         channel = params.get("channel")
         if not isinstance(channel, str) or not channel:
@@ -237,10 +237,10 @@ class LegacyClient:
                     channel_info = json.loads(info)
                 except ValueError:
                     raise CommandError("invalid info: expected a JSON string") from None
-        self.hub.subscribe(session, channel, channel_info, private_ok=name.private)
+        await self.hub.subscribe(session, channel, channel_info, private_ok=name.private)
         return {"channel": channel}
 
-    def cmd_unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self._session()
         channel = params.get("channel")
         if not isinstance(channel, str) or not channel:
@@ -259,25 +259,25 @@ class LegacyClient:
             raise CommandError("permission denied")
         return session, channel
 
-    def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel = self._subscribed(params)
         if "data" not in params:
             raise CommandError("data required")
         if not self.hub.channel(session.project, channel).options.publish:
             raise CommandError("permission denied")
-        self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
+        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
         return {"channel": channel, "status": True}
 
-    def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel = self._subscribed(params)
-        return {"channel": channel, "data": self.hub.presence(session.project, channel)}
+        return {"channel": channel, "data": await self.hub.presence(session.project, channel)}
 
-    def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel = self._subscribed(params)
-        result = self.hub.history(session.project, channel, newest_first=True)
+        result = await self.hub.history(session.project, channel, newest_first=True)
         return {"channel": channel, "data": [message_body(p) for p in result.publications]}
 
-    def cmd_ping(self, params: dict[str, Any]) -> str:
+    async def cmd_ping(self, params: dict[str, Any]) -> str:
         return "pong"
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -304,7 +304,7 @@ class SdkClient:
         self.on_change: Callable[[], None] | None = None
 
     # -- messages ---------------------------------------------------------------------------
-    def handle(self, message: str | bytes) -> Batch:
+    async def handle(self, message: str | bytes) -> Batch:
         """Run every command of one websocket message, queueing replies in order with the pushes they cause.
 
         Replies share one frame, except that pending connect/subscribe replies are queued before a
@@ -322,7 +322,7 @@ class SdkClient:
                 if establishing and isinstance(cmd, dict) and any(m in cmd for m in PUSHING):
                     self._write(self.frame(pending))
                     pending, establishing = [], False
-                reply = self.command(cmd, batch)
+                reply = await self.command(cmd, batch)
                 if reply is not None:
                     pending.append(reply)
                     batch.replies.append(reply)
@@ -340,7 +340,7 @@ class SdkClient:
         if self.session is not None and not self.session.closed:
             self.hub.close(self.session, "slow", reconnect=True)
 
-    def command(self, cmd: Any, batch: Batch) -> dict[str, Any] | None:
+    async def command(self, cmd: Any, batch: Batch) -> dict[str, Any] | None:
         """One command's reply (None for pongs and `send`)."""
         if not isinstance(cmd, dict):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
@@ -362,7 +362,7 @@ class SdkClient:
                 params = {}
             if not isinstance(params, dict):
                 raise ReplyError(BAD_REQUEST, "bad request")
-            result = getattr(self, f"cmd_{method}")(params)
+            result = await getattr(self, f"cmd_{method}")(params)
             if isinstance(result, RpcCall):
                 result.id = cid
                 batch.calls.append(result)
@@ -412,7 +412,7 @@ class SdkClient:
     def _session_expiry(self, expires_at: float | None) -> float | None:
         return None if expires_at is None else expires_at + self.expired_close_delay
 
-    def cmd_connect(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_connect(self, params: dict[str, Any]) -> dict[str, Any]:
         if self.session is not None:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         token = params.get("token")
@@ -435,14 +435,14 @@ class SdkClient:
             wanted = recover.get(channel) if isinstance(recover.get(channel), dict) else {}
             try:
                 name = self.hub.channel(project, channel)
-                subs[channel] = self._join(channel, name, None, None, wanted, private_ok=True)
+                subs[channel] = await self._join(channel, name, None, None, wanted, private_ok=True)
             except (ReplyError, HubError) as exc:
                 log.info("server-side subscription of %s to %s refused: %s", user, channel, exc)
         if subs:
             result["subs"] = subs
         return result
 
-    def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
         claims = self._claims(params.get("token"))
@@ -469,7 +469,7 @@ class SdkClient:
         except TokenInvalid:
             raise ReplyError(PERMISSION_DENIED, "permission denied") from None
 
-    def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
         channel = self._channel(params)
@@ -483,9 +483,9 @@ class SdkClient:
             info, expires = claims.info, claims.expires_at
         elif name.private:
             raise ReplyError(PERMISSION_DENIED, "permission denied")
-        return self._join(channel, name, info, expires, params, private_ok=bool(token))
+        return await self._join(channel, name, info, expires, params, private_ok=bool(token))
 
-    def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
+    async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
               *, private_ok: bool) -> dict[str, Any]:
         """Subscribe the session (recovering from the client's position if asked); the subscribe result."""
         session = self.session
@@ -493,14 +493,14 @@ class SdkClient:
         result: dict[str, Any] = {}
         recovered: tuple[list[Publication], bool] | None = None
         if name.options.keeps_history:
-            top, epoch = self.hub.stream_position(session.project, channel)
+            top, epoch = await self.hub.stream_position(session.project, channel)
             if params.get("recover"):
-                recovered = self._recover(channel, params.get("offset"), params.get("epoch"), top, epoch)
+                recovered = await self._recover(channel, params.get("offset"), params.get("epoch"), top, epoch)
                 flag = params.get("flag")
                 if not recovered[1] and isinstance(flag, int) and flag & FLAG_REJECT_UNRECOVERED:
                     raise ReplyError(UNRECOVERABLE_POSITION, "unrecoverable position")
             result.update(recoverable=True, positioned=True, offset=top, epoch=epoch)
-        self.hub.subscribe(session, channel, info, private_ok=private_ok)
+        await self.hub.subscribe(session, channel, info, private_ok=private_ok)
         if expires is not None:
             self._set_sub_expiry(channel, expires)
             result.update(self._ttl(expires))
@@ -512,7 +512,7 @@ class SdkClient:
                     result["publications"] = [publication_body(p) for p in recovered[0]]
         return result
 
-    def _recover(self, channel: str, offset: Any, epoch: Any, top: int, top_epoch: str) -> tuple[list[Publication], bool]:
+    async def _recover(self, channel: str, offset: Any, epoch: Any, top: int, top_epoch: str) -> tuple[list[Publication], bool]:
         """The publications after `offset` if history still holds all of them in the same epoch."""
         session = self.session
         assert session is not None
@@ -524,7 +524,7 @@ class SdkClient:
             return [], False
         if offset == top:
             return [], True
-        pubs = self.hub.history(session.project, channel, since=offset).publications
+        pubs = (await self.hub.history(session.project, channel, since=offset)).publications
         if pubs and pubs[0].offset == offset + 1 and pubs[-1].offset == top:
             return pubs, True
         return [], False
@@ -537,7 +537,7 @@ class SdkClient:
         if self.on_change is not None:
             self.on_change()
 
-    def cmd_sub_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_sub_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
         channel = self._channel(params)
@@ -547,7 +547,7 @@ class SdkClient:
         self._set_sub_expiry(channel, claims.expires_at)
         return self._ttl(claims.expires_at)
 
-    def cmd_unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
         channel = self._channel(params)
@@ -583,7 +583,7 @@ class SdkClient:
             raise ReplyError(PERMISSION_DENIED, "permission denied")
         return session, channel, name
 
-    def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, name = self._subscribed(params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
@@ -591,24 +591,24 @@ class SdkClient:
             raise ReplyError(PERMISSION_DENIED, "permission denied")
         if isinstance(self.wire.codec, MsgpackCodec) and not json_compatible(params["data"]):
             raise ReplyError(BAD_REQUEST, "bad request: data must be JSON-compatible (no binary, NaN or non-string keys)")
-        self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
+        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
         return {}
 
-    def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, _ = self._subscribed(params)
-        clients = self.hub.presence(session.project, channel)
+        clients = await self.hub.presence(session.project, channel)
         return {"presence": {cid: client_info(rec) for cid, rec in clients.items()}}
 
-    def cmd_presence_stats(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_presence_stats(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, _ = self._subscribed(params)
-        return self.hub.presence_stats(session.project, channel)
+        return await self.hub.presence_stats(session.project, channel)
 
-    def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, _ = self._subscribed(params)
         limit = _int(params.get("limit"), "limit", 0)
         reverse = params.get("reverse") is True
         since = params.get("since")
-        result = self.hub.history(session.project, channel)
+        result = await self.hub.history(session.project, channel)
         pubs = result.publications
         if since is not None:
             if not isinstance(since, dict):
@@ -626,7 +626,7 @@ class SdkClient:
             out["publications"] = [publication_body(p) for p in pubs]
         return out
 
-    def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
+    async def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
         method = params.get("method", "")
         func = self.rpc(method) if self.rpc is not None and isinstance(method, str) else None
         if func is None:

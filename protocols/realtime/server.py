@@ -35,7 +35,7 @@ async def legacy_connection(ctx: AdapterContext, ws: WebSocket, first: str | byt
     try:
         while message is not None:
             try:
-                replies = client.handle(message)
+                replies = await client.handle(message)
             except BadFrame as exc:
                 ws.close(exc.code, exc.reason)
                 return
@@ -164,7 +164,7 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         message = first
         while message is not None:
             state["seen"] = trio.current_time()
-            batch = client.handle(message)
+            batch = await client.handle(message)
             for call in batch.calls:
                 spawn(_rpc, client, ws, call)
             if batch.close is not None:

@@ -28,8 +28,8 @@ async def test_fanout_to_1000_subscribers_encodes_once():
     wire = LineWire()
     sessions = [connect(hub, f"u{i}", wire) for i in range(1000)]
     for s in sessions:
-        hub.subscribe(s, "news")
-    pub = hub.publish("p", "news", {"n": 1})
+        await hub.subscribe(s, "news")
+    pub = await hub.publish("p", "news", {"n": 1})
     assert wire.encoded == 1
     for s in sessions:
         assert await drain(s) == [{"type": "pub", "channel": "news", "data": {"n": 1}, "offset": pub.offset}]
@@ -43,60 +43,60 @@ async def test_one_encoding_per_wire_format():
     hub = make_hub()
     a, b = LineWire(), LineWire()
     for i in range(10):
-        hub.subscribe(connect(hub, f"u{i}", a if i % 2 else b), "news")
-    hub.publish("p", "news", 1)
+        await hub.subscribe(connect(hub, f"u{i}", a if i % 2 else b), "news")
+    await hub.publish("p", "news", 1)
     assert (a.encoded, b.encoded) == (1, 1)
 
 
-def test_publish_without_subscribers_counts_a_drop():
+async def test_publish_without_subscribers_counts_a_drop():
     hub = make_hub()
-    hub.publish("p", "news", 1)
+    await hub.publish("p", "news", 1)
     assert hub.stats.messages_in == 1 and hub.stats.messages_dropped == 1
 
 
-def test_unknown_project_and_namespace():
+async def test_unknown_project_and_namespace():
     hub = make_hub()
     with pytest.raises(ProjectNotFound):
-        hub.publish("nope", "news", 1)
+        await hub.publish("nope", "news", 1)
     with pytest.raises(NamespaceNotFound):
-        hub.publish("p", "nope:x", 1)
+        await hub.publish("p", "nope:x", 1)
     s = connect(hub)
     with pytest.raises(NamespaceNotFound):
-        hub.subscribe(s, "nope:x")
+        await hub.subscribe(s, "nope:x")
     assert hub.stats.messages_in == 0
 
 
-def test_history_size_order_offsets_and_since():
+async def test_history_size_order_offsets_and_since():
     hub = make_hub()
-    pubs = [hub.publish("p", "news", i) for i in range(5)]
+    pubs = [await hub.publish("p", "news", i) for i in range(5)]
     assert [p.offset for p in pubs] == [1, 2, 3, 4, 5]
     assert len({p.epoch for p in pubs}) == 1
-    newest = hub.history("p", "news", newest_first=True)
+    newest = await hub.history("p", "news", newest_first=True)
     assert [p.data for p in newest.publications] == [4, 3, 2]
     assert newest.offset == 5 and newest.epoch == pubs[0].epoch
-    assert [p.data for p in hub.history("p", "news").publications] == [2, 3, 4]
-    assert [p.data for p in hub.history("p", "news", since=3).publications] == [3, 4]
-    assert [p.data for p in hub.history("p", "news", limit=1, newest_first=True).publications] == [4]
+    assert [p.data for p in (await hub.history("p", "news")).publications] == [2, 3, 4]
+    assert [p.data for p in (await hub.history("p", "news", since=3)).publications] == [3, 4]
+    assert [p.data for p in (await hub.history("p", "news", limit=1, newest_first=True)).publications] == [4]
 
 
-def test_history_lifetime_expires_and_new_epoch():
+async def test_history_lifetime_expires_and_new_epoch():
     clock = Clock()
     hub = make_hub(clock)
-    first = hub.publish("p", "news", 1)
+    first = await hub.publish("p", "news", 1)
     clock.now += 9
-    hub.publish("p", "news", 2)
+    await hub.publish("p", "news", 2)
     clock.now += 9
-    assert [p.data for p in hub.history("p", "news").publications] == [1, 2]
+    assert [p.data for p in (await hub.history("p", "news")).publications] == [1, 2]
     clock.now += 2
-    assert hub.history("p", "news").publications == []
-    again = hub.publish("p", "news", 3)
+    assert (await hub.history("p", "news")).publications == []
+    again = await hub.publish("p", "news", 3)
     assert again.offset == 1 and again.epoch != first.epoch
 
 
-def test_history_not_available_without_history():
+async def test_history_not_available_without_history():
     hub = make_hub()
     with pytest.raises(NotAvailable):
-        hub.history("p", "chat:x")
+        await hub.history("p", "chat:x")
 
 
 async def test_presence_and_stats():
@@ -105,20 +105,20 @@ async def test_presence_and_stats():
     b = connect(hub, "bob")
     c = connect(hub, "alice")
     for s in (a, b, c):
-        hub.subscribe(s, "chat:room", {"seat": s.user})
-    presence = hub.presence("p", "chat:room")
+        await hub.subscribe(s, "chat:room", {"seat": s.user})
+    presence = await hub.presence("p", "chat:room")
     assert set(presence) == {a.id, b.id, c.id}
     assert presence[a.id] == {"user": "alice", "client": a.id, "default_info": {"name": "A"}, "channel_info": {"seat": "alice"}}
-    assert hub.presence_stats("p", "chat:room") == {"num_clients": 3, "num_users": 2}
+    assert await hub.presence_stats("p", "chat:room") == {"num_clients": 3, "num_users": 2}
     with pytest.raises(NotAvailable):
-        hub.presence("p", "anon:x")
+        await hub.presence("p", "anon:x")
 
 
 async def test_join_and_leave_pushes():
     hub = make_hub()
     a, b = connect(hub, "a"), connect(hub, "b")
-    hub.subscribe(a, "chat:r")
-    hub.subscribe(b, "chat:r")
+    await hub.subscribe(a, "chat:r")
+    await hub.subscribe(b, "chat:r")
     assert await drain(a) == [{"type": "join", "channel": "chat:r", "client": a.id},
                               {"type": "join", "channel": "chat:r", "client": b.id}]
     await drain(b)
@@ -126,7 +126,7 @@ async def test_join_and_leave_pushes():
     assert await drain(a) == [{"type": "leave", "channel": "chat:r", "client": b.id}]
     assert not hub.unsubscribe_session(b, "chat:r")
     assert await drain(a) == []
-    hub.subscribe(a, "news")
+    await hub.subscribe(a, "news")
     assert await drain(a) == []
 
 
@@ -135,28 +135,28 @@ async def test_forced_unsubscribe_one_channel_and_all():
     a1, a2, b = connect(hub, "alice"), connect(hub, "alice"), connect(hub, "bob")
     for s in (a1, a2, b):
         for ch in ("news", "sport", "chat:x"):
-            hub.subscribe(s, ch)
+            await hub.subscribe(s, ch)
     for s in (a1, a2, b):
         await drain(s)
-    assert hub.unsubscribe("p", "alice", "news") == 2
+    assert await hub.unsubscribe("p", "alice", "news") == 2
     assert set(a1.channels) == {"sport", "chat:x"}
     assert {"type": "unsubscribe", "channel": "news"} in await drain(a1)
-    assert hub.unsubscribe("p", "alice") == 4
+    assert await hub.unsubscribe("p", "alice") == 4
     assert a1.channels == {} and a2.channels == {}
     assert set(b.channels) == {"news", "sport", "chat:x"}
-    assert hub.channels("p") == {"news": 1, "sport": 1, "chat:x": 1}
+    assert await hub.channels("p") == {"news": 1, "sport": 1, "chat:x": 1}
 
 
 async def test_disconnect_user():
     hub = make_hub()
     a1, a2, b = connect(hub, "alice"), connect(hub, "alice"), connect(hub, "bob")
-    hub.subscribe(a1, "news")
-    assert hub.disconnect("p", "alice", "bye") == 2
+    await hub.subscribe(a1, "news")
+    assert await hub.disconnect("p", "alice", "bye") == 2
     assert a1.closed and a2.closed and not b.closed
     assert (await drain(a1))[-1] == {"type": "disconnect", "reason": "bye"}
     assert await a1.outbox.next_batch() is None
     assert set(hub.sessions) == {b.id}
-    assert hub.channels("p") == {}
+    assert await hub.channels("p") == {}
 
 
 async def test_slow_session_disconnected_and_others_get_everything():
@@ -164,10 +164,10 @@ async def test_slow_session_disconnected_and_others_get_everything():
     slow = connect(hub, "slow")
     fast = [connect(hub, f"f{i}") for i in range(3)]
     for s in (slow, *fast):
-        hub.subscribe(s, "news")
+        await hub.subscribe(s, "news")
     received = {s.id: [] for s in fast}
     for i in range(200):
-        hub.publish("p", "news", "x" * 50 + str(i))
+        await hub.publish("p", "news", "x" * 50 + str(i))
         for s in fast:
             received[s.id].extend(m["data"] for m in await drain(s) if m["type"] == "pub")
     assert slow.closed and slow.close_reason == "slow"
@@ -181,19 +181,19 @@ async def test_slow_session_disconnected_and_others_get_everything():
     assert slow.id not in hub.sessions
 
 
-def test_channel_rules_on_subscribe():
+async def test_channel_rules_on_subscribe():
     hub = make_hub()
     alice = connect(hub, "alice")
     anon = connect(hub, "")
-    hub.subscribe(alice, "room#alice,bob")
+    await hub.subscribe(alice, "room#alice,bob")
     with pytest.raises(PermissionDenied):
-        hub.subscribe(connect(hub, "carol"), "room#alice,bob")
+        await hub.subscribe(connect(hub, "carol"), "room#alice,bob")
     with pytest.raises(PermissionDenied):
-        hub.subscribe(alice, "$secret")
-    hub.subscribe(alice, "$secret", private_ok=True)
+        await hub.subscribe(alice, "$secret")
+    await hub.subscribe(alice, "$secret", private_ok=True)
     with pytest.raises(PermissionDenied):
-        hub.subscribe(anon, "news")
-    hub.subscribe(anon, "anon:x")
+        await hub.subscribe(anon, "news")
+    await hub.subscribe(anon, "anon:x")
 
 
 def test_connection_lifetime_expiry():
@@ -207,14 +207,14 @@ def test_connection_lifetime_expiry():
     assert s.closed and s.close_reason == "connection expired"
 
 
-def test_event_feed():
+async def test_event_feed():
     hub = make_hub()
     events = []
     hub.events.add(lambda e: events.append((e.type, e.data.get("channel"))))
     hub.events.add(lambda e: 1 / 0)
     s = connect(hub, "a")
-    hub.subscribe(s, "news")
-    hub.publish("p", "news", 1)
+    await hub.subscribe(s, "news")
+    await hub.publish("p", "news", 1)
     hub.release(s)
     assert [t for t, _ in events] == ["connect", "join", "publication", "leave", "disconnect"]
 

@@ -221,7 +221,7 @@ async def test_websocket_subscriber_receives_rest_message(chat_hub):
     pubs = [e for e in events if e.type == "publication"]
     assert [e.data["publication"].channel for e in pubs] == ["chat:GENERAL"]
     assert pubs[0].data["publication"].data == data
-    assert hub.running.history("chat:GENERAL").publications[0].data == data
+    assert (await hub.running.history("chat:GENERAL")).publications[0].data == data
 
 
 async def test_actions_registered(chat_hub):

@@ -56,9 +56,9 @@ def test_bad_commands(data, message):
     assert info.value.status == 400 and message in info.value.message
 
 
-def test_signed_commands_replies():
+async def test_signed_commands_replies():
     hub = Hub(HUB_PROJECTS)
-    replies = signed.run_commands(hub, "proj", [
+    replies = await signed.run_commands(hub, "proj", [
         {"method": "publish", "params": {"channel": "news", "data": {"a": 1}, "client": "c1"}},
         {"method": "publish", "params": {"channel": "nope:x", "data": 1}},
         {"method": "publish", "params": {"channel": "news"}},
@@ -87,28 +87,29 @@ def test_api_key_lookup_and_header_forms():
     assert apikey.api_key_of({"authorization": "Bearer c"}) is None
 
 
-def test_apikey_methods():
+async def test_apikey_methods():
     hub = Hub(HUB_PROJECTS)
-    first = apikey.call(hub, "proj", "publish", {"channel": "news", "data": 1})["result"]
+    first = (await apikey.call(hub, "proj", "publish", {"channel": "news", "data": 1}))["result"]
     assert first["offset"] == 1 and first["epoch"]
-    assert apikey.call(hub, "proj", "publish", {"channel": "quiet:x", "data": 1}) == {"result": {}}
-    hist = apikey.call(hub, "proj", "history", {"channel": "news", "limit": 10})["result"]
+    assert await apikey.call(hub, "proj", "publish", {"channel": "quiet:x", "data": 1}) == {"result": {}}
+    hist = (await apikey.call(hub, "proj", "history", {"channel": "news", "limit": 10}))["result"]
     assert [p["data"] for p in hist["publications"]] == [1] and hist["epoch"] == first["epoch"]
-    assert apikey.call(hub, "proj", "history", {"channel": "news"})["result"]["publications"] == []
-    bad_epoch = apikey.call(hub, "proj", "history", {"channel": "news", "limit": 1, "since": {"offset": 0, "epoch": "x"}})
+    assert (await apikey.call(hub, "proj", "history", {"channel": "news"}))["result"]["publications"] == []
+    bad_epoch = await apikey.call(hub, "proj", "history", {"channel": "news", "limit": 1, "since": {"offset": 0, "epoch": "x"}})
     assert bad_epoch["error"]["code"] == 112
-    assert apikey.call(hub, "proj", "publish", {"channel": "nope:x", "data": 1})["error"] == {"code": 102, "message": "unknown channel"}
-    assert apikey.call(hub, "proj", "publish", {"data": 1})["error"]["code"] == 107
-    assert apikey.call(hub, "proj", "warp", {})["error"]["code"] == 104
-    assert apikey.call(hub, "proj", "presence", {"channel": "quiet:x"})["error"]["code"] == 108
-    b = apikey.call(hub, "proj", "broadcast", {"channels": ["news", "nope:x"], "data": 2})["result"]["responses"]
+    unknown = await apikey.call(hub, "proj", "publish", {"channel": "nope:x", "data": 1})
+    assert unknown["error"] == {"code": 102, "message": "unknown channel"}
+    assert (await apikey.call(hub, "proj", "publish", {"data": 1}))["error"]["code"] == 107
+    assert (await apikey.call(hub, "proj", "warp", {}))["error"]["code"] == 104
+    assert (await apikey.call(hub, "proj", "presence", {"channel": "quiet:x"}))["error"]["code"] == 108
+    b = (await apikey.call(hub, "proj", "broadcast", {"channels": ["news", "nope:x"], "data": 2}))["result"]["responses"]
     assert "result" in b[0] and b[1]["error"]["code"] == 102
-    batch = apikey.call(hub, "proj", "batch", {"commands": [{"publish": {"channel": "news", "data": 3}}, {"info": {}}, {"x": {}}]})
+    batch = await apikey.call(hub, "proj", "batch", {"commands": [{"publish": {"channel": "news", "data": 3}}, {"info": {}}, {"x": {}}]})
     assert set(batch) == {"replies"}
     assert batch["replies"][0]["publish"]["offset"] == 3
     assert batch["replies"][1]["info"]["nodes"][0]["num_channels"] == 0
     assert batch["replies"][2]["error"]["code"] == 104
-    assert apikey.call(hub, "proj", "channels", {})["result"] == {"channels": {}}
+    assert (await apikey.call(hub, "proj", "channels", {}))["result"] == {"channels": {}}
 
 
 @pytest.mark.parametrize("raw", [b'{"a": [1, 2.5, "x y"], "b": "%+&=?"}', "Grüße 世界 🌍 %25 %41".encode(), bytes(range(256))])

@@ -58,7 +58,7 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
                                  + json.dumps({"id": 2, "subscribe": {"channel": "news"}}))
 
         with trio.fail_after(5):
-            while len(running.presence("news")) < 4:
+            while len(await running.presence("news")) < 4:
                 await trio.sleep(0.01)
         result = await run_script(cent_old, old_client(url, 'print(json.dumps(c.publish("news", {"text": "héllo"}, client="c-1")))'))
         assert result == [{"method": "publish", "error": None, "body": True}, None]
@@ -70,7 +70,7 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
 
         presence = await run_script(cent_old, old_client(url, 'print(json.dumps(c.presence("news")))'))
         body = presence[0]["body"]
-        assert set(body) == set(running.presence("news")) and len(body) == 4
+        assert set(body) == set(await running.presence("news")) and len(body) == 4
         assert body[alice.client_id] == {"user": "alice", "client": alice.client_id, "default_info": {"name": "Alice"},
                                          "channel_info": None}
         assert sorted(c["user"] for c in body.values()) == ["alice", "bob", "bob", "carol"]
@@ -96,7 +96,7 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
                 if push["method"] in ("message", "unsubscribe"):
                     seen.append((push["method"], push["body"].get("data", push["body"]["channel"])))
             assert seen == [("message", 1), ("message", 3), ("unsubscribe", "news")]
-        assert {running.hub.sessions[i].user for i in running.presence("news")} == {"alice", "carol"}
+        assert {running.hub.sessions[i].user for i in await running.presence("news")} == {"alice", "carol"}
         newest_first = await run_script(cent_old, old_client(url, 'print(json.dumps(c.history("sport")))'))
         assert [m["data"] for m in newest_first[0]["body"]] == [3, 1]
 
@@ -146,7 +146,7 @@ async def test_current_cent_against_real_websocket_clients(start_hub, cent_new):
         await run_script(cent_new, prelude + 'dump(c.unsubscribe(UnsubscribeRequest(user="alice", channel="news")))')
         assert (await alice.next_push("unsubscribe"))["body"] == {"channel": "news"}
         await run_script(cent_new, prelude + 'dump(c.history_remove(HistoryRemoveRequest(channel="news")))')
-        assert running.history("news").publications == []
+        assert (await running.history("news")).publications == []
 
         batch = await run_script(cent_new, prelude + "\n".join([
             'r = c.batch(BatchRequest(requests=[PublishRequest(channel="sport", data=3), PresenceStatsRequest(channel="sport")]))',

@@ -189,7 +189,7 @@ async def test_events_socket_gets_publications_and_custom_events(rpc):
         async with legacy_client(running.url("realtime")) as client:
             await client.connect("carol")
             await client.subscribe("news")
-            running.publish("news", {"n": 1})
+            await running.publish("news", {"n": 1})
             for ws in (a, b, c):
                 connect = await next_of(ws, "hub.connect", user="carol")
                 assert connect["args"]["protocol"] and connect["args"]["client"]
@@ -210,7 +210,7 @@ async def test_events_socket_gets_publications_and_custom_events(rpc):
             await a.send_message(bad)
             reply = json.loads(await a.get_message())  # the sender gets an error, never its own event
             assert reply == {"type": "error", "args": {"message": 'expected {"type": "event", "args": {...}}'}}
-        running.publish("news", {"n": 2})
+        await running.publish("news", {"n": 2})
         assert (await next_of(a, "hub.publication"))["args"]["data"] == {"n": 2}
     await trio.sleep(0.1)
     assert not running.contexts["jsonrpc"].state["jsonrpc"].listeners

@@ -36,21 +36,21 @@ def frames(client: LegacyClient) -> list:
     return out
 
 
-def call(client, method, p=None):
-    (reply,) = client.handle(json.dumps({"method": method, "params": p or {}}))
+async def call(client, method, p=None):
+    (reply,) = await client.handle(json.dumps({"method": method, "params": p or {}}))
     return reply
 
 
-def connected(hub, user="alice", info=""):
+async def connected(hub, user="alice", info=""):
     client = LegacyClient(hub, Outbox(1 << 20))
-    assert call(client, "connect", params(user, info=info))["error"] is None
+    assert (await call(client, "connect", params(user, info=info)))["error"] is None
     return client
 
 
-def test_connect_body_and_info():
+async def test_connect_body_and_info():
     hub = make_hub()
     client = LegacyClient(hub, Outbox(1 << 20))
-    reply = call(client, "connect", params(info='{"name": "Alice"}'))
+    reply = await call(client, "connect", params(info='{"name": "Alice"}'))
     assert reply["error"] is None
     body = reply["body"]
     assert len(body["client"]) == 32 and int(body["client"], 16) >= 0
@@ -64,30 +64,30 @@ def test_connect_body_and_info():
     ({"user": None}, "user required"),
     ({"timestamp": 123}, "invalid timestamp: expected string"),
 ])
-def test_connect_errors(change, error):
+async def test_connect_errors(change, error):
     client = LegacyClient(make_hub(), Outbox(1 << 20))
     p = params()
     p.update(change)
-    assert call(client, "connect", p)["error"] == error
+    assert (await call(client, "connect", p))["error"] == error
     assert client.session is None
 
 
-def test_non_numeric_timestamp_is_invalid_timestamp():
+async def test_non_numeric_timestamp_is_invalid_timestamp():
     client = LegacyClient(make_hub(), Outbox(1 << 20))
-    assert call(client, "connect", params(ts="yesterday"))["error"] == "invalid timestamp"
+    assert (await call(client, "connect", params(ts="yesterday")))["error"] == "invalid timestamp"
 
 
-def test_commands_before_connect_are_unauthorized():
+async def test_commands_before_connect_are_unauthorized():
     client = LegacyClient(make_hub(), Outbox(1 << 20))
     for method in ("subscribe", "publish", "presence", "history", "unsubscribe"):
-        assert call(client, method, {"channel": "news"})["error"] == "unauthorized"
-    assert call(client, "ping")["body"] == "pong"
+        assert (await call(client, method, {"channel": "news"}))["error"] == "unauthorized"
+    assert (await call(client, "ping"))["body"] == "pong"
 
 
-def test_batch_replies_in_order_with_uid_and_join_before_reply():
+async def test_batch_replies_in_order_with_uid_and_join_before_reply():
     hub = make_hub()
-    client = connected(hub)
-    replies = client.handle(json.dumps([
+    client = await connected(hub)
+    replies = await client.handle(json.dumps([
         {"uid": "1", "method": "subscribe", "params": {"channel": "news"}},
         {"uid": "2", "method": "presence", "params": {"channel": "news"}},
         {"uid": "3", "method": "bogus"},
@@ -102,16 +102,16 @@ def test_batch_replies_in_order_with_uid_and_join_before_reply():
     assert pushes[0]["method"] == "join" and pushes[0]["body"]["data"]["client"] == client.session.id
 
 
-def test_publish_rules_and_message_body():
+async def test_publish_rules_and_message_body():
     hub = make_hub()
-    client = connected(hub, info='{"n": 1}')
-    assert call(client, "publish", {"channel": "pub:a", "data": 1})["error"] == "permission denied"
-    call(client, "subscribe", {"channel": "pub:a"})
-    call(client, "subscribe", {"channel": "news"})
-    assert call(client, "publish", {"channel": "news", "data": 1})["error"] == "permission denied"
-    assert call(client, "publish", {"channel": "pub:a"})["error"] == "data required"
+    client = await connected(hub, info='{"n": 1}')
+    assert (await call(client, "publish", {"channel": "pub:a", "data": 1}))["error"] == "permission denied"
+    await call(client, "subscribe", {"channel": "pub:a"})
+    await call(client, "subscribe", {"channel": "news"})
+    assert (await call(client, "publish", {"channel": "news", "data": 1}))["error"] == "permission denied"
+    assert (await call(client, "publish", {"channel": "pub:a"}))["error"] == "data required"
     frames(client)
-    reply = call(client, "publish", {"channel": "pub:a", "data": {"x": 1}})
+    reply = await call(client, "publish", {"channel": "pub:a", "data": {"x": 1}})
     assert reply["body"] == {"channel": "pub:a", "status": True}
     (msg,) = frames(client)
     body = msg["body"]
@@ -121,77 +121,77 @@ def test_publish_rules_and_message_body():
     assert body["client"] == client.session.id and body["data"] == {"x": 1}
 
 
-def test_channel_errors():
+async def test_channel_errors():
     hub = make_hub()
-    client = connected(hub)
-    assert call(client, "subscribe", {})["error"] == "channel required"
-    assert call(client, "subscribe", {"channel": "x" * 41})["error"] == "maximum channel length exceeded"
-    assert call(client, "subscribe", {"channel": "nope:x"})["error"] == "namespace not found"
-    assert call(client, "subscribe", {"channel": "room#bob"})["error"] == "permission denied"
-    assert call(client, "subscribe", {"channel": "room#alice,bob"})["error"] is None
-    call(client, "subscribe", {"channel": "quiet:x"})
-    assert call(client, "presence", {"channel": "quiet:x"})["error"] == "not available"
-    assert call(client, "history", {"channel": "quiet:x"})["error"] == "not available"
-    assert call(client, "presence", {"channel": "news"})["error"] == "permission denied"
-    assert call(client, "subscribe", "x")["error"] == "invalid params: expected an object"
+    client = await connected(hub)
+    assert (await call(client, "subscribe", {}))["error"] == "channel required"
+    assert (await call(client, "subscribe", {"channel": "x" * 41}))["error"] == "maximum channel length exceeded"
+    assert (await call(client, "subscribe", {"channel": "nope:x"}))["error"] == "namespace not found"
+    assert (await call(client, "subscribe", {"channel": "room#bob"}))["error"] == "permission denied"
+    assert (await call(client, "subscribe", {"channel": "room#alice,bob"}))["error"] is None
+    await call(client, "subscribe", {"channel": "quiet:x"})
+    assert (await call(client, "presence", {"channel": "quiet:x"}))["error"] == "not available"
+    assert (await call(client, "history", {"channel": "quiet:x"}))["error"] == "not available"
+    assert (await call(client, "presence", {"channel": "news"}))["error"] == "permission denied"
+    assert (await call(client, "subscribe", "x"))["error"] == "invalid params: expected an object"
 
 
-def test_private_channel_sign():
+async def test_private_channel_sign():
     hub = make_hub()
-    client = connected(hub)
+    client = await connected(hub)
     cid = client.session.id
     good = {"channel": "$secret", "client": cid, "info": '{"role": "x"}',
             "sign": channel_sign(SECRET, cid, "$secret", '{"role": "x"}')}
-    assert call(client, "subscribe", {**good, "sign": "bad"})["error"] == "unauthorized"
-    assert call(client, "subscribe", {**good, "client": "other"})["error"] == "unauthorized"
-    assert call(client, "subscribe", {"channel": "$secret"})["error"] == "client required"
-    assert call(client, "subscribe", good)["error"] is None
-    assert hub.presence("proj", "$secret")[cid]["channel_info"] == {"role": "x"}
+    assert (await call(client, "subscribe", {**good, "sign": "bad"}))["error"] == "unauthorized"
+    assert (await call(client, "subscribe", {**good, "client": "other"}))["error"] == "unauthorized"
+    assert (await call(client, "subscribe", {"channel": "$secret"}))["error"] == "client required"
+    assert (await call(client, "subscribe", good))["error"] is None
+    assert (await hub.presence("proj", "$secret"))[cid]["channel_info"] == {"role": "x"}
 
 
-def test_unsubscribe_from_channel_not_joined_sends_no_leave():
+async def test_unsubscribe_from_channel_not_joined_sends_no_leave():
     hub = make_hub()
-    a, b = connected(hub, "a"), connected(hub, "b")
-    call(a, "subscribe", {"channel": "news"})
+    a, b = await connected(hub, "a"), await connected(hub, "b")
+    await call(a, "subscribe", {"channel": "news"})
     frames(a)
-    assert call(b, "unsubscribe", {"channel": "news"})["error"] is None
+    assert (await call(b, "unsubscribe", {"channel": "news"}))["error"] is None
     assert frames(a) == []
-    call(b, "subscribe", {"channel": "news"})
-    call(b, "unsubscribe", {"channel": "news"})
+    await call(b, "subscribe", {"channel": "news"})
+    await call(b, "unsubscribe", {"channel": "news"})
     assert [f["method"] for f in frames(a)] == ["join", "leave"]
 
 
-def test_history_newest_first():
+async def test_history_newest_first():
     hub = make_hub()
-    client = connected(hub)
-    call(client, "subscribe", {"channel": "news"})
+    client = await connected(hub)
+    await call(client, "subscribe", {"channel": "news"})
     for i in range(7):
-        hub.publish("proj", "news", i)
-    data = call(client, "history", {"channel": "news"})["body"]["data"]
+        await hub.publish("proj", "news", i)
+    data = (await call(client, "history", {"channel": "news"}))["body"]["data"]
     assert [m["data"] for m in data] == [6, 5, 4, 3, 2]
 
 
-def test_expired_connect_then_refresh():
+async def test_expired_connect_then_refresh():
     hub = make_hub(lifetime=10)
     client = LegacyClient(hub, Outbox(1 << 20))
     old = str(int(time.time()) - 60)
-    body = call(client, "connect", params(ts=old))["body"]
+    body = (await call(client, "connect", params(ts=old)))["body"]
     assert body["expired"] is True and body["ttl"] == 10
     assert client.session is None
-    assert call(client, "subscribe", {"channel": "news"})["error"] == "connection expired"
-    assert call(client, "refresh", params(ts=old))["error"] == "connection expired"
-    assert call(client, "refresh", params())["body"] == {"ttl": 10}
+    assert (await call(client, "subscribe", {"channel": "news"}))["error"] == "connection expired"
+    assert (await call(client, "refresh", params(ts=old)))["error"] == "connection expired"
+    assert (await call(client, "refresh", params()))["body"] == {"ttl": 10}
     assert client.session.id == body["client"]
-    assert call(client, "subscribe", {"channel": "news"})["error"] is None
+    assert (await call(client, "subscribe", {"channel": "news"}))["error"] is None
 
 
-def test_refresh_extends_expiry():
+async def test_refresh_extends_expiry():
     hub = make_hub(lifetime=10)
     client = LegacyClient(hub, Outbox(1 << 20))
     ts = int(time.time()) - 5
-    call(client, "connect", params(ts=str(ts)))
+    await call(client, "connect", params(ts=str(ts)))
     assert client.session.expires_at == ts + 10
-    call(client, "refresh", params())
+    await call(client, "refresh", params())
     assert client.session.expires_at >= int(time.time()) + 9
 
 
@@ -200,10 +200,10 @@ def test_refresh_extends_expiry():
     ("42", "bad request: frame must be an object or an array"),
     (json.dumps([{"method": "ping"}] * 101), "bad request: more than 100 commands"),
 ])
-def test_bad_frames(frame, reason):
+async def test_bad_frames(frame, reason):
     client = LegacyClient(make_hub(), Outbox(1 << 20))
     with pytest.raises(BadFrame) as info:
-        client.handle(frame)
+        await client.handle(frame)
     assert info.value.reason == reason and info.value.code == 3501
 
 

@@ -90,7 +90,7 @@ async def test_private_and_user_limited_channels(start_hub):
         assert (await c.call("subscribe", params))["error"] is None
         assert (await c.call("subscribe", {"channel": "dm#bob,carol"}))["error"] == "permission denied"
         assert (await c.call("subscribe", {"channel": "dm#alice,bob"}))["error"] is None
-        running.publish("$vip", "secret news")
+        await running.publish("$vip", "secret news")
         assert (await c.next_push("message"))["body"]["data"] == "secret news"
 
 
@@ -139,11 +139,11 @@ async def test_server_disconnect_sends_push_then_close(start_hub):
     async with legacy_client(running.url("realtime")) as c:
         await c.connect("alice")
         await c.subscribe("news")
-        assert running.hub.disconnect(PROJECT, "alice", "banned") == 1
+        assert await running.hub.disconnect(PROJECT, "alice", "banned") == 1
         reason = await c.closed()
         assert (await c.next_push("disconnect"))["body"] == {"reason": "banned", "reconnect": False}
         assert reason.code == 3000 and json.loads(reason.reason) == {"reason": "banned", "reconnect": False}
-    assert running.hub.channels(PROJECT) == {}
+    assert await running.hub.channels(PROJECT) == {}
 
 
 async def test_server_unsubscribe_push(start_hub):
@@ -151,9 +151,9 @@ async def test_server_unsubscribe_push(start_hub):
     async with legacy_client(running.url("realtime")) as c:
         await c.connect("alice")
         await c.subscribe("news")
-        running.hub.unsubscribe(PROJECT, "alice", "news")
+        await running.hub.unsubscribe(PROJECT, "alice", "news")
         assert (await c.next_push("unsubscribe"))["body"] == {"channel": "news"}
-        running.publish("news", 1)
+        await running.publish("news", 1)
         assert (await c.call("ping"))["body"] == "pong"
         assert not [p for p in c.pushes if p["method"] == "message"]
 
@@ -181,7 +181,7 @@ async def test_slow_client_disconnected_others_get_everything(start_hub):
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_fast)
         for i in range(count):
-            running.publish("news", {"i": i, "pad": payload})
+            await running.publish("news", {"i": i, "pad": payload})
             # The fast reader keeps within a few messages; the slow one never reads.
             while len(got) < i - 10:
                 await trio.sleep(0.001)
@@ -227,8 +227,8 @@ async def test_publication_through_core_reaches_1000_clients(start_hub):
         async with trio.open_nursery() as nursery:
             for i in range(1000):
                 nursery.start_soon(open_one, i)
-    assert running.hub.channels(PROJECT)["nohist:news"] == 1000
-    running.publish("nohist:news", {"hello": "everyone"})
+    assert (await running.hub.channels(PROJECT))["nohist:news"] == 1000
+    await running.publish("nohist:news", {"hello": "everyone"})
     received = 0
 
     async def read(ws):

@@ -79,7 +79,7 @@ async def test_centrifuge_js_connects_subscribes_and_receives(start_hub, node):
             subscribed = await lines.next("subscribed")
             assert subscribed == {"event": "subscribed", "channel": "public:js", "recoverable": True, "offset": 0}
 
-            running.publish("public:js", {"n": 1})
+            await running.publish("public:js", {"n": 1})
             first = await lines.next("publication")
             assert first == {"event": "publication", "data": {"n": 1}, "offset": 1, "user": None}
             reply = await bob.call("publish", {"channel": "public:js", "data": {"n": 2}})

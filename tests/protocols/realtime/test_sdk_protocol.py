@@ -46,6 +46,15 @@ class Clock:
         return self.now
 
 
+def now(coro: Any) -> Any:
+    """Run a core or protocol coroutine to completion without an event loop: with the memory engine it never suspends."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("suspended: the memory engine must never wait")
+
+
 def make_hub(clock: Clock) -> Hub:
     options = NamespaceOptions(presence=True, join_leave=True, history_size=5, history_lifetime=600)
     namespaces = {"pub": NamespaceOptions(publish=True, history_size=5, history_lifetime=600),
@@ -94,7 +103,7 @@ class Conn:
             message: str | bytes = b"".join(codec.dumps(c) for c in commands)
         else:
             message = "\n".join(json.dumps(c) for c in commands)
-        batch = self.client.handle(message)
+        batch = now(self.client.handle(message))
         queued = decode(self.wire, self.client.outbox.take())
         self.buffer.extend(obj for obj in queued if "id" not in obj)
         if batch.close is not None:
@@ -208,7 +217,7 @@ def test_bad_frames_close_with_bad_request(hub, clock):
     conn = connected(hub, clock)
     for message in ("not json", "[1, 2]", '{"subscribe": {"channel": "x"}}', '{"id": "x", "presence": {}}',
                     '{"id": -1, "presence": {}}', "\n".join(['{"id": 1}'] * 1001)):
-        batch = conn.client.handle(message)
+        batch = now(conn.client.handle(message))
         conn.client.outbox.take()
         assert batch.close is not None and batch.close[0] == 3501, message
     assert conn.error("frobnicate") == (104, "method not found")
@@ -220,14 +229,14 @@ def test_bad_frames_close_with_bad_request(hub, clock):
 
 def test_replies_and_the_pushes_they_cause_keep_their_order(hub, clock):
     conn = Conn(hub, clock)
-    batch = conn.client.handle("\n".join(json.dumps(c) for c in [
+    batch = now(conn.client.handle("\n".join(json.dumps(c) for c in [
         {"id": 1, "connect": {"token": tok()}},
         {"id": 2, "subscribe": {"channel": "pub:room"}},
         {"id": 3, "presence_stats": {"channel": "pub:room"}},
         {"id": 4, "publish": {"channel": "pub:room", "data": 1}},
         {"id": 5, "history": {"channel": "pub:room", "limit": 1}},
         {"id": 6, "publish": {"channel": "pub:room", "data": 2}},
-    ]))
+    ])))
     assert [r["id"] for r in batch.replies] == [1, 2, 3, 4, 5, 6] and batch.close is None
     sent = frames(conn.client.outbox.take())
     messages = [[next(k for k in ("id", "push") if k in json.loads(line)) for line in payload.decode().split("\n")]
@@ -306,7 +315,7 @@ def test_history_limit_reverse_since(hub, clock):
     conn = connected(hub, clock)
     epoch = conn.ok("subscribe", {"channel": "news"})["epoch"]
     for i in range(1, 8):  # history keeps 5: offsets 3..7
-        hub.publish("proj", "news", {"n": i})
+        now(hub.publish("proj", "news", {"n": i}))
 
     def offsets(**params: Any) -> list[int]:
         result = conn.ok("history", {"channel": "news", **params})
@@ -327,7 +336,7 @@ def test_recovery_rules(hub, clock):
     conn = connected(hub, clock)
     epoch = conn.ok("subscribe", {"channel": "news"})["epoch"]
     for i in range(1, 5):
-        hub.publish("proj", "news", {"n": i})
+        now(hub.publish("proj", "news", {"n": i}))
     conn.ok("unsubscribe", {"channel": "news"})
 
     def resubscribe(**params: Any) -> dict[str, Any]:
@@ -344,7 +353,7 @@ def test_recovery_rules(hub, clock):
         result = resubscribe(**bad)
         assert result["was_recovering"] and "recovered" not in result and "publications" not in result
     for i in range(5, 12):  # history keeps 5 (7..11): offset 2 is too old
-        hub.publish("proj", "news", {"n": i})
+        now(hub.publish("proj", "news", {"n": i}))
     assert "recovered" not in resubscribe(offset=2, epoch=epoch)
     assert resubscribe(offset=6, epoch=epoch)["recovered"] is True
     # flag 2: an unrecoverable position is an error (and no subscription)
@@ -356,9 +365,9 @@ def test_recovery_rules(hub, clock):
 def test_server_side_subscriptions_recover_on_connect(hub, clock):
     conn = connected(hub, clock, channels=["news"])
     assert "news" in conn.client.session.channels
-    epoch = hub.stream_position("proj", "news")[1]
-    hub.publish("proj", "news", {"n": 1})
-    hub.publish("proj", "news", {"n": 2})
+    epoch = now(hub.stream_position("proj", "news"))[1]
+    now(hub.publish("proj", "news", {"n": 1}))
+    now(hub.publish("proj", "news", {"n": 2}))
     again = Conn(hub, clock)
     recover = {"news": {"recover": True, "offset": 1, "epoch": epoch}}
     result = again.ok("connect", {"token": tok(channels=["news", "missing:x"]), "subs": recover})
@@ -403,8 +412,8 @@ def test_each_format_encodes_a_publication_once_for_all_its_subscribers(hub, clo
         conn.ok("subscribe", {"channel": "nohist:fan"})
         conn.pushes()
     legacy = hub.connect("proj", "old", "centrifuge-legacy", LEGACY_WIRE)
-    hub.subscribe(legacy, "nohist:fan")
-    hub.publish("proj", "nohist:fan", {"n": 1})
+    now(hub.subscribe(legacy, "nohist:fan"))
+    now(hub.publish("proj", "nohist:fan", {"n": 1}))
     assert counts == {"json": 1, "msgpack": 1}
     json_frames = {conn.client.outbox.take() for conn in conns if conn.wire is json_wire}
     msgpack_frames = {conn.client.outbox.take() for conn in conns if conn.wire is msgpack_wire}
@@ -422,7 +431,7 @@ def test_msgpack_publications_must_be_json_compatible(hub, clock):
         assert conn.error("publish", {"channel": "pub:x", "data": bad})[0] == 107
     assert conn.ok("publish", {"channel": "pub:x", "data": {"n": 1.5, "list": [1, "a", None, True]}}) == {}
     json_conn = connected(hub, clock)
-    assert json_conn.client.handle('{"id": 1, "connect": {"data": NaN}}').close == (3501, "bad request")
+    assert now(json_conn.client.handle('{"id": 1, "connect": {"data": NaN}}')).close == (3501, "bad request")
 
 
 def test_msgpack_codec():

@@ -107,7 +107,7 @@ async def test_connect_subscribe_receive_presence_history(start_hub):
         assert subscribed.recoverable and subscribed.stream_position.offset == 0
 
         for i in range(3):
-            await tr.call(running.publish, "news", {"n": i})
+            await tr.acall(running.publish, "news", {"n": i})
         await until(lambda: len(sub_events.data()) == 3)
         pubs = [ctx.pub for ctx in sub_events.of("publication")]
         assert [p.data for p in pubs] == [{"n": 0}, {"n": 1}, {"n": 2}]
@@ -153,7 +153,7 @@ async def test_connect_subscribe_receive_presence_history(start_hub):
         await until(lambda: len(sub_events.of("leave")) == 1)
         await sub.unsubscribe()
         assert sub.state == SubscriptionState.UNSUBSCRIBED
-        await tr.call(running.publish, "news", {"n": 3})
+        await tr.acall(running.publish, "news", {"n": 3})
         await asyncio.sleep(0.1)
         assert len(sub_events.data()) == 3
         await client.disconnect()
@@ -195,10 +195,10 @@ async def test_recovery_after_forced_reconnect_delivers_missed_publications_once
     running = await start_hub()
     total, cut, missed = 60, 20, 10
 
-    def disconnect_then_publish() -> None:
-        assert running.hub.disconnect(PROJECT, "alice", "disconnect", reconnect=True) == 1
+    async def disconnect_then_publish() -> None:
+        assert await running.hub.disconnect(PROJECT, "alice", "disconnect", reconnect=True) == 1
         for i in range(cut, cut + missed):  # certainly published while alice is away
-            running.publish("public:feed", {"n": i})
+            await running.publish("public:feed", {"n": i})
 
     async def scenario(tr: Trio) -> None:
         events, sub_events = Recorder(), Recorder()
@@ -208,11 +208,11 @@ async def test_recovery_after_forced_reconnect_delivers_missed_publications_once
         await sub.subscribe()
         await sub.ready()
         for i in range(cut):
-            await tr.call(running.publish, "public:feed", {"n": i})
+            await tr.acall(running.publish, "public:feed", {"n": i})
         await until(lambda: len(sub_events.data()) == cut)
-        await tr.call(disconnect_then_publish)
+        await tr.acall(disconnect_then_publish)
         for i in range(cut + missed, total):  # keep publishing while it reconnects and recovers
-            await tr.call(running.publish, "public:feed", {"n": i})
+            await tr.acall(running.publish, "public:feed", {"n": i})
             await asyncio.sleep(0.005)
         await until(lambda: len(sub_events.data()) >= total)
         await asyncio.sleep(0.2)  # nothing more (no duplicates) arrives
@@ -242,10 +242,10 @@ async def test_recovery_fails_cleanly_when_history_no_longer_holds_the_gap(start
     history_lifetime = 60
     """)
 
-    def disconnect_then_publish() -> None:
-        running.hub.disconnect(PROJECT, "alice", "disconnect", reconnect=True)
+    async def disconnect_then_publish() -> None:
+        await running.hub.disconnect(PROJECT, "alice", "disconnect", reconnect=True)
         for i in range(1, 6):  # 5 missed, history keeps 3
-            running.publish("short:feed", {"n": i})
+            await running.publish("short:feed", {"n": i})
 
     async def scenario(tr: Trio) -> None:
         sub_events = Recorder()
@@ -254,14 +254,14 @@ async def test_recovery_fails_cleanly_when_history_no_longer_holds_the_gap(start
         sub = client.new_subscription("short:feed", sub_events, recoverable=True)
         await sub.subscribe()
         await sub.ready()
-        await tr.call(running.publish, "short:feed", {"n": 0})
+        await tr.acall(running.publish, "short:feed", {"n": 0})
         await until(lambda: len(sub_events.data()) == 1)
-        await tr.call(disconnect_then_publish)
+        await tr.acall(disconnect_then_publish)
         await until(lambda: len(sub_events.of("subscribed")) == 2)
         second = sub_events.of("subscribed")[1]
         assert second.was_recovering and not second.recovered
         assert second.stream_position.offset == 6
-        await tr.call(running.publish, "short:feed", {"n": 6})
+        await tr.acall(running.publish, "short:feed", {"n": 6})
         await until(lambda: len(sub_events.data()) == 2)
         assert sub_events.data() == [{"n": 0}, {"n": 6}]
         await client.disconnect()
@@ -335,7 +335,7 @@ async def test_private_channel_needs_a_subscription_token(start_hub):
         sub = client.new_subscription("$private", allowed, get_token=sub_token)
         await sub.subscribe()
         await sub.ready()
-        await tr.call(running.publish, "$private", {"ok": True})
+        await tr.acall(running.publish, "$private", {"ok": True})
         await until(lambda: allowed.data() == [{"ok": True}])
         presence = await sub.presence()
         assert [c.chan_info for c in presence.clients.values()] == [{"role": "reader"}]
@@ -353,14 +353,14 @@ async def test_server_side_subscriptions_from_the_token_channels_claim(start_hub
         await client.connect()
         await until(lambda: len(events.of("subscribed")) == 2)
         assert {ctx.channel for ctx in events.of("subscribed")} == {"news", "public:alerts"}
-        await tr.call(running.publish, "public:alerts", {"level": "high"})
+        await tr.acall(running.publish, "public:alerts", {"level": "high"})
         await until(lambda: events.of("publication"))
         ctx = events.of("publication")[0]
         assert (ctx.channel, ctx.pub.data) == ("public:alerts", {"level": "high"})
         # a server-side subscribe made later through the core reaches the SDK as a subscribe push
-        assert await tr.call(running.hub.subscribe_user, PROJECT, "alice", "later") == 1
+        assert await tr.acall(running.hub.subscribe_user, PROJECT, "alice", "later") == 1
         await until(lambda: len(events.of("subscribed")) == 3)
-        await tr.call(running.publish, "later", {"n": 1})
+        await tr.acall(running.publish, "later", {"n": 1})
         await until(lambda: len(events.of("publication")) == 2)
         assert events.of("publication")[1].channel == "later"
         await client.disconnect()
@@ -409,7 +409,7 @@ async def test_force_disconnect_and_shutdown_map_to_centrifugo_disconnect_codes(
         client = Client(ws_url(running), events, token=token("alice"), min_reconnect_delay=5)
         await client.connect()
         await client.ready()
-        await tr.call(running.hub.disconnect, PROJECT, "alice", "disconnect", False)
+        await tr.acall(running.hub.disconnect, PROJECT, "alice", "disconnect", False)
         await until(lambda: events.of("disconnected"))
         assert (events.of("disconnected")[0].code, events.of("disconnected")[0].reason) == (3503, "force disconnect")
 

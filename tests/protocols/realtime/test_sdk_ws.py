@@ -64,7 +64,7 @@ async def test_minimal_json_client_connects_subscribes_and_receives(start_hub):
         assert connect["connect"]["ping"] == 25 and connect["connect"]["pong"] is True
         assert subscribe == {"id": 2, "subscribe": {"recoverable": True, "positioned": True, "offset": 0,
                                                     "epoch": subscribe["subscribe"]["epoch"]}}
-        running.publish("public:bench", {"n": 1})
+        await running.publish("public:bench", {"n": 1})
         assert await json_messages(ws) == [{"push": {"channel": "public:bench", "pub": {"data": {"n": 1}, "offset": 1}}}]
         # commands answered in order, several replies in one message
         await ws.send_message('{"id":3,"presence_stats":{"channel":"public:bench"}}\n'
@@ -118,7 +118,7 @@ async def test_close_codes(start_hub):
     async with open_websocket_url(ws_url(running)) as ws:
         await ws.send_message(json.dumps({"id": 1, "connect": {"token": token()}}))
         await json_messages(ws)
-        running.hub.disconnect(PROJECT, "alice", "slow", reconnect=True)
+        await running.hub.disconnect(PROJECT, "alice", "slow", reconnect=True)
         push = await json_messages(ws)
         assert push == [{"push": {"disconnect": {"code": 3008, "reason": "slow", "reconnect": True}}}]
         assert await close_code(ws) == (3008, "slow")
@@ -137,7 +137,7 @@ async def test_subscription_token_expiry_unsubscribes_with_2501(start_hub):
         assert messages[2]["subscribe"]["expires"] is True
         assert await json_messages(ws, timeout=3) == [
             {"push": {"channel": "$room", "unsubscribe": {"code": 2501, "reason": "subscription expired"}}}]
-        assert running.hub.channels(PROJECT) == {}
+        assert await running.hub.channels(PROJECT) == {}
 
 
 async def test_msgpack_variant_beside_json_and_the_original_protocol(start_hub):
@@ -168,7 +168,7 @@ async def test_msgpack_variant_beside_json_and_the_original_protocol(start_hub):
         await mp_next()  # join of bob
         await json_messages(js)  # join of bob
 
-        running.publish("public:mixed", {"via": "core"})
+        await running.publish("public:mixed", {"via": "core"})
         assert await bob.call("publish", {"channel": "public:mixed", "data": {"via": "legacy"}}) is not None
         await mp.send_message(packer.pack({"id": 3, "publish": {"channel": "public:mixed", "data": {"via": "msgpack"}}}))
         seen_mp = [(await mp_next())[0] for _ in range(3)]

@@ -112,7 +112,7 @@ async def test_reference_curl_examples_report_the_truth(start_hub):
                 assert response.status_code == 200 and "error" not in response.json(), response.text
             assert (await alice.call("publish", {"channel": "public:chat", "data": "from alice"}))["error"] is None
             await carol.call("publish", {"channel": "public:chat", "data": "from carol"})
-            running.publish("news", 4)
+            await running.publish("news", 4)
 
             assert sorted(map(str, await messages(alice, 6))) == ["1", "2", "3", "4", "from alice", "from carol"]
             assert await messages(bob, 3) == [1, 2, 4]
@@ -320,8 +320,8 @@ async def test_metrics_parse_with_prometheus_parser(start_hub):
         await c.connect("alice")
         await c.subscribe("news")
         await carol.call("subscribe", {"channel": "news"})
-        running.publish("news", 1)
-        running.publish("nobody-here", 2)
+        await running.publish("news", 1)
+        await running.publish("nobody-here", 2)
         await c.next_push("message")
         await carol.wait_pubs(1)
         for _ in range(3):
