@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install
+.PHONY: run test test-all lint bench clean install autobahn soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Everything, the slow tests included: `make soak` and `make autobahn` run as pytest tests marked slow.
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# Autobahn|Testsuite fuzzingclient (Python 2.7 from pyenv) against the hub's websocket layer; fails on any FAILED case.
+autobahn: $(STAMP)
+	$(BIN)/python -m tests.autobahn.run
+
+# 20,000 websocket cycles and a never-reading client under 50,000 publications, against `hub run`.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
