@@ -24,7 +24,6 @@ from ..rawws import RawWebSocket, client_frame
 CONFIG = """
 [hub]
 shutdown_grace = 1.0
-log_level = "warning"
 [projects.development]
 secret = "secret"
 [projects.development.namespaces.public]
