@@ -252,20 +252,23 @@ class WebSocket:
                 return self._pending.popleft()
             if self._peer_closed.is_set():
                 return None
-            if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed:
+            if self._reader.failed:  # the messages before a framing error have been handled: now fail
+                data = b""
+            elif self._unsent() > self.outbox.limit // 2 and not self.outbox.closed:
                 # Backpressure: read nothing more until the client has taken most of its replies.
                 self._drained = trio.Event()
                 await self._drained.wait()
                 continue
-            try:
-                data = await self.stream.receive_some(65536)
-                self._slice_start = time.perf_counter()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            if not data:
-                self._peer_closed.set()
-                self.outbox.close()
-                return None
+            else:
+                try:
+                    data = await self.stream.receive_some(65536)
+                    self._slice_start = time.perf_counter()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    self._peer_closed.set()
+                    self.outbox.close()
+                    return None
             self._reader.feed(data)
             try:
                 messages = self._reader.messages()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -99,16 +100,36 @@ class FrameReader:
         self._parts: list[bytes] = []
         self._size = 0
         self._opcode: int | None = None
+        self._utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message as it arrives
+        self._error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> None:
         self._buf += data
 
+    @property
+    def failed(self) -> bool:
+        """A framing error is waiting to be raised by the next `messages()`."""
+        return self._error is not None
+
     def messages(self) -> list[Message]:
-        out = []
+        """Complete messages and control frames so far. A framing error is raised after the messages
+        that came before it have been returned (on the next call), so those still get answered."""
+        if self._error is not None:
+            raise self._error
+        out: list[Message] = []
+        try:
+            self._read(out)
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._error = exc
+        return out
+
+    def _read(self, out: list[Message]) -> None:
         while True:
             frame = self._next_frame()
             if frame is None:
-                return out
+                return
             fin, opcode, payload = frame
             if opcode >= CLOSE:
                 if opcode not in CONTROL:
@@ -119,7 +140,7 @@ class FrameReader:
                     parse_close(payload)
                     out.append(Message(opcode, payload))
                     self._buf.clear()  # nothing after a close frame counts
-                    return out
+                    return
                 out.append(Message(opcode, payload))
                 continue
             if opcode == CONTINUATION:
@@ -135,10 +156,17 @@ class FrameReader:
             if self._size > self.max_message:
                 raise ProtocolError(1009, "message too big")
             self._parts.append(payload)
+            if self._opcode == TEXT and not (fin and len(self._parts) == 1):
+                if self._utf8 is None:
+                    self._utf8 = codecs.getincrementaldecoder("utf-8")()
+                try:
+                    self._utf8.decode(payload, fin)
+                except UnicodeDecodeError:
+                    raise ProtocolError(1007, "invalid utf-8") from None
             if fin:
                 body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
                 out.append(Message(self._opcode, body))
-                self._parts, self._size, self._opcode = [], 0, None
+                self._parts, self._size, self._opcode, self._utf8 = [], 0, None, None
 
     def _next_frame(self) -> tuple[bool, int, bytes] | None:
         buf = self._buf

@@ -44,6 +44,7 @@ def ours(data: bytes, chunks: list[int]) -> tuple[list[tuple[int, bytes]], int |
                     return out, None
             if pos >= len(data):
                 break
+        reader.messages()  # an error after the last messages is raised on the next call
     except ProtocolError as exc:
         return out, exc.code
     except UnicodeDecodeError:
