@@ -103,3 +103,68 @@ async def test_idle_keepalive_clients_do_not_hold_up_shutdown(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
         proc.stderr.close()
+
+
+async def test_shutdown_with_keepalive_chat_clients_answers_or_skips_every_request(tmp_path: Path):
+    """Issue 27: on SIGTERM each chat post in progress is answered (Connection: close) and later ones are
+    refused (503, not executed): every post is either answered or absent from the database, never both
+    unanswered and stored, and the hub exits 0."""
+    import httpx
+
+    from .protocols.chat.test_durability import history, write_config
+    from .protocols.chat.test_durability import start as start_chat
+
+    write_config(tmp_path)
+    cli = subprocess.run([sys.executable, "-m", "hub", "chat", "user", "add", "alice", "--password-stdin", "--role", "admin"],
+                         cwd=tmp_path, input="alice-pw\n", capture_output=True, text=True, timeout=30)
+    assert cli.returncode == 0, cli.stderr
+    proc, url = start_chat(tmp_path, "run1.log")
+    answered: set[str] = set()
+    refused: set[str] = set()
+    unanswered: set[str] = set()
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.post(f"{url}/api/login", data={"user": "alice", "password": "alice-pw"})
+            auth = {"X-Auth-Token": r.json()["data"]["authToken"], "X-User-Id": r.json()["data"]["userId"]}
+            assert (await client.post(f"{url}/api/rooms/GENERAL/join", headers=auth)).status_code == 200
+            signalled = trio.Event()
+
+            async def sender(n: int) -> None:
+                async with httpx.AsyncClient(timeout=10) as own:  # one keep-alive connection per sender
+                    for i in range(100000):
+                        text = f"s{n}-{i}"
+                        try:
+                            r = await own.post(f"{url}/api/rooms/GENERAL/send", headers=auth, json={"msg": text})
+                        except httpx.HTTPError:
+                            unanswered.add(text)
+                            return
+                        if r.status_code == 200:
+                            answered.add(text)
+                            if len(answered) == 80 and not signalled.is_set():
+                                proc.send_signal(signal.SIGTERM)
+                                signalled.set()
+                        else:
+                            assert r.status_code == 503, r.text
+                            refused.add(text)
+                            return
+
+            async with trio.open_nursery() as nursery:
+                for n in range(8):
+                    nursery.start_soon(sender, n)
+        assert await trio.to_thread.run_sync(proc.wait, 10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc, url = start_chat(tmp_path, "run2.log")
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            r = await client.post(f"{url}/api/login", data={"user": "alice", "password": "alice-pw"})
+            auth = {"X-Auth-Token": r.json()["data"]["authToken"], "X-User-Id": r.json()["data"]["userId"]}
+            stored = set(await history(client, url, auth, "GENERAL"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert answered <= stored, "answered but lost"
+    assert not (stored - answered), f"stored without an answer: {sorted(stored - answered)[:5]}"
+    assert not (refused & stored)
