@@ -415,7 +415,7 @@ class HTTPServer:
         if conn.they_are_waiting_for_100_continue:
             if not expect:
                 return  # refused: answered without reading the body (the connection then closes)
-            await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[SERVER_HEADER])))
+            await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[SERVER_HEADER], reason=b"Continue")))
         parts, size = [], 0
         with trio.move_on_after(self.limits.body_timeout) as scope:
             while True:

@@ -13,6 +13,7 @@ import trio.testing
 from hub.net.http import WebSocketRoute
 
 from ..conftest import connect_params
+from ..protocols.jsonrpc.test_jsonrpc import rpc  # noqa: F401, F811 (a fixture)
 from ..rawws import RawWebSocket, client_frame
 from .conftest import echo_ws, parse, read_all, upgrade_request
 from .test_wsframe import client_frame as raw_frame
@@ -165,8 +166,23 @@ async def test_legacy_flood_read_late_gets_every_reply_or_a_slow_close(start_hub
     batch = json.dumps([{"method": "presence", "params": {"channel": "news"}}] * 20)
     frames = 1500
 
+    def is_reply(payload: bytes) -> int:
+        data = json.loads(payload)
+        if not isinstance(data, list):
+            return 0
+        assert len(data) == 20 and all(r["error"] is None for r in data)
+        return 1
+
+    replies, closed = await flood_then_read(ws, client_frame(batch), frames, is_reply, frames)
+    assert replies == frames or closed == 3008, (replies, closed)
+    if closed == 3008:
+        assert running.stats()["slow_disconnects"] == 1
+
+
+async def flood_then_read(ws: RawWebSocket, frame: bytes, frames: int, is_reply, expected: int) -> tuple[int, int | None]:
+    """Send `frames` copies of `frame` without reading until everything is stuck, then read: (replies, close code)."""
+
     async def flood() -> None:
-        frame = client_frame(batch)
         try:
             for _ in range(frames):
                 await ws.stream.send_all(frame)
@@ -176,10 +192,10 @@ async def test_legacy_flood_read_late_gets_every_reply_or_a_slow_close(start_hub
     replies, closed = 0, None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(flood)
-        with trio.fail_after(10):  # the hub's housekeeping wakes every 50 ms here: a shorter cushion
+        with trio.fail_after(10):
             await trio.testing.wait_all_tasks_blocked(cushion=0.01)
         with trio.fail_after(30):
-            while replies < frames:
+            while replies < expected:
                 try:
                     opcode, payload = await ws.recv()
                 except EOFError:
@@ -187,11 +203,29 @@ async def test_legacy_flood_read_late_gets_every_reply_or_a_slow_close(start_hub
                 if opcode == 8:
                     closed = struct.unpack("!H", payload[:2])[0]
                     break
-                data = json.loads(payload)
-                if isinstance(data, list):
-                    assert len(data) == 20 and all(r["error"] is None for r in data)
-                    replies += 1
+                replies += is_reply(payload)
         nursery.cancel_scope.cancel()
-    assert replies == frames or closed == 3008, (replies, closed)
-    if closed == 3008:
-        assert running.stats()["slow_disconnects"] == 1
+    return replies, closed
+
+
+async def test_sdk_flood_read_late_gets_every_reply_or_a_slow_close(start_hub):
+    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n[realtime]\nallow_anonymous = true\n")
+    ws = await RawWebSocket.connect(running.url("realtime").replace("http", "ws") + "/connection/websocket")
+    await ws.send_json({"id": 1, "connect": {}})
+    await ws.recv()
+    await ws.send_json({"id": 2, "subscribe": {"channel": "public:a"}})
+    await ws.recv()
+    frame = client_frame("\n".join(json.dumps({"id": 3 + i, "presence": {"channel": "public:a"}}) for i in range(20)))
+    replies, closed = await flood_then_read(ws, frame, 1500, lambda payload: payload.count(b'"presence":{"presence"'), 1500 * 20)
+    assert replies == 1500 * 20 or closed == 3008, (replies, closed)
+
+
+async def test_jsonrpc_requests_flood_read_late_gets_every_reply_or_a_slow_close(rpc):  # noqa: F811
+    from ..protocols.jsonrpc.test_jsonrpc import token_for
+
+    running, _ = rpc
+    token = await token_for(running)
+    ws = await RawWebSocket.connect(running.url("jsonrpc").replace("http", "ws") + f"/ws/requests?token={token}")
+    frame = client_frame(json.dumps({"type": "request", "action": "hub.channels", "args": {}}))
+    replies, closed = await flood_then_read(ws, frame, 3000, lambda payload: 1, 3000)
+    assert replies == 3000 or closed == 4008, (replies, closed)
