@@ -309,8 +309,12 @@ class Hub:
             elif not session.closed:
                 slow.append(session)
         self.stats.messages_delivered += delivered
-        for session in slow:
-            self._drop_slow(session, messages)
+        for session in slow:  # through the outbox's overflow handler, so the transport learns why too
+            overflow = session.outbox.on_overflow
+            if overflow is not None:
+                overflow(messages)
+            else:
+                self._drop_slow(session, messages)
         return targets
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:

@@ -179,6 +179,28 @@ async def test_legacy_flood_read_late_gets_every_reply_or_a_slow_close(start_hub
         assert running.stats()["slow_disconnects"] == 1
 
 
+async def test_disconnects_are_counted_by_reason_and_exported(start_hub):
+    running = await start_hub("[hub]\nmax_queue_bytes = 4096\n")
+    ws = await legacy(running.url("realtime"))
+    await ws.stream.send_all(raw_frame(0xB, b""))
+    assert (await close_code(ws))[0] == 1002
+    slow = await legacy(running.url("realtime"))
+    await slow.send_json({"method": "subscribe", "params": {"channel": "news"}})
+    await slow.recv_reply()
+    for i in range(20):  # the memory engine never suspends: nothing is flushed in between, the 4 KiB outbox overflows
+        await running.publish("news", {"i": i, "pad": "x" * 500})
+    assert (await close_code(slow))[0] == 3008
+    with trio.fail_after(5):
+        while running.metrics.disconnects.get(("realtime", "slow")) != 1:
+            await trio.sleep(0.01)
+    assert running.metrics.disconnects[("realtime", "protocol error")] == 1
+    host, port = running.url("stats").rsplit("//", 1)[1].rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    text = (await read_all(stream)).decode()
+    assert 'hub_disconnects_total{adapter="realtime",reason="slow"} 1.0' in text
+
+
 async def flood_then_read(ws: RawWebSocket, frame: bytes, frames: int, is_reply, expected: int) -> tuple[int, int | None]:
     """Send `frames` copies of `frame` without reading until everything is stuck, then read: (replies, close code)."""
 
