@@ -26,6 +26,7 @@ from .wsframe import FrameReader, ProtocolError
 log = logging.getLogger("hub.net.websocket")
 
 SLICE_SECONDS = 0.001  # a connection's messages are handed out in slices this long, then others run
+PARSE_BATCH = 64  # frames parsed at a time from what one read brought (a 64 KiB read can hold 1,000)
 SLOW_CLOSE = (1008, "slow")  # default close for a client whose outbox overflows (adapters set their own)
 
 
@@ -252,8 +253,8 @@ class WebSocket:
                 return self._pending.popleft()
             if self._peer_closed.is_set():
                 return None
-            if self._reader.failed:  # the messages before a framing error have been handled: now fail
-                data = b""
+            if self._reader.failed or self._reader.more:
+                data = b""  # first the frames already buffered (or the framing error after them)
             elif self._unsent() > self.outbox.limit // 2 and not self.outbox.closed:
                 # Backpressure: read nothing more until the client has taken most of its replies.
                 self._drained = trio.Event()
@@ -271,7 +272,7 @@ class WebSocket:
                     return None
             self._reader.feed(data)
             try:
-                messages = self._reader.messages()
+                messages = self._reader.messages(PARSE_BATCH)
             except ProtocolError as exc:
                 self.end_reason = "protocol error"
                 self.close(exc.code, exc.reason)

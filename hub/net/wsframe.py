@@ -102,6 +102,7 @@ class FrameReader:
         self._opcode: int | None = None
         self._utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message as it arrives
         self._error: ProtocolError | None = None
+        self.more = False  # the last messages() stopped at its limit: complete frames may be buffered
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -111,22 +112,27 @@ class FrameReader:
         """A framing error is waiting to be raised by the next `messages()`."""
         return self._error is not None
 
-    def messages(self) -> list[Message]:
-        """Complete messages and control frames so far. A framing error is raised after the messages
-        that came before it have been returned (on the next call), so those still get answered."""
+    def messages(self, limit: int = 0) -> list[Message]:
+        """Complete messages and control frames so far (at most `limit` if given; `more` then says whether
+        it stopped there). A framing error is raised after the messages that came before it have been
+        returned (on the next call), so those still get answered."""
         if self._error is not None:
             raise self._error
         out: list[Message] = []
+        self.more = False
         try:
-            self._read(out)
+            self._read(out, limit)
         except ProtocolError as exc:
             if not out:
                 raise
             self._error = exc
         return out
 
-    def _read(self, out: list[Message]) -> None:
+    def _read(self, out: list[Message], limit: int) -> None:
         while True:
+            if limit and len(out) >= limit:
+                self.more = True
+                return
             frame = self._next_frame()
             if frame is None:
                 return

@@ -186,3 +186,15 @@ def test_server_frames_decode_in_wsproto(opcode, payload, text):
     (frame,) = list(client.received_frames())
     body = frame.payload.encode() if isinstance(frame.payload, str) else bytes(frame.payload)
     assert (int(frame.opcode), body, frame.message_finished) == (opcode, payload, True)
+
+
+def test_messages_come_out_in_bounded_batches():
+    reader = FrameReader()
+    reader.feed(b"".join(client_frame(wsframe.TEXT, b"%d" % i) for i in range(10)))
+    batches = []
+    while True:
+        batch = reader.messages(4)
+        batches.append([m.payload for m in batch])
+        if not reader.more:
+            break
+    assert batches == [[b"0", b"1", b"2", b"3"], [b"4", b"5", b"6", b"7"], [b"8", b"9"]]
