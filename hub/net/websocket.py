@@ -25,7 +25,7 @@ from .wsframe import FrameReader, ProtocolError
 
 log = logging.getLogger("hub.net.websocket")
 
-SLICE_SECONDS = 0.001  # a connection's messages are handed out in slices this long, then others run
+SLICE_SECONDS = 0.0005  # a connection's messages are handed out in slices this long, then others run
 PARSE_BATCH = 64  # frames parsed at a time from what one read brought (a 64 KiB read can hold 1,000)
 SLOW_CLOSE = (1008, "slow")  # default close for a client whose outbox overflows (adapters set their own)
 
@@ -253,13 +253,13 @@ class WebSocket:
                 return self._pending.popleft()
             if self._peer_closed.is_set():
                 return None
-            if self._reader.failed or self._reader.more:
-                data = b""  # first the frames already buffered (or the framing error after them)
-            elif self._unsent() > self.outbox.limit // 2 and not self.outbox.closed:
-                # Backpressure: read nothing more until the client has taken most of its replies.
+            if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
+                # Backpressure: take no more messages until the client has read most of its replies.
                 self._drained = trio.Event()
                 await self._drained.wait()
                 continue
+            if self._reader.failed or self._reader.more:
+                data = b""  # first the frames already buffered (or the framing error after them)
             else:
                 try:
                     data = await self.stream.receive_some(65536)
