@@ -4,7 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install autobahn soak
+.PHONY: run test test-all lint bench clean install system-deps autobahn soak
+
+# Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
+# mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests); for `make bench`, mosquitto (the peer broker).
+TEST_APT := mosquitto_sub:mosquitto-clients
+BENCH_APT := mosquitto:mosquitto
+define apt_install
+	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else echo "make: missing Debian packages:$$missing (tests that need them are skipped)"; fi; \
+	fi
+endef
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +32,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hub run --config hub.toml
 
-test: $(STAMP)
+system-deps:
+	$(call apt_install,$(TEST_APT))
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 # Everything, the slow tests included: `make soak` and `make autobahn` run as pytest tests marked slow.
-test-all: $(STAMP)
+test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m ''
 
 # Autobahn|Testsuite fuzzingclient (Python 2.7 from pyenv) against the hub's websocket layer; fails on any FAILED case.
@@ -38,6 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
 
 bench: $(STAMP)
+	$(call apt_install,$(BENCH_APT))
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 

@@ -34,7 +34,8 @@ from . import report
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-ALL_TARGETS = ("hub", "mosquitto", "websockets", "socketio")
+ALL_TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt")
+MQTT_TARGETS = ("hub-mqtt", "mosquitto")
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,25 @@ JSONRPC = Scenario(
     requires="jsonrpc",
 )
 
-SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, JSONRPC)}
+TOPICS = Scenario(
+    "topics", "MQTT many topics: K subscribers spread over T topics (or bench/<n>/# filters), M publications round-robin",
+    "bench.fanout", MQTT_TARGETS,
+    (Opt("--subscribers", "subscribers", int, 1000, "K subscribers", "-k"),
+     Opt("--topics", "topics", int, 100, "T topics"),
+     Opt("--messages", "messages", int, 20000, "M publications (a multiple of T)", "-m"),
+     Opt("--wildcard", "wildcard", int, 0, "1: subscribers use bench/<n>/# filters instead of the topic"),
+     Opt("--size", "size", int, 100, "bytes of publication data"),
+     Opt("--procs", "procs", int, 2, "subscriber processes"),
+     Opt("--sample", "sample", int, 10, "latency on every Nth subscriber"),
+     Opt("--coalesce-ms", "coalesce_ms", float, 5.0, "subscribers read after this pause when several sockets are ready")),
+    lambda p, t: ["-k", str(p["subscribers"]), "-m", str(p["messages"]), "--topics", str(p["topics"]),
+                  *(["--wildcard"] if p["wildcard"] else []), "--coalesce-ms", str(p["coalesce_ms"]), *_fanout_common(p, t)],
+    lambda p: f"topics K={p['subscribers']:,} T={p['topics']:,}{' wildcard' if p['wildcard'] else ''} M={p['messages']:,}",
+    lambda p: 120.0,
+    requires="mqtt",
+)
+
+SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, JSONRPC, TOPICS)}
 
 # The suite `make bench` runs: bounded so that it finishes in well under 10 minutes on 2 cores.
 SUITE: list[tuple[str, dict[str, Any]]] = [
@@ -164,6 +183,10 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
     ("command_api", {"per_request": 100, "requests": 300, "subscribers": 100}),
     ("chat", {}),
     ("jsonrpc", {}),
+    # MQTT: the hub's listener and Mosquitto with the same raw MQTT 3.1.1 QoS 0 clients (burst and rate above run
+    # against hub-mqtt too); many topics, exact and wildcard subscriptions.
+    ("topics", {"subscribers": 1000, "topics": 100}),
+    ("topics", {"subscribers": 1000, "topics": 100, "wildcard": 1}),
     ("connections", {"connections": 1000}),
     ("connections", {"connections": 10000}),
 ]
@@ -386,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     sub = p.add_subparsers(dest="command")
     s = sub.add_parser("all", help="the whole suite (default)")
-    s.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated: hub,mosquitto,websockets,socketio")
+    s.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated: hub,mosquitto,websockets,socketio,hub-mqtt")
     s.add_argument("--budget", type=float, default=540.0, help="seconds; scenarios after that are recorded as skipped")
     s.add_argument("--no-charts", action="store_true")
     for sc in SCENARIOS.values():

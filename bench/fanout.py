@@ -47,11 +47,12 @@ def payload(seq: int, size: int) -> dict[str, Any]:
     return base
 
 
-async def publish(url: str, messages: int, rate: float, size: int, protocol: str, ack_wait: float = 60.0) -> tuple[float, float]:
+async def publish(url: str, messages: int, rate: float, size: int, protocol: str, ack_wait: float = 60.0,
+                  topics: int = 0) -> tuple[float, float]:
     """Send `messages` publications (burst in batches of 100, or at `rate` per second); return start/end times."""
     proto = PROTOCOLS[protocol]
     if "publisher" in proto:  # a non-websocket peer (MQTT) brings its own publisher
-        return await proto["publisher"](url, CHANNEL, messages, rate, size, payload, ack_wait)
+        return await proto["publisher"](url, CHANNEL, messages, rate, size, payload, ack_wait, topics)
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
     replies = {"n": 0}
@@ -97,6 +98,10 @@ async def publish(url: str, messages: int, rate: float, size: int, protocol: str
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     target = getattr(args, "target", "hub")
+    if target == "hub-mqtt":
+        return run_hub_mqtt(args)
+    if getattr(args, "topics", 0) and target != "mosquitto":
+        raise SystemExit("--topics is an MQTT workload: --target hub-mqtt or mosquitto")
     if target != "hub":
         return run_peer(args, target)
     protocols = ["legacy", "sdk"] if args.protocol == "mixed" else [args.protocol]
@@ -104,6 +109,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         url = hub.urls["websocket clients"].replace("http://", "ws://") + "/connection/websocket"
         return {"target": "hub", **measure(url, hub.pid, args, protocols, args.protocol)}
+    finally:
+        hub.stop()
+
+
+def run_hub_mqtt(args: argparse.Namespace) -> dict[str, Any]:
+    """The MQTT workload (the Mosquitto peer's: raw MQTT 3.1.1 QoS 0 subscribers and publisher) against the hub's MQTT listener."""
+    hub = start_hub(queue=args.queue, adapters=("realtime", "command_api", "mqtt"),
+                    adapter_settings={"mqtt": "allow_anonymous = true"})
+    try:
+        url = hub.urls["MQTT"].replace("http://", "mqtt://") + "/"
+        return {"target": "hub-mqtt", **measure(url, hub.pid, args, ["mqtt"], "mqtt")}
     finally:
         hub.stop()
 
@@ -130,8 +146,12 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     t0 = time.time()
     coalesce = getattr(args, "coalesce_ms", 0.0)
     drain_limit = getattr(args, "drain_limit", 0.0)
-    extra = ("--coalesce-ms", str(coalesce)) if coalesce else ()
-    clients = spawn_clients(url, total, args.procs, protocols, messages, args.sample, extra)
+    topics = getattr(args, "topics", 0)
+    extra: tuple[str, ...] = ("--coalesce-ms", str(coalesce)) if coalesce else ()
+    if topics:
+        extra += ("--topics", str(topics)) + (("--wildcard",) if args.wildcard else ())
+    per_sub = messages // topics if topics else messages
+    clients = spawn_clients(url, total, args.procs, protocols, per_sub, args.sample, extra)
     connect_s = 0.0
     for c in clients:
         line = c.stdout.readline()
@@ -151,9 +171,11 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
             "rss_per_conn_kib": round((rss - base_rss) / total, 2),
         })
     else:
-        start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0], drain_limit or 60.0))
-        result.update({"scenario": "burst" if args.rate <= 0 else "rate", "subscribers": total,
+        start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0], drain_limit or 60.0, topics))
+        result.update({"scenario": "topics" if topics else "burst" if args.rate <= 0 else "rate", "subscribers": total,
                        "messages": messages, "rate": args.rate, "size": args.size, "publish_s": round(end - start, 3)})
+        if topics:
+            result.update({"topics": topics, "wildcard": bool(args.wildcard)})
     for c in clients:
         # With --drain-limit, deliveries are counted until that long after the last publish, no later.
         c.stdin.write(f"done {max(0.0, drain_limit - (time.time() - end)):.3f}\n" if drain_limit and not idle else "done\n")
@@ -171,7 +193,7 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
         for r in reports:
             hist.merge(r["hist"], r["max"])
         received = sum(r["received"] for r in reports)
-        expected = messages * total
+        expected = per_sub * total
         last = max(r["last"] for r in reports)
         first_pub = start
         elapsed = max(last - first_pub, 1e-9)
@@ -209,8 +231,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="count deliveries until this many seconds after the last publish (0 = 60 s ack wait + 30 s drain)")
     p.add_argument("--coalesce-ms", type=float, default=0.0,
                    help="subscriber processes wait this long when several sockets are ready, to read more per recv")
-    p.add_argument("--target", default="hub", choices=["hub", "mosquitto", "websockets", "socketio"],
-                   help="the server under test: the hub (started here) or a peer (bench/peers/)")
+    p.add_argument("--target", default="hub", choices=["hub", "hub-mqtt", "mosquitto", "websockets", "socketio"],
+                   help="the server under test: the hub (started here; hub-mqtt: its MQTT listener) or a peer (bench/peers/)")
+    p.add_argument("--topics", type=int, default=0,
+                   help="MQTT: publications round-robin over this many topics, subscribers spread over them")
+    p.add_argument("--wildcard", action="store_true", help="with --topics: subscribers use bench/<n>/# filters")
     args = p.parse_args(argv)
     print(json.dumps(run(args)), flush=True)
 

@@ -77,7 +77,7 @@ def open_connection(host: str, port: int, path: str, subprotocol: str | None, fi
 
 def main(args: argparse.Namespace) -> None:
     proto = PROTOCOLS[args.protocol]
-    marker: bytes = proto["marker"]
+    marker: bytes = proto["marker"] if not args.topics else b'{"t":'  # many topics: the payload's start
     tail_len = len(marker) - 1
     rest = args.url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
@@ -85,7 +85,10 @@ def main(args: argparse.Namespace) -> None:
     started = time.time()
     opener = proto.get("open")  # a non-websocket transport (MQTT) brings its own connect+subscribe
     if opener is not None:
-        socks = [opener(host, int(port), f"{args.prefix}{i}", args.channel) for i in range(args.n)]
+        from .mqtt import filter_of
+
+        socks = [opener(host, int(port), f"{args.prefix}{i}", filter_of(args.channel, args.topics, i, args.wildcard))
+                 for i in range(args.n)]
     else:
         socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
                                  proto["subscribe"](f"{args.prefix}{i}", args.channel), proto["is_reply"])
@@ -192,4 +195,6 @@ if __name__ == "__main__":
                    help="when several sockets are ready, wait this long before reading so each recv gets more frames")
     p.add_argument("--drain-timeout", type=float, default=30.0)
     p.add_argument("--quiet", type=float, default=3.0)
+    p.add_argument("--topics", type=int, default=0, help="MQTT: subscriber i takes topic bench/<i %% topics>/data")
+    p.add_argument("--wildcard", action="store_true", help="MQTT with --topics: subscribe to bench/<n>/# instead")
     main(p.parse_args())

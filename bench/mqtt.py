@@ -163,9 +163,24 @@ class _Publisher(asyncio.Protocol):
                 f.set_exception(ConnectionError("broker closed the connection"))
 
 
+def topic_of(base: str, topics: int, seq: int) -> str:
+    """The topic of publication `seq`: `base` itself, or with `topics` > 0 the `topics` topics `bench/<n>/data` in turn."""
+    return f"bench/{seq % topics}/data" if topics else base
+
+
+def filter_of(base: str, topics: int, index: int, wildcard: bool) -> str:
+    """Subscriber `index`'s topic filter: `base`, or one of the `topics` topics (`bench/<n>/#` with `wildcard`)."""
+    if not topics:
+        return base
+    return f"bench/{index % topics}/#" if wildcard else f"bench/{index % topics}/data"
+
+
 async def publish(url: str, topic: str, messages: int, rate: float, size: int,
-                  make_payload: Callable[[int, int], dict[str, Any]], ack_wait: float = 60.0) -> tuple[float, float]:
-    """QoS 0 publications (burst in batches of 100, or at `rate`/s); PINGREQ at the end proves the broker read them all."""
+                  make_payload: Callable[[int, int], dict[str, Any]], ack_wait: float = 60.0,
+                  topics: int = 0) -> tuple[float, float]:
+    """QoS 0 publications (burst in batches of 100, or at `rate`/s); PINGREQ at the end proves the broker read them all.
+
+    With `topics` > 0 they go round-robin to that many topics (see topic_of)."""
     hostport = url.split("://", 1)[1].split("/", 1)[0]
     host, port = hostport.rsplit(":", 1)
     loop = asyncio.get_running_loop()
@@ -175,10 +190,11 @@ async def publish(url: str, topic: str, messages: int, rate: float, size: int,
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport.write(connect_packet(f"bench-pub-{os.getpid()}"))
     await asyncio.wait_for(proto.connack, 10)
-    topic_b = topic.encode()
+    names = [topic_of(topic, topics, i).encode() for i in range(topics or 1)]
 
     def packets(first: int, n: int) -> bytes:
-        return b"".join(publish_packet(topic_b, json.dumps(make_payload(first + i, size), separators=(",", ":")).encode())
+        return b"".join(publish_packet(names[(first + i) % len(names)],
+                                       json.dumps(make_payload(first + i, size), separators=(",", ":")).encode())
                         for i in range(n))
 
     start = time.time()

@@ -114,10 +114,10 @@ def _mqtt_open(host: str, port: int, client_id: str, channel: str):
 
 
 async def _mqtt_publisher(url: str, channel: str, messages: int, rate: float, size: int, make_payload,
-                          ack_wait: float = 60.0) -> tuple[float, float]:
+                          ack_wait: float = 60.0, topics: int = 0) -> tuple[float, float]:
     from .mqtt import publish
 
-    return await publish(url, channel, messages, rate, size, make_payload, ack_wait)
+    return await publish(url, channel, messages, rate, size, make_payload, ack_wait, topics)
 
 
 MQTT = {

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("hub", "mosquitto", "websockets", "socketio")
-PEERS = TARGETS[1:]
+TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt")
+PEERS = ("mosquitto", "websockets", "socketio")
 
 # Per scenario: the headline throughput metric (higher is better) and its unit.
 THROUGHPUT = {
@@ -22,6 +22,7 @@ THROUGHPUT = {
     "command_api": ("publishes_per_s", "publishes/s"),
     "chat": ("messages_per_s", "messages/s"),
     "jsonrpc": ("requests_per_s", "requests/s"),
+    "topics": ("deliveries_per_s", "deliveries/s"),
 }
 
 
@@ -187,6 +188,12 @@ def summary_markdown(records: list[dict[str, Any]], *, title: str = "Benchmark s
                 "Each cell is the hub's figure divided by the peer's (×2.0 = twice the peer's). Higher is better for "
                 "throughput and connects/s; lower is better for p99 latency and RSS per connection.", "",
                 table(["scenario", *PEERS], compare_rows), ""]
+    mqtt_rows = [[label, comparison_cells(groups[label]["hub-mqtt"], groups[label]["mosquitto"])]
+                 for label in order if "hub-mqtt" in groups[label] and "mosquitto" in groups[label]]
+    if mqtt_rows:
+        out += ["## MQTT: the hub's listener vs Mosquitto", "",
+                "The same raw MQTT 3.1.1 QoS 0 subscribers and publisher against both (`hub-mqtt`); each cell is the "
+                "hub's figure divided by Mosquitto's.", "", table(["scenario", "mosquitto"], mqtt_rows), ""]
     out += ["## All results", "", table(DETAIL_COLUMNS, [detail_row(groups[label][t]) for label in order
                                                          for t in TARGETS + tuple(sorted(set(groups[label]) - set(TARGETS)))
                                                          if t in groups[label]]), ""]
@@ -208,7 +215,8 @@ def write_charts(records: list[dict[str, Any]], outdir: str | Path) -> list[Path
     outdir.mkdir(parents=True, exist_ok=True)
     groups = by_label(records)
     order = labels_in_order(records)
-    colors = {"hub": "#1f77b4", "mosquitto": "#2ca02c", "websockets": "#ff7f0e", "socketio": "#d62728"}
+    colors = {"hub": "#1f77b4", "mosquitto": "#2ca02c", "websockets": "#ff7f0e", "socketio": "#d62728",
+              "hub-mqtt": "#9467bd"}
     written: list[Path] = []
 
     def grid(n: int) -> tuple[Any, list[Any]]:

@@ -26,6 +26,7 @@ ADAPTER_MODULES = {
     "jsonrpc": "protocols.jsonrpc",
     "stats": "protocols.stats",
     "chat": "protocols.chat",
+    "mqtt": "protocols.mqtt",
 }
 
 
@@ -56,6 +57,9 @@ class Adapter:
     reload: Callable[[AdapterContext, Any], list[str]] | None = None
     validate: Callable[[Any, Settings], None] | None = None
     cli: Callable[[argparse._SubParsersAction], None] | None = None
+    # For a protocol that is not HTTP (MQTT): wraps the listener's connection handler, given the
+    # context, the listener's HTTPServer and its HTTP handler; returns the handler the listener uses.
+    stream: Callable[[AdapterContext, Any, Any], Any] | None = None
     group: str = ""
     # Library functions offered as `hub.<name>` (e.g. the JSON-RPC adapter's `run`), so `hub` needs no import of it.
     exports: dict[str, Callable[..., Any]] = field(default_factory=dict)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import trio
 
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
-    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="the file to check (default: ./hub.toml)")
     check.set_defaults(func=cmd_check_config)
     for adapter in adapter_registry().values():
         if adapter.cli is not None:
@@ -63,15 +65,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     for warning in settings.warnings:
         log.warning("%s", warning)
     failed: list[BaseException] = []
+    running: RunningHub | None = None
     try:
-        trio.run(_run, settings)
+        running = trio.run(_run, settings)
     except* ConfigError as group:
         failed.extend(_leaves(group))
     if failed:
         print(f"hub: config error: {failed[0]}", file=sys.stderr)
         return 2
+    if running is not None and running.restart_requested:
+        restart(getattr(args, "argv", None))
     log.info("stopped")
     return 0
+
+
+def restart(argv: Sequence[str] | None) -> None:
+    """Replace this process with `python -m hub <the same arguments>` (same pid, environment and directory)."""
+    command = [sys.executable, "-m", "hub", *(sys.argv[1:] if argv is None else argv)]
+    log.info("restarting: %s", " ".join(command))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -81,23 +96,31 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> RunningHub:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             running: RunningHub = await nursery.start(serve, settings)
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    try:
-                        running.reload_from_file()
-                    except ConfigError as exc:
-                        log.error("reload refused: %s", exc)
-                    continue
-                log.info("received %s", signal.Signals(signum).name)
-                running.shutdown()
-                break
+            nursery.start_soon(_handle_signals, running, signals)
+            await running.stopping.wait()  # a signal, or the stats API's stop/restart
+            await running.stopped()
+            nursery.cancel_scope.cancel()
+    return running
+
+
+async def _handle_signals(running: RunningHub, signals: Any) -> None:
+    async for signum in signals:
+        if signum == signal.SIGHUP:
+            try:
+                running.reload_from_file()
+            except ConfigError as exc:
+                log.error("reload refused: %s", exc)
+            continue
+        log.info("received %s", signal.Signals(signum).name)
+        running.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args) or 0)

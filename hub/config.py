@@ -20,7 +20,7 @@ class ConfigError(Exception):
     """A bad configuration; str() is the one line printed before exit status 2."""
 
     def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}")
+        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")  # key "": the file itself
         self.source, self.key, self.problem = source, key, problem
 
 
@@ -244,9 +244,9 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(source, "-", "file not found") from None
+        raise ConfigError(source, "", "file not found") from None
     except OSError as exc:
-        raise ConfigError(source, "-", f"cannot read: {exc.strerror}") from None
+        raise ConfigError(source, "", f"cannot read: {exc.strerror}") from None
     if source.endswith(".json") or text.lstrip().startswith("{"):
         from .configs import translate
 
@@ -257,5 +257,5 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
     return parse_settings(data, source, env)

@@ -71,6 +71,7 @@ class RunningHub:
         self.listeners: list[Listener] = []
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()
+        self.restart_requested = False
         self._stopped = trio.Event()
 
     # -- in-process API -------------------------------------------------------------------
@@ -108,8 +109,14 @@ class RunningHub:
         return {name: lst.url for lst in self.listeners for name in lst.adapters}
 
     # -- lifecycle ------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop accepting, tell clients, drain; `serve` returns once done."""
+    async def stopped(self) -> None:
+        """Wait until `serve` has finished (clients told and drained)."""
+        await self._stopped.wait()
+
+    def shutdown(self, restart: bool = False) -> None:
+        """Stop accepting, tell clients, drain; `serve` returns once done. `restart`: `hub run` then starts
+        again with the same arguments (an embedding program reads `restart_requested`)."""
+        self.restart_requested = self.restart_requested or restart
         self.stopping.set()
 
     def reload(self, settings: Settings) -> dict[str, list[str]]:
@@ -208,7 +215,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     async with trio.open_nursery() as root:
         root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
         async with trio.open_nursery() as connections:
-            bound: list[tuple[Listener, list[trio.SocketListener], str]] = []
+            bound: list[tuple[Listener, list[trio.SocketListener], str, Any]] = []
             for host, port, names in _group(settings):
                 routes, errors = [], {}
                 for name in names:
@@ -236,12 +243,16 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 server.tasks = connections
                 listener = Listener(host, sockets[0].socket.getsockname()[1], names, server)
                 running.listeners.append(listener)
-                bound.append((listener, sockets, ", ".join(registry[n].title for n in names)))
+                handle = server.handle
+                for name in names:  # an adapter that is not HTTP (MQTT) takes the connections first
+                    if registry[name].stream is not None:
+                        handle = registry[name].stream(running.contexts[name], server, handle)
+                bound.append((listener, sockets, ", ".join(registry[n].title for n in names), handle))
             # Every listener is bound: start accepting, then say so (READY only once all of them serve).
-            for listener, sockets, titles in bound:
+            for listener, sockets, titles, handle in bound:
                 root.start_soon(listener.server.flusher.run)
                 for sock in sockets:
-                    await root.start(_accept, listener, sock, connections, running, freed)
+                    await root.start(_accept, listener, sock, connections, running, freed, handle)
                 log.info(LISTENING, listener.url, titles)
             log.info(READY + ": %d listener(s)", len(running.listeners))
             task_status.started(running)
@@ -258,7 +269,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
             for listener in running.listeners:
                 listener.scope.cancel()
             connections.cancel_scope.cancel()
-            for _, sockets, _ in bound:
+            for _, sockets, _, _ in bound:
                 for sock in sockets:
                     with trio.CancelScope(shield=True):
                         await sock.aclose()
@@ -267,9 +278,9 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
 
 
 async def _accept(listener: Listener, sock: trio.SocketListener, connections: trio.Nursery, running: RunningHub,
-                  freed: trio.lowlevel.ParkingLot, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                  freed: trio.lowlevel.ParkingLot, handle: Any = None, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     with listener.scope:
-        await accept_loop(sock, listener.server.handle, connections, open_connections=lambda: running.open_connections,
+        await accept_loop(sock, handle or listener.server.handle, connections, open_connections=lambda: running.open_connections,
                           freed=freed, task_status=task_status)
 
 

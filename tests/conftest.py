@@ -1,13 +1,21 @@
-"""Shared fixtures: a real hub on ephemeral loopback ports, and signing helpers."""
+"""Shared fixtures: a real hub on ephemeral loopback ports, and signing helpers.
+
+Tests never read the working copy's hub.toml (a user may have edited it): every test runs in its own
+empty directory with the hub's environment variables unset, and the shipped hub.toml is read as
+committed (`shipped_config()`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import subprocess
 import textwrap
 import time
 import tomllib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +26,37 @@ from hub.runtime import RunningHub, serve
 
 SECRET = "secret"
 PROJECT = "development"
+ROOT = Path(__file__).resolve().parents[1]
+HUB_ENV = ("HUB_CONFIG", "HUB_TOKEN", "HUB_USER")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test in an empty directory (so nothing finds ./hub.toml or writes ./data), without HUB_* variables."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in HUB_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def shipped_config() -> str:
+    """The hub.toml the project ships: the committed one (`git show HEAD:hub.toml`), never the working copy."""
+    try:
+        proc = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD:hub.toml"], capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1"})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"the shipped hub.toml is read from git, which is not available: {exc}")
+    if proc.returncode != 0:
+        pytest.skip(f"not a git checkout, so the shipped hub.toml cannot be told from an edited one: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def local_config(text: str, tmp: Any) -> dict[str, Any]:
+    """A hub.toml text made runnable in a test: every listener on port 0, data files in `tmp`."""
+    data = tomllib.loads(text)
+    for table in data.values():
+        if isinstance(table, dict) and "port" in table:
+            table["port"] = 0
+    return with_tmp_files(data, tmp)
 
 BASE_CONFIG = """
 [hub]

@@ -8,6 +8,8 @@ import pytest
 
 from hub.config import ConfigError, load_settings
 
+from .conftest import shipped_config
+
 GOOD = """
 [projects.p]
 secret = "s"
@@ -63,10 +65,11 @@ def test_secret_from_environment(tmp_path: Path):
     assert project.namespaces["chat"].publish
 
 
-def test_shipped_hub_toml_is_valid():
-    root = Path(__file__).resolve().parents[1]
-    settings = load_settings(root / "hub.toml")
+def test_shipped_hub_toml_is_valid(tmp_path: Path):
+    path = tmp_path / "hub.toml"
+    path.write_text(shipped_config())  # as committed: never the working copy, which a user may have edited
+    settings = load_settings(path)
     assert settings.projects[0].key == "development"
-    proc = subprocess.run([sys.executable, "-m", "hub", "check-config", str(root / "hub.toml")],
+    proc = subprocess.run([sys.executable, "-m", "hub", "check-config", str(path)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr

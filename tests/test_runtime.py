@@ -43,9 +43,16 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     cfg.write_text(text)
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=tmp_path,
                             stderr=subprocess.PIPE, text=True)
+    lines, urls = read_until_ready(proc)
+    assert "websocket clients" in urls, "".join(lines)
+    return proc, urls
+
+
+def read_until_ready(proc: subprocess.Popen, timeout: float = 20) -> tuple[list[str], dict[str, str]]:
+    """The stderr lines of `hub run` up to its next READY line, and the listener URLs they name."""
+    lines: list[str] = []
     urls: dict[str, str] = {}
-    lines = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
         if not line:
@@ -53,9 +60,8 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
         lines.append(line)
         urls.update(listener_urls(line))
         if READY in line:
-            break
-    assert READY in "".join(lines) and "websocket clients" in urls, "".join(lines)
-    return proc, urls
+            return lines, urls
+    raise AssertionError("no READY line from hub run:\n" + "".join(lines))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

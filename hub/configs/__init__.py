@@ -41,10 +41,10 @@ def translate(text: str, source: str) -> tuple[dict[str, Any], list[str]]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(source, "-", f"not valid JSON: {exc}") from None
+        raise ConfigError(source, "", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(source, "-", "expected a JSON object at the top level")
+        raise ConfigError(source, "", "expected a JSON object at the top level")
     for fmt in formats():
         if fmt.matches(data):
             return fmt.translate(data, source)
-    raise ConfigError(source, "-", "JSON config of an unknown kind (expected a Centrifuge 0.8 or Centrifugo config.json)")
+    raise ConfigError(source, "", "JSON config of an unknown kind (expected a Centrifuge 0.8 or Centrifugo config.json)")

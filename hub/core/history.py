@@ -21,6 +21,9 @@ class Publication:
     timestamp: float
     offset: int
     epoch: str
+    # What the publishing protocol attaches for subscribers of its own kind (MQTT: an MqttMessage with
+    # the exact payload bytes, QoS, retain flag and properties); other protocols ignore it.
+    meta: Any = None
 
 
 def new_epoch() -> str:

@@ -18,6 +18,8 @@ from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication, Stream
 from .options import Project
 from .outbox import Outbox
+from .patterns import TopicFilters
+from .retained import RetainedStore
 from .session import Session, WireFormat
 from .stats import Stats
 
@@ -47,6 +49,9 @@ class Hub:
         self._channels: dict[Key, dict[str, Session]] = {}
         self._streams: dict[Key, Stream] = {}
         self._subscriptions = 0
+        # Topic-filter subscriptions (MQTT wildcards, shared groups) and retained publications: see patterns.py, retained.py.
+        self.filters = TopicFilters()
+        self.retained = RetainedStore()
         self.started_at = clock()
 
     # -- projects -------------------------------------------------------------------------
@@ -137,6 +142,8 @@ class Hub:
             return
         for channel in list(session.channels):
             self._leave(session, channel)
+        if self.filters:
+            self.filters.discard_session(session)
         users = self._by_user.get((session.project, session.user))
         if users is not None:
             users.discard(session)
@@ -156,15 +163,20 @@ class Hub:
 
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(
-        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False
+        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
+        authorized: bool = False,
     ) -> ChannelName:
-        """Add `session` to `channel` (checked against the name rules); join pushes if enabled."""
+        """Add `session` to `channel` (checked against the name rules); join pushes if enabled.
+
+        `authorized`: the adapter granted this with its own access rules (MQTT ACLs), so the
+        namespace's `anonymous` option does not apply; private and user-limited channels still do.
+        """
         name = self.channel(session.project, channel)
         if name.private and not private_ok:
             raise PermissionDenied()
         if not name.allows_user(session.user):
             raise PermissionDenied()
-        if not session.user and not name.options.anonymous:
+        if not session.user and not name.options.anonymous and not authorized:
             raise PermissionDenied()
         if channel in session.channels:
             session.channels[channel] = channel_info
@@ -245,13 +257,19 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
-        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None
+        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *, meta: Any = None
     ) -> Publication:
-        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format."""
-        return (await self.publish_many(project, channel, [(data, info, client)]))[0]
+        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format.
 
-    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]]) -> list[Publication]:
-        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push."""
+        `meta`: what a protocol attaches for its own kind (MQTT: payload bytes, QoS, properties); see Publication.
+        """
+        return (await self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta]))[0]
+
+    async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
+                           meta: list[Any] | None = None) -> list[Publication]:
+        """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
+
+        `meta`: one Publication.meta per item, or None."""
         name = self.channel(project, channel)
         now = self.clock()
         options = name.options
@@ -264,16 +282,22 @@ class Hub:
             else:
                 stream.resize(options.history_size)
             pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch) for i, (data, info, client) in enumerate(items)]
+                                stream.next_offset(), stream.epoch, meta[i] if meta else None)
+                    for i, (data, info, client) in enumerate(items)]
             stream.items.extend(pubs)
             stream.expires_at = now + options.history_lifetime
         else:
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "")
-                    for i, (data, info, client) in enumerate(items)]
+            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+                                meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
         stats = self.stats
         stats.messages_in += len(pubs)
         subs = self._channels.get(key)
-        if not subs or not self._deliver(subs, pubs):
+        targets = self._deliver(subs, pubs) if subs else 0
+        if self.filters:  # topic-filter subscribers not already subscribed to the channel itself
+            matched = self.filters.match(project, channel, subs)
+            if matched:
+                targets += self._deliver(matched, pubs)
+        if not targets:
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
         if self.events:
@@ -404,7 +428,7 @@ class Hub:
         """Counters plus live gauges: sessions, subscriptions, channels."""
         data: dict[str, Any] = self.stats.as_dict()
         data["sessions"] = len(self.sessions)
-        data["subscriptions"] = self._subscriptions
+        data["subscriptions"] = self._subscriptions + len(self.filters)
         data["channels"] = len(self._channels)
         data["uptime"] = int(self.clock() - self.started_at)
         return data

@@ -37,7 +37,8 @@ from . import wsframe
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
 
 log = logging.getLogger("hub.net.http")
-access_log = logging.getLogger("hub.access")
+access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
+SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "sign", "password", "session_token"})
 
 SERVER_HEADER = ("server", "hub")
 HEALTH_PATH = "/health"
@@ -163,6 +164,18 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
+
+
+def loggable(target: str) -> str:
+    """A request target for the log, with credentials in the query string (`?token=...`) masked."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        parts.append(f"{key}=***" if eq and urllib.parse.unquote_plus(key).lower() in SECRET_PARAMS else item)
+    return f"{path}?{'&'.join(parts)}"
 
 
 def default_error(status: int, message: str) -> Response:
@@ -344,8 +357,8 @@ class HTTPServer:
             if self.metrics is not None:
                 self.metrics.observe(adapter or "http", response.status, time.perf_counter() - started)
             if access_log.isEnabledFor(logging.DEBUG):
-                access_log.debug('%s "%s %s" %d %.1fms', client, "HEAD" if head else request.method, request.target, response.status,
-                                 (time.perf_counter() - started) * 1000)
+                access_log.debug('%s "%s %s" %d %.1fms', client, "HEAD" if head else request.method, loggable(request.target),
+                                 response.status, (time.perf_counter() - started) * 1000)
             keep = not self.draining
             await self._send(conn, stream, response, keep, head=head)
             if not keep or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -552,7 +565,13 @@ class HTTPServer:
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)
-        await ws.serve(lambda w: route.handler(request, w))
+        started = time.perf_counter()
+        try:
+            await ws.serve(lambda w: route.handler(request, w))
+        finally:
+            if access_log.isEnabledFor(logging.DEBUG):
+                access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
+                                 ws.close_code or ws.peer_close_code, time.perf_counter() - started)
 
     async def _refuse(self, stream: trio.SocketStream) -> None:
         """Over max_connections: read the head, then answer 503 (HTTP) or accept and close 1013 (websocket)."""

@@ -182,7 +182,7 @@ def add_commands(subparsers: Any) -> None:
     password_args(p)
     leaf(users, "logout", user_logout, "revoke every token of a user").add_argument("name")
     for name, add in (("grant", True), ("revoke", False)):
-        p = leaf(users, name, _user_role(add), f"{'give a user' if add else 'take a role from a user'} a role")
+        p = leaf(users, name, _user_role(add), 'give a user a role' if add else 'take a role from a user')
         p.add_argument("name")
         p.add_argument("role")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from .server import SLOW_CLIENT, JsonRpc, error
 from .store import StoreError, UserStore
 
 MIN_SECRET = 32
+log = logging.getLogger("hub.jsonrpc")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class JsonRpcSettings(ListenerSettings):
     client_token: str = ""
     client_user: str = ""
     client_password: str = ""
+    strict_hooks: bool = False
     procedures: dict[str, Any] = field(default_factory=dict)
     hooks: dict[str, Any] = field(default_factory=dict)
 
@@ -97,7 +100,8 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     rpc = _state(ctx)
     return [
         Route("/", rpc.index, methods=["GET"]),
-        Route("/auth", rpc.login, methods=["POST"]),
+        Route("/auth", rpc.auth, methods=["GET", "POST", "DELETE"]),
+        Route("/tokens", rpc.tokens, methods=["GET", "DELETE"]),
         Route("/register", rpc.register, methods=["POST"]),
         Route("/logout", rpc.logout, methods=["POST"]),
         Route("/execute", rpc.execute, methods=["POST"]),
@@ -115,8 +119,13 @@ def reload(ctx: AdapterContext, new: JsonRpcSettings) -> list[str]:
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Open the users file (a ConfigError if it cannot be read) before the listener starts."""
-    _state(ctx)
+    """Open the users file (a ConfigError if it cannot be read) before the listener starts; say how to add the
+    first user while there is none."""
+    state = _state(ctx)
+    if not state.store.users:
+        how = "POST /register, or " if ctx.settings.registration else ""
+        log.info("no JSON-RPC users yet (%s): add one with %s`hub user add NAME`; then `hub exec ACTION` and "
+                    "`from hub import run` work on this machine", os.path.abspath(ctx.settings.users_file), how)
     task_status.started()
 
 

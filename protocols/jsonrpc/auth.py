@@ -18,10 +18,10 @@ class AuthError(Exception):
     """A token that is missing, malformed, badly signed, expired, revoked or whose user is gone."""
 
 
-def issue(key: str, user: str, ttl: int, now: float | None = None) -> str:
-    """A signed token for `user`, valid for `ttl` seconds, with a random id (`jti`) for revocation."""
+def issue(key: str, user: str, ttl: int, now: float | None = None, jti: str | None = None) -> str:
+    """A signed token for `user`, valid for `ttl` seconds, with an id (`jti`, random by default) for revocation."""
     issued = int(time.time() if now is None else now)
-    claims = {"sub": user, "iat": issued, "exp": issued + ttl, "jti": secrets.token_hex(16), "iss": ISSUER}
+    claims = {"sub": user, "iat": issued, "exp": issued + ttl, "jti": jti or secrets.token_hex(16), "iss": ISSUER}
     with warnings.catch_warnings():  # PyJWT warns about HMAC keys shorter than 32 bytes; the key is the user's choice
         warnings.simplefilter("ignore")
         return jwt.encode(claims, key, algorithm="HS256")
@@ -52,7 +52,7 @@ def verify(store: UserStore, key: str, token: str) -> dict[str, Any]:
 
 
 def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> str | None:
-    """`Authorization: Bearer <t>`, `X-Token: <t>` or `?token=<t>`, in that order."""
+    """`Authorization: Bearer <t>`, `X-Token: <t>` or `?token=<t>`, in that order (Platypush reads the same three)."""
     scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()

@@ -1,4 +1,4 @@
-"""`hub user add|passwd|remove|list`, `hub token NAME` and `hub exec ACTION key=value ...`."""
+"""`hub user add|passwd|remove|list`, `hub token NAME|list|revoke` and `hub exec ACTION key=value ...`."""
 
 from __future__ import annotations
 
@@ -10,30 +10,50 @@ from typing import Any, NoReturn
 
 from hub.cli import DEFAULT_CONFIG, load_or_exit
 
+CONFIG_HELP = "path to hub.toml (default: ./hub.toml)"
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the JSON-RPC adapter's subcommands on the `hub` parser."""
-    user = sub.add_parser("user", help="JSON-RPC users (kept in [jsonrpc] users_file)").add_subparsers(
-        dest="user_command", required=True)
+    user = sub.add_parser("user", help="JSON-RPC users (kept in [jsonrpc] users_file)",
+                          description="JSON-RPC users, kept in [jsonrpc] users_file.").add_subparsers(
+        dest="user_command", required=True, metavar="COMMAND")
     for name, func, text in (("add", cmd_user_add, "add a user (password prompted, or one line from stdin)"),
                              ("passwd", cmd_user_passwd, "change a user's password (their older tokens stop working)"),
                              ("remove", cmd_user_remove, "remove a user (their tokens stop working)")):
-        p = user.add_parser(name, help=text)
-        p.add_argument("name")
-        p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+        p = user.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("name", help="user name")
+        p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
         p.set_defaults(func=func)
-    ls = user.add_parser("list", help="list the users")
-    ls.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    ls = user.add_parser("list", help="list the users", description="List the users.")
+    ls.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     ls.set_defaults(func=cmd_user_list)
-    token = sub.add_parser("token", help="print a JSON-RPC access token for a user")
-    token.add_argument("name")
-    token.add_argument("--ttl", type=int, default=None, help="seconds (default: [jsonrpc] token_ttl)")
-    token.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+
+    token = sub.add_parser(
+        "token", help="JSON-RPC access tokens: print a new one, list or revoke them",
+        description="hub token NAME: print a new access token for user NAME (`hub token new NAME` if the user is "
+                    "called list or revoke). hub token list [NAME]: the live tokens (id, user, name, created, expires). "
+                    "hub token revoke ID|TOKEN ...: revoke tokens by id or by value.",
+        usage="hub token [-h] [--ttl SECONDS] [--name LABEL] [--config CONFIG] {NAME | new NAME | list [NAME] | revoke ID|TOKEN ...}")
+    token.add_argument("words", nargs="+", metavar="ARG", help="NAME, or new NAME, list [NAME], revoke ID|TOKEN ...")
+    token.add_argument("--ttl", type=int, default=None, metavar="SECONDS",
+                       help="seconds the new token lasts (default: [jsonrpc] token_ttl)")
+    token.add_argument("--name", default=None, metavar="LABEL", help="a label for the new token, shown by `hub token list`")
+    token.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     token.set_defaults(func=cmd_token)
-    ex = sub.add_parser("exec", help="run an action on the running hub: hub exec hub.publish channel=news 'data={\"a\":1}'")
-    ex.add_argument("action")
-    ex.add_argument("args", nargs="*", metavar="key=value", help="values are JSON when they parse, else strings")
-    ex.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+
+    ex = sub.add_parser(
+        "exec", help="run an action on the running hub: hub exec hub.publish channel=news 'data={\"a\":1}'",
+        description="Run an action or procedure on the running hub over JSON-RPC and print its output as JSON. "
+                    "Credentials, first found: --token, --user (a 5-minute token signed here from the users file), "
+                    "$HUB_TOKEN, $HUB_USER, [jsonrpc] client_token / client_user (+ client_password), else the only "
+                    "user in the users file.")
+    ex.add_argument("action", help="plugin.action or procedure.name (see GET /actions)")
+    ex.add_argument("args", nargs="*", metavar="key=value", help="arguments; values are JSON when they parse, else strings")
+    ex.add_argument("--user", "-u", default=None, help="act as this user, with a short token signed from the users file")
+    ex.add_argument("--token", "-t", default=None, help="an access token (from /auth or `hub token NAME`)")
+    ex.add_argument("--url", default=None, help="the hub's JSON-RPC address (default: [jsonrpc] client_url, else host:port)")
+    ex.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
     ex.set_defaults(func=cmd_exec)
 
 
@@ -100,20 +120,88 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    if words[0] == "list" and len(words) <= 2:
+        return _token_list(args, words[1] if len(words) == 2 else None)
+    if words[0] == "revoke":
+        if len(words) < 2:
+            _fail("hub token revoke: give token ids (from `hub token list`) or tokens", 2)
+        return _token_revoke(args, words[1:])
+    if words[0] == "new":
+        words = words[1:]
+    if len(words) != 1:
+        _fail("expected hub token NAME, hub token list [NAME] or hub token revoke ID|TOKEN ...", 2)
+    return _token_new(args, words[0])
+
+
+def _token_new(args: argparse.Namespace, name: str) -> int:
+    import secrets
+    import time
+
     from . import auth
     from .store import StoreError
 
     settings, store = _store(args.config)
-    if args.name not in store.users:
-        _fail(f"unknown user {args.name!r}")
+    if name not in store.users:
+        _fail(f"unknown user {name!r}")
     if args.ttl is not None and args.ttl < 1:
         _fail("--ttl must be at least 1 second", 2)
+    ttl = args.ttl or settings.token_ttl
+    now, jti = int(time.time()), secrets.token_hex(16)
     try:
         key = settings.token_secret or store.signing_key()
-    except StoreError as exc:
+        store.record_token(name, jti, now, now + ttl, args.name)
+    except (StoreError, ValueError) as exc:
         _fail(str(exc))
-    print(auth.issue(key, args.name, args.ttl or settings.token_ttl))
+    print(auth.issue(key, name, ttl, now, jti))
     return 0
+
+
+def _when(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _token_list(args: argparse.Namespace, user: str | None) -> int:
+    _, store = _store(args.config)
+    if user is not None and user not in store.users:
+        _fail(f"unknown user {user!r}")
+    rows = [(str(t["id"]), t["user"], t["name"], _when(t["created"]), _when(t["expires"])) for t in store.tokens(user)]
+    header = ("ID", "USER", "NAME", "CREATED", "EXPIRES")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, items: list[str]) -> int:
+    from . import auth
+    from .store import StoreError
+
+    settings, store = _store(args.config)
+    failed = False
+    for item in items:
+        try:
+            if item.isdigit():
+                record = store.revoke_id(int(item))
+                if record is None:
+                    print(f"hub: no live token with id {item}", file=sys.stderr)
+                    failed = True
+                    continue
+                print(f"revoked token {item} ({record['name']}) of {record['user']}")
+            else:
+                try:
+                    claims = auth.verify(store, settings.token_secret or store.signing_key(), item)
+                except auth.AuthError as exc:
+                    print(f"hub: not a live token: {exc}", file=sys.stderr)
+                    failed = True
+                    continue
+                store.revoke(claims["jti"], claims["exp"])
+                print(f"revoked a token of {claims['sub']}")
+        except StoreError as exc:
+            _fail(str(exc))
+    return 1 if failed else 0
 
 
 def parse_value(text: str) -> Any:
@@ -136,7 +224,7 @@ def parse_pairs(items: list[str]) -> dict[str, Any]:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from .client import RunError, run
+    from .client import RunError, call
 
     settings = load_or_exit(args.config)
     try:
@@ -144,7 +232,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _fail(str(exc), 2)
     try:
-        output = run(args.action, settings, **kwargs)
+        output = call(args.action, kwargs, settings, token=args.token, user=args.user, url=args.url)
     except RunError as exc:
         _fail(str(exc))
     print(json.dumps(output, indent=2, ensure_ascii=False, default=str))

@@ -28,6 +28,8 @@ class Procedure:
     defaults: dict[str, Any]
     steps: list[dict[str, Any]]
     doc: str = ""
+    # False: the procedure answers without output (`{"success": true}`), like a Platypush procedure that returns nothing.
+    output: bool = True
 
     @property
     def args(self) -> list[str]:
@@ -42,7 +44,7 @@ class Procedure:
         args: dict[str, Any] = {a: {"type": "any", "required": True} for a in self.required}
         for name, default in self.defaults.items():
             args[name] = {"type": json_type(default), "required": False, "default": default}
-        return {"name": f"procedure.{self.name}", "doc": self.doc, "args": args, "returns": "any",
+        return {"name": f"procedure.{self.name}", "doc": self.doc, "args": args, "returns": "any" if self.output else "null",
                 "actions": [s["action"] for s in self.steps]}
 
 
@@ -55,7 +57,7 @@ def parse_procedure(name: str, table: Any) -> Procedure:
     """Validate one `[jsonrpc.procedures.<name>]` table; ValueError names what is wrong."""
     if not isinstance(table, dict):
         raise ValueError("expected a table with `actions`")
-    unknown = set(table) - {"args", "actions", "doc"}
+    unknown = set(table) - {"args", "actions", "doc", "output"}
     if unknown:
         raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
     args = table.get("args", [])
@@ -67,6 +69,8 @@ def parse_procedure(name: str, table: Any) -> Procedure:
         raise ValueError("args must be an array of argument names (all required) or a table of name = default")
     if not isinstance(table.get("doc", ""), str):
         raise ValueError("doc must be a string")
+    if not isinstance(table.get("output", True), bool):
+        raise ValueError("output must be true (the last action's output) or false (no output)")
     steps = table.get("actions")
     if not isinstance(steps, list) or not steps:
         raise ValueError("actions must be a non-empty array of {action, args} tables")
@@ -82,7 +86,7 @@ def parse_procedure(name: str, table: Any) -> Procedure:
         for var in _VAR.findall(json.dumps(step.get("args", {}))):
             if var not in names:
                 raise ValueError(f"actions[{i}] uses ${{{var}}}, which is not in args")
-    return Procedure(name, required, defaults, steps, table.get("doc", ""))
+    return Procedure(name, required, defaults, steps, table.get("doc", ""), table.get("output", True))
 
 
 def _is_action_name(name: str) -> bool:
@@ -243,7 +247,7 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
                                           depth + 1)
             except ExecutionError as exc:
                 raise ExecutionError(f"{action}: {exc.message}", exc.status) from None
-        return output
+        return output if procedure.output else None
     try:
         return await registry.run(action, args)
     except ActionError as exc:
@@ -251,20 +255,26 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
 
 
 def envelope(request_id: str, output: Any, errors: list[str], target: str = "http") -> dict[str, Any]:
-    """The reference's response object."""
+    """The reference's response object. As Platypush's `Response`, no output reads `{"success": <no errors>}`."""
     return {"id": request_id, "type": "response", "target": target, "origin": HOSTNAME, "_timestamp": time.time(),
-            "response": {"output": output, "errors": errors}}
+            "response": {"output": {"success": not errors} if output is None else output, "errors": errors}}
 
 
 async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], body: Any, target: str = "http",
                   types: Iterable[str] = ("request",)) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, response envelope) for one request body."""
+    """(HTTP status, response envelope) for one request body.
+
+    As on Platypush, a request that ran answers 200, its failure (unknown action or procedure, bad arguments,
+    an error raised) in `errors` with `output` `{"success": false}`; only a request that is not one is 400."""
     request_id = request_id_of(body)
     try:
         request_id, action, args = parse_request(body, types)
-        output = await run_action(registry, procedures, action, args)
     except ExecutionError as exc:
         return exc.status, envelope(request_id, None, [exc.message], target)
+    try:
+        output = await run_action(registry, procedures, action, args)
+    except ExecutionError as exc:
+        return 200, envelope(request_id, None, [exc.message], target)
     return 200, envelope(request_id, output, [], target)
 
 
@@ -277,8 +287,9 @@ def describe(registry: ActionRegistry, procedures: dict[str, Procedure]) -> dict
 
 
 def encode(obj: Any) -> str:
-    """JSON for the wire; values JSON cannot hold (sets, bytes, objects) become their str()."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_fallback)
+    """JSON for the wire, spelled as Platypush's `json.dumps` spells it; values JSON cannot hold (sets, bytes,
+    objects) become lists or text."""
+    return json.dumps(obj, default=_fallback)
 
 
 def _fallback(value: Any) -> Any:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import email.utils
 import hmac
 import json
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -18,7 +22,18 @@ from hub.net.websocket import WebSocket
 from hub.net.wsframe import text_frame
 
 from . import auth
-from .execute import ExecutionError, Hook, Procedure, describe, encode, envelope, execute, request_id_of, run_action
+from .execute import (
+    HOSTNAME,
+    ExecutionError,
+    Hook,
+    Procedure,
+    describe,
+    encode,
+    envelope,
+    execute,
+    request_id_of,
+    run_action,
+)
 from .store import StoreError, UserStore
 
 log = logging.getLogger("hub.jsonrpc")
@@ -29,6 +44,24 @@ MAX_IN_FLIGHT = 32  # requests one /ws/requests socket may have running at once;
 REQUEST_GRACE = 5.0  # seconds in-flight requests of a closed /ws/requests socket may take to finish
 PASSWORD_CHECKS = 2  # argon2 checks at once (64 MiB each), so a burst of logins cannot exhaust memory
 SECRET_HEADERS = {"authorization", "cookie", "x-token", "proxy-authorization"}
+CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}  # the caller's credentials for the hub itself
+CUSTOM_EVENT = "platypush.message.event.custom.CustomEvent"
+WEBHOOK_EVENT = "platypush.message.event.http.hook.WebhookEvent"
+MAX_EXPIRY_DAYS = 36500
+
+# Platypush's UserAuthStatus: name -> (HTTP status, `error`, `message`).
+AUTH_STATUSES = {
+    "INVALID_AUTH_TYPE": (400, "INVALID_AUTH_TYPE", "Invalid authentication type"),
+    "INVALID_CREDENTIALS": (401, "INVALID_CREDENTIALS", "Invalid credentials"),
+    "INVALID_SESSION": (401, "INVALID_CREDENTIALS", "Invalid session"),
+    "INVALID_TOKEN": (400, "INVALID_JWT_TOKEN", "Invalid token"),
+    "MISSING_USERNAME": (400, "MISSING_USERNAME", "Missing username"),
+    "MISSING_PASSWORD": (400, "MISSING_PASSWORD", "Missing password"),
+    "PASSWORD_MISMATCH": (400, "PASSWORD_MISMATCH", "Password mismatch"),
+    "REGISTRATION_DISABLED": (401, "REGISTRATION_DISABLED", "Registrations are disabled"),
+    "REGISTRATION_REQUIRED": (412, "REGISTRATION_REQUIRED", "Please create a user first"),
+    "TOKEN_NAME_EXISTS": (400, "TOKEN_NAME_EXISTS", "A token with this name already exists"),
+}
 
 
 def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -39,6 +72,29 @@ def error(status: int, message: str) -> Response:
     """The adapter's error shape: `{"error": message}`."""
     headers = [("WWW-Authenticate", 'Bearer realm="hub"')] if status == 401 else None
     return json_response({"error": message}, status, headers)
+
+
+def auth_error(name: str, why: str = "") -> Response:
+    """Platypush's body for an authentication outcome: `{"code": 401, "error": "INVALID_CREDENTIALS", "message":
+    "Invalid credentials"}`; `why` (the hub's reason) goes in WWW-Authenticate's error_description (RFC 6750)."""
+    status, code, message = AUTH_STATUSES[name]
+    headers = []
+    if status == 401:
+        challenge = 'Bearer realm="hub"'
+        if why:
+            challenge += ', error="invalid_token", error_description="' + why.replace('"', "'").replace("\\", "/") + '"'
+        headers.append(("WWW-Authenticate", challenge))
+    return json_response({"code": status, "error": code, "message": message}, status, headers)
+
+
+def bad_request(message: str) -> Response:
+    """Platypush's shape for a bad parameter (its token endpoints' `bad_request`)."""
+    return json_response({"status": "error", "error": "bad_request", "message": message}, 400)
+
+
+def http_date(ts: float | None) -> str | None:
+    """A time as Flask's JSON writes datetimes (RFC 1123), as Platypush's token list has them."""
+    return None if ts is None else email.utils.formatdate(ts, usegmt=True)
 
 
 class JsonRpc:
@@ -71,69 +127,158 @@ class JsonRpc:
         return self.settings.project or self.ctx.runtime.default_project
 
     # -- auth -----------------------------------------------------------------------------
-    def authenticate(self, request: Request) -> str | Response:
-        """The caller's user name, or the 401 response to send."""
+    def claims(self, request: Request) -> dict[str, Any] | Response:
+        """The caller's token claims, or Platypush's answer: 412 while no user exists, else 401."""
         try:
-            return str(auth.verify(self.store, self.key, auth.token_from(request.headers, request.query) or "")["sub"])
+            return auth.verify(self.store, self.key, auth.token_from(request.headers, request.query) or "")
         except auth.AuthError as exc:
-            return error(401, f"unauthorized: {exc}")
+            log.debug("%s %s from %s: no valid token: %s", request.method, request.path, request.client, exc)
+            if not self.store.users:
+                return auth_error("REGISTRATION_REQUIRED", str(exc))
+            return auth_error("INVALID_CREDENTIALS", str(exc))
 
-    def _credentials(self, request: Request) -> tuple[str, str] | Response:
+    def authenticate(self, request: Request) -> str | Response:
+        """The caller's user name, or the 401/412 response to send."""
+        claims = self.claims(request)
+        return claims if isinstance(claims, Response) else str(claims["sub"])
+
+    def _token(self, user: str, ttl: int | None = None, name: str | None = None) -> dict[str, Any]:
+        """A new token for `user`, recorded so that it can be listed and revoked (ValueError: the name is taken)."""
+        ttl = ttl or self.settings.token_ttl
+        now = int(time.time())
+        jti = secrets.token_hex(16)
+        self.store.record_token(user, jti, now, now + ttl, name)
+        return {"token": auth.issue(self.key, user, ttl, now, jti), "expires_at": now + ttl}
+
+    async def auth(self, request: Request) -> Response:
+        """/auth as Platypush: POST (`?type=token` (default) or `jwt`: a token from username and password, with
+        `expiry_days` and `name`; `?type=register`: the first user), GET (who the token is), DELETE (revoke `token`)."""
+        if request.method == "GET":
+            claims = self.claims(request)
+            if isinstance(claims, Response):
+                return claims
+            user = str(claims["sub"])
+            return json_response({"status": "ok", "user_id": self.store.user_id(user), "username": user})
+        if request.method == "DELETE":
+            return await self._delete_token(request, None)
+        kind = request.query_one("type") or "token"
+        if kind == "register":
+            return await self.register(request)
+        if kind not in ("token", "jwt"):
+            return auth_error("INVALID_AUTH_TYPE")
+        return await self.login(request)
+
+    async def login(self, request: Request) -> Response:
         try:
             body = request.json()
         except ValueError:
             body = None
-        if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
-            return error(400, 'expected a JSON body {"username": ..., "password": ...}')
-        return body["username"], body["password"]
-
-    def _token(self, user: str) -> dict[str, Any]:
-        ttl = self.settings.token_ttl
-        now = int(time.time())
-        return {"token": auth.issue(self.key, user, ttl, now), "expires_at": now + ttl}
+        body = body if isinstance(body, dict) else {}
+        username, password = body.get("username"), body.get("password")
+        if not username and not password:  # Platypush then looks for a browser session: there is none here
+            return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')
+        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            return auth_error("INVALID_CREDENTIALS", "username and password must be non-empty strings")
+        ttl = expiry_ttl(body.get("expiry_days"))
+        if isinstance(ttl, Response):
+            return ttl
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 128):
+            return bad_request("name must be a non-empty string of at most 128 characters")
+        ok = await trio.to_thread.run_sync(self.store.check_password, username, password, limiter=self.password_checks)
+        if not ok:
+            return auth_error("INVALID_CREDENTIALS", "invalid username or password")
+        try:
+            return json_response(await trio.to_thread.run_sync(self._token, username, ttl, name))
+        except ValueError:
+            return auth_error("TOKEN_NAME_EXISTS")
+        except StoreError as exc:
+            return error(500, str(exc))
 
     async def index(self, request: Request) -> Response:
         return json_response({"service": "hub JSON-RPC", "registration_open": self._registration_open(),
-                              "endpoints": ["POST /register", "POST /auth", "POST /logout", "POST /execute", "GET /actions",
+                              "endpoints": ["POST /register", "POST /auth", "GET /auth", "DELETE /auth", "GET /tokens",
+                                            "DELETE /tokens", "POST /logout", "POST /execute", "GET /actions",
                                             "WS /ws/events", "WS /ws/requests", "/hook/<name>"]})
 
     def _registration_open(self) -> bool:
         return bool(self.settings.registration) and not self.store.users
 
-    async def login(self, request: Request) -> Response:
-        creds = self._credentials(request)
-        if isinstance(creds, Response):
-            return creds
-        ok = await trio.to_thread.run_sync(self.store.check_password, *creds, limiter=self.password_checks)
-        if not ok:
-            return error(401, "invalid username or password")
-        return json_response(self._token(creds[0]))
-
     async def register(self, request: Request) -> Response:
+        """The first user: a JSON body `{"username", "password"}`, or Platypush's registration form (`username`,
+        `password`, `confirm_password`, `remember`, urlencoded or multipart). Answers with a token."""
         if not self._registration_open():
-            return error(403, "registration is closed: add users with `hub user add NAME`")
-        creds = self._credentials(request)
-        if isinstance(creds, Response):
-            return creds
+            return auth_error("REGISTRATION_DISABLED")
+        fields = registration_fields(request)
+        username, password = fields.get("username"), fields.get("password")
+        if not isinstance(username, str) or not username:
+            return auth_error("MISSING_USERNAME")
+        if not isinstance(password, str) or not password:
+            return auth_error("MISSING_PASSWORD")
+        form = not request.content_type.endswith("json")
+        if (form or "confirm_password" in fields) and fields.get("confirm_password") != password:
+            return auth_error("PASSWORD_MISMATCH")
         try:
-            await trio.to_thread.run_sync(lambda: self.store.add_user(*creds, only_if_none=True), limiter=self.password_checks)
+            await trio.to_thread.run_sync(lambda: self.store.add_user(username, password, only_if_none=True),
+                                          limiter=self.password_checks)
+            token = await trio.to_thread.run_sync(self._token, username)
         except ValueError as exc:
-            return error(403 if "closed" in str(exc) else 400, str(exc))
+            if "closed" in str(exc):
+                return auth_error("REGISTRATION_DISABLED")
+            return bad_request(str(exc))
         except StoreError as exc:
             return error(500, str(exc))
-        log.info("registered the first JSON-RPC user %r", creds[0])
-        return json_response(self._token(creds[0]))
+        log.info("registered the first JSON-RPC user %r", username)
+        # Platypush's session answer (its UI keeps session_token), with the hub's token under both names.
+        return json_response({"status": "ok", "user_id": self.store.user_id(username), "username": username,
+                              "session_token": token["token"], "redirect": request.query_one("redirect") or "/", **token})
 
     async def logout(self, request: Request) -> Response:
-        try:
-            claims = auth.verify(self.store, self.key, auth.token_from(request.headers, request.query) or "")
-        except auth.AuthError as exc:
-            return error(401, f"unauthorized: {exc}")
+        claims = self.claims(request)
+        if isinstance(claims, Response):
+            return claims
         try:
             await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
         except StoreError as exc:
             return error(500, str(exc))
         return json_response({"revoked": True})
+
+    # -- tokens ---------------------------------------------------------------------------
+    async def tokens(self, request: Request) -> Response:
+        """GET /tokens: the caller's live tokens, newest first; DELETE /tokens: revoke `token` or `token_id`."""
+        claims = self.claims(request)
+        if isinstance(claims, Response):
+            return claims
+        user = str(claims["sub"])
+        if request.method == "DELETE":
+            return await self._delete_token(request, user)
+        return json_response({"tokens": [{"id": t["id"], "name": t["name"], "created_at": http_date(t["created"]),
+                                          "expires_at": http_date(t["expires"])} for t in self.store.tokens(user)]})
+
+    async def _delete_token(self, request: Request, user: str | None) -> Response:
+        """Revoke the token given in the body: by value (any valid token), or (`user` known) by `token_id`."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        try:
+            if isinstance(body.get("token"), str) and body["token"]:
+                try:
+                    claims = auth.verify(self.store, self.key, body["token"])
+                except auth.AuthError:
+                    return auth_error("INVALID_TOKEN")
+                await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
+            elif user is not None and body.get("token_id") is not None:
+                token_id = body["token_id"]
+                if isinstance(token_id, bool) or not isinstance(token_id, int):
+                    return bad_request("token_id must be an integer")
+                await trio.to_thread.run_sync(self.store.revoke_id, token_id, user)
+            else:
+                return auth_error("INVALID_TOKEN")
+        except StoreError as exc:
+            return error(500, str(exc))
+        return json_response({"status": "ok"})
 
     # -- requests -------------------------------------------------------------------------
     async def execute(self, request: Request) -> Response:
@@ -155,14 +300,22 @@ class JsonRpc:
 
     # -- hooks ----------------------------------------------------------------------------
     async def hook(self, request: Request) -> Response:
+        """/hook/<name>: every call is a WebhookEvent on /ws/events, as on Platypush. A hook configured in
+        [jsonrpc.hooks] checks its token, publishes and/or runs its procedure; any other name answers as
+        Platypush does without a handler (`{"status": "ok", ...the event}`), unless `strict_hooks`."""
         name = request.params["name"]
         hook = self.hooks.get(name)
-        if hook is None:
+        if hook is None and self.settings.strict_hooks:
             return error(404, f"unknown hook '{name}'")
-        if hook.token_header:
+        if hook is not None and hook.token_header:
             given = request.header(hook.token_header.lower()) or ""
             if not hmac.compare_digest(given.encode(), hook.token.encode()):
                 return error(401, f"unauthorized: this hook needs the right {hook.token_header} header")
+        webhook = webhook_args(request, name, hook)
+        if self.listeners:
+            self._broadcast(text_frame(encode(event_message({"type": WEBHOOK_EVENT, **webhook, "response": None}))))
+        if hook is None:
+            return Response(200, json.dumps({"status": "ok", **webhook}).encode(), "application/json")
         event = hook_event(request, hook)
         output = None
         try:
@@ -183,8 +336,8 @@ class JsonRpc:
     # -- websockets -----------------------------------------------------------------------
     def _accept(self, request: Request, ws: WebSocket) -> Any:
         user = self.authenticate(request)
-        if isinstance(user, Response):
-            ws.close(POLICY_VIOLATION, "unauthorized")
+        if isinstance(user, Response):  # closed as Platypush closes it: 1008 with the status message as reason
+            ws.close(POLICY_VIOLATION, json.loads(user.body).get("message", "unauthorized"))
             return None
         return self.ctx.hub.connect(self.project, user, PROTOCOL, None, outbox=ws.outbox)
 
@@ -198,11 +351,10 @@ class JsonRpc:
         try:
             while (message := await ws.receive()) is not None:
                 event = parse_custom_event(message)
-                if event is None:
-                    if not ws.send(encode({"type": "error", "args": {"message": 'expected {"type": "event", "args": {...}}'}})):
-                        ws.close(SLOW_CLIENT, "too slow")
+                if event is None:  # Platypush logs a message it cannot build as an event and drops it
+                    log.debug("/ws/events: dropped a message that is not an event: %.200r", message)
                     continue
-                self._broadcast(text_frame(encode(event)), exclude=ws)
+                self._broadcast(text_frame(encode(event)))  # every listener, the sender too, as on Platypush
         finally:
             self.listeners.discard(ws)
             if not self.listeners:
@@ -228,17 +380,17 @@ class JsonRpc:
             try:
                 body = json.loads(message)
             except (ValueError, RecursionError):
-                reply = envelope(request_id_of(None), None, ["the request is not valid JSON"], "ws")
+                reply = envelope(request_id_of(None), None, ["the request is not valid JSON"], "http")
             else:
-                _, reply = await execute(self.ctx.runtime.actions, self.procedures, body, "ws", ("request", "requests"))
+                _, reply = await execute(self.ctx.runtime.actions, self.procedures, body, "http", ("request", "requests"))
             if not ws.closing and not ws.send(encode(reply)):
                 ws.close(SLOW_CLIENT, "too slow")
         finally:
             slots.release()
 
-    def _broadcast(self, frame: bytes, exclude: WebSocket | None = None) -> None:
+    def _broadcast(self, frame: bytes) -> None:
         for ws in tuple(self.listeners):
-            if ws is exclude or ws.closing:
+            if ws.closing:
                 continue
             if not ws.send_frame(frame):
                 log.info("closing a /ws/events listener that does not keep up")
@@ -247,13 +399,15 @@ class JsonRpc:
     def on_hub_event(self, event: HubEvent) -> None:
         """Every core event goes to every events listener, encoded once (synchronous, never blocks)."""
         if self.listeners:
-            self._broadcast(text_frame(encode({"type": "event", "args": event_args(event)})))
+            args = event_args(event)
+            self._broadcast(text_frame(encode(event_message(args, timestamp=args.get("timestamp")))))
 
     # -- reload ---------------------------------------------------------------------------
     def reload(self, new: Any, procedures: dict[str, Procedure], hooks: dict[str, Hook]) -> list[str]:
         """Apply new procedures, hooks and token settings (the runtime swaps ctx.settings afterwards)."""
         old = self.settings
-        changed = [f"jsonrpc.{key}" for key in ("procedures", "hooks", "token_secret", "token_ttl", "registration", "project")
+        changed = [f"jsonrpc.{key}" for key in ("procedures", "hooks", "token_secret", "token_ttl", "registration", "project",
+                                                "strict_hooks")
                    if getattr(new, key) != getattr(old, key)]
         if new.users_file != old.users_file:
             log.warning("jsonrpc.users_file changed: the hub keeps using %s until it is restarted", old.users_file)
@@ -264,15 +418,80 @@ class JsonRpc:
         return changed
 
 
+def event_message(args: dict[str, Any], *, id: str | None = None, timestamp: float | None = None,
+                  target: str | None = None, origin: str | None = None) -> dict[str, Any]:
+    """An event as Platypush's `Event.as_dict()` writes it: type, target, origin, id, _timestamp, args."""
+    return {"type": "event", "target": target or HOSTNAME, "origin": origin or HOSTNAME, "id": id or secrets.token_hex(16),
+            "_timestamp": time.time() if timestamp is None else timestamp, "args": args}
+
+
 def parse_custom_event(message: str | bytes) -> dict[str, Any] | None:
-    """A listener's `{"type": "event", "args": {...}}`, or None if it is not one."""
+    """A listener's `{"type": "event", "args": {"type": "<module>.<Class>", ...}}` completed as Platypush's
+    `Event.build()` completes it (id, target, origin, _timestamp kept if given), or None if it is not one."""
     try:
         event = json.loads(message)
     except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or event.get("type") != "event" or not isinstance(event.get("args"), dict):
         return None
-    return event
+    args = event["args"]
+    kind = args.get("type")
+    if not isinstance(kind, str) or "." not in kind.strip("."):
+        return None
+
+    def given(key: str, kind: type | tuple[type, ...] = str) -> Any:
+        value = event.get(key)
+        return value if isinstance(value, kind) and not isinstance(value, bool) and value != "" else None
+
+    return event_message({"type": kind, **{k: v for k, v in args.items() if k != "type"}}, id=given("id"),
+                         timestamp=given("_timestamp", (int, float)), target=given("target"), origin=given("origin"))
+
+
+def registration_fields(request: Request) -> dict[str, Any]:
+    """The registration's fields: a JSON object, an urlencoded form, or a multipart form."""
+    content_type = request.content_type
+    try:
+        if content_type.endswith("json") or (not content_type and request.body.lstrip()[:1] == b"{"):
+            body = request.json()
+            return body if isinstance(body, dict) else {}
+        if content_type == "multipart/form-data":
+            raw = b"Content-Type: " + (request.header("content-type") or "").encode("latin-1") + b"\r\n\r\n" + request.body
+            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+            return {part.get_param("name", header="content-disposition"): (part.get_payload(decode=True) or b"").decode()
+                    for part in message.iter_parts() if part.get_param("name", header="content-disposition")}
+        return request.form()
+    except (ValueError, UnicodeDecodeError, RecursionError, LookupError, TypeError):
+        return {}
+
+
+def expiry_ttl(days: Any) -> int | None | Response:
+    """Seconds for `expiry_days` (absent, null or 0: the hub's token_ttl), or the 400 to send."""
+    if days is None or days == 0:
+        return None
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_EXPIRY_DAYS:
+        return bad_request(f"expiry_days must be a number of days from 0 to {MAX_EXPIRY_DAYS}")
+    return max(60, int(days * 86400))
+
+
+def header_name(name: str) -> str:
+    """`x-token` → `X-Token`: header names as Platypush's event has them."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def webhook_args(request: Request, name: str, hook: Hook | None) -> dict[str, Any]:
+    """The WebhookEvent's arguments as Platypush fills them: hook, method, args (first value of each query
+    parameter), data (JSON when the request says so, else text) and headers, without the caller's credentials
+    for the hub and the hook's own token header."""
+    if request.content_type.endswith("json"):
+        try:
+            data: Any = json.loads(request.body)
+        except (ValueError, RecursionError):
+            data = None
+    else:
+        data = request.body.decode("utf-8", errors="replace")
+    hidden = CREDENTIAL_HEADERS | ({hook.token_header.lower()} if hook is not None and hook.token_header else set())
+    return {"hook": name, "method": request.method, "args": {k: v[0] for k, v in request.query.items()}, "data": data,
+            "headers": {header_name(k): v for k, v in request.headers.items() if k not in hidden}}
 
 
 def hook_event(request: Request, hook: Hook) -> dict[str, Any]:
@@ -297,8 +516,9 @@ def procedure_args(event: dict[str, Any], procedure: Procedure) -> dict[str, Any
 
 
 def event_args(event: HubEvent) -> dict[str, Any]:
-    """A core event as the `args` of an events-socket message."""
-    args: dict[str, Any] = {"type": f"hub.{event.type}", "project": event.project}
+    """A core event as the `args` of an events-socket message: a Platypush CustomEvent whose `subtype` is
+    `hub.<event type>`, so Platypush's `Event.build()` makes it a CustomEvent with these attributes."""
+    args: dict[str, Any] = {"type": CUSTOM_EVENT, "subtype": f"hub.{event.type}", "project": event.project}
     if event.type == "publication":
         pub = event.data["publication"]
         args.update({"channel": pub.channel, "data": pub.data, "uid": pub.uid, "offset": pub.offset,

@@ -27,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 log = logging.getLogger("hub.jsonrpc")
 _hasher = PasswordHasher()  # argon2id, 64 MiB, 3 passes: memory-hard
 MAX_NAME = 64
+MAX_TOKENS_PER_USER = 1000  # live token records a user keeps; beyond, the oldest is revoked (the users file stays small)
 
 
 @functools.cache
@@ -39,7 +40,7 @@ class StoreError(Exception):
 
 
 def _empty() -> dict[str, Any]:
-    return {"users": {}, "revoked": {}, "secret": ""}
+    return {"users": {}, "revoked": {}, "secret": "", "tokens": {}, "next_token_id": 1}
 
 
 class UserStore:
@@ -140,7 +141,8 @@ class UserStore:
                 raise ValueError("registration is closed: a user exists")
             if name in data["users"]:
                 raise ValueError(f"user {name!r} already exists")
-            data["users"][name] = {"hash": hashed, "created": int(time.time())}
+            ids = [u.get("id", 0) for u in data["users"].values()]
+            data["users"][name] = {"hash": hashed, "created": int(time.time()), "id": max(ids, default=0) + 1}
 
         self._update(add)
 
@@ -177,6 +179,13 @@ class UserStore:
         except (VerificationError, InvalidHashError):
             return False
 
+    def user_id(self, name: str) -> int:
+        """The user's number (Platypush's `user_id`): 1 for the first user, and so on."""
+        users = self.users
+        if "id" in users.get(name, {}):
+            return int(users[name]["id"])
+        return list(users).index(name) + 1 if name in users else 0
+
     def valid_since(self, name: str) -> int:
         """Tokens of `name` issued before this time (a password change) are refused."""
         return int(self.users.get(name, {}).get("since", 0))
@@ -198,18 +207,72 @@ class UserStore:
         return str(self._update(make))
 
     def revoke(self, token_id: str, expires: float) -> None:
-        """Refuse the token `token_id` from now on; entries go once the token would have expired anyway."""
+        """Refuse the token `token_id` (its `jti`) from now on; entries go once the token would have expired anyway."""
 
         def change(data: dict[str, Any]) -> None:
-            now = time.time()
-            data["revoked"] = {k: v for k, v in data["revoked"].items() if v > now}
+            _prune(data)
             data["revoked"][token_id] = expires
+            data["tokens"].pop(token_id, None)
 
         self._update(change)
+
+    def record_token(self, user: str, jti: str, created: int, expires: int, name: str | None = None) -> dict[str, Any]:
+        """Keep a listable record of an issued token (not the token itself); ValueError if `user` already has a
+        live token called `name`. The default name is Platypush's `<user>__<8 random characters>`."""
+
+        def add(data: dict[str, Any]) -> dict[str, Any]:
+            _prune(data)
+            if name is not None and any(t["user"] == user and t["name"] == name for t in data["tokens"].values()):
+                raise ValueError("a token with this name already exists")
+            record = {"id": int(data.get("next_token_id", 1)), "user": user,
+                      "name": name or f"{user}__" + "".join(secrets.choice(_TOKEN_NAME_CHARS) for _ in range(8)),
+                      "created": created, "expires": expires}
+            data["next_token_id"] = record["id"] + 1
+            data["tokens"][jti] = record
+            mine = sorted((t["created"], t["id"], k) for k, t in data["tokens"].items() if t["user"] == user)
+            for _, _, old in mine[:max(0, len(mine) - MAX_TOKENS_PER_USER)]:  # the oldest go, revoked
+                log.warning("user %r has over %d live tokens: revoking the oldest (%s)", user, MAX_TOKENS_PER_USER,
+                            data["tokens"][old]["name"])
+                data["revoked"][old] = data["tokens"].pop(old)["expires"]
+            return record
+
+        return dict(self._update(add))
+
+    def tokens(self, user: str | None = None) -> list[dict[str, Any]]:
+        """Live recorded tokens (of `user`, or everyone's), newest first, each with its `jti`."""
+        self.refresh()
+        now = time.time()
+        found = [{"jti": jti, **t} for jti, t in self.data.get("tokens", {}).items()
+                 if t["expires"] > now and (user is None or t["user"] == user)]
+        return sorted(found, key=lambda t: (t["created"], t["id"]), reverse=True)
+
+    def revoke_id(self, token_id: int, user: str | None = None) -> dict[str, Any] | None:
+        """Revoke the recorded token number `token_id` (only if it is `user`'s, when given); its record, or None."""
+
+        def change(data: dict[str, Any]) -> dict[str, Any] | None:
+            _prune(data)
+            for jti, record in data["tokens"].items():
+                if record["id"] == token_id and (user is None or record["user"] == user):
+                    data["revoked"][jti] = record["expires"]
+                    del data["tokens"][jti]
+                    return {"jti": jti, **record}
+            return None
+
+        return self._update(change)
 
     def is_revoked(self, token_id: str) -> bool:
         self.refresh()
         return token_id in self.data["revoked"]
+
+
+_TOKEN_NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _prune(data: dict[str, Any]) -> None:
+    """Drop revocations and token records of tokens that have expired anyway."""
+    now = time.time()
+    data["revoked"] = {k: v for k, v in data.get("revoked", {}).items() if v > now}
+    data["tokens"] = {k: v for k, v in data.get("tokens", {}).items() if v["expires"] > now}
 
 
 def check_name(name: str) -> None:

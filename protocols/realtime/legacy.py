@@ -110,6 +110,7 @@ class LegacyClient:
         self.outbox = outbox
         self.clock = clock
         self.session: Session | None = None
+        self._last_ping: float | None = None
         self.client_id: str | None = None
         self.expired = False
 
@@ -278,6 +279,11 @@ class LegacyClient:
         return {"channel": channel, "data": [message_body(p) for p in result.publications]}
 
     async def cmd_ping(self, params: dict[str, Any]) -> str:
+        # The stats API's `keepalive` is the client's own ping interval: the time between its last two pings.
+        now = time.monotonic()
+        if self._last_ping is not None and self.session is not None:
+            self.session.keepalive = max(1, round(now - self._last_ping))
+        self._last_ping = now
         return "pong"
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -123,12 +123,13 @@ async def _rpc(client: SdkClient, ws: WebSocket, call: RpcCall) -> None:
 async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire) -> None:
     """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes."""
     settings = ctx.settings
+    pinger: Keepalive | None = ctx.state.get("keepalive")  # what really pings: a reload does not restart it
     client = SdkClient(
         ctx.hub,
         ws.outbox,
         wire,
         default_project=ctx.runtime.default_project,
-        ping_interval=settings.ping_interval,
+        ping_interval=int(pinger.interval) if pinger is not None else 0,
         expired_close_delay=settings.expired_close_delay,
         allow_anonymous=settings.allow_anonymous,
         rpc=_rpc_lookup(ctx),

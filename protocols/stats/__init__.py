@@ -32,15 +32,21 @@ class StatsSettings(ListenerSettings):
     metrics_auth: bool = False
 
 
+def error_response(exc: api.ApiError) -> Response:
+    """NanoMQ's error body `{"code", "seq"[, "rep"]}`; what went wrong goes in the `X-Error` header."""
+    text = " ".join(exc.message.split()).encode("ascii", "replace").decode()
+    return Response.json(exc.body(), exc.status, [("X-Error", text)])
+
+
 def error(status: int, message: str) -> Response:
     """Errors the server makes itself, in the API's shape (never HTML)."""
     if status == 413:
-        return Response.json({"code": api.BAD_PARAMETER, "message": "request parameter error: body too large"}, 400)
+        return error_response(api.ApiError(400, api.BAD_PARAMETER, "request parameter error: body too large"))
     if status in (404, 405):
-        return Response.json({"code": api.UNKNOWN, "message": "the requested path cannot be found"}, 404)
+        return error_response(api.ApiError(404, api.UNKNOWN, "the requested path cannot be found"))
     if status == 500:
-        return Response.json({"code": api.UNKNOWN, "message": "internal error"}, 500)
-    return Response.json({"code": api.BAD_PARAMETER, "message": message}, status)
+        return error_response(api.ApiError(500, api.UNKNOWN, "internal error"))
+    return error_response(api.ApiError(status, api.BAD_PARAMETER, message))
 
 
 async def api_v1(ctx: AdapterContext, request: Request) -> Response:
@@ -51,9 +57,18 @@ async def api_v1(ctx: AdapterContext, request: Request) -> Response:
     try:
         api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
         body = api.parse_request(request.body)
-        return Response.json(api.answer(ctx.hub, body, partial(restart, ctx)))
+        return Response.json(api.answer(ctx.hub, body, partial(restart, ctx), partial(control, ctx)))
     except api.ApiError as exc:
-        return Response.json(exc.body(), exc.status)
+        log.debug("POST /api/v1 from %s: %d/%d %s", request.client, exc.status, exc.code, exc.message)
+        return error_response(exc)
+
+
+def control(ctx: AdapterContext, action: str) -> None:
+    """req 10 `action`: "stop" shuts the hub down cleanly (clients told, drained; `hub run` exits 0);
+    "restart" does the same, then `hub run` starts again with the same arguments. The answer is
+    already on its way: the shutdown lets requests in flight finish."""
+    log.warning("%s requested over the stats API", action)
+    ctx.runtime.shutdown(restart=action == "restart")
 
 
 def restart(ctx: AdapterContext, config: str | None) -> dict[str, Any]:
@@ -65,7 +80,7 @@ def restart(ctx: AdapterContext, config: str | None) -> dict[str, Any]:
         try:
             data = tomllib.loads(config)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(source, "-", f"not valid TOML: {exc}") from None
+            raise ConfigError(source, "", f"not valid TOML: {exc}") from None
         return ctx.runtime.reload(parse_settings(data, source))
     except ConfigError as exc:
         raise api.ApiError(400, api.BAD_PARAMETER, f"config error: {exc}") from None

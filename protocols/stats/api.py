@@ -1,4 +1,8 @@
-"""The NanoMQ-style HTTP API v1 without I/O: Basic auth, `{"req", "seq"}` requests, result codes."""
+"""The NanoMQ-style HTTP API v1 without I/O: Basic auth, `{"req", "seq"}` requests, result codes.
+
+Shaped after NanoMQ's `rest_api.c`: every answer carries `code` and `seq` (the request's own, or 0
+when it had none or was not read), and `rep` once the request named a positive `req`.
+"""
 
 from __future__ import annotations
 
@@ -14,21 +18,30 @@ from hub.core import Hub
 OK, RPC_ERROR, UNKNOWN, WRONG_CREDENTIALS, EMPTY_CREDENTIALS = 0, 101, 102, 103, 104
 MISSING_PARAMETER, BAD_PARAMETER, NOT_JSON = 107, 108, 109
 
-BROKER_INFO, TOPIC_INFO, CLIENT_INFO, RESTART = 2, 4, 5, 10
-
-# `protocol` is an integer in the original API; each hub protocol has a stable number.
-PROTOCOL_NUMBERS = {"centrifuge-legacy": 1, "centrifugo": 2, "jsonrpc": 3, "chat": 4}
+BROKER_INFO, TOPIC_INFO, CLIENT_INFO, CTRL = 2, 4, 5, 10
+RESTART = CTRL  # the name before req 10 took NanoMQ's actions
+CTRL_ACTIONS = ("stop", "restart")
 
 
 class ApiError(Exception):
-    """An error answer: HTTP `status` and a result `code`."""
+    """An error answer: HTTP `status`, a result `code`, and the request's `seq`/`req` when they were read.
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    The body is NanoMQ's `{"code", "seq"[, "rep"]}`; `message` says what went wrong in the `X-Error`
+    header and the log, not in the body, so the bytes match NanoMQ's."""
+
+    def __init__(self, status: int, code: int, message: str, seq: Any = 0, req: Any = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.seq, self.req = status, code, message, seq, req
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        out: dict[str, Any] = {"code": self.code, "seq": self.seq}
+        if _positive_int(self.req):
+            out["rep"] = self.req
+        return out
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
@@ -50,20 +63,33 @@ def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
         raise ApiError(401, WRONG_CREDENTIALS, "wrong username or password")
 
 
+def request_code(value: Any) -> int | None:
+    """`req` as NanoMQ reads it (a JSON number, truncated to an integer), or None if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return int(value) if abs(value) < 2**31 else None
+    return int(value)
+
+
 def parse_request(body: bytes) -> dict[str, Any]:
-    """The request object; `req` and `seq` present and integers."""
+    """The request object with `req` an integer and `seq` defaulted to 0; ApiError otherwise.
+
+    As NanoMQ: `seq` is optional and any JSON value (a string too) is echoed back unchanged; a `req`
+    that is not a number, or names no request, is 404 with code 102."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, NOT_JSON, "request parameters are not in legal JSON format") from None
     if not isinstance(data, dict):
         raise ApiError(400, NOT_JSON, "request body must be a JSON object")
-    for key in ("req", "seq"):
-        if key not in data:
-            raise ApiError(400, MISSING_PARAMETER, f"missing key request parameter: {key}")
-        if isinstance(data[key], bool) or not isinstance(data[key], int):
-            raise ApiError(400, BAD_PARAMETER, f"request parameter error: {key} must be an integer")
-    return data
+    seq = data.get("seq", 0)
+    if "req" not in data:
+        raise ApiError(400, MISSING_PARAMETER, "missing key request parameter: req", seq)
+    req = request_code(data["req"])
+    if req is None:
+        raise ApiError(404, UNKNOWN, f"unknown req {json.dumps(data['req'])}", seq)
+    return {**data, "req": req, "seq": seq}
 
 
 def broker_info(hub: Hub) -> dict[str, Any]:
@@ -73,34 +99,57 @@ def broker_info(hub: Hub) -> dict[str, Any]:
             "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
 
 
+def _subscriptions(s: Any) -> list[dict[str, Any]]:
+    mqtt = s.meta.get("subscriptions")  # MQTT sessions: their topic filters with the granted QoS
+    if mqtt is not None:
+        return [{"topic": topic, "qos": qos} for topic, qos in mqtt.items()]
+    return [{"topic": ch, "qos": 0} for ch in s.channels]
+
+
 def topic_info(hub: Hub) -> list[dict[str, Any]]:
-    """Every client of every protocol with its channels (an empty list when it has none); qos is always 0."""
-    return [{"client_id": s.id, "subscriptions": [{"topic": ch, "qos": 0} for ch in s.channels]}
+    """Every client of every protocol with its subscriptions (an empty list when it has none); qos 0 but for MQTT."""
+    return [{"client_id": s.meta.get("client_id", s.id), "subscriptions": _subscriptions(s)}
             for s in hub.sessions.values()]
 
 
 def client_info(hub: Hub) -> list[dict[str, Any]]:
-    """Every session; `protocol` as a number (PROTOCOL_NUMBERS) and `protocol_name` spelled out."""
-    return [{"client_id": s.id, "username": s.user, "keepalive": s.keepalive,
-             "protocol": PROTOCOL_NUMBERS.get(s.protocol, 0), "protocol_name": s.protocol,
-             "connect_status": 0 if s.closed else 1, "message_receive": s.received}
+    """Every session. `protocol` keeps NanoMQ's meaning, the MQTT protocol level (3, 4 or 5; 0 for clients that
+    do not speak MQTT); `protocol_name` names the hub protocol. MQTT clients show their client id and user name;
+    `keepalive` is the session's ping interval in seconds; `connect_status` 0 is an offline persistent MQTT session."""
+    return [{"client_id": s.meta.get("client_id", s.id), "username": s.meta.get("username", s.user),
+             "keepalive": s.keepalive, "protocol": s.meta.get("protocol_version", 0), "protocol_name": s.protocol,
+             "connect_status": int(s.meta.get("connected", not s.closed)), "message_receive": s.received}
             for s in hub.sessions.values()]
 
 
-def answer(hub: Hub, request: dict[str, Any], restart: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-    """The response body of a valid request."""
-    req = request["req"]
+def answer(hub: Hub, request: dict[str, Any], restart: Callable[[Any], dict[str, Any]],
+           control: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The response body of a parsed request. `restart(config)` reloads (req 10 without `action`);
+    `control(action)` stops or restarts the hub (req 10 with `action`), after the answer is sent."""
+    req, seq = request["req"], request["seq"]
     if req == BROKER_INFO:
         data: Any = broker_info(hub)
     elif req == TOPIC_INFO:
         data = topic_info(hub)
     elif req == CLIENT_INFO:
         data = client_info(hub)
-    elif req == RESTART:
+    elif req == CTRL:
+        action = request.get("action")
+        if action is not None:
+            if not isinstance(action, str) or action.lower() not in CTRL_ACTIONS:
+                raise ApiError(400, BAD_PARAMETER, 'request parameter error: action must be "stop" or "restart"', seq, req)
+            if control is None:
+                raise ApiError(400, BAD_PARAMETER, "request parameter error: this hub cannot be stopped from here", seq, req)
+            control(action.lower())
+            return {"code": OK, "seq": seq, "rep": req}
         config = request.get("data")
         if config is not None and not isinstance(config, str):
-            raise ApiError(400, BAD_PARAMETER, "request parameter error: data must be the TOML text of a config")
-        data = restart(config)
+            raise ApiError(400, BAD_PARAMETER, "request parameter error: data must be the TOML text of a config", seq, req)
+        try:
+            data = restart(config)
+        except ApiError as exc:
+            exc.seq, exc.req = seq, req
+            raise
     else:
-        raise ApiError(400, BAD_PARAMETER, f"request parameter error: unknown req {req}")
-    return {"code": OK, "seq": request["seq"], "rep": req, "data": data}
+        raise ApiError(404, UNKNOWN, f"unknown req {req}", seq, req)
+    return {"code": OK, "seq": seq, "rep": req, "data": data}

@@ -92,11 +92,12 @@ def test_config_checks():
         assert exc.value.key == key, extra
 
 
-def test_shipped_hub_toml_is_valid():
+def test_shipped_hub_toml_is_valid(tmp_path: Path):
     from hub.config import load_settings
+    from tests.conftest import shipped_config
 
-    root = Path(__file__).resolve().parents[3]
-    chat = load_settings(root / "hub.toml").adapter("chat")
+    (tmp_path / "hub.toml").write_text(shipped_config())  # as committed, not the working copy
+    chat = load_settings(tmp_path / "hub.toml").adapter("chat")
     assert (chat.port, chat.database, chat.channel_prefix) == (3000, "data/chat.db", "chat:")
 
 

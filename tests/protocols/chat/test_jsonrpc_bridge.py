@@ -45,7 +45,7 @@ async def test_rest_message_on_events_socket_and_actions_over_execute(chat_hub, 
         with trio.fail_after(5):
             while True:
                 event = json.loads(await events.get_message())["args"]
-                if event["type"] == "hub.publication":
+                if event.get("subtype") == "hub.publication":  # a Platypush CustomEvent
                     break
         assert event["channel"] == "chat.GENERAL" and event["data"]["msg"] == "to the events"
         assert event["data"]["u"]["username"] == "alice"

@@ -93,13 +93,21 @@ async def test_procedures_run_in_order_and_check_their_args():
                  {"action": "procedure.inner", "args": {"x": "${x}"}}]})}
     status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.outer"})
     assert (status, reply["response"]["output"], seen) == (200, 2, ["d", "in d"])
+    # As on Platypush: a request that ran answers 200, its failure in `errors` and `output` {"success": false}.
     status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner"})
-    assert status == 400 and reply["response"]["errors"] == ["procedure.inner: missing argument 'x'"]
+    assert status == 200 and reply["response"] == {"output": {"success": False}, "errors": ["procedure.inner: missing argument 'x'"]}
     status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner", "args": {"x": 1, "y": 2}})
-    assert status == 400 and reply["response"]["errors"] == ["procedure.inner: unknown argument 'y'"]
+    assert status == 200 and reply["response"]["errors"] == ["procedure.inner: unknown argument 'y'"]
     procs["bad"] = parse_procedure("bad", {"actions": [{"action": "t.note", "args": {"text": 5}}]})
     status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.bad"})
-    assert status == 400 and reply["response"]["errors"] == ["procedure.bad: t.note: argument 'text' must be str, got int"]
+    assert status == 200 and reply["response"]["errors"] == ["procedure.bad: t.note: argument 'text' must be str, got int"]
+    # output = false: the procedure answers as one that returns nothing
+    procs["quiet"] = parse_procedure("quiet", {"output": False, "actions": [{"action": "t.note", "args": {"text": "q"}}]})
+    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.quiet"})
+    assert (status, reply["response"], seen[-1]) == (200, {"output": {"success": True}, "errors": []}, "q")
+    assert procs["quiet"].describe()["returns"] == "null"
+    with pytest.raises(ValueError, match="output must be"):
+        parse_procedure("p", {"output": "no", "actions": [{"action": "a.b"}]})
 
 
 # -- requests and actions -----------------------------------------------------------------
@@ -185,8 +193,19 @@ async def test_registry_run_maps_failures_to_statuses():
     status, reply = await execute(registry, {}, {"type": "request", "action": "t.add", "args": {"a": 2, "b": 2}, "id": "r1"})
     assert status == 200 and reply["id"] == "r1" and reply["response"] == {"output": 4, "errors": []}
     assert reply["type"] == "response" and reply["target"] == "http" and reply["origin"]
+    for name, message in [("t.core", "t.core: namespace not found"), ("t.breaks", "t.breaks failed: RuntimeError: boom"),
+                          ("t.nope", "unknown action 't.nope'")]:
+        status, reply = await execute(registry, {}, {"type": "request", "action": name})
+        assert (status, reply["response"]) == (200, {"output": {"success": False}, "errors": [message]})
+    registry.register("t.nothing", lambda: None)
+    status, reply = await execute(registry, {}, {"type": "request", "action": "t.nothing"})
+    assert (status, reply["response"]) == (200, {"output": {"success": True}, "errors": []})
     status, reply = await execute(registry, {}, ["not", "an", "object"])
-    assert status == 400 and len(reply["id"]) == 32
+    assert status == 400 and len(reply["id"]) == 32 and reply["response"]["output"] == {"success": False}
+
+
+def test_encode_spells_json_as_platypush():
+    assert encode({"a": [1, "é"], "b": None}) == json.dumps({"a": [1, "é"], "b": None}) == '{"a": [1, "\\u00e9"], "b": null}'
 
 
 def test_encode_never_fails():
@@ -345,3 +364,76 @@ def test_a_listener_that_does_not_keep_up_is_closed():
         rpc._broadcast(b"frame")
     assert len(fast.frames) == 3 and fast.closed_with is None
     assert len(slow.frames) == 1 and slow.closed_with == SLOW_CLIENT
+
+
+# -- token records, Platypush's event envelope, form fields ------------------------------
+
+
+def test_token_records_list_revoke_and_cap(tmp_path, monkeypatch):
+    from protocols.jsonrpc import store as store_module
+
+    store = UserStore(tmp_path / "users.json")
+    store.add_user("alice", "pw")
+    store.add_user("bob", "pw")
+    assert (store.user_id("alice"), store.user_id("bob"), store.user_id("nobody")) == (1, 2, 0)
+    now = int(time.time())
+    a1 = store.record_token("alice", "j1", now - 10, now + 60)
+    a2 = store.record_token("alice", "j2", now, now + 60, "named")
+    store.record_token("bob", "j3", now, now + 60)
+    store.record_token("alice", "j0", now - 100, now - 1)  # already expired: never listed
+    assert a1["name"].startswith("alice__") and len(a1["name"]) == 15 and (a1["id"], a2["id"]) == (1, 2)
+    with pytest.raises(ValueError, match="already exists"):
+        store.record_token("alice", "j4", now, now + 60, "named")
+    assert [t["jti"] for t in UserStore(tmp_path / "users.json").tokens("alice")] == ["j2", "j1"]
+    assert len(store.tokens()) == 3
+    assert store.revoke_id(a1["id"], user="bob") is None  # not bob's
+    assert store.revoke_id(a1["id"], user="alice")["jti"] == "j1" and store.is_revoked("j1")
+    store.revoke("j2", now + 60)  # by jti (a token given by value): the record goes too
+    assert store.tokens("alice") == [] and store.is_revoked("j2")
+    assert "j0" not in store.data["tokens"]  # expired records are pruned on the next write
+    monkeypatch.setattr(store_module, "MAX_TOKENS_PER_USER", 3)
+    for i in range(5):
+        store.record_token("alice", f"c{i}", now + i, now + 600)
+    assert [t["jti"] for t in store.tokens("alice")] == ["c4", "c3", "c2"]
+    assert store.is_revoked("c0") and store.is_revoked("c1") and not store.is_revoked("c2")
+    assert [t["jti"] for t in store.tokens("bob")] == ["j3"]
+
+
+def test_custom_events_are_completed_as_platypush_builds_them():
+    from protocols.jsonrpc.server import parse_custom_event
+
+    event = parse_custom_event('{"type": "event", "args": {"subtype": "x", "type": "a.b.C"}, "extra": 1}')
+    assert list(event) == ["type", "target", "origin", "id", "_timestamp", "args"]
+    assert event["args"] == {"type": "a.b.C", "subtype": "x"} and len(event["id"]) == 32 and event["target"] == event["origin"]
+    kept = parse_custom_event(json.dumps({"type": "event", "id": "i", "target": "t", "origin": "o", "_timestamp": 3,
+                                          "args": {"type": "a.B"}}))
+    assert (kept["id"], kept["target"], kept["origin"], kept["_timestamp"]) == ("i", "t", "o", 3)
+    for bad in ("", "[]", '{"type": "event"}', '{"type": "event", "args": {"type": "NoModule"}}',
+                '{"type": "event", "args": {"type": ".x"}}', '{"type": "request", "args": {"type": "a.B"}}', "[" * 100000):
+        assert parse_custom_event(bad) is None, bad
+
+
+def test_registration_fields_and_expiry_days():
+    from protocols.jsonrpc.server import expiry_ttl, registration_fields
+
+    def req(content_type: str, body: bytes) -> Request:
+        return Request("POST", "/register", "/register", {}, {"content-type": content_type} if content_type else {}, body)
+
+    assert registration_fields(req("application/json", b'{"username": "a"}')) == {"username": "a"}
+    assert registration_fields(req("", b'{"username": "a"}')) == {"username": "a"}
+    assert registration_fields(req("application/x-www-form-urlencoded", b"username=a&password=p%26w")) == {
+        "username": "a", "password": "p&w"}
+    multipart = (b'--XX\r\nContent-Disposition: form-data; name="username"\r\n\r\nroot\r\n'
+                 b'--XX\r\nContent-Disposition: form-data; name="password"\r\n\r\np\xc3\xa9\r\n--XX--\r\n')
+    assert registration_fields(req("multipart/form-data; boundary=XX", multipart)) == {"username": "root", "password": "pé"}
+    assert registration_fields(req("application/json", b"[1]")) == {} and registration_fields(req("application/json", b"{")) == {}
+    assert expiry_ttl(None) is None and expiry_ttl(0) is None and expiry_ttl(1) == 86400 and expiry_ttl(0.0001) == 60
+    assert all(not isinstance(expiry_ttl(bad), int) for bad in (-1, "1", True, 10**6))
+
+
+def test_access_log_masks_credentials_in_the_query():
+    from hub.net.http import loggable
+
+    assert loggable("/ws/events?token=abc&x=1") == "/ws/events?token=***&x=1"
+    assert loggable("/a?Access_Token=1&sign=2&password=3&api_key=4&ok=5") == "/a?Access_Token=***&sign=***&password=***&api_key=***&ok=5"
+    assert loggable("/plain") == "/plain" and loggable("/q?token") == "/q?token"

@@ -16,6 +16,10 @@ from protocols.jsonrpc import auth
 from protocols.jsonrpc.store import UserStore
 from tests.legacy_client import legacy_client
 
+from .platypush_pkg import platypush_build
+
+INVALID_CREDENTIALS = {"code": 401, "error": "INVALID_CREDENTIALS", "message": "Invalid credentials"}
+
 EXTRA = """
 [jsonrpc.procedures.at_home]
 args = {room = "hall"}
@@ -171,16 +175,25 @@ async def test_actions_registered_later_are_listed_and_run(rpc):
         assert "demo.greet" not in (await http.get("/actions")).json()["actions"]
 
 
-async def test_events_socket_gets_publications_and_custom_events(rpc):
+async def next_event(ws, kind: str, subtype: str | None = None, **match) -> dict:
+    """The next /ws/events message whose args.type is `kind` (and subtype, and args matching `match`)."""
+    with trio.fail_after(5):
+        while True:
+            msg = json.loads(await ws.get_message())
+            args = msg["args"]
+            if args["type"] == kind and (subtype is None or args.get("subtype") == subtype) and \
+                    all(args.get(k) == v for k, v in match.items()):
+                return msg
+
+
+CUSTOM = "platypush.message.event.custom.CustomEvent"
+WEBHOOK = "platypush.message.event.http.hook.WebhookEvent"
+
+
+async def test_events_socket_gets_publications_and_custom_events(rpc, tmp_path):
     running, _ = rpc
     token = await token_for(running)
-
-    async def next_of(ws, kind, **match):
-        with trio.fail_after(5):
-            while True:
-                msg = json.loads(await ws.get_message())
-                if msg["args"]["type"] == kind and all(msg["args"].get(k) == v for k, v in match.items()):
-                    return msg
+    seen = []
 
     async with open_websocket_url(ws_url(running, f"/ws/events?token={token}")) as a, \
             open_websocket_url(ws_url(running, "/ws/events"), extra_headers=[("Authorization", f"Bearer {token}")]) as b, \
@@ -191,29 +204,54 @@ async def test_events_socket_gets_publications_and_custom_events(rpc):
             await client.subscribe("news")
             await running.publish("news", {"n": 1})
             for ws in (a, b, c):
-                connect = await next_of(ws, "hub.connect", user="carol")
+                connect = await next_event(ws, CUSTOM, "hub.connect", user="carol")
                 assert connect["args"]["protocol"] and connect["args"]["client"]
-                join = await next_of(ws, "hub.join")
+                join = await next_event(ws, CUSTOM, "hub.join")
                 assert join["args"]["channel"] == "news" and join["args"]["user"] == "carol"
-                msg = await next_of(ws, "hub.publication")
-                assert msg["type"] == "event" and msg["args"]["channel"] == "news" and msg["args"]["data"] == {"n": 1}
+                msg = await next_event(ws, CUSTOM, "hub.publication")
+                # Platypush's envelope: type, target, origin, id, _timestamp, args (Event.as_dict's keys, in its order)
+                assert list(msg) == ["type", "target", "origin", "id", "_timestamp", "args"]
+                assert msg["type"] == "event" and msg["target"] == msg["origin"] and msg["origin"]
+                assert len(msg["id"]) == 32 and isinstance(msg["_timestamp"], float)
+                assert msg["args"]["channel"] == "news" and msg["args"]["data"] == {"n": 1}
                 assert msg["args"]["project"] == "development" and msg["args"]["uid"]
+                seen += [connect, join, msg]
         for ws in (a, b, c):
-            assert (await next_of(ws, "hub.leave", user="carol"))["args"]["channel"] == "news"
-            assert (await next_of(ws, "hub.disconnect", user="carol"))["args"]["reason"]
-        custom = {"type": "event", "args": {"type": "platypush.message.event.custom.CustomEvent", "subtype": "foo",
-                                            "args": {"bar": "baz"}}}
+            assert (await next_event(ws, CUSTOM, "hub.leave", user="carol"))["args"]["channel"] == "news"
+            seen.append(await next_event(ws, CUSTOM, "hub.disconnect", user="carol"))
+            assert seen[-1]["args"]["reason"]
+        # The reference's custom event: every listener gets it, the sender too, completed as Platypush completes it.
+        custom = {"type": "event", "args": {"type": CUSTOM, "subtype": "foo", "args": {"bar": "baz"}}}
         await a.send_message(json.dumps(custom))
-        assert await next_of(b, "platypush.message.event.custom.CustomEvent") == custom
-        assert await next_of(c, "platypush.message.event.custom.CustomEvent") == custom
-        for bad in ("not json", json.dumps({"type": "request", "args": {}}), json.dumps({"type": "event", "args": []})):
+        relayed = [await next_event(ws, CUSTOM, "foo") for ws in (a, b, c)]
+        assert relayed[0] == relayed[1] == relayed[2]
+        assert relayed[0]["args"] == custom["args"] and relayed[0]["type"] == "event" and len(relayed[0]["id"]) == 32
+        # what the sender gave of the envelope is kept
+        given = {"type": "event", "id": "e-1", "target": "kitchen", "origin": "phone", "_timestamp": 12.5,
+                 "args": {"type": "platypush.message.event.custom.CustomEvent", "subtype": "bar"}}
+        await c.send_message(json.dumps(given))
+        assert await next_event(a, CUSTOM, "bar") == given
+        # Anything else is dropped, as Platypush drops what it cannot build: no reply, the socket stays open.
+        for bad in ("not json", json.dumps({"type": "request", "args": {}}), json.dumps({"type": "event", "args": []}),
+                    json.dumps({"type": "event", "args": {"subtype": "no type"}}), json.dumps({"type": "event", "args": {"type": 5}})):
             await a.send_message(bad)
-            reply = json.loads(await a.get_message())  # the sender gets an error, never its own event
-            assert reply == {"type": "error", "args": {"message": 'expected {"type": "event", "args": {...}}'}}
         await running.publish("news", {"n": 2})
-        assert (await next_of(a, "hub.publication"))["args"]["data"] == {"n": 2}
+        after = json.loads(await a.get_message())  # the very next message is the publication: nothing came back
+        assert after["args"]["subtype"] == "hub.publication" and after["args"]["data"] == {"n": 2}
+        seen += relayed[:1] + [after]
     await trio.sleep(0.1)
     assert not running.contexts["jsonrpc"].state["jsonrpc"].listeners
+
+    # Platypush's own Message.build() reads every one of them: CustomEvents with the hub's fields as attributes.
+    built = await platypush_build(seen + [given], tmp_path)
+    for raw, event in zip(seen + [given], built, strict=True):
+        assert event["class"] == "platypush.message.event.custom.CustomEvent", event
+        assert event["id"] == raw["id"] and event["target"] == raw["target"] and event["origin"] == raw["origin"]
+        assert event["timestamp"] == raw["_timestamp"]
+        assert event["args"] == {k: v for k, v in raw["args"].items() if k not in ("type", "timestamp")}
+        assert event["as_dict"]["args"]["type"] == CUSTOM
+    assert built[2]["args"]["subtype"] == "hub.publication" and built[2]["args"]["data"] == {"n": 1}
+    assert built[-1]["args"] == {"subtype": "bar"} and built[-1]["target"] == "kitchen"
 
 
 async def test_requests_socket_runs_requests_concurrently(rpc):
@@ -245,8 +283,8 @@ async def test_requests_socket_runs_requests_concurrently(rpc):
         assert time.monotonic() - started < 2.0
     assert {k: r["response"]["output"] for k, r in replies.items() if k.startswith("req-")} == {
         "req-0": "t0", "req-1": "t1", "req-2": "t2"}
-    assert all(r["type"] == "response" and r["target"] == "ws" for r in replies.values())
-    assert replies["bad"]["response"] == {"output": None, "errors": ["unknown action 'test.nope'"]}
+    assert all(r["type"] == "response" and r["target"] == "http" for r in replies.values())  # Platypush's target here too
+    assert replies["bad"]["response"] == {"output": {"success": False}, "errors": ["unknown action 'test.nope'"]}
     assert replies["ref"]["response"]["errors"] == [] and isinstance(replies["ref"]["response"]["output"], dict)
     (unnamed,) = [r for k, r in replies.items() if k not in {"req-0", "req-1", "req-2", "bad", "ref"}]
     assert len(unnamed["id"]) == 32 and unnamed["response"]["errors"] == ["the request is not valid JSON"]
@@ -276,12 +314,51 @@ async def test_webhooks(rpc):
         assert "authorization" not in data["headers"]
         response = await http.put("/hook/doorbell", content=b"plain text")
         assert response.status_code == 202 and (await c.next_push("message"))["body"]["data"]["body"] == "plain text"
-        missing = await http.get("/hook/nope")
-        assert missing.status_code == 404 and missing.json() == {"error": "unknown hook 'nope'"}
         broken = await http.get("/hook/broken")
         assert broken.status_code == 400 and broken.json() == {"error": "procedure.broken: hub.publish: namespace not found"}
         nowhere = await http.get("/hook/nowhere")
         assert nowhere.status_code == 500 and "namespace not found" in nowhere.json()["error"]
+
+
+async def test_every_hook_call_is_a_webhook_event_and_unknown_hooks_answer_as_platypush(rpc, start_hub, tmp_path):
+    running, _ = rpc
+    token = await token_for(running)
+    async with open_websocket_url(ws_url(running, f"/ws/events?token={token}")) as events, \
+            httpx.AsyncClient(base_url=running.url("jsonrpc")) as http:
+        await trio.sleep(0.1)
+        # A hook nobody configured: 200 with Platypush's default answer, the event on /ws/events (X-Token kept:
+        # a listener checks it, as in the reference's example; the caller's credentials for the hub are not).
+        response = await http.post("/hook/garage?door=open&door=closed", json={"state": 1},
+                                   headers={"X-Token": "abc", "Authorization": "Bearer x", "Cookie": "c=1"})
+        assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+        answer = response.json()
+        assert list(answer) == ["status", "hook", "method", "args", "data", "headers"]
+        assert answer["status"] == "ok" and answer["hook"] == "garage" and answer["method"] == "POST"
+        assert answer["args"] == {"door": "open"} and answer["data"] == {"state": 1}
+        assert answer["headers"]["X-Token"] == "abc" and answer["headers"]["Content-Type"] == "application/json"
+        assert "Authorization" not in answer["headers"] and "Cookie" not in answer["headers"]
+        garage = await next_event(events, WEBHOOK, hook="garage")
+        assert garage["args"] == {"type": WEBHOOK, **{k: v for k, v in answer.items() if k != "status"}, "response": None}
+        text = await http.get("/hook/plain")
+        assert text.status_code == 200 and text.json()["data"] == "" and text.json()["method"] == "GET"
+        plain = await next_event(events, WEBHOOK, hook="plain")
+        # A configured hook: the event too, without the hook's own token header.
+        response = await http.get("/hook/at_home", headers={"X-Token": "abcdefabcdef"})
+        assert response.status_code == 200
+        at_home = await next_event(events, WEBHOOK, hook="at_home")
+        assert "X-Token" not in at_home["args"]["headers"]
+        refused = await http.get("/hook/at_home", headers={"X-Token": "nope"})
+        assert refused.status_code == 401
+    built = await platypush_build([garage, plain, at_home], tmp_path)
+    for raw, event in zip([garage, plain, at_home], built, strict=True):
+        assert event["class"] == "platypush.message.event.http.hook.WebhookEvent", event
+        assert {k: event["args"][k] for k in ("hook", "method", "args", "data", "headers")} == {
+            k: raw["args"][k] for k in ("hook", "method", "args", "data", "headers")}
+    # strict_hooks: a name that is not configured is 404
+    strict = await start_hub("[jsonrpc]\nstrict_hooks = true\n")
+    async with httpx.AsyncClient(base_url=strict.url("jsonrpc")) as http:
+        missing = await http.get("/hook/nope")
+        assert missing.status_code == 404 and missing.json() == {"error": "unknown hook 'nope'"}
 
 
 async def test_run_from_another_process_and_hub_exec(rpc, tmp_path):
@@ -304,7 +381,7 @@ async def test_run_from_another_process_and_hub_exec(rpc, tmp_path):
                 "try:\n    run('hub.publish', channel='news')\nexcept RunError as e:\n    print(e.status, e.errors)\n")
         proc = await trio.run_process([sys.executable, "-c", code], capture_stdout=True, capture_stderr=True,
                                       env={"HUB_CONFIG": with_password, "PATH": "/usr/bin:/bin"})
-        assert proc.stdout.decode().splitlines() == ["1", "400 [\"hub.publish: missing argument 'data'\"]"]
+        assert proc.stdout.decode().splitlines() == ["1", "200 [\"hub.publish: missing argument 'data'\"]"]
         proc = await hub_cli_async("exec", "hub.publish", "channel=news", 'data={"n": 2}', "--config", config)
         assert proc.returncode == 0 and json.loads(proc.stdout)["channel"] == "news"
         assert (await c.next_push("message"))["body"]["data"] == {"n": 2}
@@ -324,10 +401,13 @@ async def test_run_errors_without_a_usable_hub(rpc, tmp_path):
     running, _ = rpc
     from protocols.jsonrpc.client import RunError, run
 
+    store = UserStore(running.settings.adapters["jsonrpc"].users_file)
+    store.add_user("bob", "pw")  # two users: the one to act as must be named
     cases = [
-        ("", "no credentials"),
-        ('client_token = "x.y.z"\n', "unauthorized: invalid token"),
-        ('client_user = "alice"\nclient_password = "wrong"\n', "login as 'alice' failed: invalid username or password"),
+        ("", "several users (alice, bob)"),
+        ('client_token = "x.y.z"\n', "Invalid credentials (invalid token)"),
+        ('client_user = "alice"\nclient_password = "wrong"\n',
+         "login as 'alice' failed: Invalid credentials (invalid username or password)"),
         ('client_user = "zed"\n', "unknown user 'zed'"),
         ('client_user = "alice"\nclient_url = "http://127.0.0.1:9"\n', "cannot reach the hub"),
     ]
@@ -342,6 +422,10 @@ async def test_run_errors_without_a_usable_hub(rpc, tmp_path):
     elsewhere.write_text('[projects.p]\nsecret = "s"\n[jsonrpc]\nclient_user = "alice"\nusers_file = "/nonexistent/users.json"\n')
     with pytest.raises(RunError, match="no users file"):
         run("hub.stats", config=str(elsewhere))
+    store.remove_user("bob")
+    store.remove_user("alice")
+    with pytest.raises(RunError, match="has no JSON-RPC user yet; add one with `hub user add NAME`"):
+        run("hub.stats", config=write_config(tmp_path, running, "", "none.toml"))
 
 
 async def test_cli_users_and_tokens(rpc, start_hub):
@@ -353,8 +437,8 @@ async def test_cli_users_and_tokens(rpc, start_hub):
         assert (await http.post("/execute", json=body, headers={"Authorization": f"Bearer {token}"})).status_code == 200
         assert (await http.post("/logout", headers={"Authorization": f"Bearer {token}"})).json() == {"revoked": True}
         revoked = await http.post("/execute", json=body, headers={"Authorization": f"Bearer {token}"})
-        assert revoked.status_code == 401 and revoked.json() == {"error": "unauthorized: token revoked"}
-        assert revoked.headers["www-authenticate"].startswith("Bearer")
+        assert revoked.status_code == 401 and revoked.json() == INVALID_CREDENTIALS
+        assert revoked.headers["www-authenticate"].startswith("Bearer") and "token revoked" in revoked.headers["www-authenticate"]
 
         assert (await hub_cli_async("user", "add", "bob", "--config", config, stdin=b"bob pw\n")).returncode == 0
         dup = await hub_cli_async("user", "add", "bob", "--config", config, stdin=b"x\n")
@@ -366,12 +450,12 @@ async def test_cli_users_and_tokens(rpc, start_hub):
         await trio.sleep(1.1)  # a token of an earlier second than the password change
         assert (await hub_cli_async("user", "passwd", "bob", "--config", config, stdin=b"new pw\n")).returncode == 0
         stale = await http.post("/execute", json=body, headers={"X-Token": bob})
-        assert stale.status_code == 401 and "password changed" in stale.json()["error"]
+        assert stale.status_code == 401 and "password changed" in stale.headers["www-authenticate"]
         assert (await http.post("/auth", json={"username": "bob", "password": "bob pw"})).status_code == 401
         bob = await token_for(running, "bob", "new pw")
         assert (await hub_cli_async("user", "remove", "bob", "--config", config)).returncode == 0
         gone = await http.post("/execute", json=body, headers={"X-Token": bob})
-        assert gone.status_code == 401 and gone.json()["error"] == "unauthorized: unknown user"
+        assert gone.status_code == 401 and gone.json() == INVALID_CREDENTIALS and "unknown user" in gone.headers["www-authenticate"]
         short = (await hub_cli_async("token", "alice", "--ttl", "3", "--config", config)).stdout.decode().strip()
         assert (await http.post("/execute", json=body, headers={"X-Token": short})).status_code == 200
         for args, text in [(("token", "nobody"), b"unknown user 'nobody'"), (("user", "remove", "nobody"), b"unknown user"),
@@ -390,7 +474,8 @@ async def test_cli_users_and_tokens(rpc, start_hub):
         exp = jwt.decode(short, options={"verify_signature": False})["exp"]
         await trio.sleep(max(0.0, exp - time.time() + 0.1))
         expired = await http.post("/execute", json=body, headers={"X-Token": short})
-        assert expired.status_code == 401 and expired.json()["error"] == "unauthorized: token expired"
+        assert expired.status_code == 401 and expired.json() == INVALID_CREDENTIALS
+        assert 'error_description="token expired"' in expired.headers["www-authenticate"]
 
 
 async def test_configured_secret_signs_tokens(start_hub, monkeypatch):
@@ -406,7 +491,7 @@ async def test_configured_secret_signs_tokens(start_hub, monkeypatch):
         assert (await http.post("/execute", json=body, headers={"X-Token": auth.issue("x" * 40, "ops", 60)})).status_code == 401
 
 
-async def test_error_paths(rpc):
+async def test_error_paths(rpc, tmp_path):
     running, _ = rpc
     token = await token_for(running)
 
@@ -416,64 +501,81 @@ async def test_error_paths(rpc):
     running.actions.register("test.fail", fail)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=running.url("jsonrpc")) as http:
-        for body, status, error in [
-            ({"username": "alice", "password": "wrong"}, 401, "invalid username or password"),
-            ({"username": "nobody", "password": "x"}, 401, "invalid username or password"),
-            ({"username": "alice"}, 400, "expected a JSON body"),
-            ([1], 400, "expected a JSON body"),
+        # /auth as Platypush answers it (its UserAuthStatus bodies); the hub's reason in WWW-Authenticate
+        invalid_session = {"code": 401, "error": "INVALID_CREDENTIALS", "message": "Invalid session"}
+        for kwargs, status, body in [
+            (dict(json={"username": "alice", "password": "wrong"}), 401, INVALID_CREDENTIALS),
+            (dict(json={"username": "nobody", "password": "x"}), 401, INVALID_CREDENTIALS),
+            (dict(json={"username": "alice"}), 401, INVALID_CREDENTIALS),
+            (dict(json=[1]), 401, invalid_session),
+            (dict(content=b"nope"), 401, invalid_session),
+            (dict(json={"username": "alice", "password": PASSWORD, "expiry_days": "x"}), 400,
+             {"status": "error", "error": "bad_request", "message": "expiry_days must be a number of days from 0 to 36500"}),
+            (dict(json={"username": "alice", "password": PASSWORD}, params={"type": "session"}), 400,
+             {"code": 400, "error": "INVALID_AUTH_TYPE", "message": "Invalid authentication type"}),
         ]:
-            response = await http.post("/auth", json=body)
-            assert response.status_code == status and error in response.json()["error"]
-        assert (await http.post("/auth", content=b"nope")).status_code == 400
+            response = await http.post("/auth", **kwargs)
+            assert (response.status_code, response.json()) == (status, body), kwargs
         closed = await http.post("/register", json={"username": "eve", "password": "x"})
-        assert closed.status_code == 403 and "registration is closed" in closed.json()["error"]
+        assert closed.status_code == 401 and closed.json() == {"code": 401, "error": "REGISTRATION_DISABLED",
+                                                               "message": "Registrations are disabled"}
         assert (await http.get("/")).json()["registration_open"] is False
         for kwargs in ({}, {"headers": {"X-Token": "x.y.z"}}, {"headers": {"Authorization": "Basic abc"}},
                        {"params": {"token": ""}}):
             response = await http.post("/execute", json={"type": "request", "action": "hub.stats"}, **kwargs)
-            assert response.status_code == 401 and response.json()["error"].startswith("unauthorized: "), kwargs
+            assert response.status_code == 401 and response.json() == INVALID_CREDENTIALS, kwargs
+            assert response.headers["www-authenticate"].startswith('Bearer realm="hub"')
         assert (await http.get("/actions")).status_code == 401
         assert (await http.post("/logout")).status_code == 401
+        # Requests that are not requests: 400. Requests that ran and failed: 200 with the error, as on Platypush.
         cases = [
             (b"{nope", 400, "the request body is not valid JSON"),
             (b"[1, 2]", 400, "the request must be a JSON object"),
             (json.dumps({"type": "nope", "action": "hub.stats"}).encode(), 400, '"type" must be "request"'),
             (json.dumps({"type": "request"}).encode(), 400, '"action" must be "<plugin>.<action>" or "procedure.<name>"'),
             (json.dumps({"type": "request", "action": "hub.stats", "args": [1]}).encode(), 400, '"args" must be an object'),
-            (json.dumps({"type": "request", "action": "hub.nope"}).encode(), 404, "unknown action 'hub.nope'"),
-            (json.dumps({"type": "request", "action": "procedure.nope"}).encode(), 404, "unknown procedure 'procedure.nope'"),
-            (json.dumps({"type": "request", "action": "procedure.shout"}).encode(), 400, "procedure.shout: missing argument 'text'"),
-            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": "x"}}).encode(), 400,
+            (json.dumps({"type": "request", "action": "hub.nope"}).encode(), 200, "unknown action 'hub.nope'"),
+            (json.dumps({"type": "request", "action": "procedure.nope"}).encode(), 200, "unknown procedure 'procedure.nope'"),
+            (json.dumps({"type": "request", "action": "procedure.shout"}).encode(), 200, "procedure.shout: missing argument 'text'"),
+            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": "x"}}).encode(), 200,
              "hub.publish: missing argument 'data'"),
-            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": 5, "data": 1}}).encode(), 400,
+            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": 5, "data": 1}}).encode(), 200,
              "hub.publish: argument 'channel' must be str, got int"),
-            (json.dumps({"type": "request", "action": "hub.broadcast", "args": {"channels": ["a", 1], "data": 1}}).encode(), 400,
+            (json.dumps({"type": "request", "action": "hub.broadcast", "args": {"channels": ["a", 1], "data": 1}}).encode(), 200,
              "hub.broadcast: argument 'channels' must be list[str], got array"),
-            (json.dumps({"type": "request", "action": "hub.stats", "args": {"x": 1}}).encode(), 400,
+            (json.dumps({"type": "request", "action": "hub.stats", "args": {"x": 1}}).encode(), 200,
              "hub.stats: unknown argument 'x'"),
-            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": "nope:x", "data": 1}}).encode(), 400,
+            (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": "nope:x", "data": 1}}).encode(), 200,
              "hub.publish: namespace not found"),
-            (json.dumps({"type": "request", "action": "procedure.broken"}).encode(), 400,
+            (json.dumps({"type": "request", "action": "procedure.broken"}).encode(), 200,
              "procedure.broken: hub.publish: namespace not found"),
-            (json.dumps({"type": "request", "action": "test.fail"}).encode(), 500, "test.fail failed: RuntimeError: boom"),
+            (json.dumps({"type": "request", "action": "test.fail"}).encode(), 200, "test.fail failed: RuntimeError: boom"),
         ]
+        replies = []
         for body, status, text in cases:
             response = await http.post("/execute", content=body, headers=headers)
             assert response.status_code == status, (body, response.text)
+            response.raise_for_status() if status == 200 else None  # a script's raise_for_status() passes, as on Platypush
             reply = response.json()
-            assert reply["type"] == "response" and reply["response"]["output"] is None and len(reply["id"]) == 32
+            assert reply["type"] == "response" and reply["response"]["output"] == {"success": False} and len(reply["id"]) == 32
             assert reply["response"]["errors"] == [text], (text, reply)
+            replies.append(reply)
         assert (await http.get("/execute", headers=headers)).status_code == 405
         assert (await http.get("/execute", headers=headers)).json()["error"]
         assert (await http.get("/nowhere")).json() == {"error": "not found"}
         too_big = await http.post("/execute", content=b"x" * (2 << 20), headers=headers)
         assert too_big.status_code == 413 and too_big.json()["error"]
+    # Platypush's Response reads each as an error response.
+    for reply, built in zip(replies, await platypush_build(replies, tmp_path), strict=True):
+        assert built["class"] == "platypush.message.response.Response" and built["is_error"]
+        assert built["errors"] == reply["response"]["errors"] and built["output"] == {"success": False}
+        assert built["text"]["response"] == reply["response"] and built["id"] == reply["id"]
     for path in ("/ws/events", "/ws/requests", "/ws/events?token=bad", "/ws/requests?token=bad"):
         async with open_websocket_url(ws_url(running, path)) as ws:
             with pytest.raises(ConnectionClosed) as info:
                 with trio.fail_after(5):
                     await ws.get_message()
-            assert info.value.reason.code == 1008
+            assert info.value.reason.code == 1008 and info.value.reason.reason == "Invalid credentials"
 
 
 async def test_registration_while_no_user_exists(start_hub):
@@ -481,7 +583,11 @@ async def test_registration_while_no_user_exists(start_hub):
     async with httpx.AsyncClient(base_url=running.url("jsonrpc")) as http:
         assert (await http.get("/")).json()["registration_open"] is True
         bad = await http.post("/register", json={"username": "a b", "password": "pw"})
-        assert bad.status_code == 400 and "user names" in bad.json()["error"]
+        assert bad.status_code == 400 and "user names" in bad.json()["message"]
+        # Before any user exists, Platypush asks for one: 412
+        response = await http.post("/execute", json={"type": "request", "action": "hub.stats"})
+        assert response.status_code == 412 and response.json() == {"code": 412, "error": "REGISTRATION_REQUIRED",
+                                                                   "message": "Please create a user first"}
 
         results = []
 
@@ -492,7 +598,7 @@ async def test_registration_while_no_user_exists(start_hub):
             nursery.start_soon(register, "root")
             nursery.start_soon(register, "eve")
         statuses = sorted(r.status_code for _, r in results)
-        assert statuses == [200, 403]
+        assert statuses == [200, 401]
         (winner, response), = [(n, r) for n, r in results if r.status_code == 200]
         token = response.json()["token"]
         reply = await http.post("/execute", json={"type": "request", "action": "hub.stats"}, headers={"X-Token": token})
@@ -504,7 +610,8 @@ async def test_registration_while_no_user_exists(start_hub):
 async def test_registration_can_be_turned_off(start_hub):
     running = await start_hub("[jsonrpc]\nregistration = false\n")
     async with httpx.AsyncClient(base_url=running.url("jsonrpc")) as http:
-        assert (await http.post("/register", json={"username": "root", "password": "pw"})).status_code == 403
+        refused = await http.post("/register", json={"username": "root", "password": "pw"})
+        assert refused.status_code == 401 and refused.json()["error"] == "REGISTRATION_DISABLED"
 
 
 async def test_reload_applies_procedures_and_hooks(rpc):

@@ -131,18 +131,24 @@ async def test_reference_curl_examples_report_the_truth(start_hub):
             assert all(set(c) == {"client_id", "subscriptions"} for c in body["data"])
             assert all(s == {"topic": s["topic"], "qos": 0} for c in body["data"] for s in c["subscriptions"])
 
+            await alice.call("ping", {})  # the original protocol's client pings: keepalive is its ping interval
+            await trio.sleep(1.1)
+            await alice.call("ping", {})
             status, body = await curl(url, '{"req": 5,"seq": 1111111}', *BASIC)
             assert status == 200 and body["code"] == 0 and body["rep"] == 5 and body["seq"] == 1111111
+            # `protocol` is NanoMQ's MQTT protocol level: 0 for clients that do not speak MQTT; protocol_name says which
             assert sorted(body["data"], key=lambda c: c["username"]) == [
-                {"client_id": alice.client_id, "username": "alice", "keepalive": 0, "protocol": 1,
+                {"client_id": alice.client_id, "username": "alice", "keepalive": 1, "protocol": 0,
                  "protocol_name": "centrifuge-legacy", "connect_status": 1, "message_receive": 6},
-                {"client_id": bob.client_id, "username": "bob", "keepalive": 0, "protocol": 1,
+                {"client_id": bob.client_id, "username": "bob", "keepalive": 0, "protocol": 0,
                  "protocol_name": "centrifuge-legacy", "connect_status": 1, "message_receive": 3},
-                {"client_id": carol.client_id, "username": "carol", "keepalive": 25, "protocol": 2,
+                {"client_id": carol.client_id, "username": "carol", "keepalive": 25, "protocol": 0,
                  "protocol_name": "centrifugo", "connect_status": 1, "message_receive": 5},
-                {"client_id": ops_id, "username": "ops", "keepalive": 0, "protocol": 3,
+                {"client_id": ops_id, "username": "ops", "keepalive": 0, "protocol": 0,
                  "protocol_name": "jsonrpc", "connect_status": 1, "message_receive": 0},
             ]
+            assert list(body["data"][0]) == ["client_id", "username", "keepalive", "protocol", "protocol_name",
+                                             "connect_status", "message_receive"]
     with trio.fail_after(5):
         while running.hub.sessions:
             await trio.sleep(0.01)
@@ -153,59 +159,84 @@ async def test_reference_curl_examples_report_the_truth(start_hub):
 
 
 async def test_every_error_row(start_hub, monkeypatch):
+    """NanoMQ's error body: `{"code", "seq"}`, plus `rep` once the request named a positive `req`; seq is the
+    request's own when the body was read, else 0 (NanoMQ checks the credentials before it reads the body)."""
     running = await start_hub("[stats]\nmax_body_bytes = 256\n")
     base = running.url("stats")
     auth = ("admin", "public")
     ok = b'{"req": 2, "seq": 1}'
     cases = [
-        # 401: no credentials / empty ones (104), wrong ones (103)
-        (dict(content=ok), 401, api.EMPTY_CREDENTIALS),
-        (dict(content=ok, headers={"Authorization": "Basic Og=="}), 401, api.EMPTY_CREDENTIALS),  # ":"
-        (dict(content=ok, auth=("admin", "")), 401, api.EMPTY_CREDENTIALS),
-        (dict(content=ok, auth=("", "public")), 401, api.EMPTY_CREDENTIALS),
-        (dict(content=ok, headers={"Authorization": "Bearer admin"}), 401, api.EMPTY_CREDENTIALS),
-        (dict(content=ok, auth=("admin", "wrong")), 401, api.WRONG_CREDENTIALS),
-        (dict(content=ok, auth=("nobody", "public")), 401, api.WRONG_CREDENTIALS),
-        (dict(content=ok, auth=("admin", "public2")), 401, api.WRONG_CREDENTIALS),
-        (dict(content=ok, headers={"Authorization": "Basic !!"}), 401, api.WRONG_CREDENTIALS),
-        # 400: not JSON (109), missing req/seq (107), wrong type or unknown req (108), body too large (108)
-        (dict(content=b"{not json", auth=auth), 400, api.NOT_JSON),
-        (dict(content=b"", auth=auth), 400, api.NOT_JSON),
-        (dict(content=b"\xff\xfe", auth=auth), 400, api.NOT_JSON),
-        (dict(content=b"[1]", auth=auth), 400, api.NOT_JSON),
-        (dict(content=b'{"seq": 1}', auth=auth), 400, api.MISSING_PARAMETER),
-        (dict(content=b'{"req": 2}', auth=auth), 400, api.MISSING_PARAMETER),
-        (dict(content=b"{}", auth=auth), 400, api.MISSING_PARAMETER),
-        (dict(content=b'{"req": "2", "seq": 1}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 2, "seq": 1.5}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": true, "seq": 1}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 2, "seq": null}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 99, "seq": 1}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 3, "seq": 1}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 10, "seq": 1, "data": 5}', auth=auth), 400, api.BAD_PARAMETER),
-        (dict(content=b'{"req": 2, "seq": 1, "pad": "' + b"x" * 300 + b'"}', auth=auth), 400, api.BAD_PARAMETER),
+        # 401: no credentials / empty ones (104), wrong ones (103); the body is not read
+        (dict(content=ok), 401, {"code": api.EMPTY_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, headers={"Authorization": "Basic Og=="}), 401, {"code": api.EMPTY_CREDENTIALS, "seq": 0}),  # ":"
+        (dict(content=ok, auth=("admin", "")), 401, {"code": api.EMPTY_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, auth=("", "public")), 401, {"code": api.EMPTY_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, headers={"Authorization": "Bearer admin"}), 401, {"code": api.EMPTY_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, auth=("admin", "wrong")), 401, {"code": api.WRONG_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, auth=("nobody", "public")), 401, {"code": api.WRONG_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, auth=("admin", "public2")), 401, {"code": api.WRONG_CREDENTIALS, "seq": 0}),
+        (dict(content=ok, headers={"Authorization": "Basic !!"}), 401, {"code": api.WRONG_CREDENTIALS, "seq": 0}),
+        # 400: not JSON (109), missing req (107), bad req 10 parameters or a body too large (108)
+        (dict(content=b"{not json", auth=auth), 400, {"code": api.NOT_JSON, "seq": 0}),
+        (dict(content=b"", auth=auth), 400, {"code": api.NOT_JSON, "seq": 0}),
+        (dict(content=b"\xff\xfe", auth=auth), 400, {"code": api.NOT_JSON, "seq": 0}),
+        (dict(content=b"[1]", auth=auth), 400, {"code": api.NOT_JSON, "seq": 0}),
+        (dict(content=b'{"seq": 1}', auth=auth), 400, {"code": api.MISSING_PARAMETER, "seq": 1}),
+        (dict(content=b"{}", auth=auth), 400, {"code": api.MISSING_PARAMETER, "seq": 0}),
+        (dict(content=b'{"req": 10, "seq": 4, "data": 5}', auth=auth), 400, {"code": api.BAD_PARAMETER, "seq": 4, "rep": 10}),
+        (dict(content=b'{"req": 10, "seq": 5, "action": "pause"}', auth=auth), 400,
+         {"code": api.BAD_PARAMETER, "seq": 5, "rep": 10}),
+        (dict(content=b'{"req": 10, "seq": "s", "action": 1}', auth=auth), 400, {"code": api.BAD_PARAMETER, "seq": "s", "rep": 10}),
+        (dict(content=b'{"req": 2, "seq": 1, "pad": "' + b"x" * 300 + b'"}', auth=auth), 400, {"code": api.BAD_PARAMETER, "seq": 0}),
+        # 404 with 102: a req that names no request (NanoMQ's "unknown mistake"); rep only for a positive number
+        (dict(content=b'{"req": 99, "seq": 1}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 1, "rep": 99}),
+        (dict(content=b'{"req": 3, "seq": 7}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 7, "rep": 3}),
+        (dict(content=b'{"req": 1, "seq": "abc"}', auth=auth), 404, {"code": api.UNKNOWN, "seq": "abc", "rep": 1}),
+        (dict(content=b'{"req": 0, "seq": 2}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 2}),
+        (dict(content=b'{"req": -5, "seq": 2}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 2}),
+        (dict(content=b'{"req": "2", "seq": 1}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 1}),
+        (dict(content=b'{"req": true, "seq": 1}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 1}),
+        (dict(content=b'{"req": null}', auth=auth), 404, {"code": api.UNKNOWN, "seq": 0}),
     ]
     async with httpx.AsyncClient(base_url=base) as http:
-        for kwargs, status, code in cases:
+        for kwargs, status, body in cases:
             response = await http.post("/api/v1", **kwargs)
             assert response.status_code == status, (kwargs, response.text)
             assert response.headers["content-type"] == "application/json"
-            body = response.json()
-            assert body["code"] == code and body["message"], (kwargs, body)
+            assert response.json() == body, (kwargs, response.text)
+            assert list(response.json()) == list(body)  # NanoMQ's key order: code, seq, rep
+            assert response.headers["x-error"], kwargs  # what went wrong, for people; the body stays NanoMQ's
         # 404: unknown path or method on this port (102), never HTML
         for response in (await http.post("/api/v2", auth=auth, content=ok), await http.get("/api/v1", auth=auth),
                          await http.get("/nope"), await http.post("/metrics", content=ok), await http.put("/", content=ok)):
             assert response.status_code == 404 and response.headers["content-type"] == "application/json"
-            assert response.json()["code"] == api.UNKNOWN and "<html" not in response.text.lower()
+            assert response.json() == {"code": api.UNKNOWN, "seq": 0} and "<html" not in response.text.lower()
         # 500: an internal failure (102), the hub keeps serving
         def broken(hub: Any) -> dict[str, Any]:
             raise RuntimeError("boom")
 
         monkeypatch.setattr(api, "broker_info", broken)
         response = await http.post("/api/v1", auth=auth, content=ok)
-        assert response.status_code == 500 and response.json() == {"code": api.UNKNOWN, "message": "internal error"}
+        assert response.status_code == 500 and response.json() == {"code": api.UNKNOWN, "seq": 0}
         monkeypatch.undo()
         assert (await http.post("/api/v1", auth=auth, content=ok)).json()["code"] == 0
+
+
+async def test_seq_as_nanomq_reads_it(start_hub):
+    """No `seq`: answered normally (seq 0); `seq` as a string, or any other JSON value: echoed back unchanged;
+    `req` as a JSON number with a fraction is truncated, as NanoMQ's `(int)` cast does."""
+    running = await start_hub()
+    url = running.url("stats") + "/api/v1"
+    for body, seq in (('{"req": 2}', 0), ('{"req": 2, "seq": "1111111"}', "1111111"), ('{"req": 2, "seq": "abc"}', "abc"),
+                      ('{"req": 2, "seq": 1.5}', 1.5), ('{"req": 2, "seq": null}', None), ('{"req": 2, "seq": -3}', -3),
+                      ('{"req": 2.0, "seq": 9}', 9), ('{"req": 2.7, "seq": 9}', 9)):
+        status, answer = await curl(url, body, *BASIC)
+        assert status == 200 and answer["code"] == 0 and answer["rep"] == 2, (body, answer)
+        assert answer["seq"] == seq and list(answer) == ["code", "seq", "rep", "data"], (body, answer)
+    status, answer = await curl(url, '{"req": 4}', *BASIC)
+    assert status == 200 and answer == {"code": 0, "seq": 0, "rep": 4, "data": []}
+    status, answer = await curl(url, '{"req": 5, "seq": "x"}', *BASIC)
+    assert status == 200 and answer == {"code": 0, "seq": "x", "rep": 5, "data": []}
 
 
 def test_auth_and_request_parsing_without_sockets():
@@ -221,6 +252,11 @@ def test_auth_and_request_parsing_without_sockets():
             api.check_auth(header, "admin", "public")
         assert (exc.value.status, exc.value.code) == (401, code), header
     assert api.parse_request(b'{"req": 2, "seq": -3, "extra": 1}') == {"req": 2, "seq": -3, "extra": 1}
+    assert api.parse_request(b'{"req": 5}') == {"req": 5, "seq": 0}
+    for body, status, code in ((b'{"seq": 1}', 400, 107), (b'{"req": "5"}', 404, 102), (b"[]", 400, 109)):
+        with pytest.raises(api.ApiError) as exc:
+            api.parse_request(body)
+        assert (exc.value.status, exc.value.code) == (status, code), body
 
 
 async def test_default_credentials_warning(start_hub, caplog):
@@ -285,15 +321,15 @@ async def test_reload_changes_options_live_and_reports_ports(start_hub, tmp_path
                              (posted_config(tmp_path, **{"[projects.development]__": "[projects.development]\nbogus = 1\n"}),
                               "projects.development.bogus")):
             response = await restart(new_auth, 4, bad)
-            assert response.status_code == 400 and response.json()["code"] == api.BAD_PARAMETER, response.text
-            assert problem in response.json()["message"]
+            assert response.status_code == 400 and response.json() == {"code": api.BAD_PARAMETER, "seq": 4, "rep": 10}
+            assert problem in response.headers["x-error"], response.headers["x-error"]
         assert running.hub.max_queue_bytes == 2097152
         assert (await c.call("publish", {"channel": "news", "data": 5}))["error"] is None
         assert (await c.next_push("message"))["body"]["data"] == 5
 
         # no posted config: reload the hub's file (this hub started from an in-memory config, so there is none yet)
         response = await restart(new_auth, 5)
-        assert response.status_code == 400 and "file not found" in response.json()["message"]
+        assert response.status_code == 400 and "file not found" in response.headers["x-error"]
         path = tmp_path / "hub.toml"
         path.write_text(posted_config(tmp_path, **{"[stats]__port = 0": "[stats]\nport = 18081"}))  # publish off, default credentials
         running.config_path = str(path)

@@ -1,0 +1,292 @@
+"""Thin transport glue: MQTT over TCP and over websocket (`ws_path`, subprotocol `mqtt`) on one port.
+
+A TCP connection whose first byte is a CONNECT packet (0x10) is MQTT; anything else goes to the
+listener's HTTP server (which serves the websocket endpoint). Outgoing bytes use the same scheme as
+websockets: a byte-bounded `Outbox` drained by the listener's shared flusher with one non-blocking
+write per pass, and a writer task only while a socket is full.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from hub.core import Outbox
+from hub.net import wsframe
+from hub.net.http import HTTPServer, Request
+from hub.net.websocket import Flusher, WebSocket
+
+from . import codec
+from .broker import Broker, Connection
+
+log = logging.getLogger("hub.mqtt")
+
+CONNECT_TIMEOUT = 10.0
+FIRST_BYTE_TIMEOUT = 10.0
+
+
+class StreamLink:
+    """The outgoing side of an MQTT-over-TCP connection."""
+
+    def __init__(self, stream: trio.SocketStream, flusher: Flusher, spawn: Callable[[Callable[[], Awaitable[None]]], None],
+                 limit: int, write_timeout: float) -> None:
+        self.stream = stream
+        self.outbox = Outbox(limit, notify=self._on_ready)
+        self.write_timeout = write_timeout
+        self.scope = trio.CancelScope()
+        self._fd = stream.socket.fileno()
+        self._flusher = flusher
+        self._spawn = spawn
+        self._scheduled = self._writing = self._aborted = False
+        self._backlog = b""
+        self.push = self.outbox.push  # the hot path: one call less per delivery
+
+    @property
+    def closing(self) -> bool:
+        return self.outbox.closed
+
+    def push(self, data: bytes) -> bool:  # noqa: F811 (replaced per instance in __init__)
+        return self.outbox.push(data)
+
+    def force(self, data: bytes) -> None:
+        if not self.outbox.closed:
+            self.outbox.force(data)
+
+    def close(self) -> None:
+        self.outbox.close()
+
+    def flush_now(self) -> None:
+        """Write this connection's replies to what it just sent at once (CONNACK, SUBACK, acks), not at the next flusher pass."""
+        if self._scheduled:
+            self.flush()
+
+    def _on_ready(self) -> None:
+        if self._writing or self._aborted:
+            return
+        if self.outbox.closed:
+            self._start_writer()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._flusher.schedule(self)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Called by the flusher: one non-blocking write; a full socket hands over to a writer task."""
+        self._scheduled = False
+        if self._writing or self._aborted:
+            return
+        data = self.outbox.take()
+        if data:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent < len(data):
+                self._backlog = data[sent:]
+                self._start_writer()
+                return
+        if self.outbox.closed:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self._spawn(self._writer)
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                data = self._backlog or self.outbox.take()
+                self._backlog = b""
+                if data:
+                    with trio.move_on_after(self.write_timeout) as timeout:
+                        await self.stream.send_all(data)
+                    if timeout.cancelled_caught:
+                        log.info("mqtt write timed out; dropping connection")
+                        self._abort()
+                        return
+                    continue
+                if self.outbox.closed:
+                    self.scope.cancel()
+                    return
+                self._writing = False
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._abort()
+        except Exception:
+            log.exception("mqtt writer failed")
+            self._abort()
+
+    def _abort(self) -> None:
+        self._aborted = True
+        self.outbox.closed = True
+        self.scope.cancel()
+
+
+class WsLink:
+    """The outgoing side of MQTT over a websocket: each packet in a binary frame."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    @property
+    def closing(self) -> bool:
+        return self.ws.closing
+
+    def push(self, data: bytes) -> bool:
+        return self.ws.send_frame(wsframe.binary_frame(data))
+
+    def force(self, data: bytes) -> None:
+        if not self.ws.closing:
+            self.ws.outbox.force(wsframe.binary_frame(data))
+
+    def close(self) -> None:
+        self.ws.close(1000, "")
+
+
+async def _feed(conn: Connection, reader: codec.PacketReader, data: bytes) -> bool:
+    """Hand received bytes to the protocol; False once the connection must end."""
+    reader.feed(data)
+    try:
+        await conn.received_all(reader.packets())
+    except codec.PacketError as exc:
+        conn.refuse(exc)
+        return False
+    return not conn.link.closing
+
+
+def _timeout(conn: Connection) -> float:
+    if conn.version == 0:
+        return CONNECT_TIMEOUT
+    return conn.keepalive * 1.5 if conn.keepalive else float("inf")
+
+
+class PrefixedStream(trio.abc.HalfCloseableStream):
+    """A socket stream whose first bytes were already read (handed to the HTTP server unchanged)."""
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self._stream, self._prefix = stream, prefix
+        self.socket = stream.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    def setsockopt(self, *args: Any) -> None:
+        self._stream.setsockopt(*args)
+
+
+def stream_handler(broker_of: Callable[[], Broker], server: HTTPServer, limit: Callable[[], int],
+                   http: Callable[[Any], Awaitable[None]]) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    """The listener's connection handler: MQTT when the first byte is CONNECT, else HTTP."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        first = b""
+        with trio.move_on_after(FIRST_BYTE_TIMEOUT):
+            try:
+                first = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        if first and first[0] == 0x10:
+            await _serve_tcp(broker_of(), server, stream, first, limit())
+        elif first:
+            await http(PrefixedStream(stream, first))
+        else:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+
+    return handle
+
+
+async def _serve_tcp(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:
+    server.connections += 1
+    if server.idle.is_set():
+        server.idle = trio.Event()
+    link = StreamLink(stream, server.flusher, server._spawn, limit, server.write_timeout)
+    conn = broker.connection(link)
+    reader = codec.PacketReader(broker.limits.max_packet_size)
+    try:
+        with link.scope:
+            data = first
+            while data and await _feed(conn, reader, data):
+                link.flush_now()
+                with trio.move_on_after(_timeout(conn)) as waited:
+                    try:
+                        data = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                if waited.cancelled_caught:
+                    if conn.version == codec.MQTT5:
+                        link.force(codec.disconnect(codec.KEEPALIVE_TIMEOUT))
+                    log.info("mqtt client %s: keepalive timeout", conn.session.client_id if conn.session else "-")
+                    link.close()
+                    break
+            link.close()
+            await trio.sleep_forever()  # the writer drains what is queued, then cancels this scope
+    except Exception:
+        log.exception("mqtt connection failed")
+    finally:
+        with trio.CancelScope(shield=True):
+            try:
+                await conn.lost()
+            except Exception:
+                log.exception("mqtt connection cleanup failed")
+            with trio.move_on_after(1):
+                await stream.aclose()
+        server.connections -= 1
+        if not server.connections:
+            server.idle.set()
+
+
+def select_subprotocol(offered: list[str]) -> str | None:
+    for name in ("mqtt", "mqttv3.1"):
+        if name in offered:
+            return name
+    return None
+
+
+async def websocket_endpoint(broker_of: Callable[[], Broker], request: Request, ws: WebSocket) -> None:
+    """MQTT over websocket: binary messages carry the byte stream (packets may span messages)."""
+    broker = broker_of()
+    link = WsLink(ws)
+    conn = broker.connection(link)
+    reader = codec.PacketReader(broker.limits.max_packet_size)
+    try:
+        while True:
+            with trio.move_on_after(_timeout(conn)) as waited:
+                message = await ws.receive()
+            if waited.cancelled_caught:
+                if conn.version == codec.MQTT5:
+                    link.force(codec.disconnect(codec.KEEPALIVE_TIMEOUT))
+                link.close()
+                return
+            if message is None:
+                return
+            if isinstance(message, str):
+                conn.refuse(codec.PacketError("MQTT over websocket uses binary messages"))
+                return
+            if not await _feed(conn, reader, message):
+                return
+    finally:
+        with trio.CancelScope(shield=True):
+            await conn.lost()

@@ -1,0 +1,52 @@
+"""The real `platypush` package from PyPI, as the oracle of the hub's Platypush wire format.
+
+It is installed once into `.venv/clients/platypush` (with its dependencies, apart from the test
+environment's) and run in a separate interpreter: the test hands it the messages the hub sent, and
+Platypush's own `Message.build()` says what it makes of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import trio
+
+from tests.protocols.command_api.clients import install
+
+PLATYPUSH = ("platypush", ["platypush==1.3.39"])
+
+# Builds every message with Platypush's own code; prints one JSON line describing what it built.
+BUILD = r"""
+import json, sys
+from platypush.message import Message
+from platypush.message.event import Event
+from platypush.message.response import Response
+
+out = []
+for raw in json.load(sys.stdin):
+    msg = Message.build(raw)
+    item = {"class": f"{type(msg).__module__}.{type(msg).__name__}"}
+    if isinstance(msg, Event):
+        item.update(id=msg.id, target=msg.target, origin=msg.origin, timestamp=msg.timestamp, args=msg.args,
+                    as_dict=json.loads(str(msg)))
+    elif isinstance(msg, Response):
+        item.update(id=msg.id, target=msg.target, origin=msg.origin, output=msg.output, errors=msg.errors,
+                    is_error=msg.is_error(), text=json.loads(str(msg)))
+    out.append(item)
+print(json.dumps(out, default=str))
+"""
+
+
+async def platypush_build(messages: list[Any], home: Any) -> list[dict[str, Any]]:
+    """What Platypush 1.3.39's `Message.build()` makes of each message (JSON text or objects)."""
+    target = await trio.to_thread.run_sync(install, *PLATYPUSH)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+    code = f"import sys; sys.path.insert(0, {str(target)!r})\n{BUILD}"
+    proc = await trio.run_process([sys.executable, "-I", "-c", code], stdin=json.dumps(messages).encode(),
+                                  capture_stdout=True, capture_stderr=True, check=False, env=env)
+    if proc.returncode != 0:
+        raise AssertionError(proc.stderr.decode())
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
