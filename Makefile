@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps autobahn soak
+.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
-# mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests); for `make bench`, mosquitto (the peer broker).
-TEST_APT := mosquitto_sub:mosquitto-clients
+# mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
+# by playwright at /usr/bin/chromium: playwright never downloads a browser); for `make bench`, mosquitto (the peer broker).
+TEST_APT := mosquitto_sub:mosquitto-clients chromium:chromium
 BENCH_APT := mosquitto:mosquitto
 define apt_install
 	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
@@ -25,6 +26,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps rocketchat-async==4.3.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,6 +51,14 @@ autobahn: $(STAMP)
 # 20,000 websocket cycles and a never-reading client under 50,000 publications, against `hub run`.
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests/soak
+
+# Screenshots of every dashboard page for the README (docs/dashboard/*.png), taken by the browser test.
+screenshots: $(STAMP) system-deps
+	HUB_SCREENSHOTS=$(CURDIR)/docs/dashboard $(BIN)/python -m pytest -q tests/protocols/dashboard/test_browser.py -k screenshots
+
+# rocketchat_API's own test suite (its sdist, downloaded once into .cache/) against a fresh hub; per-file counts.
+chat-suite: $(STAMP)
+	$(BIN)/python -m tests.protocols.chat.rc_suite
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench

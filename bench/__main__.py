@@ -138,6 +138,21 @@ CHAT = Scenario(
     requires="chat",
 )
 
+CHAT_RC = Scenario(
+    "chat_rc", "Rocket.Chat APIs: chat.postMessage and DDP sendMessage messages/s, channels.history reads/s in a big room",
+    "bench.chat_rc", ("hub",),
+    (Opt("--messages", "messages", int, 2000, "messages over REST, and again over DDP"),
+     Opt("--concurrency", "concurrency", int, 8, "REST connections in flight"),
+     Opt("--ddp-clients", "ddp_clients", int, 4, "DDP websocket clients"),
+     Opt("--stored", "stored", int, 100_000, "messages in the room for the history reads"),
+     Opt("--reads", "reads", int, 2000, "channels.history requests")),
+    lambda p, t: ["--messages", str(p["messages"]), "--concurrency", str(p["concurrency"]), "--ddp-clients",
+                  str(p["ddp_clients"]), "--stored", str(p["stored"]), "--reads", str(p["reads"])],
+    lambda p: f"chat REST/DDP/history at {p['stored']:,} messages",
+    lambda p: 180.0,
+    requires="chat",
+)
+
 JSONRPC = Scenario(
     "jsonrpc", "JSON-RPC: POST /execute requests/s (hub.publish action) with request latency",
     "bench.jsonrpc", ("hub",),
@@ -169,7 +184,7 @@ TOPICS = Scenario(
     requires="mqtt",
 )
 
-SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, JSONRPC, TOPICS)}
+SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, CHAT_RC, JSONRPC, TOPICS)}
 
 # The suite `make bench` runs: bounded so that it finishes in well under 10 minutes on 2 cores.
 SUITE: list[tuple[str, dict[str, Any]]] = [
@@ -182,6 +197,7 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
     ("command_api", {"per_request": 1, "requests": 3000}),
     ("command_api", {"per_request": 100, "requests": 300, "subscribers": 100}),
     ("chat", {}),
+    ("chat_rc", {}),
     ("jsonrpc", {}),
     # MQTT: the hub's listener and Mosquitto with the same raw MQTT 3.1.1 QoS 0 clients (burst and rate above run
     # against hub-mqtt too); many topics, exact and wildcard subscriptions.

@@ -32,6 +32,7 @@ join_leave = false
 """
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+DASHBOARD_PASSWORD = "bench dashboard password"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -56,12 +57,16 @@ class HubProcess:
     urls: dict[str, str]
     workdir: tempfile.TemporaryDirectory
     log: list[str] = field(default_factory=list)
+    pages: subprocess.Popen | None = None  # dashboard pages held open (BENCH_DASHBOARD=1)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def stop(self) -> int:
+        if self.pages is not None:
+            self.pages.terminate()
+            self.pages.wait(10)
         self.proc.terminate()
         try:
             return self.proc.wait(10)
@@ -82,6 +87,10 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
     from hub.adapters import adapter_registry
 
     text = BENCH_CONFIG.format(queue=queue)
+    dashboard = bool(os.environ.get("BENCH_DASHBOARD")) and "dashboard" in adapter_registry()
+    if dashboard:  # BENCH_DASHBOARD=1: the same run with dashboard pages open (bench/dashboard_pages.py)
+        adapters = (*adapters, "dashboard")
+        adapter_settings = {**(adapter_settings or {}), "dashboard": f'password = "{DASHBOARD_PASSWORD}"'}
     for name in adapter_registry():
         text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
         if name == "realtime":
@@ -111,6 +120,12 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
     import threading
 
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    if dashboard:
+        hub.pages = subprocess.Popen([sys.executable, "-m", "bench.dashboard_pages", "--url", hub.urls["dashboard"],
+                                      "--password", DASHBOARD_PASSWORD], stdout=subprocess.PIPE, text=True)
+        if hub.pages.stdout.readline().strip() != "ready":
+            hub.stop()
+            raise RuntimeError("dashboard pages did not open")
     return hub
 
 

@@ -21,6 +21,7 @@ THROUGHPUT = {
     "connections": ("connects_per_s", "connects/s"),
     "command_api": ("publishes_per_s", "publishes/s"),
     "chat": ("messages_per_s", "messages/s"),
+    "chat_rc": ("rest_messages_per_s", "REST messages/s"),
     "jsonrpc": ("requests_per_s", "requests/s"),
     "topics": ("deliveries_per_s", "deliveries/s"),
 }

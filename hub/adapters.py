@@ -27,6 +27,7 @@ ADAPTER_MODULES = {
     "stats": "protocols.stats",
     "chat": "protocols.chat",
     "mqtt": "protocols.mqtt",
+    "dashboard": "protocols.dashboard",
 }
 
 
@@ -63,6 +64,10 @@ class Adapter:
     group: str = ""
     # Library functions offered as `hub.<name>` (e.g. the JSON-RPC adapter's `run`), so `hub` needs no import of it.
     exports: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    # An adapter with its own server instead of routes on the shared HTTP layer (the dashboard on hypercorn):
+    # started in the hub's root nursery, it binds its host/port, reports `task_status.started(url)` and stops
+    # once `ctx.runtime.stopping` is set.
+    serve: Callable[..., Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name

@@ -69,6 +69,7 @@ class RunningHub:
         self.actions = ActionRegistry()
         register_core_actions(self.actions, self.hub, settings.projects[0].key)
         self.listeners: list[Listener] = []
+        self.served: dict[str, str] = {}  # adapters that serve themselves (Adapter.serve): name -> URL
         self.contexts: dict[str, AdapterContext] = {}
         self.stopping = trio.Event()
         self.restart_requested = False
@@ -102,11 +103,13 @@ class RunningHub:
         for listener in self.listeners:
             if adapter in listener.adapters:
                 return listener.url
+        if adapter in self.served:
+            return self.served[adapter]
         raise KeyError(f"adapter {adapter!r} is not running")
 
     @property
     def urls(self) -> dict[str, str]:
-        return {name: lst.url for lst in self.listeners for name in lst.adapters}
+        return {**{name: lst.url for lst in self.listeners for name in lst.adapters}, **self.served}
 
     # -- lifecycle ------------------------------------------------------------------------
     async def stopped(self) -> None:
@@ -194,7 +197,7 @@ def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
     groups: dict[tuple[str, int, str], list[str]] = {}
     for name, adapter in adapter_registry().items():
         s = settings.adapters[name]
-        if not s.enabled:
+        if not s.enabled or adapter.serve is not None:
             continue
         key = (s.host, s.port, "" if s.port else adapter.group)
         groups.setdefault(key, []).append(name)
@@ -254,7 +257,12 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 for sock in sockets:
                     await root.start(_accept, listener, sock, connections, running, freed, handle)
                 log.info(LISTENING, listener.url, titles)
-            log.info(READY + ": %d listener(s)", len(running.listeners))
+            for name, adapter in registry.items():
+                if adapter.serve is not None and settings.adapters[name].enabled:
+                    ctx = running.contexts[name] = AdapterContext(name, hub, settings.adapters[name], settings, running.metrics, running)
+                    running.served[name] = await root.start(adapter.serve, ctx)
+                    log.info(LISTENING, running.served[name], adapter.title)
+            log.info(READY + ": %d listener(s)", len(running.listeners) + len(running.served))
             task_status.started(running)
             await running.stopping.wait()
             log.info("shutting down")

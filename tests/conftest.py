@@ -92,6 +92,9 @@ port = 0
 port = 0
 [chat]
 port = 0
+[dashboard]
+enabled = false
+port = 0
 """
 
 
@@ -110,7 +113,7 @@ def hub_config(extra: str = "", tmp_path: Any = None) -> dict[str, Any]:
     from hub.adapters import adapter_registry
 
     data = tomllib.loads(BASE_CONFIG)
-    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat", "dashboard"):
         if name not in adapter_registry():
             data.pop(name, None)
     return merge(data, tomllib.loads(textwrap.dedent(extra)))

@@ -28,6 +28,8 @@ port = 0
 port = 0
 [chat]
 port = 0
+[dashboard]
+port = 0
 """
 
 
@@ -36,7 +38,7 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     from hub.adapters import adapter_registry
 
     text = CONFIG
-    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat"):
+    for name in ("realtime", "command_api", "jsonrpc", "stats", "chat", "dashboard"):
         if name not in adapter_registry():
             text = text.replace(f"[{name}]\nport = 0\n", "")
     cfg = tmp_path / "hub.toml"

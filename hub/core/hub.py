@@ -349,6 +349,10 @@ class Hub:
         self.stats.messages_delivered -= lost_queued
         self.stats.messages_dropped += lost
         self.stats.slow_disconnects += 1
+        by_protocol = self.stats.slow_by_protocol
+        by_protocol[session.protocol] = by_protocol.get(session.protocol, 0) + 1
+        by_protocol = self.stats.dropped_by_protocol
+        by_protocol[session.protocol] = by_protocol.get(session.protocol, 0) + lost
         log.info("session %s too slow, disconnected (%d messages dropped)", session.id, lost)
         self.close(session, "slow", reconnect=True)
 

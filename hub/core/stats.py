@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -21,6 +21,12 @@ class Stats:
     messages_dropped: int = 0
     slow_disconnects: int = 0
     connections_total: int = 0
+    # Slow-client disconnects and the copies they lost, by session protocol (the dashboard's per-adapter rows;
+    # not in as_dict, whose flat counters the stats API and /metrics report).
+    slow_by_protocol: dict[str, int] = field(default_factory=dict)
+    dropped_by_protocol: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {"messages_in": self.messages_in, "messages_delivered": self.messages_delivered,
+                "messages_dropped": self.messages_dropped, "slow_disconnects": self.slow_disconnects,
+                "connections_total": self.connections_total}

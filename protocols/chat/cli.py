@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import store
@@ -44,7 +46,7 @@ def _password(args: argparse.Namespace) -> str:
 def user_add(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
     password_hash = hash_password(_password(args))
     user = store.transaction(conn, store.create_user, args.name, password_hash, _now(), name=args.display_name or "",
-                             email=args.email, roles=args.role or [USER_ROLE])
+                             email=args.email, roles=args.role or [USER_ROLE], promote_first=False)
     return [f"user {user.username} added (id {user.id}, roles {', '.join(user.roles) or '-'})"]
 
 
@@ -126,7 +128,48 @@ def room_list(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
 
 def permissions(conn: sqlite3.Connection, args: argparse.Namespace) -> list[str]:
     held = store.transaction(conn, store.permission_roles)
-    return [f"{p}\t{','.join(held[p])}\t{doc}" for p, doc in PERMISSIONS.items()]
+    return [f"{p}\t{','.join(roles) or '-'}" for p, roles in held.items()]
+
+
+def backup(args: argparse.Namespace) -> int:
+    """`hub chat backup FILE`: a consistent copy of the chat database, while the hub runs or not."""
+    from hub.cli import load_or_exit
+
+    database = load_or_exit(args.config).adapter("chat").database
+    if not Path(database).exists():
+        print(f"hub chat: no chat database at {database}", file=sys.stderr)
+        return 1
+    try:
+        pages = store.backup(database, args.file)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"hub chat: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"chat database {database} backed up to {args.file} ({pages} pages)")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    """`hub chat restore FILE`: put a backup in place; refused while a hub uses the database."""
+    from hub.cli import load_or_exit
+
+    database = load_or_exit(args.config).adapter("chat").database
+    if not Path(args.file).is_file():
+        print(f"hub chat: {args.file}: no such file", file=sys.stderr)
+        return 1
+    Path(database).parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    fd = store.hold_lock(database, exclusive=True)
+    if fd is None:
+        print(f"hub chat: the hub is running on {database}: stop it before restoring", file=sys.stderr)
+        return 1
+    try:
+        pages = store.restore(args.file, database)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"hub chat: restore failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        os.close(fd)
+    print(f"chat database {database} restored from {args.file} ({pages} pages)")
+    return 0
 
 
 def _run(command: Callable[[sqlite3.Connection, argparse.Namespace], list[str]]) -> Callable[[argparse.Namespace], int]:
@@ -204,3 +247,10 @@ def add_commands(subparsers: Any) -> None:
     leaf(rooms, "list", room_list, "list rooms: id, name, messages, members")
 
     leaf(groups, "permissions", permissions, "list every permission and the roles holding it")
+
+    for name, func, text in (("backup", backup, "copy the chat database to FILE (SQLite online backup; safe while the hub runs)"),
+                             ("restore", restore, "replace the chat database with the backup FILE (refused while the hub runs)")):
+        p = groups.add_parser(name, help=text, description=text)
+        p.add_argument("file")
+        p.add_argument("--config", "-c", default="hub.toml", help="path to hub.toml (default: ./hub.toml)")
+        p.set_defaults(func=func)

@@ -16,26 +16,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.core.errors import HubError
 
+from . import rcdata
+
 API_VERSION = "0.1"
 
-# Every permission the chat knows, with what it allows. Role `admin` holds all of them implicitly.
-PERMISSIONS: dict[str, str] = {
-    "bulk-register-user": "register users in bulk (POST /api/bulk/register)",
-    "bulk-create-c": "create public rooms in bulk (POST /api/bulk/createRoom)",
-    "create-c": "create public rooms (channels.create)",
-    "create-user": "create users (users.create)",
-    "delete-user": "delete users (users.delete)",
-    "view-user-administration": "list users (users.list)",
-    "assign-roles": "give and take users' roles (roles.addUserToRole, roles.removeUserFromRole)",
-    "access-permissions": "create and delete roles, set role permissions (roles.create, roles.delete, permissions.update)",
-}
+# Every permission Rocket.Chat ships (with its default roles), and the reference API's bulk-create-c.
+PERMISSIONS: dict[str, tuple[str, ...]] = rcdata.PERMISSIONS
 ADMIN_ROLE = "admin"
 USER_ROLE = "user"
-# Roles created with a new database; they cannot be deleted.
-DEFAULT_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    ADMIN_ROLE: ("administrators: every permission", ()),
-    USER_ROLE: ("every registered user", ("create-c",)),
-}
 GENERAL_ID = "GENERAL"
 GENERAL_NAME = "general"
 
@@ -105,25 +93,47 @@ def token_hash(token: str) -> str:
 
 _hasher = PasswordHasher()
 _dummy_hash: str | None = None
+# Stored hashes are argon2id of the password's SHA-256 hex digest (what Rocket.Chat's realtime login sends),
+# marked with this prefix; hashes without it (older databases) are of the password itself.
+DIGEST_PREFIX = "sha256:"
+
+
+def password_digest(password: str) -> str:
+    """The SHA-256 hex digest a Rocket.Chat client sends instead of the password (DDP login)."""
+    return hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def hash_password(password: str) -> str:
-    """Argon2id (memory-hard) hash of `password`. CPU- and memory-heavy: call it off the event loop."""
-    return _hasher.hash(password)
+    """Argon2id (memory-hard) hash of the password's digest. CPU- and memory-heavy: call it off the event loop."""
+    return DIGEST_PREFIX + _hasher.hash(password_digest(password))
 
 
-def verify_password(stored: str | None, password: str) -> tuple[bool, str | None]:
-    """(matches, new hash if the stored one should be upgraded). `stored` None still costs a hash."""
+def verify_password(stored: str | None, password: str, *, digest: str | None = None) -> tuple[bool, str | None]:
+    """(matches, new hash if the stored one should be upgraded). Give `password`, or `digest` (its SHA-256 hex).
+
+    `stored` None still costs a hash. A hash of an older database (of the password itself) is checked with
+    the password and upgraded; it cannot be checked with a digest alone.
+    """
     global _dummy_hash
     if stored is None:
         if _dummy_hash is None:
-            _dummy_hash = _hasher.hash(new_token())
-        stored, password = _dummy_hash, password + "\0never"
+            _dummy_hash = hash_password(new_token())
+        stored, password, digest = _dummy_hash, password + "\0never", None
+    if stored.startswith(DIGEST_PREFIX):
+        inner = stored[len(DIGEST_PREFIX):]
+        secret = (digest or "").lower() if digest is not None else password_digest(password)
+        try:
+            _hasher.verify(inner, secret)
+        except (VerificationError, InvalidHashError):
+            return False, None
+        return True, (hash_password(password) if digest is None and _hasher.check_needs_rehash(inner) else None)
+    if digest is not None:
+        return False, None
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False, None
-    return True, (_hasher.hash(password) if _hasher.check_needs_rehash(stored) else None)
+    return True, hash_password(password)
 
 
 # -- validation ----------------------------------------------------------------------------------
@@ -259,6 +269,14 @@ class User:
     created_at: int
     roles: list[str] = field(default_factory=list)
     password_hash: str | None = None
+    status: str = "offline"
+    status_text: str = ""
+    status_default: str = "online"
+    avatar_url: str | None = None
+    preferences: dict[str, Any] = field(default_factory=dict)
+    last_login: int | None = None
+    updated_at: int = 0
+    type: str = "user"
 
 
 @dataclass
@@ -273,7 +291,22 @@ class Room:
     read_only: bool
     msgs: int = 0
     last_message_at: int | None = None
-    usernames: list[str] = field(default_factory=list)
+    usernames: list[str] | None = None  # None: not loaded
+    uids: list[str] = field(default_factory=list)
+    fname: str = ""
+    topic: str | None = None
+    description: str | None = None
+    announcement: str | None = None
+    join_code: str | None = None
+    archived: bool = False
+    encrypted: bool = False
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    prid: str | None = None
+    team_id: str | None = None
+    team_main: bool = False
+    team_default: bool = False
+    updated_at: int = 0
+    users_count: int | None = None
 
 
 @dataclass
@@ -285,6 +318,20 @@ class Message:
     username: str
     msg: str
     ts: int
+    name: str = ""
+    t: str | None = None
+    tmid: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    reactions: dict[str, Any] = field(default_factory=dict)
+    pinned: bool = False
+    edited_at: int | None = None
+    edited_by: dict[str, Any] | None = None
+    updated_at: int = 0
+    tcount: int = 0
+    tlm: int | None = None
+    drid: str | None = None
+    deleted_at: int | None = None
+    starred: bool = False
 
 
 def message_obj(m: Message) -> dict[str, Any]:
@@ -292,28 +339,92 @@ def message_obj(m: Message) -> dict[str, Any]:
     return {"_id": m.id, "rid": m.room_id, "msg": m.msg, "ts": iso(m.ts), "u": {"_id": m.user_id, "username": m.username}}
 
 
-def room_obj(r: Room) -> dict[str, Any]:
-    """A public room (Rocket.Chat channel) with its members' usernames."""
-    obj: dict[str, Any] = {
-        "_id": r.id, "name": r.name, "fname": r.name, "t": r.type, "usernames": r.usernames,
-        "usersCount": len(r.usernames), "msgs": r.msgs, "ts": iso(r.created_at), "ro": r.read_only,
-        "default": r.default, "sysMes": True, "_updatedAt": iso(r.last_message_at or r.created_at),
-    }
-    if r.creator_id:
-        obj["u"] = {"_id": r.creator_id, "username": r.creator_name}
-    if r.last_message_at:
-        obj["lm"] = iso(r.last_message_at)
+def rc_message(m: Message, date: Any = None) -> dict[str, Any]:
+    """A message as Rocket.Chat's APIs show it; `date` formats times (ISO strings for REST, {"$date": ms} for DDP)."""
+    fmt = date or iso
+    obj: dict[str, Any] = {"_id": m.id, "rid": m.room_id, "msg": m.msg, "ts": fmt(m.ts),
+                           "u": {"_id": m.user_id, "username": m.username, "name": m.name or m.username},
+                           "_updatedAt": fmt(m.updated_at or m.ts), "urls": [], "mentions": [], "channels": []}
+    extra = dict(m.extra)
+    obj["mentions"] = extra.pop("mentions", [])
+    for key, value in extra.items():
+        obj[key] = value
+    if m.t:
+        obj["t"] = m.t
+    if m.tmid:
+        obj["tmid"] = m.tmid
+    if m.reactions:
+        obj["reactions"] = m.reactions
+    if m.pinned:
+        obj["pinned"] = True
+    if m.edited_at:
+        obj["editedAt"] = fmt(m.edited_at)
+        obj["editedBy"] = m.edited_by
+    if m.tcount:
+        obj["tcount"] = m.tcount
+        obj["tlm"] = fmt(m.tlm or m.ts)
+    if m.drid:
+        obj["drid"] = m.drid
+    if m.starred:
+        obj["starred"] = [{"_id": m.user_id}]
     return obj
 
 
-def user_obj(u: User, *, private: bool = False) -> dict[str, Any]:
+def room_obj(r: Room, date: Any = None, *, usernames: bool = True) -> dict[str, Any]:
+    """A room as Rocket.Chat's APIs show it (channel, group, direct room or discussion)."""
+    fmt = date or iso
+    count = r.users_count if r.users_count is not None else len(r.usernames or ())
+    obj: dict[str, Any] = {
+        "_id": r.id, "t": r.type, "msgs": r.msgs, "usersCount": count, "ts": fmt(r.created_at),
+        "ro": r.read_only, "default": r.default, "sysMes": True, "_updatedAt": fmt(r.updated_at or r.last_message_at or r.created_at),
+    }
+    if r.type != "d":
+        obj["name"], obj["fname"] = r.name, r.fname or r.name
+        obj["customFields"] = r.custom_fields
+    if usernames and r.usernames is not None:
+        obj["usernames"] = r.usernames
+        if r.type == "d":
+            obj["uids"] = r.uids
+    if r.creator_id:
+        obj["u"] = {"_id": r.creator_id, "username": r.creator_name}
+    if r.last_message_at:
+        obj["lm"] = fmt(r.last_message_at)
+    for key, value in (("topic", r.topic), ("description", r.description), ("announcement", r.announcement),
+                       ("prid", r.prid), ("teamId", r.team_id)):
+        if value is not None:
+            obj[key] = value
+    if r.join_code:
+        obj["joinCodeRequired"] = True
+    if r.archived:
+        obj["archived"] = True
+    if r.encrypted or r.type == "p":
+        obj["encrypted"] = r.encrypted
+    if r.team_main:
+        obj["teamMain"] = True
+    if r.team_id and not r.team_main:
+        obj["teamDefault"] = r.team_default
+    return obj
+
+
+def user_obj(u: User, *, private: bool = False, date: Any = None) -> dict[str, Any]:
     """A user as the v1 API shows it; `private` adds what only the user themself (or an admin) sees."""
-    obj: dict[str, Any] = {"_id": u.id, "username": u.username, "name": u.name or u.username, "type": "user",
-                           "status": "offline", "active": u.active, "roles": u.roles, "createdAt": iso(u.created_at)}
-    if private and u.email:
-        obj["emails"] = [{"address": u.email, "verified": False}]
+    fmt = date or iso
+    obj: dict[str, Any] = {"_id": u.id, "username": u.username, "name": u.name or u.username, "type": u.type,
+                           "status": u.status, "active": u.active, "roles": u.roles, "createdAt": fmt(u.created_at),
+                           "_updatedAt": fmt(u.updated_at or u.created_at), "utcOffset": 0}
+    if u.status_text:
+        obj["statusText"] = u.status_text
+    if u.avatar_url:
+        obj["avatarUrl"] = u.avatar_url
+    if u.last_login:
+        obj["lastLogin"] = fmt(u.last_login)
     if private:
-        obj["utcOffset"] = 0
+        if u.email:
+            obj["emails"] = [{"address": u.email, "verified": False}]
+            obj["email"] = u.email
+        obj["statusDefault"] = u.status_default
+        obj["settings"] = {"preferences": u.preferences}
+        obj["requirePasswordChange"] = False
     return obj
 
 
@@ -323,9 +434,14 @@ def reference_error(exc: ChatError) -> tuple[dict[str, Any], int]:
 
 
 def v1_error(exc: ChatError) -> tuple[dict[str, Any], int]:
-    """Rocket.Chat's REST API v1 error body: {"success": false, "error": ...}; 401 keeps the login shape."""
+    """Rocket.Chat's REST API v1 error body: {"success": false, "error": ...}; 401 keeps the login shape.
+
+    Rocket.Chat answers an unknown room with 400 (the reference API with 404).
+    """
     if exc.status == 401:
         return {"status": "error", "message": exc.message}, 401
+    if exc.error_type == "error-room-not-found":
+        return {"success": False, "error": exc.message, "errorType": exc.error_type}, 400
     body: dict[str, Any] = {"success": False, "error": exc.message}
     if exc.error_type:
         body["errorType"] = exc.error_type

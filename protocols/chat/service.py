@@ -1,8 +1,9 @@
-"""The chat's operations as async methods: the HTTP handlers and the registered actions call these.
+"""The chat's operations as async methods: the HTTP handlers, the realtime API and the registered actions call these.
 
 Database work runs in the worker thread, password hashing in Trio's thread pool (bounded), so the
-event loop never waits on SQLite or argon2. A message is published to its room's hub channel only
-after its transaction has committed.
+event loop never waits on SQLite or argon2. What an operation changes is published (to its room's hub
+channel) and notified (to realtime subscribers) only after its transaction has committed, in commit
+order, by one publisher task.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import trio
 
 from hub.core.errors import HubError
 
-from . import store
+from . import api, store
 from .model import (
     USER_ROLE,
     ChatError,
@@ -32,8 +33,8 @@ from .model import (
     check_password,
     forbidden,
     hash_password,
-    message_obj,
     new_token,
+    rc_message,
     room_obj,
     token_hash,
     unauthorized,
@@ -100,12 +101,15 @@ class ChatService:
         self.db = worker
         self.hash_limiter = trio.CapacityLimiter(HASH_CONCURRENCY)
         self.clock: Callable[[], int] = lambda: int(time.time() * 1000)
-        # Committed messages wait here for the publisher task: commits publish in commit order,
-        # also when the request that made them was cancelled.
-        self._outgoing: deque[tuple[Room, Message]] = deque()
+        # What committed operations changed waits here for the publisher task: commits publish in commit
+        # order, also when the request that made them was cancelled; a request replies after its publish.
+        self._outgoing: deque[list[tuple[Any, ...]]] = deque()
         self._queued = self._published = 0
         self._wake = trio.Event()
         self._progress = trio.Event()
+        self.realtime: Any = None  # the DDP server (realtime.py) once it runs
+        self.installed_at = self.clock()
+        self.unique_id = ""
 
     @property
     def settings(self) -> ChatSettings:
@@ -120,32 +124,46 @@ class ChatService:
         """The hub channel of a room: `channel_prefix` + room id (e.g. chat:GENERAL)."""
         return f"{self.settings.channel_prefix}{room_id}"
 
-    def _publish(self, result: tuple[Room, Message]) -> None:
-        """On commit (in the Trio thread, never awaiting): queue the message for the publisher task."""
-        self._outgoing.append(result)
-        self._queued += 1
-        self._wake.set()
+    def _queue_effects(self, effects: list[tuple[Any, ...]]) -> None:
+        """On commit (in the Trio thread, never awaiting): queue what to publish and notify for the publisher task."""
+        if effects:
+            self._outgoing.append(effects)
+            self._queued += 1
+            self._wake.set()
 
     async def published(self) -> None:
-        """Wait until everything committed so far has been published (a send replies after its publish)."""
+        """Wait until everything committed so far has been published (a request replies after its publish)."""
         target = self._queued
         while self._published < target:
             await self._progress.wait()
 
     async def publisher(self) -> None:
-        """Publish committed messages to their rooms' channels, one at a time, in commit order."""
+        """Publish and notify what committed operations changed, one batch at a time, in commit order."""
         while True:
             while not self._outgoing:
                 self._wake = trio.Event()
                 await self._wake.wait()
-            room, message = self._outgoing.popleft()
-            try:
-                await self.ctx.hub.publish(self.project, self.channel(room.id), message_obj(message))
-            except HubError as exc:
-                log.warning("message %s committed but not published to %s: %s", message.id, self.channel(room.id), exc.message)
+            for effect in self._outgoing.popleft():
+                try:
+                    await self._apply(effect)
+                except Exception:
+                    log.exception("chat effect %s failed", effect[0])
             self._published += 1
             self._progress.set()
             self._progress = trio.Event()
+
+    async def _apply(self, effect: tuple[Any, ...]) -> None:
+        kind = effect[0]
+        if kind == "message":
+            _, rid, room_type, message, new = effect
+            try:
+                await self.ctx.hub.publish(self.project, self.channel(rid), rc_message(message))
+            except HubError as exc:
+                log.warning("message %s committed but not published to %s: %s", message.id, self.channel(rid), exc.message)
+            if self.realtime is not None and new:
+                self.realtime.message_committed(message, room_type)
+        elif self.realtime is not None:
+            self.realtime.effect(effect)
 
     # -- passwords ----------------------------------------------------------------------------
     async def hash(self, password: str) -> str:
@@ -155,29 +173,56 @@ class ChatService:
         return await trio.to_thread.run_sync(lambda: [hash_password(p) for p in passwords], limiter=self.hash_limiter)
 
     # -- authentication -----------------------------------------------------------------------
-    async def login(self, login: str, password: str) -> tuple[str, User]:
-        """Check a password; on success issue a token that expires after `token_ttl` seconds."""
+    async def check_password(self, login: str, password: str | None = None, *, digest: str | None = None) -> User:
+        """The one place a password login succeeds or fails (a login rate limiter hooks in here).
+
+        `password` or its SHA-256 `digest` (Rocket.Chat's realtime login). ChatError 401 on failure.
+        """
         user = await self.db.call(store.login_user, login)
-        ok, rehash = await trio.to_thread.run_sync(verify_password, user.password_hash if user else None, password,
-                                                   limiter=self.hash_limiter)
+        ok, rehash = await trio.to_thread.run_sync(
+            lambda: verify_password(user.password_hash if user else None, password or "", digest=digest),
+            limiter=self.hash_limiter)
         if not ok or user is None or not user.active:
             raise ChatError(401, "Unauthorized", "unauthorized")
+        if rehash:
+            await self.db.call(store.set_password, user.id, rehash)
+        return user
+
+    async def login(self, login: str, password: str | None = None, *, digest: str | None = None) -> tuple[str, User]:
+        """Check a password; on success issue a token that expires after `token_ttl` seconds."""
+        user = await self.check_password(login, password, digest=digest)
         token = new_token()
         ttl_ms = self.settings.token_ttl * 1000
 
-        def issue(conn: Any) -> None:
-            if rehash:
-                store.set_password(conn, user.id, rehash)
-            store.issue_token(conn, user.id, token_hash(token), self.clock(), ttl_ms)
+        def issue(conn: Any) -> User:
+            now = self.clock()
+            store.issue_token(conn, user.id, token_hash(token), now, ttl_ms)
+            fields: dict[str, Any] = {"last_login": now}
+            if user.status == "offline" and user.status_default != "offline":
+                fields["status"] = user.status_default
+            return store.update_user(conn, user.id, now, **fields)
 
-        await self.db.call(issue)
-        return token, user
+        return token, await self.db.call(issue)
+
+    async def resume(self, token: str) -> tuple[User, int]:
+        """The user a token logs in (Rocket.Chat's `resume` login) and when the token expires."""
+        def check(conn: Any) -> tuple[User, int]:
+            th = token_hash(token)
+            user = store.token_user(conn, th, self.clock())
+            if user is None:
+                raise ChatError(403, "You've been logged out by the server. Please log in again.", None)
+            expires = conn.execute("SELECT expires_at FROM tokens WHERE hash = ?", (th,)).fetchone()[0]
+            return user, expires
+
+        return await self.db.call(check)
 
     async def logout(self, creds: Credentials) -> None:
         """Revoke the token the request logged in with."""
         def revoke(conn: Any) -> None:
-            store.authenticate(conn, creds.hash, creds.user_id, self.clock())
+            user = store.authenticate(conn, creds.hash, creds.user_id, self.clock())
             store.revoke_token(conn, creds.hash or "")
+            if not conn.execute("SELECT 1 FROM tokens WHERE user_id = ?", (user.id,)).fetchone():
+                store.update_user(conn, user.id, self.clock(), status="offline")
 
         await self.db.call(revoke)
 
@@ -204,9 +249,57 @@ class ChatService:
 
         return await self.as_user(creds, check)
 
+    # -- Rocket.Chat v1 operations ----------------------------------------------------------------
+    async def run_op(self, creds: Credentials | User, op: Callable[..., Any], params: dict[str, Any], *args: Any) -> Any:
+        """Run an api operation as the logged-in user (credentials) or as `user` (an authenticated realtime session)."""
+        if op is api.users_update and isinstance(params.get("data"), dict) and params["data"].get("password"):
+            params["_password_hash"] = await self.hash(check_password(params["data"]["password"]))
+        if op is api.users_create_token:
+            params["_new_token"] = new_token()
+            params["_new_token_hash"] = token_hash(params["_new_token"])
+        if isinstance(creds, User):
+            uid, th = creds.id, None
+        else:
+            if not creds.token or not creds.user_id:
+                raise unauthorized()
+            uid, th = creds.user_id, creds.hash
+        settings = self.settings
+
+        def job(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+            now = self.clock()
+            if th is None:
+                user = store.get_user(conn, user_id=uid)
+                if user is None or not user.active:
+                    raise unauthorized()
+            else:
+                user = store.authenticate(conn, th, uid, now)
+            tx = api.Tx(conn, user, now, settings)
+            return op(tx, params, *args), tx.effects
+
+        result, effects = await self.db.call(job, on_commit=lambda r: self._queue_effects(r[1]))
+        if effects:
+            await self.published()
+        return result
+
+    async def run_public(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A read that needs no login (settings.public)."""
+        return await self.db.call(fn, *args)
+
+    async def incoming_webhook(self, integration_id: str, token: str, params: dict[str, Any]) -> None:
+        settings = self.settings
+
+        def job(conn: Any) -> list[tuple[Any, ...]]:
+            return api.incoming_webhook(conn, integration_id, token, params, self.clock(), settings).effects
+
+        await self.db.call(job, on_commit=self._queue_effects)
+        await self.published()
+
     # -- users --------------------------------------------------------------------------------
     async def register(self, spec: Any) -> User:
-        """Self-registration (users.register), if `allow_registration` is on; the new user gets role `user`."""
+        """Self-registration (users.register), if `allow_registration` is on; the new user gets role `user`.
+
+        As on Rocket.Chat, the first person to register on a server without an administrator becomes one.
+        """
         if not self.settings.allow_registration:
             raise forbidden("Registration is disabled")
         user = new_user(spec)
@@ -243,10 +336,18 @@ class ChatService:
     async def send(self, creds: Credentials, room_id: str | None, text: Any, *, room_name: str | None = None) -> tuple[Room, Message]:
         """Post a message as the logged-in user; acknowledged (returned) once committed, then published."""
         msg = check_message(text, self.settings.max_message_length)
-        result = await self.as_user(creds, lambda conn, user: store.send(conn, user, room_id, msg, self.clock(), room_name=room_name),
-                                    on_commit=self._publish)
+
+        def job(conn: Any, user: User) -> tuple[Room, Message]:
+            room, message = store.send(conn, user, room_id, msg, self.clock(), room_name=room_name)
+            return room, message
+
+        result = await self.as_user(creds, job, on_commit=self._publish_sent)
         await self.published()
         return result
+
+    def _publish_sent(self, result: tuple[Room, Message]) -> None:
+        room, message = result
+        self._queue_effects([("message", room.id, room.type, message, True)])
 
     async def create_rooms(self, creds: Credentials, specs: Any, permission: str) -> list[Room]:
         """Create several public rooms (all or none) as a user holding `permission`."""
@@ -282,9 +383,9 @@ class ChatService:
             raise bad_request("limit must be an integer from 1 to 1000")
 
         def read(conn: Any) -> list[Message]:
-            return store.recent(conn, store.room(conn, room, room).id, limit)
+            return store.recent(conn, store.room(conn, room, room, usernames=False).id, limit)
 
-        return [message_obj(m) for m in await self.db.call(read)]
+        return [rc_message(m) for m in await self.db.call(read)]
 
     async def action_send(self, room: str, msg: str, user: str) -> dict[str, Any]:
         """Post `msg` to a room (id or name) as `user` (username or id), stored then published; returns the message."""
@@ -294,9 +395,9 @@ class ChatService:
             author = store.find_user(conn, user)
             return store.send(conn, author, room, text, self.clock(), room_name=room, require_member=False)
 
-        _, message = await self.db.call(post, on_commit=self._publish)
+        _, message = await self.db.call(post, on_commit=self._publish_sent)
         await self.published()
-        return message_obj(message)
+        return rc_message(message)
 
     async def action_create_room(self, name: str, members: list[str] | None = None) -> dict[str, Any]:
         """Create a public room `name` with `members` (usernames); returns the room."""
@@ -310,3 +411,4 @@ class ChatService:
         actions.register("chat.history", self.action_history)
         actions.register("chat.send", self.action_send)
         actions.register("chat.create_room", self.action_create_room)
+

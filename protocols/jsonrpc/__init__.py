@@ -18,7 +18,7 @@ from . import client
 from .cli import add_commands
 from .execute import Hook, HookError, Procedure, check_procedures, parse_hook, parse_procedure
 from .server import SLOW_CLIENT, JsonRpc, error
-from .store import StoreError, UserStore
+from .store import StoreError, UserStore, hold_running_lock
 
 MIN_SECRET = 32
 log = logging.getLogger("hub.jsonrpc")
@@ -126,7 +126,12 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
         how = "POST /register, or " if ctx.settings.registration else ""
         log.info("no JSON-RPC users yet (%s): add one with %s`hub user add NAME`; then `hub exec ACTION` and "
                     "`from hub import run` work on this machine", os.path.abspath(ctx.settings.users_file), how)
-    task_status.started()
+    if state.store.readable_by_others():
+        log.warning("%s holds password hashes but others may read it: chmod 600 it", state.store.path)
+    # Held while the hub runs, so that `hub user restore` refuses to replace the file under it.
+    with hold_running_lock(ctx.settings.users_file, exclusive=False):
+        task_status.started()
+        await trio.sleep_forever()
 
 
 ADAPTER = Adapter(

@@ -18,11 +18,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     user = sub.add_parser("user", help="JSON-RPC users (kept in [jsonrpc] users_file)",
                           description="JSON-RPC users, kept in [jsonrpc] users_file.").add_subparsers(
         dest="user_command", required=True, metavar="COMMAND")
-    for name, func, text in (("add", cmd_user_add, "add a user (password prompted, or one line from stdin)"),
+    for name, func, text in (("add", cmd_user_add, "add a user (password prompted, or --password-stdin)"),
                              ("passwd", cmd_user_passwd, "change a user's password (their older tokens stop working)"),
                              ("remove", cmd_user_remove, "remove a user (their tokens stop working)")):
         p = user.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("name", help="user name")
+        if name != "remove":
+            p.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of stdin (also done when stdin is not a terminal)")
+        p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
+        p.set_defaults(func=func)
+    for name, func, text in (("backup", cmd_user_backup, "copy the users file to FILE (while the hub runs or not)"),
+                             ("restore", cmd_user_restore, "put a backup in place of the users file (the hub must be stopped)")):
+        p = user.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("file", help="the backup file")
         p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=CONFIG_HELP)
         p.set_defaults(func=func)
     ls = user.add_parser("list", help="list the users", description="List the users.")
@@ -72,9 +81,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
-def read_password(name: str) -> str:
-    """Prompted twice on a terminal; otherwise the first line of stdin."""
-    if sys.stdin.isatty():
+def read_password(name: str, from_stdin: bool = False) -> str:
+    """The first line of stdin with --password-stdin or when stdin is not a terminal; else prompted twice."""
+    if not from_stdin and sys.stdin.isatty():
         password = getpass.getpass(f"password for {name}: ")
         if password != getpass.getpass("again: "):
             _fail("the passwords differ")
@@ -95,7 +104,7 @@ def _change(args: argparse.Namespace, verb: str, change: Any) -> int:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     _, store = _store(args.config)
-    password = read_password(args.name)
+    password = read_password(args.name, args.password_stdin)
     return _change(args, "added", lambda: store.add_user(args.name, password))
 
 
@@ -103,13 +112,39 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     _, store = _store(args.config)
     if args.name not in store.users:
         _fail(f"unknown user {args.name!r}")
-    password = read_password(args.name)
+    password = read_password(args.name, args.password_stdin)
     return _change(args, "updated", lambda: store.set_password(args.name, password))
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
     _, store = _store(args.config)
     return _change(args, "removed", lambda: store.remove_user(args.name))
+
+
+def cmd_user_backup(args: argparse.Namespace) -> int:
+    from .store import StoreError
+
+    _, store = _store(args.config)
+    if not store.path.exists():
+        _fail(f"no users file at {store.path}")
+    try:
+        count = store.backup(args.file)
+    except StoreError as exc:
+        _fail(str(exc))
+    print(f"users file {store.path} backed up to {args.file} ({count} user(s))")
+    return 0
+
+
+def cmd_user_restore(args: argparse.Namespace) -> int:
+    from .store import StoreError
+
+    _, store = _store(args.config)
+    try:
+        count = store.restore(args.file)
+    except StoreError as exc:
+        _fail(str(exc))
+    print(f"users file {store.path} restored from {args.file} ({count} user(s))")
+    return 0
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:

@@ -87,7 +87,7 @@ class UserStore:
         if self.readonly:
             raise StoreError(f"{self.path} is opened read-only")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
@@ -106,22 +106,39 @@ class UserStore:
             return result
 
     def _write(self) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(self.data, f, indent=1)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            st = self.path.stat()
-        except OSError as exc:
-            raise StoreError(f"cannot write {self.path}: {exc.strerror}") from None
+        st = _write_json(self.path, self.data)
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    # -- operations -----------------------------------------------------------------------
+    def readable_by_others(self) -> bool:
+        """Whether the users file exists with permissions for its group or others (it holds password hashes)."""
+        try:
+            return bool(self.path.stat().st_mode & 0o077)
+        except OSError:
+            return False
+
+    def backup(self, dest: str | os.PathLike[str]) -> int:
+        """Copy the current users file to `dest` (0600), consistent with any concurrent change; returns its users."""
+        with self._locked():
+            self._read(strict=True)
+            _write_json(Path(dest), self.data)
+            return len(self.data["users"])
+
+    def restore(self, src: str | os.PathLike[str]) -> int:
+        """Replace the users file by the backup `src` (checked first); refused while a hub runs on this file."""
+        try:
+            data = json.loads(Path(src).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {src}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
+            raise StoreError(f"{src} is not a users file")
+        with hold_running_lock(self.path, exclusive=True) as held:
+            if not held:
+                raise StoreError(f"a hub is running on {self.path}: stop it before restoring")
+            with self._locked():
+                self.data = {**_empty(), **data}
+                self._write()
+        return len(self.data["users"])
 
     # -- users ----------------------------------------------------------------------------
     @property
@@ -280,3 +297,40 @@ def check_name(name: str) -> None:
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.isprintable() or any(
             c.isspace() or c == ":" for c in name):
         raise ValueError(f"user names are 1-{MAX_NAME} printable characters without spaces or ':'")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> os.stat_result:
+    """Replace `path` atomically by `data` as JSON (write, fsync, 0600, rename)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path.stat()
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@contextmanager
+def hold_running_lock(path: str | os.PathLike[str], *, exclusive: bool) -> Iterator[bool]:
+    """`<users file>.running`: a running hub holds it shared; `restore` needs it exclusively. Yields whether it got it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_name(path.name + ".running"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -37,7 +37,7 @@ def test_container_config_needs_its_secrets_and_is_valid_with_them() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     missing = subprocess.run([str(HUB), "check-config", str(config)], capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 2 and "HUB_SECRET is not set" in missing.stderr
-    env.update(HUB_SECRET="s" * 40, HUB_API_KEYS='["key-one"]', HUB_STATS_SECRET="t" * 40)
+    env.update(HUB_SECRET="s" * 40, HUB_API_KEYS='["key-one"]', HUB_STATS_SECRET="t" * 40, HUB_DASHBOARD_PASSWORD="u" * 20)
     ok = subprocess.run([str(HUB), "check-config", str(config)], capture_output=True, text=True, env=env, timeout=60)
     assert ok.returncode == 0, ok.stderr
     text = config.read_text()

@@ -26,11 +26,15 @@ class ChatHub:
     service: ChatService
     db_path: Path
 
-    async def add_user(self, username: str, *roles: str, password: str | None = None) -> str:
-        """Create a user straight in the database (password PASSWORD unless given); returns its id."""
+    async def add_user(self, username: str, *roles: str, password: str | None = None, promote: bool = False) -> str:
+        """Create a user straight in the database (password PASSWORD unless given); returns its id.
+
+        Unlike users.register and `hub chat user add`, the first user is not made an administrator
+        unless `promote` (tests choose their users' roles).
+        """
         password_hash = _HASH if password is None else hash_password(password)
         user = await self.service.db.call(lambda conn: store.create_user(conn, username, password_hash, int(time.time() * 1000),
-                                                                         roles=roles or ("user",)))
+                                                                         roles=roles or ("user",), promote_first=promote))
         return user.id
 
     async def login(self, client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> dict[str, str]:

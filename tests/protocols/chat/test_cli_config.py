@@ -48,7 +48,7 @@ async def test_cli_manages_a_running_hub(chat_hub, tmp_path: Path):
         r = await hub_chat(tmp_path, "role", "list")
         assert b"builders\tbulk-create-c\tmay bulk-create" in r.stdout
         r = await hub_chat(tmp_path, "permissions")
-        assert b"bulk-create-c\tadmin,builders\t" in r.stdout
+        assert b"bulk-create-c\tadmin,builders\n" in r.stdout
         r = await hub_chat(tmp_path, "room", "list")
         assert b"\tcli-room\t0 message(s)\tsing" in r.stdout and b"GENERAL\tgeneral" in r.stdout
         r = await hub_chat(tmp_path, "user", "list")

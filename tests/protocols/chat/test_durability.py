@@ -1,7 +1,10 @@
-"""Acknowledged means committed: `hub run` killed with SIGKILL right after the acknowledgements loses nothing."""
+"""Acknowledged means committed: `hub run` killed with SIGKILL right after the acknowledgements loses nothing,
+whether a message was acknowledged over REST or over the realtime API (DDP)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from hub.adapters import adapter_registry
 from hub.runtime import READY, listener_urls
@@ -116,9 +120,47 @@ async def test_acknowledged_state_survives_sigkill(tmp_path: Path):
                         killed.set()
                         return
 
+            async def ddp_sender(name: str, user: str, password: str, rid: str) -> None:
+                """The realtime API: a message counts as acknowledged when its sendMessage result arrives."""
+                nonlocal total
+                ws_url = url.replace("http://", "ws://") + "/websocket"
+                try:
+                    async with open_websocket_url(ws_url) as ws:
+                        await ws.get_message()
+                        await ws.send_message(json.dumps({"msg": "connect", "version": "1", "support": ["1"]}))
+                        await ws.get_message()
+                        digest = hashlib.sha256(password.encode()).hexdigest()
+                        await ws.send_message(json.dumps({"msg": "method", "method": "login", "id": "l", "params": [
+                            {"user": {"username": user}, "password": {"digest": digest, "algorithm": "sha-256"}}]}))
+                        while json.loads(await ws.get_message()).get("id") != "l":
+                            pass
+                        i = 0
+                        while not killed.is_set():
+                            text = f"{name}-{i}"
+                            await ws.send_message(json.dumps({"msg": "method", "method": "sendMessage", "id": text,
+                                                              "params": [{"rid": rid, "msg": text}]}))
+                            while True:
+                                reply = json.loads(await ws.get_message())
+                                if reply.get("msg") == "result" and reply.get("id") == text:
+                                    break
+                            if killed.is_set():
+                                return
+                            assert "error" not in reply, reply
+                            acked.setdefault(rid, []).append(text)
+                            total += 1
+                            i += 1
+                            if total >= TARGET_ACKS:
+                                proc.send_signal(signal.SIGKILL)
+                                killed.set()
+                                return
+                except (ConnectionClosed, HandshakeError, OSError):
+                    return
+
             async with trio.open_nursery() as nursery:
                 for n, (auth, rid) in enumerate([(alice, "GENERAL"), (bob, "GENERAL"), (alice, durable), (bob, durable)] * 2):
                     nursery.start_soon(sender, f"s{n}", auth, rid)
+                nursery.start_soon(ddp_sender, "ddp-a", "alice", "alice-pw", "GENERAL")
+                nursery.start_soon(ddp_sender, "ddp-b", "bob", "bob-pw", durable)
         assert await trio.to_thread.run_sync(proc.wait, 10) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
@@ -137,6 +179,7 @@ async def test_acknowledged_state_survives_sigkill(tmp_path: Path):
             assert r.json()["data"]["userId"] == bob["X-User-Id"]
             me = (await client.get(f"{url}/api/v1/me", headers=alice)).json()
             assert me["roles"] == ["admin"]
+            assert any(t.startswith("ddp-") for texts in acked.values() for t in texts)  # both APIs were acknowledged
 
             rooms = {r["_id"]: r for r in (await client.get(f"{url}/api/publicRooms", headers=alice)).json()["rooms"]}
             assert sorted(rooms[durable]["usernames"]) == ["alice", "bob"] and rooms[durable]["name"] == "durable"

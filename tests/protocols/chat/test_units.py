@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 import trio
 from argon2 import PasswordHasher
 
-from protocols.chat import store
+from protocols.chat import rcdata, store
 from protocols.chat.model import (
     ChatError,
     Message,
@@ -20,6 +21,7 @@ from protocols.chat.model import (
     message_obj,
     parse_body,
     parse_iso,
+    password_digest,
     token_hash,
     v1_error,
     verify_password,
@@ -66,14 +68,17 @@ def test_params_and_shapes():
 
 
 def test_passwords_and_tokens():
-    assert _HASH.startswith("$argon2id$")
+    assert _HASH.startswith("sha256:$argon2id$")  # argon2id of the SHA-256 digest Rocket.Chat's realtime login sends
     assert verify_password(_HASH, PASSWORD) == (True, None)
+    assert verify_password(_HASH, "", digest=password_digest(PASSWORD)) == (True, None)
+    assert verify_password(_HASH, "", digest=password_digest("wrong"))[0] is False
     assert verify_password(_HASH, "wrong")[0] is False
     assert verify_password(None, PASSWORD)[0] is False  # unknown user: still a full hash, never a match
     assert verify_password("not a hash", PASSWORD)[0] is False
     weak = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("pw")
-    ok, upgraded = verify_password(weak, "pw")
-    assert ok and upgraded and upgraded.startswith("$argon2id$") and "m=65536" in upgraded
+    ok, upgraded = verify_password(weak, "pw")  # an older database's hash: upgraded to the digest scheme
+    assert ok and upgraded and upgraded.startswith("sha256:$argon2id$") and "m=65536" in upgraded
+    assert verify_password(weak, "", digest=password_digest("pw"))[0] is False  # cannot be checked with a digest
     assert len(token_hash("t")) == 64 and token_hash("t") != token_hash("u")
 
 
@@ -94,15 +99,18 @@ def test_store_schema_pragmas_and_seed(conn, tmp_path: Path):
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     rooms, total = tx(conn, store.list_rooms)
     assert total == 1 and rooms[0].id == "GENERAL" and rooms[0].name == "general" and rooms[0].default
-    assert [r["name"] for r in tx(conn, store.list_roles)] == ["admin", "user"]
+    assert [r["name"] for r in tx(conn, store.list_roles)] == sorted(rcdata.ROLES)
+    assert set(tx(conn, store.permission_roles)) == set(rcdata.PERMISSIONS)  # every permission Rocket.Chat ships
     # Reopening does not seed again (a revoked default permission stays revoked).
     tx(conn, store.revoke, "user", "create-c")
     again = store.connect(tmp_path / "sub" / "t.db")
-    assert tx(again, store.permission_roles)["create-c"] == ["admin"]
+    assert tx(again, store.permission_roles)["create-c"] == ["admin", "bot", "app"]
     again.close()
 
 
 def test_store_users_roles_permissions(conn):
+    root = tx(conn, store.create_user, "root", _HASH, 1000)
+    assert root.roles == ["admin", "user"]  # the first person on a server without an administrator becomes one
     alice = tx(conn, store.create_user, "alice", _HASH, 1000, email="a@example.com")
     assert alice.roles == ["user"]
     with pytest.raises(ChatError, match="already in use"):
@@ -124,17 +132,19 @@ def test_store_users_roles_permissions(conn):
         tx(conn, store.grant, "ops", "fly")
     with pytest.raises(ChatError, match="protected"):
         tx(conn, store.delete_role, "user")
+    with pytest.raises(ChatError, match="in use"):  # as Rocket.Chat: a role someone holds stays
+        tx(conn, store.delete_role, "ops")
+    tx(conn, store.remove_user_role, alice.id, "ops")
     tx(conn, store.delete_role, "ops")
     alice = tx(conn, store.get_user, user_id=alice.id)
     assert alice.roles == ["user"]
-    root = tx(conn, store.create_user, "root", _HASH, 1000, roles=["admin"])
     assert tx(conn, store.has_permission, root, "access-permissions")
     with pytest.raises(ChatError, match="last administrator"):
         tx(conn, store.remove_user_role, root.id, "admin")
 
 
 def test_store_tokens_and_cascade(conn):
-    alice = tx(conn, store.create_user, "alice", _HASH, 1000)
+    alice = tx(conn, store.create_user, "alice", _HASH, 1000, promote_first=False)
     tx(conn, store.issue_token, alice.id, "h1", 1000, 5000)
     assert tx(conn, store.authenticate, "h1", alice.id, 5999).id == alice.id
     for th, uid, now in (("h1", alice.id, 6000), ("h1", "other", 2000), ("h2", alice.id, 2000), (None, alice.id, 2000)):
@@ -152,8 +162,10 @@ def test_store_tokens_and_cascade(conn):
 
 
 def test_store_rooms_messages_history(conn):
-    alice = tx(conn, store.create_user, "alice", _HASH, 1000)
+    alice = tx(conn, store.create_user, "alice", _HASH, 1000, promote_first=False)
     bob = tx(conn, store.create_user, "bob", _HASH, 1000)
+    assert tx(conn, store.is_member, "GENERAL", alice.id)  # new users join the default rooms
+    tx(conn, store.leave, "GENERAL", alice.id)
     room = tx(conn, store.create_room, "dev", alice, 2000, ["bob"])
     assert room.usernames == ["alice", "bob"] and room.creator_name == "alice"
     with pytest.raises(ChatError) as exc:
@@ -208,11 +220,28 @@ async def test_worker_group_commit_isolates_failures_and_publishes_after_commit(
         assert "doomed" not in texts and sorted(texts) == sorted(f"m{i}" for i in range(40) if i != 7)
         assert committed == texts  # published in commit order, only what committed
 
-        # A cancelled caller's job still commits and still runs its on_commit.
-        with trio.move_on_after(0):
-            await worker.call(lambda c: store.send(c, alice, "GENERAL", "late", 1), on_commit=lambda r: committed.append("late"))
+        # A caller cancelled before the worker starts its job: the job is not executed (no commit without a reply).
+        gate = threading.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.call, lambda c: gate.wait(10))
+            await trio.sleep(0.05)
+            with trio.move_on_after(0.05):
+                await worker.call(lambda c: store.send(c, alice, "GENERAL", "late", 1), on_commit=lambda r: committed.append("late"))
+            gate.set()
         await worker.call(lambda c: None)
-        assert committed[-1] == "late"
+        assert committed[-1] != "late" and "late" not in [m.msg for m in await worker.call(store.recent, "GENERAL", 5)]
+        # Once started, the cancelled caller waits for the commit (its on_commit runs).
+        started = threading.Event()
+
+        def slow(c: sqlite3.Connection) -> tuple[object, object]:
+            started.set()
+            gate.clear()
+            gate.wait(0.2)
+            return store.send(c, alice, "GENERAL", "kept", 1)
+
+        with trio.move_on_after(0.05):
+            await worker.call(slow, on_commit=lambda r: committed.append("kept"))
+        assert committed[-1] == "kept"
     finally:
         await worker.stop()
     with pytest.raises(RuntimeError):
