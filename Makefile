@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
-# by playwright at /usr/bin/chromium: playwright never downloads a browser); for `make bench`, mosquitto (the peer broker).
-TEST_APT := mosquitto_sub:mosquitto-clients chromium:chromium
-BENCH_APT := mosquitto:mosquitto
+# by playwright at /usr/bin/chromium: playwright never downloads a browser), redis-server (the Redis engine tests
+# start their own on a free port); for `make bench`, mosquitto (the peer broker) and redis-server.
+TEST_APT := mosquitto_sub:mosquitto-clients chromium:chromium redis-server:redis-server
+BENCH_APT := mosquitto:mosquitto redis-server:redis-server
 define apt_install
 	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \

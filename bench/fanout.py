@@ -28,13 +28,13 @@ CHANNEL = "bench:fanout"
 
 
 def spawn_clients(url: str, total: int, procs: int, protocols: list[str], expect: int, sample: int,
-                  extra: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+                  extra: tuple[str, ...] = (), channel: str = CHANNEL) -> list[subprocess.Popen]:
     out = []
     per = [total // procs + (1 if i < total % procs else 0) for i in range(procs)]
     for i, n in enumerate(per):
         if not n:
             continue
-        cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url, "--n", str(n), "--channel", CHANNEL,
+        cmd = [sys.executable, "-m", "bench.fanout_client", "--url", url, "--n", str(n), "--channel", channel,
                "--protocol", protocols[i % len(protocols)], "--prefix", f"p{i}s", "--expect", str(expect),
                "--sample", str(sample), *extra]
         out.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))

@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the hub until SIGINT/SIGTERM (SIGHUP reloads hub.toml)")
     _config_arg(run)
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE",
+                     help="override one key of the config file (repeatable), e.g. --set realtime.port=8100")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run N processes sharing every port (SO_REUSEPORT); needs [engine] type = \"redis\"")
+    run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="the file to check (default: ./hub.toml)")
@@ -42,10 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_or_exit(path: str) -> Settings:
+# Adapters whose state is a local file (chat's SQLite database, JSON-RPC's users and tokens): with
+# `--workers N` only worker 0 runs them; across machines, run them on one designated node.
+STATEFUL_ADAPTERS = ("chat", "jsonrpc")
+
+
+def load_or_exit(path: str, overrides: list[str] | None = None) -> Settings:
     """Load settings, or print the one-line error and exit with status 2."""
     try:
-        return load_settings(path)
+        return load_settings(path, overrides=overrides)
     except ConfigError as exc:
         print(f"hub: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -60,7 +70,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_or_exit(args.config)
+    overrides = list(args.overrides)
+    if args.worker_index:
+        overrides += [f"{name}.enabled=false" for name in STATEFUL_ADAPTERS]
+    settings = load_or_exit(args.config, overrides)
+    if args.workers < 1:
+        print("hub: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return run_workers(args, settings)
+    settings.reuse_port = args.worker_index is not None
     configure_logging(settings.hub.log_level, settings.hub.log_format, sys.stderr)
     for warning in settings.warnings:
         log.warning("%s", warning)
@@ -77,6 +96,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         restart(getattr(args, "argv", None))
     log.info("stopped")
     return 0
+
+
+def run_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`hub run --workers N`: N hub processes that bind every listener with SO_REUSEPORT and share state
+    through the Redis engine. Signals are passed on to every worker; exits when they all have."""
+    if settings.engine.type == "memory":
+        print(f"hub: config error: {settings.source}: engine.type: --workers {args.workers} needs the redis engine "
+              "(the memory engine is one process): set [engine] type = \"redis\"", file=sys.stderr)
+        return 2
+    for name in adapter_registry():
+        adapter = settings.adapters[name]
+        if adapter.enabled and adapter.port == 0:
+            print(f"hub: config error: {settings.source}: {name}.port: --workers needs fixed ports, not 0", file=sys.stderr)
+            return 2
+    import subprocess
+
+    base = [sys.executable, "-m", "hub", "run", "--config", args.config]
+    for item in args.overrides:
+        base += ["--set", item]
+    # Own sessions: a terminal's Ctrl-C reaches the parent only, which passes it on once.
+    procs = [subprocess.Popen([*base, "--worker-index", str(i)], start_new_session=True) for i in range(args.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    codes = [proc.wait() for proc in procs]
+    return max(codes, key=abs) if any(codes) else 0
 
 
 def restart(argv: Sequence[str] | None) -> None:

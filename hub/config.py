@@ -43,6 +43,30 @@ class CoreSettings:
 
 
 @dataclass
+class EngineSettings:
+    """[engine]: where what every hub process must share lives. "memory": this process only (the default);
+    "redis": several processes, on one machine or many, share channels, history, presence and control."""
+
+    type: str = field(default="memory", metadata={"choices": ("memory", "redis")})
+    url: str = "redis://127.0.0.1:6379/0"
+    # Keys and PUB/SUB channels start with this (several hubs can share one Redis under different prefixes).
+    prefix: str = "hub"
+    # A Redis command that takes longer fails (the request gets the protocol's internal error) and the
+    # connection is re-opened; a publish never hangs on an unreachable Redis.
+    timeout: float = field(default=1.0, metadata={"min": 0.01})
+    connect_timeout: float = field(default=2.0, metadata={"min": 0.01})
+    # How long a channel's offset and epoch outlive its publications (0: as long as they do).
+    history_meta_ttl: float = field(default=30 * 86400.0, metadata={"min": 0})
+    presence_ttl: float = field(default=60.0, metadata={"min": 1})
+    heartbeat: float = field(default=3.0, metadata={"min": 0.1})
+    ping_interval: float = field(default=1.0, metadata={"min": 0.05})
+    # A channel whose last local subscriber left stays subscribed this long (cheap resubscribes).
+    linger: float = field(default=2.0, metadata={"min": 0})
+    # This node's name in cluster stats (default host:pid).
+    name: str = ""
+
+
+@dataclass
 class ListenerSettings:
     """Keys every adapter section has; adapters subclass this with their own keys."""
 
@@ -87,11 +111,16 @@ class Settings:
 
     source: str = "<defaults>"
     hub: CoreSettings = field(default_factory=CoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     projects: list[Project] = field(default_factory=list)
     adapters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     # One line per key of a foreign config file (hub.configs) that the hub ignores; logged at start.
     warnings: list[str] = field(default_factory=list)
+    # `hub run --set TABLE.KEY=VALUE` overrides, re-applied when the file is reloaded.
+    overrides: list[str] = field(default_factory=list)
+    # `hub run --workers N`: every listener is bound with SO_REUSEPORT (set by the CLI, not the file).
+    reuse_port: bool = False
 
     def adapter(self, name: str) -> Any:
         return self.adapters[name]
@@ -219,6 +248,15 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
     for key, value in data.items():
         if key == "hub":
             settings.hub = parse_table(CoreSettings, value, source, "hub", env)
+        elif key == "engine":
+            settings.engine = parse_table(EngineSettings, value, source, "engine", env)
+            if settings.engine.type == "redis":
+                from .engine.resp import parse_url
+
+                try:
+                    parse_url(settings.engine.url)
+                except ValueError as exc:
+                    raise ConfigError(source, "engine.url", str(exc)) from None
         elif key == "projects":
             if not isinstance(value, dict):
                 raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")
@@ -238,8 +276,31 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
     return settings
 
 
-def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Settings:
-    """Read and validate a hub.toml file, or a JSON config of a system the hub replaces (see hub.configs)."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """`TABLE.KEY=VALUE` strings (`hub run --set`) set into a parsed config document. VALUE is read as a
+    TOML value (`8100`, `false`, `"x"`, `[1, 2]`), else taken as a plain string."""
+    for item in overrides:
+        path, eq, raw = item.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not eq or len(keys) < 2 or not all(keys):
+            raise ConfigError(source, f"--set {item}", "expected TABLE.KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        table = data
+        for i, key in enumerate(keys[:-1]):
+            nxt = table.setdefault(key, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(source, f"--set {item}", f"{'.'.join(keys[:i + 1])} is not a table")
+            table = nxt
+        table[keys[-1]] = value
+    return data
+
+
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None, overrides: list[str] | None = None) -> Settings:
+    """Read and validate a hub.toml file, or a JSON config of a system the hub replaces (see hub.configs);
+    `overrides` are `hub run --set TABLE.KEY=VALUE` items applied on top."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -251,11 +312,14 @@ def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = Non
         from .configs import translate
 
         data, warnings = translate(text, source)
-        settings = parse_settings(data, source, env)
+        settings = parse_settings(apply_overrides(data, overrides or [], source), source, env)
         settings.warnings = warnings
+        settings.overrides = list(overrides or [])
         return settings
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "", f"not valid TOML: {exc}") from None
-    return parse_settings(data, source, env)
+    settings = parse_settings(apply_overrides(data, overrides or [], source), source, env)
+    settings.overrides = list(overrides or [])
+    return settings

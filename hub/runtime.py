@@ -17,6 +17,7 @@ from .adapters import AdapterContext, adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
+from .engine import make_engine
 from .logs import set_format
 from .metrics import RequestMetrics
 from .net.accept import accept_loop
@@ -64,7 +65,10 @@ class RunningHub:
         self.config_path = settings.source
         # What the listeners and tasks were started with: reloads report differences from it as needing a restart.
         self.started_settings = settings
-        self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes)
+        self.engine = make_engine(settings.engine)
+        self.hub = Hub(settings.projects, max_queue_bytes=settings.hub.max_queue_bytes, engine=self.engine,
+                       node_name=settings.engine.name or None)
+        self.hub.on_reload = self._reload_requested
         self.metrics = RequestMetrics()
         self.actions = ActionRegistry()
         register_core_actions(self.actions, self.hub, settings.projects[0].key)
@@ -152,6 +156,8 @@ class RunningHub:
         started = self.started_settings
         if settings.hub.housekeeping_interval != started.hub.housekeeping_interval:
             restart.append("hub.housekeeping_interval")
+        if settings.engine != started.engine:
+            restart.append("engine")
         for name, first in started.adapters.items():
             if name not in self.contexts and settings.adapters[name].enabled != first.enabled:
                 restart.append(f"{name}.enabled")  # an adapter that is not running starts only with the hub
@@ -179,9 +185,19 @@ class RunningHub:
                  settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
         return {"changed": changed, "restart_required": restart}
 
+    def _reload_requested(self) -> None:
+        """Another node asked every node to reload (control "reload"): reload our own file."""
+        try:
+            self.reload_from_file()
+        except ConfigError as exc:
+            log.error("reload refused: %s", exc)
+
     def reload_from_file(self, path: str | None = None) -> dict[str, list[str]]:
-        """Reload `path`, by default the file the hub was started from (or last reloaded from)."""
-        return self.reload(load_settings(path or self.config_path))
+        """Reload `path`, by default the file the hub was started from (or last reloaded from), with the
+        same `--set` overrides."""
+        settings = load_settings(path or self.config_path, overrides=self.started_settings.overrides)
+        settings.reuse_port = self.started_settings.reuse_port
+        return self.reload(settings)
 
 
 def listener_limits(settings: Settings, names: list[str]) -> Limits:
@@ -216,6 +232,7 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     registry = adapter_registry()
     freed = trio.lowlevel.ParkingLot()  # unparked when any connection closes (the accept loops wait on it)
     async with trio.open_nursery() as root:
+        await root.start(running.engine.run)
         root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
         async with trio.open_nursery() as connections:
             bound: list[tuple[Listener, list[trio.SocketListener], str, Any]] = []
@@ -240,7 +257,10 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 )
                 server.closed_lot = freed
                 try:
-                    sockets = await trio.open_tcp_listeners(port, host=host)
+                    if settings.reuse_port:
+                        sockets = await reuse_port_listeners(host, port)
+                    else:
+                        sockets = await trio.open_tcp_listeners(port, host=host)
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 server.tasks = connections
@@ -281,8 +301,33 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 for sock in sockets:
                     with trio.CancelScope(shield=True):
                         await sock.aclose()
+        await running.engine.close()
         root.cancel_scope.cancel()
     running._stopped.set()
+
+
+async def reuse_port_listeners(host: str, port: int, backlog: int = 4096) -> list[trio.SocketListener]:
+    """Listening sockets with SO_REUSEPORT, so several worker processes (`hub run --workers N`) bind the
+    same port and the kernel spreads connections between them."""
+    import socket as _socket
+
+    out = []
+    for family, type_, proto, _, addr in _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM, flags=_socket.AI_PASSIVE):
+        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+            if family == _socket.AF_INET6:
+                sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+            await sock.bind(addr)
+            sock.listen(backlog)
+        except OSError:
+            sock.close()
+            for listener in out:
+                listener.socket.close()
+            raise
+        out.append(trio.SocketListener(sock))
+    return out
 
 
 async def _accept(listener: Listener, sock: trio.SocketListener, connections: trio.Nursery, running: RunningHub,

@@ -9,6 +9,8 @@ from .errors import (
     NotAvailable,
     PermissionDenied,
     ProjectNotFound,
+    Unavailable,
+    Unrecoverable,
 )
 from .events import HubEvent
 from .history import HistoryResult, Publication
@@ -20,5 +22,5 @@ from .session import Session, WireFormat
 __all__ = [
     "ChannelName", "ChannelRequired", "ChannelTooLong", "HistoryResult", "Hub", "HubError", "HubEvent",
     "NamespaceNotFound", "NamespaceOptions", "NotAvailable", "Outbox", "PermissionDenied", "Project",
-    "ProjectNotFound", "Publication", "Session", "WireFormat", "parse_channel",
+    "ProjectNotFound", "Publication", "Session", "Unavailable", "Unrecoverable", "WireFormat", "parse_channel",
 ]

@@ -39,3 +39,17 @@ class PermissionDenied(HubError):
 class NotAvailable(HubError):
     def __init__(self) -> None:
         super().__init__("not available")
+
+
+class Unavailable(HubError):
+    """The shared engine (Redis) cannot be reached right now: the request fails at once, never hangs."""
+
+    def __init__(self) -> None:
+        super().__init__("internal server error")
+
+
+class Unrecoverable(HubError):
+    """A subscriber asked to recover from a position the stream no longer covers, and required it."""
+
+    def __init__(self) -> None:
+        super().__init__("unrecoverable position")

@@ -27,13 +27,20 @@ class EventFeed:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        # Called when the feed gains its first listener or loses its last (the core then asks the
+        # engine for every publication, so listeners see those of other nodes too).
+        self.on_change: Callable[[], None] | None = None
 
     def add(self, listener: Listener) -> None:
         self._listeners.append(listener)
+        if len(self._listeners) == 1 and self.on_change is not None:
+            self.on_change()
 
     def remove(self, listener: Listener) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+            if not self._listeners and self.on_change is not None:
+                self.on_change()
 
     def __bool__(self) -> bool:
         return bool(self._listeners)

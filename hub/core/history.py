@@ -31,15 +31,17 @@ def new_epoch() -> str:
 
 
 class Stream:
-    """The publications of one channel, newest kept up to `size`, dropped `lifetime` s after the last publish."""
+    """The publications of one channel, newest kept up to `size`, dropped `lifetime` s after the last publish;
+    its offset and epoch outlive them (the engine's `history_meta_ttl`)."""
 
-    __slots__ = ("epoch", "offset", "items", "expires_at")
+    __slots__ = ("epoch", "offset", "items", "expires_at", "meta_expires_at")
 
     def __init__(self, size: int) -> None:
         self.epoch = new_epoch()
         self.offset = 0
         self.items: deque[Publication] = deque(maxlen=max(size, 0) or None)
-        self.expires_at = 0.0
+        self.expires_at = 0.0  # the publications go then; offset and epoch stay until meta_expires_at
+        self.meta_expires_at = 0.0
 
     def resize(self, size: int) -> None:
         if self.items.maxlen != size:

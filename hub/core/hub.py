@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import history as _history
 from .channels import ChannelName, parse_channel
-from .errors import NotAvailable, PermissionDenied, ProjectNotFound
+from .errors import NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
 from .events import EventFeed, HubEvent
-from .history import HistoryResult, Publication, Stream
-from .options import Project
+from .history import HistoryResult, Publication
+from .options import NamespaceOptions, Project
 from .outbox import Outbox
 from .patterns import TopicFilters
 from .retained import RetainedStore
 from .session import Session, WireFormat
 from .stats import Stats
+
+if TYPE_CHECKING:
+    from hub.engine import Engine, StreamPosition
 
 log = logging.getLogger("hub.core")
 
@@ -30,7 +34,13 @@ Key = tuple[str, str]
 
 class Hub:
     """The core every adapter feeds. Nothing here awaits a client; the coroutine methods are the ones an
-    engine shared across processes may need to wait on (with the memory engine they never suspend)."""
+    engine shared across processes may need to wait on (with the memory engine they never suspend).
+
+    What is local lives here (sessions, this node's subscriber map, encode-once fan-out, counters);
+    what every node must agree on (offsets, epochs, history, presence, control) is the engine's
+    (`hub.engine`). Publications always come back from the engine through `deliver`, on the
+    publishing node too, so each channel has one order: its offsets.
+    """
 
     def __init__(
         self,
@@ -38,6 +48,8 @@ class Hub:
         *,
         max_queue_bytes: int = 1 << 20,
         clock: Callable[[], float] = time.time,
+        engine: Engine | None = None,
+        node_name: str | None = None,
     ) -> None:
         self.projects: dict[str, Project] = {p.key: p for p in projects}
         self.max_queue_bytes = max_queue_bytes
@@ -47,12 +59,28 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
-        self._streams: dict[Key, Stream] = {}
         self._subscriptions = 0
         # Topic-filter subscriptions (MQTT wildcards, shared groups) and retained publications: see patterns.py, retained.py.
         self.filters = TopicFilters()
         self.retained = RetainedStore()
         self.started_at = clock()
+        self.node_id = secrets.token_hex(8)
+        self.node_name = node_name or f"{socket.gethostname()}:{os.getpid()}"
+        # Why this node wants every publication of every channel (event feed listeners, topic filters).
+        self._watch_all: set[str] = set()
+        self.events.on_change = lambda: self.need_all_publications("events", bool(self.events))
+        self.filters.on_change = lambda on: self.need_all_publications("topic filters", on)
+        # (encode, decode) of Publication.meta to and from msgpack-able values, set by the protocol that
+        # attaches it (MQTT), so it survives a trip through a shared engine; without it, meta stays local.
+        self.meta_codec: tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None
+        # The runtime sets this to reload the config file when another node asks (control "reload").
+        self.on_reload: Callable[[], Any] | None = None
+        if engine is None:
+            from hub.engine import MemoryEngine
+
+            engine = MemoryEngine()
+        self.engine = engine
+        engine.bind(self)
 
     # -- projects -------------------------------------------------------------------------
     def project(self, key: str) -> Project:
@@ -171,6 +199,50 @@ class Hub:
         `authorized`: the adapter granted this with its own access rules (MQTT ACLs), so the
         namespace's `anonymous` option does not apply; private and user-limited channels still do.
         """
+        name = self._check_subscribe(session, channel, private_ok, authorized)
+        if channel in session.channels:
+            session.channels[channel] = channel_info
+            return name
+        await self.engine.subscribe(session.project, channel, name.options)
+        if session.closed:
+            return name
+        if channel in session.channels:
+            session.channels[channel] = channel_info
+            return name
+        self._attach(session, channel, channel_info, name)
+        return name
+
+    async def subscribe_at(
+        self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
+        recover: tuple[int, str] | None = None, strict: bool = False,
+    ) -> StreamPosition:
+        """Subscribe and tell where the subscriber starts: the channel's offset and epoch as this node
+        has delivered them, and, with `recover=(offset, epoch)`, every publication after that offset
+        (`recovered`), Centrifugo's rule. Nothing published meanwhile is missed or delivered twice.
+
+        `strict`: raise Unrecoverable (and do not subscribe) when recovery is impossible.
+        A channel without history starts at offset 0, epoch "".
+        """
+        from hub.engine import StreamPosition
+
+        name = self._check_subscribe(session, channel, private_ok)
+        if not name.options.keeps_history:
+            await self.subscribe(session, channel, channel_info, private_ok=private_ok)
+            return StreamPosition(0, "", since=recover)
+        engine = self.engine
+        pos = await engine.position(session.project, channel, name.options, recover)
+        pos = engine.catch_up(session.project, channel, pos)  # from here on, no await until attached
+        if strict and recover is not None and not pos.recovered:
+            raise Unrecoverable()
+        if session.closed:
+            return pos
+        if channel in session.channels:
+            session.channels[channel] = channel_info
+        else:
+            self._attach(session, channel, channel_info, name)
+        return pos
+
+    def _check_subscribe(self, session: Session, channel: str, private_ok: bool, authorized: bool = False) -> ChannelName:
         name = self.channel(session.project, channel)
         if name.private and not private_ok:
             raise PermissionDenied()
@@ -178,18 +250,19 @@ class Hub:
             raise PermissionDenied()
         if not session.user and not name.options.anonymous and not authorized:
             raise PermissionDenied()
-        if channel in session.channels:
-            session.channels[channel] = channel_info
-            return name
+        return name
+
+    def _attach(self, session: Session, channel: str, channel_info: Any, name: ChannelName) -> None:
         session.channels[channel] = channel_info
         self._subscriptions += 1
         self._channels.setdefault((session.project, channel), {})[session.id] = session
         record = session.client_info(channel)
+        if name.options.presence:
+            self.engine.presence_add(session.project, channel, session.id, record)
         if name.options.join_leave:
-            self._push_all(session.project, channel, lambda w: w.join(channel, record))
+            self.engine.join(session.project, channel, record)
         if self.events:
             self.events.emit(HubEvent("join", session.project, {"channel": channel, **record}))
-        return name
 
     def unsubscribe_session(self, session: Session, channel: str, *, notify: bool = False) -> bool:
         """Remove `session` from `channel`; False (and no leave) if it was not subscribed."""
@@ -210,23 +283,99 @@ class Hub:
             subs.pop(session.id, None)
             if not subs:
                 del self._channels[key]
+                self.engine.unsubscribe(session.project, channel)
         project = self.projects.get(session.project)
+        options = None
         if project is not None:
             try:
-                join_leave = parse_channel(project, channel).options.join_leave
+                options = parse_channel(project, channel).options
             except Exception:
-                join_leave = False
-            if join_leave and subs:
-                self._push_all(session.project, channel, lambda w: w.leave(channel, record))
+                options = None
+        if options is None or options.presence:
+            self.engine.presence_remove(session.project, channel, session.id)
+        if options is not None and options.join_leave:
+            self.engine.leave(session.project, channel, record)
         if self.events:
             self.events.emit(HubEvent("leave", session.project, {"channel": channel, **record}))
 
-    async def subscribe_user(self, project: str, user: str, channel: str) -> int:
-        """Server-side subscribe: every live session of `user` joins `channel`."""
+    # -- what the engine hands back --------------------------------------------------------
+    def deliver(self, project: str, channel: str, pubs: list[Publication]) -> None:
+        """Publications of `channel`, in offset order, to this node's subscribers (called by the engine)."""
+        stats = self.stats
+        subs = self._channels.get((project, channel))
+        targets = self._deliver(subs, pubs) if subs else 0
+        if self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
+            matched = self.filters.match(project, channel, subs)
+            if matched:
+                targets += self._deliver(matched, pubs)
+        if not targets and self.engine.local_drops:
+            # no subscriber, or only sessions without a wire format (nothing is queued to them)
+            stats.messages_dropped += len(pubs)
+        if self.events:
+            for pub in pubs:
+                self.events.emit(HubEvent("publication", project, {"publication": pub}))
+
+    def deliver_join(self, project: str, channel: str, record: dict[str, Any]) -> None:
+        self._push_all(project, channel, lambda w: w.join(channel, record))
+
+    def deliver_leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
+        self._push_all(project, channel, lambda w: w.leave(channel, record))
+
+    def insufficient_state(self, project: str, channel: str) -> int:
+        """The node could not get every publication of `channel` (Redis lost them): no local subscriber
+        may silently miss one. Sessions whose protocol can resubscribe and recover get its
+        insufficient-state unsubscribe (SDK: code 2500, the client resubscribes with `recover` and
+        learns `recovered: false`); the others are disconnected with reconnect. Returns how many."""
+        subs = self._channels.get((project, channel))
+        if not subs:
+            return 0
+        sessions = list(subs.values())
+        for session in sessions:
+            notice = getattr(session.wire, "insufficient_state", None)
+            if notice is not None and not session.closed:
+                session.outbox.force(notice(channel))
+                self._leave(session, channel)
+            elif session.wire is not None:
+                self.close(session, "insufficient state", reconnect=True)
+            else:
+                self._leave(session, channel)
+        log.warning("%s/%s: insufficient state, %d local subscriber(s) told", project, channel, len(sessions))
+        return len(sessions)
+
+    def local_presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
+        subs = self._channels.get((project, channel), {})
+        return {sid: s.client_info(channel) for sid, s in subs.items()}
+
+    def local_channels(self) -> dict[str, dict[str, int]]:
+        """This node's channels with local subscribers: project → channel → count."""
+        out: dict[str, dict[str, int]] = {}
+        for (project, channel), subs in self._channels.items():
+            out.setdefault(project, {})[channel] = len(subs)
+        return out
+
+    def need_all_publications(self, reason: str, on: bool) -> None:
+        """Ask the engine for every publication of every channel while some `reason` needs it (the event
+        feed's listeners; topic-filter subscriptions such as MQTT wildcards, whose matching channels
+        this node may not subscribe to). With several nodes that costs one pattern subscription."""
+        before = bool(self._watch_all)
+        if on:
+            self._watch_all.add(reason)
+        else:
+            self._watch_all.discard(reason)
+        if bool(self._watch_all) != before:
+            self.engine.watch_all(bool(self._watch_all))
+
+    # -- user operations, on every node ------------------------------------------------------
+    async def subscribe_user(self, project: str, user: str, channel: str, *, client: str | None = None) -> int:
+        """Server-side subscribe: every live session of `user` (or only `client`) joins `channel`, on every node."""
         self.channel(project, channel)
+        self.engine.control({"op": "subscribe", "project": project, "user": user, "channel": channel, "client": client})
+        return await self._subscribe_user(project, user, channel, client)
+
+    async def _subscribe_user(self, project: str, user: str, channel: str, client: str | None) -> int:
         count = 0
         for session in self.user_sessions(project, user):
-            if channel in session.channels:
+            if channel in session.channels or (client is not None and session.id != client):
                 continue
             await self.subscribe(session, channel, private_ok=True)
             if session.wire is not None:
@@ -236,24 +385,86 @@ class Hub:
             count += 1
         return count
 
-    async def unsubscribe(self, project: str, user: str, channel: str | None = None) -> int:
-        """Forced unsubscribe of every session of `user` from `channel`, or from every channel."""
+    async def unsubscribe(self, project: str, user: str, channel: str | None = None, *, client: str | None = None) -> int:
+        """Forced unsubscribe of every session of `user` (or only `client`) from `channel`, or from every
+        channel, on every node. Returns how many subscriptions this node removed."""
         self.project(project)
+        self.engine.control({"op": "unsubscribe", "project": project, "user": user, "channel": channel, "client": client})
+        return self._unsubscribe_user(project, user, channel, client)
+
+    def _unsubscribe_user(self, project: str, user: str, channel: str | None, client: str | None) -> int:
         count = 0
         for session in self.user_sessions(project, user):
+            if client is not None and session.id != client:
+                continue
             targets = [channel] if channel is not None else list(session.channels)
             for ch in targets:
                 if self.unsubscribe_session(session, ch, notify=True):
                     count += 1
         return count
 
-    async def disconnect(self, project: str, user: str, reason: str = "disconnect", reconnect: bool = False) -> int:
-        """Close every session of `user` with a disconnect notice."""
+    async def disconnect(self, project: str, user: str, reason: str = "disconnect", reconnect: bool = False, *,
+                         client: str | None = None, whitelist: Iterable[str] = ()) -> int:
+        """Close every session of `user` (or only `client`, never those in `whitelist`) with a disconnect
+        notice, on every node. Returns how many sessions this node closed."""
         self.project(project)
-        sessions = self.user_sessions(project, user)
+        whitelist = list(whitelist)
+        self.engine.control({"op": "disconnect", "project": project, "user": user, "reason": reason,
+                             "reconnect": reconnect, "client": client, "whitelist": whitelist})
+        return self._disconnect_user(project, user, reason, reconnect, client, whitelist)
+
+    def _disconnect_user(self, project: str, user: str, reason: str, reconnect: bool, client: str | None,
+                         whitelist: Iterable[str]) -> int:
+        skip = set(whitelist)
+        sessions = [s for s in self.user_sessions(project, user)
+                    if (client is None or s.id == client) and s.id not in skip]
         for session in sessions:
             self.close(session, reason, reconnect)
         return len(sessions)
+
+    async def refresh(self, project: str, user: str, *, client: str | None = None, expire_at: float | None = None,
+                      expired: bool = False) -> int:
+        """Server-side refresh of `user`'s sessions (or only `client`), on every node: `expired` closes them
+        as expired; else `expire_at` (clock time; 0 or less: never) replaces their expiry."""
+        self.project(project)
+        self.engine.control({"op": "refresh", "project": project, "user": user, "client": client,
+                             "expire_at": expire_at, "expired": expired})
+        return self._refresh_user(project, user, client, expire_at, expired)
+
+    def _refresh_user(self, project: str, user: str, client: str | None, expire_at: float | None, expired: bool) -> int:
+        count = 0
+        for session in self.user_sessions(project, user):
+            if client is not None and session.id != client:
+                continue
+            count += 1
+            if expired:
+                self.close(session, "connection expired", True)
+            elif expire_at is not None:
+                session.expires_at = float(expire_at) if expire_at > 0 else None
+        return count
+
+    def reload_cluster(self) -> None:
+        """Ask every other node to reload its own configuration file."""
+        self.engine.control({"op": "reload"})
+
+    async def on_control(self, message: dict[str, Any]) -> None:
+        """A control message from another node."""
+        op = message.get("op")
+        try:
+            if op == "disconnect":
+                self._disconnect_user(message["project"], message["user"], message["reason"], message["reconnect"],
+                                      message.get("client"), message.get("whitelist") or ())
+            elif op == "unsubscribe":
+                self._unsubscribe_user(message["project"], message["user"], message.get("channel"), message.get("client"))
+            elif op == "subscribe":
+                await self._subscribe_user(message["project"], message["user"], message["channel"], message.get("client"))
+            elif op == "refresh":
+                self._refresh_user(message["project"], message["user"], message.get("client"), message.get("expire_at"),
+                                   bool(message.get("expired")))
+            elif op == "reload" and self.on_reload is not None:
+                self.on_reload()
+        except Exception:
+            log.exception("control message %r failed", op)
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
@@ -272,38 +483,15 @@ class Hub:
         `meta`: one Publication.meta per item, or None."""
         name = self.channel(project, channel)
         now = self.clock()
-        options = name.options
-        key = (project, channel)
         uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
-        if options.keeps_history:
-            stream = self._streams.get(key)
-            if stream is None or stream.expires_at <= now:
-                stream = self._streams[key] = Stream(options.history_size)
-            else:
-                stream.resize(options.history_size)
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now,
-                                stream.next_offset(), stream.epoch, meta[i] if meta else None)
-                    for i, (data, info, client) in enumerate(items)]
-            stream.items.extend(pubs)
-            stream.expires_at = now + options.history_lifetime
-        else:
-            pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
-                                meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
-        stats = self.stats
-        stats.messages_in += len(pubs)
-        subs = self._channels.get(key)
-        targets = self._deliver(subs, pubs) if subs else 0
-        if self.filters:  # topic-filter subscribers not already subscribed to the channel itself
-            matched = self.filters.match(project, channel, subs)
-            if matched:
-                targets += self._deliver(matched, pubs)
-        if not targets:
-            # no subscriber, or only sessions without a wire format (nothing is queued to them)
-            stats.messages_dropped += len(pubs)
-        if self.events:
-            for pub in pubs:
-                self.events.emit(HubEvent("publication", project, {"publication": pub}))
-        return pubs
+        pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+                            meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
+        self.stats.messages_in += len(pubs)
+        try:
+            return await self.engine.publish(project, channel, name.options, pubs)
+        except BaseException:
+            self.stats.messages_in -= len(pubs)
+            raise
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
         if len(pubs) == 1:
@@ -363,12 +551,11 @@ class Hub:
 
     # -- queries --------------------------------------------------------------------------
     async def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
-        """Clients subscribed to `channel`, keyed by client id."""
+        """Clients subscribed to `channel` on every node, keyed by client id."""
         name = self.channel(project, channel)
         if not name.options.presence:
             raise NotAvailable()
-        subs = self._channels.get((project, channel), {})
-        return {sid: s.client_info(channel) for sid, s in subs.items()}
+        return await self.engine.presence(project, channel)
 
     async def presence_stats(self, project: str, channel: str) -> dict[str, int]:
         clients = await self.presence(project, channel)
@@ -384,52 +571,47 @@ class Hub:
         newest_first: bool = False,
     ) -> HistoryResult:
         """Publications kept for `channel` (after offset `since`, at most `limit`), with offset and epoch."""
-        name = self.channel(project, channel)
-        if not name.options.keeps_history:
-            raise NotAvailable()
-        stream = self._live_stream((project, channel))
-        return _history.read(stream, limit=limit, since=since, newest_first=newest_first)
+        options = self._history_options(project, channel)
+        return await self.engine.history(project, channel, options, limit=limit, since=since, newest_first=newest_first)
 
     async def stream_position(self, project: str, channel: str) -> tuple[int, str]:
         """Top offset and epoch of `channel`'s stream, starting an empty one if none is live.
 
         A subscriber that gets its position this way can later recover from it: the epoch it saw
-        is the one its first publications are stored under.
+        is the one its first publications are stored under. (To subscribe from a position without
+        a race, use `subscribe_at`.)
         """
-        name = self.channel(project, channel)
-        if not name.options.keeps_history:
-            raise NotAvailable()
-        key = (project, channel)
-        stream = self._live_stream(key)
-        if stream is None:
-            stream = self._streams[key] = Stream(name.options.history_size)
-            stream.expires_at = self.clock() + name.options.history_lifetime
-        return stream.offset, stream.epoch
+        return await self.engine.stream_position(project, channel, self._history_options(project, channel))
 
     async def history_remove(self, project: str, channel: str) -> None:
         self.channel(project, channel)
-        stream = self._streams.get((project, channel))
-        if stream is not None:
-            stream.items.clear()
+        await self.engine.remove_history(project, channel)
 
-    def _live_stream(self, key: Key) -> Stream | None:
-        stream = self._streams.get(key)
-        if stream is not None and stream.expires_at <= self.clock():
-            del self._streams[key]
-            return None
-        return stream
+    def _history_options(self, project: str, channel: str) -> NamespaceOptions:
+        options = self.channel(project, channel).options
+        if not options.keeps_history:
+            raise NotAvailable()
+        return options
 
     async def channels(self, project: str, pattern: str | None = None) -> dict[str, int]:
-        """Active channels of `project` (those with subscribers) and their subscriber counts."""
+        """Active channels of `project` (those with subscribers on any node) and their subscriber counts.
+
+        Other nodes' counts are those of their last heartbeat (a few seconds old at most).
+        """
         self.project(project)
-        out = {}
+        out: dict[str, int] = {}
         for (proj, channel), subs in self._channels.items():
-            if proj == project and (pattern is None or fnmatch.fnmatchcase(channel, pattern)):
+            if proj == project:
                 out[channel] = len(subs)
+        for node in self.engine.nodes().values():
+            for channel, count in (node.get("channels") or {}).get(project, {}).items():
+                out[channel] = out.get(channel, 0) + count
+        if pattern is not None:
+            out = {c: n for c, n in out.items() if fnmatch.fnmatchcase(c, pattern)}
         return out
 
     def stats_snapshot(self) -> dict[str, Any]:
-        """Counters plus live gauges: sessions, subscriptions, channels."""
+        """Counters plus live gauges of this node: sessions, subscriptions, channels."""
         data: dict[str, Any] = self.stats.as_dict()
         data["sessions"] = len(self.sessions)
         data["subscriptions"] = self._subscriptions + len(self.filters)
@@ -437,12 +619,54 @@ class Hub:
         data["uptime"] = int(self.clock() - self.started_at)
         return data
 
+    def project_counts(self) -> dict[str, dict[str, int]]:
+        """Per project on this node: clients, distinct users, subscriptions (for node heartbeats and `info`)."""
+        out: dict[str, dict[str, int]] = {}
+        users: dict[str, set[str]] = {}
+        for session in self.sessions.values():
+            counts = out.setdefault(session.project, {"clients": 0, "users": 0, "subscriptions": 0})
+            counts["clients"] += 1
+            counts["subscriptions"] += len(session.channels)
+            users.setdefault(session.project, set()).add(session.user)
+        for project, names in users.items():
+            out[project]["users"] = len(names)
+        return out
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node of the cluster (this one first): id, name, engine, stats and per-project counts, as of
+        its last heartbeat (`[engine] heartbeat`, 3 s by default)."""
+        me = {"id": self.node_id, "name": self.node_name, "engine": self.engine.name, "this": True,
+              "updated": self.clock(), "stats": self.stats_snapshot(), "projects": self.project_counts()}
+        others = [{"id": nid, "name": n.get("name", nid), "engine": self.engine.name, "this": False,
+                   "updated": n.get("updated", 0.0), "stats": n.get("stats") or {}, "projects": n.get("projects") or {}}
+                  for nid, n in sorted(self.engine.nodes().items())]
+        return [me, *others]
+
+    def cluster_stats(self) -> dict[str, Any]:
+        """`stats_snapshot` summed over every node (other nodes as of their last heartbeat), plus `nodes`.
+
+        `channels` counts distinct channels across nodes when the heartbeats list them."""
+        total: dict[str, Any] = {}
+        nodes = self.nodes()
+        for node in nodes:
+            for key, value in node["stats"].items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    total[key] = total.get(key, 0) + value
+        names = {(p, c) for (p, c) in self._channels}
+        for node in self.engine.nodes().values():
+            for project, chans in (node.get("channels") or {}).items():
+                names.update((project, c) for c in chans)
+        if names:
+            total["channels"] = len(names)
+        total["uptime"] = int(self.clock() - self.started_at)
+        total["nodes"] = len(nodes)
+        return total
+
     # -- housekeeping ---------------------------------------------------------------------
     def expire(self) -> None:
         """Drop streams past their lifetime and close sessions past their connection lifetime."""
         now = self.clock()
-        for key in [k for k, s in self._streams.items() if s.expires_at <= now]:
-            del self._streams[key]
+        self.engine.expire(now)
         for session in [s for s in self.sessions.values() if s.expires_at is not None and s.expires_at <= now]:
             self.close(session, "connection expired", reconnect=True)
 

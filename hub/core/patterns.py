@@ -13,7 +13,7 @@ index is empty.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .session import Session
@@ -109,6 +109,9 @@ class TopicFilters:
         self._roots: dict[str, _Node] = {}
         self._by_session: dict[str, dict[tuple[str, str], Session]] = {}
         self._count = 0
+        # Called when the first filter is added or the last removed: the core then asks the engine for
+        # every channel's publications (with several nodes, matching channels may have no local subscriber).
+        self.on_change: Callable[[bool], None] | None = None
 
     def __bool__(self) -> bool:
         return self._count > 0
@@ -131,6 +134,8 @@ class TopicFilters:
         table[session.id] = session
         self._by_session.setdefault(session.id, {})[(topic_filter, group)] = session
         self._count += 1
+        if self._count == 1 and self.on_change is not None:
+            self.on_change(True)
         return True
 
     def remove(self, session: Session, topic_filter: str, group: str = "") -> bool:
@@ -141,6 +146,8 @@ class TopicFilters:
         if not mine:
             del self._by_session[session.id]
         self._count -= 1
+        if not self._count and self.on_change is not None:
+            self.on_change(False)
         root = self._roots.get(session.project)
         if root is None:
             return True

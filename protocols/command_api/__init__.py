@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from hub.adapters import Adapter, AdapterContext
-from hub.config import ListenerSettings
+from hub.config import ConfigError, ListenerSettings
 from hub.net.http import Route
 
+from .redis_api import run as run_redis_api
 from .server import error_response, handle
 
 
@@ -18,6 +20,29 @@ class CommandApiSettings(ListenerSettings):
 
     port: int = field(default=8000, metadata={"min": 0, "max": 65535})
     max_commands: int = field(default=100, metadata={"min": 1})
+    # The Redis API (see redis_api.py): every node consumes this list in the engine's Redis.
+    redis_api: bool = False
+    redis_api_key: str = "centrifuge.api"
+    redis_api_url: str = ""  # default: [engine] url
+    redis_api_shards: int = field(default=0, metadata={"min": 0, "max": 1024})
+    redis_api_dead_max: int = field(default=1000, metadata={"min": 1})
+    redis_api_project: str = ""  # for the bare {method, params} form; default: the first project
+
+
+def validate(settings: CommandApiSettings, config: Any) -> None:
+    if not settings.redis_api:
+        return
+    if not settings.redis_api_url and config.engine.type != "redis":
+        raise ConfigError(config.source, "command_api.redis_api_url",
+                          "the Redis API needs a Redis: set [engine] type = \"redis\" or redis_api_url")
+    from hub.engine.resp import parse_url
+
+    try:
+        parse_url(settings.redis_api_url or config.engine.url)
+    except ValueError as exc:
+        raise ConfigError(config.source, "command_api.redis_api_url", str(exc)) from None
+    if settings.redis_api_project and settings.redis_api_project not in {p.key for p in config.projects}:
+        raise ConfigError(config.source, "command_api.redis_api_project", "no such project")
 
 
 def routes(ctx: AdapterContext) -> list[Route]:
@@ -31,5 +56,7 @@ ADAPTER = Adapter(
     settings=CommandApiSettings,
     routes=routes,
     error=error_response,
+    run=run_redis_api,
+    validate=validate,
     group="api",
 )

@@ -17,6 +17,7 @@ from hub.core import (
     NotAvailable,
     PermissionDenied,
     ProjectNotFound,
+    Unavailable,
 )
 from hub.version import __version__
 
@@ -56,6 +57,8 @@ def api_key_of(headers: dict[str, str]) -> str | None:
 
 
 def _error_from(exc: HubError) -> ApiError:
+    if isinstance(exc, Unavailable):
+        return ApiError(INTERNAL, "internal server error")
     if isinstance(exc, NamespaceNotFound):
         return ApiError(UNKNOWN_CHANNEL, "unknown channel")
     if isinstance(exc, PermissionDenied):
@@ -132,9 +135,7 @@ async def unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[st
     user, channel = _str(params, "user"), _str(params, "channel")
     client = _str(params, "client", required=False)
     hub.channel(project, channel)
-    for session in hub.user_sessions(project, user):
-        if client is None or session.id == client:
-            hub.unsubscribe_session(session, channel, notify=True)
+    await hub.unsubscribe(project, user, channel, client=client)
     return {}
 
 
@@ -149,10 +150,7 @@ async def disconnect(hub: Hub, project: str, params: dict[str, Any]) -> dict[str
     if not isinstance(code, int) or not isinstance(reason, str):
         raise ApiError(BAD_REQUEST, "bad request: disconnect needs an integer code and a string reason")
     reconnect = 3000 <= code < 3500 or 4000 <= code < 4500
-    whitelist = set(params.get("whitelist") or ())
-    for session in hub.user_sessions(project, user):
-        if (client is None or session.id == client) and session.id not in whitelist:
-            hub.close(session, reason, reconnect)
+    await hub.disconnect(project, user, reason, reconnect, client=client, whitelist=params.get("whitelist") or ())
     return {}
 
 
@@ -160,13 +158,7 @@ async def refresh(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, A
     user = _str(params, "user")
     client = _str(params, "client", required=False)
     expire_at = _int(params, "expire_at")
-    for session in hub.user_sessions(project, user):
-        if client is not None and session.id != client:
-            continue
-        if params.get("expired"):
-            hub.close(session, "connection expired", True)
-        elif expire_at is not None:
-            session.expires_at = float(expire_at) if expire_at > 0 else None
+    await hub.refresh(project, user, client=client, expire_at=expire_at, expired=bool(params.get("expired")))
     return {}
 
 
@@ -219,12 +211,17 @@ async def channels(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, 
 
 
 async def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    sessions = [s for s in hub.sessions.values() if s.project == project]
-    return {"nodes": [{
-        "uid": "hub", "name": "hub", "version": __version__, "num_clients": len(sessions),
-        "num_users": len({s.user for s in sessions}), "num_channels": len(await hub.channels(project)),
-        "num_subs": sum(len(s.channels) for s in sessions), "uptime": int(time.time() - hub.started_at),
-    }]}
+    """Every node of the cluster (other nodes as of their last heartbeat)."""
+    channels = await hub.channels(project)
+    nodes = []
+    for node in hub.nodes():
+        counts = node["projects"].get(project, {})
+        nodes.append({
+            "uid": node["id"], "name": node["name"], "version": __version__, "num_clients": counts.get("clients", 0),
+            "num_users": counts.get("users", 0), "num_channels": len(channels) if node["this"] else node["stats"].get("channels", 0),
+            "num_subs": counts.get("subscriptions", 0), "uptime": node["stats"].get("uptime", int(time.time() - hub.started_at)),
+        })
+    return {"nodes": nodes}
 
 
 METHODS = {

@@ -19,6 +19,7 @@ from .auth import AclFile, AuthConfigError, Authenticator, UserEntry, check_hash
 from .broker import Broker
 from .server import select_subprotocol, stream_handler, websocket_endpoint
 from .session import Limits
+from .wire import meta_from_engine, meta_to_engine
 
 log = logging.getLogger("hub.mqtt")
 
@@ -139,6 +140,7 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     s: MqttSettings = ctx.settings
     if s.allow_anonymous and not _loopback(s.host):
         log.warning("mqtt: anonymous clients are allowed on %s, which is not a loopback address", s.host)
+    ctx.hub.meta_codec = (meta_to_engine, meta_from_engine)  # MQTT messages cross the Redis engine whole
     async with trio.open_nursery() as nursery:
         ctx.state["broker"] = Broker(ctx.hub, project_of(s, ctx.config), limits_of(s), authenticator(s, ctx.config.source),
                                      nursery)

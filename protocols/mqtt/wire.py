@@ -152,3 +152,15 @@ class MqttWire:
         if self.version != codec.MQTT5:
             return b""
         return codec.disconnect(_DISCONNECT_REASONS.get(reason, codec.ADMINISTRATIVE_ACTION), {"reason_string": reason})
+
+
+def meta_to_engine(message: MqttMessage) -> list[Any]:
+    """`Publication.meta` as plain values, so the exact MQTT message crosses a shared engine (Redis)."""
+    return [message.topic, message.payload, message.qos, message.retain, message.props, message.expires_at]
+
+
+def meta_from_engine(value: list[Any]) -> MqttMessage:
+    topic, payload, qos, retain, props, expires_at = value
+    if "user_property" in props:
+        props["user_property"] = [tuple(p) for p in props["user_property"]]
+    return MqttMessage(topic, payload, qos, retain, props, expires_at)

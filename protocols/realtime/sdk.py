@@ -24,7 +24,7 @@ from typing import Any
 
 import msgpack
 
-from hub.core import Hub, HubError, Publication, Session
+from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from hub.version import __version__
@@ -39,6 +39,8 @@ MAX_COMMANDS = 1000
 COMMANDS = ("connect", "subscribe", "unsubscribe", "publish", "presence", "presence_stats", "history",
             "rpc", "refresh", "sub_refresh", "send")
 PUSHING = ("connect", "subscribe", "unsubscribe", "publish")
+# Unsubscribe push code: the client resubscribes at once (codes 2500-2999), with `recover`.
+INSUFFICIENT_STATE = 2500
 # Subscribe `flag` bit: answer 112 instead of `recovered: false` when recovery is impossible.
 FLAG_REJECT_UNRECOVERED = 2
 
@@ -54,6 +56,7 @@ CORE_ERRORS = {
     "permission denied": (PERMISSION_DENIED, "permission denied"),
     "not available": (NOT_AVAILABLE, "not available"),
     "project not found": (INTERNAL, "internal server error"),
+    "internal server error": (INTERNAL, "internal server error"),  # the engine (Redis) is unreachable
 }
 
 # -- disconnect codes (close frames and disconnect pushes) -------------------------------------
@@ -222,6 +225,10 @@ class SdkWire:
 
     def subscribe(self, channel: str) -> bytes:
         return self.push({"channel": channel, "subscribe": {}})
+
+    def insufficient_state(self, channel: str) -> bytes:
+        """The core lost publications of `channel`: the client resubscribes and recovers (or learns it cannot)."""
+        return self.unsubscribe(channel, INSUFFICIENT_STATE, "insufficient state")
 
     def disconnect(self, reason: str, reconnect: bool) -> bytes:
         code, text = disconnect_args(reason, reconnect)
@@ -493,14 +500,23 @@ class SdkClient:
         result: dict[str, Any] = {}
         recovered: tuple[list[Publication], bool] | None = None
         if name.options.keeps_history:
-            top, epoch = await self.hub.stream_position(session.project, channel)
+            # The core positions and recovers without a race against publications arriving meanwhile.
+            since = None
             if params.get("recover"):
-                recovered = await self._recover(channel, params.get("offset"), params.get("epoch"), top, epoch)
-                flag = params.get("flag")
-                if not recovered[1] and isinstance(flag, int) and flag & FLAG_REJECT_UNRECOVERED:
-                    raise ReplyError(UNRECOVERABLE_POSITION, "unrecoverable position")
-            result.update(recoverable=True, positioned=True, offset=top, epoch=epoch)
-        await self.hub.subscribe(session, channel, info, private_ok=private_ok)
+                try:
+                    since = (_int(params.get("offset"), "offset", 0), params.get("epoch") or "")
+                except ReplyError:
+                    since = (-1, "")
+            flag = params.get("flag")
+            strict = since is not None and isinstance(flag, int) and bool(flag & FLAG_REJECT_UNRECOVERED)
+            try:
+                pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict)
+            except Unrecoverable:
+                raise ReplyError(UNRECOVERABLE_POSITION, "unrecoverable position") from None
+            recovered = (pos.publications, pos.recovered)
+            result.update(recoverable=True, positioned=True, offset=pos.offset, epoch=pos.epoch)
+        else:
+            await self.hub.subscribe(session, channel, info, private_ok=private_ok)
         if expires is not None:
             self._set_sub_expiry(channel, expires)
             result.update(self._ttl(expires))
@@ -511,23 +527,6 @@ class SdkClient:
                 if recovered[0]:
                     result["publications"] = [publication_body(p) for p in recovered[0]]
         return result
-
-    async def _recover(self, channel: str, offset: Any, epoch: Any, top: int, top_epoch: str) -> tuple[list[Publication], bool]:
-        """The publications after `offset` if history still holds all of them in the same epoch."""
-        session = self.session
-        assert session is not None
-        try:
-            offset = _int(offset, "offset", 0)
-        except ReplyError:
-            return [], False
-        if (epoch or "") != top_epoch or offset < 0 or offset > top:
-            return [], False
-        if offset == top:
-            return [], True
-        pubs = (await self.hub.history(session.project, channel, since=offset)).publications
-        if pubs and pubs[0].offset == offset + 1 and pubs[-1].offset == top:
-            return pubs, True
-        return [], False
 
     def _set_sub_expiry(self, channel: str, expires: float | None) -> None:
         if expires is None:

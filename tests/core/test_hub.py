@@ -79,7 +79,9 @@ async def test_history_size_order_offsets_and_since():
     assert [p.data for p in (await hub.history("p", "news", limit=1, newest_first=True)).publications] == [4]
 
 
-async def test_history_lifetime_expires_and_new_epoch():
+async def test_history_lifetime_expires_but_position_stays():
+    """Publications go after their lifetime; offset and epoch stay for history_meta_ttl, so an idle
+    channel keeps its epoch and a caught-up client still recovers."""
     clock = Clock()
     hub = make_hub(clock)
     first = await hub.publish("p", "news", 1)
@@ -88,9 +90,47 @@ async def test_history_lifetime_expires_and_new_epoch():
     clock.now += 9
     assert [p.data for p in (await hub.history("p", "news")).publications] == [1, 2]
     clock.now += 2
-    assert (await hub.history("p", "news")).publications == []
+    gone = await hub.history("p", "news")
+    assert gone.publications == [] and (gone.offset, gone.epoch) == (2, first.epoch)
+    hub.expire()
+    assert await hub.stream_position("p", "news") == (2, first.epoch)
+    s = connect(hub, "a")
+    pos = await hub.subscribe_at(s, "news", recover=(2, first.epoch))
+    assert pos.recovered and (pos.offset, pos.epoch) == (2, first.epoch)
     again = await hub.publish("p", "news", 3)
+    assert again.offset == 3 and again.epoch == first.epoch
+
+
+async def test_history_meta_ttl_then_new_epoch():
+    from hub.engine import MemoryEngine
+
+    clock = Clock()
+    hub = make_hub(clock, engine=MemoryEngine(history_meta_ttl=100))
+    first = await hub.publish("p", "news", 1)
+    clock.now += 50
+    hub.expire()
+    assert await hub.stream_position("p", "news") == (1, first.epoch)
+    clock.now += 101
+    hub.expire()
+    again = await hub.publish("p", "news", 2)
     assert again.offset == 1 and again.epoch != first.epoch
+
+
+async def test_subscribe_at_recovers_from_a_position():
+    hub = make_hub()
+    pubs = [await hub.publish("p", "news", i) for i in range(4)]  # history_size 3: offsets 2-4 kept
+    epoch = pubs[0].epoch
+    s = connect(hub, "a")
+    pos = await hub.subscribe_at(s, "news", recover=(1, epoch))
+    assert pos.recovered and [p.data for p in pos.publications] == [1, 2, 3] and pos.offset == 4
+    t = connect(hub, "b")
+    pos = await hub.subscribe_at(t, "news", recover=(1, "other"))
+    assert not pos.recovered and pos.publications == [] and "news" in t.channels
+    u = connect(hub, "c")
+    from hub.core import Unrecoverable
+    with pytest.raises(Unrecoverable):
+        await hub.subscribe_at(u, "news", recover=(0, epoch), strict=True)
+    assert "news" not in u.channels
 
 
 async def test_history_not_available_without_history():

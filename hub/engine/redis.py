@@ -1,0 +1,752 @@
+"""The Redis engine: several hub processes share channels, positions, history, presence and control.
+
+One publication is one Redis message (never one per wire format). Per node: one pipelined command
+connection and one PUB/SUB connection, both on the thin hiredis client (`resp.py`). The node
+SUBSCRIBEs a channel while it has local subscribers (plus a short linger), tracks one position per
+channel (not per client), fills gaps from the stored stream and tells its subscribers when state is
+insufficient: never a silent loss. See README "Running several hubs".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+import msgpack
+import trio
+
+from hub.core.errors import Unavailable
+from hub.core.history import HistoryResult, Publication, new_epoch
+from hub.core.options import NamespaceOptions
+
+from .base import Engine, StreamPosition
+from .redis_scripts import SCRIPTS
+from .resp import Connection, ConnectionLost, Pipeline, RedisError, backoff, pack_command, parse_url
+
+if TYPE_CHECKING:
+    from hub.config import EngineSettings
+
+log = logging.getLogger("hub.engine.redis")
+
+Key = tuple[str, str]
+SUBSCRIBE_CHUNK = 512
+TAIL_CACHE = 1000
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+class ChannelState:
+    """What this node knows of one channel it receives: the position it has delivered up to, a tail
+    cache of those publications (recovery without Redis), and arrivals held while it (re)syncs."""
+
+    __slots__ = ("project", "channel", "name", "meta", "stream", "history", "lifetime_ms", "offset", "epoch",
+                 "acked", "synced", "ready", "held", "cache", "pending", "filling", "touched")
+
+    def __init__(self, project: str, channel: str, keys: tuple[bytes, bytes, bytes], options: NamespaceOptions,
+                 now: float) -> None:
+        self.project, self.channel = project, channel
+        self.name, self.meta, self.stream = keys
+        self.history = options.keeps_history
+        self.lifetime_ms = int(options.history_lifetime * 1000)
+        self.offset = 0
+        self.epoch = ""
+        self.acked = False  # Redis confirmed the SUBSCRIBE on the current PUB/SUB connection
+        self.synced = False
+        self.ready = trio.Event()
+        self.held: list[tuple[int, str, bytes]] = []
+        self.cache: deque[Publication] = deque(maxlen=max(1, min(options.history_size, TAIL_CACHE)))
+        self.pending: dict[int, tuple[str, bytes]] = {}
+        self.filling = False
+        self.touched = now
+
+
+class RedisEngine(Engine):
+    name = "redis"
+    local_drops = False
+
+    def __init__(self, settings: EngineSettings, *, clock: Any = time.time) -> None:
+        self.settings = settings
+        self.addr = parse_url(settings.url)
+        self.prefix = settings.prefix
+        self.timeout = settings.timeout
+        self.meta_ttl = int(settings.history_meta_ttl)
+        self.presence_ttl = settings.presence_ttl
+        self.heartbeat = settings.heartbeat
+        self.linger = settings.linger
+        self.clock = clock
+        self.cmd = Pipeline(self.addr, timeout=settings.timeout, connect_timeout=settings.connect_timeout,
+                            on_connect=self._load_scripts, on_ready=self._commands_ready)
+        self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SCRIPTS.items()}
+        self.control_name = f"{self.prefix}.control".encode()
+        self.all_pattern = f"{self.prefix}.ch.*".encode()
+        self._ch_prefix = f"{self.prefix}.ch.{{".encode()
+        self._subs: dict[Key, ChannelState] = {}
+        self._by_name: dict[bytes, ChannelState] = {}
+        self._sync_wanted = trio.Event()
+        self._ps: Connection | None = None
+        self._ps_lock = trio.Lock()
+        self._ps_up = False
+        self._watch_all = False
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._presence: dict[Key, dict[str, bytes]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._fills: trio.MemorySendChannel[ChannelState]
+        self._fills_rx: trio.MemoryReceiveChannel[ChannelState]
+        self._fills, self._fills_rx = trio.open_memory_channel(float("inf"))
+        self._barrier: dict[bytes, trio.Event] = {}
+        self._last_seen = 0.0
+        self.pubsub_reconnects = 0
+
+    # -- keys ----------------------------------------------------------------------------------
+    def _tag(self, project: str, channel: str) -> str:
+        return f"{{{project}:{channel}}}"
+
+    def _keys(self, project: str, channel: str) -> tuple[bytes, bytes, bytes]:
+        tag, p = self._tag(project, channel), self.prefix
+        return f"{p}.ch.{tag}".encode(), f"{p}.meta.{tag}".encode(), f"{p}.stream.{tag}".encode()
+
+    def _presence_keys(self, project: str, channel: str) -> tuple[bytes, bytes]:
+        tag, p = self._tag(project, channel), self.prefix
+        return f"{p}.pz.{tag}".encode(), f"{p}.ph.{tag}".encode()
+
+    def _parse_name(self, name: bytes) -> Key | None:
+        if not name.startswith(self._ch_prefix) or not name.endswith(b"}"):
+            return None
+        project, _, channel = name[len(self._ch_prefix):-1].decode("utf-8", "replace").partition(":")
+        return project, channel
+
+    # -- commands --------------------------------------------------------------------------------
+    async def _load_scripts(self, conn: Connection) -> None:
+        for name, src in SCRIPTS.items():
+            sha = await conn.call("SCRIPT", "LOAD", src)
+            self.shas[name] = sha.decode() if isinstance(sha, bytes) else sha
+
+    def _commands_ready(self) -> None:
+        """The command connection is (back) up: re-add this node's presence entries (Redis may have restarted empty)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._refresh_presence)
+
+    async def _script(self, name: str, keys: tuple[bytes, ...], *args: Any) -> Any:
+        try:
+            try:
+                return await self.cmd.execute("EVALSHA", self.shas[name], len(keys), *keys, *args)
+            except RedisError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                return await self.cmd.execute("EVAL", SCRIPTS[name], len(keys), *keys, *args)
+        except ConnectionLost as exc:
+            log.warning("redis unavailable: %s", exc)
+            raise Unavailable() from None
+        except RedisError as exc:
+            log.error("redis error: %s", exc)
+            raise Unavailable() from None
+
+    async def _read(self, project: str, channel: str, options: NamespaceOptions, *, since: int | None,
+                    limit: int | None, newest_first: bool = False, create: bool = False
+                    ) -> tuple[int, str, list[Publication]]:
+        _, meta, stream = self._keys(project, channel)
+        top, epoch, entries = await self._script(
+            "read", (meta, stream), -1 if since is None else since, -1 if limit is None else limit,
+            1 if newest_first else 0, 1 if create else 0, new_epoch(), int(options.history_lifetime * 1000),
+            self.meta_ttl)
+        epoch = epoch.decode() if isinstance(epoch, bytes) else epoch
+        pubs = [self._decode(project, channel, int(eid.split(b"-", 1)[0]), epoch, fields[1]) for eid, fields in entries]
+        return int(top), epoch, pubs
+
+    def _decode(self, project: str, channel: str, offset: int, epoch: str, body: bytes) -> Publication:
+        fields = _unpack(body)
+        uid, data, info, client, ts = fields[:5]
+        meta = None
+        if len(fields) > 5 and self.hub.meta_codec is not None:
+            meta = self.hub.meta_codec[1](fields[5])
+        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta)
+
+    # -- publications and streams ---------------------------------------------------------------
+    async def publish(self, project: str, channel: str, options: NamespaceOptions,
+                      pubs: list[Publication]) -> list[Publication]:
+        name, meta, stream = self._keys(project, channel)
+        codec = self.hub.meta_codec
+        bodies = [_pack([p.uid, p.data, p.info, p.client, p.timestamp] if p.meta is None or codec is None else
+                        [p.uid, p.data, p.info, p.client, p.timestamp, codec[0](p.meta)]) for p in pubs]
+        size = options.history_size if options.keeps_history else 0
+        first, epoch, receivers = await self._script(
+            "publish", (meta, stream, name), size, int(options.history_lifetime * 1000), self.meta_ttl, new_epoch(), *bodies)
+        if size:
+            epoch = epoch.decode()
+            for i, pub in enumerate(pubs):
+                pub.offset, pub.epoch = first + i, epoch
+        if not receivers:
+            self.hub.stats.messages_dropped += len(pubs)
+        return pubs
+
+    async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
+                      since: int | None, newest_first: bool) -> HistoryResult:
+        top, epoch, pubs = await self._read(project, channel, options, since=since, limit=limit, newest_first=newest_first)
+        return HistoryResult(pubs, top, epoch)
+
+    async def stream_position(self, project: str, channel: str, options: NamespaceOptions) -> tuple[int, str]:
+        top, epoch, _ = await self._read(project, channel, options, since=None, limit=0, create=True)
+        return top, epoch
+
+    async def remove_history(self, project: str, channel: str) -> None:
+        _, _, stream = self._keys(project, channel)
+        try:
+            await self.cmd.execute("DEL", stream)
+        except (ConnectionLost, RedisError):
+            raise Unavailable() from None
+
+    # -- node-level subscriptions ----------------------------------------------------------------
+    async def subscribe(self, project: str, channel: str, options: NamespaceOptions) -> None:
+        await self._ensure(project, channel, options)
+
+    async def _ensure(self, project: str, channel: str, options: NamespaceOptions) -> ChannelState:
+        if not self._ps_up:
+            raise Unavailable()
+        key = (project, channel)
+        now = self.clock()
+        st = self._subs.get(key)
+        if st is None:
+            st = ChannelState(project, channel, self._keys(project, channel), options, now)
+            self._subs[key] = st
+            self._by_name[st.name] = st
+            assert self._nursery is not None
+            self._nursery.start_soon(self._sync_new, st)
+        st.touched = now
+        if not st.ready.is_set():
+            with trio.move_on_after(self.timeout):
+                await st.ready.wait()
+        if not st.synced:
+            raise Unavailable()
+        st.touched = self.clock()
+        return st
+
+    def unsubscribe(self, project: str, channel: str) -> None:
+        st = self._subs.get((project, channel))
+        if st is not None:
+            st.touched = self.clock()  # lingers `linger` s, then housekeeping unsubscribes
+
+    async def _ps_send(self, *commands: tuple[Any, ...]) -> None:
+        conn = self._ps
+        if conn is None:
+            return
+        async with self._ps_lock:
+            try:
+                await conn.send(b"".join(pack_command(c) for c in commands))
+            except ConnectionLost:
+                pass  # the PUB/SUB loop notices and resubscribes everything
+
+    async def _sync_new(self, st: ChannelState) -> None:
+        """First local subscriber of a channel: SUBSCRIBE; once Redis acknowledges it, the syncer reads
+        the position (arrivals meanwhile are held and merged by offset)."""
+        await self._ps_send(("SUBSCRIBE", st.name))
+
+    async def _syncer(self) -> None:
+        """Bring every acknowledged, unsynced channel in sync, retrying while the command connection is down."""
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted = trio.Event()
+            while True:
+                states = [st for st in self._subs.values() if st.acked and not st.synced]
+                if not states:
+                    break
+                if self.cmd.connected:
+                    for i in range(0, len(states), 1000):
+                        await self._resync(states[i:i + 1000])
+                if any(st.acked and not st.synced for st in self._subs.values()):
+                    await trio.sleep(0.05)
+
+    async def _resync(self, states: list[ChannelState]) -> None:
+        """Read the stream position (and, for a channel this node was already delivering, what it missed)
+        of each channel in one pipelined round, then deliver in order or declare insufficient state."""
+        hist = [st for st in states if st.history]
+        for st in states:
+            if not st.history:
+                self._synced(st)
+        if not hist:
+            return
+        commands = []
+        known = [bool(st.epoch) for st in hist]
+        for st, k in zip(hist, known, strict=True):
+            commands.append(("EVALSHA", self.shas["read"], 2, st.meta, st.stream, st.offset if k else -1,
+                             -1 if k else 0, 0, 1, new_epoch(), st.lifetime_ms, self.meta_ttl))
+        try:
+            replies = await self.cmd.execute_many(commands)
+        except ConnectionLost:
+            log.warning("redis: could not read stream positions of %d channel(s); retrying", len(hist))
+            return  # stays unsynced; the PUB/SUB loop retries
+        for st, k, reply in zip(hist, known, replies, strict=True):
+            if isinstance(reply, RedisError):
+                log.error("redis: position read failed: %s", reply)
+                continue
+            if self._subs.get((st.project, st.channel)) is not st or st.synced:
+                continue
+            top, epoch, entries = reply
+            top, epoch = int(top), epoch.decode()
+            if not k:
+                st.offset, st.epoch = top, epoch
+            elif epoch != st.epoch or (entries and int(entries[0][0].split(b"-", 1)[0]) != st.offset + 1) or (
+                    not entries and top > st.offset):
+                self.hub.insufficient_state(st.project, st.channel)
+                st.offset, st.epoch = top, epoch
+                st.cache.clear()
+            else:
+                pubs = [self._decode(st.project, st.channel, int(eid.split(b"-", 1)[0]), epoch, f[1]) for eid, f in entries]
+                pubs = [p for p in pubs if p.offset > st.offset]
+                if pubs:
+                    st.offset = pubs[-1].offset
+                    st.cache.extend(pubs)
+                    self.hub.deliver(st.project, st.channel, pubs)
+            self._synced(st)
+
+    def _synced(self, st: ChannelState) -> None:
+        st.synced = True
+        held, st.held = st.held, []
+        out: list[Publication] = []
+        for offset, epoch, body in held:
+            self._arrive(st, offset, epoch, body, out)
+        if out:
+            self.hub.deliver(st.project, st.channel, out)
+        st.ready.set()
+
+    # -- what arrives on PUB/SUB -----------------------------------------------------------------
+    def _arrive(self, st: ChannelState, offset: int, epoch: str, body: bytes, out: list[Publication]) -> None:
+        """One publication of a history channel in arrival order; accepted ones go to `out` (delivered by the caller)."""
+        if not st.synced:
+            st.held.append((offset, epoch, body))
+            return
+        if epoch != st.epoch:
+            # The stream restarted under a new epoch (Redis lost it): nobody here may silently miss anything.
+            if out:
+                self.hub.deliver(st.project, st.channel, out[:])
+                out.clear()
+            self.hub.insufficient_state(st.project, st.channel)
+            st.epoch, st.offset = epoch, offset - 1
+            st.cache.clear()
+            st.pending.clear()
+        if offset <= st.offset:
+            return  # already delivered
+        if offset > st.offset + 1:
+            st.pending[offset] = (epoch, body)
+            if not st.filling:
+                st.filling = True
+                self._fills.send_nowait(st)
+            return
+        pub = self._decode(st.project, st.channel, offset, epoch, body)
+        st.offset = offset
+        st.cache.append(pub)
+        out.append(pub)
+        while st.pending and st.offset + 1 in st.pending:
+            epoch, body = st.pending.pop(st.offset + 1)
+            pub = self._decode(st.project, st.channel, st.offset + 1, epoch, body)
+            st.offset += 1
+            st.cache.append(pub)
+            out.append(pub)
+
+    async def _filler(self) -> None:
+        """Gaps (a publication arrived before ones it follows): read the missing ones from the stream."""
+        async for st in self._fills_rx:
+            try:
+                await self._fill(st)
+            finally:
+                st.filling = False
+
+    async def _fill(self, st: ChannelState) -> None:
+        while st.pending and self._subs.get((st.project, st.channel)) is st:
+            want_to = min(st.pending) - 1
+            try:
+                _, epoch, pubs = await self._read(st.project, st.channel, NamespaceOptions(history_size=1, history_lifetime=1),
+                                                  since=st.offset, limit=want_to - st.offset)
+            except Unavailable:
+                await trio.sleep(0.1)
+                continue
+            if not st.pending:
+                break
+            out: list[Publication] = []
+            pubs = [p for p in pubs if st.offset < p.offset <= want_to]
+            if epoch == st.epoch and pubs and pubs[0].offset == st.offset + 1 and pubs[-1].offset == want_to and \
+                    all(b.offset == a.offset + 1 for a, b in zip(pubs, pubs[1:], strict=False)):
+                st.offset = want_to
+                st.cache.extend(pubs)
+                out.extend(pubs)
+            elif st.offset < want_to:
+                self.hub.insufficient_state(st.project, st.channel)
+                st.offset = want_to
+                st.cache.clear()
+            while st.pending and st.offset + 1 in st.pending:
+                e, body = st.pending.pop(st.offset + 1)
+                pub = self._decode(st.project, st.channel, st.offset + 1, e, body)
+                st.offset += 1
+                st.cache.append(pub)
+                out.append(pub)
+            if out:
+                self.hub.deliver(st.project, st.channel, out)
+
+    def _on_messages(self, replies: list[Any]) -> None:
+        """Replies read in one go from the PUB/SUB connection, in order. Consecutive publications of one
+        channel are delivered as one batch (one push per subscriber)."""
+        hub = self.hub
+        run_st: ChannelState | None = None
+        run: list[Publication] = []
+        for reply in replies:
+            kind = reply[0]
+            if kind == b"message":
+                name, data = reply[1], reply[2]
+                st = self._by_name.get(name)
+            elif kind == b"pmessage":
+                name, data = reply[2], reply[3]
+                if name in self._by_name:
+                    continue  # this node subscribes the channel itself: it comes as a message too
+                st = None
+            else:
+                self._on_reply(reply)
+                continue
+            if st is not None and data.startswith(b"__p"):
+                if st is not run_st:
+                    if run:
+                        hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]
+                        run = []
+                    run_st = st
+                if data.startswith(b"__p1:"):
+                    end = data.index(b"__", 5)
+                    offset_s, _, epoch_b = data[5:end].partition(b":")
+                    self._arrive(st, int(offset_s), epoch_b.decode(), data[end + 2:], run)
+                elif data.startswith(b"__p0__"):
+                    run.append(self._decode(st.project, st.channel, 0, "", data[6:]))
+                continue
+            if run:
+                hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]
+                run = []
+            if name == self.control_name:
+                self._on_control(data)
+            elif data.startswith(b"__p1:"):
+                end = data.index(b"__", 5)
+                offset_s, _, epoch_b = data[5:end].partition(b":")
+                self._deliver_unsubscribed(name, data[end + 2:], int(offset_s), epoch_b.decode())
+            elif data.startswith(b"__p0__"):
+                self._deliver_unsubscribed(name, data[6:], 0, "")
+            elif st is not None and (data.startswith(b"__j__") or data.startswith(b"__l__")):
+                record = _unpack(data[5:])
+                if data[2:3] == b"j":
+                    hub.deliver_join(st.project, st.channel, record)
+                else:
+                    hub.deliver_leave(st.project, st.channel, record)
+        if run and run_st is not None:
+            hub.deliver(run_st.project, run_st.channel, run)
+
+    def _deliver_unsubscribed(self, name: bytes, body: bytes, offset: int, epoch: str) -> None:
+        key = self._parse_name(name)
+        if key is not None:
+            self.hub.deliver(key[0], key[1], [self._decode(key[0], key[1], offset, epoch, body)])
+
+    def _on_reply(self, reply: list[Any]) -> None:
+        kind = reply[0]
+        if kind == b"subscribe":
+            st = self._by_name.get(reply[1])
+            if st is not None and not st.acked:
+                st.acked = True
+                self._sync_wanted.set()
+        elif kind == b"pong":
+            event = self._barrier.pop(reply[1], None)
+            if event is not None:
+                event.set()
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            message = _unpack(data)
+        except Exception:
+            log.warning("redis: unreadable control message")
+            return
+        if not isinstance(message, dict) or message.get("node") == self.hub.node_id:
+            return
+        if message.get("op") == "node":
+            message["received"] = self.clock()
+            self._nodes[message["node"]] = message
+        elif self._nursery is not None:
+            self._nursery.start_soon(self.hub.on_control, message)
+
+    # -- the PUB/SUB connection ------------------------------------------------------------------
+    async def _pubsub(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        attempt = 0
+        started = False
+        while True:
+            try:
+                conn = await Connection.open(self.addr, self.settings.connect_timeout)
+            except (OSError, trio.TooSlowError, ConnectionLost, RedisError) as exc:
+                if attempt == 0 or attempt % 50 == 0:
+                    log.warning("redis PUB/SUB connection to %s failed: %s", self.addr, exc or type(exc).__name__)
+                if not started and attempt >= 3:
+                    started = True
+                    task_status.started()
+                await trio.sleep(backoff(attempt))
+                attempt += 1
+                continue
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._ps = conn
+                    self._last_seen = trio.current_time()
+                    nursery.start_soon(self._ps_reader, conn)
+                    nursery.start_soon(self._ps_pinger, conn)
+                    await self._ps_resubscribe(conn)
+                    if attempt or self.pubsub_reconnects:
+                        log.info("redis PUB/SUB connection to %s restored; %d channel(s) resynced", self.addr, len(self._subs))
+                    attempt = 0
+                    self.pubsub_reconnects += 1
+                    if not started:
+                        started = True
+                        task_status.started()
+                    # The reader and the pinger run until the connection fails.
+            except* (ConnectionLost, trio.TooSlowError, hiredis.ProtocolError) as group:
+                log.warning("redis PUB/SUB connection to %s lost: %s", self.addr, group.exceptions[0])
+            except* Exception as group:  # never take the hub down: reconnect, and the resync covers any gap
+                log.error("redis PUB/SUB connection to %s failed", self.addr, exc_info=group.exceptions[0])
+            finally:
+                self._ps = None
+                self._ps_up = False
+                for st in self._subs.values():
+                    st.acked = st.synced = False
+                    if st.ready.is_set():
+                        st.ready = trio.Event()
+                self._barrier.clear()
+                await conn.aclose()
+            await trio.sleep(backoff(attempt))
+            attempt += 1
+
+    async def _ps_resubscribe(self, conn: Connection) -> None:
+        """(Re)subscribe everything, wait until Redis has acknowledged it all, then resync every channel."""
+        names = [self.control_name, *self._by_name]
+        async with self._ps_lock:
+            for i in range(0, len(names), SUBSCRIBE_CHUNK):
+                await conn.send(pack_command(("SUBSCRIBE", *names[i:i + SUBSCRIBE_CHUNK])))
+            if self._watch_all:
+                await conn.send(pack_command(("PSUBSCRIBE", self.all_pattern)))
+        await self._ps_barrier(conn)
+        self._ps_up = True
+        # Every SUBSCRIBE is acknowledged by now; wait (bounded) for the syncer to resync them all.
+        with trio.move_on_after(self.timeout * 4):
+            while any(not st.synced for st in self._subs.values()):
+                await trio.sleep(0.01)
+        await self._refresh_presence()
+
+    async def _ps_barrier(self, conn: Connection) -> None:
+        """Wait until Redis has answered everything sent before (a PING with a token answers in order)."""
+        token = new_epoch().encode()
+        event = self._barrier[token] = trio.Event()
+        async with self._ps_lock:
+            await conn.send(pack_command(("PING", token)))
+        with trio.fail_after(self.timeout + len(self._by_name) / 50000):
+            await event.wait()
+
+    async def _ps_reader(self, conn: Connection) -> None:
+        reader = conn.reader
+        while True:
+            await conn.fill()
+            self._last_seen = trio.current_time()
+            replies = []
+            while True:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                replies.append(reply)
+            if replies:
+                self._on_messages(replies)
+
+    async def _ps_pinger(self, conn: Connection) -> None:
+        """Liveness: a PUB/SUB connection that stops answering is dropped and re-opened (a silently dead
+        subscriber behind a green health check is the failure this prevents)."""
+        interval = self.settings.ping_interval
+        while True:
+            await trio.sleep(interval)
+            if trio.current_time() - self._last_seen > interval * 3:
+                raise ConnectionLost(f"no answer on PUB/SUB for {interval * 3:.1f} s")
+            async with self._ps_lock:
+                await conn.send(pack_command(("PING",)))
+
+    # -- recovery positions ----------------------------------------------------------------------
+    async def position(self, project: str, channel: str, options: NamespaceOptions,
+                       since: tuple[int, str] | None) -> StreamPosition:
+        st = await self._ensure(project, channel, options)
+        pos = StreamPosition(st.offset, st.epoch, since=since, read_top=st.offset)
+        if since is None:
+            return pos
+        offset, epoch = since
+        if epoch != st.epoch or offset < 0 or offset > st.offset:
+            return pos
+        if offset == st.offset:
+            pos.recovered = True
+            return pos
+        if st.cache and st.cache[0].offset <= offset + 1:
+            pos.publications = [p for p in st.cache if p.offset > offset]
+            pos.recovered = True
+            return pos
+        top, epoch, pubs = await self._read(project, channel, options, since=offset, limit=None)
+        pos.publications = pubs
+        pos.read_top = pubs[-1].offset if pubs else offset
+        pos.recovered = epoch == st.epoch
+        return pos
+
+    def catch_up(self, project: str, channel: str, pos: StreamPosition) -> StreamPosition:
+        st = self._subs.get((project, channel))
+        if st is None or not st.synced:
+            raise Unavailable()
+        if st.epoch != pos.epoch:
+            return StreamPosition(st.offset, st.epoch, since=pos.since, read_top=st.offset)
+        top = st.offset
+        if pos.since is None or not pos.recovered:
+            pos.offset = top
+            pos.publications, pos.recovered = [], pos.recovered and pos.since is not None and pos.since[0] == top
+            return pos
+        since = pos.since[0]
+        pubs = [p for p in pos.publications if p.offset <= top]
+        last = pubs[-1].offset if pubs else since
+        if last < top:
+            if not st.cache or st.cache[0].offset > last + 1:
+                pos.offset, pos.publications, pos.recovered = top, [], False
+                return pos
+            pubs.extend(p for p in st.cache if p.offset > last)
+        ok = since == top or (bool(pubs) and pubs[0].offset == since + 1 and pubs[-1].offset == top and
+                              all(b.offset == a.offset + 1 for a, b in zip(pubs, pubs[1:], strict=False)))
+        pos.offset = top
+        pos.publications = pubs if ok else []
+        pos.recovered = ok
+        return pos
+
+    # -- presence, join/leave ----------------------------------------------------------------------
+    def presence_add(self, project: str, channel: str, client: str, record: dict[str, Any]) -> None:
+        packed = _pack(record)
+        self._presence.setdefault((project, channel), {})[client] = packed
+        self._presence_write(project, channel, {client: packed})
+
+    def _presence_write(self, project: str, channel: str, entries: dict[str, bytes]) -> None:
+        zkey, hkey = self._presence_keys(project, channel)
+        expires = self.clock() + self.presence_ttl
+        zargs: list[Any] = []
+        hargs: list[Any] = []
+        for client, packed in entries.items():
+            zargs += [expires, client]
+            hargs += [client, packed]
+        ttl = int(self.presence_ttl) + 1
+        self.cmd.send_nowait("ZADD", zkey, *zargs)
+        self.cmd.send_nowait("HSET", hkey, *hargs)
+        self.cmd.send_nowait("EXPIRE", zkey, ttl)
+        self.cmd.send_nowait("EXPIRE", hkey, ttl)
+
+    def presence_remove(self, project: str, channel: str, client: str) -> None:
+        local = self._presence.get((project, channel))
+        if local is not None:
+            local.pop(client, None)
+            if not local:
+                del self._presence[(project, channel)]
+        zkey, hkey = self._presence_keys(project, channel)
+        self.cmd.send_nowait("ZREM", zkey, client)
+        self.cmd.send_nowait("HDEL", hkey, client)
+
+    async def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
+        zkey, hkey = self._presence_keys(project, channel)
+        flat = await self._script("presence", (zkey, hkey), self.clock())
+        return {flat[i].decode(): _unpack(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    async def _refresh_presence(self) -> None:
+        for (project, channel), entries in list(self._presence.items()):
+            items = list(entries.items())
+            for i in range(0, len(items), 1000):
+                self._presence_write(project, channel, dict(items[i:i + 1000]))
+            await trio.lowlevel.checkpoint()
+
+    async def _presence_refresher(self) -> None:
+        while True:
+            await trio.sleep(self.presence_ttl / 3)
+            if self.cmd.connected:
+                await self._refresh_presence()
+
+    def join(self, project: str, channel: str, record: dict[str, Any]) -> None:
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__j__" + _pack(record))
+
+    def leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__l__" + _pack(record))
+
+    # -- cluster -----------------------------------------------------------------------------------
+    def control(self, message: dict[str, Any]) -> None:
+        message = {**message, "node": self.hub.node_id}
+        if not self.cmd.send_nowait("PUBLISH", self.control_name, _pack(message)):
+            log.warning("redis unavailable: control %r reached this node only", message.get("op"))
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return dict(self._nodes)
+
+    def watch_all(self, on: bool) -> None:
+        self._watch_all = on
+        if self._nursery is not None and self._ps is not None:
+            self._nursery.start_soon(self._ps_send, ("PSUBSCRIBE" if on else "PUNSUBSCRIBE", self.all_pattern))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            if self.cmd.connected:
+                hub = self.hub
+                channels = hub.local_channels()
+                beat = {"op": "node", "node": hub.node_id, "name": hub.node_name, "updated": self.clock(),
+                        "stats": hub.stats_snapshot(), "projects": hub.project_counts(),
+                        "channels": channels if sum(len(c) for c in channels.values()) <= 10000 else {}}
+                self.cmd.send_nowait("PUBLISH", self.control_name, _pack(beat))
+            await trio.sleep(self.heartbeat)
+
+    def expire(self, now: float) -> None:
+        dead = [nid for nid, n in self._nodes.items() if n["received"] < now - self.heartbeat * 3 - 1]
+        for nid in dead:
+            log.info("node %s (%s) stopped sending heartbeats", nid, self._nodes[nid].get("name"))
+            del self._nodes[nid]
+        local = self.hub._channels
+        stale = [st for key, st in self._subs.items() if key not in local and now - st.touched > self.linger]
+        if stale:
+            for st in stale:
+                del self._subs[(st.project, st.channel)]
+                self._by_name.pop(st.name, None)
+            if self._nursery is not None and self._ps is not None:
+                names = [st.name for st in stale]
+                self._nursery.start_soon(self._ps_send, *[("UNSUBSCRIBE", *names[i:i + SUBSCRIBE_CHUNK])
+                                                          for i in range(0, len(names), SUBSCRIBE_CHUNK)])
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.cmd.run)
+            with trio.move_on_after(self.settings.connect_timeout):
+                await self.cmd.ever_connected.wait()
+            if not self.cmd.connected:
+                log.error("redis at %s is not reachable; publishes fail until it is (retrying)", self.addr)
+            await nursery.start(self._pubsub)
+            for task in (self._filler, self._syncer, self._heartbeats, self._presence_refresher):
+                nursery.start_soon(self._guarded, task)
+            log.info("redis engine: %s, prefix %r, node %s", self.addr, self.prefix, self.hub.node_id)
+            task_status.started()
+
+    async def _guarded(self, task: Any) -> None:
+        """Run a background loop; an unexpected error is logged and the loop restarted, never the hub stopped."""
+        while True:
+            try:
+                await task()
+            except Exception:
+                log.exception("redis engine: %s failed; restarting it", task.__name__)
+                await trio.sleep(0.1)
+
+    async def close(self) -> None:
+        """Send what is queued (the leaving sessions' presence removals and leaves), then stop."""
+        if self.cmd.connected:
+            with trio.move_on_after(self.timeout):
+                try:
+                    await self.cmd.execute("PING")
+                except (ConnectionLost, RedisError):
+                    pass
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
