@@ -56,7 +56,7 @@ async def worker(host: str, port: int, bodies: asyncio.Queue, hist: LatencyHisto
                     length = int(line.split(b":", 1)[1])
             payload = await reader.readexactly(length)
             hist.add(time.perf_counter() - started)
-            if b" 200 " not in status_line or b'"error":null' not in payload:
+            if b" 200 " not in status_line or b'"error": null' not in payload and b'"error":null' not in payload:
                 errors.append((status_line + payload[:200]).decode(errors="replace"))
     finally:
         writer.close()

@@ -66,7 +66,7 @@ def open_connection(host: str, port: int, path: str, subprotocol: str | None, fi
         if opcode == 8:
             raise ConnectionError(f"closed: {payload!r}")
         if is_reply(payload):
-            if b'"error":null' not in payload and b'"error"' in payload:
+            if b'"error": null' not in payload and b'"error":null' not in payload and b'"error"' in payload:
                 raise ConnectionError(payload[:300])
             break
     if buf:

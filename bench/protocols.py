@@ -30,8 +30,8 @@ LEGACY = {
     "subscribe": legacy_subscribe,
     "is_reply": lambda payload: payload[:1] == b"[",
     "reply_prefix": b"[",
-    "is_publication": lambda payload: b'"method":"message"' in payload[:40],
-    "marker": b'{"method":"message"',
+    "is_publication": lambda payload: b'"method": "message"' in payload[:40],
+    "marker": b'{"method": "message"',  # the original's encoding (json.dumps spacing)
     "publish": legacy_publish,
     "subprotocol": None,
 }

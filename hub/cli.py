@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="run N processes sharing every port (SO_REUSEPORT); needs [engine] type = \"redis\"")
     run.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--port", type=int, help="port of the websocket/API listener (as `centrifuge --port`)")
+    run.add_argument("--address", help="address of the websocket/API listener (as `centrifuge --address`)")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="the file to check (default: ./hub.toml)")
@@ -69,11 +71,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen_on(settings: Settings, port: int | None, address: str | None) -> None:
+    """Move the listener of the websocket clients (and every adapter sharing it) to `address`:`port`."""
+    main = settings.adapters.get("realtime")
+    if main is None or (port is None and address is None):
+        return
+    where = (main.host, main.port)
+    for adapter in settings.adapters.values():
+        if (adapter.host, adapter.port) == where:
+            adapter.port = adapter.port if port is None else port
+            adapter.host = adapter.host if address is None else address
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.worker_index:
         overrides += [f"{name}.enabled=false" for name in STATEFUL_ADAPTERS]
     settings = load_or_exit(args.config, overrides)
+    _listen_on(settings, args.port, args.address)
     if args.workers < 1:
         print("hub: --workers must be at least 1", file=sys.stderr)
         return 2
@@ -115,6 +130,10 @@ def run_workers(args: argparse.Namespace, settings: Settings) -> int:
     base = [sys.executable, "-m", "hub", "run", "--config", args.config]
     for item in args.overrides:
         base += ["--set", item]
+    if args.port is not None:
+        base += ["--port", str(args.port)]
+    if args.address is not None:
+        base += ["--address", args.address]
     # Own sessions: a terminal's Ctrl-C reaches the parent only, which passes it on once.
     procs = [subprocess.Popen([*base, "--worker-index", str(i)], start_new_session=True) for i in range(args.workers)]
 

@@ -1,14 +1,86 @@
-"""Pieces of the original Centrifuge formats shared by the websocket and command-API adapters."""
+"""Pieces of the original Centrifuge 0.8 formats shared by its websocket/SockJS clients and its signed API.
+
+One table of the protocol's error texts and close reasons (`Errors`, `CLOSES`), the original's JSON
+encoding (`dumps`), the message body of a publication, and the HMAC checks. The request schemas
+and their error texts live in `centrifuge_schema`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from typing import Any
 
 from hub.core import Publication
+from hub.net.framing import Close
 
 
+class Errors:
+    """Every error text the original answers with, in one place (client protocol and signed API)."""
+
+    UNAUTHORIZED = "unauthorized"
+    PERMISSION_DENIED = "permission denied"
+    NOT_AVAILABLE = "not available"
+    PROJECT_NOT_FOUND = "project not found"
+    NAMESPACE_NOT_FOUND = "namespace not found"
+    METHOD_NOT_FOUND = "method not found"  # signed API
+    UNKNOWN_METHOD = "unknown method {}"  # client protocol
+    INVALID_TOKEN = "invalid token"
+    INVALID_TIMESTAMP = "invalid timestamp"
+    CONNECTION_EXPIRED = "connection expired"
+    CHANNEL_REQUIRED = "channel required"
+    CHANNEL_TOO_LONG = "maximum channel length exceeded"
+    INTERNAL = "internal server error"
+
+
+# How the original closes: a websocket close frame with no status code; SockJS c[3000,"Go away!"].
+_GO_AWAY = Close((1005, ""), (3000, "Go away!"))
+
+# Why the server closes a client connection → what each transport shows. The original closes every
+# connection the same way (sockjs-tornado's default), whatever the cause; the causes stay apart so
+# logs and metrics can tell them apart.
+CLOSES: dict[str, Close] = {
+    "bad request": _GO_AWAY,  # a frame that is not JSON, not a command or an array of them, or too many commands
+    "disconnect": _GO_AWAY,  # the API's disconnect (after the disconnect push)
+    "connection expired": _GO_AWAY,  # connection_lifetime passed without a refresh
+    "slow": _GO_AWAY,  # the client's queue overflowed
+    "shutdown": _GO_AWAY,  # the hub is stopping
+}
+
+
+def close_for(reason: str | None) -> Close:
+    return CLOSES.get(reason or "", _GO_AWAY)
+
+
+# -- JSON as the original writes it (tornado.escape.json_encode on Python 3.6) ------------------
+_encode = json.JSONEncoder().encode  # ", " and ": " separators, non-ASCII as \\uXXXX
+
+
+def dumps(obj: Any) -> str:
+    """`json.dumps` defaults with `</` escaped as `<\\/` (Tornado's json_encode), byte for byte."""
+    text = _encode(obj)
+    return text.replace("</", "<\\/") if "</" in text else text
+
+
+def loads(text: str | bytes) -> Any:
+    """Python's JSON decoding, as the original's (NaN and Infinity accepted); ValueError otherwise."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("too deeply nested") from None
+
+
+def message_body(pub: Publication) -> dict[str, Any]:
+    """A publication as the original shows it in pushes and history (key order as it sends them)."""
+    return {"uid": pub.uid, "timestamp": int(pub.timestamp), "info": pub.info, "channel": pub.channel, "data": pub.data}
+
+
+def reply(method: Any, error: str | None, body: Any) -> dict[str, Any]:
+    return {"method": method, "error": error, "body": body}
+
+
+# -- signatures ----------------------------------------------------------------------------------
 def hmac_hex(secret: str, *parts: str | bytes) -> str:
     """Lower-case hex HMAC-SHA256 of the concatenated parts (str as UTF-8), keyed with `secret`."""
     mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
@@ -19,13 +91,4 @@ def hmac_hex(secret: str, *parts: str | bytes) -> str:
 
 def check(expected: str, given: object) -> bool:
     """Constant-time comparison; False for anything that is not a string."""
-    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
-
-
-def message_body(pub: Publication) -> dict[str, Any]:
-    """A publication as the original protocol shows it (pushes and history)."""
-    body = {"uid": pub.uid, "timestamp": str(int(pub.timestamp)), "info": pub.info,
-            "channel": pub.channel, "data": pub.data}
-    if pub.client:
-        body["client"] = pub.client
-    return body
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

@@ -9,7 +9,7 @@ from typing import Any
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
-from .conftest import connect_params
+from .conftest import connect_params, sign
 
 
 class LegacyClient:
@@ -33,8 +33,11 @@ class LegacyClient:
                 return frame
             self.pushes.append(frame)
 
-    async def connect(self, user: str = "alice", info: str = "", **kw: Any) -> dict[str, Any]:
-        reply = await self.call("connect", connect_params(user, info, **kw))
+    async def connect(self, user: str = "alice", info: str = "", secret: str | None = None, **kw: Any) -> dict[str, Any]:
+        params = connect_params(user, info, **kw)
+        if secret is not None:
+            params["token"] = sign(params["project"], user, params["timestamp"], info, secret=secret)
+        reply = await self.call("connect", params)
         self.client_id = (reply.get("body") or {}).get("client")
         return reply
 

@@ -192,25 +192,33 @@ class Hub:
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(
         self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
-        authorized: bool = False,
+        authorized: bool = False, rejoin: bool = False,
     ) -> ChannelName:
         """Add `session` to `channel` (checked against the name rules); join pushes if enabled.
 
         `authorized`: the adapter granted this with its own access rules (MQTT ACLs), so the
         namespace's `anonymous` option does not apply; private and user-limited channels still do.
+        Subscribing again only updates the channel info, unless `rejoin` (the original protocol
+        announces every subscribe, repeated ones too).
         """
         name = self._check_subscribe(session, channel, private_ok, authorized)
         if channel in session.channels:
-            session.channels[channel] = channel_info
+            self._resubscribe(session, channel, channel_info, name, rejoin)
             return name
         await self.engine.subscribe(session.project, channel, name.options)
         if session.closed:
             return name
         if channel in session.channels:
-            session.channels[channel] = channel_info
+            self._resubscribe(session, channel, channel_info, name, rejoin)
             return name
         self._attach(session, channel, channel_info, name)
         return name
+
+    def _resubscribe(self, session: Session, channel: str, channel_info: Any, name: ChannelName, rejoin: bool) -> None:
+        """A repeated subscribe: new channel info; with `rejoin`, announced again as a join."""
+        session.channels[channel] = channel_info
+        if rejoin and name.options.join_leave:
+            self.engine.join(session.project, channel, session.client_info(channel))
 
     async def subscribe_at(
         self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
@@ -550,10 +558,11 @@ class Hub:
             self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
-    async def presence(self, project: str, channel: str) -> dict[str, dict[str, Any]]:
-        """Clients subscribed to `channel` on every node, keyed by client id."""
+    async def presence(self, project: str, channel: str, *, ignore_option: bool = False) -> dict[str, dict[str, Any]]:
+        """Clients subscribed to `channel` on every node, keyed by client id. `ignore_option`: also where the
+        namespace turns presence off for clients (the original's server API shows presence everywhere)."""
         name = self.channel(project, channel)
-        if not name.options.presence:
+        if not name.options.presence and not ignore_option:
             raise NotAvailable()
         return await self.engine.presence(project, channel)
 

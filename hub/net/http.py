@@ -16,9 +16,10 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -97,10 +98,14 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer. `content_type=""` sends none; `stream` (instead of `body`) yields the body in chunks as
+    they become ready (chunked transfer coding), e.g. a long-lived SockJS XHR-streaming response."""
+
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -132,12 +137,16 @@ def _compile(path: str) -> re.Pattern[str]:
 @dataclass
 class Route:
     """`path` may hold `{name}` (one segment) or `{name:path}` (the rest). methods=None: any method.
-    A route that allows GET answers HEAD too (without the body)."""
+    A route that allows GET answers HEAD too (without the body).
+
+    `long_poll`: the answer may take long (a long poll, a streaming answer); the server watches the
+    connection meanwhile and cancels the handler or the stream when the client goes away."""
 
     path: str
     handler: Handler
     methods: Sequence[str] | None = None
     adapter: str = ""
+    long_poll: bool = False
 
     def __post_init__(self) -> None:
         self.pattern = _compile(self.path)
@@ -353,14 +362,24 @@ class HTTPServer:
                     await self._websocket(stream, request, route, *accepted)
                 return
             else:
-                response = await self._respond(request, route, adapter)
+                if isinstance(route, Route) and route.long_poll:
+                    answered = await self._watching(conn, stream, partial(self._respond, request, route, adapter))
+                    if not answered:
+                        return  # the client went away
+                    response = answered[0]
+                else:
+                    response = await self._respond(request, route, adapter)
             if self.metrics is not None:
                 self.metrics.observe(adapter or "http", response.status, time.perf_counter() - started)
             if access_log.isEnabledFor(logging.DEBUG):
                 access_log.debug('%s "%s %s" %d %.1fms', client, "HEAD" if head else request.method, loggable(request.target),
                                  response.status, (time.perf_counter() - started) * 1000)
             keep = not self.draining
-            await self._send(conn, stream, response, keep, head=head)
+            if response.stream is not None and isinstance(route, Route) and route.long_poll and not head:
+                if not await self._watching(conn, stream, partial(self._send, conn, stream, response, keep)):
+                    return
+            else:
+                await self._send(conn, stream, response, keep, head=head)
             if not keep or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
@@ -386,6 +405,28 @@ class HTTPServer:
         except Exception:
             log.exception("handler %s failed", route.path)
             return self.error(adapter, 500, "internal error")
+
+    @staticmethod
+    async def _watching(conn: h11.Connection, stream: trio.SocketStream, fn: Callable[[], Awaitable[Any]]) -> list[Any]:
+        """`[fn()]`, run while reading the connection; `[]` if the client closed it (then `fn` was cancelled).
+        Bytes that arrive meanwhile (a pipelined request) go to h11 for later, and the watch ends."""
+        result: list[Any] = []
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if data:
+                    conn.receive_data(data)
+                else:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            result.append(await fn())
+            nursery.cancel_scope.cancel()
+        return result
 
     async def _next_request(self, conn: h11.Connection, stream: trio.SocketStream, first: bool) -> Any:
         """The next request head. None (close quietly) on an idle timeout or a drain while idle;
@@ -484,8 +525,12 @@ class HTTPServer:
         )
 
     def _head(self, response: Response, keep: bool) -> list[tuple[str, str]]:
-        headers = [SERVER_HEADER, ("date", http_date()), ("content-type", response.content_type),
-                   ("content-length", str(len(response.body))), *response.headers]
+        headers = [SERVER_HEADER, ("date", http_date())]
+        if response.content_type:
+            headers.append(("content-type", response.content_type))
+        if response.stream is None:
+            headers.append(("content-length", str(len(response.body))))
+        headers += response.headers
         if not keep:
             headers.append(("connection", "close"))
         return headers
@@ -494,6 +539,15 @@ class HTTPServer:
                     head: bool = False) -> None:
         data = conn.send(h11.Response(status_code=response.status, headers=self._head(response, keep),
                                       reason=_reason(response.status)))
+        if response.stream is not None and not head:
+            await stream.send_all(data)
+            chunks = response.stream()
+            try:
+                async for chunk in chunks:
+                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+            data = b""
         if response.body and not head:  # a response to HEAD has the headers of the GET response, no body
             data += conn.send(h11.Data(data=response.body))
         data += conn.send(h11.EndOfMessage())

@@ -42,6 +42,9 @@ def binary_frame(data: bytes) -> bytes:
 
 
 def close_frame(code: int = 1000, reason: str = "") -> bytes:
+    """A close frame; code 1005 ("no status") sends one with an empty payload."""
+    if code == 1005:
+        return encode_frame(CLOSE, b"")
     payload = struct.pack("!H", code) + reason.encode("utf-8")[:123]
     return encode_frame(CLOSE, payload)
 

@@ -158,7 +158,12 @@ class Consumer:
         except Invalid as exc:
             await self._dead(conn, raw, str(exc))
             return True
-        replies = await signed.run_commands(hub, project, commands)
+        try:
+            replies = await signed.run_commands(hub, hub.project(project), commands)
+        except Exception as exc:  # a bug must not stop the consumer: keep the message for a person to look at
+            log.exception("Redis API: message failed")
+            await self._dead(conn, raw, f"internal error: {type(exc).__name__}")
+            return True
         self.stats.commands += len(commands)
         failed = [r for r in replies if r.get("error")]
         if any(r["error"] == "internal server error" for r in failed):

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from hub.adapters import AdapterContext
-from hub.core import ProjectNotFound
 from hub.net.http import Request, Response
 
 from . import apikey, signed
@@ -24,11 +23,13 @@ def _api_error(status: int, code: int, message: str) -> Response:
 async def handle(ctx: AdapterContext, request: Request) -> Response:
     """`POST /api`, `/api/<name>`: an API key means today's API (`name` is a method), else the signed API (`name` is a project)."""
     name = request.params.get("name", "").strip("/")
+    key = apikey.api_key_of(request.headers)
     if request.method != "POST":
+        if name and which_api(name, key is not None, False, name in ctx.hub.projects) == "signed":
+            return _tornado_error(405)
         response = error_response(405, "method not allowed: use POST")
         response.headers.append(("allow", "POST"))
         return response
-    key = apikey.api_key_of(request.headers)
     looks_signed = key is None and ("x-api-sign" in request.headers or (
         request.content_type in ("", "application/x-www-form-urlencoded") and signed.has_signed_fields(request.body)))
     if which_api(name, key is not None, looks_signed, name in ctx.hub.projects) == "apikey":
@@ -43,26 +44,34 @@ def which_api(name: str, has_key: bool, looks_signed: bool, is_project: bool) ->
     A request with neither goes to the signed API when `name` is a project (400: sign required),
     to today's API when it is one of its methods (401: key required), else to the signed API (404).
     """
-    if has_key or not name:
+    if has_key:
         return "apikey"
+    if not name:
+        return "signed" if looks_signed else "apikey"
     if looks_signed or is_project:
         return "signed"
     return "apikey" if name in apikey.METHODS or name == "batch" else "signed"
 
 
+def _tornado_error(status: int) -> Response:
+    """The original's whole-request errors: Tornado's HTML error page."""
+    return Response(status, signed.error_page(status), signed.HTML)
+
+
 async def _signed(ctx: AdapterContext, request: Request, project_key: str) -> Response:
-    hub = ctx.hub
+    if not project_key:
+        return _tornado_error(404)  # the original routes only /api/<key>
     try:
-        project = hub.project(project_key)
-    except ProjectNotFound:
-        return error_response(404, "project not found")
-    try:
-        parsed = signed.parse_body(request.body, request.content_type, request.header("x-api-sign"))
-        signed.verify(project.secret, project_key, parsed)
+        parsed = signed.parse_request(request.body, request.header("content-type") or "",
+                                      request.target.partition("?")[2], request.headers)
+        project = ctx.hub.projects.get(project_key)
+        if project is None:
+            return _tornado_error(404)
+        signed.verify(project, parsed)
         commands = signed.parse_commands(parsed.data, ctx.settings.max_commands)
     except signed.RequestError as exc:
-        return error_response(exc.status, exc.message)
-    return Response(200, signed.encode_replies(await signed.run_commands(hub, project_key, commands)))
+        return _tornado_error(exc.status)
+    return Response(200, signed.encode_replies(await signed.run_commands(ctx.hub, project, commands)), signed.JSON)
 
 
 async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method: str) -> Response:

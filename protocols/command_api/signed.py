@@ -1,143 +1,173 @@
-"""The signed command API of the original server, without I/O.
+"""The signed command API of the original server (Centrifuge 0.8), without I/O.
 
-`POST /api/<project_key>` with form fields `data` (JSON of one command or an array) and `sign`
-(hex HMAC-SHA256 keyed with the project secret over project key + the exact `data` bytes), or a
-JSON body with the sign in `X-API-Sign`. Answer: one `{"method", "error", "body"}` per command.
+`POST /api/<project_key>` with form fields `data` (JSON of one command or an array of at most 100)
+and `sign` (hex HMAC-SHA256 keyed with the project secret over project key + `data`), or a JSON
+body with the sign in `X-API-Sign`. The answer is a JSON array with one `{"method", "error",
+"body"}` per command, in order, encoded as the original encodes it.
+
+What the original does, observed on 0.8.4 (see tests/compat), and kept here: whole-request errors
+are Tornado's HTML error pages (400, 404, 401 in that order: missing fields, unknown project, bad
+sign, then JSON and limits); form values are read as Tornado reads them (query and body, last
+value wins, control characters made spaces, surrounding whitespace stripped); a command's errors
+are jsonschema's texts or the protocol's; publish to `""` is dropped (`body: false`, no error);
+the API checks neither channel length nor `$`/`#`; presence and history of an unknown namespace
+are empty. Where the original was broken, this does what it intended: `data` is signed as UTF-8
+(the original hashed latin-1: 401 or 500 for non-ASCII), the JSON-body variant works (500 on
+Python 3 there), and unsubscribing a user from every channel does so (500 there).
 """
 
 from __future__ import annotations
 
 import binascii
-import json
 import re
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from hub.core import Hub, HubError
-from protocols.centrifuge import check, hmac_hex, message_body
+from hub.core import ChannelRequired, ChannelTooLong, Hub, HubError, NamespaceNotFound, NotAvailable
+from hub.core.channels import NAMESPACE_BOUNDARY, PRIVATE_PREFIX
+from hub.core.options import NamespaceOptions, Project
+from protocols.centrifuge import Errors, check, dumps, hmac_hex, loads, message_body
+from protocols.centrifuge_schema import API, REQUEST, validate
+
+HTML = "text/html; charset=UTF-8"
+JSON = "application/json; charset=utf-8"
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 
 
 class RequestError(Exception):
-    """A whole-request error: HTTP `status` and a short message."""
+    """A whole-request error: the HTTP status (the body is Tornado's error page for it)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
 
 
-class CommandError(Exception):
-    """An error answered in the command's own reply entry."""
+def error_page(status: int) -> bytes:
+    """Tornado's default error page, which the original answers with."""
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return f"<html><title>{status}: {phrase}</title><body>{status}: {phrase}</body></html>".encode()
 
 
 @dataclass
 class SignedRequest:
-    data: bytes
+    data: str
     sign: str
 
 
-def parse_body(body: bytes, content_type: str, sign_header: str | None) -> SignedRequest:
-    """Find `data` and `sign` in a form body, or a JSON body with the `X-API-Sign` header."""
-    if not body:
-        raise RequestError(400, "empty request body")
-    if sign_header is not None:
-        return SignedRequest(body, sign_header)
-    if content_type not in ("", "application/x-www-form-urlencoded"):
-        raise RequestError(400, "expected a form with data and sign, or a JSON body with X-API-Sign")
-    fields = form_fields(body)
-    if "sign" not in fields:
-        raise RequestError(400, "sign required")
-    if "data" not in fields:
-        raise RequestError(400, "data required")
-    try:
-        sign = fields["sign"].decode("ascii")
-    except UnicodeDecodeError:
-        raise RequestError(400, "malformed sign") from None
-    return SignedRequest(fields["data"], sign)
-
-
-_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+def _argument(value: bytes) -> str:
+    """A form value as Tornado's get_argument gives it: UTF-8, control characters as spaces, stripped."""
+    text = value.decode("utf-8")
+    return _CONTROL.sub(" ", text).strip()
 
 
 def unquote_form(value: bytes) -> bytes:
-    """Percent-decode one form value to the exact bytes that were encoded (`+` is a space).
-
-    ValueError if a `%` does not start a two-digit hex escape.
-    """
+    """Percent-decode one form value to the exact bytes that were encoded (`+` is a space); a `%` that
+    does not start a two-digit hex escape stays as it is, as Tornado (urllib) leaves it."""
     value = value.replace(b"+", b" ")
     escapes = value.count(b"%")
     if not escapes:
         return value
     if b"=" in value or b"\r" in value or b"\n" in value:
-        # Rare (encoders escape these): the standard decoder, after checking every escape.
-        if _BAD_ESCAPE.search(value):
-            raise ValueError("bad percent escape")
         return urllib.parse.unquote_to_bytes(value)
-    # `%XX` as quoted-printable `=XX`, decoded in one C pass. With no `=`, CR or LF in the input,
-    # a2b_qp turns each valid escape (3 bytes) into 1 byte and leaves every other `=` shorter by
-    # less than 2, so the length tells whether all escapes were valid.
+    # `%XX` as quoted-printable `=XX`, decoded in one C pass; each valid escape shrinks by 2 bytes.
     decoded = binascii.a2b_qp(value.replace(b"%", b"="))
-    if len(value) - len(decoded) != 2 * escapes:
-        raise ValueError("bad percent escape")
-    return decoded
+    return decoded if len(value) - len(decoded) == 2 * escapes else urllib.parse.unquote_to_bytes(value)
 
 
-def form_fields(body: bytes) -> dict[str, bytes]:
-    """An urlencoded body as name → raw value bytes (last one wins); RequestError if it is not a form."""
-    fields = {}
-    for pair in body.split(b"&"):
-        if not pair:
-            continue
-        name, eq, value = pair.partition(b"=")
-        try:
-            if not eq:
-                raise ValueError("no =")
-            fields[unquote_form(name).decode("utf-8")] = unquote_form(value)
-        except (ValueError, UnicodeDecodeError):
-            raise RequestError(400, "malformed form body") from None
+def form_arguments(body: bytes, query: str = "") -> dict[str, bytes]:
+    """Query-string then urlencoded-body arguments as name → raw value bytes, the last one winning, as
+    Tornado's get_argument picks them (blank values kept)."""
+    fields: dict[str, bytes] = {}
+    for source in (query.encode("latin-1"), body):
+        for pair in source.split(b"&"):
+            if not pair:
+                continue
+            name, _, value = pair.partition(b"=")
+            fields[unquote_form(name).decode("latin-1")] = unquote_form(value)
     return fields
 
 
-def has_signed_fields(body: bytes) -> bool:
-    """Whether an urlencoded body has a `data` or `sign` field (the signed API's form)."""
-    return any(pair.partition(b"=")[0] in (b"data", b"sign") for pair in body.split(b"&"))
+def parse_request(body: bytes, content_type: str, query: str, headers: dict[str, str]) -> SignedRequest:
+    """`data` and `sign` of a request, or RequestError(400) for the ones the original refuses first."""
+    if not body:
+        raise RequestError(400, "empty request")
+    if content_type.startswith("application/json"):
+        try:
+            data = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError(400, "malformed data") from None
+        sign = headers.get("x-api-sign", "")
+    else:
+        # Tornado parses the body's arguments only for form content types.
+        args = form_arguments(body if content_type.startswith("application/x-www-form-urlencoded") else b"", query)
+        try:
+            sign = _argument(args["sign"]) if "sign" in args else ""
+            data = _argument(args["data"]) if "data" in args else ""
+        except UnicodeDecodeError:
+            raise RequestError(400, "invalid unicode in argument") from None
+    if not sign:
+        raise RequestError(400, "no data sign")
+    if not data:
+        raise RequestError(400, "no data")
+    return SignedRequest(data, sign)
 
 
-def verify(secret: str, project_key: str, request: SignedRequest) -> None:
-    if not check(hmac_hex(secret, project_key, request.data), request.sign):
-        raise RequestError(401, "invalid sign")
+def verify(project: Project, request: SignedRequest) -> None:
+    if not check(hmac_hex(project.secret, project.key, request.data), request.sign):
+        raise RequestError(401, "unauthorized")
 
 
-def parse_commands(data: bytes, max_commands: int) -> list[Any]:
+def parse_commands(data: str, max_commands: int) -> list[Any]:
     try:
-        decoded = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise RequestError(400, "data is not valid JSON") from None
+        decoded = loads(data)
+    except (ValueError, RecursionError):
+        raise RequestError(400, "malformed data") from None
     if isinstance(decoded, dict):
         return [decoded]
     if isinstance(decoded, list):
         if len(decoded) > max_commands:
-            raise RequestError(400, f"too many commands: at most {max_commands}")
+            raise RequestError(400, f"admin API message limit exceeded (received {len(decoded)} messages)")
         return decoded
-    raise RequestError(400, "data must be a command object or an array of them")
+    raise RequestError(400, "data not an array or object")
 
 
-def _param(params: dict[str, Any], name: str, kind: type = str, required: bool = True) -> Any:
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise CommandError(f"{name} required")
+def _namespace(project: Project, channel: str) -> NamespaceOptions | None:
+    bare = channel[len(PRIVATE_PREFIX):] if channel.startswith(PRIVATE_PREFIX) else channel
+    name = bare.split(NAMESPACE_BOUNDARY, 1)[0] if NAMESPACE_BOUNDARY in bare else ""
+    return project.namespaces.get(name) if name else project.options
+
+
+_PUBLISHED = {"method": "publish", "error": None, "body": True}
+_PUBLISHED_JSON = '{"method": "publish", "error": null, "body": true}'
+
+
+def encode_replies(replies: list[dict[str, Any]]) -> bytes:
+    """The reply array as the original encodes it; successful publishes (most of a batch) are ready-made."""
+    return ("[" + ", ".join([_PUBLISHED_JSON if r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
+
+
+def _publish_channel(cmd: Any) -> str | None:
+    """The channel of a well-formed publish command (one that passes the schemas), else None."""
+    if type(cmd) is not dict or cmd.get("method") != "publish":
         return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise CommandError(f"invalid {name}: expected {'string' if kind is str else kind.__name__}")
-    return value
+    params = cmd.get("params")
+    if type(params) is not dict:
+        return None
+    channel = params.get("channel")
+    return channel if type(channel) is str and channel else None
 
 
-async def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict[str, Any]]:
+async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[dict[str, Any]]:
     """Run every command in order; one failing command does not stop the others.
 
-    Consecutive valid publishes to one channel go to the core as one batch, so each subscriber
-    gets them in a single push; the replies are the same as one by one.
+    Consecutive valid publishes to one channel go to the core as one batch, so each subscriber gets
+    them in a single push; the replies are the same as one by one.
     """
     replies: list[dict[str, Any]] = []
     i, n = 0, len(commands)
@@ -155,96 +185,67 @@ async def run_commands(hub: Hub, project: str, commands: list[Any]) -> list[dict
     return replies
 
 
-_PUBLISHED = {"method": "publish", "error": None, "body": True}
-_PUBLISHED_JSON = b'{"method":"publish","error":null,"body":true}'
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+async def _publish_run(hub: Hub, project: Project, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if _namespace(project, channel) is None:
+        return [{"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False} for _ in run]
+    if len(channel) <= project.max_channel_length:
+        await hub.publish_many(project.key, channel, [(c["params"].get("data"), None, None) for c in run])
+    return [_PUBLISHED for _ in run]
 
 
-def encode_replies(replies: list[dict[str, Any]]) -> bytes:
-    """The reply array as compact UTF-8 JSON; successful publishes (most of a batch) use a ready-made encoding."""
-    return b"[" + b",".join([_PUBLISHED_JSON if r == _PUBLISHED else _dumps(r).encode() for r in replies]) + b"]"
-
-
-def _publish_channel(cmd: Any) -> str | None:
-    """The channel of a well-formed publish command, else None."""
-    if not isinstance(cmd, dict) or cmd.get("method") != "publish":
-        return None
-    params = cmd.get("params")
-    if not isinstance(params, dict) or "data" not in params or not isinstance(params.get("client") or "", str):
-        return None
-    channel = params.get("channel")
-    return channel if isinstance(channel, str) and channel else None
-
-
-async def _publish_run(hub: Hub, project: str, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    error = None
+async def run_command(hub: Hub, project: Project, cmd: Any) -> dict[str, Any]:
+    error = validate(cmd, REQUEST)
+    if error is not None:
+        return {"method": None, "error": error, "body": None}
+    method, params = cmd["method"], cmd["params"]
+    schema = API.get(method)
+    if schema is None:
+        return {"method": method, "error": Errors.METHOD_NOT_FOUND, "body": None}
+    error = validate(params, schema)
+    if error is not None:
+        return {"method": method, "error": error, "body": None}
     try:
-        await hub.publish_many(project, channel, [(c["params"]["data"], None, c["params"].get("client") or None) for c in run])
+        body, error = await COMMANDS[method](hub, project, params)
     except HubError as exc:
-        error = exc.message
-    return [{"method": "publish", "error": error, "body": None if error else True} for _ in run]
+        body, error = None, exc.message
+    return {"method": method, "error": error, "body": body}
 
 
-async def run_command(hub: Hub, project: str, cmd: Any) -> dict[str, Any]:
-    if not isinstance(cmd, dict):
-        return {"method": None, "error": "invalid command: expected an object", "body": None}
-    method = cmd.get("method")
-    reply: dict[str, Any] = {"method": method, "error": None, "body": None}
-    params = cmd.get("params")
+async def _publish(hub: Hub, project: Project, params: dict[str, Any]) -> tuple[Any, str | None]:
+    channel = params["channel"]
+    if not channel:
+        return False, None  # the original drops a message without a channel, quietly
+    if _namespace(project, channel) is None:
+        return False, Errors.NAMESPACE_NOT_FOUND
+    if len(channel) <= project.max_channel_length:
+        # Longer names are accepted, as the original accepts them; no client can subscribe to one.
+        await hub.publish(project.key, channel, params.get("data"))
+    return True, None
+
+
+async def _unsubscribe(hub: Hub, project: Project, params: dict[str, Any]) -> tuple[Any, str | None]:
+    await hub.unsubscribe(project.key, params["user"], params.get("channel") or None)
+    return True, None
+
+
+async def _disconnect(hub: Hub, project: Project, params: dict[str, Any]) -> tuple[Any, str | None]:
+    await hub.disconnect(project.key, params["user"], params.get("reason") or "default", reconnect=False)
+    return True, None
+
+
+async def _presence(hub: Hub, project: Project, params: dict[str, Any]) -> tuple[Any, str | None]:
     try:
-        if not isinstance(method, str):
-            raise CommandError("method required")
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise CommandError("invalid params: expected an object")
-        handler = COMMANDS.get(method)
-        if handler is None:
-            raise CommandError("method not found")
-        reply["body"] = await handler(hub, project, params)
-    except CommandError as exc:
-        reply["error"] = str(exc)
-    except HubError as exc:
-        reply["error"] = exc.message
-    return reply
+        return await hub.presence(project.key, params["channel"], ignore_option=True), None
+    except (ChannelRequired, ChannelTooLong, NamespaceNotFound):
+        return {}, None
 
 
-async def _publish(hub: Hub, project: str, params: dict[str, Any]) -> bool:
-    channel = _param(params, "channel")
-    if "data" not in params:
-        raise CommandError("data required")
-    client = _param(params, "client", required=False)
-    await hub.publish(project, channel, params["data"], None, client or None)
-    return True
-
-
-async def _unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> bool:
-    user = _param(params, "user")
-    channel = _param(params, "channel", required=False)
-    if channel:
-        hub.channel(project, channel)
-    await hub.unsubscribe(project, user, channel or None)
-    return True
-
-
-async def _disconnect(hub: Hub, project: str, params: dict[str, Any]) -> bool:
-    user = _param(params, "user")
-    reason = _param(params, "reason", required=False) or "disconnect"
-    await hub.disconnect(project, user, reason, reconnect=False)
-    return True
-
-
-async def _presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    return await hub.presence(project, _param(params, "channel"))
-
-
-async def _history(hub: Hub, project: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    result = await hub.history(project, _param(params, "channel"), newest_first=True)
-    return [message_body(p) for p in result.publications]
-
-
-async def _channels(hub: Hub, project: str, params: dict[str, Any]) -> list[str]:
-    return sorted(await hub.channels(project))
+async def _history(hub: Hub, project: Project, params: dict[str, Any]) -> tuple[Any, str | None]:
+    try:
+        result = await hub.history(project.key, params["channel"], newest_first=True)
+    except (ChannelRequired, ChannelTooLong, NamespaceNotFound, NotAvailable):
+        return [], None
+    return [message_body(p) for p in result.publications], None
 
 
 COMMANDS = {
@@ -253,5 +254,9 @@ COMMANDS = {
     "disconnect": _disconnect,
     "presence": _presence,
     "history": _history,
-    "channels": _channels,
 }
+
+
+def has_signed_fields(body: bytes) -> bool:
+    """Whether an urlencoded body has a `data` or `sign` field (the signed API's form)."""
+    return any(pair.partition(b"=")[0] in (b"data", b"sign") for pair in body.split(b"&"))

@@ -1,295 +1,368 @@
-"""The original Centrifuge client protocol, without I/O.
+"""The original Centrifuge 0.8 client protocol, without I/O.
 
-`LegacyClient.handle(text)` takes one websocket text frame and returns the reply array (or
-raises `BadFrame`); pushes go straight into the session's outbox through the core, so a push
-caused by a command is queued before that command's reply.
+`LegacyClient.handle(text)` takes one client message (a websocket text frame, or one string of a
+SockJS packet) and returns a `Batch`: the reply array as a payload, and whether the transport must
+close the connection. Pushes (join/leave/message/disconnect) go into the session's outbox through
+the core, framed by the session's wire format, so a push caused by a command is queued before that
+command's reply, as the original sends them.
+
+What the original does, observed on 0.8.4 (see tests/compat): replies are always arrays with
+`method`, `error`, `body` and never echo `uid`; schema errors are jsonschema's texts; an error in
+the request itself (schema, `unauthorized`, unknown method) ends a batch there and the connection
+stays open; errors of a command's handler do not end the batch; a frame that is not JSON, not an
+object or array, or holds more than 100 commands gets no answer and is closed one second later.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hub.core import Hub, HubError, Publication, Session
+from hub.core.channels import NAMESPACE_BOUNDARY, PRIVATE_PREFIX, USER_BOUNDARY, USER_SEPARATOR
+from hub.core.options import NamespaceOptions, Project
 from hub.core.outbox import Outbox
 from hub.core.session import new_client_id
-from hub.net.wsframe import text_frame
-from protocols.centrifuge import check, message_body
-
-from .signing import channel_sign, connect_token
+from hub.net.framing import WS_TEXT, Close, FramedWire, Framing
+from protocols.centrifuge import Errors, check, close_for, dumps, hmac_hex, loads, message_body
+from protocols.centrifuge_schema import CLIENT, REQUEST, validate
 
 PROTOCOL = "centrifuge-legacy"
-MAX_COMMANDS = 100
+MAX_COMMANDS = 100  # client_api_message_limit
+CLOSE_DELAY = 1.0  # the original pauses this long before closing on a bad frame
+EXPIRED_CLOSE_DELAY = 10.0  # expired_connection_close_delay: grace after the lifetime before closing
 
-# Close codes sent after a server-side disconnect (reason in the close frame is JSON).
-CLOSE_CODES = {"shutdown": 3001, "connection expired": 3005, "slow": 3008}
-DEFAULT_CLOSE = 3000
-BAD_REQUEST_CLOSE = 3501
-
-
-class BadFrame(Exception):
-    """A frame the protocol cannot answer: the connection is closed with `code` and `reason`."""
-
-    def __init__(self, reason: str, code: int = BAD_REQUEST_CLOSE) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+_string = json.encoder.encode_basestring_ascii
 
 
-class CommandError(Exception):
-    """An error answered in the command's reply entry."""
+def _push(method: str, body: Any) -> bytes:
+    return dumps({"method": method, "error": None, "body": body}).encode()
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_string = json.encoder.encode_basestring
-
-
-def _dumps(obj: Any) -> str:
-    return _encode(obj)
-
-
-def push(method: str, body: Any) -> bytes:
-    return text_frame(_dumps({"method": method, "error": None, "body": body}))
-
-
-class LegacyWire:
-    """Encodes core events as the original protocol's push frames (shared by all its clients)."""
+class LegacyCodec:
+    """Core events as the original's push payloads: one instance, shared by every transport's wire format."""
 
     name = PROTOCOL
 
     def publication(self, pub: Publication) -> bytes:
-        # The envelope is fixed: only the variable parts go through the JSON encoder.
-        client = f',"client":{_string(pub.client)}' if pub.client else ""
-        info = "null" if pub.info is None else _encode(pub.info)
-        return text_frame(
-            f'{{"method":"message","error":null,"body":{{"uid":"{pub.uid}","timestamp":"{int(pub.timestamp)}",'
-            f'"info":{info},"channel":{_string(pub.channel)},"data":{_encode(pub.data)}{client}}}}}')
+        # The envelope is fixed: only the variable parts go through the encoder (none can form `</` across a seam).
+        info = "null" if pub.info is None else dumps(pub.info)
+        return (f'{{"method": "message", "error": null, "body": {{"uid": "{pub.uid}", "timestamp": {int(pub.timestamp)}, '
+                f'"info": {info}, "channel": {_escape(pub.channel)}, "data": {dumps(pub.data)}}}}}').encode()
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
-        return push("join", {"channel": channel, "data": client})
+        return _push("join", {"channel": channel, "data": client})
 
     def leave(self, channel: str, client: dict[str, Any]) -> bytes:
-        return push("leave", {"channel": channel, "data": client})
+        return _push("leave", {"channel": channel, "data": client})
 
-    def unsubscribe(self, channel: str) -> bytes:
-        return push("unsubscribe", {"channel": channel})
+    def unsubscribe(self, channel: str) -> None:
+        return None  # a client unsubscribed by the API is not told (the others get `leave`)
 
-    def subscribe(self, channel: str) -> bytes:
-        return push("subscribe", {"channel": channel})
-
-    def disconnect(self, reason: str, reconnect: bool) -> bytes:
-        return push("disconnect", {"reason": reason, "reconnect": reconnect})
-
-
-WIRE = LegacyWire()
-
-
-def close_args(reason: str | None, reconnect: bool) -> tuple[int, str]:
-    """Close code and JSON reason for a server-side disconnect."""
-    reason = reason or "disconnect"
-    return CLOSE_CODES.get(reason, DEFAULT_CLOSE), _dumps({"reason": reason, "reconnect": reconnect})
-
-
-def _param(params: dict[str, Any], name: str, kind: type | tuple[type, ...] = str, required: bool = True) -> Any:
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise CommandError(f"{name} required")
+    def subscribe(self, channel: str) -> None:
         return None
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise CommandError(f"invalid {name}: expected {'string' if names == 'str' else names}")
-    return value
+
+    def disconnect(self, reason: str, reconnect: bool) -> bytes | None:
+        # The API's disconnect (reconnect=False) tells the client; the server's own closes (expiry,
+        # shutdown, a slow client) just close, and the client reconnects.
+        return None if reconnect else _push("disconnect", {"reason": reason or "default"})
+
+    def close(self, reason: str | None, reconnect: bool) -> Close:
+        return close_for("disconnect" if not reconnect else reason)
+
+
+def _escape(text: str) -> str:
+    s = _string(text)
+    return s.replace("</", "<\\/") if "</" in s else s
+
+
+CODEC = LegacyCodec()
+_WIRES: dict[str, FramedWire] = {}
+
+
+def legacy_wire(framing: Framing) -> FramedWire:
+    """The one wire format of this protocol on `framing` (shared, so fan-out encodes once per transport kind)."""
+    wire = _WIRES.get(framing.name)
+    if wire is None:
+        wire = _WIRES[framing.name] = FramedWire(CODEC, framing)
+    return wire
+
+
+WIRE = legacy_wire(WS_TEXT)  # raw websocket clients
+
+
+@dataclass
+class Batch:
+    """What one client message produced: the reply payload (None: no reply) and whether to close."""
+
+    reply: bytes | None = None
+    close: str | None = None  # a cause in protocols.centrifuge.CLOSES
+    close_delay: float = 0.0
+
+
+class Stop(Exception):
+    """A request error that ends the batch (the original's `process_obj` error)."""
+
+
+def _namespace(project: Project, channel: str) -> NamespaceOptions | None:
+    bare = channel[len(PRIVATE_PREFIX):] if channel.startswith(PRIVATE_PREFIX) else channel
+    name = bare.split(NAMESPACE_BOUNDARY, 1)[0] if NAMESPACE_BOUNDARY in bare else ""
+    return project.namespaces.get(name) if name else project.options
+
+
+def _info(text: str) -> Any:
+    """A JSON string as the original parses `info`: unparseable (or empty) is `{}`."""
+    try:
+        return loads(text)
+    except ValueError:
+        return {}
 
 
 class LegacyClient:
-    """One connection's protocol state: connect, subscriptions, and the commands' replies."""
+    """One connection's protocol state: authentication, subscriptions, expiry, and the commands' replies."""
 
-    def __init__(self, hub: Hub, outbox: Outbox, clock: Any = time.time) -> None:
+    def __init__(self, hub: Hub, outbox: Outbox, wire: FramedWire, clock: Callable[[], float] = time.time,
+                 expired_close_delay: float = EXPIRED_CLOSE_DELAY, max_commands: int = MAX_COMMANDS) -> None:
         self.hub = hub
         self.outbox = outbox
+        self.wire = wire
         self.clock = clock
+        self.expired_close_delay = expired_close_delay
+        self.max_commands = max_commands
         self.session: Session | None = None
+        self.client_id = new_client_id()
+        self.timestamp: int | None = None
+        self.project_key: str | None = None
+        # Expiry, as the original schedules it: a timer at the end of the lifetime, and a check
+        # `expired_close_delay` later that closes unless a refresh moved the timestamp on.
+        self._timer: float | None = None
+        self._checks: list[float] = []
         self._last_ping: float | None = None
-        self.client_id: str | None = None
-        self.expired = False
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[tuple[Any, str | None]]]] = {
+            "connect": self.connect, "refresh": self.refresh, "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe, "publish": self.publish, "presence": self.presence,
+            "history": self.history, "ping": self.ping,
+        }
 
-    # -- frames ---------------------------------------------------------------------------
-    async def handle(self, text: str | bytes) -> list[dict[str, Any]]:
-        """Run every command of one frame; return the reply array."""
+    # -- messages ---------------------------------------------------------------------------
+    async def handle(self, text: str | bytes) -> Batch:
+        """Run one client message: a command object or an array of at most 100."""
+        if not text or not isinstance(text, (str, bytes)):
+            return Batch()  # empty, or a SockJS message that is not a string: the original answers nothing
         try:
-            data = json.loads(text)
+            data = loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadFrame("bad request: frame is not JSON") from None
+            return Batch(close="bad request", close_delay=CLOSE_DELAY)
         if isinstance(data, dict):
             commands = [data]
         elif isinstance(data, list):
+            if len(data) > self.max_commands:
+                return Batch(close="bad request", close_delay=CLOSE_DELAY)
             commands = data
-            if len(commands) > MAX_COMMANDS:
-                raise BadFrame(f"bad request: more than {MAX_COMMANDS} commands")
         else:
-            raise BadFrame("bad request: frame must be an object or an array")
-        return [await self.command(cmd) for cmd in commands]
-
-    async def command(self, cmd: Any) -> dict[str, Any]:
-        if not isinstance(cmd, dict):
-            return {"method": None, "error": "invalid command: expected an object", "body": None}
-        method = cmd.get("method")
-        reply: dict[str, Any] = {"method": method, "error": None, "body": None}
-        if "uid" in cmd:
-            reply = {"uid": cmd["uid"], **reply}
-        params = cmd.get("params", {})
-        if params is None:
-            params = {}
-        try:
-            if not isinstance(method, str):
-                raise CommandError("method required")
-            if not isinstance(params, dict):
-                raise CommandError("invalid params: expected an object")
-            handler = getattr(self, f"cmd_{method}", None)
-            if handler is None:
-                raise CommandError(f"unknown method {method}")
-            reply["body"] = await handler(params)
-        except CommandError as exc:
-            reply["error"] = str(exc)
-        except HubError as exc:
-            reply["error"] = exc.message
-        return reply
-
-    # -- commands -------------------------------------------------------------------------
-    def _authenticate(self, params: dict[str, Any]) -> tuple[str, str, str, Any, int | None]:
-        project_key = _param(params, "project")
-        user = _param(params, "user")
-        timestamp = _param(params, "timestamp")
-        info = _param(params, "info", required=False) or ""
-        token = _param(params, "token")
-        project = self.hub.project(project_key)
-        if not check(connect_token(project.secret, project_key, user, timestamp, info), token):
-            raise CommandError("invalid token")
-        try:
-            ts = int(timestamp)
-        except ValueError:
-            raise CommandError("invalid timestamp") from None
-        default_info = None
-        if info:
+            return Batch(close="bad request", close_delay=CLOSE_DELAY)
+        replies = []
+        for command in commands:
             try:
-                default_info = json.loads(info)
-            except ValueError:
-                raise CommandError("invalid info: expected a JSON string") from None
-        lifetime = project.connection_lifetime
-        expires = ts + lifetime if lifetime > 0 else None
-        return project_key, user, timestamp, default_info, expires
+                replies.append(await self.command(command))
+            except Stop as stop:
+                replies.append(stop.args[0])
+                break
+        return Batch(reply=dumps(replies).encode())
 
-    async def cmd_connect(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def command(self, obj: Any) -> dict[str, Any]:
+        """One command's reply entry; raises Stop (with the entry) for errors that end a batch."""
+        error = validate(obj, REQUEST)
+        if error is not None:
+            raise Stop({"method": None, "error": error, "body": None})
+        method, params = obj["method"], obj["params"]
+        if method != "connect" and self.session is None:
+            raise Stop({"method": method, "error": Errors.UNAUTHORIZED, "body": None})
+        handler = self.handlers.get(method)
+        if handler is None:
+            raise Stop({"method": method, "error": Errors.UNKNOWN_METHOD.format(method), "body": None})
+        error = validate(params, CLIENT[method])
+        if error is not None:
+            raise Stop({"method": method, "error": error, "body": None})
+        try:
+            body, error = await handler(params)
+        except HubError as exc:
+            body, error = None, exc.message
+        return {"method": method, "error": error, "body": body}
+
+    # -- authentication ---------------------------------------------------------------------
+    def _token_error(self, project: Project, params: dict[str, Any]) -> str | None:
+        token = hmac_hex(project.secret, project.key, params["user"], params["timestamp"], params.get("info", ""))
+        return None if check(token, params["token"]) else Errors.INVALID_TOKEN
+
+    async def connect(self, params: dict[str, Any]) -> tuple[Any, str | None]:
         if self.session is not None:
-            raise CommandError("already connected")
-        project_key, user, _, info, expires = self._authenticate(params)
-        ttl = self.hub.project(project_key).connection_lifetime or None
-        if expires is not None and expires <= self.clock():
-            self.expired = True
-            self.client_id = self.client_id or new_client_id()
-            return {"client": self.client_id, "expired": True, "ttl": ttl}
-        self._open(project_key, user, info, expires)
-        return {"client": self.session.id, "expired": False, "ttl": ttl}
+            return self.client_id, None  # connected already: the bare client id, params unchecked
+        project = self.hub.projects.get(params["project"])
+        if project is None:
+            return None, Errors.PROJECT_NOT_FOUND
+        error = self._token_error(project, params)
+        if error:
+            return None, error
+        info = _info(params["info"]) if params.get("info") else {}
+        try:
+            timestamp = int(params["timestamp"])
+        except ValueError:
+            return None, Errors.INVALID_TIMESTAMP
+        self.timestamp, self.project_key = timestamp, project.key
+        lifetime = project.connection_lifetime
+        now = self.clock()
+        if lifetime > 0 and timestamp + lifetime - now <= 0:
+            return {"client": None, "expired": True, "ttl": lifetime}, None
+        self.session = self.hub.connect(project.key, params["user"], PROTOCOL, self.wire, info=info,
+                                        outbox=self.outbox, session_id=self.client_id)
+        if lifetime > 0:
+            self._timer = now + lifetime
+        return {"client": self.client_id, "expired": False, "ttl": lifetime or None}, None
 
-    def _open(self, project: str, user: str, info: Any, expires: float | None) -> None:
-        session = self.hub.connect(project, user, PROTOCOL, WIRE, info=info, expires_at=expires,
-                                   outbox=self.outbox, session_id=self.client_id)
-        self.session = session
-        self.client_id = session.id
-        self.expired = False
+    async def refresh(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        project = self.hub.projects.get(params["project"])
+        if project is None:
+            return None, Errors.PROJECT_NOT_FOUND
+        error = self._token_error(project, params)
+        if error:
+            return None, error
+        try:
+            timestamp = int(params["timestamp"])
+        except ValueError:
+            return None, Errors.INVALID_TIMESTAMP
+        lifetime = project.connection_lifetime
+        now = self.clock()
+        left = timestamp + lifetime - now
+        if left <= 0:
+            return None, Errors.CONNECTION_EXPIRED
+        self.timestamp = timestamp
+        self._timer = now + left  # replaces a timer that has not fired; a running check still runs
+        return {"ttl": lifetime or None}, None
 
-    async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
-        project_key, user, _, info, expires = self._authenticate(params)
-        ttl = self.hub.project(project_key).connection_lifetime or None
-        if expires is not None and expires <= self.clock():
-            raise CommandError("connection expired")
-        if self.session is None:
-            if not self.expired:
-                raise CommandError("unauthorized")
-            self._open(project_key, user, info, expires)
-        elif self.session.user != user or self.session.project != project_key:
-            raise CommandError("permission denied")
-        else:
-            self.session.expires_at = expires
-        return {"ttl": ttl}
+    # -- expiry -----------------------------------------------------------------------------
+    def next_expiry_check(self) -> float | None:
+        """When `expire_due` next needs calling (clock time), or None."""
+        times = self._checks + ([self._timer] if self._timer is not None else [])
+        return min(times) if times else None
 
-    def _session(self) -> Session:
-        if self.session is None:
-            raise CommandError("connection expired" if self.expired else "unauthorized")
-        return self.session
+    def expire_due(self) -> bool:
+        """Run the timers that are due; True if the connection must now be closed as expired."""
+        now = self.clock()
+        if self._timer is not None and self._timer <= now:
+            self._checks.append(self._timer + self.expired_close_delay)
+            self._timer = None
+        due = [c for c in self._checks if c <= now]
+        if not due:
+            return False
+        self._checks = [c for c in self._checks if c > now]
+        project = self.hub.projects.get(self.project_key or "")
+        if project is None or project.connection_lifetime <= 0 or self.timestamp is None:
+            return False
+        return self.timestamp + project.connection_lifetime - now <= 0
 
-    async def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
-        session = self._session()
-        channel = params.get("channel")
-        if not isinstance(channel, str) or not channel:
-            raise CommandError("channel required")
-        name = self.hub.channel(session.project, channel)
-        channel_info = None
-        if name.private:
-            client = _param(params, "client")
-            info = _param(params, "info", required=False) or ""
-            sign = _param(params, "sign")
-            secret = self.hub.project(session.project).secret
-            if client != session.id or not check(channel_sign(secret, client, channel, info), sign):
-                raise CommandError("unauthorized")
-            if info:
-                try:
-                    channel_info = json.loads(info)
-                except ValueError:
-                    raise CommandError("invalid info: expected a JSON string") from None
-        await self.hub.subscribe(session, channel, channel_info, private_ok=name.private)
-        return {"channel": channel}
+    # -- channels ---------------------------------------------------------------------------
+    def _project(self) -> Project:
+        assert self.session is not None
+        return self.hub.project(self.session.project)
 
-    async def cmd_unsubscribe(self, params: dict[str, Any]) -> dict[str, Any]:
-        session = self._session()
-        channel = params.get("channel")
-        if not isinstance(channel, str) or not channel:
-            raise CommandError("channel required")
-        self.hub.channel(session.project, channel)
+    async def subscribe(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        session, project = self.session, self._project()
+        assert session is not None
+        channel = params["channel"]
+        if not channel:
+            return None, Errors.CHANNEL_REQUIRED
+        if len(channel) > project.max_channel_length:
+            return None, Errors.CHANNEL_TOO_LONG
+        body = {"channel": channel}
+        if USER_BOUNDARY in channel and session.user not in channel.rsplit(USER_BOUNDARY, 1)[1].split(USER_SEPARATOR):
+            return body, Errors.PERMISSION_DENIED
+        options = _namespace(project, channel)
+        if options is None:
+            return body, Errors.NAMESPACE_NOT_FOUND
+        if not options.anonymous and not session.user:
+            return body, Errors.PERMISSION_DENIED
+        channel_info = session.channels.get(channel)
+        if channel.startswith(PRIVATE_PREFIX):
+            client = params.get("client", "")
+            info = params.get("info", "")
+            if client != self.client_id or not check(hmac_hex(project.secret, client, channel, info), params.get("sign", "")):
+                return body, Errors.UNAUTHORIZED
+            channel_info = _info(info)
+        try:
+            await self.hub.subscribe(session, channel, channel_info, private_ok=True, rejoin=True)
+        except HubError as exc:
+            return body, exc.message
+        return body, None
+
+    async def unsubscribe(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        session = self.session
+        assert session is not None
+        channel = params["channel"]
+        if not channel:
+            return None, Errors.CHANNEL_REQUIRED
+        body = {"channel": channel}
+        if _namespace(self._project(), channel) is None:
+            return body, Errors.NAMESPACE_NOT_FOUND
         self.hub.unsubscribe_session(session, channel)
-        return {"channel": channel}
+        return body, None
 
-    def _subscribed(self, params: dict[str, Any]) -> tuple[Session, str]:
-        session = self._session()
-        channel = params.get("channel")
-        if not isinstance(channel, str) or not channel:
-            raise CommandError("channel required")
-        self.hub.channel(session.project, channel)
+    def _subscribed(self, channel: str, body: dict[str, Any]) -> tuple[Session, NamespaceOptions | None, Any, str | None]:
+        """The checks publish, presence and history share: subscribed (else `permission denied`, no body),
+        then a known namespace. Returns (session, options, body, error): options is None on an error."""
+        session = self.session
+        assert session is not None
         if channel not in session.channels:
-            raise CommandError("permission denied")
-        return session, channel
+            return session, None, None, Errors.PERMISSION_DENIED
+        options = _namespace(self._project(), channel)
+        if options is None:
+            return session, None, body, Errors.NAMESPACE_NOT_FOUND
+        return session, options, body, None
 
-    async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel = self._subscribed(params)
-        if "data" not in params:
-            raise CommandError("data required")
-        if not self.hub.channel(session.project, channel).options.publish:
-            raise CommandError("permission denied")
-        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
-        return {"channel": channel, "status": True}
+    async def publish(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        channel = params["channel"]
+        session, options, body, error = self._subscribed(channel, {"channel": channel, "status": False})
+        if options is None:
+            return body, error
+        if not options.publish:
+            return body, Errors.PERMISSION_DENIED
+        await self.hub.publish(session.project, channel, params.get("data"), session.client_info(channel), session.id)
+        body["status"] = True
+        return body, None
 
-    async def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel = self._subscribed(params)
-        return {"channel": channel, "data": await self.hub.presence(session.project, channel)}
+    async def presence(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        channel = params["channel"]
+        session, options, body, error = self._subscribed(channel, {"channel": channel})
+        if options is None:
+            return body, error
+        if not options.presence:
+            return body, Errors.NOT_AVAILABLE
+        body["data"] = await self.hub.presence(session.project, channel)
+        return body, None
 
-    async def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel = self._subscribed(params)
+    async def history(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        channel = params["channel"]
+        session, options, body, error = self._subscribed(channel, {"channel": channel})
+        if options is None:
+            return body, error
+        if not options.keeps_history:
+            return body, Errors.NOT_AVAILABLE
         result = await self.hub.history(session.project, channel, newest_first=True)
-        return {"channel": channel, "data": [message_body(p) for p in result.publications]}
+        body["data"] = [message_body(p) for p in result.publications]
+        return body, None
 
-    async def cmd_ping(self, params: dict[str, Any]) -> str:
+    async def ping(self, params: dict[str, Any]) -> tuple[Any, str | None]:
         # The stats API's `keepalive` is the client's own ping interval: the time between its last two pings.
         now = time.monotonic()
         if self._last_ping is not None and self.session is not None:
             self.session.keepalive = max(1, round(now - self._last_ping))
         self._last_ping = now
-        return "pong"
+        return "pong", None
 
-    # -- lifecycle ------------------------------------------------------------------------
-    def reply_frame(self, replies: list[dict[str, Any]]) -> bytes:
-        return text_frame(_dumps(replies))
-
+    # -- lifecycle --------------------------------------------------------------------------
     def release(self) -> None:
         if self.session is not None:
             self.hub.release(self.session)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
 from hub.adapters import AdapterContext
+from hub.net.framing import WS_TEXT, Framing
 from hub.net.http import Request
 from hub.net.websocket import WebSocket
+from protocols.centrifuge import close_for
 
-from .legacy import BadFrame, LegacyClient, close_args
+from .legacy import CODEC, LegacyClient, legacy_wire
 from .sdk import JSON_WIRE, MSGPACK_SUBPROTOCOL, MSGPACK_WIRE, NO_PONG, STALE, RpcCall, SdkClient, SdkWire, speaks_sdk
 
 log = logging.getLogger("hub.realtime")
@@ -20,29 +23,57 @@ log = logging.getLogger("hub.realtime")
 RPC_TIMEOUT = 30.0
 
 
-async def legacy_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None) -> None:
-    """Serve one original-protocol client until it or the server closes."""
-    client = LegacyClient(ctx.hub, ws.outbox)
+async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes | None, framing: Framing, family: str) -> None:
+    """Serve one original-protocol client until it or the server closes.
 
-    def on_close() -> tuple[int, str]:
+    `conn` is a hub WebSocket or a SockJS session (same surface); `framing` frames payloads for it and
+    `family` ("websocket" or "sockjs") picks the close codes from the protocol's one table."""
+    wire = legacy_wire(framing)
+    settings = ctx.settings
+    client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
+                          max_commands=settings.legacy_max_commands)
+
+    def close_args() -> tuple[int, str]:
         session = client.session
-        if session is None or session.close_reason is None:
-            return 1000, ""
-        return close_args(session.close_reason, session.reconnect)
+        reason = session.close_reason if session is not None else None
+        return getattr(CODEC.close(reason, session.reconnect if session is not None else True), family)
 
-    ws.close_hook = on_close
-    message = first
+    conn.close_hook = close_args
+    scope = trio.CancelScope()
+    changed: list[trio.Event] = []
+
+    def close(cause: str) -> None:
+        conn.close(*getattr(close_for(cause), family))
+        client.release()
+
+    def expire() -> bool:
+        if not client.expire_due():
+            return False
+        close("connection expired")
+        return True
+
+    async def expirer() -> None:
+        with scope:
+            await deadline_loop(client.next_expiry_check, client.clock, changed, expire)
+
     try:
+        message = first if first is not None else await conn.receive()
         while message is not None:
-            try:
-                replies = await client.handle(message)
-            except BadFrame as exc:
-                ws.close(exc.code, exc.reason)
+            batch = await client.handle(message)
+            if batch.reply is not None and not conn.closing:
+                conn.send_frame(wire.frame(batch.reply))
+            if client.next_expiry_check() is not None:
+                if not changed:
+                    changed.append(trio.Event())
+                    conn.spawn(expirer)
+                changed[0].set()
+            if batch.close is not None:
+                await trio.sleep(batch.close_delay)
+                close(batch.close)
                 return
-            if not ws.closing:
-                ws.send_frame(client.reply_frame(replies))
-            message = await ws.receive()
+            message = await conn.receive()
     finally:
+        scope.cancel()
         client.release()
 
 
@@ -96,16 +127,24 @@ class Keepalive:
                         ws.close(NO_PONG, "no pong")
 
 
-async def _expirer(client: SdkClient, changed: list[trio.Event]) -> None:
-    """Unsubscribe from subscriptions whose token expired (the SDK then subscribes again with a new token)."""
+async def deadline_loop(next_deadline: Callable[[], float | None], clock: Callable[[], float], changed: list[trio.Event],
+                        due: Callable[[], Any]) -> None:
+    """Call `due()` whenever `clock()` reaches `next_deadline()` (read again each time `changed[0]` is set);
+    stop once it returns true."""
     while True:
-        deadline = client.next_expiry()
-        wait = math.inf if deadline is None else max(deadline - client.clock(), 0.0)
+        deadline = next_deadline()
+        wait = math.inf if deadline is None else max(deadline - clock(), 0.0)
         with trio.move_on_after(wait):
             await changed[0].wait()
             changed[0] = trio.Event()
             continue
-        client.expire()
+        if due():
+            return
+
+
+async def _expirer(client: SdkClient, changed: list[trio.Event]) -> None:
+    """Unsubscribe from subscriptions whose token expired (the SDK then subscribes again with a new token)."""
+    await deadline_loop(client.next_expiry, client.clock, changed, client.expire)
 
 
 async def _rpc(client: SdkClient, ws: WebSocket, call: RpcCall) -> None:
@@ -195,5 +234,10 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     elif speaks_sdk(first):
         await sdk_connection(ctx, ws, first, JSON_WIRE)
     else:
-        await legacy_connection(ctx, ws, first)
+        await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
+
+
+async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:
+    """A SockJS session (websocket or XHR) speaks the original protocol."""
+    await legacy_connection(ctx, conn, None, conn.framing, "sockjs")
 

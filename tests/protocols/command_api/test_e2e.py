@@ -64,7 +64,8 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
         assert result == [{"method": "publish", "error": None, "body": True}, None]
         for c in (alice, bob, bob2):
             msg = (await c.next_push("message"))["body"]
-            assert msg["data"] == {"text": "héllo"} and msg["client"] == "c-1" and msg["channel"] == "news"
+            assert msg["data"] == {"text": "héllo"} and msg["info"] is None and msg["channel"] == "news"
+            assert list(msg) == ["uid", "timestamp", "info", "channel", "data"]  # `client` has no effect, as in 0.8
         push = await sdk_next_pub(carol)
         assert push["channel"] == "news" and push["pub"]["data"] == {"text": "héllo"}
 
@@ -79,7 +80,7 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
         assert [m["data"] for m in history[0]["body"]] == [{"text": "héllo"}]
 
         channels = await run_script(cent_old, old_client(url, 'print(json.dumps(c.channels()))'))
-        assert sorted(channels[0]["body"]) == ["news", "sport"]
+        assert channels[0] == {"method": "channels", "error": "method not found", "body": None}  # 0.8 had none
 
         batch = await run_script(cent_old, old_client(url, "\n".join([
             'c.add("publish", c.get_publish_params("sport", 1))',
@@ -88,26 +89,24 @@ async def test_cent_060_against_real_websocket_clients(start_hub, cent_old):
             'c.add("unsubscribe", c.get_unsubscribe_params("bob", "news"))',
             'print(json.dumps(c.send()))'])))
         replies = batch[0]
+        assert replies[1] == {"method": "publish", "error": "namespace not found", "body": False}
         assert [r["error"] for r in replies] == [None, "namespace not found", None, None]
-        for c in (bob, bob2):  # in command order
-            seen = []
-            while len(seen) < 3:
-                push = await c.next_push()
-                if push["method"] in ("message", "unsubscribe"):
-                    seen.append((push["method"], push["body"].get("data", push["body"]["channel"])))
-            assert seen == [("message", 1), ("message", 3), ("unsubscribe", "news")]
+        for c in (bob, bob2):  # in command order; the unsubscribed client is not told (the others get `leave`)
+            assert [(await c.next_push("message"))["body"]["data"] for _ in range(2)] == [1, 3]
+        leaves = {(await alice.next_push("leave"))["body"]["data"]["client"] for _ in range(2)}
+        assert leaves == {bob.client_id, bob2.client_id}
         assert {running.hub.sessions[i].user for i in await running.presence("news")} == {"alice", "carol"}
         newest_first = await run_script(cent_old, old_client(url, 'print(json.dumps(c.history("sport")))'))
         assert [m["data"] for m in newest_first[0]["body"]] == [3, 1]
 
-        await run_script(cent_old, old_client(url, 'print(json.dumps(c.unsubscribe("alice")))'))
-        assert {(await alice.next_push("unsubscribe"))["body"]["channel"] for _ in range(2)} == {"news", "sport"}
+        everything = await run_script(cent_old, old_client(url, 'print(json.dumps(c.unsubscribe("alice")))'))
+        assert everything[0] == {"method": "unsubscribe", "error": None, "body": True}  # every channel (0.8: HTTP 500)
         assert running.hub.sessions[alice.client_id].channels == {}
 
         await run_script(cent_old, old_client(url, 'print(json.dumps(c.disconnect("bob")))'))
         for c in (bob, bob2):
             await c.closed()
-            assert (await c.next_push("disconnect"))["body"]["reason"] == "disconnect"
+            assert (await c.next_push("disconnect"))["body"] == {"reason": "default"}
             assert c.client_id not in running.hub.sessions
         assert alice.client_id in running.hub.sessions
         presence = await run_script(cent_old, old_client(url, 'print(json.dumps(c.presence("news")))'))
@@ -141,10 +140,11 @@ async def test_current_cent_against_real_websocket_clients(start_hub, cent_new):
         info = await run_script(cent_new, prelude + 'dump(c.info(InfoRequest()))')
         assert info["nodes"][0]["num_clients"] == 1
 
+        # The original protocol has no pushes for server-side (un)subscribes: its clients just start or stop receiving.
         await run_script(cent_new, prelude + 'dump(c.subscribe(SubscribeRequest(user="alice", channel="sport")))')
-        assert (await alice.next_push("subscribe"))["body"] == {"channel": "sport"}
+        assert "sport" in running.hub.sessions[alice.client_id].channels
         await run_script(cent_new, prelude + 'dump(c.unsubscribe(UnsubscribeRequest(user="alice", channel="news")))')
-        assert (await alice.next_push("unsubscribe"))["body"] == {"channel": "news"}
+        assert "news" not in running.hub.sessions[alice.client_id].channels
         await run_script(cent_new, prelude + 'dump(c.history_remove(HistoryRemoveRequest(channel="news")))')
         assert (await running.history("news")).publications == []
 
@@ -172,40 +172,52 @@ async def test_whole_request_errors(start_hub):
     base = running.url("command_api")
     data = json.dumps({"method": "publish", "params": {"channel": "news", "data": 1}})
     good = {"data": data, "sign": sign(PROJECT, data)}
+    page = "<html><title>{0}: {1}</title><body>{0}: {1}</body></html>"
     async with httpx.AsyncClient(base_url=base) as http:
-        cases = [
-            (http.post("/api/development", content=b""), 400, "empty"),
-            (http.post("/api/development", data={"data": data}), 400, "sign required"),
-            (http.post("/api/development", data={"sign": "x"}), 400, "data required"),
-            (http.post("/api/development", data={"data": "{nope", "sign": sign(PROJECT, "{nope")}), 400, "not valid JSON"),
-            (http.post("/api/development", data={"data": "3", "sign": sign(PROJECT, "3")}), 400, "command object"),
-            (http.post("/api/development", data={"data": json.dumps([{}] * 101), "sign": sign(PROJECT, json.dumps([{}] * 101))}),
-             400, "too many commands"),
-            (http.post("/api/development", data={**good, "sign": "0" * 64}), 401, "invalid sign"),
-            (http.post("/api/unknown", data=good), 404, "project not found"),
-            (http.get("/api/development"), 405, "method not allowed"),
-            (http.put("/api/development", data=good), 405, "method not allowed"),
+        # The signed API answers as the original: Tornado's HTML error pages, in its order of checks.
+        original = [
+            (http.post("/api/development", content=b""), 400),
+            (http.post("/api/development", data={"data": data}), 400),
+            (http.post("/api/development", data={"sign": "x"}), 400),
+            (http.post("/api/unknown", data={"data": data}), 400),  # fields before the project
+            (http.post("/api/unknown", data=good), 404),
+            (http.post("/api/development", data={"data": "{nope", "sign": "0" * 64}), 401),  # sign before JSON
+            (http.post("/api/development", data={"data": "{nope", "sign": sign(PROJECT, "{nope")}), 400),
+            (http.post("/api/development", data={"data": "3", "sign": sign(PROJECT, "3")}), 400),
+            (http.post("/api/development", data={"data": json.dumps([{}] * 101), "sign": sign(PROJECT, json.dumps([{}] * 101))}), 400),
+            (http.post("/api/development", data={**good, "sign": "0" * 64}), 401),
+            (http.post("/api/development", data={**good, "data": "{}"}), 401),
+            (http.post("/api/", data=good), 404),
+            (http.post("/api/publish", data=good), 404),  # a signed form names a project
+            (http.get("/api/development"), 405),
+            (http.put("/api/development", data=good), 405),
+        ]
+        for request, status in original:
+            response = await request
+            assert response.status_code == status, (status, response.text)
+            assert response.headers["content-type"] == "text/html; charset=UTF-8"
+            assert response.text == page.format(status, {400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                                                         405: "Method Not Allowed"}[status])
+        # Today's API and the hub's own limits answer in JSON.
+        today = [
             (http.post("/api/development", data={"data": "x" * 4000, "sign": "y"}), 413, "too large"),
             (http.post("/api", json={"method": "info"}), 401, "unauthorized"),
             (http.post("/api/info", json={}, headers={"X-API-Key": "nope"}), 401, "unauthorized"),
             (http.post("/api/info", content=b"{nope", headers={"X-API-Key": "test-api-key"}), 400, "not JSON"),
             (http.post("/api/info", content=b"[1]", headers={"X-API-Key": "test-api-key"}), 400, "JSON object"),
-            # Neither a key nor a sign: a method name is today's API (401), a project the signed API (400).
             (http.post("/api/publish", json={"channel": "news", "data": 1}), 401, "API key is required"),
             (http.post("/api/info", content=b"{}", headers={"content-type": "application/x-www-form-urlencoded"}), 401,
              "API key is required"),  # curl -d '{}' without a key
-            (http.post("/api/publish", data=good), 404, "project not found"),  # a signed form names a project
-            (http.post("/api/development", json={"method": "publish", "params": {"channel": "news", "data": 1}}), 400,
-             "expected a form"),
-            (http.post("/api/development", data={**good, "data": "{}"}), 401, "invalid sign"),
+            (http.get("/api/publish"), 405, "method not allowed"),
         ]
-        for request, status, text in cases:
+        for request, status, text in today:
             response = await request
             assert response.status_code == status, (status, response.text)
             assert response.headers["content-type"] == "application/json"
             assert text in json.dumps(response.json())
         ok = await http.post("/api/development/", data=good)
-        assert ok.status_code == 200 and ok.json() == [{"method": "publish", "error": None, "body": True}]
+        assert ok.status_code == 200 and ok.text == '[{"method": "publish", "error": null, "body": true}]'
+        assert ok.headers["content-type"] == "application/json; charset=utf-8"
         info = await http.post("/api", json={"method": "info"}, headers={"Authorization": "apikey test-api-key"})
         assert info.status_code == 200 and info.json()["result"]["nodes"][0]["version"]
         wrong = await http.post("/api", json={"method": "info"}, headers={"Authorization": "apikey nope"})
@@ -246,15 +258,15 @@ async def test_live_reload_of_limits_keys_and_secrets(start_hub, tmp_path):
     from tests.conftest import hub_config, with_tmp_files
 
     running = await start_hub()
-    three = json.dumps([{"method": "channels"}] * 3)
+    three = json.dumps([{"method": "ping", "params": {}}] * 3)
     async with httpx.AsyncClient(base_url=running.url("command_api")) as http:
         assert (await http.post("/api/development", data={"data": three, "sign": sign(PROJECT, three)})).status_code == 200
         extra = '[command_api]\nmax_commands = 2\n[projects.development]\nsecret = "new-secret"\napi_keys = ["rotated"]\n'
         result = running.reload(parse_settings(with_tmp_files(hub_config(extra), tmp_path), "<reloaded>"))
         assert "command_api" in result["changed"] and "projects" in result["changed"]
         too_many = await http.post("/api/development", data={"data": three, "sign": sign(PROJECT, three, secret="new-secret")})
-        assert too_many.status_code == 400 and "at most 2" in too_many.json()["error"]
-        one = json.dumps({"method": "channels"})
+        assert too_many.status_code == 400 and too_many.headers["content-type"] == "text/html; charset=UTF-8"
+        one = json.dumps({"method": "ping", "params": {}})
         assert (await http.post("/api/development", data={"data": one, "sign": sign(PROJECT, one)})).status_code == 401
         assert (await http.post("/api/development", data={"data": one, "sign": sign(PROJECT, one, secret="new-secret")})).status_code == 200
         assert (await http.post("/api/info", json={}, headers={"X-API-Key": "test-api-key"})).status_code == 401

@@ -221,7 +221,9 @@ async def sdk_client(running: Any, user: str, channels: list[str], *, task_statu
             await ws.send_message(json.dumps({"id": i, "subscribe": {"channel": channel}}))
         task_status.started()
         while True:
-            await ws.get_message()
+            message = await ws.get_message()
+            if message == "{}":  # the server's ping: answer, or it closes us (3012) on a slow machine
+                await ws.send_message("{}")
 
 
 async def traffic(running: Any) -> None:

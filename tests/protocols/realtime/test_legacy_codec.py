@@ -1,4 +1,7 @@
-"""The original client protocol without sockets: LegacyClient against an in-memory Hub."""
+"""The original client protocol without sockets: LegacyClient against an in-memory Hub.
+
+Expected texts are the original's (Centrifuge 0.8.4 on Python 3.6, recorded in tests/compat).
+"""
 
 import json
 import time
@@ -7,206 +10,286 @@ import pytest
 
 from hub.core import Hub, NamespaceOptions, Project
 from hub.core.outbox import Outbox
-from protocols.realtime.legacy import BadFrame, LegacyClient, close_args
-from protocols.realtime.signing import channel_sign, connect_token
+from hub.net.framing import WS_TEXT
+from hub.net.sockjs import SOCKJS_WS, SOCKJS_XHR
+from protocols.centrifuge import CLOSES, dumps, hmac_hex
+from protocols.centrifuge_schema import CLIENT, REQUEST, validate
+from protocols.realtime.legacy import CODEC, LegacyClient, legacy_wire
 
 SECRET = "secret"
 
 
 def make_hub(lifetime: int = 0) -> Hub:
-    options = NamespaceOptions(presence=True, join_leave=True, history_size=5, history_lifetime=60)
-    namespaces = {"pub": NamespaceOptions(publish=True, join_leave=False),
+    options = NamespaceOptions(publish=True, anonymous=True, presence=True, join_leave=True, history_size=5, history_lifetime=60)
+    namespaces = {"pub": NamespaceOptions(publish=True, join_leave=False, presence=True),
                   "quiet": NamespaceOptions(presence=False, join_leave=False)}
     return Hub([Project("proj", SECRET, options, namespaces, connection_lifetime=lifetime, max_channel_length=40)])
 
 
-def params(user="alice", ts=None, info="", project="proj", secret=SECRET):
+def params(user="alice", ts=None, info=None, project="proj", secret=SECRET):
     ts = ts or str(int(time.time()))
-    return {"project": project, "user": user, "timestamp": ts, "info": info,
-            "token": connect_token(secret, project, user, ts, info)}
+    p = {"project": project, "user": user, "timestamp": ts, "token": hmac_hex(secret, project, user, ts, info or "")}
+    if info is not None:
+        p["info"] = info
+    return p
 
 
-def frames(client: LegacyClient) -> list:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def client_for(hub: Hub, clock=time.time) -> LegacyClient:
+    return LegacyClient(hub, Outbox(1 << 20), legacy_wire(WS_TEXT), clock=clock)
+
+
+def pushes(client: LegacyClient) -> list:
+    """Pushes queued so far (websocket text frames, all short)."""
+    data = client.outbox.take()
     out = []
-    while client.outbox.pending_bytes:
-        batch = client.outbox._frames
-        client.outbox.discard()
-        for frame in batch:
-            out.append(json.loads(frame[2:] if frame[1] < 126 else frame[4:]))
+    while data:
+        n = data[1] & 0x7F
+        head = 2 if n < 126 else 4
+        if n == 126:
+            n = int.from_bytes(data[2:4], "big")
+        out.append(json.loads(data[head:head + n]))
+        data = data[head + n:]
     return out
 
 
+async def send(client, obj) -> list:
+    batch = await client.handle(json.dumps(obj))
+    assert batch.close is None
+    return json.loads(batch.reply)
+
+
 async def call(client, method, p=None):
-    (reply,) = await client.handle(json.dumps({"method": method, "params": p or {}}))
+    (reply,) = await send(client, {"method": method, "params": {} if p is None else p})
     return reply
 
 
-async def connected(hub, user="alice", info=""):
-    client = LegacyClient(hub, Outbox(1 << 20))
-    assert (await call(client, "connect", params(user, info=info)))["error"] is None
+async def connected(hub, user="alice", info=None, clock=time.time):
+    client = client_for(hub, clock)
+    assert (await call(client, "connect", params(user, info=info, ts=str(int(clock())))))["error"] is None
+    pushes(client)
     return client
 
 
-async def test_connect_body_and_info():
+async def test_replies_are_encoded_as_the_original_encodes_them():
+    client = client_for(make_hub())
+    batch = await client.handle(json.dumps({"uid": "1", "method": "connect", "params": params()}))
+    assert batch.reply.decode().startswith('[{"method": "connect", "error": null, "body": {"client": "')
+    assert batch.reply.decode().endswith('", "expired": false, "ttl": null}}]')  # uid never echoed
+    assert dumps({"a": "</script> é"}) == '{"a": "<\\/script> \\u00e9"}'
+
+
+async def test_connect_info_default_info_and_second_connect():
     hub = make_hub()
-    client = LegacyClient(hub, Outbox(1 << 20))
-    reply = await call(client, "connect", params(info='{"name": "Alice"}'))
-    assert reply["error"] is None
-    body = reply["body"]
-    assert len(body["client"]) == 32 and int(body["client"], 16) >= 0
-    assert body == {"client": body["client"], "expired": False, "ttl": None}
-    assert hub.sessions[body["client"]].info == {"name": "Alice"}
+    client = client_for(hub)
+    body = (await call(client, "connect", params(info='{"name": "Alice"}')))["body"]
+    assert body == {"client": client.client_id, "expired": False, "ttl": None}
+    assert hub.sessions[client.client_id].info == {"name": "Alice"}
+    # Connected already: the bare client id, whatever the params (if the schema passes).
+    assert await call(client, "connect", params("bob")) == {"method": "connect", "error": None, "body": client.client_id}
+    for info, shown in (("", {}), ("{broken", {}), ("null", None), ("[1]", [1])):
+        other = client_for(hub)
+        await call(other, "connect", params("x", info=info))
+        assert hub.sessions[other.client_id].info == shown
 
 
-@pytest.mark.parametrize("change, error", [
-    ({"token": "0" * 64}, "invalid token"),
-    ({"project": "nope"}, "project not found"),
-    ({"user": None}, "user required"),
-    ({"timestamp": 123}, "invalid timestamp: expected string"),
-])
-async def test_connect_errors(change, error):
-    client = LegacyClient(make_hub(), Outbox(1 << 20))
-    p = params()
-    p.update(change)
-    assert (await call(client, "connect", p))["error"] == error
-    assert client.session is None
+async def test_connect_errors_and_order_of_checks():
+    client = client_for(make_hub())
+    assert (await call(client, "connect", {**params(), "token": "0" * 64}))["error"] == "invalid token"
+    assert (await call(client, "connect", params(project="nope")))["error"] == "project not found"
+    assert (await call(client, "connect", params(ts="abc")))["error"] == "invalid timestamp"
+    assert (await call(client, "ping")) == {"method": "ping", "error": "unauthorized", "body": None}
+    no_token = {k: v for k, v in params(ts="1700000000").items() if k != "token"}
+    error = (await call(client, "connect", no_token))["error"]
+    assert error.startswith("'token' is a required property\n\nFailed validating 'required' in schema:\n")
+    assert error.endswith("On instance:\n    {'project': 'proj', 'timestamp': '1700000000', 'user': 'alice'}")
 
 
-async def test_non_numeric_timestamp_is_invalid_timestamp():
-    client = LegacyClient(make_hub(), Outbox(1 << 20))
-    assert (await call(client, "connect", params(ts="yesterday")))["error"] == "invalid timestamp"
+async def test_expired_timestamp_hands_out_no_client_id():
+    clock = Clock()
+    hub = make_hub(lifetime=30)
+    client = client_for(hub, clock)
+    reply = await call(client, "connect", params(ts=str(int(clock.now) - 31)))
+    assert reply == {"method": "connect", "error": None, "body": {"client": None, "expired": True, "ttl": 30}}
+    assert client.session is None and not hub.sessions
+    assert (await call(client, "ping"))["error"] == "unauthorized"
+    assert (await call(client, "refresh", params(ts=str(int(clock.now)))))["error"] == "unauthorized"
+    assert (await call(client, "connect", params(ts=str(int(clock.now)))))["body"]["ttl"] == 30
 
 
-async def test_commands_before_connect_are_unauthorized():
-    client = LegacyClient(make_hub(), Outbox(1 << 20))
-    for method in ("subscribe", "publish", "presence", "history", "unsubscribe"):
-        assert (await call(client, method, {"channel": "news"}))["error"] == "unauthorized"
-    assert (await call(client, "ping"))["body"] == "pong"
+async def test_expiry_closes_at_connect_plus_lifetime_plus_delay():
+    clock = Clock()
+    client = await connected(make_hub(lifetime=30), clock=clock)
+    assert client.next_expiry_check() == clock.now + 30
+    clock.now += 30
+    assert client.expire_due() is False  # the timer fired; the check comes 10 s later
+    assert client.next_expiry_check() == clock.now + 10
+    clock.now += 10
+    assert client.expire_due() is True
 
 
-async def test_batch_replies_in_order_with_uid_and_join_before_reply():
+async def test_refresh_moves_expiry_to_timestamp_plus_lifetime():
+    clock = Clock()
+    client = await connected(make_hub(lifetime=30), clock=clock)
+    start = clock.now
+    clock.now += 5
+    ts = int(clock.now) - 20
+    assert await call(client, "refresh", params(ts=str(ts))) == {"method": "refresh", "error": None, "body": {"ttl": 30}}
+    assert client.next_expiry_check() == ts + 30
+    clock.now = ts + 30
+    assert client.expire_due() is False
+    clock.now = ts + 40
+    assert client.expire_due() is True
+    assert clock.now - start == 25
+    assert (await call(client, "refresh", params(ts=str(int(clock.now) - 100))))["error"] == "connection expired"
+
+
+async def test_a_running_check_still_closes_if_the_refresh_bought_too_little():
+    """As the original: a refresh cancels the pending timer, not a check already waiting its 10 s."""
+    clock = Clock()
+    client = await connected(make_hub(lifetime=30), clock=clock)
+    start = clock.now
+    clock.now = start + 30
+    client.expire_due()  # timer fired: check at +40
+    clock.now = start + 32
+    await call(client, "refresh", params(ts=str(int(start) + 10)))  # 10 + 30 = +40: not past the check
+    clock.now = start + 40
+    assert client.expire_due() is True
+
+
+async def test_refresh_without_lifetime_is_always_expired():
+    client = await connected(make_hub())
+    assert (await call(client, "refresh", params()))["error"] == "connection expired"
+
+
+async def test_batch_stops_at_request_errors_not_at_handler_errors():
+    client = await connected(make_hub())
+    ping, bogus = {"method": "ping", "params": {}}, {"method": "bogus", "params": {}}
+    replies = await send(client, [ping, bogus, ping])
+    assert replies == [{"method": "ping", "error": None, "body": "pong"},
+                       {"method": "bogus", "error": "unknown method bogus", "body": None}]
+    replies = await send(client, [{"method": "subscribe", "params": {"channel": "nons:x"}},
+                                  {"method": "publish", "params": {"channel": "x"}}, ping])
+    assert [r["error"] for r in replies] == ["namespace not found", "permission denied", None]
+    replies = await send(client, [{"method": "ping", "params": {}}, 42, {"method": "ping", "params": {}}])
+    assert len(replies) == 2 and replies[1]["method"] is None and replies[1]["error"].startswith("42 is not of type 'object'")
+    assert await send(client, []) == []
+
+
+async def test_messages_that_are_not_text_get_no_answer():
+    client = await connected(make_hub())
+    for message in ("", {"method": "ping", "params": {}}, 5, None):
+        batch = await client.handle(message)
+        assert batch.reply is None and batch.close is None
+
+
+@pytest.mark.parametrize("frame", ["{not json", "42", '"text"', "null", json.dumps([{"method": "ping", "params": {}}] * 101)])
+async def test_frames_that_are_not_commands_close_after_a_second(frame):
+    client = await connected(make_hub())
+    batch = await client.handle(frame)
+    assert batch.reply is None and batch.close == "bad request" and batch.close_delay == 1.0
+    assert CLOSES["bad request"].websocket == (1005, "") and CLOSES["bad request"].sockjs == (3000, "Go away!")
+
+
+async def test_schema_texts():
+    assert validate({"method": "publish"}, REQUEST) == (
+        "'params' is a required property\n\nFailed validating 'required' in schema:\n"
+        "    {'properties': {'method': {'type': 'string'},\n                    'params': {'type': 'object'}},\n"
+        "     'required': ['method', 'params'],\n     'type': 'object'}\n\nOn instance:\n    {'method': 'publish'}")
+    assert validate({"channel": 5}, CLIENT["subscribe"]) == (
+        "5 is not of type 'string'\n\nFailed validating 'type' in schema['properties']['channel']:\n"
+        "    {'type': 'string'}\n\nOn instance['channel']:\n    5")
+    assert validate({"channel": "x", "info": None}, CLIENT["subscribe"]).startswith("None is not of type 'string'")
+    assert validate({}, CLIENT["ping"]) is None
+
+
+async def test_subscribe_checks_in_the_original_order():
     hub = make_hub()
     client = await connected(hub)
-    replies = await client.handle(json.dumps([
-        {"uid": "1", "method": "subscribe", "params": {"channel": "news"}},
-        {"uid": "2", "method": "presence", "params": {"channel": "news"}},
-        {"uid": "3", "method": "bogus"},
-        {"uid": "4", "method": "history", "params": {"channel": "news"}},
-    ]))
-    assert [r["uid"] for r in replies] == ["1", "2", "3", "4"]
-    assert replies[0] == {"uid": "1", "method": "subscribe", "error": None, "body": {"channel": "news"}}
-    assert list(replies[1]["body"]["data"]) == [client.session.id]
-    assert replies[2]["error"] == "unknown method bogus"
-    assert replies[3]["body"] == {"channel": "news", "data": []}
-    pushes = frames(client)
-    assert pushes[0]["method"] == "join" and pushes[0]["body"]["data"]["client"] == client.session.id
-
-
-async def test_publish_rules_and_message_body():
-    hub = make_hub()
-    client = await connected(hub, info='{"n": 1}')
-    assert (await call(client, "publish", {"channel": "pub:a", "data": 1}))["error"] == "permission denied"
-    await call(client, "subscribe", {"channel": "pub:a"})
-    await call(client, "subscribe", {"channel": "news"})
-    assert (await call(client, "publish", {"channel": "news", "data": 1}))["error"] == "permission denied"
-    assert (await call(client, "publish", {"channel": "pub:a"}))["error"] == "data required"
-    frames(client)
-    reply = await call(client, "publish", {"channel": "pub:a", "data": {"x": 1}})
-    assert reply["body"] == {"channel": "pub:a", "status": True}
-    (msg,) = frames(client)
-    body = msg["body"]
-    assert msg["method"] == "message" and msg["error"] is None
-    assert set(body) == {"uid", "timestamp", "info", "channel", "data", "client"}
-    assert body["info"] == {"user": "alice", "client": client.session.id, "default_info": {"n": 1}, "channel_info": None}
-    assert body["client"] == client.session.id and body["data"] == {"x": 1}
-
-
-async def test_channel_errors():
-    hub = make_hub()
-    client = await connected(hub)
-    assert (await call(client, "subscribe", {}))["error"] == "channel required"
+    assert await call(client, "subscribe", {"channel": ""}) == {"method": "subscribe", "error": "channel required", "body": None}
+    assert (await call(client, "subscribe", {"channel": "x" * 41}))["body"] is None
     assert (await call(client, "subscribe", {"channel": "x" * 41}))["error"] == "maximum channel length exceeded"
-    assert (await call(client, "subscribe", {"channel": "nope:x"}))["error"] == "namespace not found"
-    assert (await call(client, "subscribe", {"channel": "room#bob"}))["error"] == "permission denied"
-    assert (await call(client, "subscribe", {"channel": "room#alice,bob"}))["error"] is None
-    await call(client, "subscribe", {"channel": "quiet:x"})
-    assert (await call(client, "presence", {"channel": "quiet:x"}))["error"] == "not available"
-    assert (await call(client, "history", {"channel": "quiet:x"}))["error"] == "not available"
-    assert (await call(client, "presence", {"channel": "news"}))["error"] == "permission denied"
-    assert (await call(client, "subscribe", "x"))["error"] == "invalid params: expected an object"
+    assert await call(client, "subscribe", {"channel": "nons:dm#bob"}) == {
+        "method": "subscribe", "error": "permission denied", "body": {"channel": "nons:dm#bob"}}
+    assert await call(client, "subscribe", {"channel": "nons:x"}) == {
+        "method": "subscribe", "error": "namespace not found", "body": {"channel": "nons:x"}}
+    assert (await call(client, "subscribe", {"channel": "$vip"}))["error"] == "unauthorized"
+    cid = client.client_id
+    info = '{"room": 1}'
+    ok = await call(client, "subscribe", {"channel": "$vip", "client": cid, "info": info, "sign": hmac_hex(SECRET, cid, "$vip", info)})
+    assert ok == {"method": "subscribe", "error": None, "body": {"channel": "$vip"}}
+    assert pushes(client)[0]["body"]["data"]["channel_info"] == {"room": 1}
+    await call(client, "subscribe", {"channel": "$bare", "client": cid, "sign": hmac_hex(SECRET, cid, "$bare", "")})
+    assert pushes(client)[0]["body"]["data"]["channel_info"] == {}  # no info on a private channel: {}
+    anon = await connected(hub, user="")
+    assert (await call(anon, "subscribe", {"channel": "quiet:x"}))["error"] == "permission denied"
 
 
-async def test_private_channel_sign():
-    hub = make_hub()
-    client = await connected(hub)
-    cid = client.session.id
-    good = {"channel": "$secret", "client": cid, "info": '{"role": "x"}',
-            "sign": channel_sign(SECRET, cid, "$secret", '{"role": "x"}')}
-    assert (await call(client, "subscribe", {**good, "sign": "bad"}))["error"] == "unauthorized"
-    assert (await call(client, "subscribe", {**good, "client": "other"}))["error"] == "unauthorized"
-    assert (await call(client, "subscribe", {"channel": "$secret"}))["error"] == "client required"
-    assert (await call(client, "subscribe", good))["error"] is None
-    assert (await hub.presence("proj", "$secret"))[cid]["channel_info"] == {"role": "x"}
-
-
-async def test_unsubscribe_from_channel_not_joined_sends_no_leave():
-    hub = make_hub()
-    a, b = await connected(hub, "a"), await connected(hub, "b")
-    await call(a, "subscribe", {"channel": "news"})
-    frames(a)
-    assert (await call(b, "unsubscribe", {"channel": "news"}))["error"] is None
-    assert frames(a) == []
-    await call(b, "subscribe", {"channel": "news"})
-    await call(b, "unsubscribe", {"channel": "news"})
-    assert [f["method"] for f in frames(a)] == ["join", "leave"]
-
-
-async def test_history_newest_first():
-    hub = make_hub()
-    client = await connected(hub)
+async def test_subscribe_twice_announces_again():
+    client = await connected(make_hub())
     await call(client, "subscribe", {"channel": "news"})
-    for i in range(7):
-        await hub.publish("proj", "news", i)
-    data = (await call(client, "history", {"channel": "news"}))["body"]["data"]
-    assert [m["data"] for m in data] == [6, 5, 4, 3, 2]
+    assert [p["method"] for p in pushes(client)] == ["join"]
+    await call(client, "subscribe", {"channel": "news"})
+    assert [p["method"] for p in pushes(client)] == ["join"]
 
 
-async def test_expired_connect_then_refresh():
-    hub = make_hub(lifetime=10)
-    client = LegacyClient(hub, Outbox(1 << 20))
-    old = str(int(time.time()) - 60)
-    body = (await call(client, "connect", params(ts=old)))["body"]
-    assert body["expired"] is True and body["ttl"] == 10
-    assert client.session is None
-    assert (await call(client, "subscribe", {"channel": "news"}))["error"] == "connection expired"
-    assert (await call(client, "refresh", params(ts=old)))["error"] == "connection expired"
-    assert (await call(client, "refresh", params()))["body"] == {"ttl": 10}
-    assert client.session.id == body["client"]
-    assert (await call(client, "subscribe", {"channel": "news"}))["error"] is None
+async def test_publish_presence_history_bodies_and_errors():
+    hub = make_hub()
+    a, b = await connected(hub, "alice", info='{"n": 1}'), await connected(hub, "bob")
+    for c in (a, b):
+        await call(c, "subscribe", {"channel": "pub:room"})
+    pushes(a)
+    assert await call(a, "publish", {"channel": "pub:room", "data": {"x": 1}}) == {
+        "method": "publish", "error": None, "body": {"channel": "pub:room", "status": True}}
+    (message,) = pushes(b)
+    assert message["method"] == "message" and list(message["body"]) == ["uid", "timestamp", "info", "channel", "data"]
+    assert isinstance(message["body"]["timestamp"], int)
+    assert message["body"]["info"] == {"user": "alice", "client": a.client_id, "default_info": {"n": 1}, "channel_info": None}
+    assert await call(a, "publish", {"channel": "other"}) == {"method": "publish", "error": "permission denied", "body": None}
+    presence = (await call(a, "presence", {"channel": "pub:room"}))["body"]
+    assert presence["channel"] == "pub:room" and list(presence["data"]) == [a.client_id, b.client_id]
+    await call(a, "subscribe", {"channel": "quiet:q"})
+    assert await call(a, "publish", {"channel": "quiet:q", "data": 1}) == {
+        "method": "publish", "error": "permission denied", "body": {"channel": "quiet:q", "status": False}}
+    for method in ("presence", "history"):
+        assert await call(a, method, {"channel": "quiet:q"}) == {"method": method, "error": "not available", "body": {"channel": "quiet:q"}}
+    await call(a, "subscribe", {"channel": "news"})
+    for n in range(3):
+        await call(a, "publish", {"channel": "news", "data": n})
+    history = (await call(a, "history", {"channel": "news"}))["body"]
+    assert [m["data"] for m in history["data"]] == [2, 1, 0]
 
 
-async def test_refresh_extends_expiry():
-    hub = make_hub(lifetime=10)
-    client = LegacyClient(hub, Outbox(1 << 20))
-    ts = int(time.time()) - 5
-    await call(client, "connect", params(ts=str(ts)))
-    assert client.session.expires_at == ts + 10
-    await call(client, "refresh", params())
-    assert client.session.expires_at >= int(time.time()) + 9
+async def test_unsubscribe_reply_and_leave():
+    hub = make_hub()
+    a, b = await connected(hub, "alice"), await connected(hub, "bob")
+    for c in (a, b):
+        await call(c, "subscribe", {"channel": "news"})
+    pushes(a)
+    assert await call(b, "unsubscribe", {"channel": "news"}) == {"method": "unsubscribe", "error": None, "body": {"channel": "news"}}
+    assert [p["method"] for p in pushes(a)] == ["leave"]
+    assert await call(b, "unsubscribe", {"channel": "nons:x"}) == {
+        "method": "unsubscribe", "error": "namespace not found", "body": {"channel": "nons:x"}}
 
 
-@pytest.mark.parametrize("frame, reason", [
-    ("not json", "bad request: frame is not JSON"),
-    ("42", "bad request: frame must be an object or an array"),
-    (json.dumps([{"method": "ping"}] * 101), "bad request: more than 100 commands"),
-])
-async def test_bad_frames(frame, reason):
-    client = LegacyClient(make_hub(), Outbox(1 << 20))
-    with pytest.raises(BadFrame) as info:
-        await client.handle(frame)
-    assert info.value.reason == reason and info.value.code == 3501
-
-
-def test_close_args():
-    assert close_args("shutdown", True) == (3001, '{"reason":"shutdown","reconnect":true}')
-    assert close_args("slow", True)[0] == 3008
+def test_one_codec_many_framings():
+    """The same payload framed for each transport; each (codec, framing) pair is one shared wire format."""
+    payload = CODEC.join("news", {"user": "a"})
+    assert payload == b'{"method": "join", "error": null, "body": {"channel": "news", "data": {"user": "a"}}}'
+    assert legacy_wire(WS_TEXT).join("news", {"user": "a"}) == b"\x81" + bytes([len(payload)]) + payload
+    sockjs = legacy_wire(SOCKJS_WS).join("news", {"user": "a"})
+    assert sockjs[2:] == b"a[" + json.dumps(payload.decode()).encode() + b"]"
+    assert SOCKJS_XHR.pack(legacy_wire(SOCKJS_XHR).join("c", {}) * 2).startswith(b'a["{')
+    assert legacy_wire(WS_TEXT) is legacy_wire(WS_TEXT)
+    # The API's disconnect tells the client; server-side closes (expiry, shutdown, slow) only close.
+    assert legacy_wire(WS_TEXT).disconnect("", False) == legacy_wire(WS_TEXT).frame(
+        b'{"method": "disconnect", "error": null, "body": {"reason": "default"}}')
+    assert legacy_wire(WS_TEXT).disconnect("shutdown", True) == b""
+    assert legacy_wire(SOCKJS_WS).disconnect("shutdown", True) == b"\x81\x12" + b'c[3000,"Go away!"]'

@@ -1,20 +1,24 @@
 """The original client protocol over real sockets with real websocket clients."""
 
 import json
-import struct
 import time
 
+import httpx
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tests.conftest import PROJECT, connect_params, sign
 from tests.legacy_client import legacy_client
-from tests.rawws import RawWebSocket
+from tests.rawws import RawWebSocket, client_frame
 
 EXPIRING = """
 [projects.expiring]
 secret = "secret2"
 connection_lifetime = 2
+"""
+QUICK_CLOSE = """
+[realtime]
+port = 0
+legacy_expired_close_delay = {}
 """
 
 
@@ -31,39 +35,40 @@ async def test_every_command_over_a_real_socket(start_hub):
         await b.connect("bob")
         await a.subscribe("public:room")
         join = await a.next_push("join")
-        assert join["body"] == {"channel": "public:room", "data": {
-            "user": "alice", "client": a.client_id, "default_info": {"name": "Alice"}, "channel_info": None}}
+        assert join == {"method": "join", "error": None, "body": {"channel": "public:room", "data": {
+            "user": "alice", "client": a.client_id, "default_info": {"name": "Alice"}, "channel_info": None}}}
         await b.subscribe("public:room")
         assert (await a.next_push("join"))["body"]["data"]["user"] == "bob"
         reply = await a.call("publish", {"channel": "public:room", "data": {"text": "hi"}})
         assert reply == {"method": "publish", "error": None, "body": {"channel": "public:room", "status": True}}
-        assert a.pushes[-1]["method"] == "message"
+        assert a.pushes[-1]["method"] == "message"  # the publisher's own copy came before the reply
         msg = await b.next_push("message")
-        assert msg["body"]["data"] == {"text": "hi"} and msg["body"]["client"] == a.client_id
-        assert msg["body"]["info"]["user"] == "alice"
+        assert msg["body"]["data"] == {"text": "hi"} and "client" not in msg["body"]
+        assert msg["body"]["info"] == {"user": "alice", "client": a.client_id, "default_info": {"name": "Alice"}, "channel_info": None}
         presence = (await a.call("presence", {"channel": "public:room"}))["body"]
         assert presence["channel"] == "public:room" and set(presence["data"]) == {a.client_id, b.client_id}
         history = (await a.call("history", {"channel": "public:room"}))["body"]["data"]
-        assert [m["data"] for m in history] == [{"text": "hi"}]
+        assert [m["data"] for m in history] == [{"text": "hi"}] and isinstance(history[0]["timestamp"], int)
         assert (await a.call("ping"))["body"] == "pong"
         assert (await b.call("unsubscribe", {"channel": "public:room"}))["error"] is None
         leave = await a.next_push("leave")
         assert leave["body"]["data"]["client"] == b.client_id
         assert (await a.call("frobnicate"))["error"] == "unknown method frobnicate"
         errors = await a.batch([
-            {"method": "subscribe", "params": {}},
+            {"method": "subscribe", "params": {"channel": ""}},
             {"method": "subscribe", "params": {"channel": "x" * 300}},
             {"method": "subscribe", "params": {"channel": "nope:x"}},
             {"method": "publish", "params": {"channel": "news", "data": 1}},
             {"method": "presence", "params": {"channel": "nohist:x"}},
             {"method": "subscribe", "params": {"channel": "nohist:x"}},
-            {"method": "history", "params": {"channel": "nohist:x"}},
+            {"method": "presence", "params": {"channel": "nohist:x"}},
             {"method": "subscribe", "params": {"channel": 5}},
-            {"method": "connect", "params": connect_params("alice")},
+            {"method": "ping", "params": {}},
         ])
-        assert [e["error"] for e in errors] == [
+        assert [e["error"] for e in errors[:7]] == [
             "channel required", "maximum channel length exceeded", "namespace not found", "permission denied",
-            "permission denied", None, "not available", "channel required", "already connected"]
+            "permission denied", None, "not available"]
+        assert errors[7]["error"].startswith("5 is not of type 'string'") and len(errors) == 8  # the batch stops there
         assert (await a.call("ping"))["body"] == "pong"
 
 
@@ -76,7 +81,7 @@ async def test_connect_errors_keep_connection_open(start_hub):
         ts = "soon"
         p = {"project": PROJECT, "user": "alice", "timestamp": ts, "info": "", "token": sign(PROJECT, "alice", ts, "")}
         assert (await c.call("connect", p))["error"] == "invalid timestamp"
-        assert (await c.call("connect", {**bad, "user": 7}))["error"] == "invalid user: expected string"
+        assert (await c.call("connect", {**bad, "user": 7}))["error"].startswith("7 is not of type 'string'")
         assert (await c.connect("alice"))["error"] is None
 
 
@@ -94,23 +99,30 @@ async def test_private_and_user_limited_channels(start_hub):
         assert (await c.next_push("message"))["body"]["data"] == "secret news"
 
 
-async def test_bad_frames_close_with_code_and_reason(start_hub):
+async def test_bad_frames_close_a_second_later_without_status(start_hub):
     running = await start_hub()
-    for frame, reason in [("{nope", "bad request: frame is not JSON"), ("[1, 2", "bad request: frame is not JSON"),
-                          ('"text"', "bad request: frame must be an object or an array"),
-                          (json.dumps([{"method": "ping"}] * 101), "bad request: more than 100 commands")]:
-        async with open_websocket_url(ws_url(running)) as ws:
-            await ws.send_message(frame)
-            with trio.fail_after(5):
-                try:
-                    await ws.get_message()
-                    raise AssertionError("expected close")
-                except ConnectionClosed as exc:
-                    assert exc.reason.code == 3501 and exc.reason.reason == reason
+    for frame in ["{nope", "[1, 2", '"text"', json.dumps([{"method": "ping", "params": {}}] * 101)]:
+        ws = await RawWebSocket.connect(ws_url(running))
+        await ws.send_json({"method": "connect", "params": connect_params("alice")})
+        await ws.recv_reply()
+        started = trio.current_time()
+        await ws.stream.send_all(client_frame(frame))
+        with trio.fail_after(5):
+            opcode, payload = await ws.recv()
+        assert (opcode, payload) == (8, b"")  # a close frame with no status code, as the original sends
+        assert 0.9 < trio.current_time() - started < 2.5
+        await ws.aclose()
+
+
+async def test_plain_get_of_the_websocket_url(start_hub):
+    running = await start_hub()
+    async with httpx.AsyncClient() as http:
+        response = await http.get(running.url("realtime") + "/connection/websocket")
+    assert response.status_code == 400 and response.text == 'Can "Upgrade" only to "WebSocket".'
 
 
 async def test_expired_connection_refresh_and_lifetime(start_hub):
-    running = await start_hub(EXPIRING)
+    running = await start_hub(EXPIRING + QUICK_CLOSE.format(0.5))
     project, secret = "expiring", "secret2"
 
     def params(ts: int) -> dict:
@@ -119,19 +131,36 @@ async def test_expired_connection_refresh_and_lifetime(start_hub):
 
     async with legacy_client(running.url("realtime")) as c:
         reply = await c.call("connect", params(int(time.time()) - 100))
-        assert reply["body"]["expired"] is True and reply["body"]["ttl"] == 2
-        assert (await c.call("subscribe", {"channel": "news"}))["error"] == "connection expired"
-        assert (await c.call("refresh", params(int(time.time()))))["body"] == {"ttl": 2}
+        assert reply["body"] == {"client": None, "expired": True, "ttl": 2}
+        assert (await c.call("subscribe", {"channel": "news"}))["error"] == "unauthorized"
+        assert (await c.connect(user="alice", project=project, secret=secret))["body"]["ttl"] == 2
+        connected = trio.current_time()
         assert (await c.call("subscribe", {"channel": "news"}))["error"] is None
-        # Timestamps are whole seconds, so a refresh may buy as little as just over 1 s: refresh every 0.5 s.
+        # Whole-second timestamps: a refresh every 0.5 s keeps it open past the lifetime.
         for _ in range(6):
             await trio.sleep(0.5)
             assert (await c.call("refresh", params(int(time.time()))))["error"] is None
         assert (await c.call("ping"))["body"] == "pong"
+        assert trio.current_time() - connected > 3
         reason = await c.closed(timeout=6)
-        push = await c.next_push("disconnect")
-        assert push["body"] == {"reason": "connection expired", "reconnect": True}
-        assert reason.code == 3005
+        assert reason.code == 1005  # closed with no message and no status code
+        assert not [p for p in c.pushes if p["method"] == "disconnect"]
+    assert "alice" not in {s.user for s in running.hub.sessions.values()}
+
+
+async def test_expiry_closes_at_connect_plus_lifetime_plus_delay(start_hub):
+    running = await start_hub(EXPIRING + QUICK_CLOSE.format(1.0))
+    ws = await RawWebSocket.connect(ws_url(running))
+    ts = str(int(time.time()) - 1)
+    await ws.send_json({"method": "connect", "params": {"project": "expiring", "user": "u", "timestamp": ts, "info": "",
+                                                       "token": sign("expiring", "u", ts, "", secret="secret2")}})
+    await ws.recv_reply()
+    started = trio.current_time()
+    with trio.fail_after(6):
+        opcode, payload = await ws.recv()
+    assert (opcode, payload) == (8, b"")
+    assert 2.9 < trio.current_time() - started < 3.6  # lifetime 2 s from connect (not from the timestamp), then 1 s
+    await ws.aclose()
 
 
 async def test_server_disconnect_sends_push_then_close(start_hub):
@@ -141,21 +170,23 @@ async def test_server_disconnect_sends_push_then_close(start_hub):
         await c.subscribe("news")
         assert await running.hub.disconnect(PROJECT, "alice", "banned") == 1
         reason = await c.closed()
-        assert (await c.next_push("disconnect"))["body"] == {"reason": "banned", "reconnect": False}
-        assert reason.code == 3000 and json.loads(reason.reason) == {"reason": "banned", "reconnect": False}
+        assert (await c.next_push("disconnect")) == {"method": "disconnect", "error": None, "body": {"reason": "banned"}}
+        assert reason.code == 1005
     assert await running.hub.channels(PROJECT) == {}
 
 
-async def test_server_unsubscribe_push(start_hub):
+async def test_server_unsubscribe_tells_others_not_the_client(start_hub):
     running = await start_hub()
-    async with legacy_client(running.url("realtime")) as c:
+    async with legacy_client(running.url("realtime")) as c, legacy_client(running.url("realtime")) as other:
         await c.connect("alice")
+        await other.connect("bob")
         await c.subscribe("news")
+        await other.subscribe("news")
         await running.hub.unsubscribe(PROJECT, "alice", "news")
-        assert (await c.next_push("unsubscribe"))["body"] == {"channel": "news"}
+        assert (await other.next_push("leave"))["body"]["data"]["user"] == "alice"
         await running.publish("news", 1)
         assert (await c.call("ping"))["body"] == "pong"
-        assert not [p for p in c.pushes if p["method"] == "message"]
+        assert [p["method"] for p in c.pushes] == ["join", "join"]
 
 
 async def test_slow_client_disconnected_others_get_everything(start_hub):
@@ -201,8 +232,8 @@ async def test_slow_client_disconnected_others_get_everything(start_hub):
                 break
             last = json.loads(data)
             seen += last["method"] == "message"
-    assert last == {"method": "disconnect", "error": None, "body": {"reason": "slow", "reconnect": True}}
-    assert close is not None and struct.unpack("!H", close[:2])[0] == 3008
+    assert last["method"] == "message"  # no disconnect push: the client reconnects, as after any server close
+    assert close == b""
     # It read exactly what was written for it before it fell behind; the rest of its queue was counted as dropped.
     assert seen == stats["messages_delivered"] - count
     assert seen + stats["messages_dropped"] < count

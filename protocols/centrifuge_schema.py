@@ -1,0 +1,98 @@
+"""The original's request schemas and its error texts for them, without jsonschema.
+
+Centrifuge 0.8 validates every command with jsonschema 2.4 (draft 4) and answers with `str()` of
+the first ValidationError: the message, the failing (sub)schema and the instance, pretty-printed.
+Clients and scripts show those texts, so they are reproduced here character for character for the
+few keywords the schemas use (`type`, `properties`, `required`, `minimum`), checked in the order
+the schema dicts list them, as jsonschema does.
+"""
+
+from __future__ import annotations
+
+import pprint
+from collections.abc import Iterator
+from typing import Any
+
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+_STRING = {"type": "string"}
+
+REQUEST = {"type": "object", "properties": {"method": _STRING, "params": {"type": "object"}}, "required": ["method", "params"]}
+
+_CHANNEL = {"type": "object", "properties": {"channel": _STRING}, "required": ["channel"]}
+
+API = {
+    "publish": _CHANNEL,
+    "presence": _CHANNEL,
+    "history": _CHANNEL,
+    "unsubscribe": {"type": "object", "properties": {"user": _STRING, "channel": _STRING}, "required": ["user"]},
+    "disconnect": {"type": "object", "properties": {"user": _STRING, "reason": _STRING}, "required": ["user"]},
+}
+
+_CONNECT = {
+    "type": "object",
+    "properties": {"token": _STRING, "user": _STRING, "project": _STRING, "timestamp": _STRING, "info": _STRING},
+    "required": ["token", "user", "project", "timestamp"],
+}
+
+CLIENT = {
+    "publish": _CHANNEL,
+    "presence": _CHANNEL,
+    "history": _CHANNEL,
+    "ping": {"type": "object"},
+    "subscribe": {"type": "object", "properties": {"channel": _STRING, "client": _STRING, "info": _STRING, "sign": _STRING},
+                  "required": ["channel"]},
+    "unsubscribe": _CHANNEL,
+    "connect": _CONNECT,
+    "refresh": _CONNECT,
+}
+
+
+def _index(parts: list[Any]) -> str:
+    return "[" + "][".join(repr(p) for p in parts) + "]" if parts else ""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _format(message: str, validator: str, schema: Any, schema_path: list[Any], instance: Any, path: list[Any]) -> str:
+    return (f"{message}\n\nFailed validating {validator!r} in schema{_index(schema_path[:-1])}:\n"
+            f"{_indent(pprint.pformat(schema, width=72))}\n\nOn instance{_index(path)}:\n"
+            f"{_indent(pprint.pformat(instance, width=72))}")
+
+
+def _errors(instance: Any, schema: dict[str, Any], path: list[Any], schema_path: list[Any]) -> Iterator[str]:
+    for keyword, value in schema.items():
+        if keyword == "type":
+            if not _TYPES[value](instance):
+                yield _format(f"{instance!r} is not of type {value!r}", keyword, schema, [*schema_path, keyword], instance, path)
+        elif keyword == "properties":
+            if isinstance(instance, dict):
+                for name, sub in value.items():
+                    if name in instance:
+                        yield from _errors(instance[name], sub, [*path, name], [*schema_path, keyword, name])
+        elif keyword == "required":
+            if isinstance(instance, dict):
+                for name in value:
+                    if name not in instance:
+                        yield _format(f"{name!r} is a required property", keyword, schema, [*schema_path, keyword], instance, path)
+        elif keyword == "minimum":
+            if _TYPES["number"](instance) and instance < value:
+                yield _format(f"{instance!r} is less than the minimum of {value!r}", keyword, schema, [*schema_path, keyword],
+                              instance, path)
+
+
+def validate(instance: Any, schema: dict[str, Any]) -> str | None:
+    """The original's error text for the first violation, or None if `instance` is valid."""
+    for error in _errors(instance, schema, [], []):
+        return error
+    return None
