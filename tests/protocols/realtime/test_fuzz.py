@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import msgpack
 from hypothesis import given
@@ -11,11 +10,12 @@ from hypothesis import strategies as st
 
 from hub.core import Hub, NamespaceOptions, Project
 from hub.core.outbox import Outbox
-from protocols.realtime.legacy import BadFrame, LegacyClient
+from protocols.realtime.legacy import Batch as LegacyBatch
 from protocols.realtime.sdk import JSON_WIRE, MSGPACK_WIRE, Batch, SdkClient, speaks_sdk
-from protocols.realtime.signing import connect_token
 
 from ..fuzzing import FUZZ, commands, json_values, raw_bytes, run, texts
+from .test_legacy_codec import client_for, params
+from .test_legacy_codec import make_hub as make_legacy_hub
 
 SECRET = "secret"
 
@@ -27,19 +27,15 @@ def make_hub() -> Hub:
 
 
 async def legacy_session(frames: list[str | bytes]) -> None:
-    client = LegacyClient(make_hub(), Outbox(1 << 20))
-    ts = str(int(time.time()))
-    await client.handle(json.dumps({"method": "connect", "params": {
-        "project": "proj", "user": "u", "timestamp": ts, "info": "", "token": connect_token(SECRET, "proj", "u", ts, "")}}))
-    await client.handle(json.dumps({"method": "subscribe", "params": {"channel": "public:a"}}))
+    client = client_for(make_legacy_hub())
+    await client.handle(json.dumps({"method": "connect", "params": params("u")}))
+    await client.handle(json.dumps({"method": "subscribe", "params": {"channel": "pub:a"}}))
     for frame in frames:
-        try:
-            replies = await client.handle(frame)
-        except BadFrame as exc:
-            assert exc.code == 3501
-            continue
-        assert isinstance(replies, list) and all({"method", "error", "body"} <= set(r) for r in replies)
-        client.reply_frame(replies)  # encodable
+        batch = await client.handle(frame)
+        assert isinstance(batch, LegacyBatch)
+        assert batch.reply is None or isinstance(batch.reply, bytes)
+        if batch.close is not None:
+            break
     client.release()
 
 
