@@ -85,7 +85,7 @@ async def test_a_client_that_does_not_read_is_paused_not_dropped(serve):
     that sends faster than it reads gets every echo once it reads, and no disconnect."""
     _, port = await serve(routes=[WebSocketRoute("/ws", echo_ws)], outbox_bytes=64 * 1024)
     ws = await open_ws(port)
-    count, message = 3000, "x" * 1000
+    count, message = 12000, "x" * 1000  # 12 MB: more than the loopback socket buffers hold
     sent = trio.Event()
 
     async def sender() -> None:
