@@ -8,7 +8,6 @@ import hmac
 import time
 from typing import Any
 
-from hub import __version__
 from hub.core import (
     ChannelRequired,
     ChannelTooLong,
@@ -20,6 +19,7 @@ from hub.core import (
     ProjectNotFound,
     Unavailable,
 )
+from hub.version import __version__
 
 INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED, METHOD_NOT_FOUND = 100, 101, 102, 103, 104
 BAD_REQUEST, NOT_AVAILABLE, UNRECOVERABLE_POSITION = 107, 108, 112

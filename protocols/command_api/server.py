@@ -82,7 +82,7 @@ async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method
         return _api_error(401, apikey.UNAUTHORIZED, "unauthorized")
     try:
         body: Any = json.loads(request.body) if request.body else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body is not JSON")
     if not isinstance(body, dict):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")

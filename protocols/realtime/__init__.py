@@ -48,7 +48,8 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
-        WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes),
+        WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
+                       slow_close=(3008, "slow")),
         Route(s.path, _not_upgraded),
     ]
     if s.sockjs_path:
