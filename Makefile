@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite proto
+.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak proto
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
@@ -38,11 +38,22 @@ run: $(STAMP)
 system-deps:
 	$(call apt_install,$(TEST_APT))
 
+# Three test processes (pytest-xdist): most tests wait on subprocesses and sockets, so three fit two cores.
+PYTEST_WORKERS ?= 3
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS)
 
+# Everything, the slow tests included: `make soak` and `make autobahn` run as pytest tests marked slow.
 test-all: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q -m ''
+
+# Autobahn|Testsuite fuzzingclient (Python 2.7 from pyenv) against the hub's websocket layer; fails on any FAILED case.
+autobahn: $(STAMP)
+	$(BIN)/python -m tests.autobahn.run
+
+# 20,000 websocket cycles and a never-reading client under 50,000 publications, against `hub run`.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/soak
 
 # Screenshots of every dashboard page for the README (docs/dashboard/*.png), taken by the browser test.
 screenshots: $(STAMP) system-deps

@@ -3,20 +3,33 @@
 Embedding: `running = await nursery.start(hub.serve, "hub.toml")` or
 `async with hub.open_hub(settings) as running:`; then `await running.publish(...)`,
 `await running.presence(...)`, `await running.history(...)`, `running.stats()`.
+
+`hub` never imports `protocols`: the names below load lazily from hub's own modules, and
+`hub.run` is the `run` an installed adapter exports (the JSON-RPC adapter's client).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .config import ConfigError, Settings, load_settings, parse_settings  # noqa: E402
-from .runtime import RunningHub, open_hub, serve  # noqa: E402
+from typing import Any
+
+from .version import __version__
+
+_LAZY = {
+    "ConfigError": "config", "Settings": "config", "load_settings": "config", "parse_settings": "config",
+    "RunningHub": "runtime", "open_hub": "runtime", "serve": "runtime",
+}
 
 
-def run(action: str, /, config: str | Settings | None = None, **args: object) -> object:
-    """`run("hub.publish", channel="news", data={...})` on the running hub that `config` (else $HUB_CONFIG,
-    else ./hub.toml) describes, over JSON-RPC; raises `RunError` with the hub's errors."""
-    from protocols.jsonrpc.client import run as run_action
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    return run_action(action, config, **args)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name == "run":
+        from .adapters import exported
+
+        return exported("run")
+    raise AttributeError(f"module 'hub' has no attribute {name!r}")
 
 
 __all__ = ["ConfigError", "RunningHub", "Settings", "__version__", "load_settings", "open_hub",

@@ -62,6 +62,8 @@ class Adapter:
     # context, the listener's HTTPServer and its HTTP handler; returns the handler the listener uses.
     stream: Callable[[AdapterContext, Any, Any], Any] | None = None
     group: str = ""
+    # Library functions offered as `hub.<name>` (e.g. the JSON-RPC adapter's `run`), so `hub` needs no import of it.
+    exports: dict[str, Callable[..., Any]] = field(default_factory=dict)
     # An adapter with its own server instead of routes on the shared HTTP layer (the dashboard on hypercorn):
     # started in the hub's root nursery, it binds its host/port, reports `task_status.started(url)` and stops
     # once `ctx.runtime.stopping` is set.
@@ -69,6 +71,14 @@ class Adapter:
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
+
+
+def exported(name: str) -> Callable[..., Any]:
+    """The library function `name` an installed adapter exports."""
+    for adapter in adapter_registry().values():
+        if name in adapter.exports:
+            return adapter.exports[name]
+    raise AttributeError(f"module 'hub' has no attribute {name!r} (no installed adapter exports it)")
 
 
 @cache

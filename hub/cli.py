@@ -12,10 +12,11 @@ from typing import Any
 
 import trio
 
-from . import __version__
 from .adapters import adapter_registry
 from .config import ConfigError, Settings, load_settings
+from .logs import configure as configure_logging
 from .runtime import RunningHub, serve
+from .version import __version__
 
 DEFAULT_CONFIG = "hub.toml"
 log = logging.getLogger("hub")
@@ -94,11 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return run_workers(args, settings)
     settings.reuse_port = args.worker_index is not None
-    logging.basicConfig(
-        level=settings.hub.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.hub.log_level, settings.hub.log_format, sys.stderr)
     for warning in settings.warnings:
         log.warning("%s", warning)
     failed: list[BaseException] = []

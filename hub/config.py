@@ -33,6 +33,13 @@ class CoreSettings:
     write_timeout: float = field(default=10.0, metadata={"min": 0.1})
     housekeeping_interval: float = field(default=1.0, metadata={"min": 0.01})
     shutdown_grace: float = field(default=3.0, metadata={"min": 0.0})
+    log_format: str = field(default="text", metadata={"choices": ("text", "json")})
+    # HTTP limits of every listener (RFC 9112 hardening): read times and the size of a request head.
+    header_timeout: float = field(default=10.0, metadata={"min": 0.1})
+    body_timeout: float = field(default=30.0, metadata={"min": 0.1})
+    keepalive_timeout: float = field(default=75.0, metadata={"min": 0.1})
+    max_header_bytes: int = field(default=32768, metadata={"min": 1024})
+    max_headers: int = field(default=100, metadata={"min": 8})
 
 
 @dataclass
@@ -67,6 +74,9 @@ class ListenerSettings:
     host: str = "127.0.0.1"
     port: int = field(default=0, metadata={"min": 0, "max": 65535})
     max_body_bytes: int = field(default=1 << 20, metadata={"min": 1})
+    # Concurrent connections on this adapter's listener (the lowest of the adapters sharing it);
+    # more are answered 503, or accepted and closed with 1013 if they are websocket upgrades.
+    max_connections: int = field(default=10000, metadata={"min": 1})
 
 
 NAMESPACE_KEYS = {f.name for f in dataclasses.fields(NamespaceOptions)}

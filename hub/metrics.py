@@ -1,4 +1,4 @@
-"""Per-adapter request counts and latency histograms, filled by the HTTP server."""
+"""Per-adapter request counts, latency histograms and disconnects by reason, filled by the HTTP server."""
 
 from __future__ import annotations
 
@@ -21,11 +21,24 @@ class Histogram:
 
 
 class RequestMetrics:
-    """Counts keyed by (adapter, status class) and one latency histogram per adapter."""
+    """Counts keyed by (adapter, status class), one latency histogram per adapter, and websocket
+    disconnects keyed by (adapter, reason): slow, write timeout, protocol error, client closed, ..."""
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str], int] = {}
         self.latency: dict[str, Histogram] = {}
+        self.disconnects: dict[tuple[str, str], int] = {}
+
+    def disconnected(self, adapter: str, reason: str) -> None:
+        key = (adapter or "http", reason)
+        self.disconnects[key] = self.disconnects.get(key, 0) + 1
+
+    def disconnects_by_reason(self) -> dict[str, int]:
+        """Disconnects of every adapter, summed per reason."""
+        out: dict[str, int] = {}
+        for (_, reason), n in self.disconnects.items():
+            out[reason] = out.get(reason, 0) + n
+        return out
 
     def observe(self, adapter: str, status: int, seconds: float) -> None:
         key = (adapter, f"{status // 100}xx")

@@ -18,8 +18,10 @@ from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
 from .engine import make_engine
+from .logs import set_format
 from .metrics import RequestMetrics
-from .net.http import HTTPServer
+from .net.accept import accept_loop
+from .net.http import HTTPServer, Limits
 
 log = logging.getLogger("hub")
 
@@ -95,6 +97,11 @@ class RunningHub:
     def stats(self) -> dict[str, Any]:
         return self.hub.stats_snapshot()
 
+    @property
+    def open_connections(self) -> int:
+        """TCP connections open on every listener."""
+        return sum(listener.server.connections for listener in self.listeners)
+
     def url(self, adapter: str) -> str:
         """Base URL of the listener serving `adapter`."""
         for listener in self.listeners:
@@ -138,6 +145,12 @@ class RunningHub:
         if settings.hub.log_level != old.hub.log_level:
             logging.getLogger("hub").setLevel(settings.hub.log_level.upper())
             changed.append("hub.log_level")
+        if settings.hub.log_format != old.hub.log_format:
+            set_format(settings.hub.log_format)
+            changed.append("hub.log_format")
+        for key in ("header_timeout", "body_timeout", "keepalive_timeout", "max_header_bytes", "max_headers"):
+            if getattr(settings.hub, key) != getattr(old.hub, key):
+                changed.append(f"hub.{key}")
         if settings.hub.shutdown_grace != old.hub.shutdown_grace:
             changed.append("hub.shutdown_grace")  # read at shutdown from self.settings
         started = self.started_settings
@@ -162,6 +175,7 @@ class RunningHub:
                     changed.append(name)
         for listener in self.listeners:
             listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
+            listener.server.limits = listener_limits(settings, listener.adapters)
         for ctx in self.contexts.values():
             ctx.config = settings
         self.settings = settings
@@ -186,6 +200,14 @@ class RunningHub:
         return self.reload(settings)
 
 
+def listener_limits(settings: Settings, names: list[str]) -> Limits:
+    """The HTTP limits of a listener serving adapters `names`."""
+    h = settings.hub
+    return Limits(header_timeout=h.header_timeout, body_timeout=h.body_timeout, keepalive_timeout=h.keepalive_timeout,
+                  max_header_bytes=h.max_header_bytes, max_headers=h.max_headers,
+                  max_connections=min(settings.adapters[n].max_connections for n in names))
+
+
 def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
     """Enabled adapters grouped into listeners: same host and port share one (port 0: same group)."""
     groups: dict[tuple[str, int, str], list[str]] = {}
@@ -208,10 +230,12 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     running = RunningHub(settings)
     hub = running.hub
     registry = adapter_registry()
+    freed = trio.lowlevel.ParkingLot()  # unparked when any connection closes (the accept loops wait on it)
     async with trio.open_nursery() as root:
         await root.start(running.engine.run)
         root.start_soon(hub.housekeeping, settings.hub.housekeeping_interval)
         async with trio.open_nursery() as connections:
+            bound: list[tuple[Listener, list[trio.SocketListener], str, Any]] = []
             for host, port, names in _group(settings):
                 routes, errors = [], {}
                 for name in names:
@@ -229,7 +253,9 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                     routes, errors=errors, fallback=names[0], metrics=running.metrics,
                     max_body_bytes=min(settings.adapters[n].max_body_bytes for n in names),
                     outbox_bytes=settings.hub.max_queue_bytes, write_timeout=settings.hub.write_timeout,
+                    limits=listener_limits(settings, names),
                 )
+                server.closed_lot = freed
                 try:
                     if settings.reuse_port:
                         sockets = await reuse_port_listeners(host, port)
@@ -238,16 +264,18 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 server.tasks = connections
-                root.start_soon(server.flusher.run)
-                bound = sockets[0].socket.getsockname()[1]
-                listener = Listener(host, bound, names, server)
+                listener = Listener(host, sockets[0].socket.getsockname()[1], names, server)
                 running.listeners.append(listener)
                 handle = server.handle
                 for name in names:  # an adapter that is not HTTP (MQTT) takes the connections first
                     if registry[name].stream is not None:
                         handle = registry[name].stream(running.contexts[name], server, handle)
-                root.start_soon(_accept, listener, sockets, connections, handle)
-                titles = ", ".join(registry[n].title for n in names)
+                bound.append((listener, sockets, ", ".join(registry[n].title for n in names), handle))
+            # Every listener is bound: start accepting, then say so (READY only once all of them serve).
+            for listener, sockets, titles, handle in bound:
+                root.start_soon(listener.server.flusher.run)
+                for sock in sockets:
+                    await root.start(_accept, listener, sock, connections, running, freed, handle)
                 log.info(LISTENING, listener.url, titles)
             for name, adapter in registry.items():
                 if adapter.serve is not None and settings.adapters[name].enabled:
@@ -258,13 +286,21 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
             task_status.started(running)
             await running.stopping.wait()
             log.info("shutting down")
+            # Drain: /health says 503, each HTTP request in progress is answered with Connection: close,
+            # idle keep-alive connections close now, websocket clients are told by the core.
             for listener in running.listeners:
-                listener.scope.cancel()
+                listener.server.drain()
             hub.shutdown("shutdown")
             with trio.move_on_after(running.settings.hub.shutdown_grace):
                 for listener in running.listeners:
                     await listener.server.idle.wait()
+            for listener in running.listeners:
+                listener.scope.cancel()
             connections.cancel_scope.cancel()
+            for _, sockets, _, _ in bound:
+                for sock in sockets:
+                    with trio.CancelScope(shield=True):
+                        await sock.aclose()
         await running.engine.close()
         root.cancel_scope.cancel()
     running._stopped.set()
@@ -294,10 +330,11 @@ async def reuse_port_listeners(host: str, port: int, backlog: int = 4096) -> lis
     return out
 
 
-async def _accept(listener: Listener, sockets: list[trio.SocketListener], connections: trio.Nursery,
-                  handle: Any = None) -> None:
+async def _accept(listener: Listener, sock: trio.SocketListener, connections: trio.Nursery, running: RunningHub,
+                  freed: trio.lowlevel.ParkingLot, handle: Any = None, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     with listener.scope:
-        await trio.serve_listeners(handle or listener.server.handle, sockets, handler_nursery=connections)
+        await accept_loop(sock, handle or listener.server.handle, connections, open_connections=lambda: running.open_connections,
+                          freed=freed, task_status=task_status)
 
 
 @asynccontextmanager

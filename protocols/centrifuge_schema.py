@@ -64,10 +64,17 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _pformat(value: Any) -> str:
+    try:
+        return pprint.pformat(value, width=72)
+    except RecursionError:  # an instance nested deeper than pprint goes (found by fuzzing): no crash
+        return "<nested too deeply>"
+
+
 def _format(message: str, validator: str, schema: Any, schema_path: list[Any], instance: Any, path: list[Any]) -> str:
     return (f"{message}\n\nFailed validating {validator!r} in schema{_index(schema_path[:-1])}:\n"
-            f"{_indent(pprint.pformat(schema, width=72))}\n\nOn instance{_index(path)}:\n"
-            f"{_indent(pprint.pformat(instance, width=72))}")
+            f"{_indent(_pformat(schema))}\n\nOn instance{_index(path)}:\n"
+            f"{_indent(_pformat(instance))}")
 
 
 def _errors(instance: Any, schema: dict[str, Any], path: list[Any], schema_path: list[Any]) -> Iterator[str]:

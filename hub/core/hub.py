@@ -130,12 +130,26 @@ class Hub:
         )
         if session_id:
             session.id = session_id
+        self._own_overflow(session)
         self.sessions[session.id] = session
         self._by_user.setdefault((project, user), set()).add(session)
         self.stats.connections_total += 1
         if self.events:
             self.events.emit(HubEvent("connect", project, self._session_event(session)))
         return session
+
+    def _own_overflow(self, session: Session) -> None:
+        """An adapter's `outbox.send` that overflows drops the session as slow here (counted), then lets
+        the transport's own handler (which picked the close code) run."""
+        transport = session.outbox.on_overflow
+
+        def overflow(messages: int) -> None:
+            if not session.closed:
+                self._drop_slow(session, messages)
+            if transport is not None:
+                transport(messages)
+
+        session.outbox.on_overflow = overflow
 
     def close(self, session: Session, reason: str, reconnect: bool = True) -> None:
         """Close a session from the server side: disconnect notice, then its writer stops."""
@@ -601,8 +615,12 @@ class Hub:
             elif not session.closed:
                 slow.append(session)
         self.stats.messages_delivered += delivered
-        for session in slow:
-            self._drop_slow(session, messages)
+        for session in slow:  # through the outbox's overflow handler, so the transport learns why too
+            overflow = session.outbox.on_overflow
+            if overflow is not None:
+                overflow(messages)
+            else:
+                self._drop_slow(session, messages)
         return targets
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:

@@ -11,14 +11,17 @@ class Outbox:
     """Pending frames for one connection.
 
     `push` is synchronous and never waits: it returns False once the pending bytes would pass
-    `limit`, and the caller treats the connection as too slow. The consumer either awaits
+    `limit`, and the caller treats the connection as too slow. `send` is the same with that rule
+    built in ("send or disconnect, never drop"): an overflow runs `on_overflow`, which the
+    connection's owner sets to disconnect it with its protocol's slow-client code and count it. The consumer either awaits
     `next_batch()` or sets `notify`, a callback run when frames become pending (or the box
     closes), and then takes everything pending with `take()`, so a burst goes out in one write.
     """
 
-    __slots__ = ("limit", "_frames", "_bytes", "_messages", "_lot", "notify", "closed")
+    __slots__ = ("limit", "_frames", "_bytes", "_messages", "_lot", "notify", "closed", "on_overflow")
 
-    def __init__(self, limit: int, notify: Callable[[], None] | None = None) -> None:
+    def __init__(self, limit: int, notify: Callable[[], None] | None = None,
+                 on_overflow: Callable[[int], None] | None = None) -> None:
         self.limit = limit
         self._frames: list[bytes] = []
         self._bytes = 0
@@ -26,6 +29,7 @@ class Outbox:
         self._lot: trio.lowlevel.ParkingLot | None = None
         self.notify = notify
         self.closed = False
+        self.on_overflow = on_overflow
 
     @property
     def pending_bytes(self) -> int:
@@ -48,6 +52,19 @@ class Outbox:
         if len(frames) == 1:
             self._wake()
         return True
+
+    def send(self, frame: bytes, messages: int = 0) -> bool:
+        """Queue `frame`, or disconnect: on overflow `on_overflow(messages)` runs (the box is then closed).
+
+        Returns False when nothing was queued (overflow, or the box was already closed)."""
+        if self.push(frame, messages):
+            return True
+        if not self.closed:
+            handler = self.on_overflow
+            if handler is not None:
+                handler(messages)
+            self.close()
+        return False
 
     def force(self, frame: bytes) -> None:
         """Queue a control frame (a disconnect notice, a pong) even past the limit."""

@@ -1,8 +1,12 @@
 """A small HTTP/1.1 server on Trio and h11, with routing and websocket upgrade.
 
 Adapters give routes; handlers take a `Request` and return a `Response`. Error responses the
-server makes itself (404, 405, 413, 500) come from the owning adapter's error builder, so
-each protocol keeps its own error shape.
+server makes itself (400, 404, 405, 408, 413, 431, 501, 503, 500) come from the owning adapter's
+error builder, so each protocol keeps its own error shape. RFC 9112 details handled here: HEAD,
+`Expect: 100-continue`, `Date`, limits on the head and body and their read times, a keep-alive idle
+timeout, a cap on concurrent connections, `GET /health`, and a drain at shutdown (the request in
+progress is answered with `Connection: close`, idle keep-alive connections close at once).
+The websocket handshake is wsproto's; frames after it are ours (`wsframe`, measured faster).
 """
 
 from __future__ import annotations
@@ -14,25 +18,43 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from functools import partial
 from http import HTTPStatus
 from typing import Any
 
 import h11
 import trio
+from wsproto.connection import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection
+from wsproto.events import Request as WsRequest
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as WsHandshakeError
 
+from hub.logs import rate_limited
 from hub.metrics import RequestMetrics
 
-from .websocket import Flusher, WebSocket
-from .wsframe import accept_token
+from . import wsframe
+from .websocket import SLOW_CLOSE, Flusher, WebSocket
 
 log = logging.getLogger("hub.net.http")
 access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
 SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "sign", "password", "session_token"})
 
 SERVER_HEADER = ("server", "hub")
-KEEPALIVE_IDLE = 75.0
-BODY_TIMEOUT = 30.0  # a request body that trickles in slower than this is dropped
+HEALTH_PATH = "/health"
+
+
+@dataclass
+class Limits:
+    """What one listener allows a client ([hub] keys of the same names, max_connections per adapter)."""
+
+    header_timeout: float = 10.0  # a request head must arrive within this once it has started
+    body_timeout: float = 30.0  # a request body that trickles in slower than this is dropped (408)
+    keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this
+    max_header_bytes: int = 32768  # request line plus headers (431 beyond)
+    max_headers: int = 100  # header fields (431 beyond)
+    max_connections: int = 10000  # concurrent connections; more are answered 503 / closed 1013
 
 
 @dataclass
@@ -48,6 +70,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     client: str = ""
     body_too_large: bool = False
+    raw_path: str = ""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -57,8 +80,11 @@ class Request:
         return values[-1] if values else default
 
     def json(self) -> Any:
-        """The body as JSON; raises ValueError if it is not."""
-        return json.loads(self.body)
+        """The body as JSON; raises ValueError if it is not (nesting too deep for the parser included)."""
+        try:
+            return json.loads(self.body)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
     @property
     def content_type(self) -> str:
@@ -111,6 +137,7 @@ def _compile(path: str) -> re.Pattern[str]:
 @dataclass
 class Route:
     """`path` may hold `{name}` (one segment) or `{name:path}` (the rest). methods=None: any method.
+    A route that allows GET answers HEAD too (without the body).
 
     `long_poll`: the answer may take long (a long poll, a streaming answer); the server watches the
     connection meanwhile and cancels the handler or the stream when the client goes away."""
@@ -127,13 +154,15 @@ class Route:
 
 @dataclass
 class WebSocketRoute:
-    """A websocket endpoint; `select` picks a subprotocol from the client's offer."""
+    """A websocket endpoint; `select` picks a subprotocol from the client's offer; `slow_close` is the
+    close code and reason for a client that lets its outbox overflow (the adapter's slow-client code)."""
 
     path: str
     handler: WebSocketHandler
     select: Callable[[list[str]], str | None] | None = None
     adapter: str = ""
     max_message: int = 1 << 20
+    slow_close: tuple[int, str] = SLOW_CLOSE
     # Refuse the upgrade with 403 when this returns False (e.g. an Origin that is not allowed).
     accept: Callable[[Request], bool] | None = None
 
@@ -164,6 +193,26 @@ def default_error(status: int, message: str) -> Response:
     return Response.json({"error": message}, status)
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The `Date` header value (RFC 9110 5.6.7), formatted once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
+class _Timeout(Exception):
+    """A request head or body did not arrive in time (answered 408)."""
+
+
+class _TooLarge(Exception):
+    """A request body declares or sends more than the listener accepts (answered 413)."""
+
+
 class HTTPServer:
     """Routes requests for one listener (possibly shared by several adapters)."""
 
@@ -177,6 +226,7 @@ class HTTPServer:
         max_body_bytes: int = 1 << 20,
         outbox_bytes: int = 1 << 20,
         write_timeout: float = 10.0,
+        limits: Limits | None = None,
     ) -> None:
         self.routes = list(routes)
         self.errors = errors or {}
@@ -185,11 +235,15 @@ class HTTPServer:
         self.max_body_bytes = max_body_bytes
         self.outbox_bytes = outbox_bytes
         self.write_timeout = write_timeout
+        self.limits = limits or Limits()
         self.flusher = Flusher()
         self.tasks: trio.Nursery | None = None
         self.connections = 0
         self.idle = trio.Event()
         self.idle.set()
+        self.draining = False
+        self._waiting: set[trio.CancelScope] = set()  # connections idle between requests
+        self.closed_lot = trio.lowlevel.ParkingLot()  # unparked whenever a connection ends
 
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         assert self.tasks is not None, "HTTPServer.tasks must be set before serving websockets"
@@ -199,13 +253,25 @@ class HTTPServer:
         builder = self.errors.get(adapter) or self.errors.get(self.fallback) or default_error
         return builder(status, message)
 
-    def match(self, path: str, websocket: bool) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
+    def drain(self) -> None:
+        """Shutdown: /health answers 503, each request in progress is answered with `Connection: close`,
+        requests that start from now on are refused (503) and idle keep-alive connections close now."""
+        self.draining = True
+        for scope in list(self._waiting):
+            scope.cancel()
+
+    def match(self, path: str, websocket: bool, raw_path: str | None = None) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
+        """The route for `path`; path parameters are percent-decoded once, from the raw path when given."""
         for route in self.routes:
             if isinstance(route, WebSocketRoute) != websocket:
                 continue
+            if raw_path is not None and raw_path != path:
+                m = route.pattern.match(raw_path)
+                if m:
+                    return route, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
             m = route.pattern.match(path)
             if m:
-                return route, {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
+                return route, m.groupdict()
         return None, {}
 
     async def handle(self, stream: trio.SocketStream) -> None:
@@ -213,7 +279,10 @@ class HTTPServer:
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
         try:
-            await self._serve(stream)
+            if self.connections > self.limits.max_connections:
+                await self._refuse(stream)
+            else:
+                await self._serve(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -222,85 +291,122 @@ class HTTPServer:
             self.connections -= 1
             if not self.connections:
                 self.idle.set()
+            self.closed_lot.unpark_all()
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await stream.aclose()
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+    @staticmethod
+    def _client(stream: trio.SocketStream) -> str:
         try:
             peer = stream.socket.getpeername()
-            client = f"{peer[0]}:{peer[1]}"
-        except (OSError, AttributeError):
-            client = ""
+            return f"{peer[0]}:{peer[1]}"
+        except (OSError, AttributeError, IndexError, TypeError):
+            return ""
+
+    def _new_connection(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        conn = self._new_connection()
+        client = self._client(stream)
+        first = True
         while True:
             try:
-                with trio.fail_after(KEEPALIVE_IDLE if conn.their_state is h11.IDLE else BODY_TIMEOUT):
-                    event = await self._next_event(conn, stream)
-            except trio.TooSlowError:
+                event = await self._next_request(conn, stream, first)
+            except _Timeout:
+                await self._send_simple(conn, stream, self.error(self.fallback, 408, "request timeout"))
                 return
             except h11.RemoteProtocolError as exc:
-                await self._send_simple(conn, stream, self.error(self.fallback, exc.error_status_hint, "bad request"))
+                status = exc.error_status_hint
+                message = "unsupported transfer coding" if status == 501 else "request header too large" if status == 431 else "bad request"
+                await self._send_simple(conn, stream, self.error(self.fallback, status, message))
                 return
+            first = False
             if not isinstance(event, h11.Request):
                 return
             started = time.perf_counter()
+            if len(event.headers) > self.limits.max_headers:
+                await self._send_simple(conn, stream, self.error(self.fallback, 431, "too many header fields"))
+                return
+            # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here.
+            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
+                await self._send_simple(conn, stream, self.error(self.fallback, 431, "request header too large"))
+                return
             request = self._request(event, client)
             websocket = self._wants_websocket(request)
-            route, params = self.match(request.path, websocket)
+            head = request.method == "HEAD"
+            if head:  # HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET
+                request.method = "GET"
+            route, params = self.match(request.path, websocket, request.raw_path)
             if websocket and route is None:
-                route, params = self.match(request.path, False)
+                route, params = self.match(request.path, False, request.raw_path)
             request.params = params
             adapter = route.adapter if route is not None else self.fallback
+            refuse = self.draining  # a request that starts during the drain is refused, not executed
             try:
-                with trio.fail_after(BODY_TIMEOUT):
-                    await self._read_body(conn, stream, request)
-            except trio.TooSlowError:
+                await self._read_body(conn, stream, request, expect=not refuse)
+            except _Timeout:
+                await self._send_simple(conn, stream, self.error(adapter, 408, "request timeout"))
                 return
-            except h11.RemoteProtocolError:
-                await self._send_simple(conn, stream, self.error(adapter, 400, "bad request"))
+            except _TooLarge:
+                await self._send_simple(conn, stream, self.error(adapter, 413, "request body too large"))
                 return
-            if isinstance(route, WebSocketRoute):
-                accepted = await self._handshake(conn, stream, request, route)
+            except h11.RemoteProtocolError as exc:
+                status = 501 if exc.error_status_hint == 501 else 400
+                await self._send_simple(conn, stream, self.error(adapter, status, "bad request"))
+                return
+            if refuse and not (request.path == HEALTH_PATH and route is None):
+                response = self.error(adapter, 503, "shutting down")
+            elif isinstance(route, WebSocketRoute):
+                accepted = await self._handshake(conn, stream, event, request, route)
                 if accepted is not None:
                     del conn, event
                     await self._websocket(stream, request, route, *accepted)
                 return
-            if request.body_too_large:
-                response = self.error(adapter, 413, "request body too large")
-            elif route is None:
-                response = self.error(adapter, 404, "not found")
-            elif route.methods is not None and request.method not in route.methods:
-                response = self.error(adapter, 405, "method not allowed")
-                response.headers.append(("allow", ", ".join(route.methods)))
             else:
-                try:
-                    if route.long_poll:
-                        answered = await self._watching(conn, stream, partial(route.handler, request))
-                        if not answered:
-                            return  # the client went away
-                        response = answered[0]
-                    else:
-                        response = await route.handler(request)
-                except Exception:
-                    log.exception("handler %s failed", route.path)
-                    response = self.error(adapter, 500, "internal error")
+                if isinstance(route, Route) and route.long_poll:
+                    answered = await self._watching(conn, stream, partial(self._respond, request, route, adapter))
+                    if not answered:
+                        return  # the client went away
+                    response = answered[0]
+                else:
+                    response = await self._respond(request, route, adapter)
             if self.metrics is not None:
                 self.metrics.observe(adapter or "http", response.status, time.perf_counter() - started)
             if access_log.isEnabledFor(logging.DEBUG):
-                access_log.debug('%s "%s %s" %d %.1fms', client, request.method, loggable(request.target), response.status,
-                                 (time.perf_counter() - started) * 1000)
-            keep = not request.body_too_large
-            if response.stream is not None and isinstance(route, Route) and route.long_poll:
+                access_log.debug('%s "%s %s" %d %.1fms', client, "HEAD" if head else request.method, loggable(request.target),
+                                 response.status, (time.perf_counter() - started) * 1000)
+            keep = not self.draining
+            if response.stream is not None and isinstance(route, Route) and route.long_poll and not head:
                 if not await self._watching(conn, stream, partial(self._send, conn, stream, response, keep)):
                     return
             else:
-                await self._send(conn, stream, response, keep)
+                await self._send(conn, stream, response, keep, head=head)
             if not keep or conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+    async def _respond(self, request: Request, route: Route | WebSocketRoute | None, adapter: str) -> Response:
+        if request.path == HEALTH_PATH and request.method == "GET" and route is None:
+            return Response(503 if self.draining else 200, b"{}", "application/json")
+        if route is None:
+            return self.error(adapter, 404, "not found")
+        assert isinstance(route, Route)
+        if route.methods is not None and request.method not in route.methods:
+            response = self.error(adapter, 405, "method not allowed")
+            allowed = list(route.methods) + (["HEAD"] if "GET" in route.methods and "HEAD" not in route.methods else [])
+            response.headers.append(("allow", ", ".join(allowed)))
+            return response
+        try:
+            return await route.handler(request)
+        except RecursionError:  # JSON (or anything) nested deeper than the parser goes: the client's mistake
+            return self.error(adapter, 400, "bad request: nested too deeply")
+        except Exception:
+            log.exception("handler %s failed", route.path)
+            return self.error(adapter, 500, "internal error")
 
     @staticmethod
     async def _watching(conn: h11.Connection, stream: trio.SocketStream, fn: Callable[[], Awaitable[Any]]) -> list[Any]:
@@ -324,32 +430,74 @@ class HTTPServer:
             nursery.cancel_scope.cancel()
         return result
 
-    async def _next_event(self, conn: h11.Connection, stream: trio.SocketStream) -> Any:
+    async def _next_request(self, conn: h11.Connection, stream: trio.SocketStream, first: bool) -> Any:
+        """The next request head. None (close quietly) on an idle timeout or a drain while idle;
+        _Timeout once a started head takes longer than header_timeout."""
+        limits = self.limits
+        now = trio.current_time()
+        started = bool(conn.trailing_data[0])
+        deadline = now + (limits.header_timeout if first or started else limits.keepalive_timeout)
         while True:
             event = conn.next_event()
-            if event is h11.NEED_DATA:
-                data = await stream.receive_some(65536)
-                conn.receive_data(data)
-                continue
-            return event
+            if event is not h11.NEED_DATA:
+                return event
+            idle = not started and not first  # between two requests of a keep-alive connection
+            if idle and self.draining:
+                return None
+            with trio.CancelScope(deadline=deadline) as scope:
+                if idle:
+                    self._waiting.add(scope)
+                try:
+                    data = await stream.receive_some(65536)
+                finally:
+                    self._waiting.discard(scope)
+            if scope.cancelled_caught:
+                if started:
+                    raise _Timeout()
+                return None
+            conn.receive_data(data)
+            if data and not started:
+                started = True
+                deadline = min(deadline, trio.current_time() + limits.header_timeout)
 
-    async def _read_body(self, conn: h11.Connection, stream: trio.SocketStream, request: Request) -> None:
+    async def _read_body(self, conn: h11.Connection, stream: trio.SocketStream, request: Request, *, expect: bool) -> None:
+        """The whole body into `request.body`: 100 Continue first if the client waits for it, 413 at once
+        for a declared (or chunk) size over the limit, 408 if it is not all there within body_timeout."""
+        limit = self.max_body_bytes
+        declared = request.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            request.body_too_large = True
+            raise _TooLarge()
+        if conn.they_are_waiting_for_100_continue:
+            if not expect:
+                return  # refused: answered without reading the body (the connection then closes)
+            await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[SERVER_HEADER], reason=b"Continue")))
         parts, size = [], 0
-        while True:
-            event = await self._next_event(conn, stream)
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > self.max_body_bytes:
-                    request.body_too_large = True
+        with trio.move_on_after(self.limits.body_timeout) as scope:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    # h11 does not say how big a chunk is announced to be; its reader knows (h11 >= 0.8).
+                    if size + getattr(conn._reader, "_bytes_in_chunk", 0) > limit:
+                        request.body_too_large = True
+                        raise _TooLarge()
+                    conn.receive_data(await stream.receive_some(65536))
+                    continue
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        request.body_too_large = True
+                        raise _TooLarge()
+                    parts.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    request.body = b"".join(parts)
                     return
-                parts.append(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                request.body = b"".join(parts)
-                return
-            elif isinstance(event, h11.ConnectionClosed):
-                raise h11.RemoteProtocolError("connection closed mid-body")
-            else:
-                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise h11.RemoteProtocolError("connection closed mid-body")
+                else:
+                    raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+        if scope.cancelled_caught:
+            raise _Timeout()
 
     @staticmethod
     def _request(event: h11.Request, client: str) -> Request:
@@ -367,6 +515,7 @@ class HTTPServer:
             query=urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
             headers=headers,
             client=client,
+            raw_path=parsed.path,
         )
 
     @staticmethod
@@ -377,8 +526,8 @@ class HTTPServer:
             and "upgrade" in (request.header("connection") or "").lower()
         )
 
-    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, response: Response, keep: bool) -> None:
-        headers = [SERVER_HEADER]
+    def _head(self, response: Response, keep: bool) -> list[tuple[str, str]]:
+        headers = [SERVER_HEADER, ("date", http_date())]
         if response.content_type:
             headers.append(("content-type", response.content_type))
         if response.stream is None:
@@ -386,8 +535,13 @@ class HTTPServer:
         headers += response.headers
         if not keep:
             headers.append(("connection", "close"))
-        data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
-        if response.stream is not None:
+        return headers
+
+    async def _send(self, conn: h11.Connection, stream: trio.SocketStream, response: Response, keep: bool,
+                    head: bool = False) -> None:
+        data = conn.send(h11.Response(status_code=response.status, headers=self._head(response, keep),
+                                      reason=_reason(response.status)))
+        if response.stream is not None and not head:
             await stream.send_all(data)
             chunks = response.stream()
             try:
@@ -396,32 +550,70 @@ class HTTPServer:
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
             data = b""
-        data += conn.send(h11.Data(data=response.body)) if response.body else b""
+        if response.body and not head:  # a response to HEAD has the headers of the GET response, no body
+            data += conn.send(h11.Data(data=response.body))
         data += conn.send(h11.EndOfMessage())
         await stream.send_all(data)
 
     async def _send_simple(self, conn: h11.Connection, stream: trio.SocketStream, response: Response) -> None:
+        """An error answer that ends the connection (the request may not have been read to its end)."""
+        if self.metrics is not None:
+            self.metrics.observe(self.fallback or "http", response.status, 0.0)
         try:
-            await self._send(conn, stream, response, keep=False)
-        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                await self._send(conn, stream, response, keep=False)
+            else:  # h11 cannot answer (e.g. the head never parsed): write the response by hand
+                await stream.send_all(self._raw_response(response))
+            await self._linger(stream)
+        except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
-    async def _handshake(self, conn: h11.Connection, stream: trio.SocketStream, request: Request,
+    @staticmethod
+    async def _linger(stream: trio.SocketStream, seconds: float = 1.0, max_bytes: int = 1 << 20) -> None:
+        """Half-close and read what the client still sends for a moment, so that closing with unread
+        input does not reset the connection before the client has read our answer."""
+        await stream.send_eof()
+        left = max_bytes
+        with trio.move_on_after(seconds):
+            while left > 0:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                left -= len(data)
+
+    def _raw_response(self, response: Response) -> bytes:
+        lines = [f"HTTP/1.1 {response.status} {_reason(response.status).decode()}"]
+        lines += [f"{k}: {v}" for k, v in self._head(response, keep=False)]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+    async def _handshake(self, conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, request: Request,
                          route: WebSocketRoute) -> tuple[str | None, bytes] | None:
-        """Answer the upgrade; return (subprotocol, bytes already received after it), or None if refused."""
-        key = request.header("sec-websocket-key")
-        if not key or request.header("sec-websocket-version") != "13":
+        """Answer the upgrade with wsproto's handshake; return (subprotocol, bytes already received after it),
+        or None if refused (answered in the adapter's error shape)."""
+        shake = H11Handshake(ConnectionType.SERVER)
+        try:
+            shake.receive_data(h11.Connection(h11.CLIENT).send(event))
+            offer = next((e for e in shake.events() if isinstance(e, WsRequest)), None)
+        except WsHandshakeError as exc:
+            reject = exc.event_hint if isinstance(exc.event_hint, RejectConnection) else RejectConnection()
+            status = reject.status_code if reject.status_code in (400, 426) else 400
+            response = self.error(route.adapter, status, "bad websocket handshake")
+            response.headers += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in reject.headers
+                                 if k.lower() != b"content-length"]
+            await self._send(conn, stream, response, keep=False)
+            return None
+        if offer is None:
             await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
             return None
         if route.accept is not None and not route.accept(request):
             await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
-        offered = [p.strip() for p in (request.header("sec-websocket-protocol") or "").split(",") if p.strip()]
-        subprotocol = route.select(offered) if route.select else None
-        headers = [("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", accept_token(key))]
-        if subprotocol:
-            headers.append(("sec-websocket-protocol", subprotocol))
-        await stream.send_all(conn.send(h11.InformationalResponse(status_code=101, headers=headers)))
+        subprotocol = route.select(list(offer.subprotocols)) if route.select else None
+        if subprotocol is not None and subprotocol not in offer.subprotocols:
+            subprotocol = None
+        data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=[(b"server", b"hub"),
+                                                                                   (b"date", http_date().encode())]))
+        await stream.send_all(data)
         if self.metrics is not None:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
         return subprotocol, bytes(conn.trailing_data[0])
@@ -430,7 +622,8 @@ class HTTPServer:
                          subprotocol: str | None, initial: bytes) -> None:
         ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
-                       write_timeout=self.write_timeout)
+                       write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
+                       metrics=self.metrics)
         started = time.perf_counter()
         try:
             await ws.serve(lambda w: route.handler(request, w))
@@ -438,3 +631,31 @@ class HTTPServer:
             if access_log.isEnabledFor(logging.DEBUG):
                 access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
                                  ws.close_code or ws.peer_close_code, time.perf_counter() - started)
+
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        """Over max_connections: read the head, then answer 503 (HTTP) or accept and close 1013 (websocket)."""
+        conn = self._new_connection()
+        if self.metrics is not None:
+            self.metrics.disconnected(self.fallback, "too many connections")
+        log_refused(self.limits.max_connections)
+        try:
+            event = await self._next_request(conn, stream, True)
+        except (_Timeout, h11.RemoteProtocolError):
+            return
+        if not isinstance(event, h11.Request):
+            return
+        request = self._request(event, "")
+        route, _ = self.match(request.path, True, request.raw_path) if self._wants_websocket(request) else (None, {})
+        if isinstance(route, WebSocketRoute):
+            accepted = await self._handshake(conn, stream, event, request, route)
+            if accepted is not None:
+                with trio.move_on_after(1):
+                    await stream.send_all(wsframe.close_frame(1013, "too many connections"))
+            return
+        response = self.error(self.fallback, 503, "too many connections")
+        response.headers.append(("retry-after", "1"))
+        await self._send_simple(conn, stream, response)
+
+
+def log_refused(limit: int) -> None:
+    rate_limited(log, logging.WARNING, "max_connections", "connection refused: max_connections (%d) reached", limit)

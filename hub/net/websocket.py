@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -19,11 +18,16 @@ from typing import Any
 import trio
 
 from hub.core.outbox import Outbox
+from hub.metrics import RequestMetrics
 
 from . import wsframe
 from .wsframe import FrameReader, ProtocolError
 
 log = logging.getLogger("hub.net.websocket")
+
+SLICE_SECONDS = 0.0005  # a connection's messages are handed out in slices this long, then others run
+PARSE_BATCH = 64  # frames parsed at a time from what one read brought (a 64 KiB read can hold 1,000)
+SLOW_CLOSE = (1008, "slow")  # default close for a client whose outbox overflows (adapters set their own)
 
 
 class Flusher:
@@ -67,7 +71,8 @@ class WebSocket:
 
     __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_closed",
                  "_close_sent", "close_code", "close_reason", "peer_close_code", "close_hook", "_fd", "_flusher",
-                 "_spawn", "_scope", "_scheduled", "_writing", "_backlog", "_aborted")
+                 "_spawn", "_scope", "_scheduled", "_writing", "_backlog", "_aborted", "slow_close", "end_reason",
+                 "adapter", "metrics", "_slice_start", "_drained")
 
     def __init__(
         self,
@@ -80,10 +85,19 @@ class WebSocket:
         initial: bytes = b"",
         max_message: int = 1 << 20,
         write_timeout: float = 10.0,
+        slow_close: tuple[int, str] = SLOW_CLOSE,
+        adapter: str = "",
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.stream = stream
         self.subprotocol = subprotocol
-        self.outbox = Outbox(outbox_bytes, notify=self._on_ready)
+        self.outbox = Outbox(outbox_bytes, notify=self._on_ready, on_overflow=self._on_overflow)
+        self.slow_close = slow_close
+        self.adapter = adapter
+        self.metrics = metrics
+        self.end_reason = ""  # why the connection ended, counted in metrics.disconnects
+        self._slice_start = 0.0
+        self._drained: trio.Event | None = None
         self.write_timeout = write_timeout
         self._reader = FrameReader(max_message)
         self._reader.feed(initial)
@@ -109,12 +123,22 @@ class WebSocket:
 
     # -- sending --------------------------------------------------------------------------
     def send(self, data: str | bytes) -> bool:
-        """Queue a text (str) or binary (bytes) message; False if the queue is full."""
+        """Queue a text (str) or binary (bytes) message, or disconnect the client as slow (see `send_frame`)."""
         frame = wsframe.text_frame(data) if isinstance(data, str) else wsframe.binary_frame(data)
-        return self.outbox.push(frame)
+        return self.outbox.send(frame)
 
     def send_frame(self, frame: bytes) -> bool:
-        return self.outbox.push(frame)
+        """Queue an encoded frame. Send or disconnect, never drop: if the outbox is full the connection is
+        closed as slow (the core's session first, counted; else with `slow_close`) and False is returned."""
+        return self.outbox.send(frame)
+
+    def _on_overflow(self, messages: int) -> None:
+        self.end_reason = "slow"
+        log.debug("websocket outbox full; disconnecting a slow client")
+        # The core (if this is a session's outbox) has closed it already and `close_hook` says how;
+        # otherwise close with this connection's slow-client code.
+        if self.close_code is None and (self.close_hook is None or not self.outbox.closed):
+            self.close(*self.slow_close)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake once everything already queued has gone out."""
@@ -153,6 +177,7 @@ class WebSocket:
                 self._backlog = data[sent:]
                 self._start_writer()
                 return
+            self._check_drained()
         if self.outbox.closed:
             self._start_writer()
 
@@ -170,9 +195,11 @@ class WebSocket:
                     with trio.move_on_after(self.write_timeout) as scope:
                         await self.stream.send_all(data)
                     if scope.cancelled_caught:
-                        log.info("websocket write timed out; dropping connection")
+                        log.debug("websocket write timed out; dropping connection")
+                        self.end_reason = self.end_reason or "write timeout"
                         self._abort()
                         return
+                    self._check_drained()
                     continue
                 if self.outbox.closed:
                     await self._finish_close()
@@ -197,8 +224,19 @@ class WebSocket:
             await self._peer_closed.wait()
         self._scope.cancel()
 
+    def _check_drained(self) -> None:
+        if self._drained is not None and self._unsent() <= self.outbox.limit // 4:
+            self._drained.set()
+            self._drained = None
+
+    def _unsent(self) -> int:
+        return self.outbox.pending_bytes + len(self._backlog)
+
     def _abort(self) -> None:
         self._aborted = True
+        self.end_reason = self.end_reason or "connection lost"
+        if self._drained is not None:
+            self._drained.set()
         self.outbox.closed = True
         self._peer_closed.set()
         self._scope.cancel()
@@ -208,21 +246,35 @@ class WebSocket:
         """The next text or binary message; None once the connection is closing or closed."""
         while True:
             if self._pending:
+                # Fairness: a connection that sent many messages at once gets them in bounded slices.
+                if time.perf_counter() - self._slice_start > SLICE_SECONDS:
+                    await trio.lowlevel.checkpoint()
+                    self._slice_start = time.perf_counter()
                 return self._pending.popleft()
             if self._peer_closed.is_set():
                 return None
-            try:
-                data = await self.stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            if not data:
-                self._peer_closed.set()
-                self.outbox.close()
-                return None
+            if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
+                # Backpressure: take no more messages until the client has read most of its replies.
+                self._drained = trio.Event()
+                await self._drained.wait()
+                continue
+            if self._reader.failed or self._reader.more:
+                data = b""  # first the frames already buffered (or the framing error after them)
+            else:
+                try:
+                    data = await self.stream.receive_some(65536)
+                    self._slice_start = time.perf_counter()
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    self._peer_closed.set()
+                    self.outbox.close()
+                    return None
             self._reader.feed(data)
             try:
-                messages = self._reader.messages()
+                messages = self._reader.messages(PARSE_BATCH)
             except ProtocolError as exc:
+                self.end_reason = "protocol error"
                 self.close(exc.code, exc.reason)
                 self._peer_closed.set()
                 return None
@@ -238,6 +290,7 @@ class WebSocket:
                     try:
                         self._pending.append(msg.payload.decode("utf-8"))
                     except UnicodeDecodeError:
+                        self.end_reason = "protocol error"
                         self.close(1007, "invalid utf-8")
                         self._peer_closed.set()
                         return None
@@ -245,10 +298,11 @@ class WebSocket:
                     self._pending.append(msg.payload)
 
     def _on_peer_close(self, payload: bytes) -> None:
-        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+        code, _ = wsframe.parse_close(payload)  # the reader has validated it
         self.peer_close_code = code
+        self.end_reason = self.end_reason or "client closed"
         if not self.outbox.closed:
-            echo = 1000 if code in (1005, 1006) else code
+            echo = 1000 if code == 1005 else code
             self.outbox.force(wsframe.close_frame(echo))
             self._close_sent = True
             self.outbox.close()
@@ -257,15 +311,20 @@ class WebSocket:
     # -- lifetime -------------------------------------------------------------------------
     async def serve(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
         """Run `handler` until it returns or the connection ends, then finish the closing handshake."""
-        with self._scope:
-            try:
-                await handler(self)
-            except Exception:
-                log.exception("websocket handler failed")
-                self.close(1011, "internal error")
-            else:
-                self.close(1000, "")
-            with trio.move_on_after(3):
-                while await self.receive() is not None:
-                    pass
-                await trio.sleep_forever()
+        try:
+            with self._scope:
+                try:
+                    await handler(self)
+                except Exception:
+                    log.exception("websocket handler failed")
+                    self.end_reason = self.end_reason or "internal error"
+                    self.close(1011, "internal error")
+                else:
+                    self.close(1000, "")
+                with trio.move_on_after(3):
+                    while await self.receive() is not None:
+                        pass
+                    await trio.sleep_forever()
+        finally:
+            if self.metrics is not None:
+                self.metrics.disconnected(self.adapter, self.end_reason or "server closed")

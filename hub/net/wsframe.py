@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+CONTROL = (CLOSE, PING, PONG)
+# Close codes a peer may send (RFC 6455 7.4): registered ones except the local-only 1005, 1006 and
+# 1015, and 3000-4999; 1004, 1014, 1016-2999 and anything outside 1000-4999 are protocol errors.
+_REGISTERED = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013))
 
 
 def accept_token(key: str) -> str:
@@ -52,6 +57,27 @@ def unmask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
 
 
+def valid_close_code(code: int) -> bool:
+    """Whether a peer may send `code` in a close frame."""
+    return code in _REGISTERED or 3000 <= code <= 4999
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    """(code, reason) of a peer's close frame (1005 when it has no code); ProtocolError if malformed."""
+    if not payload:
+        return 1005, ""
+    if len(payload) == 1:
+        raise ProtocolError(1002, "close frame with a 1-byte payload")
+    code = struct.unpack_from("!H", payload)[0]
+    if not valid_close_code(code):
+        raise ProtocolError(1002, "invalid close code")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(1007, "close reason is not utf-8") from None
+    return code, reason
+
+
 class ProtocolError(Exception):
     """The peer broke the framing rules; `code` is the close code to answer with."""
 
@@ -77,20 +103,53 @@ class FrameReader:
         self._parts: list[bytes] = []
         self._size = 0
         self._opcode: int | None = None
+        self._utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message as it arrives
+        self._error: ProtocolError | None = None
+        self.more = False  # the last messages() stopped at its limit: complete frames may be buffered
 
     def feed(self, data: bytes) -> None:
         self._buf += data
 
-    def messages(self) -> list[Message]:
-        out = []
+    @property
+    def failed(self) -> bool:
+        """A framing error is waiting to be raised by the next `messages()`."""
+        return self._error is not None
+
+    def messages(self, limit: int = 0) -> list[Message]:
+        """Complete messages and control frames so far (at most `limit` if given; `more` then says whether
+        it stopped there). A framing error is raised after the messages that came before it have been
+        returned (on the next call), so those still get answered."""
+        if self._error is not None:
+            raise self._error
+        out: list[Message] = []
+        self.more = False
+        try:
+            self._read(out, limit)
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._error = exc
+        return out
+
+    def _read(self, out: list[Message], limit: int) -> None:
         while True:
+            if limit and len(out) >= limit:
+                self.more = True
+                return
             frame = self._next_frame()
             if frame is None:
-                return out
+                return
             fin, opcode, payload = frame
             if opcode >= CLOSE:
+                if opcode not in CONTROL:
+                    raise ProtocolError(1002, "unknown opcode")
                 if not fin or len(payload) > 125:
                     raise ProtocolError(1002, "bad control frame")
+                if opcode == CLOSE:
+                    parse_close(payload)
+                    out.append(Message(opcode, payload))
+                    self._buf.clear()  # nothing after a close frame counts
+                    return
                 out.append(Message(opcode, payload))
                 continue
             if opcode == CONTINUATION:
@@ -106,10 +165,17 @@ class FrameReader:
             if self._size > self.max_message:
                 raise ProtocolError(1009, "message too big")
             self._parts.append(payload)
+            if self._opcode == TEXT and not (fin and len(self._parts) == 1):
+                if self._utf8 is None:
+                    self._utf8 = codecs.getincrementaldecoder("utf-8")()
+                try:
+                    self._utf8.decode(payload, fin)
+                except UnicodeDecodeError:
+                    raise ProtocolError(1007, "invalid utf-8") from None
             if fin:
                 body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
                 out.append(Message(self._opcode, body))
-                self._parts, self._size, self._opcode = [], 0, None
+                self._parts, self._size, self._opcode, self._utf8 = [], 0, None, None
 
     def _next_frame(self) -> tuple[bool, int, bytes] | None:
         buf = self._buf
@@ -132,6 +198,8 @@ class FrameReader:
                 return None
             n = struct.unpack_from("!Q", buf, 2)[0]
             pos = 10
+        if b0 & 0x08 and n > 125:
+            raise ProtocolError(1002, "bad control frame")
         if n > self.max_message:
             raise ProtocolError(1009, "message too big")
         if len(buf) < pos + 4 + n:

@@ -193,7 +193,7 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     if content_type == "application/json" or stripped[0] in "{[":
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise bad_request("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise bad_request("the body must be a JSON object")

@@ -108,7 +108,8 @@ class RealtimeServer:
 
     # -- wiring ---------------------------------------------------------------------------------
     def routes(self) -> list[WebSocketRoute]:
-        return [WebSocketRoute("/websocket", self.serve), WebSocketRoute("/sockjs/{server}/{session}/websocket", self.serve)]
+        return [WebSocketRoute("/websocket", self.serve, slow_close=SLOW_CLOSE),
+                WebSocketRoute("/sockjs/{server}/{session}/websocket", self.serve, slow_close=SLOW_CLOSE)]
 
     def attach(self) -> None:
         self.svc.ctx.hub.events.add(self.on_hub_event)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from hub import __version__
 from hub.net.http import Request, Response, Route
+from hub.version import __version__
 
 from . import api, rcdata, store
 from .model import (

@@ -9,7 +9,6 @@ import json
 import time
 from typing import Any
 
-from hub import __version__
 from hub.core import (
     ChannelRequired,
     ChannelTooLong,
@@ -21,6 +20,7 @@ from hub.core import (
     ProjectNotFound,
     Unavailable,
 )
+from hub.version import __version__
 from protocols import centrifugo as C
 
 INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED = C.INTERNAL, C.UNAUTHORIZED, C.UNKNOWN_CHANNEL, C.PERMISSION_DENIED

@@ -89,7 +89,7 @@ async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method
         return Response(200, await apikey.run_legacy(ctx.hub, project, commands, state), content_type="application/json")
     try:
         body: Any = json.loads(request.body) if request.body else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body is not JSON")
     if not isinstance(body, dict):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")

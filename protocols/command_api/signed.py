@@ -126,7 +126,7 @@ def verify(project: Project, request: SignedRequest) -> None:
 def parse_commands(data: str, max_commands: int) -> list[Any]:
     try:
         decoded = loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RequestError(400, "malformed data") from None
     if isinstance(decoded, dict):
         return [decoded]

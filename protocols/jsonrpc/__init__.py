@@ -14,9 +14,10 @@ from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Route, WebSocketRoute
 
+from . import client
 from .cli import add_commands
 from .execute import Hook, HookError, Procedure, check_procedures, parse_hook, parse_procedure
-from .server import JsonRpc, error
+from .server import SLOW_CLIENT, JsonRpc, error
 from .store import StoreError, UserStore, hold_running_lock
 
 MIN_SECRET = 32
@@ -106,8 +107,8 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
         Route("/execute", rpc.execute, methods=["POST"]),
         Route("/actions", rpc.discovery, methods=["GET"]),
         Route("/hook/{name}", rpc.hook),
-        WebSocketRoute("/ws/events", rpc.events_socket),
-        WebSocketRoute("/ws/requests", rpc.requests_socket),
+        WebSocketRoute("/ws/events", rpc.events_socket, slow_close=(SLOW_CLIENT, "too slow")),
+        WebSocketRoute("/ws/requests", rpc.requests_socket, slow_close=(SLOW_CLIENT, "too slow")),
     ]
 
 
@@ -143,4 +144,5 @@ ADAPTER = Adapter(
     reload=reload,
     validate=validate,
     cli=add_commands,
+    exports={"run": client.run},  # `from hub import run`
 )

@@ -379,7 +379,7 @@ class JsonRpc:
         try:
             try:
                 body = json.loads(message)
-            except ValueError:
+            except (ValueError, RecursionError):
                 reply = envelope(request_id_of(None), None, ["the request is not valid JSON"], "http")
             else:
                 _, reply = await execute(self.ctx.runtime.actions, self.procedures, body, "http", ("request", "requests"))
@@ -501,7 +501,7 @@ def hook_event(request: Request, hook: Hook) -> dict[str, Any]:
     text = request.body.decode("utf-8", errors="replace")
     try:
         body: Any = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = text
     return {"method": request.method, "headers": {k: v for k, v in request.headers.items() if k not in hidden},
             "body": body, "query": {k: v[-1] for k, v in request.query.items() if k != "token"}}

@@ -72,7 +72,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
-                       accept=partial(origin_allowed, ctx)),
+                       slow_close=(3008, "slow"), accept=partial(origin_allowed, ctx)),
         Route(s.path, _not_upgraded),
     ]
     if s.sockjs_path:

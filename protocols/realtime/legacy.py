@@ -154,7 +154,7 @@ class LegacyClient:
             return Batch()  # empty, or a SockJS message that is not a string: the original answers nothing
         try:
             data = loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return Batch(close="bad request", close_delay=CLOSE_DELAY)
         if isinstance(data, dict):
             commands = [data]

@@ -24,11 +24,11 @@ from typing import Any
 
 import msgpack
 
-from hub import __version__
 from hub.actions import ActionError
 from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
+from hub.version import __version__
 from protocols import centrifugo as C
 
 from . import fossil, sdk_protobuf, tagsfilter
@@ -123,7 +123,7 @@ class JsonCodec:
         try:
             text = data if isinstance(data, str) else data.decode("utf-8")
             return [json.loads(line, parse_constant=_no_constant) for line in text.split("\n") if line.strip()]
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request") from None
 
     def dumps(self, obj: Any) -> bytes:
@@ -271,7 +271,7 @@ def speaks_sdk(first: str | bytes) -> bool:
     line = text.lstrip().split("\n", 1)[0]
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(obj, dict) and "method" not in obj and ("id" in obj or any(k in obj for k in COMMANDS))
 
@@ -389,7 +389,7 @@ class SdkClient:
 
     def _write(self, frame: bytes | None) -> None:
         """Queue a reply frame; a client that lets replies pile up past the queue limit is closed as slow."""
-        if frame is None or self.outbox.push(frame):
+        if frame is None or self.outbox.send(frame):  # send or disconnect (the core counts it)
             return
         if self.session is not None and not self.session.closed:
             self.hub.close(self.session, "slow", reconnect=True)

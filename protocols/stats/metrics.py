@@ -39,6 +39,11 @@ class HubCollector(Collector):
         for (adapter, status), n in sorted(self.requests.requests.items()):
             requests.add_metric([adapter, status], n)
         yield requests
+        disconnects = CounterMetricFamily("hub_disconnects", "Websocket connections ended, by adapter and reason "
+                                          "(slow, write timeout, protocol error, client closed, ...).", labels=["adapter", "reason"])
+        for (adapter, reason), n in sorted(self.requests.disconnects.items()):
+            disconnects.add_metric([adapter, reason], n)
+        yield disconnects
         latency = HistogramMetricFamily("hub_http_request_duration_seconds", "HTTP request handling time by adapter.",
                                         labels=["adapter"])
         for adapter, hist in sorted(self.requests.latency.items()):

@@ -1,0 +1,56 @@
+"""The accept loop: one task per listening socket, quiet and patient when file descriptors run out."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from hub.logs import rate_limited
+
+log = logging.getLogger("hub.net.accept")
+
+# accept() errors that mean "no resources right now", not "this socket is broken".
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+MAX_BACKOFF = 1.0
+
+
+def fd_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def accept_loop(
+    listener: trio.SocketListener,
+    handler: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+    *,
+    open_connections: Callable[[], int],
+    freed: trio.lowlevel.ParkingLot,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections and start `handler` for each in `nursery` until cancelled.
+
+    Out of descriptors (EMFILE and friends), it logs one rate-limited line ("out of file descriptors,
+    N connections open, limit L"), waits until a connection closes (`freed` is unparked then) or a
+    backoff of up to a second passes, and accepts again.
+    """
+    task_status.started()
+    backoff = 0.01
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in RESOURCE_ERRNOS:
+                raise
+            rate_limited(log, logging.ERROR, "emfile", "out of file descriptors, %d connections open, limit %d",
+                         open_connections(), fd_limit())
+            with trio.move_on_after(backoff):
+                await freed.park()
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            continue
+        backoff = 0.01
+        nursery.start_soon(handler, stream)

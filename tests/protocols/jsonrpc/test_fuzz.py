@@ -1,0 +1,31 @@
+"""Fuzzing JSON-RPC envelopes: any body gets a response envelope with a status, never an exception."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hub.actions import ActionRegistry, register_core_actions
+from hub.core import Hub, NamespaceOptions, Project
+from protocols.jsonrpc.execute import execute
+from protocols.jsonrpc.server import parse_custom_event
+
+from ..fuzzing import FUZZ, commands, json_values, run, texts
+
+
+@FUZZ
+@given(st.one_of(commands(method_key="action", params_key="args").map(lambda c: {"type": "request", **c}), json_values))
+def test_execute_envelopes(body):
+    hub = Hub([Project("proj", "secret", NamespaceOptions(history_size=3, history_lifetime=60), {})])
+    registry = ActionRegistry()
+    register_core_actions(registry, hub, "proj")
+    status, reply = run(execute, registry, {}, body)
+    assert 200 <= status < 500 or status == 501, status
+    assert reply["type"] == "response" and isinstance(reply["response"]["errors"], list)
+
+
+@FUZZ
+@given(texts)
+def test_custom_events(message):
+    event = parse_custom_event(message)
+    assert event is None or (event["type"] == "event" and isinstance(event["args"], dict))
