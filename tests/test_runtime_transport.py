@@ -98,7 +98,8 @@ async def test_idle_keepalive_clients_do_not_hold_up_shutdown(tmp_path: Path):
         for stream in streams:
             assert await read_all(stream, timeout=2) == b""  # closed by the hub, not by us
         code = await trio.to_thread.run_sync(proc.wait, 10)
-        assert code == 0 and time.monotonic() - started < 1.0
+        # well under the 2 s grace (test config) that the old code waited out; room for a loaded test machine
+        assert code == 0 and time.monotonic() - started < 1.5
     finally:
         if proc.poll() is None:
             proc.kill()
