@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak
+.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak proto
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
@@ -73,3 +73,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Regenerate the Protobuf code of the Centrifugo client protocol (checked in; needs the dev tools).
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'grpcio-tools>=1.60'
+	cd protocols/realtime/proto && ../../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. centrifugo_client.proto

@@ -92,6 +92,16 @@ class NamespaceTable:
     join_leave: bool = True
     history_size: int = field(default=0, metadata={"min": 0})
     history_lifetime: float = field(default=0.0, metadata={"min": 0})
+    force_push_join_leave: bool = False
+    force_positioning: bool = False
+    force_recovery: bool = True
+    allow_subscribe_for_client: bool = True
+    allow_publish_for_client: bool = False
+    allow_presence_for_subscriber: bool = True
+    allow_history_for_subscriber: bool = True
+    allow_user_limited_channels: bool = True
+    allow_tags_filter: bool = False
+    delta_fossil: bool = False
 
 
 @dataclass

@@ -24,6 +24,11 @@ class Publication:
     # What the publishing protocol attaches for subscribers of its own kind (MQTT: an MqttMessage with
     # the exact payload bytes, QoS, retain flag and properties); other protocols ignore it.
     meta: Any = None
+    # Centrifugo publication tags (string → string), delivered with the publication.
+    tags: dict[str, str] | None = None
+    # The exact payload bytes when the publisher sent bytes (a Protobuf client, the API's b64data);
+    # binary wire formats send these unchanged, the others send `data`.
+    raw: bytes | None = None
 
 
 def new_epoch() -> str:
@@ -61,13 +66,16 @@ class HistoryResult:
     epoch: str
 
 
-def read(stream: Stream | None, *, limit: int | None, since: int | None, newest_first: bool) -> HistoryResult:
-    """Select from a stream: after offset `since`, at most `limit`, in the order asked."""
+def read(stream: Stream | None, *, limit: int | None, since: int | None, newest_first: bool,
+         before: int | None = None) -> HistoryResult:
+    """Select from a stream: after offset `since` (or before offset `before`), at most `limit`, in the order asked."""
     if stream is None:
         return HistoryResult([], 0, "")
     items = list(stream.items)
     if since is not None:
         items = [p for p in items if p.offset > since]
+    if before is not None:
+        items = [p for p in items if p.offset < before]
     if newest_first:
         items.reverse()
     if limit is not None and limit >= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -60,6 +61,9 @@ class Hub:
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
         self._subscriptions = 0
+        self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
+        self._delta: dict[Key, int] = {}  # channels where some subscriber takes deltas
+        self._last: dict[Key, Publication] = {}  # their latest publication: the base of the next delta
         # Topic-filter subscriptions (MQTT wildcards, shared groups) and retained publications: see patterns.py, retained.py.
         self.filters = TopicFilters()
         self.retained = RetainedStore()
@@ -281,7 +285,36 @@ class Hub:
         self._leave(session, channel)
         return True
 
+    def set_filter(self, session: Session, channel: str, accept: Callable[[Publication], bool] | None) -> None:
+        """Deliver to `session` only the publications of `channel` that `accept` (None: all of them)."""
+        key = (session.project, channel)
+        had = session.filters.pop(channel, None) is not None
+        if had:
+            self._filtered[key] -= 1
+            if not self._filtered[key]:
+                del self._filtered[key]
+        if accept is not None:
+            session.filters[channel] = accept
+            self._filtered[key] = self._filtered.get(key, 0) + 1
+
+    def set_delta(self, session: Session, channel: str, on: bool) -> None:
+        """Deliver `channel` to `session` as deltas from the previous publication (its wire's `publication_delta`);
+        the first publication it gets after this is whole."""
+        key = (session.project, channel)
+        if session.deltas.pop(channel, None) is not None:
+            self._delta[key] -= 1
+            if not self._delta[key]:
+                del self._delta[key]
+                self._last.pop(key, None)
+        if on:
+            session.deltas[channel] = False
+            self._delta[key] = self._delta.get(key, 0) + 1
+
     def _leave(self, session: Session, channel: str) -> None:
+        if channel in session.filters:
+            self.set_filter(session, channel, None)
+        if channel in session.deltas:
+            self.set_delta(session, channel, False)
         record = session.client_info(channel)
         del session.channels[channel]
         self._subscriptions -= 1
@@ -310,8 +343,12 @@ class Hub:
     def deliver(self, project: str, channel: str, pubs: list[Publication]) -> None:
         """Publications of `channel`, in offset order, to this node's subscribers (called by the engine)."""
         stats = self.stats
-        subs = self._channels.get((project, channel))
-        targets = self._deliver(subs, pubs) if subs else 0
+        key = (project, channel)
+        subs = self._channels.get(key)
+        if subs and (key in self._filtered or key in self._delta):  # tags filters, Fossil deltas
+            targets = self._deliver_each(key, subs, pubs)
+        else:
+            targets = self._deliver(subs, pubs) if subs else 0
         if self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
             matched = self.filters.match(project, channel, subs)
             if matched:
@@ -476,30 +513,79 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(
-        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *, meta: Any = None
+        self, project: str, channel: str, data: Any, info: Any = None, client: str | None = None, *, meta: Any = None,
+        tags: dict[str, str] | None = None, skip_history: bool = False, raw: bytes | None = None,
     ) -> Publication:
-        """Store (if the namespace keeps history) and deliver to every subscriber, encoding once per wire format.
+        """Store (if the namespace keeps history and not `skip_history`) and deliver to every subscriber,
+        encoding once per wire format.
 
         `meta`: what a protocol attaches for its own kind (MQTT: payload bytes, QoS, properties); see Publication.
+        `tags` travel with the publication; `raw` are the exact bytes the publisher sent when it sent bytes
+        (`data` is their JSON value, or a stand-in).
         """
-        return (await self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta]))[0]
+        return (await self.publish_many(project, channel, [(data, info, client)], meta=None if meta is None else [meta],
+                                        tags=tags, skip_history=skip_history, raw=raw))[0]
 
     async def publish_many(self, project: str, channel: str, items: list[tuple[Any, Any, str | None]], *,
-                           meta: list[Any] | None = None) -> list[Publication]:
+                           meta: list[Any] | None = None, tags: dict[str, str] | None = None, skip_history: bool = False,
+                           raw: bytes | None = None) -> list[Publication]:
         """Publish several (data, info, client) items to one channel in order; each subscriber gets them in one push.
 
-        `meta`: one Publication.meta per item, or None."""
+        `meta`: one Publication.meta per item, or None; `tags`, `skip_history` apply to all; `raw` (one item only):
+        the exact payload bytes."""
         name = self.channel(project, channel)
         now = self.clock()
         uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
         pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
-                            meta[i] if meta else None) for i, (data, info, client) in enumerate(items)]
+                            meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
+        if raw is not None and len(pubs) == 1:
+            pubs[0].raw = raw
+        options = name.options
+        if skip_history and options.keeps_history:  # delivered, not stored: no offset (Centrifugo's skip_history)
+            options = dataclasses.replace(options, history_size=0)
         self.stats.messages_in += len(pubs)
         try:
-            return await self.engine.publish(project, channel, name.options, pubs)
+            return await self.engine.publish(project, channel, options, pubs)
         except BaseException:
             self.stats.messages_in -= len(pubs)
             raise
+
+    def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
+        """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering
+        one what it accepts; a delta one each publication as a delta from the one before (encoded once per
+        wire format and base). Returns how many subscribers had a wire format."""
+        channel = key[1]
+        prev = self._last.get(key)
+        if key in self._delta:
+            self._last[key] = pubs[-1]
+        plain = {sid: s for sid, s in subs.items() if channel not in s.filters and channel not in s.deltas}
+        targets = self._deliver(plain, pubs) if plain else 0
+        frames: dict[tuple[Any, int, bool], bytes] = {}
+        for sid, session in subs.items():
+            if sid in plain:
+                continue
+            accept = session.filters.get(channel)
+            chosen = pubs if accept is None else [p for p in pubs if accept(p)]
+            wire = session.wire
+            if not chosen:
+                continue
+            if channel not in session.deltas or wire is None or not hasattr(wire, "publication_delta"):
+                targets += self._deliver({sid: session}, chosen)
+                continue
+            parts = []
+            ready = session.deltas[channel]
+            for i, pub in enumerate(pubs):
+                base = (pubs[i - 1] if i else prev) if ready else None
+                fkey = (wire, i, base is not None)
+                frame = frames.get(fkey)
+                if frame is None:
+                    frame = frames[fkey] = wire.publication_delta(pub, base)
+                parts.append(frame)
+                ready = True
+            session.deltas[channel] = True
+            joined = b"".join(parts)
+            targets += self._fan_out({sid: session}, lambda _w, data=joined: data, len(pubs))
+        return targets
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
         if len(pubs) == 1:
@@ -553,8 +639,11 @@ class Hub:
         self.close(session, "slow", reconnect=True)
 
     def _push_all(self, project: str, channel: str, encode: Callable[[WireFormat], bytes]) -> None:
+        """Join/leave pushes to the subscribers of `channel` that want them."""
         subs = self._channels.get((project, channel))
         if subs:
+            if any(channel in s.quiet for s in subs.values()):
+                subs = {sid: s for sid, s in subs.items() if channel not in s.quiet}
             self._fan_out(subs, encode, 0)
 
     # -- queries --------------------------------------------------------------------------
@@ -578,10 +667,13 @@ class Hub:
         limit: int | None = None,
         since: int | None = None,
         newest_first: bool = False,
+        before: int | None = None,
     ) -> HistoryResult:
-        """Publications kept for `channel` (after offset `since`, at most `limit`), with offset and epoch."""
+        """Publications kept for `channel` (after offset `since` and/or before offset `before`, at most `limit`),
+        with the stream's offset and epoch."""
         options = self._history_options(project, channel)
-        return await self.engine.history(project, channel, options, limit=limit, since=since, newest_first=newest_first)
+        return await self.engine.history(project, channel, options, limit=limit, since=since, newest_first=newest_first,
+                                         before=before)
 
     async def stream_position(self, project: str, channel: str) -> tuple[int, str]:
         """Top offset and epoch of `channel`'s stream, starting an empty one if none is live.

@@ -15,6 +15,17 @@ class NamespaceOptions:
     join_leave: bool = True
     history_size: int = 0
     history_lifetime: float = 0.0
+    # Today's Centrifugo namespace options (the SDK protocol and its server API obey them; names as in its config).
+    force_push_join_leave: bool = False  # join/leave pushes even to subscribers that did not ask for them
+    force_positioning: bool = False
+    force_recovery: bool = True
+    allow_subscribe_for_client: bool = True  # connected clients subscribe without a subscription token
+    allow_publish_for_client: bool = False  # any connected client may publish (not only subscribers with `publish`)
+    allow_presence_for_subscriber: bool = True
+    allow_history_for_subscriber: bool = True
+    allow_user_limited_channels: bool = True  # `name#user1,user2` channels
+    allow_tags_filter: bool = False
+    delta_fossil: bool = False  # Fossil delta compression for subscribers that ask for it
 
     @property
     def keeps_history(self) -> bool:

@@ -27,6 +27,10 @@ class WireFormat(Protocol):
 
     def disconnect(self, reason: str, reconnect: bool) -> bytes: ...
 
+    # Optional, for sessions that take deltas (Hub.set_delta): `pub` as a delta from `prev`, or whole
+    # in the delta form when `prev` is None.
+    # def publication_delta(self, pub: Any, prev: Any | None) -> bytes: ...
+
 
 def new_client_id() -> str:
     return secrets.token_hex(16)
@@ -52,6 +56,12 @@ class Session:
     close_reason: str | None = None
     reconnect: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    # Channels in which this session gets no join/leave pushes (a Centrifugo client that did not ask for them).
+    quiet: set[str] = field(default_factory=set)
+    # Per-channel publication filters (Centrifugo tags filters), set through Hub.set_filter.
+    filters: dict[str, Any] = field(default_factory=dict)
+    # Channels where this session takes delta-encoded publications (Hub.set_delta) → whether it holds a base yet.
+    deltas: dict[str, bool] = field(default_factory=dict)
 
     @property
     def closed(self) -> bool:

@@ -52,7 +52,8 @@ class Engine:
         raise NotImplementedError
 
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
-                      since: int | None, newest_first: bool) -> HistoryResult:
+                      since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
+        """Publications after offset `since` and/or before offset `before`, at most `limit`, in the order asked."""
         raise NotImplementedError
 
     async def stream_position(self, project: str, channel: str, options: NamespaceOptions) -> tuple[int, str]:

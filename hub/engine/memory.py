@@ -67,9 +67,9 @@ class MemoryEngine(Engine):
         return pubs
 
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
-                      since: int | None, newest_first: bool) -> HistoryResult:
+                      since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
         stream = self._live((project, channel), self.hub.clock())
-        return _history.read(stream, limit=limit, since=since, newest_first=newest_first)
+        return _history.read(stream, limit=limit, since=since, newest_first=newest_first, before=before)
 
     async def stream_position(self, project: str, channel: str, options: NamespaceOptions) -> tuple[int, str]:
         stream = self._stream((project, channel), options, self.hub.clock())
@@ -108,9 +108,10 @@ class MemoryEngine(Engine):
 
 
 def recover(items: Any, since: tuple[int, str], top: int, epoch: str) -> tuple[list[Publication], bool]:
-    """Centrifugo's rule: recovered iff the epoch is the same and `items` hold every offset in (offset, top]."""
+    """Centrifugo's rule: recovered iff the epoch is the same (an empty one matches any) and `items` hold every
+    offset in (offset, top]."""
     offset, client_epoch = since
-    if (client_epoch or "") != epoch or not isinstance(offset, int) or offset < 0 or offset > top:
+    if (client_epoch and client_epoch != epoch) or not isinstance(offset, int) or offset < 0 or offset > top:
         return [], False
     if offset == top:
         return [], True

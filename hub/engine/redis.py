@@ -45,6 +45,15 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def _fields(pub: Publication, codec: Any) -> list[Any]:
+    """A publication as stored and sent over Redis: uid, data, info, client, time, then meta, tags and raw when set."""
+    fields = [pub.uid, pub.data, pub.info, pub.client, pub.timestamp]
+    extra = [None if pub.meta is None or codec is None else codec[0](pub.meta), pub.tags, pub.raw]
+    while extra and extra[-1] is None:
+        extra.pop()
+    return fields + extra
+
+
 class ChannelState:
     """What this node knows of one channel it receives: the position it has delivered up to, a tail
     cache of those publications (recovery without Redis), and arrivals held while it (re)syncs."""
@@ -167,17 +176,18 @@ class RedisEngine(Engine):
         fields = _unpack(body)
         uid, data, info, client, ts = fields[:5]
         meta = None
-        if len(fields) > 5 and self.hub.meta_codec is not None:
+        if len(fields) > 5 and fields[5] is not None and self.hub.meta_codec is not None:
             meta = self.hub.meta_codec[1](fields[5])
-        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta)
+        tags = fields[6] if len(fields) > 6 else None  # Centrifugo publication tags
+        raw = fields[7] if len(fields) > 7 else None  # the exact bytes a Protobuf client published
+        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta, tags, raw)
 
     # -- publications and streams ---------------------------------------------------------------
     async def publish(self, project: str, channel: str, options: NamespaceOptions,
                       pubs: list[Publication]) -> list[Publication]:
         name, meta, stream = self._keys(project, channel)
         codec = self.hub.meta_codec
-        bodies = [_pack([p.uid, p.data, p.info, p.client, p.timestamp] if p.meta is None or codec is None else
-                        [p.uid, p.data, p.info, p.client, p.timestamp, codec[0](p.meta)]) for p in pubs]
+        bodies = [_pack(_fields(p, codec)) for p in pubs]
         size = options.history_size if options.keeps_history else 0
         first, epoch, receivers = await self._script(
             "publish", (meta, stream, name), size, int(options.history_lifetime * 1000), self.meta_ttl, new_epoch(), *bodies)
@@ -190,9 +200,14 @@ class RedisEngine(Engine):
         return pubs
 
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
-                      since: int | None, newest_first: bool) -> HistoryResult:
-        top, epoch, pubs = await self._read(project, channel, options, since=since, limit=limit, newest_first=newest_first)
-        return HistoryResult(pubs, top, epoch)
+                      since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
+        if before is None:
+            top, epoch, pubs = await self._read(project, channel, options, since=since, limit=limit, newest_first=newest_first)
+            return HistoryResult(pubs, top, epoch)
+        # Before a position (Centrifugo's reverse history from `since`): the stream is at most history_size long.
+        top, epoch, pubs = await self._read(project, channel, options, since=since, limit=None, newest_first=newest_first)
+        pubs = [p for p in pubs if p.offset < before]
+        return HistoryResult(pubs if limit is None or limit < 0 else pubs[:limit], top, epoch)
 
     async def stream_position(self, project: str, channel: str, options: NamespaceOptions) -> tuple[int, str]:
         top, epoch, _ = await self._read(project, channel, options, since=None, limit=0, create=True)
@@ -579,7 +594,7 @@ class RedisEngine(Engine):
         if since is None:
             return pos
         offset, epoch = since
-        if epoch != st.epoch or offset < 0 or offset > st.offset:
+        if (epoch and epoch != st.epoch) or offset < 0 or offset > st.offset:  # an empty epoch matches any (Centrifugo)
             return pos
         if offset == st.offset:
             pos.recovered = True

@@ -163,6 +163,8 @@ class WebSocketRoute:
     adapter: str = ""
     max_message: int = 1 << 20
     slow_close: tuple[int, str] = SLOW_CLOSE
+    # Refuse the upgrade with 403 when this returns False (e.g. an Origin that is not allowed).
+    accept: Callable[[Request], bool] | None = None
 
     def __post_init__(self) -> None:
         self.pattern = _compile(self.path)
@@ -602,6 +604,9 @@ class HTTPServer:
             return None
         if offer is None:
             await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
+            return None
+        if route.accept is not None and not route.accept(request):
+            await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
         subprotocol = route.select(list(offer.subprotocols)) if route.select else None
         if subprotocol is not None and subprotocol not in offer.subprotocols:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
+import json
 import time
 from typing import Any
 
@@ -20,13 +21,18 @@ from hub.core import (
     Unavailable,
 )
 from hub.version import __version__
+from protocols import centrifugo as C
 
-INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED, METHOD_NOT_FOUND = 100, 101, 102, 103, 104
-BAD_REQUEST, NOT_AVAILABLE, UNRECOVERABLE_POSITION = 107, 108, 112
+INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED = C.INTERNAL, C.UNAUTHORIZED, C.UNKNOWN_CHANNEL, C.PERMISSION_DENIED
+METHOD_NOT_FOUND, BAD_REQUEST, NOT_AVAILABLE = C.METHOD_NOT_FOUND, C.BAD_REQUEST, C.NOT_AVAILABLE
+UNRECOVERABLE_POSITION = C.UNRECOVERABLE_POSITION
+# Centrifugo's idempotent_result_ttl: a publish with the same idempotency_key within it is not repeated.
+IDEMPOTENCY_TTL = 300.0
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str = "") -> None:
+        message = message or C.ERRORS.get(code, "")
         super().__init__(message)
         self.code, self.message = code, message
 
@@ -96,29 +102,102 @@ def _data(params: dict[str, Any]) -> Any:
     return params["data"]
 
 
-async def _position(hub: Hub, project: str, channel: str) -> dict[str, Any]:
+class ApiState:
+    """What the API remembers between requests (this process): idempotent publish results, user statuses."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock
+        self.published: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def remembered(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        now = self.clock()
+        if len(self.published) > 10000:
+            for k in [k for k, (t, _) in self.published.items() if t <= now]:
+                del self.published[k]
+        found = self.published.get(key)
+        if found is None or found[0] <= now:
+            return None
+        return found[1]
+
+    def remember(self, key: tuple[str, str, str], result: dict[str, Any]) -> None:
+        self.published[key] = (self.clock() + IDEMPOTENCY_TTL, result)
+
+
+_DEFAULT_STATE = ApiState()
+
+
+def _bool(params: dict[str, Any], name: str) -> bool:
+    value = params.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(BAD_REQUEST, f"bad request: {name} must be a boolean")
+    return value
+
+
+def _raw(params: dict[str, Any], name: str = "data") -> bytes | None:
+    """The bytes of `b64<name>`, if given."""
+    b64 = params.get(f"b64{name}")
+    if not b64:
+        return None
+    if not isinstance(b64, str):
+        raise ApiError(BAD_REQUEST, f"bad request: b64{name} must be a string")
     try:
-        result = await hub.history(project, channel, limit=0)
-    except NotAvailable:
-        return {}
-    return {"offset": result.offset, "epoch": result.epoch} if result.epoch else {}
+        return C.data_from_b64(b64)[1]
+    except ValueError:
+        raise ApiError(BAD_REQUEST, f"bad request: b64{name} is not base64") from None
 
 
-async def publish(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+def _payload(params: dict[str, Any], name: str = "data", required: bool = True) -> Any:
+    """`data` (any JSON) or `b64data` (base64 bytes: the JSON they hold, else `{"$base64": ...}`)."""
+    raw = _raw(params, name)
+    if raw is not None:
+        return C.value_of(raw)
+    if name not in params or params[name] is None:
+        if required:
+            raise ApiError(BAD_REQUEST, f"bad request: {name} required")
+        return None
+    return params[name]
+
+
+def _tags(params: dict[str, Any]) -> dict[str, str] | None:
+    tags = params.get("tags")
+    if tags is None:
+        return None
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise ApiError(BAD_REQUEST, "bad request: tags must be an object of strings")
+    return tags or None
+
+
+async def publish(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Publish with Centrifugo's options: skip_history, tags, b64data, idempotency_key (delta is accepted: whole data)."""
     channel = _str(params, "channel")
-    pub = await hub.publish(project, channel, _data(params))
-    return {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
+    data = _payload(params)
+    tags = _tags(params)
+    skip_history = _bool(params, "skip_history")
+    key = _str(params, "idempotency_key", required=False)
+    if key is not None:
+        done = state.remembered((project, channel, key))
+        if done is not None:
+            return done
+    pub = await hub.publish(project, channel, data, tags=tags, skip_history=skip_history, raw=_raw(params))
+    result = {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
+    if key is not None:
+        state.remember((project, channel, key), result)
+    return result
 
 
-async def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def broadcast(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     channels = params.get("channels")
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
         raise ApiError(BAD_REQUEST, "bad request: channels must be a non-empty array of strings")
-    data = _data(params)
+    common = {k: v for k, v in params.items() if k != "channels"}
+    _payload(common)
     responses = []
     for channel in channels:
         try:
-            responses.append({"result": await publish(hub, project, {"channel": channel, "data": data})})
+            responses.append({"result": await publish(hub, project, {**common, "channel": channel}, state)})
         except ApiError as exc:
             responses.append({"error": exc.as_dict()})
         except HubError as exc:
@@ -126,91 +205,142 @@ async def broadcast(hub: Hub, project: str, params: dict[str, Any]) -> dict[str,
     return {"responses": responses}
 
 
-async def subscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    await hub.subscribe_user(project, _str(params, "user"), _str(params, "channel"))
-    return {}
+def _targets(hub: Hub, project: str, user: str, params: dict[str, Any]) -> list[Any]:
+    """The user's sessions on this node, narrowed by `client` and `session` (both are the connection id here)."""
+    client = _str(params, "client", required=False)
+    session = _str(params, "session", required=False)
+    return [s for s in hub.user_sessions(project, user)
+            if (client is None or s.id == client) and (session is None or s.id == session)]
 
 
-async def unsubscribe(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Server-side subscribe of a user's connections: info/b64info, client, session, data/b64data, recover_since, override."""
     user, channel = _str(params, "user"), _str(params, "channel")
-    client = _str(params, "client", required=False)
-    hub.channel(project, channel)
-    await hub.unsubscribe(project, user, channel, client=client)
+    name = hub.channel(project, channel)
+    info = _payload(params, "info", required=False)
+    data = _payload(params, "data", required=False)
+    override = params.get("override") or {}
+    recover_since = params.get("recover_since")
+    if not isinstance(override, dict):
+        raise ApiError(BAD_REQUEST, "bad request: override must be an object")
+    if recover_since is not None and not isinstance(recover_since, dict):
+        raise ApiError(BAD_REQUEST, "bad request: recover_since must be {offset, epoch}")
+    force_push = override.get("force_push_join_leave")
+    force_push = force_push.get("value") if isinstance(force_push, dict) else name.options.force_push_join_leave
+    if info is None and data is None and not override and recover_since is None and params.get("session") is None:
+        # Every node's sessions of the user (or only `client`) join; the options below are applied on this node.
+        client = _str(params, "client", required=False)
+        if not force_push:  # server-side subscriptions get join/leave only when forced (Centrifugo)
+            for session in hub.user_sessions(project, user):
+                if session.protocol == "centrifugo" and channel not in session.channels:
+                    session.quiet.add(channel)
+        await hub.subscribe_user(project, user, channel, client=client)
+        return {}
+    for session in _targets(hub, project, user, params):
+        if channel in session.channels:
+            continue
+        if session.protocol == "centrifugo" and not force_push:
+            session.quiet.add(channel)
+        await hub.subscribe(session, channel, info, private_ok=True)
+        wire = session.wire
+        if wire is None:
+            continue
+        extra: dict[str, Any] = {}
+        if data is not None:
+            extra["data"] = data
+        if name.options.keeps_history:
+            offset, epoch = await hub.stream_position(project, channel)
+            extra.update(recoverable=True, positioned=True, offset=offset, epoch=epoch)
+        push = getattr(wire, "subscribe_push", None)
+        frame = push(channel, extra) if push is not None else wire.subscribe(channel)
+        if frame:
+            session.outbox.force(frame)
+        if recover_since is not None and name.options.keeps_history:
+            offset = recover_since.get("offset") or 0
+            found = await hub.history(project, channel, since=offset if isinstance(offset, int) else 0)
+            if (recover_since.get("epoch") or "") in ("", found.epoch):
+                for pub in found.publications:
+                    session.outbox.push(wire.publication(pub), 1)
     return {}
 
 
-async def disconnect(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def unsubscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    user, channel = _str(params, "user"), _str(params, "channel")
+    hub.channel(project, channel)
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.unsubscribe(project, user, channel, client=client)  # on every node
+    return {}
+
+
+async def disconnect(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Disconnect a user's connections; a custom `disconnect: {code, reason}` (4000-4999) reaches the client unchanged."""
     user = _str(params, "user")
-    client = _str(params, "client", required=False)
     spec = params.get("disconnect") or {}
     if not isinstance(spec, dict):
         raise ApiError(BAD_REQUEST, "bad request: disconnect must be an object")
-    code = spec.get("code", 3503)
-    reason = spec.get("reason") or "disconnect"
-    if not isinstance(code, int) or not isinstance(reason, str):
+    code = spec.get("code", C.FORCE_DISCONNECT)
+    reason = spec.get("reason") or ""
+    if isinstance(code, bool) or not isinstance(code, int) or not isinstance(reason, str):
         raise ApiError(BAD_REQUEST, "bad request: disconnect needs an integer code and a string reason")
-    reconnect = 3000 <= code < 3500 or 4000 <= code < 4500
-    await hub.disconnect(project, user, reason, reconnect, client=client, whitelist=params.get("whitelist") or ())
+    if code and not 3000 <= code <= 4999:
+        raise ApiError(BAD_REQUEST, "bad request: disconnect code must be in 3000-4999")
+    whitelist = params.get("whitelist") or []
+    if not isinstance(whitelist, list):
+        raise ApiError(BAD_REQUEST, "bad request: whitelist must be an array")
+    code = code or C.FORCE_DISCONNECT
+    reconnect = C.reconnects(code)
+    # The exact code and reason travel in the core's close reason ("4501:custom"), on every node.
+    close_reason = C.coded_reason(code, reason or C.DISCONNECTS.get(code, ""))
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.disconnect(project, user, close_reason, reconnect, client=client, whitelist=whitelist)
     return {}
 
 
-async def refresh(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def refresh(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     user = _str(params, "user")
-    client = _str(params, "client", required=False)
     expire_at = _int(params, "expire_at")
-    await hub.refresh(project, user, client=client, expire_at=expire_at, expired=bool(params.get("expired")))
+    expired = _bool(params, "expired")
+    info = _payload(params, "info", required=False)
+    client = _str(params, "client", required=False) or _str(params, "session", required=False)
+    await hub.refresh(project, user, client=client, expire_at=expire_at, expired=expired)  # on every node
+    if info is not None and not expired:  # a new connection info: this node's sessions
+        for session in _targets(hub, project, user, params):
+            session.info = info
     return {}
 
 
-async def presence(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def presence(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     clients = await hub.presence(project, _str(params, "channel"))
-    return {"presence": {cid: {"client": c["client"], "user": c["user"], "conn_info": c["default_info"],
-                               "chan_info": c["channel_info"]} for cid, c in clients.items()}}
+    return {"presence": {cid: C.client_info(c) for cid, c in clients.items()}}
 
 
-async def presence_stats(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def presence_stats(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     return await hub.presence_stats(project, _str(params, "channel"))
 
 
-async def history(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def history(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo's history: `limit` (0: position only, -1: all), `since` (empty epoch matches), `reverse`."""
     channel = _str(params, "channel")
-    limit = _int(params, "limit")
-    since = params.get("since")
-    offset = None
-    if since is not None:
-        if not isinstance(since, dict) or not isinstance(since.get("offset", 0), int):
-            raise ApiError(BAD_REQUEST, "bad request: since must be {offset, epoch}")
-        offset = since.get("offset", 0)
-    reverse = bool(params.get("reverse"))
-    if not limit:
-        result = await hub.history(project, channel, limit=0)
-    else:
-        result = await hub.history(project, channel, limit=None if limit < 0 else limit, since=offset, newest_first=reverse)
-    if since is not None and since.get("epoch") not in (None, "", result.epoch):
-        raise ApiError(UNRECOVERABLE_POSITION, "unrecoverable position")
-    pubs = []
-    for p in result.publications:
-        item: dict[str, Any] = {"data": p.data, "offset": p.offset}
-        if isinstance(p.info, dict) and "client" in p.info:
-            item["info"] = {"client": p.info["client"], "user": p.info.get("user", ""),
-                            "conn_info": p.info.get("default_info"), "chan_info": p.info.get("channel_info")}
-        pubs.append(item)
-    return {"publications": pubs, "offset": result.offset, "epoch": result.epoch}
+    limit = _int(params, "limit") or 0
+    result = await C.history_reply(hub, project, channel, limit if limit >= 0 else 1 << 30, params.get("since"),
+                                   _bool(params, "reverse"), ApiError)
+    result.setdefault("publications", [])
+    return result
 
 
-async def history_remove(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def history_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     await hub.history_remove(project, _str(params, "channel"))
     return {}
 
 
-async def channels(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def channels(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     pattern = _str(params, "pattern", required=False)
     found = await hub.channels(project)
     return {"channels": {name: {"num_clients": n} for name, n in found.items()
                          if pattern is None or fnmatch.fnmatchcase(name, pattern)}}
 
 
-async def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
+async def info(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     """Every node of the cluster (other nodes as of their last heartbeat)."""
     channels = await hub.channels(project)
     nodes = []
@@ -224,14 +354,81 @@ async def info(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]
     return {"nodes": nodes}
 
 
+async def connections(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo PRO's connections: this node's connections, optionally of one `user`."""
+    user = _str(params, "user", required=False)
+    out = {}
+    for s in hub.sessions.values():
+        if s.project != project or (user is not None and s.user != user):
+            continue
+        item: dict[str, Any] = {"app_name": s.protocol, "transport": "websocket", "protocol": s.protocol,
+                                "user": s.user, "state": {"channels": {ch: {} for ch in s.channels}}}
+        if s.info is not None:
+            item["info"] = s.info
+        out[s.id] = item
+    return {"connections": out}
+
+
+async def update_user_status(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo PRO's user status: remember when each user was last active."""
+    users = params.get("users")
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise ApiError(BAD_REQUEST, "bad request: users must be an array of strings")
+    now = int(state.clock())
+    for user in users:
+        state.statuses[(project, user)] = {"user": user, "active": now, "online": now}
+    return {}
+
+
+async def get_user_status(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    users = params.get("users")
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise ApiError(BAD_REQUEST, "bad request: users must be an array of strings")
+    out = []
+    for user in users:
+        status = dict(state.statuses.get((project, user), {"user": user}))
+        if hub.user_sessions(project, user):
+            status["online"] = int(state.clock())
+        out.append(status)
+    return {"statuses": out}
+
+
+async def delete_user_status(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    users = params.get("users")
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise ApiError(BAD_REQUEST, "bad request: users must be an array of strings")
+    for user in users:
+        state.statuses.pop((project, user), None)
+    return {}
+
+
 METHODS = {
     "publish": publish, "broadcast": broadcast, "subscribe": subscribe, "unsubscribe": unsubscribe,
     "disconnect": disconnect, "refresh": refresh, "presence": presence, "presence_stats": presence_stats,
     "history": history, "history_remove": history_remove, "channels": channels, "info": info,
+    "connections": connections, "update_user_status": update_user_status, "get_user_status": get_user_status,
+    "delete_user_status": delete_user_status,
 }
+# Methods cent 5.x knows that need Centrifugo PRO features the hub does not have (token revocation,
+# user blocking, push notifications, devices): answered with 108 "not available".
+UNAVAILABLE = {
+    "rpc", "block_user", "unblock_user", "revoke_token", "invalidate_user_tokens", "device_register", "device_update",
+    "device_remove", "device_list", "device_topic_list", "device_topic_update", "user_topic_list", "user_topic_update",
+    "send_push_notification", "update_push_status", "cancel_push",
+}
+# The old API's numeric method ids (Centrifugo's Command.MethodType).
+METHOD_IDS = {
+    0: "publish", 1: "broadcast", 2: "unsubscribe", 3: "disconnect", 4: "presence", 5: "presence_stats", 6: "history",
+    7: "history_remove", 8: "channels", 9: "info", 10: "rpc", 11: "subscribe", 12: "refresh", 14: "connections",
+    15: "update_user_status", 16: "get_user_status", 17: "delete_user_status", 18: "block_user", 19: "unblock_user",
+    20: "revoke_token", 21: "invalidate_user_tokens", 22: "device_register", 23: "device_update", 24: "device_remove",
+    25: "device_list", 26: "device_topic_list", 27: "device_topic_update", 28: "user_topic_list",
+    29: "user_topic_update", 30: "send_push_notification", 31: "update_push_status", 32: "cancel_push",
+}
+KNOWN = set(METHODS) | UNAVAILABLE | {"batch"}
 
 
-async def call(hub: Hub, project: str, method: Any, params: Any) -> dict[str, Any]:
+async def call(hub: Hub, project: str, method: Any, params: Any, state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     """Run one method; the reply is `{"result": ...}` or `{"error": {...}}`."""
     try:
         if not isinstance(method, str) or not method:
@@ -241,19 +438,19 @@ async def call(hub: Hub, project: str, method: Any, params: Any) -> dict[str, An
         if not isinstance(params, dict):
             raise ApiError(BAD_REQUEST, "bad request: params must be an object")
         if method == "batch":
-            return await batch(hub, project, params)
+            return await batch(hub, project, params, state)
         handler = METHODS.get(method)
         if handler is None:
-            raise ApiError(METHOD_NOT_FOUND, "method not found")
-        return {"result": await handler(hub, project, params)}
+            raise ApiError(NOT_AVAILABLE if method in UNAVAILABLE else METHOD_NOT_FOUND)
+        return {"result": await handler(hub, project, params, state)}
     except ApiError as exc:
         return {"error": exc.as_dict()}
     except HubError as exc:
         return {"error": _error_from(exc).as_dict()}
 
 
-async def batch(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`{"commands": [{"<method>": params}, ...]}` → `{"replies": [{"<method>": result} | {"error": ...}]}`."""
+async def batch(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """`{"commands": [{"<method>": params}, ...], "parallel"?}` → `{"replies": [{"<method>": result} | {"error": ...}]}`."""
     commands = params.get("commands")
     if not isinstance(commands, list):
         raise ApiError(BAD_REQUEST, "bad request: commands must be an array")
@@ -263,7 +460,61 @@ async def batch(hub: Hub, project: str, params: dict[str, Any]) -> dict[str, Any
             replies.append({"error": ApiError(BAD_REQUEST, "bad request: a command is {method: params}").as_dict()})
             continue
         ((method, cmd_params),) = command.items()
-        reply = await call(hub, project, method, cmd_params) if method != "batch" else {
+        reply = await call(hub, project, method, cmd_params, state) if method != "batch" else {
             "error": ApiError(BAD_REQUEST, "bad request: batch inside batch").as_dict()}
         replies.append({method: reply["result"]} if "result" in reply else reply)
     return {"replies": replies}
+
+
+def legacy_commands(body: bytes) -> list[dict[str, Any]] | None:
+    """The old `POST /api` body: JSON commands `{"id"?, "method", "params"}` one after another (any
+    whitespace between); `method` by name (any case) or number. None if it cannot be decoded (400)."""
+    decoder = json.JSONDecoder()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    out, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(text):
+            return out
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        method = obj.get("method")
+        if isinstance(method, str):
+            method = method.lower()
+            if method not in KNOWN:
+                return None
+        elif isinstance(method, int) and not isinstance(method, bool):
+            method = METHOD_IDS.get(method, f"#{method}")  # an unknown number: 104 method not found
+        elif method is not None:
+            return None
+        ident = obj.get("id")
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int) or ident < 0):
+            return None
+        out.append({"id": ident, "method": method or "publish", "params": obj.get("params")})  # no method: 0, publish
+
+
+async def run_legacy(hub: Hub, project: str, commands: list[dict[str, Any]], state: ApiState = _DEFAULT_STATE) -> bytes:
+    """Answer old-style commands: one `{"id"?, "result"}` or `{"id"?, "error"}` per line, as Centrifugo writes them."""
+    lines = []
+    for command in commands:
+        params = command["params"]
+        if params is not None and not isinstance(params, dict):
+            reply: dict[str, Any] = {"error": ApiError(BAD_REQUEST).as_dict()}
+        elif command["method"] == "batch":
+            reply = {"error": ApiError(METHOD_NOT_FOUND).as_dict()}
+        else:
+            reply = await call(hub, project, command["method"], params, state)
+        out: dict[str, Any] = {}
+        if command["id"]:
+            out["id"] = command["id"]
+        out.update(reply)
+        lines.append(json.dumps(out, separators=(",", ":"), ensure_ascii=False))
+    return "\n".join(lines).encode("utf-8")

@@ -50,7 +50,7 @@ def which_api(name: str, has_key: bool, looks_signed: bool, is_project: bool) ->
         return "signed" if looks_signed else "apikey"
     if looks_signed or is_project:
         return "signed"
-    return "apikey" if name in apikey.METHODS or name == "batch" else "signed"
+    return "apikey" if name in apikey.KNOWN else "signed"
 
 
 def _tornado_error(status: int) -> Response:
@@ -80,14 +80,17 @@ async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method
     project = apikey.project_for_key(ctx.hub.projects, key)
     if project is None:
         return _api_error(401, apikey.UNAUTHORIZED, "unauthorized")
+    state = ctx.state.setdefault("api", apikey.ApiState())
+    if not method:
+        # The old API: one or more `{"id"?, "method", "params"}` commands; one reply line each (Centrifugo's legacy handler).
+        commands = apikey.legacy_commands(request.body) if request.body.strip() else None
+        if not commands:
+            return Response(400, b"Bad Request\n", content_type="text/plain; charset=utf-8")
+        return Response(200, await apikey.run_legacy(ctx.hub, project, commands, state), content_type="application/json")
     try:
         body: Any = json.loads(request.body) if request.body else {}
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body is not JSON")
     if not isinstance(body, dict):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")
-    if method:
-        reply = await apikey.call(ctx.hub, project, method, body)
-    else:
-        reply = await apikey.call(ctx.hub, project, body.get("method"), body.get("params"))
-    return Response.json(reply)
+    return Response.json(await apikey.call(ctx.hub, project, method, body, state))

@@ -1,8 +1,9 @@
 """Websocket clients at /connection/websocket: the original Centrifuge client protocol and the
-current Centrifugo protocol of today's SDKs (JSON, or msgpack with the `centrifuge-msgpack` subprotocol)."""
+current Centrifugo protocol of today's SDKs (JSON, msgpack with `centrifuge-msgpack`, Protobuf with `centrifuge-protobuf`)."""
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -14,7 +15,7 @@ from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Request, Response, Route, WebSocketRoute
 from hub.net.sockjs import SockJSServer
 
-from .server import Keepalive, select_subprotocol, sockjs_endpoint, websocket_endpoint
+from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
 
 
 @dataclass
@@ -30,6 +31,27 @@ class RealtimeSettings(ListenerSettings):
     expired_close_delay: float = field(default=25.0, metadata={"min": 0.0})
     allow_anonymous: bool = False
     rpc_methods: list[str] = field(default_factory=list)
+    # A websocket that has not connected within this many seconds is closed (3502 stale); 0 = never.
+    stale_close_delay: float = field(default=10.0, metadata={"min": 0.0})
+    # Asymmetric JWT keys (Centrifugo's client.token.*): PEM texts, and a JWKS URL or file.
+    token_rsa_public_key: str = ""
+    token_ecdsa_public_key: str = ""
+    token_jwks_public_endpoint: str = ""
+    # Token claims checked as Centrifugo's client.token.audience / issuer; user_id_claim replaces `sub`.
+    token_audience: str = ""
+    token_issuer: str = ""
+    token_user_id_claim: str = ""
+    # Channels one SDK connection may subscribe to (106 beyond; 3505 at connect); 0 = no limit.
+    channel_limit: int = field(default=128, metadata={"min": 0})
+    # Connections one user may hold on this node (3504 beyond); 0 = no limit.
+    user_connection_limit: int = field(default=0, metadata={"min": 0})
+    # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
+    personal_channel: bool = False
+    personal_channel_namespace: str = ""
+    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check,
+    # unless check_origin: then (as Centrifugo v6 with an empty allowed_origins) only requests without Origin.
+    allowed_origins: list[str] = field(default_factory=list)
+    check_origin: bool = False
     # Original protocol only: SockJS endpoints under this prefix (websocket, xhr, xhr_streaming, xhr_send,
     # info), as Centrifuge 0.8 serves them ("" turns SockJS off); commands per message; seconds an expired
     # connection stays open for a refresh before it is closed.
@@ -46,10 +68,11 @@ async def _not_upgraded(request: Request) -> Response:
 
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
+    ctx.state.setdefault("keys", KeySource(ctx))
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
-                       slow_close=(3008, "slow")),
+                       slow_close=(3008, "slow"), accept=partial(origin_allowed, ctx)),
         Route(s.path, _not_upgraded),
     ]
     if s.sockjs_path:
@@ -59,6 +82,18 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
         sockjs.nursery = ctx.state["sessions"]
         out += sockjs.routes()
     return out
+
+
+def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
+    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern."""
+    patterns = ctx.settings.allowed_origins
+    origin = request.header("origin")
+    if origin is None:
+        return True
+    if not patterns:
+        return not ctx.settings.check_origin
+    origin = origin.lower()
+    return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -74,6 +109,18 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
 
 
 def validate(settings: RealtimeSettings, config: Settings) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    for key, kind in (("token_rsa_public_key", rsa.RSAPublicKey), ("token_ecdsa_public_key", ec.EllipticCurvePublicKey)):
+        pem = getattr(settings, key)
+        if pem:
+            try:
+                ok = isinstance(load_pem_public_key(pem.encode()), kind)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind")
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 

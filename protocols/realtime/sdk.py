@@ -24,12 +24,24 @@ from typing import Any
 
 import msgpack
 
+from hub.actions import ActionError
 from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from hub.version import __version__
+from protocols import centrifugo as C
 
-from .tokens import TokenExpired, TokenInvalid, check_connect_token, check_subscribe_token
+from . import fossil, sdk_protobuf, tagsfilter
+from .tokens import (
+    NO_KEYS,
+    PublicKeys,
+    TokenExpired,
+    TokenInvalid,
+    TokenMismatch,
+    UnknownKey,
+    check_connect_token,
+    check_subscribe_token,
+)
 
 log = logging.getLogger("hub.realtime.sdk")
 
@@ -40,43 +52,32 @@ COMMANDS = ("connect", "subscribe", "unsubscribe", "publish", "presence", "prese
             "rpc", "refresh", "sub_refresh", "send")
 PUSHING = ("connect", "subscribe", "unsubscribe", "publish")
 # Unsubscribe push code: the client resubscribes at once (codes 2500-2999), with `recover`.
-INSUFFICIENT_STATE = 2500
+INSUFFICIENT_STATE = C.UNSUBSCRIBE_INSUFFICIENT
 # Subscribe `flag` bit: answer 112 instead of `recovered: false` when recovery is impossible.
 FLAG_REJECT_UNRECOVERED = 2
 
-# -- error codes (replies) --------------------------------------------------------------------
-INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED, METHOD_NOT_FOUND = 100, 101, 102, 103, 104
-ALREADY_SUBSCRIBED, LIMIT_EXCEEDED, BAD_REQUEST, NOT_AVAILABLE, TOKEN_EXPIRED = 105, 106, 107, 108, 109
-UNRECOVERABLE_POSITION = 112
+# Centrifugo's `client.history_max_publication_limit`.
+HISTORY_MAX_LIMIT = 300
+EXPIRED_ERROR = C.EXPIRED
 
-CORE_ERRORS = {
-    "namespace not found": (UNKNOWN_CHANNEL, "unknown channel"),
-    "channel required": (BAD_REQUEST, "bad request"),
-    "maximum channel length exceeded": (LIMIT_EXCEEDED, "limit exceeded"),
-    "permission denied": (PERMISSION_DENIED, "permission denied"),
-    "not available": (NOT_AVAILABLE, "not available"),
-    "project not found": (INTERNAL, "internal server error"),
-    "internal server error": (INTERNAL, "internal server error"),  # the engine (Redis) is unreachable
-}
-
-# -- disconnect codes (close frames and disconnect pushes) -------------------------------------
-DISCONNECT_CODES = {
-    "shutdown": 3001,
-    "connection expired": 3005,
-    "subscription expired": 3006,
-    "slow": 3008,
-    "insufficient state": 3010,
-    "no pong": 3012,
-}
-FORCE_RECONNECT, NO_PONG, INVALID_TOKEN, BAD_REQUEST_CLOSE, STALE, FORCE_DISCONNECT = 3011, 3012, 3500, 3501, 3502, 3503
-# Unsubscribe push codes: < 2500 final, >= 2500 the SDK subscribes again.
-UNSUBSCRIBE_SERVER, UNSUBSCRIBE_EXPIRED = 2000, 2501
+# Codes by name for the tests and the server glue; the table itself is protocols.centrifugo.
+INTERNAL, UNAUTHORIZED, UNKNOWN_CHANNEL, PERMISSION_DENIED = C.INTERNAL, C.UNAUTHORIZED, C.UNKNOWN_CHANNEL, C.PERMISSION_DENIED
+METHOD_NOT_FOUND, ALREADY_SUBSCRIBED, LIMIT_EXCEEDED = C.METHOD_NOT_FOUND, C.ALREADY_SUBSCRIBED, C.LIMIT_EXCEEDED
+BAD_REQUEST, NOT_AVAILABLE, TOKEN_EXPIRED = C.BAD_REQUEST, C.NOT_AVAILABLE, C.TOKEN_EXPIRED
+UNRECOVERABLE_POSITION = C.UNRECOVERABLE_POSITION
+FORCE_RECONNECT, NO_PONG, INVALID_TOKEN, BAD_REQUEST_CLOSE = C.FORCE_RECONNECT, C.NO_PONG, C.INVALID_TOKEN, C.BAD_REQUEST_CLOSE
+STALE, FORCE_DISCONNECT = C.STALE, C.FORCE_DISCONNECT
+UNSUBSCRIBE_SERVER, UNSUBSCRIBE_EXPIRED = C.UNSUBSCRIBE_SERVER, C.UNSUBSCRIBE_EXPIRED
+disconnect_args = C.disconnect_args
+client_info = C.client_info
+publication_body = C.publication_body
 
 
 class ReplyError(Exception):
-    """An error answered in the command's reply."""
+    """An error answered in the command's reply (`message` defaults to Centrifugo's for the code)."""
 
-    def __init__(self, code: int, message: str, temporary: bool = False) -> None:
+    def __init__(self, code: int, message: str = "", temporary: bool = False) -> None:
+        message = message or C.ERRORS.get(code, "")
         super().__init__(message)
         self.code, self.message, self.temporary = code, message, temporary
 
@@ -96,19 +97,7 @@ class Disconnect(Exception):
 
 
 def core_error(exc: HubError) -> ReplyError:
-    code, message = CORE_ERRORS.get(exc.message, (BAD_REQUEST, exc.message))
-    return ReplyError(code, message)
-
-
-def disconnect_args(reason: str | None, reconnect: bool) -> tuple[int, str]:
-    """Close code and reason for a core close reason (shutdown, slow, connection expired, ...)."""
-    reason = reason or ""
-    code = DISCONNECT_CODES.get(reason)
-    if code is not None and reconnect:
-        return code, reason
-    if reconnect:
-        return FORCE_RECONNECT, reason if reason not in ("", "disconnect") else "force reconnect"
-    return FORCE_DISCONNECT, reason if reason not in ("", "disconnect") else "force disconnect"
+    return ReplyError(C.core_error_code(exc))
 
 
 # -- codecs and wire formats -------------------------------------------------------------------
@@ -170,31 +159,27 @@ class MsgpackCodec:
         return binary_frame(b"".join(parts))
 
 
-Codec = JsonCodec | MsgpackCodec
+class ProtobufCodec:
+    """Varint-length-delimited Protobuf `Command`s / `Reply`s in binary messages (the `centrifuge-protobuf` subprotocol)."""
+
+    name = "protobuf"
+
+    def decode(self, data: str | bytes) -> list[Any]:
+        if isinstance(data, str):
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
+        try:
+            return sdk_protobuf.decode_commands(data)
+        except sdk_protobuf.ProtobufError:
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request") from None
+
+    def dumps(self, obj: Any) -> bytes:
+        return sdk_protobuf.encode_reply(obj)
+
+    def frame(self, parts: list[bytes]) -> bytes:
+        return binary_frame(b"".join(parts))
 
 
-def client_info(record: Any) -> dict[str, Any] | None:
-    """A core presence record (user, client, default_info, channel_info) as the protocol's ClientInfo."""
-    if not isinstance(record, dict) or not ("client" in record or "user" in record):
-        return None
-    out: dict[str, Any] = {"client": record.get("client") or "", "user": record.get("user") or ""}
-    conn = record.get("default_info", record.get("conn_info"))
-    chan = record.get("channel_info", record.get("chan_info"))
-    if conn is not None:
-        out["conn_info"] = conn
-    if chan is not None:
-        out["chan_info"] = chan
-    return out
-
-
-def publication_body(pub: Publication) -> dict[str, Any]:
-    body: dict[str, Any] = {"data": pub.data}
-    info = client_info(pub.info)
-    if info is not None:
-        body["info"] = info
-    if pub.offset:
-        body["offset"] = pub.offset
-    return body
+Codec = JsonCodec | MsgpackCodec | ProtobufCodec
 
 
 class SdkWire:
@@ -203,6 +188,7 @@ class SdkWire:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
         self.name = f"{PROTOCOL}-{codec.name}"
+        self.binary = codec.name == "protobuf"  # payloads as the exact bytes published
         self.ping_frame = self.encode({})
 
     def encode(self, *objs: Any) -> bytes:
@@ -212,7 +198,41 @@ class SdkWire:
         return self.encode({"push": body})
 
     def publication(self, pub: Publication) -> bytes:
+        if self.binary:
+            return self.codec.frame([sdk_protobuf.encode_publication_push(pub.channel, publication_body(pub, True))])
         return self.push({"channel": pub.channel, "pub": publication_body(pub)})
+
+    def payload(self, pub: Publication) -> bytes:
+        """The bytes a delta is computed over: what Protobuf clients get, and JSON ones as a string."""
+        if self.binary and pub.raw is not None:
+            return pub.raw
+        return sdk_protobuf.bytes_of(pub.data) if self.binary else json.dumps(
+            pub.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def delta_body(self, pub: Publication, prev: Publication | None) -> dict[str, Any]:
+        """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
+        (and msgpack) the payload travels as a string, as Centrifugo sends it to delta subscribers."""
+        body = publication_body(pub)
+        data = self.payload(pub)
+        if prev is not None:
+            patch = fossil.create(self.payload(prev), data)
+            if len(patch) < len(data):
+                data = patch
+                body["delta"] = True
+        if self.binary:
+            body["data"] = data
+        else:
+            try:
+                body["data"] = data.decode("utf-8")
+            except UnicodeDecodeError:  # a patch that splits a character: send the whole text instead
+                body["data"] = self.payload(pub).decode("utf-8")
+                body.pop("delta", None)
+        return body
+
+    def publication_delta(self, pub: Publication, prev: Publication | None) -> bytes:
+        if self.binary:
+            return self.codec.frame([sdk_protobuf.encode_publication_push(pub.channel, self.delta_body(pub, prev))])
+        return self.push({"channel": pub.channel, "pub": self.delta_body(pub, prev)})
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
         return self.push({"channel": channel, "join": {"info": client_info(client) or {}}})
@@ -226,6 +246,10 @@ class SdkWire:
     def subscribe(self, channel: str) -> bytes:
         return self.push({"channel": channel, "subscribe": {}})
 
+    def subscribe_push(self, channel: str, extra: dict[str, Any]) -> bytes:
+        """A server-side subscribe push with its stream position and `data` (the server API's subscribe)."""
+        return self.push({"channel": channel, "subscribe": extra})
+
     def insufficient_state(self, channel: str) -> bytes:
         """The core lost publications of `channel`: the client resubscribes and recovers (or learns it cannot)."""
         return self.unsubscribe(channel, INSUFFICIENT_STATE, "insufficient state")
@@ -237,6 +261,8 @@ class SdkWire:
 
 JSON_WIRE = SdkWire(JsonCodec())
 MSGPACK_WIRE = SdkWire(MsgpackCodec())
+PROTOBUF_WIRE = SdkWire(ProtobufCodec())
+PROTOBUF_SUBPROTOCOL = sdk_protobuf.SUBPROTOCOL
 
 
 def speaks_sdk(first: str | bytes) -> bool:
@@ -282,7 +308,11 @@ def _int(value: Any, name: str, default: int | None = None) -> int:
 
 
 class SdkClient:
-    """One connection's protocol state: authentication, subscriptions, and the commands' replies."""
+    """One connection's protocol state: authentication, subscriptions, and the commands' replies.
+
+    Transport-agnostic: `handle` takes one incoming message's payload and queues reply frames in the
+    outbox; the server glue (websocket today) moves bytes.
+    """
 
     def __init__(
         self,
@@ -296,6 +326,10 @@ class SdkClient:
         allow_anonymous: bool = False,
         rpc: Callable[[str], Callable[..., Any] | None] | None = None,
         clock: Callable[[], float] = time.time,
+        keys: Callable[..., Awaitable[PublicKeys]] | None = None,
+        personal_namespace: str | None = None,
+        channel_limit: int = 128,
+        user_connection_limit: int = 0,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -306,17 +340,24 @@ class SdkClient:
         self.allow_anonymous = allow_anonymous
         self.rpc = rpc
         self.clock = clock
+        self.keys = keys
+        # Centrifugo's subscribe_to_user_personal_channel: every user is subscribed to `<namespace>:#<user>`.
+        self.personal_namespace = personal_namespace
+        self.channel_limit = channel_limit  # Centrifugo's client.channel_limit (0: none)
+        self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
         self.session: Session | None = None
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
+        self._after_reply: list[Callable[[], None]] = []
 
     # -- messages ---------------------------------------------------------------------------
     async def handle(self, message: str | bytes) -> Batch:
-        """Run every command of one websocket message, queueing replies in order with the pushes they cause.
+        """Run every command of one message, queueing replies in order with the pushes they cause.
 
         Replies share one frame, except that pending connect/subscribe replies are queued before a
         command that may cause pushes (connect, subscribe, unsubscribe, publish): a client never sees
-        a push for a subscription before the reply that establishes it.
+        a push for a subscription before the reply that establishes it. A subscriber's own join
+        push, when it asked for join/leave, follows its subscribe reply (as in Centrifugo).
         """
         batch = Batch()
         pending: list[dict[str, Any]] = []
@@ -327,7 +368,7 @@ class SdkClient:
                 raise Disconnect(BAD_REQUEST_CLOSE, "bad request: too many commands")
             for cmd in commands:
                 if establishing and isinstance(cmd, dict) and any(m in cmd for m in PUSHING):
-                    self._write(self.frame(pending))
+                    self._flush(pending)
                     pending, establishing = [], False
                 reply = await self.command(cmd, batch)
                 if reply is not None:
@@ -336,9 +377,15 @@ class SdkClient:
                     establishing = establishing or "connect" in reply or "subscribe" in reply
         except Disconnect as exc:
             batch.close = (exc.code, exc.reason)
+        self._flush(pending)
+        return batch
+
+    def _flush(self, pending: list[dict[str, Any]]) -> None:
         if pending:
             self._write(self.frame(pending))
-        return batch
+        hooks, self._after_reply = self._after_reply, []
+        for hook in hooks:
+            hook()
 
     def _write(self, frame: bytes | None) -> None:
         """Queue a reply frame; a client that lets replies pile up past the queue limit is closed as slow."""
@@ -362,13 +409,13 @@ class SdkClient:
         if self.session is None and method != "connect":
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         if method is None:
-            return {"id": cid, "error": ReplyError(METHOD_NOT_FOUND, "method not found").as_dict()}
+            return {"id": cid, "error": ReplyError(METHOD_NOT_FOUND).as_dict()}
         params = cmd[method]
         try:
             if params is None:
                 params = {}
             if not isinstance(params, dict):
-                raise ReplyError(BAD_REQUEST, "bad request")
+                raise ReplyError(BAD_REQUEST)
             result = await getattr(self, f"cmd_{method}")(params)
             if isinstance(result, RpcCall):
                 result.id = cid
@@ -383,10 +430,10 @@ class SdkClient:
             raise
         except Exception:
             log.exception("%s command failed", method)
-            return {"id": cid, "error": ReplyError(INTERNAL, "internal server error", temporary=True).as_dict()}
+            return {"id": cid, "error": ReplyError(INTERNAL, temporary=True).as_dict()}
 
     def frame(self, replies: list[dict[str, Any]]) -> bytes | None:
-        """The replies of one message in one websocket frame (unencodable results become errors)."""
+        """The replies of one message in one frame (unencodable results become errors)."""
         if not replies:
             return None
         codec = self.wire.codec
@@ -403,11 +450,22 @@ class SdkClient:
     def _secret(self, project: str) -> str:
         return self.hub.project(project).secret
 
-    def _claims(self, token: Any) -> Any:
+    async def _keys(self, refresh: bool = False) -> PublicKeys:
+        """The verification keys; `refresh` asks the source to fetch its JWKS again (a key it does not know)."""
+        if self.keys is None:
+            return NO_KEYS
+        return await (self.keys(refresh=True) if refresh else self.keys())
+
+    async def _claims(self, token: Any) -> Any:
+        keys = await self._keys()
         try:
-            return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock())
+            try:
+                return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock(), keys)
+            except UnknownKey:
+                keys = await self._keys(refresh=True)
+                return check_connect_token(token, self.hub.projects, self.default_project, self._secret, self.clock(), keys)
         except TokenExpired:
-            raise ReplyError(TOKEN_EXPIRED, "token expired") from None
+            raise ReplyError(TOKEN_EXPIRED) from None
         except TokenInvalid:
             raise Disconnect(INVALID_TOKEN, "invalid token") from None
 
@@ -423,26 +481,45 @@ class SdkClient:
         if self.session is not None:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         token = params.get("token")
+        subs_claim: dict[str, dict[str, Any]] = {}
+        meta = None
         if token in (None, ""):
             if not self.allow_anonymous:
-                raise ReplyError(UNAUTHORIZED, "unauthorized")
+                raise ReplyError(UNAUTHORIZED)
             project, user, info, channels, expires = self.default_project, "", None, [], None
         else:
-            claims = self._claims(token)
+            claims = await self._claims(token)
             project, user, info, channels, expires = claims.project, claims.user, claims.info, claims.channels, claims.expires_at
+            subs_claim, meta = claims.subs, claims.meta
+        if expires is not None and expires < self.clock():
+            raise ReplyError(EXPIRED_ERROR)
+        if self.user_connection_limit and user and len(self.hub.user_sessions(project, user)) >= self.user_connection_limit:
+            raise Disconnect(C.CONNECTION_LIMIT, C.DISCONNECTS[C.CONNECTION_LIMIT])
+        personal = []
+        if self.personal_namespace is not None and user:
+            personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
+        server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
+        if self.channel_limit and len(server_side) > self.channel_limit:
+            raise Disconnect(C.CHANNEL_LIMIT, C.DISCONNECTS[C.CHANNEL_LIMIT])
         self.session = self.hub.connect(project, user, PROTOCOL, self.wire, info=info, outbox=self.outbox,
-                                        expires_at=self._session_expiry(expires), keepalive=self.ping_interval)
+                                        expires_at=self._session_expiry(expires), keepalive=self.ping_interval,
+                                        meta={"meta": meta} if meta is not None else None)
         result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}", **self._ttl(expires)}
         if self.ping_interval > 0:
             result["ping"] = self.ping_interval
             result["pong"] = True
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
         subs = {}
-        for channel in channels:
+        for channel in server_side:
             wanted = recover.get(channel) if isinstance(recover.get(channel), dict) else {}
+            options = subs_claim.get(channel, {})
             try:
                 name = self.hub.channel(project, channel)
-                subs[channel] = await self._join(channel, name, None, None, wanted, private_ok=True)
+                sub = await self._join(channel, name, options.get("info"), None, wanted, private_ok=True, server_side=True,
+                                       override=options.get("override") or {})
+                if options.get("data") is not None:
+                    sub["data"] = options["data"]
+                subs[channel] = sub
             except (ReplyError, HubError) as exc:
                 log.info("server-side subscription of %s to %s refused: %s", user, channel, exc)
         if subs:
@@ -452,9 +529,11 @@ class SdkClient:
     async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
-        claims = self._claims(params.get("token"))
+        claims = await self._claims(params.get("token"))
         if claims.project != session.project or claims.user != session.user:
             raise Disconnect(INVALID_TOKEN, "invalid token")
+        if claims.expires_at is not None and claims.expires_at < self.clock():
+            raise ReplyError(EXPIRED_ERROR)
         session.expires_at = self._session_expiry(claims.expires_at)
         return {"client": session.id, "version": f"hub {__version__}", **self._ttl(claims.expires_at)}
 
@@ -466,66 +545,152 @@ class SdkClient:
             raise ReplyError(BAD_REQUEST, "bad request: channel required")
         return channel
 
-    def _sub_claims(self, token: Any, channel: str) -> Any:
+    async def _sub_claims(self, token: Any, channel: str) -> Any:
         session = self.session
         assert session is not None
+        keys = await self._keys()
         try:
-            return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id, self.clock())
+            try:
+                return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id,
+                                             self.clock(), keys)
+            except UnknownKey:
+                keys = await self._keys(refresh=True)
+                return check_subscribe_token(token, self._secret(session.project), channel, session.user, session.id,
+                                             self.clock(), keys)
         except TokenExpired:
-            raise ReplyError(TOKEN_EXPIRED, "token expired") from None
+            raise ReplyError(TOKEN_EXPIRED) from None
+        except TokenMismatch:
+            raise Disconnect(INVALID_TOKEN, "invalid token") from None
         except TokenInvalid:
-            raise ReplyError(PERMISSION_DENIED, "permission denied") from None
+            raise ReplyError(PERMISSION_DENIED) from None
 
     async def cmd_subscribe(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
-        channel = self._channel(params)
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
+        if not channel.isascii():  # Centrifugo: channel names are ASCII (without a namespace channel_regex)
+            raise ReplyError(BAD_REQUEST)
+        delta = params.get("delta") or ""
+        if delta not in ("", "fossil"):
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         name = self.hub.channel(session.project, channel)
         if channel in session.channels:
-            raise ReplyError(ALREADY_SUBSCRIBED, "already subscribed")
+            raise ReplyError(ALREADY_SUBSCRIBED)
+        if self.channel_limit and len(session.channels) >= self.channel_limit:
+            raise ReplyError(LIMIT_EXCEEDED)
+        options = name.options
         token = params.get("token")
         info = expires = None
+        override: dict[str, Any] = {}
+        limited = name.users is not None and options.allow_user_limited_channels
+        if name.private and not token:
+            raise ReplyError(PERMISSION_DENIED)
         if token:
-            claims = self._sub_claims(token, channel)
-            info, expires = claims.info, claims.expires_at
-        elif name.private:
-            raise ReplyError(PERMISSION_DENIED, "permission denied")
-        return await self._join(channel, name, info, expires, params, private_ok=bool(token))
+            claims = await self._sub_claims(token, channel)
+            info, expires, override = claims.info, claims.expires_at, claims.override
+        elif limited and name.allows_user(session.user):
+            pass
+        elif not (options.allow_subscribe_for_client and (session.user or options.anonymous) and not limited):
+            raise ReplyError(PERMISSION_DENIED)
+        if expires is not None and expires < self.clock():
+            raise ReplyError(EXPIRED_ERROR)
+        tf = params.get("tf")
+        if tf is not None:
+            if not options.allow_tags_filter:
+                raise ReplyError(BAD_REQUEST)
+            try:
+                tagsfilter.validate(tf)
+            except tagsfilter.FilterError:
+                raise ReplyError(BAD_REQUEST) from None
+        return await self._join(channel, name, info, expires, params, private_ok=bool(token), override=override, tags_filter=tf,
+                                delta=delta == "fossil" and options.delta_fossil and tf is None)
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
-              *, private_ok: bool) -> dict[str, Any]:
+                    *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
+                    tags_filter: dict[str, Any] | None = None, delta: bool = False) -> dict[str, Any]:
         """Subscribe the session (recovering from the client's position if asked); the subscribe result."""
         session = self.session
         assert session is not None
+        options = name.options
+        override = override or {}
+
+        def opt(key: str, default: bool) -> bool:
+            value = override.get(key)
+            if isinstance(value, dict) and isinstance(value.get("value"), bool):
+                return value["value"]
+            return default
+
+        history_access = options.allow_history_for_subscriber
+        hist = options.keeps_history
+        recoverable = hist and (opt("force_recovery", options.force_recovery) or (bool(params.get("recoverable")) and history_access))
+        positioned = hist and (recoverable or opt("force_positioning", options.force_positioning)
+                               or (bool(params.get("positioned")) and history_access))
+        join_leave = opt("join_leave", options.join_leave)
+        push_join_leave = join_leave and (opt("force_push_join_leave", options.force_push_join_leave) or (
+            not server_side and bool(params.get("join_leave")) and options.allow_presence_for_subscriber))
         result: dict[str, Any] = {}
         recovered: tuple[list[Publication], bool] | None = None
-        if name.options.keeps_history:
+        if positioned:
             # The core positions and recovers without a race against publications arriving meanwhile.
             since = None
-            if params.get("recover"):
+            if recoverable and params.get("recover"):
                 try:
                     since = (_int(params.get("offset"), "offset", 0), params.get("epoch") or "")
                 except ReplyError:
                     since = (-1, "")
             flag = params.get("flag")
             strict = since is not None and isinstance(flag, int) and bool(flag & FLAG_REJECT_UNRECOVERED)
+            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
             try:
                 pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict)
             except Unrecoverable:
-                raise ReplyError(UNRECOVERABLE_POSITION, "unrecoverable position") from None
-            recovered = (pos.publications, pos.recovered)
-            result.update(recoverable=True, positioned=True, offset=pos.offset, epoch=pos.epoch)
+                session.quiet.discard(channel)
+                raise ReplyError(UNRECOVERABLE_POSITION) from None
+            except BaseException:
+                session.quiet.discard(channel)
+                raise
+            if since is not None:
+                recovered = (pos.publications, pos.recovered)
+            if recoverable:
+                result["recoverable"] = True
+            result.update(positioned=True, offset=pos.offset, epoch=pos.epoch)
         else:
-            await self.hub.subscribe(session, channel, info, private_ok=private_ok)
+            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
+            try:
+                await self.hub.subscribe(session, channel, info, private_ok=private_ok)
+            except BaseException:
+                session.quiet.discard(channel)
+                raise
+        if tags_filter is not None:
+            self.hub.set_filter(session, channel, lambda pub, tf=tags_filter: tagsfilter.match(tf, pub.tags))
+        if delta:
+            self.hub.set_delta(session, channel, True)
+            result["delta"] = True
+        if push_join_leave:
+            record = session.client_info(channel)
+
+            def own_join() -> None:  # after the subscribe (or connect) reply, as Centrifugo publishes it
+                if channel in session.channels and not session.closed:
+                    session.quiet.discard(channel)
+                    self._write(self.wire.join(channel, record))
+
+            self._after_reply.append(own_join)
         if expires is not None:
             self._set_sub_expiry(channel, expires)
             result.update(self._ttl(expires))
-        if params.get("recover"):
+        if params.get("recover") and recoverable:
             result["was_recovering"] = True
             if recovered is not None and recovered[1]:
                 result["recovered"] = True
-                if recovered[0]:
-                    result["publications"] = [publication_body(p) for p in recovered[0]]
+                pubs = recovered[0]
+                if tags_filter is not None:  # what the live filter would not have delivered is not recovered either
+                    pubs = [p for p in pubs if tagsfilter.match(tags_filter, p.tags)]
+                if pubs and delta:  # whole, in the form delta subscribers get (JSON: the payload as a string)
+                    result["publications"] = [self.wire.delta_body(p, None) for p in pubs]
+                elif pubs:
+                    result["publications"] = [publication_body(p, self.wire.binary) for p in pubs]
         return result
 
     def _set_sub_expiry(self, channel: str, expires: float | None) -> None:
@@ -541,8 +706,10 @@ class SdkClient:
         assert session is not None
         channel = self._channel(params)
         if channel not in session.channels:
-            raise ReplyError(PERMISSION_DENIED, "permission denied")
-        claims = self._sub_claims(params.get("token"), channel)
+            raise ReplyError(PERMISSION_DENIED)
+        claims = await self._sub_claims(params.get("token"), channel)
+        if claims.expires_at is not None and claims.expires_at < self.clock():
+            raise ReplyError(EXPIRED_ERROR)
         self._set_sub_expiry(channel, claims.expires_at)
         return self._ttl(claims.expires_at)
 
@@ -551,6 +718,7 @@ class SdkClient:
         assert session is not None
         channel = self._channel(params)
         self.hub.unsubscribe_session(session, channel)
+        session.quiet.discard(channel)
         self.sub_expires.pop(channel, None)
         return {}
 
@@ -573,63 +741,69 @@ class SdkClient:
                     self.hub.unsubscribe_session(session, channel)
 
     # -- channel commands -------------------------------------------------------------------
-    def _subscribed(self, params: dict[str, Any]) -> tuple[Session, str, Any]:
+    def _target(self, params: dict[str, Any]) -> tuple[Session, str, Any]:
         session = self.session
         assert session is not None
         channel = self._channel(params)
         name = self.hub.channel(session.project, channel)
-        if channel not in session.channels:
-            raise ReplyError(PERMISSION_DENIED, "permission denied")
+        if not channel.isascii():
+            raise ReplyError(BAD_REQUEST)
         return session, channel, name
 
+    def _anonymous_ok(self, session: Session, name: Any) -> bool:
+        return bool(session.user) or name.options.anonymous
+
     async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel, name = self._subscribed(params)
+        session, channel, name = self._target(params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
-        if not name.options.publish:
-            raise ReplyError(PERMISSION_DENIED, "permission denied")
+        options = name.options
+        allowed = self._anonymous_ok(session, name) and (
+            options.allow_publish_for_client or (options.publish and channel in session.channels))
+        if not allowed:
+            raise ReplyError(PERMISSION_DENIED)
         if isinstance(self.wire.codec, MsgpackCodec) and not json_compatible(params["data"]):
             raise ReplyError(BAD_REQUEST, "bad request: data must be JSON-compatible (no binary, NaN or non-string keys)")
-        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id)
+        raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+        await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id,
+                               raw=raw if isinstance(raw, bytes) else None)
         return {}
 
+    def _presence_allowed(self, session: Session, channel: str, name: Any) -> None:
+        if not name.options.presence:
+            raise ReplyError(NOT_AVAILABLE)
+        if not (name.options.allow_presence_for_subscriber and channel in session.channels and self._anonymous_ok(session, name)):
+            raise ReplyError(PERMISSION_DENIED)
+
     async def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel, _ = self._subscribed(params)
+        session, channel, name = self._target(params)
+        self._presence_allowed(session, channel, name)
         clients = await self.hub.presence(session.project, channel)
         return {"presence": {cid: client_info(rec) for cid, rec in clients.items()}}
 
     async def cmd_presence_stats(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel, _ = self._subscribed(params)
+        session, channel, name = self._target(params)
+        self._presence_allowed(session, channel, name)
         return await self.hub.presence_stats(session.project, channel)
 
     async def cmd_history(self, params: dict[str, Any]) -> dict[str, Any]:
-        session, channel, _ = self._subscribed(params)
+        session, channel, name = self._target(params)
+        if not name.options.keeps_history:
+            raise ReplyError(NOT_AVAILABLE)
+        if not (name.options.allow_history_for_subscriber and channel in session.channels and self._anonymous_ok(session, name)):
+            raise ReplyError(PERMISSION_DENIED)
         limit = _int(params.get("limit"), "limit", 0)
+        if limit < 0 or limit > HISTORY_MAX_LIMIT:
+            limit = HISTORY_MAX_LIMIT
         reverse = params.get("reverse") is True
-        since = params.get("since")
-        result = await self.hub.history(session.project, channel)
-        pubs = result.publications
-        if since is not None:
-            if not isinstance(since, dict):
-                raise ReplyError(BAD_REQUEST, "bad request: invalid since")
-            offset = _int(since.get("offset"), "since.offset", 0)
-            if since.get("epoch", "") != result.epoch:
-                raise ReplyError(UNRECOVERABLE_POSITION, "unrecoverable position")
-            pubs = [p for p in pubs if p.offset < offset] if reverse else [p for p in pubs if p.offset > offset]
-        if reverse:
-            pubs = pubs[::-1]
-        if limit >= 0:
-            pubs = pubs[:limit]
-        out: dict[str, Any] = {"offset": result.offset, "epoch": result.epoch}
-        if pubs:
-            out["publications"] = [publication_body(p) for p in pubs]
-        return out
+        return await history_reply(self.hub, session.project, channel, limit, params.get("since"), reverse, ReplyError,
+                                   self.wire.binary)
 
     async def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
         method = params.get("method", "")
         func = self.rpc(method) if self.rpc is not None and isinstance(method, str) else None
         if func is None:
-            raise ReplyError(NOT_AVAILABLE, f"not available: rpc method {method!r} is not configured")
+            raise ReplyError(METHOD_NOT_FOUND)
         data = params.get("data")
         if data is None:
             data = {}
@@ -645,7 +819,7 @@ class SdkClient:
             raise core_error(exc) from None
         except Exception:
             log.exception("rpc %s failed", method)
-            raise ReplyError(INTERNAL, "internal server error", temporary=True) from None
+            raise ReplyError(INTERNAL, temporary=True) from None
         if inspect.isawaitable(value):
             return RpcCall(0, value)
         return {"data": value}
@@ -656,8 +830,12 @@ class SdkClient:
             reply: dict[str, Any] = {"id": call.id, "rpc": {"data": value}}
         elif isinstance(error, HubError):
             reply = {"id": call.id, "error": core_error(error).as_dict()}
+        elif isinstance(error, ActionError) and error.status in (400, 404):
+            code = BAD_REQUEST if error.status == 400 else METHOD_NOT_FOUND
+            reply = {"id": call.id, "error": ReplyError(code, f"{C.ERRORS[code]}: {error.message}" if code == BAD_REQUEST
+                                                         else "").as_dict()}
         else:
-            reply = {"id": call.id, "error": ReplyError(INTERNAL, "internal server error", temporary=True).as_dict()}
+            reply = {"id": call.id, "error": ReplyError(INTERNAL, temporary=True).as_dict()}
         if not self.outbox.closed:
             self._write(self.frame([reply]))
 
@@ -672,3 +850,6 @@ class SdkClient:
     def release(self) -> None:
         if self.session is not None:
             self.hub.release(self.session)
+
+
+history_reply = C.history_reply

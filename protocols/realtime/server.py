@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -16,7 +20,20 @@ from hub.net.websocket import WebSocket
 from protocols.centrifuge import close_for
 
 from .legacy import CODEC, LegacyClient, legacy_wire
-from .sdk import JSON_WIRE, MSGPACK_SUBPROTOCOL, MSGPACK_WIRE, NO_PONG, STALE, RpcCall, SdkClient, SdkWire, speaks_sdk
+from .sdk import (
+    JSON_WIRE,
+    MSGPACK_SUBPROTOCOL,
+    MSGPACK_WIRE,
+    NO_PONG,
+    PROTOBUF_SUBPROTOCOL,
+    PROTOBUF_WIRE,
+    STALE,
+    RpcCall,
+    SdkClient,
+    SdkWire,
+    speaks_sdk,
+)
+from .tokens import PublicKeys
 
 log = logging.getLogger("hub.realtime")
 
@@ -78,21 +95,77 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
 
 
 def _rpc_lookup(ctx: AdapterContext) -> Any:
+    """RPC methods are the registry's actions listed in `rpc_methods`; a call goes through the registry
+    (argument types checked, core refusals mapped) like every other adapter's."""
+
     def lookup(method: str) -> Any:
         if method not in ctx.settings.rpc_methods:
             return None
         action = ctx.runtime.actions.get(method)
-        return action.func if action is not None else None
+        if action is None:
+            return None
+
+        def run(**args: Any) -> Any:
+            return ctx.runtime.actions.run(method, args)
+
+        run.__signature__ = action.signature  # type: ignore[attr-defined]
+        return run
 
     return lookup
+
+
+JWKS_TTL = 3600.0
+JWKS_RETRY = 10.0
+
+
+class KeySource:
+    """The token keys of [realtime] (read from the current settings, so a reload applies): PEM keys,
+    audience/issuer rules, and a JWKS fetched from a URL or read from a file on first use, cached for an
+    hour, fetched again when a token names a key it lacks (at most every 10 s)."""
+
+    def __init__(self, ctx: AdapterContext) -> None:
+        self.ctx = ctx
+        self.settings: Any = None
+        self.keys = PublicKeys()
+        self.fetched_at = -math.inf
+        self.lock = trio.Lock()
+
+    def _load(self, endpoint: str) -> dict[str, Any]:
+        if endpoint.startswith(("http://", "https://")):
+            with urllib.request.urlopen(endpoint, timeout=10) as response:  # noqa: S310 (configured URL)
+                return json.loads(response.read())
+        return json.loads(Path(endpoint.removeprefix("file://")).read_text(encoding="utf-8"))
+
+    async def __call__(self, refresh: bool = False) -> PublicKeys:
+        s = self.ctx.settings
+        if s is not self.settings:
+            self.settings = s
+            self.fetched_at = -math.inf
+            self.keys = PublicKeys(rsa_pem=s.token_rsa_public_key, ecdsa_pem=s.token_ecdsa_public_key,
+                                   audience=s.token_audience, issuer=s.token_issuer, user_id_claim=s.token_user_id_claim)
+        endpoint = s.token_jwks_public_endpoint
+        if not endpoint:
+            return self.keys
+        async with self.lock:
+            now = trio.current_time()
+            ttl = JWKS_TTL if self.keys.jwks is not None and not refresh else JWKS_RETRY
+            if now - self.fetched_at >= ttl:
+                self.fetched_at = now
+                try:
+                    jwks = await trio.to_thread.run_sync(self._load, endpoint)
+                    if not isinstance(jwks, dict):
+                        raise ValueError("not a JWKS object")
+                    self.keys = dataclasses.replace(self.keys, jwks=jwks, _cache={})
+                except Exception as exc:
+                    log.warning("cannot load JWKS from %s: %s", endpoint, exc)
+        return self.keys
 
 
 class Keepalive:
     """One task pings every connected SDK client (`{}`) each `interval` s and closes those that stay silent.
 
-    A client that sends nothing within `pong_timeout` after a ping is closed with 3012; a
-    connection that has not sent a valid connect by its first ping round is closed as stale (3502).
-    Shared by all connections so an idle connection costs no task of its own.
+    A client that sends nothing within `pong_timeout` after a ping is closed with 3012. Shared by
+    all connections so an idle connection costs no task of its own.
     """
 
     def __init__(self, interval: float, pong_timeout: float) -> None:
@@ -112,11 +185,7 @@ class Keepalive:
             sent = trio.current_time()
             pinged = []
             for ws, (client, state) in list(self.clients.items()):
-                if ws.closing:
-                    continue
-                if client.session is None:
-                    if sent - state["opened"] >= first_wait:
-                        ws.close(STALE, "stale")
+                if ws.closing or client.session is None:
                     continue
                 ws.send_frame(client.wire.ping_frame)
                 pinged.append((ws, state))
@@ -159,7 +228,15 @@ async def _rpc(client: SdkClient, ws: WebSocket, call: RpcCall) -> None:
     client.rpc_done(call, value, error)
 
 
-async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire) -> None:
+async def _stale(client: SdkClient, ws: WebSocket, deadline: float) -> None:
+    """Close a connection that has not connected by `deadline` (Centrifugo's stale_close_delay)."""
+    await trio.sleep_until(deadline)
+    if client.session is None and not ws.closing:
+        ws.close(STALE, "stale")
+
+
+async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire,
+                         opened: float | None = None) -> None:
     """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes."""
     settings = ctx.settings
     pinger: Keepalive | None = ctx.state.get("keepalive")  # what really pings: a reload does not restart it
@@ -172,11 +249,16 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         expired_close_delay=settings.expired_close_delay,
         allow_anonymous=settings.allow_anonymous,
         rpc=_rpc_lookup(ctx),
+        keys=ctx.state.get("keys"),
+        personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
+        channel_limit=settings.channel_limit,
+        user_connection_limit=settings.user_connection_limit,
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
     now = trio.current_time()
-    state = {"seen": now, "opened": now}
+    opened = now if opened is None else opened
+    state = {"seen": now, "opened": opened}
     scopes: list[trio.CancelScope] = []
 
     def spawn(fn: Any, *args: Any) -> None:
@@ -197,6 +279,8 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         changed[0].set()
 
     client.on_change = on_change
+    if settings.stale_close_delay > 0:
+        spawn(_stale, client, ws, opened + settings.stale_close_delay)
     keepalive: Keepalive | None = ctx.state.get("keepalive")
     if keepalive is not None:
         keepalive.add(ws, client, state)
@@ -219,20 +303,39 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         client.release()
 
 
+JSON_SUBPROTOCOL = "centrifuge-json"
+
+
 def select_subprotocol(offered: list[str]) -> str | None:
-    """Accept the msgpack variant when offered; anything else is plain JSON (no subprotocol)."""
-    return MSGPACK_SUBPROTOCOL if MSGPACK_SUBPROTOCOL in offered else None
+    """Accept the Protobuf, msgpack or (explicit) JSON variant when offered; otherwise no subprotocol."""
+    for name in (PROTOBUF_SUBPROTOCOL, MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL):
+        if name in offered:
+            return name
+    return None
 
 
 async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocket) -> None:
-    """One URL for every client protocol: the subprotocol, else the first frame, tells which one the client speaks."""
-    first = await ws.receive()
+    """One URL for every client protocol: the subprotocol, else the first frame, tells which one the client speaks.
+
+    A connection that sends nothing within `stale_close_delay` is closed with 3502 (stale), as Centrifugo does.
+    """
+    opened = trio.current_time()
+    delay = ctx.settings.stale_close_delay
+    with trio.move_on_after(delay if delay > 0 else math.inf) as waited:
+        first = await ws.receive()
+    if waited.cancelled_caught:
+        ws.close(STALE, "stale")
+        return
     if first is None:
         return
-    if ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        await sdk_connection(ctx, ws, first, MSGPACK_WIRE)
-    elif speaks_sdk(first):
-        await sdk_connection(ctx, ws, first, JSON_WIRE)
+    # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
+    query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
+    if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
+        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened)
+    elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
+        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened)
+    elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
+        await sdk_connection(ctx, ws, first, JSON_WIRE, opened)
     else:
         await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
 

@@ -1,12 +1,19 @@
-"""JWT (HS256) connection and subscription tokens of the Centrifugo client protocol, checked with PyJWT.
+"""JWT connection and subscription tokens of the Centrifugo client protocol, checked with PyJWT.
 
-A connection token names its project with the `project` claim, else with `aud` (a project key,
-or a one-element list of one), else it belongs to the default project (the first in hub.toml).
-It is verified with that project's secret only.
+Algorithms as Centrifugo v6 accepts them: HS256/384/512 with the project's secret (Centrifugo's
+`client.token.hmac_secret_key`), RS256/384/512 with an RSA public key, ES256/384 with an ECDSA public
+key (both PEM), or any of the asymmetric ones with a key from a JWKS (`jwks_public_endpoint`: a URL
+or a file, fetched by the server glue and cached). A key that is not configured refuses its algorithms.
+
+A connection token names its project with the `project` claim, else with `aud` (a project key, or a
+one-element list of one), else it belongs to the default project (the first in hub.toml). HMAC
+tokens are verified with that project's secret only.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +21,10 @@ from typing import Any
 
 import jwt
 
-ALGORITHMS = ["HS256"]
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+RSA_ALGORITHMS = ("RS256", "RS384", "RS512")
+ECDSA_ALGORITHMS = ("ES256", "ES384")
+ALGORITHMS = HMAC_ALGORITHMS + RSA_ALGORITHMS + ECDSA_ALGORITHMS
 
 
 class TokenInvalid(Exception):
@@ -23,6 +33,57 @@ class TokenInvalid(Exception):
 
 class TokenExpired(Exception):
     """A well-signed token whose `exp` has passed: the client should get a new one."""
+
+
+class UnknownKey(TokenInvalid):
+    """No configured or JWKS key for the token's `alg` / `kid` (a JWKS may have rotated: fetch it again)."""
+
+
+class TokenMismatch(TokenInvalid):
+    """A valid subscription token for another channel, user or client (Centrifugo: 3500 invalid token)."""
+
+
+@dataclass
+class PublicKeys:
+    """How tokens are verified beyond the HMAC secret: the asymmetric keys (PEM texts, and a JWKS
+    `{"keys": [...]}` once fetched), and Centrifugo's `audience` / `issuer` / `user_id_claim` rules."""
+
+    rsa_pem: str = ""
+    ecdsa_pem: str = ""
+    jwks: dict[str, Any] | None = None
+    audience: str = ""  # when set, `aud` must name it
+    issuer: str = ""  # when set, `iss` must be it
+    user_id_claim: str = ""  # the claim holding the user id instead of `sub`
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def key(self, alg: str, kid: str | None) -> Any:
+        """The key object for a token's `alg` (and `kid`, with a JWKS); TokenInvalid if none is configured."""
+        if self.jwks is not None and alg not in HMAC_ALGORITHMS:
+            for entry in self.jwks.get("keys") or ():
+                if not isinstance(entry, dict) or (kid is not None and entry.get("kid") != kid):
+                    continue
+                if entry.get("alg") not in (None, alg):
+                    continue
+                try:
+                    return jwt.PyJWK(entry, algorithm=alg).key
+                except jwt.PyJWTError:
+                    continue
+            if kid is not None:
+                raise UnknownKey(f"no JWKS key {kid!r} for {alg}")
+        pem = self.rsa_pem if alg in RSA_ALGORITHMS else self.ecdsa_pem if alg in ECDSA_ALGORITHMS else ""
+        if not pem:
+            raise UnknownKey(f"no key for {alg} (kid {kid!r})")
+        cached = self._cache.get(alg)
+        if cached is None:
+            algorithm = jwt.get_algorithm_by_name(alg)
+            try:
+                cached = self._cache[alg] = algorithm.prepare_key(pem)
+            except Exception:
+                raise TokenInvalid(f"bad {alg} key") from None
+        return cached
+
+
+NO_KEYS = PublicKeys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +95,9 @@ class ConnectClaims:
     info: Any = None
     channels: list[str] = field(default_factory=list)
     expires_at: float | None = None
+    # `subs`: server-side subscriptions with their options ({channel: {info, data, override, ...}}).
+    subs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +107,27 @@ class SubscribeClaims:
     channel: str
     info: Any = None
     expires_at: float | None = None
+    override: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_b64info(value: Any) -> Any:
+    """`b64info`: base64 of the info bytes; JSON inside is that value, other bytes go as `{"$base64": ...}`."""
+    if not isinstance(value, str):
+        raise TokenInvalid("invalid b64info")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise TokenInvalid("invalid b64info") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return {"$base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _info(claims: Mapping[str, Any]) -> Any:
+    if claims.get("b64info"):
+        return decode_b64info(claims["b64info"])
+    return claims.get("info")
 
 
 def _unverified(token: object) -> dict[str, Any]:
@@ -73,36 +158,55 @@ def token_project(claims: Mapping[str, Any], projects: Mapping[str, Any], defaul
     return named
 
 
-def _verify(token: str, secret: str, now: float) -> dict[str, Any]:
+def _verify(token: str, secret: str, now: float, keys: PublicKeys) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenInvalid("malformed token") from None
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise TokenInvalid("unsupported algorithm")
+    key: Any = secret if alg in HMAC_ALGORITHMS else keys.key(alg, header.get("kid"))
     try:
         claims = jwt.decode(
             token,
-            secret,
-            algorithms=ALGORITHMS,
+            key,
+            algorithms=[alg],
             options={"verify_exp": False, "verify_aud": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError:
         raise TokenInvalid("invalid token") from None
+    if keys.audience:
+        aud = claims.get("aud")
+        if not (aud == keys.audience or (isinstance(aud, list) and keys.audience in aud)):
+            raise TokenInvalid("invalid audience")
+    if keys.issuer and claims.get("iss") != keys.issuer:
+        raise TokenInvalid("invalid issuer")
     nbf = claims.get("nbf")
     if nbf is not None and (not isinstance(nbf, (int, float)) or isinstance(nbf, bool) or nbf > now + 1):
         raise TokenInvalid("token not yet valid")
-    expires = _expiry(claims)
-    if expires is not None and expires <= now:
+    exp = _number(claims, "exp")
+    if exp is not None and 0 < exp <= now:
         raise TokenExpired("token expired")
     return claims
 
 
+def _number(claims: Mapping[str, Any], key: str) -> float | None:
+    value = claims.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TokenInvalid(f"invalid {key}")
+    return float(value)
+
+
 def _expiry(claims: Mapping[str, Any]) -> float | None:
-    """`expire_at` (Centrifugo: the connection's own expiry, 0 = never) wins over `exp`."""
-    for key in ("expire_at", "exp"):
-        if key in claims:
-            value = claims[key]
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TokenInvalid(f"invalid {key}")
-            return float(value) if value > 0 else None
-    return None
+    """When the connection (subscription) expires: `expire_at` if present (0 = never), else `exp`."""
+    if claims.get("expire_at") is not None:
+        value = _number(claims, "expire_at")
+        return value if value else None
+    value = _number(claims, "exp")
+    return value if value else None
 
 
 def check_connect_token(
@@ -111,35 +215,50 @@ def check_connect_token(
     default_project: str,
     secret_of: Callable[[str], str],
     now: float | None = None,
+    keys: PublicKeys = NO_KEYS,
 ) -> ConnectClaims:
     """Verify a connection token; raise TokenInvalid or TokenExpired."""
     now = time.time() if now is None else now
     project = token_project(_unverified(token), projects, default_project)
-    claims = _verify(token, secret_of(project), now)  # type: ignore[arg-type]
-    user = claims.get("sub", "")
+    claims = _verify(token, secret_of(project), now, keys)  # type: ignore[arg-type]
+    user = claims.get(keys.user_id_claim or "sub", "")
     if not isinstance(user, str):
         raise TokenInvalid("invalid sub")
     channels = claims.get("channels") or []
     if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
         raise TokenInvalid("invalid channels")
-    return ConnectClaims(project, user, claims.get("info"), list(dict.fromkeys(channels)), _expiry(claims))
+    subs = claims.get("subs") or {}
+    if not isinstance(subs, dict) or not all(isinstance(k, str) and k and isinstance(v, dict | None) for k, v in subs.items()):
+        raise TokenInvalid("invalid subs")
+    subs = {k: dict(v or {}) for k, v in subs.items()}
+    for options in subs.values():
+        if options.get("b64info"):
+            options["info"] = decode_b64info(options["b64info"])
+        if options.get("b64data"):
+            options["data"] = decode_b64info(options["b64data"])
+    return ConnectClaims(project, user, _info(claims), list(dict.fromkeys(channels)), _expiry(claims), subs,
+                         claims.get("meta"))
 
 
 def check_subscribe_token(token: object, secret: str, channel: str, user: str, client: str,
-                          now: float | None = None) -> SubscribeClaims:
-    """Verify a subscription token for `channel`, `user` (its `sub`) and, if it names one, `client`."""
+                          now: float | None = None, keys: PublicKeys = NO_KEYS) -> SubscribeClaims:
+    """Verify a subscription token for `channel`, `user` (its `sub`) and, if it names one, `client`.
+
+    A bad token is TokenInvalid; a valid one for another channel, user or client is TokenMismatch.
+    """
     now = time.time() if now is None else now
     _unverified(token)
-    claims = _verify(token, secret, now)  # type: ignore[arg-type]
+    claims = _verify(token, secret, now, keys)  # type: ignore[arg-type]
     if claims.get("channel") != channel:
-        raise TokenInvalid("token is for another channel")
+        raise TokenMismatch("token is for another channel")
     if claims.get("sub", "") != user:
-        raise TokenInvalid("token is for another user")
-    if "client" in claims and claims["client"] != client:
-        raise TokenInvalid("token is for another client")
-    return SubscribeClaims(channel, claims.get("info"), _expiry(claims))
+        raise TokenMismatch("token is for another user")
+    if claims.get("client") not in (None, "", client):
+        raise TokenMismatch("token is for another client")
+    override = claims.get("override")
+    return SubscribeClaims(channel, _info(claims), _expiry(claims), override if isinstance(override, dict) else {})
 
 
-def make_token(secret: str, claims: Mapping[str, Any]) -> str:
-    """Sign `claims` with HS256 (for tests, tools and the benchmark)."""
-    return jwt.encode(dict(claims), secret, algorithm="HS256")
+def make_token(secret: str, claims: Mapping[str, Any], algorithm: str = "HS256", headers: dict[str, Any] | None = None) -> str:
+    """Sign `claims` (for tests, tools and the benchmark): HS* with a secret, RS*/ES* with a PEM private key."""
+    return jwt.encode(dict(claims), secret, algorithm=algorithm, headers=headers)

@@ -12,13 +12,16 @@ import pytest
 
 from hub.core import Hub, NamespaceOptions, Project
 from hub.core.outbox import Outbox
+from protocols.realtime import sdk_protobuf
 from protocols.realtime.legacy import WIRE as LEGACY_WIRE
+from protocols.realtime.proto import centrifugo_client_pb2 as pb
 from protocols.realtime.sdk import (
     JSON_WIRE,
     MSGPACK_WIRE,
     Disconnect,
     JsonCodec,
     MsgpackCodec,
+    ProtobufCodec,
     SdkClient,
     SdkWire,
     disconnect_args,
@@ -84,8 +87,22 @@ def frames(data: bytes) -> list[tuple[int, bytes]]:
 def decode(wire: SdkWire, data: bytes) -> list[Any]:
     out = []
     for _, payload in frames(data):
+        if isinstance(wire.codec, ProtobufCodec):  # replies, as the generated Reply message reads them
+            for part in sdk_protobuf.split(payload):
+                reply = pb.Reply()
+                reply.ParseFromString(part)
+                out.append(_strip_raw(sdk_protobuf.to_dict(reply)))
+            continue
         out.extend(wire.codec.decode(payload if isinstance(wire.codec, MsgpackCodec) else payload.decode()))
     return out
+
+
+def _strip_raw(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_raw(v) for k, v in value.items() if not k.endswith(sdk_protobuf.RAW_SUFFIX)}
+    if isinstance(value, list):
+        return [_strip_raw(v) for v in value]
+    return value
 
 
 class Conn:
@@ -99,8 +116,11 @@ class Conn:
 
     def send(self, *commands: dict[str, Any]) -> list[dict[str, Any]]:
         codec = self.wire.codec
-        if isinstance(codec, MsgpackCodec):
-            message: str | bytes = b"".join(codec.dumps(c) for c in commands)
+        if isinstance(codec, ProtobufCodec):
+            message: str | bytes = b"".join(
+                sdk_protobuf.varint(len(b)) + b for b in (sdk_protobuf.fill(pb.Command(), c).SerializeToString() for c in commands))
+        elif isinstance(codec, MsgpackCodec):
+            message = b"".join(codec.dumps(c) for c in commands)
         else:
             message = "\n".join(json.dumps(c) for c in commands)
         batch = now(self.client.handle(message))
@@ -221,7 +241,10 @@ def test_bad_frames_close_with_bad_request(hub, clock):
         conn.client.outbox.take()
         assert batch.close is not None and batch.close[0] == 3501, message
     assert conn.error("frobnicate") == (104, "method not found")
-    assert conn.error("subscribe", None) == (107, "bad request: channel required")
+    with pytest.raises(Disconnect) as exc:  # Centrifugo: subscribe without a channel is a protocol error
+        conn.call("subscribe", None)
+    assert exc.value.code == 3501
+    conn = connected(hub, clock)
     reply = conn.send({"id": 7, "subscribe": "news"})
     assert reply == [{"id": 7, "error": {"code": 107, "message": "bad request"}}]
     assert conn.send({}) == [] and conn.send({"send": {"data": 1}}) == []  # pong; async message (no reply)
@@ -231,7 +254,7 @@ def test_replies_and_the_pushes_they_cause_keep_their_order(hub, clock):
     conn = Conn(hub, clock)
     batch = now(conn.client.handle("\n".join(json.dumps(c) for c in [
         {"id": 1, "connect": {"token": tok()}},
-        {"id": 2, "subscribe": {"channel": "pub:room"}},
+        {"id": 2, "subscribe": {"channel": "pub:room", "join_leave": True}},
         {"id": 3, "presence_stats": {"channel": "pub:room"}},
         {"id": 4, "publish": {"channel": "pub:room", "data": 1}},
         {"id": 5, "history": {"channel": "pub:room", "limit": 1}},
@@ -241,8 +264,9 @@ def test_replies_and_the_pushes_they_cause_keep_their_order(hub, clock):
     sent = frames(conn.client.outbox.take())
     messages = [[next(k for k in ("id", "push") if k in json.loads(line)) for line in payload.decode().split("\n")]
                 for _, payload in sent]
-    # connect reply; own join; subscribe + presence_stats replies share a frame; the publications; the other replies
-    assert messages == [["id"], ["push"], ["id", "id"], ["push"], ["push"], ["id", "id", "id"]]
+    # connect reply; subscribe + presence_stats replies share a frame, then the own join (after its reply, as in
+    # Centrifugo); the publications; the other replies
+    assert messages == [["id"], ["id", "id"], ["push"], ["push"], ["push"], ["id", "id", "id"]]
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -269,9 +293,14 @@ def test_subscription_token(hub, clock):
     def sub_token(channel: str = "$room", **claims: Any) -> str:
         return make_token(SECRET, {"sub": "alice", "channel": channel, **claims})
 
-    assert conn.error("subscribe", {"channel": "$room", "token": sub_token("$other")}) == (103, "permission denied")
-    assert conn.error("subscribe", {"channel": "$room", "token": make_token(SECRET, {"sub": "bob", "channel": "$room"})})[0] == 103
-    assert conn.error("subscribe", {"channel": "$room", "token": sub_token(client="someone-else")})[0] == 103
+    # a valid token for another channel, user or client closes the connection (3500), as in Centrifugo
+    for bad in (sub_token("$other"), make_token(SECRET, {"sub": "bob", "channel": "$room"}), sub_token(client="someone-else")):
+        other = connected(hub, clock)
+        with pytest.raises(Disconnect) as exc:
+            other.call("subscribe", {"channel": "$room", "token": bad})
+        assert exc.value.code == 3500
+    assert conn.error("subscribe", {"channel": "$room", "token": make_token("wrong", {"sub": "alice", "channel": "$room"})}) == (
+        103, "permission denied")
     assert conn.error("subscribe", {"channel": "$room", "token": sub_token(exp=NOW - 1)}) == (109, "token expired")
     result = conn.ok("subscribe", {"channel": "$room", "token": sub_token(client=client_id, info={"r": 1}, exp=NOW + 30)})
     assert result["expires"] is True and result["ttl"] == 30
@@ -290,9 +319,9 @@ def test_subscription_token(hub, clock):
 
 def test_publish_push_presence_and_join_leave(hub, clock):
     alice, bob = connected(hub, clock, "alice", info={"n": "A"}), connected(hub, clock, "bob", wire=MSGPACK_WIRE)
-    sub = alice.ok("subscribe", {"channel": "pub:room"})
+    sub = alice.ok("subscribe", {"channel": "pub:room", "join_leave": True})
     assert sub == {"recoverable": True, "positioned": True, "offset": 0, "epoch": sub["epoch"]}
-    bob.ok("subscribe", {"channel": "pub:room"})
+    bob.ok("subscribe", {"channel": "pub:room"})  # bob did not ask for join/leave: he gets none
     assert alice.pushes() == [
         {"push": {"channel": "pub:room", "join": {"info": {"client": alice.client.session.id, "user": "alice", "conn_info": {"n": "A"}}}}},
         {"push": {"channel": "pub:room", "join": {"info": {"client": bob.client.session.id, "user": "bob"}}}},
@@ -391,7 +420,7 @@ def test_rpc(hub, clock):
     assert conn.ok("rpc", {"method": "demo.echo", "data": {"text": "hi"}}) == {"data": {"echo": "hi"}}
     assert conn.error("rpc", {"method": "demo.echo", "data": [1]})[0] == 107
     assert conn.error("rpc", {"method": "demo.echo", "data": {"nope": 1}})[0] == 107
-    assert conn.error("rpc", {"method": "demo.missing"}) == (108, "not available: rpc method 'demo.missing' is not configured")
+    assert conn.error("rpc", {"method": "demo.missing"}) == (104, "method not found")
     assert conn.error("rpc", {"method": "demo.broken"}) == (100, "internal server error")
     assert conn.error("rpc", {"method": "demo.bad"}) == (100, "internal server error")  # result not JSON
     assert calls == ["hi"]
@@ -399,25 +428,27 @@ def test_rpc(hub, clock):
 
 # -- wire formats -------------------------------------------------------------------------------
 def test_each_format_encodes_a_publication_once_for_all_its_subscribers(hub, clock):
-    counts = {"json": 0, "msgpack": 0}
+    counts = {"json": 0, "msgpack": 0, "protobuf": 0}
 
     class Counting(SdkWire):
         def publication(self, pub: Any) -> bytes:
             counts[self.codec.name] += 1
             return super().publication(pub)
 
-    json_wire, msgpack_wire = Counting(JsonCodec()), Counting(MsgpackCodec())
-    conns = [connected(hub, clock, f"u{i}", wire=json_wire if i % 2 else msgpack_wire) for i in range(10)]
+    json_wire, msgpack_wire, pb_wire = Counting(JsonCodec()), Counting(MsgpackCodec()), Counting(ProtobufCodec())
+    conns = [connected(hub, clock, f"u{i}", wire=(msgpack_wire, json_wire, pb_wire)[i % 3]) for i in range(12)]
     for conn in conns:
         conn.ok("subscribe", {"channel": "nohist:fan"})
         conn.pushes()
     legacy = hub.connect("proj", "old", "centrifuge-legacy", LEGACY_WIRE)
     now(hub.subscribe(legacy, "nohist:fan"))
     now(hub.publish("proj", "nohist:fan", {"n": 1}))
-    assert counts == {"json": 1, "msgpack": 1}
+    assert counts == {"json": 1, "msgpack": 1, "protobuf": 1}
     json_frames = {conn.client.outbox.take() for conn in conns if conn.wire is json_wire}
     msgpack_frames = {conn.client.outbox.take() for conn in conns if conn.wire is msgpack_wire}
-    assert len(json_frames) == 1 and len(msgpack_frames) == 1
+    pb_frames = {conn.client.outbox.take() for conn in conns if conn.wire is pb_wire}
+    assert len(json_frames) == 1 and len(msgpack_frames) == 1 and len(pb_frames) == 1
+    assert decode(pb_wire, pb_frames.pop()) == [{"push": {"channel": "nohist:fan", "pub": {"data": {"n": 1}}}}]
     (payload,) = [p for _, p in frames(msgpack_frames.pop())]
     assert msgpack.unpackb(payload) == {"push": {"channel": "nohist:fan", "pub": {"data": {"n": 1}}}}
     assert frames(json_frames.pop())[0][0] == 1 and frames(MSGPACK_WIRE.ping_frame) == [(2, b"\x80")]

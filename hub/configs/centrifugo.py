@@ -1,0 +1,334 @@
+"""Centrifugo v6 `config.json` → hub.toml data.
+
+One project (`centrifugo`) holds what the file describes: its HMAC secret is
+`client.token.hmac_secret_key`, its API key `http_api.key`, its default channel options
+`channel.without_namespace` and its namespaces `channel.namespaces[]`. The websocket endpoint and the
+server API share `http_server.port`; the hub's other adapters (which Centrifugo does not have) are
+off. Every key the hub does not apply is reported by name; a value of the wrong type is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from typing import Any
+
+from ..config import ConfigError
+
+NAME = "Centrifugo v6"
+PROJECT = "centrifugo"
+# Adapters a Centrifugo config describes; every other one is switched off.
+ADAPTERS = ("realtime", "command_api")
+
+# Centrifugo channel option → (hub namespace key, kind). Centrifugo's defaults are all false / 0.
+CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
+    "presence": ("presence", "bool"),
+    "join_leave": ("join_leave", "bool"),
+    "force_push_join_leave": ("force_push_join_leave", "bool"),
+    "history_size": ("history_size", "int"),
+    "history_ttl": ("history_lifetime", "duration"),
+    "force_positioning": ("force_positioning", "bool"),
+    "force_recovery": ("force_recovery", "bool"),
+    "allow_subscribe_for_client": ("allow_subscribe_for_client", "bool"),
+    "allow_subscribe_for_anonymous": ("anonymous", "bool"),
+    "allow_publish_for_client": ("allow_publish_for_client", "bool"),
+    "allow_publish_for_subscriber": ("publish", "bool"),
+    "allow_presence_for_subscriber": ("allow_presence_for_subscriber", "bool"),
+    "allow_history_for_subscriber": ("allow_history_for_subscriber", "bool"),
+    "allow_user_limited_channels": ("allow_user_limited_channels", "bool"),
+    "allow_tags_filter": ("allow_tags_filter", "bool"),
+}
+CHANNEL_DEFAULTS = {
+    "presence": False, "join_leave": False, "force_push_join_leave": False, "history_size": 0, "history_lifetime": 0.0,
+    "force_positioning": False, "force_recovery": False, "allow_subscribe_for_client": False, "anonymous": False,
+    "allow_publish_for_client": False, "publish": False, "allow_presence_for_subscriber": False,
+    "allow_history_for_subscriber": False, "allow_user_limited_channels": False, "allow_tags_filter": False,
+}
+# Keys with no effect on the hub that need no warning (names, or values equal to Centrifugo's defaults).
+QUIET = {"name"}
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def matches(data: dict[str, Any]) -> bool:
+    """A Centrifugo v6 config has its sections as objects: client, channel, http_server, http_api, ..."""
+    v6 = ("client", "channel", "http_server", "http_api", "engine", "log", "admin", "websocket", "sse",
+          "http_stream", "uni_websocket", "consumers", "prometheus", "health", "debug")
+    return any(isinstance(data.get(k), dict) for k in v6)
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.warnings: list[str] = []
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def unsupported(self, key: str, why: str = "not supported by the hub; ignored") -> None:
+        self.warnings.append(f"{self.source}: {key}: {why}")
+
+    def section(self, data: dict[str, Any], name: str, path: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(f"{path}{name}", f"expected an object, got {_kind(value)}")
+        return value
+
+    def value(self, value: Any, kind: str, key: str) -> Any:
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise self.fail(key, f"expected a boolean, got {_kind(value)}")
+            return value
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.fail(key, f"expected an integer, got {_kind(value)}")
+            if value < 0:
+                raise self.fail(key, f"must not be negative, got {value}")
+            return value
+        if kind == "str":
+            if not isinstance(value, str):
+                raise self.fail(key, f"expected a string, got {_kind(value)}")
+            return value
+        if kind == "duration":
+            return self.duration(value, key)
+        if kind == "strlist":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise self.fail(key, "expected an array of strings")
+            return value
+        raise AssertionError(kind)
+
+    def duration(self, value: Any, key: str) -> float:
+        """A Go duration ("300s", "1h30m", "720h", "0s")."""
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a duration string such as \"300s\", got {_kind(value)}")
+        text = value.strip()
+        if text == "0":
+            return 0.0
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise self.fail(key, f"not a duration: {value!r} (use e.g. \"300s\", \"5m\", \"720h\")")
+        return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise r.fail(path, f"expected an object, got {_kind(table)}")
+    out = dict(CHANNEL_DEFAULTS)
+    for key, value in table.items():
+        full = f"{path}.{key}"
+        if key in QUIET:
+            continue
+        if key in CHANNEL_OPTIONS:
+            target, kind = CHANNEL_OPTIONS[key]
+            out[target] = r.value(value, kind, full)
+        elif key == "allowed_delta_types":
+            types = r.value(value, "strlist", full)
+            unknown = [t for t in types if t != "fossil"]
+            if unknown:
+                raise r.fail(full, f"unknown delta type {unknown[0]!r} (Centrifugo knows \"fossil\")")
+            out["delta_fossil"] = "fossil" in types
+        elif key == "delta_publish":
+            # The hub computes deltas for every publication of a delta namespace (Centrifugo: only when published
+            # with delta, or with delta_publish); subscribers that asked for deltas get them either way.
+            r.value(value, "bool", full)
+        else:
+            r.unsupported(full)
+    if out["history_size"] and not out["history_lifetime"]:
+        raise r.fail(f"{path}.history_ttl", "required when history_size is set (Centrifugo refuses this too)")
+    return out
+
+
+def _meta_ttl_section() -> str | None:
+    """The hub.toml section that holds `history_meta_ttl`, if this hub's engine has that setting."""
+    from .. import config as hub_config
+
+    for section, cls_name in (("hub", "CoreSettings"), ("engine", "EngineSettings")):
+        cls = getattr(hub_config, cls_name, None)
+        if cls is not None and "history_meta_ttl" in {f.name for f in dataclasses.fields(cls)}:
+            return section
+    return None
+
+
+def _engine(r: _Reader, engine: dict[str, Any], out: dict[str, Any]) -> None:
+    """`engine.type` memory, or redis (`engine.redis.address`, `prefix`) where this hub has an [engine] section."""
+    from .. import config as hub_config
+
+    kind = r.value(engine.get("type", "memory"), "str", "engine.type")
+    redis = r.section(engine, "redis", "engine.") if "redis" in engine else {}
+    for key in engine:
+        if key not in ("type", "redis"):
+            r.unsupported(f"engine.{key}")
+    if kind == "memory":
+        return
+    if kind != "redis" or not hasattr(hub_config, "EngineSettings"):
+        r.unsupported("engine.type", f"engine {kind!r} is not available in this hub; the memory engine is used")
+        return
+    section = out.setdefault("engine", {})
+    section["type"] = "redis"
+    address = redis.get("address", "redis://127.0.0.1:6379")
+    if isinstance(address, list):
+        if len(address) != 1:
+            r.unsupported("engine.redis.address", "one Redis address only (no client-side sharding); the first is used")
+        address = address[0] if address else "redis://127.0.0.1:6379"
+    address = r.value(address, "str", "engine.redis.address")
+    section["url"] = address if "://" in address else f"redis://{address}"
+    section["prefix"] = r.value(redis.get("prefix", "centrifugo"), "str", "engine.redis.prefix")
+    for key in redis:
+        if key not in ("address", "prefix"):
+            r.unsupported(f"engine.redis.{key}")
+
+
+def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
+    r = _Reader(source)
+    out: dict[str, Any] = {"hub": {}, "projects": {}}
+    project: dict[str, Any] = {}
+    realtime: dict[str, Any] = {}
+
+    for key in data:
+        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version"):
+            r.unsupported(key)
+
+    # client
+    client = r.section(data, "client", "")
+    realtime["check_origin"] = True  # Centrifugo v6: without allowed_origins, browsers (an Origin header) are refused
+    for key, value in client.items():
+        full = f"client.{key}"
+        if key == "token":
+            token = r.section(client, "token", "client.")
+            for tkey, tvalue in token.items():
+                tfull = f"client.token.{tkey}"
+                if tkey == "hmac_secret_key":
+                    project["secret"] = r.value(tvalue, "str", tfull)
+                elif tkey == "rsa_public_key":
+                    realtime["token_rsa_public_key"] = r.value(tvalue, "str", tfull)
+                elif tkey == "ecdsa_public_key":
+                    realtime["token_ecdsa_public_key"] = r.value(tvalue, "str", tfull)
+                elif tkey in ("jwks_public_endpoint", "audience", "issuer", "user_id_claim"):
+                    realtime[f"token_{tkey}"] = r.value(tvalue, "str", tfull)
+                else:
+                    r.unsupported(tfull)
+        elif key == "allowed_origins":
+            realtime["allowed_origins"] = r.value(value, "strlist", full)
+        elif key in ("ping_interval", "pong_timeout"):
+            realtime[key] = max(0, round(r.duration(value, full)))
+        elif key in ("expired_close_delay", "stale_close_delay"):
+            realtime[key] = r.duration(value, full)
+        elif key == "subscribe_to_user_personal_channel":
+            personal = r.section(client, key, "client.")
+            for pkey, pvalue in personal.items():
+                pfull = f"{full}.{pkey}"
+                if pkey == "enabled":
+                    realtime["personal_channel"] = r.value(pvalue, "bool", pfull)
+                elif pkey == "personal_channel_namespace":
+                    realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
+                else:
+                    r.unsupported(pfull)
+        elif key in ("channel_limit", "user_connection_limit"):
+            realtime[key] = r.value(value, "int", full)
+        elif key == "insecure":
+            if r.value(value, "bool", full):
+                r.unsupported(full, "insecure mode is not supported: tokens are always checked")
+        else:
+            r.unsupported(full)
+
+    # channel
+    channel = r.section(data, "channel", "")
+    namespaces: dict[str, Any] = {}
+    project.update(_channel_options(r, channel.get("without_namespace", {}), "channel.without_namespace"))
+    for key, value in channel.items():
+        full = f"channel.{key}"
+        if key == "without_namespace":
+            continue
+        if key == "namespaces":
+            if not isinstance(value, list):
+                raise r.fail(full, f"expected an array, got {_kind(value)}")
+            for i, ns in enumerate(value):
+                path = f"channel.namespaces[{i}]"
+                if not isinstance(ns, dict):
+                    raise r.fail(path, f"expected an object, got {_kind(ns)}")
+                name = ns.get("name")
+                if not isinstance(name, str) or not name or ":" in name:
+                    raise r.fail(f"{path}.name", "a namespace needs a non-empty name without ':'")
+                if name in namespaces:
+                    raise r.fail(f"{path}.name", f"duplicate namespace {name!r}")
+                namespaces[name] = _channel_options(r, ns, path)
+        elif key == "history_meta_ttl":
+            seconds = r.duration(value, full)
+            section = _meta_ttl_section()
+            if section is None:
+                r.unsupported(full, "this hub's engine keeps stream positions for its own default (30 days)")
+            else:
+                out.setdefault(section, {})["history_meta_ttl"] = seconds
+        elif key == "max_length":
+            project["max_channel_length"] = r.value(value, "int", full)
+        else:
+            r.unsupported(full)
+    project["namespaces"] = namespaces
+
+    # http server and API
+    server = r.section(data, "http_server", "")
+    port = 8000
+    host = None
+    for key, value in server.items():
+        full = f"http_server.{key}"
+        if key == "port":
+            port = r.value(value, "int", full)
+            if port > 65535:
+                raise r.fail(full, f"must be at most 65535, got {port}")
+        elif key == "address":
+            host = r.value(value, "str", full) or None
+        else:
+            r.unsupported(full)
+    http_api = r.section(data, "http_api", "")
+    api_enabled = True
+    for key, value in http_api.items():
+        full = f"http_api.{key}"
+        if key == "key":
+            key_value = r.value(value, "str", full)
+            project["api_keys"] = [key_value] if key_value else []
+        elif key == "disabled":
+            api_enabled = not r.value(value, "bool", full)
+        else:
+            r.unsupported(full)
+
+    log_section = r.section(data, "log", "")
+    for key, value in log_section.items():
+        full = f"log.{key}"
+        if key == "level":
+            level = r.value(value, "str", full)
+            mapped = {"trace": "debug", "debug": "debug", "info": "info", "warn": "warning", "warning": "warning",
+                      "error": "error", "none": "error"}.get(level)
+            if mapped is None:
+                raise r.fail(full, f"unknown level {level!r}")
+            out["hub"]["log_level"] = mapped
+        else:
+            r.unsupported(full)
+    _engine(r, r.section(data, "engine", ""), out)
+
+    if not project.get("secret"):
+        # Without an HMAC key only RSA/ECDSA/JWKS tokens can connect: a random secret nobody knows.
+        project["secret"] = secrets.token_hex(32)
+    out["projects"][PROJECT] = project
+
+    from ..adapters import adapter_registry
+
+    for name in adapter_registry():
+        if name in ADAPTERS:
+            section: dict[str, Any] = {"port": port}
+            if host is not None:
+                section["host"] = host
+            if name == "realtime":
+                section.update(realtime)
+            if name == "command_api":
+                section["enabled"] = api_enabled
+            out[name] = section
+        else:
+            out[name] = {"enabled": False}
+    return out, r.warnings
