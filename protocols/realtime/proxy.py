@@ -548,7 +548,8 @@ class ConnectionProxy:
             log.warning("refresh proxy %s failed for client %s: %s; retried in a minute", endpoint.url, session.id, exc)
             self.refresh_at = client.clock() + RETRY_AFTER_FAILURE
             return
-        if grant.expired or (grant.expires_at is not None and grant.expires_at <= client.clock()):
+        if grant.expired or grant.expires_at is None or grant.expires_at <= client.clock():
+            # Centrifugo keeps the old expiry when the result has no expire_at, so the connection expires then too
             self.refresh_at = None
             client.hub.close(session, "connection expired", reconnect=True)
             return
