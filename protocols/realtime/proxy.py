@@ -119,6 +119,12 @@ def _endpoint(name: str, table: Any, key: str) -> Endpoint:
         status = item.get("status_code") if isinstance(item, dict) else None
         if isinstance(status, bool) or not isinstance(status, int):
             raise ProxyConfigError(tkey, "needs an integer status_code")
+        for part, fields in (("to_error", {"code": int, "message": str, "temporary": bool}),
+                             ("to_disconnect", {"code": int, "reason": str})):
+            value = item.get(part, {})
+            if not isinstance(value, dict) or any(k not in fields or not isinstance(v, fields[k]) or
+                                                  (isinstance(v, bool) and fields[k] is not bool) for k, v in value.items()):
+                raise ProxyConfigError(f"{tkey}.{part}", f"expected an object with {', '.join(fields)}")
         transforms.append((status, item))
     return Endpoint(name, url, float(timeout), frozenset(h.lower() for h in headers),
                     tuple((str(k), v) for k, v in static.items()), transforms=tuple(transforms), **flags)
@@ -378,11 +384,13 @@ class HttpCaller:
         if response is None:
             raise ProxyFailure(f"no answer within {endpoint.timeout:g}s")
         if response.status_code != 200:
-            for status, transform in endpoint.transforms:
+            for status, transform in endpoint.transforms:  # http.status_to_code_transforms
                 if status == response.status_code:
-                    raise_refusal({"error": transform.get("to_error"), "disconnect": transform.get("to_disconnect")}
-                                  if (transform.get("to_error") or {}).get("code") or (transform.get("to_disconnect") or {}).get("code")
-                                  else {})
+                    error, disconnect = transform.get("to_error") or {}, transform.get("to_disconnect") or {}
+                    if error.get("code"):
+                        raise_refusal({"error": error})
+                    if disconnect.get("code"):
+                        raise_refusal({"disconnect": disconnect})
             raise ProxyFailure(f"unexpected HTTP status {response.status_code}")
         if len(response.content) > MAX_ANSWER_BYTES:
             raise ProxyFailure("answer too large")
@@ -528,12 +536,16 @@ class ConnectionProxy:
             session = client.session
             if session is None or session.closed:
                 return
-            now = client.clock()
-            if self.refresh_at is not None and self.refresh_at <= now:
-                await self._refresh(client)
-            for channel, when in list(self.sub_refresh_at.items()):
-                if when <= client.clock() and not session.closed:
-                    await self._sub_refresh(client, channel)
+            try:
+                if self.refresh_at is not None and self.refresh_at <= client.clock():
+                    await self._refresh(client)
+                for channel, when in list(self.sub_refresh_at.items()):
+                    if when <= client.clock() and not session.closed:
+                        await self._sub_refresh(client, channel)
+            except Exception:  # never take the server down with one connection's refresh
+                log.exception("proxy refresh failed for client %s", session.id)
+                self.refresh_at = None
+                self.sub_refresh_at.clear()
 
     async def _refresh(self, client: Any) -> None:
         endpoint = self.config.refresh
@@ -544,6 +556,8 @@ class ConnectionProxy:
         body = {**self._base(endpoint, session.id), "user": session.user}
         try:
             grant = refresh_result(await self._call(endpoint, body, client))
+        except (ReplyError, Disconnect):  # a mapped HTTP status: Centrifugo reads no result from it, so expired
+            grant = Grant(expired=True)
         except ProxyFailure as exc:
             log.warning("refresh proxy %s failed for client %s: %s; retried in a minute", endpoint.url, session.id, exc)
             self.refresh_at = client.clock() + RETRY_AFTER_FAILURE
@@ -570,6 +584,8 @@ class ConnectionProxy:
         body = {**self._base(endpoint, session.id), "user": session.user, "channel": channel}
         try:
             grant = refresh_result(await self._call(endpoint, body, client))
+        except (ReplyError, Disconnect):
+            grant = Grant(expired=True)
         except ProxyFailure as exc:
             log.warning("sub_refresh proxy %s failed for client %s, channel %s: %s; retried in a minute", endpoint.url,
                         session.id, channel, exc)

@@ -61,6 +61,8 @@ class Backend:
             return Response(503, b"down for maintenance", "text/plain")
         if mode == "disconnect":
             return {"disconnect": {"code": 4501, "reason": "go away"}}
+        if mode == "forbidden":
+            return Response(403, b"forbidden", "text/plain")
         if mode == "error":
             return {"error": {"code": 4000, "message": "custom connect error"}}
         result: dict[str, Any] = {"user": data.get("user", "alice"), "info": {"name": data.get("user", "alice").title()},
@@ -135,7 +137,9 @@ def config(base: str, connect: str | None = None, connect_timeout: str = "2s") -
             "proxy": {
                 "connect": {"enabled": True, "endpoint": connect or f"{base}/connect", "timeout": connect_timeout,
                             "http_headers": ["Authorization", "X-Request-Id"],
-                            "http": {"static_headers": {"X-Static": "from-config", "Authorization": "overridden"}}},
+                            "http": {"static_headers": {"X-Static": "from-config", "Authorization": "overridden"},
+                                     "status_to_code_transforms": [
+                                         {"status_code": 403, "to_disconnect": {"code": 4503, "reason": "forbidden"}}]}},
                 "refresh": {"enabled": True, "endpoint": f"{base}/refresh", "timeout": "1s", "include_connection_meta": True},
             },
             "allowed_origins": ["http://localhost:*"],
@@ -265,6 +269,32 @@ async def test_connect_subscribe_publish_rpc_through_the_backend(backend, hub_wi
     await run_asyncio(scenario, timeout=30)
 
 
+async def test_protobuf_client_through_the_backend(backend, hub_with) -> None:
+    """The same proxies for a Protobuf client: the backend sees JSON, the client gets its payloads as bytes."""
+    app, base = backend
+    url = await hub_with(config(base))
+
+    async def scenario(tr: Any) -> None:
+        events, sub_events = Recorder(), Recorder()
+        client = Client(url, events, data=b'{"user": "pat"}', use_protobuf=True)
+        await client.connect()
+        await client.ready()
+        assert json.loads(events.of("connected")[0].data) == {"welcome": True}
+        assert app.of("connect")[-1]["protocol"] == "protobuf" and app.of("connect")[-1]["data"] == {"user": "pat"}
+        sub = client.new_subscription("proxied:pb", sub_events)
+        await sub.subscribe()
+        await sub.ready()
+        assert json.loads(sub_events.of("subscribed")[0].data) == {"hello": "pat"}
+        await sub.publish(b'{"text": "bytes"}')
+        await until(lambda: len(sub_events.of("publication")) == 1)
+        assert json.loads(sub_events.of("publication")[0].pub.data) == {"text": "BYTES", "by": "pat"}
+        result = await client.rpc("echo", b'{"y": 2}')
+        assert json.loads(result.data) == {"method": "echo", "echo": {"y": 2}, "user": "pat"}
+        await client.disconnect()
+
+    await run_asyncio(scenario, timeout=30)
+
+
 async def test_connect_refused_by_the_backend(backend, hub_with) -> None:
     app, base = backend
     url = await hub_with(config(base))
@@ -281,6 +311,12 @@ async def test_connect_refused_by_the_backend(backend, hub_with) -> None:
         await client.connect()
         await until(lambda: bool(events.of("disconnected")))
         assert (events.of("disconnected")[0].code, events.of("disconnected")[0].reason) == (4000, "custom connect error")
+
+        events = Recorder()  # http.status_to_code_transforms: the backend's 403 is a disconnect
+        client = Client(url, events, data={"mode": "forbidden"})
+        await client.connect()
+        await until(lambda: bool(events.of("disconnected")))
+        assert (events.of("disconnected")[0].code, events.of("disconnected")[0].reason) == (4503, "forbidden")
 
     await run_asyncio(scenario, timeout=20)
 
