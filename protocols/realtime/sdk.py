@@ -544,6 +544,8 @@ class SdkClient:
     async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
+        if self.proxy is not None and self.proxy.refresh_enabled:  # Centrifugo: server-side refresh expected
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         claims = await self._claims(params.get("token"))
         if claims.project != session.project or claims.user != session.user:
             raise Disconnect(INVALID_TOKEN, "invalid token")
@@ -622,14 +624,14 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        server_refresh = grant is not None and self.proxy.handles("sub_refresh", name.namespace)
+        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
+        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
         result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
                                   override=override, tags_filter=tf, delta=delta == "fossil" and options.delta_fossil and tf is None)
-        if grant is not None:
-            if server_refresh:
-                self.proxy.schedule_sub_refresh(channel, expires)
-            if grant.data is not None:
-                result["data"] = grant.data
+        if server_refresh and expires is not None:
+            self.proxy.schedule_sub_refresh(channel, expires)
+        if grant is not None and grant.data is not None:
+            result["data"] = grant.data
         return result
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
@@ -732,6 +734,8 @@ class SdkClient:
         channel = self._channel(params)
         if channel not in session.channels:
             raise ReplyError(PERMISSION_DENIED)
+        if self.proxy is not None and self.proxy.handles("sub_refresh", self.hub.channel(session.project, channel).namespace):
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")  # Centrifugo: server-side sub refresh expected
         claims = await self._sub_claims(params.get("token"), channel)
         if claims.expires_at is not None and claims.expires_at < self.clock():
             raise ReplyError(EXPIRED_ERROR)

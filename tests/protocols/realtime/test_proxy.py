@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 from centrifuge import Client, ReplyError, SubscriptionState
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 from hub.config import ConfigError, load_settings
 from hub.net.http import HTTPServer, Request, Response, Route
@@ -349,6 +350,25 @@ async def test_refresh_and_sub_refresh_are_server_side(backend, hub_with) -> Non
         await client.disconnect()
 
     await run_asyncio(scenario, timeout=40)
+
+
+async def test_server_side_refresh_on_the_wire(backend, hub_with) -> None:
+    """With refresh proxies the replies carry no ttl, and a client's refresh / sub_refresh closes with 3501."""
+    app, base = backend
+    url = await hub_with(config(base))
+    for command in ({"refresh": {"token": "t"}}, {"sub_refresh": {"channel": "refreshed:x", "token": "t"}}):
+        async with open_websocket_url(url) as ws:
+            await ws.send_message(json.dumps({"id": 1, "connect": {"data": {"user": "zed", "expire_in": 60}}}))
+            reply = json.loads(await ws.get_message())
+            assert reply["connect"]["client"] and "ttl" not in reply["connect"] and "expires" not in reply["connect"]
+            await ws.send_message(json.dumps({"id": 2, "subscribe": {"channel": "refreshed:x"}}))
+            reply = json.loads(await ws.get_message())
+            assert reply["subscribe"]["data"] == {"hello": "zed"} and "ttl" not in reply["subscribe"]
+            await ws.send_message(json.dumps({"id": 3, **command}))
+            with pytest.raises(ConnectionClosed) as closed:
+                with trio.fail_after(5):
+                    await ws.get_message()
+            assert closed.value.reason.code == 3501
 
 
 # -- failures ---------------------------------------------------------------------------------------
