@@ -491,6 +491,11 @@ class SdkClient:
         if granted is not None:
             project, user, info, channels, expires = self.default_project, granted.user, granted.info, granted.channels, granted.expires_at
             subs_claim, meta, connect_data = granted.subs, granted.meta, granted.data
+            for channel in [*channels, *subs_claim]:  # Centrifugo refuses the connect for an unknown channel
+                try:
+                    self.hub.channel(project, channel)
+                except HubError:
+                    raise ReplyError(UNKNOWN_CHANNEL) from None
         elif token in (None, ""):
             if not self.allow_anonymous:
                 raise ReplyError(UNAUTHORIZED)

@@ -62,6 +62,8 @@ class Backend:
             return Response(503, b"down for maintenance", "text/plain")
         if mode == "disconnect":
             return {"disconnect": {"code": 4501, "reason": "go away"}}
+        if mode == "unknown-channel":
+            return {"result": {"user": "u", "channels": ["nowhere:x"]}}
         if mode == "forbidden":
             return Response(403, b"forbidden", "text/plain")
         if mode == "error":
@@ -248,7 +250,10 @@ async def test_connect_subscribe_publish_rpc_through_the_backend(backend, hub_wi
         # publish proxy: the backend's data is what subscribers get; a rejection is the publish's error
         await sub.publish({"text": "hello"})
         await until(lambda: len(sub_events.of("publication")) == 1)
-        assert sub_events.of("publication")[0].pub.data == {"text": "HELLO", "by": "alice"}
+        pub = sub_events.of("publication")[0].pub
+        assert pub.data == {"text": "HELLO", "by": "alice"}
+        assert (pub.info.user, pub.info.client, pub.info.conn_info, pub.info.chan_info) == (
+            "alice", client.client_id, {"name": "Alice"}, {"role": "reader"})  # connect's and subscribe's info
         assert app.of("publish")[-1]["data"] == {"text": "hello"}
         with pytest.raises(ReplyError) as exc:
             await sub.publish({"reject": True})
@@ -312,6 +317,12 @@ async def test_connect_refused_by_the_backend(backend, hub_with) -> None:
         await client.connect()
         await until(lambda: bool(events.of("disconnected")))
         assert (events.of("disconnected")[0].code, events.of("disconnected")[0].reason) == (4000, "custom connect error")
+
+        events = Recorder()  # a channel in an unknown namespace: 102, not temporary
+        client = Client(url, events, data={"mode": "unknown-channel"})
+        await client.connect()
+        await until(lambda: bool(events.of("disconnected")))
+        assert events.of("disconnected")[0].code == 102
 
         events = Recorder()  # http.status_to_code_transforms: the backend's 403 is a disconnect
         client = Client(url, events, data={"mode": "forbidden"})
