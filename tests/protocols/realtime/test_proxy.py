@@ -23,7 +23,7 @@ from hub.runtime import serve
 from tests.protocols.realtime.test_sdk_python import Recorder, run_asyncio, until
 
 API_KEY = "proxy-test-api-key"
-SLOW_TIMEOUT = 0.5
+SLOW_TIMEOUT = 3.0  # long enough that another client is served while a call waits, even on a loaded machine
 
 
 class Backend:
@@ -416,7 +416,7 @@ async def test_slow_garbage_and_down_backends_give_codes_in_time(backend, hub_wi
         assert not slow_rpc.done()  # served while carol's rpc waits on the backend
         error, elapsed = await slow_rpc
         assert error.code == 100 and error.temporary
-        assert SLOW_TIMEOUT * 0.9 <= elapsed < SLOW_TIMEOUT + 3
+        assert SLOW_TIMEOUT * 0.9 <= elapsed < SLOW_TIMEOUT + 5
 
         # rpc to a backend that is down; subscribe answered with garbage; publish to a backend that is down
         error, elapsed = await timed(client.rpc("down:x", {}))
@@ -437,7 +437,7 @@ async def test_slow_garbage_and_down_backends_give_codes_in_time(backend, hub_wi
         started = time.monotonic()
         await slow.subscribe()
         await until(lambda: bool(slow_events.of("error")), timeout=10)
-        assert slow_events.of("error")[0].error.code == 100 and time.monotonic() - started < SLOW_TIMEOUT + 3
+        assert slow_events.of("error")[0].error.code == 100 and time.monotonic() - started < SLOW_TIMEOUT + 5
         await slow.unsubscribe()
 
         # the failing connection and the other one still work
