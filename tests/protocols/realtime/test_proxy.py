@@ -72,6 +72,8 @@ class Backend:
                                   "meta": {"plan": "gold"}, "data": {"welcome": True}}
         if data.get("channels"):
             result["channels"] = data["channels"]
+        if data.get("subs"):
+            result["subs"] = data["subs"]
         if data.get("expire_in"):
             result["expire_at"] = int(time.time()) + data["expire_in"]
         return {"result": result}
@@ -209,20 +211,23 @@ async def test_connect_subscribe_publish_rpc_through_the_backend(backend, hub_wi
 
     async def scenario(tr: Any) -> None:
         events, sub_events, deny_events, custom_events = Recorder(), Recorder(), Recorder(), Recorder()
-        client = Client(url, events, data={"user": "alice", "channels": ["news"]}, name="proxy-test", version="1.2.3",
+        subs = {"alerts": {"data": {"unread": 3}, "info": {"seat": 1}}}
+        client = Client(url, events, data={"user": "alice", "channels": ["news"], "subs": subs}, name="proxy-test",
+                        version="1.2.3",
                         headers={"Authorization": "Bearer abc", "X-Request-Id": "r-1", "X-Not-Listed": "secret"})
         await client.connect()
         await client.ready()
         connected = events.of("connected")[0]
         assert connected.data == {"welcome": True}
         # connect proxy's channels: a server-side subscription
-        await until(lambda: any(ctx.channel == "news" for ctx in events.of("subscribed")))
+        await until(lambda: {ctx.channel for ctx in events.of("subscribed")} == {"news", "alerts"})
+        assert [ctx.data for ctx in events.of("subscribed") if ctx.channel == "alerts"] == [{"unread": 3}]
 
         # connect request: Centrifugo's fields, the listed headers (the client's beat static ones), not the others
         body = app.of("connect")[0]
         assert {k: body[k] for k in ("client", "transport", "protocol", "encoding", "name", "version", "data")} == {
             "client": client.client_id, "transport": "websocket", "protocol": "json", "encoding": "json",
-            "name": "proxy-test", "version": "1.2.3", "data": {"user": "alice", "channels": ["news"]}}
+            "name": "proxy-test", "version": "1.2.3", "data": {"user": "alice", "channels": ["news"], "subs": subs}}
         headers = app.headers("connect")[0]
         assert headers["authorization"] == "Bearer abc" and headers["x-request-id"] == "r-1"
         assert headers["x-static"] == "from-config" and "x-not-listed" not in headers
