@@ -31,7 +31,12 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
     "force_positioning": ("force_positioning", "bool"),
     "force_recovery": ("force_recovery", "bool"),
     "allow_subscribe_for_client": ("allow_subscribe_for_client", "bool"),
-    "allow_subscribe_for_anonymous": ("anonymous", "bool"),
+    "allow_subscribe_for_anonymous": ("allow_subscribe_for_anonymous", "bool"),
+    "allow_publish_for_anonymous": ("allow_publish_for_anonymous", "bool"),
+    "allow_presence_for_client": ("allow_presence_for_client", "bool"),
+    "allow_presence_for_anonymous": ("allow_presence_for_anonymous", "bool"),
+    "allow_history_for_client": ("allow_history_for_client", "bool"),
+    "allow_history_for_anonymous": ("allow_history_for_anonymous", "bool"),
     "allow_publish_for_client": ("allow_publish_for_client", "bool"),
     "allow_publish_for_subscriber": ("publish", "bool"),
     "allow_presence_for_subscriber": ("allow_presence_for_subscriber", "bool"),
@@ -42,6 +47,8 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
 CHANNEL_DEFAULTS = {
     "presence": False, "join_leave": False, "force_push_join_leave": False, "history_size": 0, "history_lifetime": 0.0,
     "force_positioning": False, "force_recovery": False, "allow_subscribe_for_client": False, "anonymous": False,
+    "allow_subscribe_for_anonymous": False, "allow_publish_for_anonymous": False, "allow_presence_for_client": False,
+    "allow_presence_for_anonymous": False, "allow_history_for_client": False, "allow_history_for_anonymous": False,
     "allow_publish_for_client": False, "publish": False, "allow_presence_for_subscriber": False,
     "allow_history_for_subscriber": False, "allow_user_limited_channels": False, "allow_tags_filter": False,
 }
@@ -192,7 +199,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
     realtime: dict[str, Any] = {}
 
     for key in data:
-        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version"):
+        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version", "http_stream", "sse"):
             r.unsupported(key)
 
     # client
@@ -233,8 +240,9 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         elif key in ("channel_limit", "user_connection_limit"):
             realtime[key] = r.value(value, "int", full)
         elif key == "insecure":
-            if r.value(value, "bool", full):
-                r.unsupported(full, "insecure mode is not supported: tokens are always checked")
+            realtime["insecure"] = r.value(value, "bool", full)
+        elif key == "allow_anonymous_connect_without_token":
+            realtime["allow_anonymous"] = r.value(value, "bool", full)
         else:
             r.unsupported(full)
 
@@ -311,6 +319,16 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             r.unsupported(full)
     _engine(r, r.section(data, "engine", ""), out)
+    for transport in ("http_stream", "sse"):  # bidirectional emulation (centrifuge-js's fallbacks)
+        section = r.section(data, transport, "")
+        for key, value in section.items():
+            full = f"{transport}.{key}"
+            if key == "enabled":
+                realtime[transport] = r.value(value, "bool", full)
+            elif key == "handler_prefix":
+                realtime[f"{transport}_path"] = r.value(value, "str", full)
+            else:
+                r.unsupported(full)
 
     if not project.get("secret"):
         # Without an HMAC key only RSA/ECDSA/JWKS tokens can connect: a random secret nobody knows.
