@@ -235,6 +235,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     realtime["personal_channel"] = r.value(pvalue, "bool", pfull)
                 elif pkey == "personal_channel_namespace":
                     realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
+                elif pkey == "single_connection":
+                    realtime["personal_channel_single_connection"] = r.value(pvalue, "bool", pfull)
                 else:
                     r.unsupported(pfull)
         elif key in ("channel_limit", "user_connection_limit"):
@@ -279,6 +281,13 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             r.unsupported(full)
     project["namespaces"] = namespaces
+    if realtime.get("personal_channel"):  # Centrifugo refuses to start on a personal channel it cannot serve
+        ns = realtime.get("personal_channel_namespace", "")
+        key = "client.subscribe_to_user_personal_channel"
+        if ns and ns not in namespaces:
+            raise r.fail(f"{key}.personal_channel_namespace", f"namespace for user personal channel not found: {ns}")
+        if realtime.get("personal_channel_single_connection") and not (namespaces[ns] if ns else project).get("presence"):
+            raise r.fail(f"{key}.single_connection", "presence must be enabled in the personal channel's namespace")
 
     # http server and API
     server = r.section(data, "http_server", "")

@@ -49,6 +49,7 @@ class RealtimeSettings(ListenerSettings):
     # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
     personal_channel: bool = False
     personal_channel_namespace: str = ""
+    personal_channel_single_connection: bool = False
     # Centrifugo's client.insecure: connect without a token, subscribe/publish/presence/history anywhere (tests, demos).
     insecure: bool = False
     # Bidirectional emulation (centrifuge-js's http_stream and sse transports; commands arrive at emulation_path).

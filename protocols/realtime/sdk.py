@@ -358,6 +358,7 @@ class SdkClient:
         user_connection_limit: int = 0,
         insecure: bool = False,
         emulation: str = "",
+        personal_single_connection: bool = False,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -371,6 +372,8 @@ class SdkClient:
         self.keys = keys
         # Centrifugo's subscribe_to_user_personal_channel: every user is subscribed to `<namespace>:#<user>`.
         self.personal_namespace = personal_namespace
+        # ... with single_connection: a user's new connection closes the others (3504), one connection per user.
+        self.personal_single_connection = personal_single_connection
         self.channel_limit = channel_limit  # Centrifugo's client.channel_limit (0: none)
         self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
         # Centrifugo's client.insecure: connect without a token, subscribe, publish, presence and history anywhere.
@@ -532,6 +535,9 @@ class SdkClient:
         personal = []
         if self.personal_namespace is not None and user:
             personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
+            if self.personal_single_connection:
+                for other in self.hub.user_sessions(project, user):
+                    self.hub.close(other, f"{C.CONNECTION_LIMIT}:{C.DISCONNECTS[C.CONNECTION_LIMIT]}", reconnect=False)
         server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
         if self.channel_limit and len(server_side) > self.channel_limit:
             raise Disconnect(C.CHANNEL_LIMIT, C.DISCONNECTS[C.CHANNEL_LIMIT])

@@ -254,6 +254,7 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
         insecure=settings.insecure,
+        personal_single_connection=settings.personal_channel_single_connection,
         emulation=emulation,
     )
     ws.close_hook = client.close_args
