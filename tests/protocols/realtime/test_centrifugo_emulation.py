@@ -156,3 +156,25 @@ async def test_http_stream_wire_protobuf_and_sse(running) -> None:
             event = (await lines.__anext__()).decode()
             assert event.startswith("data: ") and json.loads(event[6:])["connect"]["session"]
         assert (await http.get("/connection/sse")).status_code == 400  # no cf_connect
+
+
+async def test_a_dropped_stream_ends_the_session(running) -> None:
+    """The client closing its streaming request ends the session at once (presence empties), as with a websocket."""
+    base = running.url("realtime")
+    presence = cent.Client(running.url("command_api") + "/api", API_KEY)
+
+    async def clients() -> int:
+        result = await trio.to_thread.run_sync(presence.presence, cent.PresenceRequest(channel="dropped"))
+        return len(result.presence)
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        commands = "\n".join(json.dumps(c) for c in [{"id": 1, "connect": {"token": tok("dropper")}},
+                                                      {"id": 2, "subscribe": {"channel": "dropped"}}])
+        async with http.stream("POST", "/connection/http_stream", content=commands) as response:
+            lines = _lines(response)
+            assert "connect" in json.loads(await lines.__anext__())
+            assert "subscribe" in json.loads(await lines.__anext__())
+            assert await clients() == 1
+    with trio.fail_after(5):
+        while await clients():
+            await trio.sleep(0.05)
