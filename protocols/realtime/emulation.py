@@ -145,14 +145,33 @@ async def emulation_endpoint(ctx: AdapterContext, request: Request) -> Response:
     return Response(204, b"", "")
 
 
+def _cors(ctx: AdapterContext, handler: Any) -> Any:
+    """Centrifugo's CORS middleware on these endpoints: an allowed Origin (client.allowed_origins) is echoed, with
+    credentials and the requested headers; others get no CORS headers (the browser then refuses the answer)."""
+    from . import origin_allowed
+
+    async def wrapped(request: Request) -> Response:
+        response = await handler(ctx, request)
+        origin = request.header("origin")
+        if origin is not None and origin_allowed(ctx, request):
+            response.headers.append(("access-control-allow-origin", origin))
+            wanted = request.header("access-control-request-headers")
+            if wanted and wanted != "null":
+                response.headers.append(("access-control-allow-headers", wanted))
+            response.headers.append(("access-control-allow-credentials", "true"))
+        return response
+
+    return wrapped
+
+
 def routes(ctx: AdapterContext) -> list[Route]:
     """The emulation routes [realtime] enables (http_stream, sse; /emulation with either)."""
     s = ctx.settings
     out: list[Route] = []
     if s.http_stream:
-        out.append(Route(s.http_stream_path, lambda r: http_stream_endpoint(ctx, r), long_poll=True))
+        out.append(Route(s.http_stream_path, _cors(ctx, http_stream_endpoint), long_poll=True))
     if s.sse:
-        out.append(Route(s.sse_path, lambda r: sse_endpoint(ctx, r), long_poll=True))
+        out.append(Route(s.sse_path, _cors(ctx, sse_endpoint), long_poll=True))
     if s.http_stream or s.sse:
-        out.append(Route(s.emulation_path, lambda r: emulation_endpoint(ctx, r)))
+        out.append(Route(s.emulation_path, _cors(ctx, emulation_endpoint)))
     return out

@@ -178,3 +178,22 @@ async def test_a_dropped_stream_ends_the_session(running) -> None:
     with trio.fail_after(5):
         while await clients():
             await trio.sleep(0.05)
+
+
+async def test_cors_for_allowed_origins(nursery, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**CONFIG, "client": {**CONFIG["client"], "allowed_origins": ["http://app.example"]}}))
+    settings = load_settings(path)
+    settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
+    hub = await nursery.start(serve, settings)
+    async with httpx.AsyncClient(base_url=hub.url("realtime"), timeout=10) as http:
+        good = await http.request("OPTIONS", "/emulation", headers={
+            "origin": "http://app.example", "access-control-request-headers": "content-type"})
+        assert good.status_code == 204
+        assert good.headers["access-control-allow-origin"] == "http://app.example"
+        assert good.headers["access-control-allow-credentials"] == "true"
+        assert good.headers["access-control-allow-headers"] == "content-type"
+        assert good.headers["access-control-allow-methods"] == "POST, OPTIONS"
+        bad = await http.request("OPTIONS", "/connection/http_stream", headers={"origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in bad.headers
+    hub.shutdown()
