@@ -64,11 +64,13 @@ chat-suite: $(STAMP)
 	$(BIN)/python -m tests.protocols.chat.rc_suite
 
 # The Centrifugo SDKs' own suites against a fresh hub: centrifuge-python's (its sdist, downloaded once into .cache/),
-# and with JS=<path> centrifuge-js's (a checkout with `npm install` done) on its centrifugo_test.json; passed/failed.
+# and with JS=<path> centrifuge-js's (a checkout with `npm install --legacy-peer-deps --ignore-scripts` done) on its
+# centrifugo_test.json; JS_FILES=a.test.ts,b.test.ts picks files (default: all); per-file passed/failed.
 JS ?=
+JS_FILES ?=
 SDK_TIMEOUT ?= 60
 sdk-suites: $(STAMP)
-	$(BIN)/python -m tests.protocols.realtime.suites --timeout $(SDK_TIMEOUT) $(if $(JS),--js $(JS))
+	$(BIN)/python -m tests.protocols.realtime.suites --timeout $(SDK_TIMEOUT) $(if $(JS),--js $(JS)) $(if $(JS_FILES),--js-files $(JS_FILES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench
