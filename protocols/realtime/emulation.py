@@ -34,6 +34,9 @@ from .server import sdk_connection
 log = logging.getLogger("hub.realtime.emulation")
 
 OCTET = "application/octet-stream"
+# A client that does not take a write within this long is dropped (Centrifugo: a 1 s write deadline; a bit
+# more here, for loaded machines).
+WRITE_TIMEOUT = 5.0
 STREAM_HEADERS = [("cache-control", "private, no-cache, no-store, must-revalidate, max-age=0"), ("pragma", "no-cache"),
                   ("expire", "0"), ("x-accel-buffering", "no")]
 
@@ -73,7 +76,8 @@ def _open(ctx: AdapterContext, first: bytes, wire: SdkWire, content_type: str, p
             conn.close(3000, "")
 
     nursery.start_soon(serve)
-    return Response(200, b"", content_type, list(STREAM_HEADERS), stream=serve_stream(conn, prelude))
+    return Response(200, b"", content_type, list(STREAM_HEADERS), stream=serve_stream(conn, prelude),
+                    write_timeout=WRITE_TIMEOUT)
 
 
 async def http_stream_endpoint(ctx: AdapterContext, request: Request) -> Response:

@@ -197,3 +197,30 @@ async def test_cors_for_allowed_origins(nursery, tmp_path: Path) -> None:
         bad = await http.request("OPTIONS", "/connection/http_stream", headers={"origin": "http://evil.example"})
         assert "access-control-allow-origin" not in bad.headers
     hub.shutdown()
+
+
+async def test_a_client_that_stops_reading_is_dropped(running) -> None:
+    """Publications pile up for a streaming client that reads nothing: it is dropped (slow client), the hub goes on."""
+    host, port = running.url("realtime").removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    body = "\n".join(json.dumps(c) for c in [{"id": 1, "connect": {"token": tok("sleepy")}},
+                                              {"id": 2, "subscribe": {"channel": "flood"}}]).encode()
+    await stream.send_all(b"POST /connection/http_stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    presence = cent.Client(running.url("command_api") + "/api", API_KEY)
+
+    async def clients() -> int:
+        result = await trio.to_thread.run_sync(presence.presence, cent.PresenceRequest(channel="flood"))
+        return len(result.presence)
+
+    with trio.fail_after(10):
+        while not await clients():
+            await trio.sleep(0.05)
+    payload = {"blob": "x" * 32768}
+    with trio.fail_after(30):
+        while await clients():
+            for _ in range(20):
+                await running.publish("flood", payload)
+            await trio.sleep(0.01)
+    assert running.hub.stats.slow_disconnects >= 1
+    await stream.aclose()
