@@ -31,7 +31,12 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
     "force_positioning": ("force_positioning", "bool"),
     "force_recovery": ("force_recovery", "bool"),
     "allow_subscribe_for_client": ("allow_subscribe_for_client", "bool"),
-    "allow_subscribe_for_anonymous": ("anonymous", "bool"),
+    "allow_subscribe_for_anonymous": ("allow_subscribe_for_anonymous", "bool"),
+    "allow_publish_for_anonymous": ("allow_publish_for_anonymous", "bool"),
+    "allow_presence_for_client": ("allow_presence_for_client", "bool"),
+    "allow_presence_for_anonymous": ("allow_presence_for_anonymous", "bool"),
+    "allow_history_for_client": ("allow_history_for_client", "bool"),
+    "allow_history_for_anonymous": ("allow_history_for_anonymous", "bool"),
     "allow_publish_for_client": ("allow_publish_for_client", "bool"),
     "allow_publish_for_subscriber": ("publish", "bool"),
     "allow_presence_for_subscriber": ("allow_presence_for_subscriber", "bool"),
@@ -42,6 +47,8 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
 CHANNEL_DEFAULTS = {
     "presence": False, "join_leave": False, "force_push_join_leave": False, "history_size": 0, "history_lifetime": 0.0,
     "force_positioning": False, "force_recovery": False, "allow_subscribe_for_client": False, "anonymous": False,
+    "allow_subscribe_for_anonymous": False, "allow_publish_for_anonymous": False, "allow_presence_for_client": False,
+    "allow_presence_for_anonymous": False, "allow_history_for_client": False, "allow_history_for_anonymous": False,
     "allow_publish_for_client": False, "publish": False, "allow_presence_for_subscriber": False,
     "allow_history_for_subscriber": False, "allow_user_limited_channels": False, "allow_tags_filter": False,
 }
@@ -318,7 +325,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
     proxies: dict[str, Any] = {}  # [realtime.proxy]: the backend proxy (connect, refresh, subscribe, publish, ...)
 
     for key in data:
-        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version", "rpc", "proxies"):
+        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version", "rpc", "proxies",
+                       "http_stream", "sse"):
             r.unsupported(key)
 
     # client
@@ -354,6 +362,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     realtime["personal_channel"] = r.value(pvalue, "bool", pfull)
                 elif pkey == "personal_channel_namespace":
                     realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
+                elif pkey == "single_connection":
+                    realtime["personal_channel_single_connection"] = r.value(pvalue, "bool", pfull)
                 else:
                     r.unsupported(pfull)
         elif key in ("channel_limit", "user_connection_limit"):
@@ -371,8 +381,9 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 else:
                     r.unsupported(pfull)
         elif key == "insecure":
-            if r.value(value, "bool", full):
-                r.unsupported(full, "insecure mode is not supported: tokens are always checked")
+            realtime["insecure"] = r.value(value, "bool", full)
+        elif key == "allow_anonymous_connect_without_token":
+            realtime["allow_anonymous"] = r.value(value, "bool", full)
         else:
             r.unsupported(full)
 
@@ -420,6 +431,13 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             r.unsupported(full)
     project["namespaces"] = namespaces
+    if realtime.get("personal_channel"):  # Centrifugo refuses to start on a personal channel it cannot serve
+        ns = realtime.get("personal_channel_namespace", "")
+        key = "client.subscribe_to_user_personal_channel"
+        if ns and ns not in namespaces:
+            raise r.fail(f"{key}.personal_channel_namespace", f"namespace for user personal channel not found: {ns}")
+        if realtime.get("personal_channel_single_connection") and not (namespaces[ns] if ns else project).get("presence"):
+            raise r.fail(f"{key}.single_connection", "presence must be enabled in the personal channel's namespace")
     _proxies(r, data, proxies, ns_proxies)
     if proxies:
         realtime["proxy"] = proxies
@@ -463,6 +481,16 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             r.unsupported(full)
     _engine(r, r.section(data, "engine", ""), out)
+    for transport in ("http_stream", "sse"):  # bidirectional emulation (centrifuge-js's fallbacks)
+        section = r.section(data, transport, "")
+        for key, value in section.items():
+            full = f"{transport}.{key}"
+            if key == "enabled":
+                realtime[transport] = r.value(value, "bool", full)
+            elif key == "handler_prefix":
+                realtime[f"{transport}_path"] = r.value(value, "str", full)
+            else:
+                r.unsupported(full)
 
     if not project.get("secret"):
         # Without an HMAC key only RSA/ECDSA/JWKS tokens can connect: a random secret nobody knows.

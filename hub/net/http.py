@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -106,6 +107,9 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: Callable[[], AsyncIterator[bytes]] | None = None
+    # A streamed chunk that cannot be written within this many seconds drops the connection (a client that
+    # stopped reading); None: no limit.
+    write_timeout: float | None = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -546,7 +550,11 @@ class HTTPServer:
             chunks = response.stream()
             try:
                 async for chunk in chunks:
-                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+                    with trio.move_on_after(response.write_timeout if response.write_timeout is not None else math.inf) \
+                            as scope:
+                        await stream.send_all(conn.send(h11.Data(data=chunk)))
+                    if scope.cancelled_caught:
+                        raise trio.BrokenResourceError("streamed response write timed out")
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
             data = b""

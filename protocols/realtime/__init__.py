@@ -15,6 +15,7 @@ from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Request, Response, Route, WebSocketRoute
 from hub.net.sockjs import SockJSServer
 
+from .emulation import routes as emulation_routes
 from .proxy import ProxyConfigError, ProxySource, parse_config
 from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
 
@@ -49,6 +50,15 @@ class RealtimeSettings(ListenerSettings):
     # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
     personal_channel: bool = False
     personal_channel_namespace: str = ""
+    personal_channel_single_connection: bool = False
+    # Centrifugo's client.insecure: connect without a token, subscribe/publish/presence/history anywhere (tests, demos).
+    insecure: bool = False
+    # Bidirectional emulation (centrifuge-js's http_stream and sse transports; commands arrive at emulation_path).
+    http_stream: bool = False
+    http_stream_path: str = "/connection/http_stream"
+    sse: bool = False
+    sse_path: str = "/connection/sse"
+    emulation_path: str = "/emulation"
     # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check,
     # unless check_origin: then (as Centrifugo v6 with an empty allowed_origins) only requests without Origin.
     allowed_origins: list[str] = field(default_factory=list)
@@ -79,6 +89,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
                        slow_close=(3008, "slow"), accept=partial(origin_allowed, ctx)),
         Route(s.path, _not_upgraded),
+        *emulation_routes(ctx),  # before SockJS's routes under the same /connection prefix
     ]
     if s.sockjs_path:
         sockjs = SockJSServer(s.sockjs_path, partial(sockjs_endpoint, ctx), outbox_bytes=ctx.hub.max_queue_bytes,

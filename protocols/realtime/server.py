@@ -236,11 +236,13 @@ async def _stale(client: SdkClient, ws: WebSocket, deadline: float) -> None:
         ws.close(STALE, "stale")
 
 
-async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire,
-                         opened: float | None = None, request: Request | None = None, transport: str = "websocket") -> None:
+async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None, wire: SdkWire,
+                         opened: float | None = None, request: Request | None = None, transport: str = "websocket",
+                         emulation: str = "") -> None:
     """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes.
 
-    `request` (the HTTP request that opened the connection) gives the backend proxy the headers it forwards."""
+    `request` (the HTTP request that opened the connection) gives the backend proxy the headers it forwards;
+    `emulation` is the session id of an HTTP-streaming or SSE connection."""
     settings = ctx.settings
     pinger: Keepalive | None = ctx.state.get("keepalive")  # what really pings: a reload does not restart it
     client = SdkClient(
@@ -251,12 +253,15 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         ping_interval=int(pinger.interval) if pinger is not None else 0,
         expired_close_delay=settings.expired_close_delay,
         allow_anonymous=settings.allow_anonymous,
-        rpc=_rpc_lookup(ctx),
+        rpc=_rpc_lookup(ctx) if settings.rpc_methods else None,  # none: 108, as Centrifugo without an RPC handler
         keys=ctx.state.get("keys"),
         personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
         proxy=bind_proxy(ctx, request, transport, wire),
+        insecure=settings.insecure,
+        personal_single_connection=settings.personal_channel_single_connection,
+        emulation=emulation,
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
