@@ -64,6 +64,15 @@ def warn_if_weak(settings: DashboardSettings) -> None:
         log.warning("dashboard uses the default password %r: set [dashboard] password (or password_env)", DEFAULT_PASSWORD)
 
 
+def audit(settings: DashboardSettings, config: Settings) -> list[str]:
+    """`hub check-config --production`: the default or an empty password."""
+    if settings.password == DEFAULT_PASSWORD:
+        return [f"dashboard.password: the default password {DEFAULT_PASSWORD!r}"]
+    if not settings.password:
+        return ["dashboard.password: empty (nobody can log in; set a strong password or disable the dashboard)"]
+    return []
+
+
 async def serve(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard with hypercorn until the hub shuts down; reports its URL once bound."""
     from .server import run_server  # quart and hypercorn load only when the dashboard runs
@@ -96,4 +105,5 @@ ADAPTER = Adapter(
     serve=serve,
     reload=reload,
     validate=validate,
+    audit=audit,
 )
