@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 MAX_KEYS = 100_000  # users and addresses tracked at once; the least recently failed are forgotten beyond this
+PENDING_TTL = 60.0  # seconds an attempt let through by `check` counts until `failed`/`succeeded` ends it
 
 
 @dataclass
@@ -40,11 +41,22 @@ class Blocked:
 @dataclass
 class _Entry:
     failures: deque[float] = field(default_factory=deque)
+    pending: deque[float] = field(default_factory=deque)  # start times of attempts being checked now
     blocked_until: float = 0.0
+
+    def trim(self, now: float, window: float) -> None:
+        while self.failures and now - self.failures[0] >= window:
+            self.failures.popleft()
+        while self.pending and now - self.pending[0] >= PENDING_TTL:
+            self.pending.popleft()
 
 
 class LoginLimiter:
-    """Counts failures per (scope, user) and per address; `check` before the password, `failed`/`succeeded` after."""
+    """Counts failures per (scope, user) and per address; `check` before the password, `failed`/`succeeded` after.
+
+    An attempt `check` lets through counts until it ends, so guesses sent in parallel (all checked before the
+    first password hash is done) cannot go past the limit: with `limit` failures and attempts in flight
+    together, the next one is refused as blocked (for a second) until one of them ends."""
 
     def __init__(self, settings: LoginLimitSettings | None = None, clock: Callable[[], float] = time.monotonic,
                  max_keys: int = MAX_KEYS) -> None:
@@ -69,18 +81,39 @@ class LoginLimiter:
             yield "user", f"{scope}\0{user.lower()}", s.max_failures
 
     def check(self, scope: str, user: str | None, ip: str | None) -> Blocked | None:
-        """None if a login may be tried now; else why not (the address is checked first, as Rocket.Chat does).
-        A refusal is counted but is not a failure: it does not lengthen the block."""
+        """None if a login may be tried now (the attempt then counts until `failed` or `succeeded`); else why
+        not (the address is checked first, as Rocket.Chat does). A refusal is counted but is not a failure:
+        it does not lengthen the block."""
         if not self.settings.enabled:
             return None
-        now = self.clock()
-        for kind, key, _ in self._keys(scope, user, ip):
+        now, keys = self.clock(), list(self._keys(scope, user, ip))
+        for kind, key, limit in keys:
             entry = self._entries.get((kind, key))
-            if entry is not None and entry.blocked_until > now:
+            if entry is None:
+                continue
+            entry.trim(now, self.settings.window)
+            wait = entry.blocked_until - now if entry.blocked_until > now else 0.0
+            if not wait and len(entry.failures) + len(entry.pending) >= limit:
+                wait = 1.0  # the attempts in flight may reach the limit: try again once they have ended
+            if wait:
                 k = (scope, kind)
                 self.refused[k] = self.refused.get(k, 0) + 1
-                return Blocked(kind, max(1, int(entry.blocked_until - now + 0.999)))
+                return Blocked(kind, max(1, int(wait + 0.999)))
+        for kind, key, _ in keys:
+            self._entry(kind, key).pending.append(now)
+        self._evict()
         return None
+
+    def _entry(self, kind: str, key: str) -> _Entry:
+        entry = self._entries.get((kind, key))
+        if entry is None:
+            entry = self._entries[(kind, key)] = _Entry()
+        self._entries.move_to_end((kind, key))
+        return entry
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_keys:
+            self._entries.popitem(last=False)
 
     def failed(self, scope: str, user: str | None, ip: str | None) -> Blocked | None:
         """Record a wrong password (or unknown user); returns the block it started, if any."""
@@ -90,29 +123,39 @@ class LoginLimiter:
         self.failures[scope] = self.failures.get(scope, 0) + 1
         started = None
         for kind, key, limit in self._keys(scope, user, ip):
-            entry = self._entries.get((kind, key))
-            if entry is None:
-                entry = self._entries[(kind, key)] = _Entry()
-            self._entries.move_to_end((kind, key))
-            times = entry.failures
-            while times and now - times[0] >= s.window:
-                times.popleft()
-            times.append(now)
-            if len(times) >= limit and entry.blocked_until <= now:
+            entry = self._entry(kind, key)
+            entry.trim(now, s.window)
+            if entry.pending:
+                entry.pending.popleft()
+            entry.failures.append(now)
+            if len(entry.failures) >= limit and entry.blocked_until <= now:
                 entry.blocked_until = now + s.block
-                times.clear()
+                entry.failures.clear()
                 self.blocks[kind] = self.blocks.get(kind, 0) + 1
                 started = started or Blocked(kind, int(s.block))
-        while len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
+        self._evict()
         return started
 
     def succeeded(self, scope: str, user: str | None, ip: str | None) -> None:
         """A right password: the user's and the address's failures are forgotten (a login resets the count)."""
+        now = self.clock()
         for kind, key, _ in self._keys(scope, user, ip):
             entry = self._entries.get((kind, key))
-            if entry is not None and entry.blocked_until <= self.clock():
-                del self._entries[(kind, key)]
+            if entry is None:
+                continue
+            if entry.pending:
+                entry.pending.popleft()
+            if entry.blocked_until <= now:
+                entry.failures.clear()
+                if not entry.pending:
+                    del self._entries[(kind, key)]
+
+    def release(self, scope: str, user: str | None, ip: str | None) -> None:
+        """End an attempt `check` let through that was neither right nor wrong (e.g. no credentials at all)."""
+        for kind, key, _ in self._keys(scope, user, ip):
+            entry = self._entries.get((kind, key))
+            if entry is not None and entry.pending:
+                entry.pending.popleft()
 
     def blocked_now(self) -> dict[str, int]:
         """Users and addresses blocked at this moment, by kind (a gauge for /metrics)."""

@@ -80,3 +80,28 @@ def test_address_of():
     assert address_of("::1:5000") == "::1"
     assert address_of("[::1]:80") == "::1"
     assert address_of("") == ""
+
+
+def test_attempts_in_flight_count_so_parallel_guesses_cannot_pass_the_limit():
+    clock = Clock()
+    limiter = LoginLimiter(LoginLimitSettings(max_failures=3, max_failures_per_ip=100), clock)
+    let_through = [limiter.check("chat", "alice", "10.0.0.1") for _ in range(5)]  # all checked before any answer
+    assert let_through[:3] == [None, None, None] and let_through[3] == Blocked("user", 1) == let_through[4]
+    limiter.failed("chat", "alice", "10.0.0.1")
+    limiter.failed("chat", "alice", "10.0.0.1")
+    assert limiter.check("chat", "alice", "10.0.0.1") == Blocked("user", 1)  # one still in flight
+    assert limiter.failed("chat", "alice", "10.0.0.1") == Blocked("user", 300)
+    assert limiter.check("chat", "alice", "10.0.0.1") == Blocked("user", 300)
+
+
+def test_attempts_that_never_end_stop_counting_and_release():
+    clock = Clock()
+    limiter = LoginLimiter(LoginLimitSettings(max_failures=2, max_failures_per_ip=100), clock)
+    assert limiter.check("stats", "admin", "10.0.0.1") is None
+    limiter.release("stats", "admin", "10.0.0.1")  # e.g. no credentials at all: not a guess
+    assert limiter.check("stats", "admin", "10.0.0.1") is None
+    assert limiter.check("stats", "admin", "10.0.0.1") is None
+    assert limiter.check("stats", "admin", "10.0.0.1") == Blocked("user", 1)  # two in flight, never ended
+    clock.now += 61
+    assert limiter.check("stats", "admin", "10.0.0.1") is None  # forgotten after PENDING_TTL
+    limiter.succeeded("stats", "admin", "10.0.0.1")

@@ -173,6 +173,8 @@ def build_app(dash: Dashboard) -> QuartTrio:
         wait = dash.limiter.retry_after(client, dash.settings.login_attempts)
         if wait:
             return await login_page(429, f"Too many failed logins: try again in {wait} s.", wait)
+        if not same_origin(request.headers) or not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
+            return await login_page(403, "The login form expired: please try again.")
         # The hub's shared limiter ([login_limit]): the dashboard's one account counts as the user.
         shared = runtime.login_limiter
         blocked = shared.check("dashboard", ACCOUNT, client)
@@ -181,8 +183,6 @@ def build_app(dash: Dashboard) -> QuartTrio:
             whom = "this address" if blocked.kind == "ip" else "the dashboard account"
             return await login_page(429, f"Login has been temporarily blocked for {whom} after too many failed logins: "
                                          f"try again in {blocked.retry_after} s.", blocked.retry_after)
-        if not same_origin(request.headers) or not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
-            return await login_page(403, "The login form expired: please try again.")
         password, given = dash.settings.password, form.get("password", "")
         if is_hash(password):
             ok = await trio.to_thread.run_sync(check_password, password, given)

@@ -75,6 +75,8 @@ def authenticate(ctx: AdapterContext, request: Request) -> Response | None:
     except api.ApiError as exc:
         if exc.code == api.WRONG_CREDENTIALS:
             limiter.failed("stats", user, ip)
+        else:  # no or empty credentials: not a guess
+            limiter.release("stats", user, ip)
         log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
         return error_response(exc)
     limiter.succeeded("stats", user, ip)

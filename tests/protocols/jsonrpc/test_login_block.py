@@ -4,6 +4,7 @@ Retry-After while the user or the address is blocked; the hub's login limiter ru
 from __future__ import annotations
 
 import httpx
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 PASSWORD = "s3cret pass"
@@ -70,3 +71,21 @@ async def test_address_block(start_hub):
         assert r.headers["retry-after"] == "300"
         clock.now += 300
         assert (await http.post("/auth", json={"username": "alice", "password": PASSWORD})).status_code == 200
+
+
+async def test_parallel_guesses_cannot_go_past_the_limit(start_hub):
+    """Thirty wrong passwords sent at once (all in flight before the first argon2 check ends): ten are checked."""
+    running = await start_hub("[login_limit]\nmax_failures_per_ip = 1000\n")
+    running.login_limiter.clock = Clock()
+    statuses: list[int] = []
+    async with httpx.AsyncClient(base_url=running.url("jsonrpc"), limits=httpx.Limits(max_connections=40), timeout=60) as http:
+        assert (await http.post("/register", json={"username": "alice", "password": PASSWORD})).status_code == 200
+
+        async def guess(i: int) -> None:
+            statuses.append((await http.post("/auth", json={"username": "alice", "password": f"wrong {i}"})).status_code)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(guess, i)
+        assert statuses.count(401) == 10 and statuses.count(429) == 20, statuses
+        assert (await http.post("/auth", json={"username": "alice", "password": PASSWORD})).status_code == 429
