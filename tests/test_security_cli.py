@@ -98,3 +98,26 @@ async def test_short_secrets_warned_once_and_pyjwt_never_warns_per_token(tmp_pat
     for key in ("projects.development.secret", "projects.development.api_keys[0]", "stats.app_secret"):
         assert log.count(f"{key} is shorter than 32 bytes") == 1, log
     assert "development-api-key" not in log and '"secret"' not in log
+
+
+def test_sighup_reload_names_the_security_keys_it_changed_never_the_values(tmp_path: Path):
+    import signal
+
+    cwd, _ = checkout(tmp_path)
+    proc, lines, urls = hub_run(cwd)
+    try:
+        config = cwd / "hub.toml"
+        new_secret = "a-new-project-secret-that-is-long-enough-0042"
+        config.write_text(config.read_text().replace('secret = "secret"', f'secret = "{new_secret}"', 1)
+                          .replace("allow_anonymous = false", "allow_anonymous = true", 1))
+        proc.send_signal(signal.SIGHUP)
+        seen = []
+        while not any("changed security settings" in line or "reload refused" in line for line in seen):
+            line = proc.stderr.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+    finally:
+        rest = stop(proc)
+    (line,) = [line for line in seen if "changed security settings" in line]
+    assert "projects.development.secret" in line and "realtime.allow_anonymous" in line
+    assert new_secret not in "".join(seen) + rest
