@@ -9,10 +9,13 @@ the user and the client address; the clock is injectable so tests drive the bloc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+log = logging.getLogger("hub.login")
 
 MAX_KEYS = 100_000  # users and addresses tracked at once; the least recently failed are forgotten beyond this
 PENDING_TTL = 60.0  # seconds an attempt let through by `check` counts until `failed`/`succeeded` ends it
@@ -133,6 +136,9 @@ class LoginLimiter:
                 entry.failures.clear()
                 self.blocks[kind] = self.blocks.get(kind, 0) + 1
                 started = started or Blocked(kind, int(s.block))
+                # once per block (the refusals that follow are logged by the adapters at debug level only)
+                who = f"address {ip}" if kind == "ip" else f"{scope} user {user!r}"
+                log.warning("logins blocked for %s for %g s after %d failures in %g s", who, s.block, limit, s.window)
         self._evict()
         return started
 

@@ -187,7 +187,7 @@ class ChatService:
         name = user.username if user is not None else login
         blocked = limiter.check("chat", name, ip)
         if blocked is not None:
-            log.warning("chat login refused for %s: blocked for %s", ip or "?", blocked.kind)
+            log.debug("chat login refused for %s: blocked for %s", ip or "?", blocked.kind)
             raise blocked_error(blocked.kind)
         ok, rehash = await trio.to_thread.run_sync(
             lambda: verify_password(user.password_hash if user else None, password or "", digest=digest),

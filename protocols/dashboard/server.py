@@ -179,7 +179,7 @@ def build_app(dash: Dashboard) -> QuartTrio:
         shared = runtime.login_limiter
         blocked = shared.check("dashboard", ACCOUNT, client)
         if blocked is not None:
-            log.warning("dashboard: login refused for %s: blocked for %s", client, blocked.kind)
+            log.debug("dashboard: login refused for %s: blocked for %s", client, blocked.kind)
             whom = "this address" if blocked.kind == "ip" else "the dashboard account"
             return await login_page(429, f"Login has been temporarily blocked for {whom} after too many failed logins: "
                                          f"try again in {blocked.retry_after} s.", blocked.retry_after)

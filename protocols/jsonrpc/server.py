@@ -202,7 +202,7 @@ class JsonRpc:
         limiter, ip = self.ctx.runtime.login_limiter, address_of(request.client)
         blocked = limiter.check("jsonrpc", username, ip)
         if blocked is not None:
-            log.warning("JSON-RPC login refused for %s: blocked for %s", request.client, blocked.kind)
+            log.debug("JSON-RPC login refused for %s: blocked for %s", request.client, blocked.kind)
             return login_blocked(blocked.kind, blocked.retry_after)
         ok = await trio.to_thread.run_sync(self.store.check_password, username, password, limiter=self.password_checks)
         if not ok:

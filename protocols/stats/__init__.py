@@ -64,7 +64,7 @@ def authenticate(ctx: AdapterContext, request: Request) -> Response | None:
     limiter, user, ip = ctx.runtime.login_limiter, api.basic_user(header), address_of(request.client)
     blocked = limiter.check("stats", user, ip)
     if blocked is not None:
-        log.warning("stats API login refused for %s: blocked for %s", request.client, blocked.kind)
+        log.debug("stats API login refused for %s: blocked for %s", request.client, blocked.kind)
         exc = api.ApiError(429, api.WRONG_CREDENTIALS, f"login has been temporarily blocked for {blocked.kind} "
                            f"(error-login-blocked-for-{blocked.kind}): try again in {blocked.retry_after} s")
         response = error_response(exc)

@@ -115,7 +115,8 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_eleven_wrong_secrets_then_the_right_one_is_refused_until_the_block_ends(start_hub):
+async def test_eleven_wrong_secrets_then_the_right_one_is_refused_until_the_block_ends(start_hub, caplog):
+    caplog.set_level(logging.WARNING)
     running = await start_hub("[login_limit]\nmax_failures_per_ip = 1000\n")
     clock = Clock()
     running.login_limiter.clock = clock
@@ -138,6 +139,8 @@ async def test_eleven_wrong_secrets_then_the_right_one_is_refused_until_the_bloc
     assert metric(text, "hub_login_failures_total", adapter="stats") == 11
     assert metric(text, "hub_login_refused_total", adapter="stats", reason="user") == 3
     assert metric(text, "hub_login_blocks_total", reason="user") == 1
+    blocked = [r.getMessage() for r in caplog.records if r.getMessage().startswith("logins blocked")]
+    assert blocked == ["logins blocked for stats user 'admin' for 300 s after 10 failures in 300 s"]  # once, not per refusal
 
 
 async def test_blocked_address_with_the_reference_curl(start_hub):
