@@ -1,7 +1,7 @@
-"""Failed-login throttling shared by every adapter that checks a password (Rocket.Chat's
-Block_Multiple_Failed_Logins): after `max_failures` failures for one user, or `max_failures_per_ip`
-from one address, within `window` seconds, logins for that user (address) are refused for `block`
-seconds, right password or not.
+"""Failed-login throttling shared by the adapters that check passwords: chat (REST and DDP), JSON-RPC
+/auth, the stats API's Basic auth and the dashboard (Rocket.Chat's Block_Multiple_Failed_Logins).
+After `max_failures` failures for one user, or `max_failures_per_ip` from one address, within `window`
+seconds, logins for that user (address) are refused for `block` seconds, right password or not.
 
 No protocol knowledge and no I/O: adapters name a `scope` (their own user namespace and metrics label),
 the user and the client address; the clock is injectable so tests drive the block's end.
