@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.options import NamespaceOptions, Project
+from .loginlimit import LoginLimitSettings
 
 ENV_SUFFIX = "_env"
 
@@ -129,6 +130,7 @@ class Settings:
     source: str = "<defaults>"
     hub: CoreSettings = field(default_factory=CoreSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    login_limit: LoginLimitSettings = field(default_factory=LoginLimitSettings)
     projects: list[Project] = field(default_factory=list)
     adapters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -274,6 +276,8 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
                     parse_url(settings.engine.url)
                 except ValueError as exc:
                     raise ConfigError(source, "engine.url", str(exc)) from None
+        elif key == "login_limit":
+            settings.login_limit = parse_table(LoginLimitSettings, value, source, "login_limit", env)
         elif key == "projects":
             if not isinstance(value, dict):
                 raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")

@@ -18,10 +18,12 @@ from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
 from .engine import make_engine
+from .loginlimit import LoginLimiter
 from .logs import set_format
 from .metrics import RequestMetrics
 from .net.accept import accept_loop
 from .net.http import HTTPServer, Limits
+from .security import quiet_jwt_warnings, security_changes, warn_short_secrets
 
 log = logging.getLogger("hub")
 
@@ -70,6 +72,8 @@ class RunningHub:
                        node_name=settings.engine.name or None)
         self.hub.on_reload = self._reload_requested
         self.metrics = RequestMetrics()
+        # Failed-login blocking shared by the adapters that check passwords ([login_limit]).
+        self.login_limiter = LoginLimiter(settings.login_limit)
         self.actions = ActionRegistry()
         register_core_actions(self.actions, self.hub, settings.projects[0].key)
         self.listeners: list[Listener] = []
@@ -130,6 +134,10 @@ class RunningHub:
         """Apply new settings in place. Returns what changed and what needs a restart."""
         changed, restart = [], []
         old = self.settings
+        secured = security_changes(old, settings)
+        if settings.login_limit != old.login_limit:
+            self.login_limiter.configure(settings.login_limit)
+            changed.append("login_limit")
         if settings.projects != old.projects:
             self.hub.set_projects(settings.projects)
             changed.append("projects")
@@ -183,6 +191,8 @@ class RunningHub:
             self.config_path = settings.source
         log.info("configuration reloaded from %s: changed %s; needs restart: %s",
                  settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
+        if secured:  # names only: the values (secrets) are never logged
+            log.warning("reload from %s changed security settings: %s", settings.source, ", ".join(secured))
         return {"changed": changed, "restart_required": restart}
 
     def _reload_requested(self) -> None:
@@ -227,6 +237,8 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     """
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
+    quiet_jwt_warnings()
+    warn_short_secrets(settings)
     running = RunningHub(settings)
     hub = running.hub
     registry = adapter_registry()

@@ -35,6 +35,7 @@ PAGES = ("overview", "channels", "clients", "actions", "chat", "config")  # the 
 LIVE_PAGES = ("overview", "channels", "channel", "clients", "chat", "room")  # pages with a live socket
 LOGIN_REQUIRED = 4401  # live socket close code: the page reloads and lands on the login form
 TRY_AGAIN_LATER = 1013
+ACCOUNT = "dashboard"  # the dashboard's one login, as the user the shared login limiter counts failures for
 FLUSH_PAUSE = 0.25  # a page gets watched publications at most 4 times a second
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -174,6 +175,14 @@ def build_app(dash: Dashboard) -> QuartTrio:
             return await login_page(429, f"Too many failed logins: try again in {wait} s.", wait)
         if not same_origin(request.headers) or not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
             return await login_page(403, "The login form expired: please try again.")
+        # The hub's shared limiter ([login_limit]): the dashboard's one account counts as the user.
+        shared = runtime.login_limiter
+        blocked = shared.check("dashboard", ACCOUNT, client)
+        if blocked is not None:
+            log.debug("dashboard: login refused for %s: blocked for %s", client, blocked.kind)
+            whom = "this address" if blocked.kind == "ip" else "the dashboard account"
+            return await login_page(429, f"Login has been temporarily blocked for {whom} after too many failed logins: "
+                                         f"try again in {blocked.retry_after} s.", blocked.retry_after)
         password, given = dash.settings.password, form.get("password", "")
         if is_hash(password):
             ok = await trio.to_thread.run_sync(check_password, password, given)
@@ -181,9 +190,11 @@ def build_app(dash: Dashboard) -> QuartTrio:
             ok = check_password(password, given)
         if not ok:
             dash.limiter.failed(client)
+            shared.failed("dashboard", ACCOUNT, client)
             log.info("dashboard: failed login from %s", client)
             return await login_page(200, "Login failed.")  # the form again, as after any mistake in a form
         dash.limiter.succeeded(client)
+        shared.succeeded("dashboard", ACCOUNT, client)
         session = dash.sessions.create()
         response = redirect(safe_next(request.args.get("next") or form.get("next")), 303)
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/")
