@@ -396,14 +396,18 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
     config.graceful_timeout = ctx.config.hub.shutdown_grace
     config.include_server_header = False
     config.websocket_max_message_size = 64 * 1024
+    if settings.tls_cert:  # hypercorn's own TLS (TLS 1.2 at least); checked at start like every listener's
+        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
     try:
         sockets = config.create_sockets()
     except OSError as exc:
         problem = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
         raise ConfigError(ctx.config.source, "dashboard.port", problem) from None
-    for sock in sockets.insecure_sockets:
+    bound = sockets.secure_sockets or sockets.insecure_sockets
+    for sock in bound:
         sock.listen(config.backlog)
-    port = sockets.insecure_sockets[0].getsockname()[1]
+    port = bound[0].getsockname()[1]
+    scheme = "https" if sockets.secure_sockets else "http"
     app = wrap_app(dash.app, config.wsgi_max_body_size, None)
 
     async with trio.open_nursery() as nursery:
@@ -417,5 +421,5 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
 
         await nursery.start(dash.monitor.run)
         await nursery.start(serve_until_shutdown)
-        task_status.started(f"http://{host}:{port}")
+        task_status.started(f"{scheme}://{host}:{port}")
     dash.monitor.stop()
