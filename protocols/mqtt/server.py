@@ -18,7 +18,7 @@ import trio
 from hub.core import Outbox
 from hub.net import wsframe
 from hub.net.http import HTTPServer, Request
-from hub.net.tls import raw_fd
+from hub.net.tls import peer_host, raw_fd
 from hub.net.websocket import Flusher, WebSocket
 
 from . import codec
@@ -224,6 +224,23 @@ def stream_handler(broker_of: Callable[[], Broker], server: HTTPServer, limit: C
 
 
 async def _serve_tcp(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:
+    host, per_ip = peer_host(stream), server.limits.max_connections_per_ip
+    if per_ip and host and host not in server.limits.exempt:
+        if server.per_ip.open.get(host, 0) >= per_ip:  # over the per-address limit: closed before CONNACK
+            server.refused("mqtt", "connections per ip")
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+            return
+        server.per_ip.add(host)
+        try:
+            await _serve_tcp_counted(broker, server, stream, first, limit)
+        finally:
+            server.per_ip.remove(host)
+    else:
+        await _serve_tcp_counted(broker, server, stream, first, limit)
+
+
+async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:
     server.connections += 1
     if server.idle.is_set():
         server.idle = trio.Event()

@@ -258,3 +258,19 @@ async def test_user_connection_limit_is_counted(start_hub):
     assert code == 3504
     assert 'hub_refused_total{adapter="realtime",limit="connections per user"} 1.0' in await metrics(running)
     await first.aclose()
+
+
+async def test_mqtt_tcp_connections_per_ip(start_hub):
+    running = await start_hub("[mqtt]\nport = 0\nallow_anonymous = true\nmax_connections_per_ip = 1\nlimit_exempt = []\n")
+    host, port = running.url("mqtt").split("://", 1)[1].rsplit(":", 1)
+    connect = bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 1]) + b"a"
+    first = await trio.open_tcp_stream(host, int(port))
+    await first.send_all(connect)
+    with trio.fail_after(5):
+        assert (await first.receive_some(4))[:1] == b"\x20"  # CONNACK
+    second = await trio.open_tcp_stream(host, int(port))
+    await second.send_all(connect.replace(b"\x01a", b"\x01b"))
+    with trio.fail_after(5):
+        assert await second.receive_some(4) == b""  # closed before CONNACK
+    await first.aclose()
+    assert 'hub_refused_total{adapter="mqtt",limit="connections per ip"} 1.0' in await metrics(running)
