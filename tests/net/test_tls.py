@@ -84,6 +84,9 @@ async def test_wss_and_https_with_centrifuge_python_cent_and_httpx(start_hub, ce
     async with httpx.AsyncClient() as plain:
         with pytest.raises(httpx.HTTPError):
             await plain.get(base.replace("https://", "http://") + "/health", timeout=3)
+    with trio.fail_after(5):
+        while not running.metrics.refusals.get(("realtime", "tls handshake")):  # counted in /metrics
+            await trio.sleep(0.01)
     old = certs.context()
     old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1  # the point of the check
     with pytest.raises((ssl.SSLError, trio.BrokenResourceError, OSError)):
@@ -260,3 +263,16 @@ async def test_sighup_reloads_the_certificate(tmp_path, certs):
         proc.send_signal(signal.SIGTERM)
         await trio.to_thread.run_sync(lambda: proc.communicate(timeout=20))
     assert proc.returncode == 0
+
+
+def test_centrifugo_config_tls_is_the_listeners_tls(certs, tmp_path):
+    import json
+
+    from hub.config import load_settings
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"client": {"token": {"hmac_secret_key": "k" * 32}}, "http_server": {"port": 8000, "tls": {
+        "enabled": True, "cert_pem_file": str(certs.cert_file), "key_pem_file": str(certs.key_file)}}}))
+    settings = load_settings(path)
+    for name in ("realtime", "command_api"):
+        assert (settings.adapters[name].tls_cert, settings.adapters[name].tls_key) == (str(certs.cert_file), str(certs.key_file))
