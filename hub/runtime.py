@@ -182,8 +182,15 @@ class RunningHub:
             listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
             listener.server.limits = listener_limits(settings, listener.adapters)
             self._reload_tls(settings, listener, changed, restart)
-        for ctx in self.contexts.values():
+        for name, ctx in self.contexts.items():
             ctx.config = settings
+            served_tls = ctx.state.get("tls")  # an adapter serving itself with a ServerTLS (the dashboard)
+            if isinstance(served_tls, ServerTLS):
+                try:
+                    served_tls.reload(settings.adapters[name].tls_cert or None, settings.adapters[name].tls_key or None)
+                    changed.append(f"{name}.tls")
+                except TLSFileError as exc:
+                    log.error("TLS certificate of %s not reloaded, the old one stays: %s: %s", name, exc.key, exc)
         self.settings = settings
         if not settings.source.startswith("<"):
             self.config_path = settings.source

@@ -70,9 +70,11 @@ class ServerTLS:
         self.context = server_context(cert, key)
 
     def reload(self, cert: str | None = None, key: str | None = None) -> None:
-        """Load the files again (or new paths); on error the old context stays and TLSFileError is raised."""
+        """Load the files again (or new paths) into the same context, so a server holding it (hypercorn)
+        uses them too; checked first: on error the old certificate stays and TLSFileError is raised."""
         cert, key = cert or self.cert, key or self.key
-        self.context = server_context(cert, key)
+        server_context(cert, key)
+        self.context.load_cert_chain(cert, key)
         self.cert, self.key = cert, key
 
 

@@ -276,3 +276,19 @@ def test_centrifugo_config_tls_is_the_listeners_tls(certs, tmp_path):
     settings = load_settings(path)
     for name in ("realtime", "command_api"):
         assert (settings.adapters[name].tls_cert, settings.adapters[name].tls_key) == (str(certs.cert_file), str(certs.key_file))
+
+
+async def test_dashboard_over_https_and_its_certificate_reload(start_hub, certs):
+    from tests.protocols.dashboard.conftest import DASHBOARD
+
+    running = await start_hub(DASHBOARD + certs.keys())
+    url = running.url("dashboard")
+    assert url.startswith("https://")
+    async with httpx.AsyncClient(verify=certs.context()) as http:
+        assert (await http.get(url + "/login")).status_code == 200
+    first = await peer_certificate(url, certs.context())
+    renewed = certs.issue()
+    result = running.reload(running.settings)  # what SIGHUP does after reading the (unchanged) file
+    assert "dashboard.tls" in result["changed"]
+    now = await peer_certificate(url, certs.context())
+    assert now != first and now == ssl.PEM_cert_to_DER_cert(renewed.cert_chain_pems[0].bytes().decode())
