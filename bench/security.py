@@ -157,7 +157,7 @@ async def requests(url: str, ctx: ssl.SSLContext | None, n: int, per_request: in
     return {"requests": n, "elapsed_s": round(elapsed, 3), "requests_per_s": round(n / elapsed), "errors": len(errors)}
 
 
-async def deliveries(url: str, ctx: ssl.SSLContext | None, subscribers: int, publishes: int) -> dict[str, Any]:
+async def deliveries(url: str, ctx: ssl.SSLContext | None, subscribers: int, publishes: int, pid: int) -> dict[str, Any]:
     subs = []
     for i in range(subscribers):
         ws = await WS.open(url, ctx)
@@ -171,16 +171,16 @@ async def deliveries(url: str, ctx: ssl.SSLContext | None, subscribers: int, pub
             got += (await ws.recv()).count(marker)
         return got
 
-    started = time.perf_counter()
+    cpu0, started = cpu_seconds(pid), time.perf_counter()  # the subscribers' handshakes are not counted
     counting = asyncio.gather(*(count(ws) for ws in subs))
     sent = await requests(url, ctx, publishes // 100, 100, 4)
     got = await asyncio.wait_for(counting, 60)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu0
     for ws in subs:
         ws.close()
     total = sum(got)
     return {"subscribers": subscribers, "publishes": publishes, "deliveries": total, "errors": sent["errors"],
-            "elapsed_s": round(elapsed, 3), "deliveries_per_s": round(total / elapsed)}
+            "elapsed_s": round(elapsed, 3), "deliveries_per_s": round(total / elapsed), "server_cpu_s": round(cpu, 2)}
 
 
 def measure(label: str, realtime: str, command_api: str, scenario: Any) -> dict[str, Any]:
@@ -188,8 +188,8 @@ def measure(label: str, realtime: str, command_api: str, scenario: Any) -> dict[
     try:
         url = hub.urls["websocket clients"]
         cpu0 = cpu_seconds(hub.pid)
-        result = asyncio.run(scenario(url))
-        result["server_cpu_s"] = round(cpu_seconds(hub.pid) - cpu0, 2)
+        result = asyncio.run(scenario(url, hub.pid))
+        result.setdefault("server_cpu_s", round(cpu_seconds(hub.pid) - cpu0, 2))
         result["saturated"] = "server" if result["server_cpu_s"] >= 0.85 * result["elapsed_s"] else "client"
         return {"measure": label, **result}
     finally:
@@ -203,23 +203,41 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         tls = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
         for label, keys, client_ctx in (("plain", "", None), ("tls", tls, ctx)):
             out.append(measure(f"connects {label}", "command_rate_limit = 0\n" + keys, "",
-                               lambda url, c=client_ctx: connects(url, c, args.connections, args.concurrency)))
+                               lambda url, pid, c=client_ctx: connects(url, c, args.connections, args.concurrency)))
             out.append(measure(f"deliveries {label}", "command_rate_limit = 0\n" + keys, "",
-                               lambda url, c=client_ctx: deliveries(url, c, args.subscribers, args.publishes)))
-    for label, keys, rate in (("limits off", LIMITS_OFF, 0), ("limits on", LIMITS_ON, 1000000)):
-        out.append(measure(f"command API {label}", keys + f"command_rate_limit = {rate}\n", keys,
-                           lambda url: requests(url, None, args.requests, 1, 8)))
+                               lambda url, pid, c=client_ctx: deliveries(url, c, args.subscribers, args.publishes, pid)))
+    for i in range(args.repeat):  # off and on alternate: the machine's drift hits both alike
+        for label, keys, rate in (("limits off", LIMITS_OFF, 0), ("limits on", LIMITS_ON, 1000000)):
+            out.append(measure(f"command API {label}", keys + f"command_rate_limit = {rate}\n", keys,
+                               lambda url, pid: requests(url, None, args.requests, 1, 8)) | {"round": i + 1})
     return out
 
 
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def ratios(results: list[dict[str, Any]]) -> dict[str, float]:
-    by = {r["measure"]: r for r in results}
-    return {
-        "connects/s tls ÷ plain": round(by["connects tls"]["connects_per_s"] / by["connects plain"]["connects_per_s"], 2),
-        "deliveries/s tls ÷ plain": round(by["deliveries tls"]["deliveries_per_s"] / by["deliveries plain"]["deliveries_per_s"], 2),
-        "command API requests/s limits on ÷ off": round(by["command API limits on"]["requests_per_s"]
-                                                         / by["command API limits off"]["requests_per_s"], 2),
-    }
+    """Throughput ratios, and the server's CPU seconds per operation (less noisy when the clients saturate);
+    the repeated command API rounds are summed (CPU) and their rates taken as medians."""
+    by = {r["measure"]: dict(r) for r in results if "round" not in r}
+    for label in ("command API limits on", "command API limits off"):
+        rounds = [r for r in results if r["measure"] == label]
+        by[label] = {"requests_per_s": _median([r["requests_per_s"] for r in rounds]),
+                     "server_cpu_s": sum(r["server_cpu_s"] for r in rounds), "requests": sum(r["requests"] for r in rounds)}
+    out = {}
+    for name, one, a, b, rate, count in (
+            ("connects", "connect", "connects tls", "connects plain", "connects_per_s", "connects"),
+            ("deliveries", "delivery", "deliveries tls", "deliveries plain", "deliveries_per_s", "deliveries"),
+            ("command API requests", "command API request", "command API limits on", "command API limits off",
+             "requests_per_s", "requests")):
+        which = "tls ÷ plain" if "tls" in a else "limits on ÷ off"
+        out[f"{name}/s {which}"] = round(by[a][rate] / by[b][rate], 2)
+        cpu_a, cpu_b = by[a]["server_cpu_s"] / by[a][count], by[b]["server_cpu_s"] / by[b][count]
+        out[f"server CPU per {one} {which}"] = round(cpu_a / cpu_b, 2) if cpu_b else 0.0
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=20)
     p.add_argument("--subscribers", type=int, default=100)
-    p.add_argument("--publishes", type=int, default=1000, help="a multiple of 100")
+    p.add_argument("--publishes", type=int, default=5000, help="a multiple of 100")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of the command API limits off / on")
     p.add_argument("--requests", type=int, default=5000)
     args = p.parse_args(argv)
     results = run(args)
