@@ -274,3 +274,12 @@ async def test_mqtt_tcp_connections_per_ip(start_hub):
         assert await second.receive_some(4) == b""  # closed before CONNACK
     await first.aclose()
     assert 'hub_refused_total{adapter="mqtt",limit="connections per ip"} 1.0' in await metrics(running)
+
+
+def test_a_centrifuge_08_config_keeps_any_origin(tmp_path):
+    """0.8 checked no Origin: a migrated config.json keeps browser pages of other origins working."""
+    from hub.config import load_settings
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"projects": [{"name": "p", "secret": "s" * 32}]}))
+    assert load_settings(path).adapters["realtime"].allowed_origins == ["*"]
