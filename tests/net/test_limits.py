@@ -281,5 +281,5 @@ def test_a_centrifuge_08_config_keeps_any_origin(tmp_path):
     from hub.config import load_settings
 
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"projects": [{"name": "p", "secret": "s" * 32}]}))
+    path.write_text(json.dumps({"projects": [{"name": "development", "secret": "s" * 32}]}))
     assert load_settings(path).adapters["realtime"].allowed_origins == ["*"]
