@@ -15,6 +15,7 @@ from hub.net.http import Request, Response, Route, WebSocketRoute
 from hub.net.origin import origin_allowed as _origin_allowed
 from hub.net.sockjs import SockJSServer
 
+from .proxy import ProxyConfigError, ProxySource, parse_config
 from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
 
 
@@ -65,6 +66,9 @@ class RealtimeSettings(ListenerSettings):
     legacy_expired_close_delay: float = field(default=10.0, metadata={"min": 0.0})
     sockjs_heartbeat: float = field(default=25.0, metadata={"min": 1.0})
     sockjs_disconnect_delay: float = field(default=5.0, metadata={"min": 1.0})
+    # Centrifugo's backend proxy (connect, refresh, subscribe, publish, sub_refresh, rpc over HTTP): see proxy.py and
+    # the README; config.json's client.proxy / channel.proxy / rpc / proxies translate to this table.
+    proxy: dict[str, Any] = field(default_factory=dict)
 
 
 async def _not_upgraded(request: Request) -> Response:
@@ -74,6 +78,7 @@ async def _not_upgraded(request: Request) -> Response:
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     ctx.state.setdefault("keys", KeySource(ctx))
+    ctx.state.setdefault("proxy", ProxySource())
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
@@ -108,7 +113,13 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
             keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
             nursery.start_soon(keepalive.run)
         task_status.started()
-        await trio.sleep_forever()
+        try:
+            await trio.sleep_forever()
+        finally:
+            source = ctx.state.get("proxy")
+            if source is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await source.caller.aclose()
 
 
 def validate(settings: RealtimeSettings, config: Settings) -> None:
@@ -124,6 +135,10 @@ def validate(settings: RealtimeSettings, config: Settings) -> None:
                 ok = False
             if not ok:
                 raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind")
+    try:
+        parse_config(settings.proxy)
+    except ProxyConfigError as exc:
+        raise ConfigError(config.source, f"realtime.proxy.{exc.key}", exc.problem) from None
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 

@@ -335,6 +335,7 @@ class SdkClient:
         user_connection_limit: int = 0,
         limiter: CommandLimiter | None = None,
         on_limit: Callable[[str], None] | None = None,
+        proxy: Any = None,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -352,6 +353,7 @@ class SdkClient:
         self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
         self.limiter = limiter  # the command rate (111 over it, 3013 on abuse)
         self.on_limit = on_limit  # told the limit each refusal hit (metrics)
+        self.proxy = proxy  # the backend proxy of this connection (proxy.ConnectionProxy), if any is configured
         self.session: Session | None = None
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
@@ -501,8 +503,19 @@ class SdkClient:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         token = params.get("token")
         subs_claim: dict[str, dict[str, Any]] = {}
-        meta = None
-        if token in (None, ""):
+        meta = connect_data = session_id = None
+        granted = None
+        if token in (None, "") and self.proxy is not None and self.proxy.config.connect is not None:
+            session_id, granted = await self.proxy.connect(self, params)  # Centrifugo's connect proxy
+        if granted is not None:
+            project, user, info, channels, expires = self.default_project, granted.user, granted.info, granted.channels, granted.expires_at
+            subs_claim, meta, connect_data = granted.subs, granted.meta, granted.data
+            for channel in [*channels, *subs_claim]:  # Centrifugo refuses the connect for an unknown channel
+                try:
+                    self.hub.channel(project, channel)
+                except HubError:
+                    raise ReplyError(UNKNOWN_CHANNEL) from None
+        elif token in (None, ""):
             if not self.allow_anonymous:
                 raise ReplyError(UNAUTHORIZED)
             project, user, info, channels, expires = self.default_project, "", None, [], None
@@ -521,10 +534,17 @@ class SdkClient:
         server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
         if self.channel_limit and len(server_side) > self.channel_limit:
             raise Disconnect(C.CHANNEL_LIMIT, C.DISCONNECTS[C.CHANNEL_LIMIT])
+        server_refresh = self.proxy is not None and self.proxy.refresh_enabled  # the refresh proxy renews it, not the client
         self.session = self.hub.connect(project, user, PROTOCOL, self.wire, info=info, outbox=self.outbox,
-                                        expires_at=self._session_expiry(expires), keepalive=self.ping_interval,
-                                        meta={"meta": meta} if meta is not None else None)
-        result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}", **self._ttl(expires)}
+                                        expires_at=None if server_refresh else self._session_expiry(expires),
+                                        keepalive=self.ping_interval, meta={"meta": meta} if meta is not None else None,
+                                        session_id=session_id)
+        result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}",
+                                  **({} if server_refresh else self._ttl(expires))}
+        if server_refresh:
+            self.proxy.schedule_refresh(expires)
+        if connect_data is not None:
+            result["data"] = connect_data
         if self.ping_interval > 0:
             result["ping"] = self.ping_interval
             result["pong"] = True
@@ -549,6 +569,8 @@ class SdkClient:
     async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
+        if self.proxy is not None and self.proxy.refresh_enabled:  # Centrifugo: server-side refresh expected
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         claims = await self._claims(params.get("token"))
         if claims.project != session.project or claims.user != session.user:
             raise Disconnect(INVALID_TOKEN, "invalid token")
@@ -602,7 +624,7 @@ class SdkClient:
             raise ReplyError(LIMIT_EXCEEDED)
         options = name.options
         token = params.get("token")
-        info = expires = None
+        info = expires = grant = None
         override: dict[str, Any] = {}
         limited = name.users is not None and options.allow_user_limited_channels
         if name.private and not token:
@@ -612,6 +634,9 @@ class SdkClient:
             info, expires, override = claims.info, claims.expires_at, claims.override
         elif limited and name.allows_user(session.user):
             pass
+        elif self.proxy is not None and self.proxy.handles("subscribe", name.namespace) and not limited:
+            grant = await self.proxy.subscribe(self, channel, name.namespace, params)  # Centrifugo's subscribe proxy
+            info, expires, override = grant.info, grant.expires_at, grant.override
         elif not (options.allow_subscribe_for_client and (session.user or options.anonymous) and not limited):
             raise ReplyError(PERMISSION_DENIED)
         if expires is not None and expires < self.clock():
@@ -624,8 +649,15 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        return await self._join(channel, name, info, expires, params, private_ok=bool(token), override=override, tags_filter=tf,
-                                delta=delta == "fossil" and options.delta_fossil and tf is None)
+        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
+        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
+        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
+                                  override=override, tags_filter=tf, delta=delta == "fossil" and options.delta_fossil and tf is None)
+        if server_refresh and expires is not None:
+            self.proxy.schedule_sub_refresh(channel, expires)
+        if grant is not None and grant.data is not None:
+            result["data"] = grant.data
+        return result
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
                     *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
@@ -727,6 +759,8 @@ class SdkClient:
         channel = self._channel(params)
         if channel not in session.channels:
             raise ReplyError(PERMISSION_DENIED)
+        if self.proxy is not None and self.proxy.handles("sub_refresh", self.hub.channel(session.project, channel).namespace):
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")  # Centrifugo: server-side sub refresh expected
         claims = await self._sub_claims(params.get("token"), channel)
         if claims.expires_at is not None and claims.expires_at < self.clock():
             raise ReplyError(EXPIRED_ERROR)
@@ -740,6 +774,8 @@ class SdkClient:
         self.hub.unsubscribe_session(session, channel)
         session.quiet.discard(channel)
         self.sub_expires.pop(channel, None)
+        if self.proxy is not None:
+            self.proxy.forget(channel)
         return {}
 
     def next_expiry(self) -> float | None:
@@ -777,6 +813,12 @@ class SdkClient:
         session, channel, name = self._target(params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
+        if self.proxy is not None and self.proxy.handles("publish", name.namespace):  # Centrifugo's publish proxy decides
+            raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+            out = await self.proxy.publish(self, channel, name.namespace, params["data"], raw if isinstance(raw, bytes) else None)
+            await self.hub.publish(session.project, channel, out.data, session.client_info(channel), session.id,
+                                   tags=out.tags, skip_history=out.skip_history, raw=out.raw)
+            return {}
         options = name.options
         allowed = self._anonymous_ok(session, name) and (
             options.allow_publish_for_client or (options.publish and channel in session.channels))
@@ -822,6 +864,9 @@ class SdkClient:
     async def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
         method = params.get("method", "")
         func = self.rpc(method) if self.rpc is not None and isinstance(method, str) else None
+        if func is None and self.proxy is not None and isinstance(method, str) and self.proxy.handles_rpc(method):
+            raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+            return {"data": await self.proxy.rpc(self, method, params.get("data"), raw if isinstance(raw, bytes) else None)}
         if func is None:
             raise ReplyError(METHOD_NOT_FOUND)
         data = params.get("data")

@@ -22,6 +22,7 @@ from hub.net.websocket import WebSocket
 from protocols.centrifuge import close_for
 
 from .legacy import CODEC, LegacyClient, legacy_wire
+from .proxy import ConnectionProxy, ProxySource
 from .sdk import (
     JSON_WIRE,
     MSGPACK_SUBPROTOCOL,
@@ -240,8 +241,10 @@ async def _stale(client: SdkClient, ws: WebSocket, deadline: float) -> None:
 
 
 async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire,
-                         opened: float | None = None) -> None:
-    """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes."""
+                         opened: float | None = None, request: Request | None = None, transport: str = "websocket") -> None:
+    """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes.
+
+    `request` (the HTTP request that opened the connection) gives the backend proxy the headers it forwards."""
     settings = ctx.settings
     pinger: Keepalive | None = ctx.state.get("keepalive")  # what really pings: a reload does not restart it
     client = SdkClient(
@@ -259,6 +262,7 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         user_connection_limit=settings.user_connection_limit,
         limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
         on_limit=partial(ctx.metrics.refused, ctx.name),
+        proxy=bind_proxy(ctx, request, transport, wire),
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
@@ -287,6 +291,8 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
     client.on_change = on_change
     if settings.stale_close_delay > 0:
         spawn(_stale, client, ws, opened + settings.stale_close_delay)
+    if client.proxy is not None and client.proxy.config.timed:
+        spawn(client.proxy.run, client)  # server-side refresh through the refresh / sub_refresh proxies
     keepalive: Keepalive | None = ctx.state.get("keepalive")
     if keepalive is not None:
         keepalive.add(ws, client, state)
@@ -307,6 +313,15 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         for scope in scopes:
             scope.cancel()
         client.release()
+
+
+def bind_proxy(ctx: AdapterContext, request: Request | None, transport: str, wire: SdkWire) -> ConnectionProxy | None:
+    """The backend proxy of one connection ([realtime.proxy]), with the request headers it may forward; None if unused."""
+    source: ProxySource | None = ctx.state.get("proxy")
+    if source is None or not ctx.settings.proxy:
+        return None
+    headers = {"-".join(p.capitalize() for p in k.split("-")): v for k, v in request.headers.items()} if request is not None else {}
+    return source.bind(ctx.settings.proxy, transport=transport, protocol="protobuf" if wire.binary else "json", headers=headers)
 
 
 JSON_SUBPROTOCOL = "centrifuge-json"
@@ -337,11 +352,11 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened)
+        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened)
+        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        await sdk_connection(ctx, ws, first, JSON_WIRE, opened)
+        await sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)
     else:
         await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
 
