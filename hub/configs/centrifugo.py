@@ -446,6 +446,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
     server = r.section(data, "http_server", "")
     port = 8000
     host = None
+    tls: dict[str, str] = {}
     for key, value in server.items():
         full = f"http_server.{key}"
         if key == "port":
@@ -454,6 +455,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 raise r.fail(full, f"must be at most 65535, got {port}")
         elif key == "address":
             host = r.value(value, "str", full) or None
+        elif key == "tls":
+            tls = _tls(r, r.section(server, "tls", "http_server."))
         else:
             r.unsupported(full)
     http_api = r.section(data, "http_api", "")
@@ -504,6 +507,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             section: dict[str, Any] = {"port": port}
             if host is not None:
                 section["host"] = host
+            section.update(tls)
             if name == "realtime":
                 section.update(realtime)
             if name == "command_api":
@@ -512,3 +516,17 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             out[name] = {"enabled": False}
     return out, r.warnings
+
+
+def _tls(r: Any, tls: dict[str, Any]) -> dict[str, str]:
+    """`http_server.tls` (enabled, cert_pem_file, key_pem_file) as the listener's tls_cert / tls_key."""
+    enabled, files = False, {}
+    for key, value in tls.items():
+        full = f"http_server.tls.{key}"
+        if key == "enabled":
+            enabled = r.value(value, "bool", full)
+        elif key in ("cert_pem_file", "key_pem_file"):
+            files["tls_cert" if key == "cert_pem_file" else "tls_key"] = r.value(value, "str", full)
+        else:
+            r.unsupported(full)
+    return files if enabled else {}

@@ -18,6 +18,7 @@ from quart import Response, redirect, render_template, request, websocket
 from quart_trio import QuartTrio
 
 from hub.config import ConfigError
+from hub.net.tls import ServerTLS, TLSFileError
 
 from . import views
 from .auth import COOKIE, LOGIN_COOKIE, BrowserSession, LoginLimiter, SessionStore, check_password, is_hash, same_token
@@ -407,14 +408,23 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
     config.graceful_timeout = ctx.config.hub.shutdown_grace
     config.include_server_header = False
     config.websocket_max_message_size = 64 * 1024
+    if settings.tls_cert:  # hypercorn serves TLS with the hub's context (TLS 1.2+), reloaded in place on SIGHUP
+        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+        try:
+            tls = ctx.state["tls"] = ServerTLS(settings.tls_cert, settings.tls_key)
+        except TLSFileError as exc:
+            raise ConfigError(ctx.config.source, f"dashboard.{exc.key}", str(exc)) from None
+        config.create_ssl_context = lambda: tls.context  # type: ignore[method-assign]
     try:
         sockets = config.create_sockets()
     except OSError as exc:
         problem = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
         raise ConfigError(ctx.config.source, "dashboard.port", problem) from None
-    for sock in sockets.insecure_sockets:
+    bound = sockets.secure_sockets or sockets.insecure_sockets
+    for sock in bound:
         sock.listen(config.backlog)
-    port = sockets.insecure_sockets[0].getsockname()[1]
+    port = bound[0].getsockname()[1]
+    scheme = "https" if sockets.secure_sockets else "http"
     app = wrap_app(dash.app, config.wsgi_max_body_size, None)
 
     async with trio.open_nursery() as nursery:
@@ -428,5 +438,5 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
 
         await nursery.start(dash.monitor.run)
         await nursery.start(serve_until_shutdown)
-        task_status.started(f"http://{host}:{port}")
+        task_status.started(f"{scheme}://{host}:{port}")
     dash.monitor.stop()

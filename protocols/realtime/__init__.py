@@ -3,7 +3,6 @@ current Centrifugo protocol of today's SDKs (JSON, msgpack with `centrifuge-msgp
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -13,6 +12,7 @@ import trio
 from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Request, Response, Route, WebSocketRoute
+from hub.net.origin import origin_allowed as _origin_allowed
 from hub.net.sockjs import SockJSServer
 
 from .emulation import routes as emulation_routes
@@ -59,10 +59,15 @@ class RealtimeSettings(ListenerSettings):
     sse: bool = False
     sse_path: str = "/connection/sse"
     emulation_path: str = "/emulation"
-    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check,
-    # unless check_origin: then (as Centrifugo v6 with an empty allowed_origins) only requests without Origin.
-    allowed_origins: list[str] = field(default_factory=list)
+    # allowed_origins (every listener has it): empty = pages of the same host only; with check_origin
+    # (as Centrifugo v6 with an empty allowed_origins) no browser Origin at all.
     check_origin: bool = False
+    # Commands one connection may send a second, after a burst (both protocols; 0 = no limit): more are
+    # answered 111 "too many requests" (the original protocol: that error text); a client that goes on
+    # sending past `command_abuse` refused commands is disconnected (3013 "too many requests").
+    command_rate_limit: float = field(default=100.0, metadata={"min": 0})
+    command_burst: float = field(default=1000.0, metadata={"min": 0})
+    command_abuse: float = field(default=1000.0, metadata={"min": 0})
     # Original protocol only: SockJS endpoints under this prefix (websocket, xhr, xhr_streaming, xhr_send,
     # info), as Centrifuge 0.8 serves them ("" turns SockJS off); commands per message; seconds an expired
     # connection stays open for a refresh before it is closed.
@@ -96,20 +101,18 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
                               heartbeat=s.sockjs_heartbeat, disconnect_delay=s.sockjs_disconnect_delay,
                               max_message=s.max_message_bytes)
         sockjs.nursery = ctx.state["sessions"]
-        out += sockjs.routes()
+        for route in sockjs.routes():
+            if isinstance(route, WebSocketRoute):
+                route.accept = partial(origin_allowed, ctx)
+            out.append(route)
     return out
 
 
 def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
-    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern."""
-    patterns = ctx.settings.allowed_origins
-    origin = request.header("origin")
-    if origin is None:
-        return True
-    if not patterns:
-        return not ctx.settings.check_origin
-    origin = origin.lower()
-    return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
+    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern
+    (no patterns: the same host, or with check_origin none)."""
+    return _origin_allowed(request.header("origin"), request.header("host"), ctx.settings.allowed_origins,
+                           strict=ctx.settings.check_origin, tls=request.tls)
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -27,6 +27,9 @@ import msgpack
 from hub.actions import ActionError
 from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
+from hub.net.limits import DISCONNECT as LIMIT_DISCONNECT
+from hub.net.limits import OK as LIMIT_OK
+from hub.net.limits import CommandLimiter
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from hub.version import __version__
 from protocols import centrifugo as C
@@ -356,6 +359,8 @@ class SdkClient:
         personal_namespace: str | None = None,
         channel_limit: int = 128,
         user_connection_limit: int = 0,
+        limiter: CommandLimiter | None = None,
+        on_limit: Callable[[str], None] | None = None,
         proxy: Any = None,
         insecure: bool = False,
         emulation: str = "",
@@ -377,6 +382,8 @@ class SdkClient:
         self.personal_single_connection = personal_single_connection
         self.channel_limit = channel_limit  # Centrifugo's client.channel_limit (0: none)
         self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
+        self.limiter = limiter  # the command rate (111 over it, 3013 on abuse)
+        self.on_limit = on_limit  # told the limit each refusal hit (metrics)
         self.proxy = proxy  # the backend proxy of this connection (proxy.ConnectionProxy), if any is configured
         # Centrifugo's client.insecure: connect without a token, subscribe, publish, presence and history anywhere.
         self.insecure = insecure
@@ -443,6 +450,14 @@ class SdkClient:
             return None
         if isinstance(cid, bool) or not isinstance(cid, int) or cid <= 0:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
+        if self.limiter is not None:
+            verdict = self.limiter.check()
+            if verdict != LIMIT_OK:
+                if verdict == LIMIT_DISCONNECT:
+                    self._limited("command rate disconnect")
+                    raise Disconnect(C.DISCONNECT_TOO_MANY_REQUESTS, C.DISCONNECTS[C.DISCONNECT_TOO_MANY_REQUESTS])
+                self._limited("command rate")
+                return {"id": cid, "error": ReplyError(C.TOO_MANY_REQUESTS).as_dict()}
         if self.session is None and method != "connect":
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         if method is None:
@@ -468,6 +483,10 @@ class SdkClient:
         except Exception:
             log.exception("%s command failed", method)
             return {"id": cid, "error": ReplyError(INTERNAL, temporary=True).as_dict()}
+
+    def _limited(self, limit: str) -> None:
+        if self.on_limit is not None:
+            self.on_limit(limit)
 
     def frame(self, replies: list[dict[str, Any]]) -> bytes | None:
         """The replies of one message in one frame (unencodable results become errors)."""
@@ -544,6 +563,7 @@ class SdkClient:
         if expires is not None and expires < self.clock():
             raise ReplyError(EXPIRED_ERROR)
         if self.user_connection_limit and user and len(self.hub.user_sessions(project, user)) >= self.user_connection_limit:
+            self._limited("connections per user")
             raise Disconnect(C.CONNECTION_LIMIT, C.DISCONNECTS[C.CONNECTION_LIMIT])
         personal = []
         if self.personal_namespace is not None and user:

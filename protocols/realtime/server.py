@@ -8,6 +8,7 @@ import logging
 import math
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import trio
 from hub.adapters import AdapterContext
 from hub.net.framing import WS_TEXT, Framing
 from hub.net.http import Request
+from hub.net.limits import command_limiter
 from hub.net.websocket import WebSocket
 from protocols.centrifuge import close_for
 
@@ -49,7 +51,9 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     wire = legacy_wire(framing)
     settings = ctx.settings
     client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
-                          max_commands=settings.legacy_max_commands)
+                          max_commands=settings.legacy_max_commands,
+                          limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
+                          on_limit=partial(ctx.metrics.refused, ctx.name))
 
     def close_args() -> tuple[int, str]:
         session = client.session
@@ -258,6 +262,8 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
+        limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
+        on_limit=partial(ctx.metrics.refused, ctx.name),
         proxy=bind_proxy(ctx, request, transport, wire),
         insecure=settings.insecure,
         personal_single_connection=settings.personal_channel_single_connection,

@@ -45,6 +45,12 @@ class HubCollector(Collector):
         for (adapter, reason), n in sorted(self.requests.disconnects.items()):
             disconnects.add_metric([adapter, reason], n)
         yield disconnects
+        refused = CounterMetricFamily("hub_refused", "Connections, handshakes, requests and commands refused by a limit, "
+                                      "by adapter and limit (origin, connections per ip, connections per user, http rate, "
+                                      "command rate, command rate disconnect, tls handshake).", labels=["adapter", "limit"])
+        for (adapter, limit), n in sorted(self.requests.refusals.items()):
+            refused.add_metric([adapter, limit], n)
+        yield refused
         latency = HistogramMetricFamily("hub_http_request_duration_seconds", "HTTP request handling time by adapter.",
                                         labels=["adapter"])
         for adapter, hist in sorted(self.requests.latency.items()):
