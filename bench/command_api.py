@@ -119,9 +119,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["lost"] = out["deliveries_expected"] - report["received"]
         out["server_peak_rss_mb"] = round(rss_kib(hub.pid, "VmHWM") / 1024, 1)
         out["saturated"] = "server" if out["server_cpu_s"] >= 0.85 * result["elapsed_s"] else "client"
-        return out
     finally:
         hub.stop()
+    out["gc"] = hub.gc
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

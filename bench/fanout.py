@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub
+from .common import HubProcess, LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler
 from .protocols import PROTOCOLS
 from .wsclient import open_client
 
@@ -108,9 +108,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hub = start_hub(queue=args.queue)
     try:
         url = hub.urls["websocket clients"].replace("http://", "ws://") + "/connection/websocket"
-        return {"target": "hub", **measure(url, hub.pid, args, protocols, args.protocol)}
+        result = {"target": "hub", **measure(url, hub.pid, args, protocols, args.protocol, hub=hub)}
     finally:
         hub.stop()
+    return {**result, "gc": hub.gc}
 
 
 def run_hub_mqtt(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,9 +120,10 @@ def run_hub_mqtt(args: argparse.Namespace) -> dict[str, Any]:
                     adapter_settings={"mqtt": "allow_anonymous = true"})
     try:
         url = hub.urls["MQTT"].replace("http://", "mqtt://") + "/"
-        return {"target": "hub-mqtt", **measure(url, hub.pid, args, ["mqtt"], "mqtt")}
+        result = {"target": "hub-mqtt", **measure(url, hub.pid, args, ["mqtt"], "mqtt", hub=hub)}
     finally:
         hub.stop()
+    return {**result, "gc": hub.gc}
 
 
 def run_peer(args: argparse.Namespace, name: str) -> dict[str, Any]:
@@ -137,7 +139,7 @@ def run_peer(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 
 def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list[str], label: str,
-            peak_rss_kib: Callable[[], int] | None = None) -> dict[str, Any]:
+            peak_rss_kib: Callable[[], int] | None = None, hub: HubProcess | None = None) -> dict[str, Any]:
     """Run the burst, fixed-rate or idle workload against a server already listening at `url`."""
     base_rss = rss_kib(server_pid)
     idle = args.idle > 0
@@ -159,6 +161,8 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
             raise RuntimeError("a client process failed to start")
         connect_s = max(connect_s, json.loads(line)["connect_s"])
     ready_at = time.time()
+    if hub is not None and not idle:
+        hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
     cpu0 = cpu_seconds(server_pid)
     result: dict[str, Any] = {"protocol": label}
     if idle:

@@ -130,4 +130,29 @@ MQTT = {
     "subprotocol": None,
 }
 
-PROTOCOLS = {"legacy": LEGACY, "sdk": SDK, "wspeer": WSPEER, "socketio": SOCKETIO, "mqtt": MQTT}
+def _redis_open(host: str, port: int, client_id: str, channel: str):
+    """A raw-socket Redis pub/sub subscriber (RESP inline SUBSCRIBE), non-blocking once subscribed."""
+    import socket
+
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(f"SUBSCRIBE {channel}\r\n".encode())
+    buf = b""
+    while buf.count(b"\r\n") < 6:  # *3 $9 subscribe $n channel :1
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("redis closed the connection")
+        buf += data
+    sock.setblocking(False)
+    return sock
+
+
+REDIS = {
+    # Redis 7 pub/sub on raw sockets: a publication arrives as *3 message <channel> <payload>.
+    "transport": "redis",
+    "open": _redis_open,
+    "marker": b'{"t":',
+    "subprotocol": None,
+}
+
+PROTOCOLS = {"redis": REDIS, "legacy": LEGACY, "sdk": SDK, "wspeer": WSPEER, "socketio": SOCKETIO, "mqtt": MQTT}
