@@ -56,41 +56,49 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
         return getattr(CODEC.close(reason, session.reconnect if session is not None else True), family)
 
     conn.close_hook = close_args
-    scope = trio.CancelScope()
-    changed: list[trio.Event] = []
+    # The expiry task and what it needs are made when a connection first has a lifetime, not for every connection.
+    expiry: list[Any] = []  # [CancelScope, changed Event] once the expiry task runs
 
     def close(cause: str) -> None:
         conn.close(*getattr(close_for(cause), family))
         client.release()
 
-    def expire() -> bool:
-        if not client.expire_due():
-            return False
-        close("connection expired")
-        return True
+    def start_expiry() -> None:
+        scope, changed = trio.CancelScope(), [trio.Event()]
+        expiry.extend((scope, changed))
 
-    async def expirer() -> None:
-        with scope:
-            await deadline_loop(client.next_expiry_check, client.clock, changed, expire)
+        def expire() -> bool:
+            if not client.expire_due():
+                return False
+            close("connection expired")
+            return True
+
+        async def expirer() -> None:
+            with scope:
+                await deadline_loop(client.next_expiry_check, client.clock, changed, expire)
+
+        conn.spawn(expirer)
 
     try:
         message = first if first is not None else await conn.receive()
         while message is not None:
             batch = await client.handle(message)
+            message = None  # an idle connection keeps neither its last message nor its last reply
             if batch.reply is not None and not conn.closing:
                 conn.send_frame(wire.frame(batch.reply))
             if client.next_expiry_check() is not None:
-                if not changed:
-                    changed.append(trio.Event())
-                    conn.spawn(expirer)
-                changed[0].set()
+                if not expiry:
+                    start_expiry()
+                expiry[1][0].set()
             if batch.close is not None:
                 await trio.sleep(batch.close_delay)
                 close(batch.close)
                 return
+            batch = None
             message = await conn.receive()
     finally:
-        scope.cancel()
+        if expiry:
+            expiry[0].cancel()
         client.release()
 
 
@@ -326,6 +334,7 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     if waited.cancelled_caught:
         ws.close(STALE, "stale")
         return
+    del waited  # not kept for the connection's lifetime
     if first is None:
         return
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
