@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub
+from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler
 from .protocols import PROJECT, SECRET
 
 CHANNEL = "bench:api"
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      "--channel", CHANNEL, "--expect", str(total), "--sample", "1000000"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             json.loads(subs.stdout.readline())
+        hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
         cpu0 = cpu_seconds(hub.pid)
         result = asyncio.run(load(base, args.requests, args.per_request, args.concurrency))
         cpu1 = cpu_seconds(hub.pid)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .common import HubProcess, LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler
+from .common import HubProcess, LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler, stop_profiler
 from .protocols import PROTOCOLS
 from .wsclient import open_client
 
@@ -153,6 +153,8 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     if topics:
         extra += ("--topics", str(topics)) + (("--wildcard",) if args.wildcard else ())
     per_sub = messages // topics if topics else messages
+    if hub is not None and idle:
+        hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the connect phase is the hot one
     clients = spawn_clients(url, total, args.procs, protocols, per_sub, args.sample, extra)
     connect_s = 0.0
     for c in clients:
@@ -166,6 +168,8 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     cpu0 = cpu_seconds(server_pid)
     result: dict[str, Any] = {"protocol": label}
     if idle:
+        if hub is not None:
+            stop_profiler(hub.profiler)
         time.sleep(1.0)
         rss = rss_kib(server_pid)
         result.update({
