@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
+_NO_WIRE = object()
 
 
 class Hub:
@@ -603,21 +604,26 @@ class Hub:
         Returns how many subscribers had a wire format (were sent to, or dropped as slow).
         """
         frames: dict[WireFormat, bytes] = {}
-        delivered = targets = 0
+        targets = pushed = 0
         slow: list[Session] = []
+        last: Any = _NO_WIRE  # the wire of the previous subscriber, whose frame is `frame`: usually all share one
+        frame = b""
         for session in tuple(subs.values()):
             wire = session.wire
-            if wire is None:
-                continue
+            if wire is not last:
+                if wire is None:
+                    continue
+                frame = frames.get(wire)
+                if frame is None:
+                    frame = frames[wire] = encode(wire)
+                last = wire
             targets += 1
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = encode(wire)
             if session.outbox.push(frame, messages):
                 session.received += messages
-                delivered += messages
+                pushed += 1
             elif not session.closed:
                 slow.append(session)
+        delivered = pushed * messages
         self.stats.messages_delivered += delivered
         for session in slow:  # through the outbox's overflow handler, so the transport learns why too
             overflow = session.outbox.on_overflow
