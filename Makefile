@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak proto sdk-suites
+.PHONY: run test test-all lint bench profile clean install system-deps screenshots chat-suite autobahn soak proto sdk-suites
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
@@ -79,6 +79,15 @@ bench: $(STAMP)
 	$(call apt_install,$(BENCH_APT))
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
+
+# py-spy flame graphs of the hub's hot phase (bench/README.md, "Profiles"): many channels through the signed API,
+# and fan-out at 1,000 publications/s to 1,000 subscribers. Writes bench/results/profile-*.svg.
+profile: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	BENCH_PROFILE=$(CURDIR)/bench/results/profile-channels.svg $(BIN)/python -m bench.channels -n 10000 -m 100000 --target hub
+	BENCH_PROFILE=$(CURDIR)/bench/results/profile-rate.svg $(BIN)/python -m bench.fanout -k 1000 --rate 1000 --duration 5 \
+		--drain-limit 10 --sample 10 --coalesce-ms 5
+	@ls -l bench/results/profile-*.svg
 
 clean:
 	rm -rf $(VENV) build *.egg-info

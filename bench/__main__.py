@@ -34,7 +34,8 @@ from . import report
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-ALL_TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt")
+ALL_TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt", "redis", "h11")
+FANOUT_TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt", "redis")
 MQTT_TARGETS = ("hub-mqtt", "mosquitto")
 
 
@@ -72,7 +73,7 @@ def _fanout_common(p: dict[str, Any], target: str) -> list[str]:
 
 BURST = Scenario(
     "burst", "fan-out burst: K subscribers on one channel, M publications of ~100 bytes as fast as the publisher can",
-    "bench.fanout", ALL_TARGETS,
+    "bench.fanout", FANOUT_TARGETS,
     (Opt("--subscribers", "subscribers", int, 100, "K subscribers", "-k"),
      Opt("--messages", "messages", int, 2000, "M publications", "-m"),
      Opt("--size", "size", int, 100, "bytes of publication data"),
@@ -87,7 +88,7 @@ BURST = Scenario(
 
 RATE = Scenario(
     "rate", "fixed rate: R publications/s for D seconds to K subscribers; latency percentiles and whether it kept up",
-    "bench.fanout", ALL_TARGETS,
+    "bench.fanout", FANOUT_TARGETS,
     (Opt("--subscribers", "subscribers", int, 100, "K subscribers", "-k"),
      Opt("--rate", "rate", float, 1000.0, "publications per second"),
      Opt("--duration", "duration", float, 5.0, "seconds of publishing"),
@@ -95,16 +96,20 @@ RATE = Scenario(
      Opt("--size", "size", int, 100, "bytes of publication data"),
      Opt("--procs", "procs", int, 2, "subscriber processes"),
      Opt("--sample", "sample", int, 1, "latency on every Nth subscriber"),
-     Opt("--coalesce-ms", "coalesce_ms", float, 0.0, "subscribers read after this pause when several sockets are ready")),
+     Opt("--coalesce-ms", "coalesce_ms", float, 0.0, "subscribers read after this pause when several sockets are ready"),
+     Opt("--protocol", "protocol", str, "legacy", "the hub's client protocol: legacy (Centrifuge 0.8) or sdk (Centrifugo)"),
+     Opt("--round", "round", int, 0, "repeat number, only in the label (the suite runs the hub's p99 three times)")),
     lambda p, t: ["-k", str(p["subscribers"]), "--rate", str(p["rate"]), "--duration", str(p["duration"]),
-                  "--drain-limit", str(p["drain_limit"]), "--coalesce-ms", str(p["coalesce_ms"]), *_fanout_common(p, t)],
-    lambda p: f"rate {p['rate']:,.0f}/s × {p['duration']:g} s K={p['subscribers']:,}",
+                  "--drain-limit", str(p["drain_limit"]), "--coalesce-ms", str(p["coalesce_ms"]),
+                  *(["--protocol", p["protocol"]] if t == "hub" else []), *_fanout_common(p, t)],
+    lambda p: (f"rate {p['rate']:,.0f}/s × {p['duration']:g} s K={p['subscribers']:,}"
+               + (f" {p['protocol']}" if p["protocol"] != "legacy" else "") + (f" (round {p['round']})" if p["round"] else "")),
     lambda p: p["duration"] + 2 * p["drain_limit"] + 90,
 )
 
 CONNECTIONS = Scenario(
     "connections", "N idle subscribed connections: server RSS per connection and connect rate",
-    "bench.fanout", ALL_TARGETS,
+    "bench.fanout", FANOUT_TARGETS,
     (Opt("--connections", "connections", int, 1000, "N idle connections", "-n"),
      Opt("--procs", "procs", int, 2, "client processes")),
     lambda p, t: ["--idle", str(p["connections"]), "--procs", str(p["procs"]), "--target", t],
@@ -114,13 +119,13 @@ CONNECTIONS = Scenario(
 
 COMMAND_API = Scenario(
     "command_api", "signed command API: publishes/s with one or many commands per request, request latency",
-    "bench.command_api", ("hub",),
+    "bench.command_api", ("hub", "h11"),
     (Opt("--per-request", "per_request", int, 1, "publish commands per request"),
      Opt("--requests", "requests", int, 3000, "requests"),
      Opt("--concurrency", "concurrency", int, 8, "keep-alive connections in flight"),
      Opt("--subscribers", "subscribers", int, 10, "websocket subscribers counting every delivery")),
     lambda p, t: ["--per-request", str(p["per_request"]), "--requests", str(p["requests"]),
-                  "--concurrency", str(p["concurrency"]), "--subscribers", str(p["subscribers"])],
+                  "--concurrency", str(p["concurrency"]), "--subscribers", str(p["subscribers"]), "--target", t],
     lambda p: f"command API {p['per_request']}/request",
     lambda p: 120.0,
 )
@@ -184,7 +189,18 @@ TOPICS = Scenario(
     requires="mqtt",
 )
 
-SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, CHAT_RC, JSONRPC, TOPICS)}
+CHANNELS = Scenario(
+    "channels", "many channels: N subscribers on a channel each, M publications round-robin (hub: signed API, 100 per request)",
+    "bench.channels", ("hub", "mosquitto", "redis"),
+    (Opt("--subscribers", "subscribers", int, 10_000, "N subscribers = channels", "-n"),
+     Opt("--messages", "messages", int, 100_000, "M publications", "-m"),
+     Opt("--per-request", "per_request", int, 100, "hub: publish commands per API request")),
+    lambda p, t: ["-n", str(p["subscribers"]), "-m", str(p["messages"]), "--per-request", str(p["per_request"]), "--target", t],
+    lambda p: f"channels N={p['subscribers']:,} M={p['messages']:,}",
+    lambda p: 150.0,
+)
+
+SCENARIOS = {s.name: s for s in (BURST, RATE, CONNECTIONS, COMMAND_API, CHAT, CHAT_RC, JSONRPC, TOPICS, CHANNELS)}
 
 # The suite `make bench` runs: bounded so that it finishes in well under 10 minutes on 2 cores.
 SUITE: list[tuple[str, dict[str, Any]]] = [
@@ -194,7 +210,7 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
     # At K=1,000 the subscribers pause 5 ms before reading when several sockets are ready: without it,
     # servers that write each message separately make them the bottleneck (latency resolution: 5 ms).
     ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0}),
-    ("command_api", {"per_request": 1, "requests": 3000}),
+    ("command_api", {"per_request": 1, "requests": 3000}),  # hub and the bare h11 baseline
     ("command_api", {"per_request": 100, "requests": 300, "subscribers": 100}),
     ("chat", {}),
     ("chat_rc", {}),
@@ -205,7 +221,40 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
     ("topics", {"subscribers": 1000, "topics": 100, "wildcard": 1}),
     ("connections", {"connections": 1000}),
     ("connections", {"connections": 10000}),
+    # issue 20: many channels (hub, Mosquitto, Redis); the hub's p99 at 1,000/s to 1,000 three times, both protocols
+    ("channels", {}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 2, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 3, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 2, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 3, "_targets": ("hub",)}),
 ]
+
+# `python -m bench issue20`: the workloads of issue 20 only (many channels, tail latency, memory and connects per
+# connection, the command API against a bare h11 server, burst), hub and peers side by side; about 5 minutes.
+ISSUE20: list[tuple[str, dict[str, Any]]] = [
+    ("channels", {}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "_targets": ("hub", "mosquitto", "redis")}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 2, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 3, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 2, "_targets": ("hub",)}),
+    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 3, "_targets": ("hub",)}),
+    ("burst", {"subscribers": 1000, "messages": 500, "sample": 10, "_targets": ("hub", "mosquitto", "redis")}),
+    ("connections", {"connections": 10000, "_targets": ("hub", "mosquitto", "redis")}),
+    ("command_api", {"per_request": 1, "requests": 3000}),
+]
+
+
+def suite_jobs(suite: list[tuple[str, dict[str, Any]]], targets: list[str]) -> list[Job]:
+    """The jobs of a suite: each entry on its scenario's targets (or its own `_targets`) that are in `targets`."""
+    jobs = []
+    for name, given in suite:
+        given = dict(given)
+        only = given.pop("_targets", None)
+        sc = SCENARIOS[name]
+        jobs += [Job(sc, params_for(sc, given), t) for t in sc.targets if t in targets and (only is None or t in only)]
+    return jobs
 
 
 def params_for(scenario: Scenario, given: dict[str, Any]) -> dict[str, Any]:
@@ -424,10 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     sub = p.add_subparsers(dest="command")
-    s = sub.add_parser("all", help="the whole suite (default)")
-    s.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated: hub,mosquitto,websockets,socketio,hub-mqtt")
-    s.add_argument("--budget", type=float, default=540.0, help="seconds; scenarios after that are recorded as skipped")
-    s.add_argument("--no-charts", action="store_true")
+    for name, text, budget in (("all", "the whole suite (default)", 600.0), ("issue20", "issue 20's workloads only", 420.0)):
+        s = sub.add_parser(name, help=text)
+        s.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated: " + ",".join(ALL_TARGETS))
+        s.add_argument("--budget", type=float, default=budget, help="seconds; scenarios after that are recorded as skipped")
+        s.add_argument("--no-charts", action="store_true")
     for sc in SCENARIOS.values():
         s = sub.add_parser(sc.name, help=sc.help, description=sc.help)
         for o in sc.options:
@@ -455,15 +505,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {o.flag:16} {o.help} (default {o.default})")
         print("suite:")
         for name, params in SUITE:
+            params = {k: v for k, v in params.items() if k != "_targets"}
             print(f"  {SCENARIOS[name].label(params_for(SCENARIOS[name], params))}")
         return 0
     if args.command == "report":
         print(write_summary(args.file, out_dir, charts=not args.no_charts).read_text())
         return 0
-    if args.command == "all":
+    if args.command in ("all", "issue20"):
         targets = parse_targets(args.targets, ALL_TARGETS)
-        jobs = [Job(SCENARIOS[name], params_for(SCENARIOS[name], given), t)
-                for name, given in SUITE for t in SCENARIOS[name].targets if t in targets]
+        jobs = suite_jobs(SUITE if args.command == "all" else ISSUE20, targets)
         started = time.monotonic()
         path = run_jobs(jobs, out_dir, run_id, args.budget, ["python", "-m", "bench", *argv])
         summary = write_summary(path, out_dir, charts=not args.no_charts)

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub
+from .common import LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler
 from .protocols import PROJECT, SECRET
 
 CHANNEL = "bench:api"
@@ -81,7 +81,31 @@ async def load(url: str, requests: int, per_request: int, concurrency: int) -> d
     return {"elapsed_s": elapsed, "hist": hist, "errors": errors}
 
 
+def run_h11(args: argparse.Namespace) -> dict[str, Any]:
+    """The same requests against a bare h11 server that answers without doing anything (bench/h11_hello.py)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.h11_hello"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        cpu0 = cpu_seconds(proc.pid)
+        result = asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, args.per_request, args.concurrency))
+        cpu1 = cpu_seconds(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    hist = result["hist"]
+    return {
+        "target": "h11", "scenario": "command_api", "per_request": args.per_request, "requests": args.requests,
+        "concurrency": args.concurrency, "requests_per_s": round(args.requests / result["elapsed_s"]),
+        "publishes_per_s": round(args.requests * args.per_request / result["elapsed_s"]),
+        "latency_ms": {"p50": round(hist.percentile(50) * 1000, 2), "p99": round(hist.percentile(99) * 1000, 2),
+                       "max": round(hist.max * 1000, 2)},
+        "errors": len(result["errors"]), "server_cpu_s": round(cpu1 - cpu0, 2), "elapsed_s": round(result["elapsed_s"], 3),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "target", "hub") == "h11":
+        return run_h11(args)
     hub = start_hub()
     try:
         base = hub.urls["command API"]
@@ -93,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      "--channel", CHANNEL, "--expect", str(total), "--sample", "1000000"],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             json.loads(subs.stdout.readline())
+        hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
         cpu0 = cpu_seconds(hub.pid)
         result = asyncio.run(load(base, args.requests, args.per_request, args.concurrency))
         cpu1 = cpu_seconds(hub.pid)
@@ -119,9 +144,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["lost"] = out["deliveries_expected"] - report["received"]
         out["server_peak_rss_mb"] = round(rss_kib(hub.pid, "VmHWM") / 1024, 1)
         out["saturated"] = "server" if out["server_cpu_s"] >= 0.85 * result["elapsed_s"] else "client"
-        return out
     finally:
         hub.stop()
+    out["gc"] = hub.gc
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--requests", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--subscribers", type=int, default=100)
+    p.add_argument("--target", default="hub", choices=["hub", "h11"], help="h11: a bare h11 server, the baseline")
     print(json.dumps(run(p.parse_args(argv))), flush=True)
 
 

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.gctune import GC_LINE
 from hub.runtime import READY, listener_urls
 
 BENCH_CONFIG = """
@@ -58,12 +60,16 @@ class HubProcess:
     workdir: tempfile.TemporaryDirectory
     log: list[str] = field(default_factory=list)
     pages: subprocess.Popen | None = None  # dashboard pages held open (BENCH_DASHBOARD=1)
+    profiler: subprocess.Popen | None = None  # py-spy recording the hub (BENCH_PROFILE=<file>.svg|.txt)
+    gc: dict | None = None  # the hub's collector pauses (hub/gctune.py), read from its log when it stops
+    _drain: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def stop(self) -> int:
+        stop_profiler(self.profiler)
         if self.pages is not None:
             self.pages.terminate()
             self.pages.wait(10)
@@ -74,6 +80,9 @@ class HubProcess:
             self.proc.kill()
             return self.proc.wait()
         finally:
+            if self._drain is not None:
+                self._drain.join(5)
+            self.gc = gc_summary(self.log)
             self.workdir.cleanup()
 
 
@@ -92,7 +101,8 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
         adapters = (*adapters, "dashboard")
         adapter_settings = {**(adapter_settings or {}), "dashboard": f'password = "{DASHBOARD_PASSWORD}"'}
     for name in adapter_registry():
-        text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
+        # room for the 10,000-connection scenarios plus the publishers on a shared listener
+        text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\nmax_connections = 30000\n"
         if name == "realtime":
             text += "ping_interval = 0\n"
             if "command_rate_limit" not in (adapter_settings or {}).get(name, ""):
@@ -120,10 +130,14 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
         proc.kill()
     if READY not in "".join(hub.log):
         raise RuntimeError("hub did not start:\n" + "".join(hub.log))
-    # Keep draining stderr so the hub never blocks on a full pipe.
-    import threading
+    # Keep draining stderr so the hub never blocks on a full pipe (keeping the GC pause report it logs at exit).
+    def drain() -> None:
+        for line in proc.stderr:
+            if GC_LINE in line:
+                hub.log.append(line)
 
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    hub._drain = threading.Thread(target=drain, daemon=True)
+    hub._drain.start()
     if dashboard:
         hub.pages = subprocess.Popen([sys.executable, "-m", "bench.dashboard_pages", "--url", hub.urls["dashboard"],
                                       "--password", DASHBOARD_PASSWORD], stdout=subprocess.PIPE, text=True)
@@ -131,6 +145,53 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
             hub.stop()
             raise RuntimeError("dashboard pages did not open")
     return hub
+
+
+def gc_summary(lines: list[str]) -> dict | None:
+    """The hub's GC pause report (hub/gctune.py) from its log lines, condensed: collections, total and max ms
+    per generation and the pause histogram summed over generations."""
+    import json
+
+    for line in reversed(lines):
+        if GC_LINE in line:
+            data = json.loads(line.split(GC_LINE, 1)[1])
+            gens = data["generations"]
+            hist = [sum(g["hist"][i] for g in gens) for i in range(len(data["bins_ms"]))]
+            return {"thresholds": data["thresholds"], "collections": [g["count"] for g in gens],
+                    "total_ms": round(sum(g["total_ms"] for g in gens), 1),
+                    "cpu_ms": round(sum(g.get("cpu_ms", 0) for g in gens), 1), "max_ms": [g["max_ms"] for g in gens],
+                    "hist": {f"<={b}ms" if b != "inf" else ">100ms": n for b, n in zip(data["bins_ms"], hist, strict=True) if n}}
+    return None
+
+
+def start_profiler(pid: int) -> subprocess.Popen | None:
+    """With BENCH_PROFILE=<path>.svg (a flame graph) or <path>.txt (collapsed stacks), py-spy samples `pid` until
+    `stop_profiler`: a worker calls this when its load starts, so the graph is the hot phase (`make profile`)."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return None
+    import shutil
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    fmt = "raw" if out.endswith(".txt") else "flamegraph"
+    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "250", "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # py-spy attaches before the load starts
+    return proc
+
+
+def stop_profiler(proc: subprocess.Popen | None) -> None:
+    """Stop py-spy (SIGINT: it writes its output and exits)."""
+    if proc is None or proc.poll() is not None:
+        return
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class LatencyHistogram:

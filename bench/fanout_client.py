@@ -77,7 +77,12 @@ def open_connection(host: str, port: int, path: str, subprotocol: str | None, fi
 
 def main(args: argparse.Namespace) -> None:
     proto = PROTOCOLS[args.protocol]
-    marker: bytes = proto["marker"] if not args.topics else b'{"t":'  # many topics: the payload's start
+    # many topics or one channel per connection: the payload's start
+    marker: bytes = proto["marker"] if not (args.topics or args.per_conn) else b'{"t":'
+
+    def channel_of(i: int) -> str:
+        return f"{args.channel}{args.prefix}{i}" if args.per_conn else args.channel
+
     tail_len = len(marker) - 1
     rest = args.url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
@@ -87,11 +92,11 @@ def main(args: argparse.Namespace) -> None:
     if opener is not None:
         from .mqtt import filter_of
 
-        socks = [opener(host, int(port), f"{args.prefix}{i}", filter_of(args.channel, args.topics, i, args.wildcard))
+        socks = [opener(host, int(port), f"{args.prefix}{i}", filter_of(channel_of(i), args.topics, i, args.wildcard))
                  for i in range(args.n)]
     else:
         socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
-                                 proto["subscribe"](f"{args.prefix}{i}", args.channel), proto["is_reply"])
+                                 proto["subscribe"](f"{args.prefix}{i}", channel_of(i)), proto["is_reply"])
                  for i in range(args.n)]
     print(json.dumps({"ready": True, "connect_s": time.time() - started}), flush=True)
 
@@ -197,4 +202,5 @@ if __name__ == "__main__":
     p.add_argument("--quiet", type=float, default=3.0)
     p.add_argument("--topics", type=int, default=0, help="MQTT: subscriber i takes topic bench/<i %% topics>/data")
     p.add_argument("--wildcard", action="store_true", help="MQTT with --topics: subscribe to bench/<n>/# instead")
+    p.add_argument("--per-conn", action="store_true", help="connection i subscribes to channel <channel><prefix><i>")
     main(p.parse_args())

@@ -130,4 +130,80 @@ MQTT = {
     "subprotocol": None,
 }
 
-PROTOCOLS = {"legacy": LEGACY, "sdk": SDK, "wspeer": WSPEER, "socketio": SOCKETIO, "mqtt": MQTT}
+def _redis_open(host: str, port: int, client_id: str, channel: str):
+    """A raw-socket Redis pub/sub subscriber (RESP inline SUBSCRIBE), non-blocking once subscribed."""
+    import socket
+
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(f"SUBSCRIBE {channel}\r\n".encode())
+    buf = b""
+    while buf.count(b"\r\n") < 6:  # *3 $9 subscribe $n channel :1
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("redis closed the connection")
+        buf += data
+    sock.setblocking(False)
+    return sock
+
+
+async def _redis_publisher(url: str, channel: str, messages: int, rate: float, size: int, make_payload,
+                           ack_wait: float = 60.0, topics: int = 0) -> tuple[float, float]:
+    """PUBLISH commands pipelined (burst: 100 per write; or at `rate`/s); waits for every reply (`:n`)."""
+    import asyncio
+
+    hostport = url.split("://", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    ch = channel.encode()
+    head = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(ch), ch)
+    replies = {"n": 0}
+
+    def commands(first: int, n: int) -> bytes:
+        out = []
+        for i in range(first, first + n):
+            p = json.dumps(make_payload(i, size), separators=(",", ":")).encode()
+            out.append(head + b"$%d\r\n%s\r\n" % (len(p), p))
+        return b"".join(out)
+
+    async def read_replies() -> None:
+        while replies["n"] < messages:
+            data = await reader.read(65536)
+            if not data:
+                return
+            replies["n"] += data.count(b"\r\n")
+
+    counter = asyncio.ensure_future(read_replies())
+    start = time.time()
+    sent = 0
+    while sent < messages:
+        if rate <= 0:
+            n = min(100, messages - sent)
+        else:
+            n = min(messages, int((time.time() - start) * rate) + 1) - sent
+            if n <= 0:
+                await asyncio.sleep(0.0005)
+                continue
+        writer.write(commands(sent, n))
+        sent += n
+        await writer.drain()
+        await asyncio.sleep(0 if rate <= 0 else 0.0005)
+    end = time.time()
+    try:
+        await asyncio.wait_for(counter, ack_wait)
+    except TimeoutError:
+        counter.cancel()
+    writer.close()
+    return start, end
+
+
+REDIS = {
+    # Redis 7 pub/sub on raw sockets: a publication arrives as *3 message <channel> <payload>.
+    "transport": "redis",
+    "open": _redis_open,
+    "publisher": _redis_publisher,
+    "marker": b'{"t":',
+    "subprotocol": None,
+}
+
+PROTOCOLS = {"redis": REDIS, "legacy": LEGACY, "sdk": SDK, "wspeer": WSPEER, "socketio": SOCKETIO, "mqtt": MQTT}

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-TARGETS = ("hub", "mosquitto", "websockets", "socketio", "hub-mqtt")
-PEERS = ("mosquitto", "websockets", "socketio")
+TARGETS = ("hub", "mosquitto", "redis", "websockets", "socketio", "hub-mqtt", "h11")
+PEERS = ("mosquitto", "websockets", "socketio", "redis", "h11")
+EXTRA_PEERS = ("redis", "h11")  # columns of the hub-vs-peers table only in runs that have them
 
 # Per scenario: the headline throughput metric (higher is better) and its unit.
 THROUGHPUT = {
@@ -24,6 +25,7 @@ THROUGHPUT = {
     "chat_rc": ("rest_messages_per_s", "REST messages/s"),
     "jsonrpc": ("requests_per_s", "requests/s"),
     "topics": ("deliveries_per_s", "deliveries/s"),
+    "channels": ("deliveries_per_s", "deliveries/s"),
 }
 
 
@@ -131,6 +133,11 @@ def comparison_cells(hub: dict[str, Any] | None, peer: dict[str, Any] | None) ->
         return (f"connects/s {fmt_ratio(ratio(throughput(hub), throughput(peer)))}, "
                 f"RSS/conn {fmt_ratio(ratio(hres.get('rss_per_conn_kib'), pres.get('rss_per_conn_kib')))}")
     cell = f"{THROUGHPUT[scenario][1]} {fmt_ratio(ratio(throughput(hub), throughput(peer)))}"
+    if scenario in ("command_api", "channels") and hres.get("server_cpu_s") and pres.get("server_cpu_s"):
+        # per server CPU second: steadier than wall time when other processes share the cores
+        per_cpu = ratio(throughput(hub) / hres["server_cpu_s"] * hres.get("elapsed_s", 1),
+                        throughput(peer) / pres["server_cpu_s"] * pres.get("elapsed_s", 1))
+        cell += f", per server CPU s {fmt_ratio(per_cpu)}"
     if latency(hub) is not None and latency(peer) is not None:
         cell += f", p99 {fmt_ratio(ratio(latency(hub), latency(peer)))}"
     if scenario == "rate" and pres.get("kept_up") is False and hres.get("kept_up") is not False:
@@ -179,22 +186,25 @@ def summary_markdown(records: list[dict[str, Any]], *, title: str = "Benchmark s
     out = [f"# {title}", ""]
     out += [n for n in notes] + ([""] if notes else [])
     compare_rows = []
+    peers = [p for p in PEERS if p not in EXTRA_PEERS or any(p in groups[label] for label in order)]
     for label in order:
         g = groups[label]
-        if "hub" not in g or not any(p in g for p in PEERS):
+        if "hub" not in g or not any(p in g for p in peers):
             continue
-        compare_rows.append([label] + [comparison_cells(g.get("hub"), g.get(p)) if p in g else "not run" for p in PEERS])
+        compare_rows.append([label] + [comparison_cells(g.get("hub"), g.get(p)) if p in g else "not run" for p in peers])
     if compare_rows:
         out += ["## Hub vs peers", "",
                 "Each cell is the hub's figure divided by the peer's (×2.0 = twice the peer's). Higher is better for "
                 "throughput and connects/s; lower is better for p99 latency and RSS per connection.", "",
-                table(["scenario", *PEERS], compare_rows), ""]
+                table(["scenario", *peers], compare_rows), ""]
     mqtt_rows = [[label, comparison_cells(groups[label]["hub-mqtt"], groups[label]["mosquitto"])]
                  for label in order if "hub-mqtt" in groups[label] and "mosquitto" in groups[label]]
     if mqtt_rows:
         out += ["## MQTT: the hub's listener vs Mosquitto", "",
                 "The same raw MQTT 3.1.1 QoS 0 subscribers and publisher against both (`hub-mqtt`); each cell is the "
                 "hub's figure divided by Mosquitto's.", "", table(["scenario", "mosquitto"], mqtt_rows), ""]
+    out += issue20_section(groups, order)
+    out += gc_section(groups, order)
     out += ["## All results", "", table(DETAIL_COLUMNS, [detail_row(groups[label][t]) for label in order
                                                          for t in TARGETS + tuple(sorted(set(groups[label]) - set(TARGETS)))
                                                          if t in groups[label]]), ""]
@@ -203,6 +213,72 @@ def summary_markdown(records: list[dict[str, Any]], *, title: str = "Benchmark s
             "(command API, JSON-RPC), REST send → websocket receive (chat). 'saturated' says which side was the limit "
             "(server CPU ≥ 85% of the elapsed time = server). Loss and backlog are counted per run, never averaged away.", ""]
     return "\n".join(out)
+
+
+def issue20_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[str]) -> list[str]:
+    """Issue 20's targets, each with the figure that decides it (only those this run measured)."""
+    rows = []
+
+    def res(label: str, target: str) -> dict[str, Any] | None:
+        return (groups.get(label, {}).get(target) or {}).get("result")
+
+    for label in order:
+        hub = res(label, "hub")
+        if hub is None:
+            continue
+        scenario = groups[label]["hub"]["scenario"]
+        if scenario == "channels" and res(label, "mosquitto"):
+            r = ratio(hub.get("deliveries_per_s"), res(label, "mosquitto").get("deliveries_per_s"))
+            rows.append([label, "≥ 1.5× Mosquitto's deliveries/s, nothing lost",
+                         f"{fmt_ratio(r)} ({fmt_num(hub.get('deliveries_per_s'))} vs "
+                         f"{fmt_num(res(label, 'mosquitto').get('deliveries_per_s'))}), lost {fmt_num(hub.get('lost'))}",
+                         "yes" if r is not None and r >= 1.5 and not hub.get("lost") else "**no**"])
+        elif scenario == "rate" and groups[label]["hub"]["params"].get("subscribers") == 1000:
+            p99 = latency(groups[label]["hub"])
+            gc = hub.get("gc") or {}
+            rows.append([label, "kept up, p99 ≤ 100 ms",
+                         f"p99 {fmt_num(p99)} ms, max {fmt_num((hub.get('latency_ms') or {}).get('max'))} ms, "
+                         f"kept up {fmt_num(hub.get('kept_up'))}; longest GC pause {fmt_num(max(gc.get('max_ms') or [0]))} ms",
+                         "yes" if p99 is not None and p99 <= 100 and hub.get("kept_up") else "**no**"])
+        elif scenario == "connections":
+            rss, cps = hub.get("rss_per_conn_kib"), hub.get("connects_per_s")
+            rows.append([label, "≤ 8 KiB RSS per idle connection", f"{fmt_num(rss)} KiB"
+                         + (f" (Redis {fmt_num(res(label, 'redis').get('rss_per_conn_kib'))})" if res(label, "redis") else ""),
+                         "yes" if rss is not None and rss <= 8 else "**no**"])
+            rows.append([label, "≥ 5,000 connects/s", f"{fmt_num(cps)}/s"
+                         + (f" (Mosquitto {fmt_num(res(label, 'mosquitto').get('connects_per_s'))})" if res(label, "mosquitto") else ""),
+                         "yes" if cps is not None and cps >= 5000 else "**no**"])
+        elif scenario == "command_api" and hub.get("per_request") == 1 and res(label, "h11"):
+            h11 = res(label, "h11")
+            r = ratio(hub.get("requests_per_s"), h11.get("requests_per_s"))
+            rows.append([label, "≥ 0.8× a bare h11 server", f"{fmt_ratio(r)} ({fmt_num(hub.get('requests_per_s'))} vs "
+                         f"{fmt_num(h11.get('requests_per_s'))} requests/s)", "yes" if r is not None and r >= 0.8 else "**no**"])
+        elif scenario == "burst" and hub.get("subscribers") == 1000 and res(label, "redis"):
+            r = ratio(hub.get("deliveries_per_s"), res(label, "redis").get("deliveries_per_s"))
+            rows.append([label, "no regression; aim at ≥ 0.5× Redis", f"{fmt_ratio(r)} of Redis' deliveries/s",
+                         "yes" if r is not None and r >= 0.5 else "**no**"])
+    if not rows:
+        return []
+    return ["## Issue 20 targets", "", table(["scenario", "target", "this run", "met"], rows), ""]
+
+
+def gc_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[str]) -> list[str]:
+    """The hub's collector pauses per scenario (hub/gctune.py): collections per generation, longest pause, histogram."""
+    rows = []
+    for label in order:
+        for target in ("hub", "hub-mqtt"):
+            gc = ((groups[label].get(target) or {}).get("result") or {}).get("gc")
+            if gc:
+                hist = ", ".join(f"{k} {v}" for k, v in gc.get("hist", {}).items())
+                rows.append([label, target, "/".join(str(n) for n in gc.get("collections", [])),
+                             fmt_num(max(gc.get("max_ms") or [0])), fmt_num(gc.get("total_ms")), fmt_num(gc.get("cpu_ms")),
+                             hist or "none"])
+    if not rows:
+        return []
+    return ["## GC pauses (hub)", "",
+            "Collections per generation (0/1/2) while serving, the longest pause and the total (wall ms: a pause includes "
+            "time the process was descheduled, so CPU ms is given too), and the pause histogram.", "",
+            table(["scenario", "target", "collections", "longest ms", "total ms", "CPU ms", "histogram"], rows), ""]
 
 
 def write_charts(records: list[dict[str, Any]], outdir: str | Path) -> list[Path]:
@@ -217,7 +293,7 @@ def write_charts(records: list[dict[str, Any]], outdir: str | Path) -> list[Path
     groups = by_label(records)
     order = labels_in_order(records)
     colors = {"hub": "#1f77b4", "mosquitto": "#2ca02c", "websockets": "#ff7f0e", "socketio": "#d62728",
-              "hub-mqtt": "#9467bd"}
+              "hub-mqtt": "#9467bd", "redis": "#8c564b", "h11": "#7f7f7f"}
     written: list[Path] = []
 
     def grid(n: int) -> tuple[Any, list[Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from . import gctune
 from .adapters import adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .logs import configure as configure_logging
@@ -112,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     failed: list[BaseException] = []
     running: RunningHub | None = None
+    gctune.install()
     try:
         running = trio.run(_run, settings)
     except* ConfigError as group:
@@ -119,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"hub: config error: {failed[0]}", file=sys.stderr)
         return 2
+    log.info("%s", gctune.report())
     if running is not None and running.restart_requested:
         restart(getattr(args, "argv", None))
     log.info("stopped")
@@ -181,6 +184,7 @@ async def _run(settings: Settings) -> RunningHub:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             running: RunningHub = await nursery.start(serve, settings)
+            gctune.freeze()  # start-up's heap (modules, config, adapters) is never walked by the collector again
             nursery.start_soon(_handle_signals, running, signals)
             await running.stopping.wait()  # a signal, or the stats API's stop/restart
             await running.stopped()

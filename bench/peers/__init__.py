@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..common import rss_kib
 
-PEERS = ("mosquitto", "websockets", "socketio")
+PEERS = ("mosquitto", "websockets", "socketio", "redis")
 MOSQUITTO = ("127.0.0.1", 1883)
 
 
@@ -123,7 +123,7 @@ def peer_versions() -> dict[str, str]:
     """Versions of the peers, recorded with every result."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"mosquitto": mosquitto_version()}
+    out = {"mosquitto": mosquitto_version(), "redis": redis_version()}
     for key, dist in (("websockets", "websockets"), ("socketio", "python-socketio"), ("engineio", "python-engineio"),
                       ("aiohttp", "aiohttp")):
         try:
@@ -163,6 +163,40 @@ def start_private_mosquitto() -> Peer:
     raise RuntimeError("could not start a private mosquitto")
 
 
+def redis_version() -> str:
+    try:
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True, timeout=5).stdout
+        return out.split()[2].removeprefix("v=") if out else "unknown"
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return "not installed"
+
+
+def start_private_redis() -> Peer:
+    """A private redis-server (no persistence, room for 20,000 clients) on a free loopback port; never the machine's 6379."""
+    if not shutil.which("redis-server"):
+        raise RuntimeError("redis-server is not installed")
+    workdir = tempfile.mkdtemp(prefix="bench-redis-")
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                 "--dir", workdir, "--maxclients", "20000", "--loglevel", "warning"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return Peer("redis", f"redis://127.0.0.1:{port}/", proc.pid, "redis", proc,
+                                    info={"version": redis_version()}, workdir=workdir)
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+    raise RuntimeError("could not start a private redis-server")
+
+
 def start_peer(name: str) -> Peer:
     """Start (or, for Mosquitto, find) peer `name`; raises RuntimeError if it is not available.
 
@@ -179,6 +213,8 @@ def start_peer(name: str) -> Peer:
             raise RuntimeError("Mosquitto is listening but its pid is not readable")
         return Peer(name, "mqtt://127.0.0.1:1883/", pid, "mqtt", sampler=RssSampler(pid),
                     info={"version": mosquitto_version(), "broker": "system"})
+    if name == "redis":
+        return start_private_redis()
     if name == "websockets":
         proc, port = _spawn("bench.peers.ws_broadcast")
         return Peer(name, f"ws://127.0.0.1:{port}/", proc.pid, "wspeer", proc)

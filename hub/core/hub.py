@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import itertools
 import logging
 import os
 import secrets
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
+_NO_WIRE = object()
 
 
 class Hub:
@@ -69,6 +71,9 @@ class Hub:
         self.retained = RetainedStore()
         self.started_at = clock()
         self.node_id = secrets.token_hex(8)
+        # Publication uids: this node's random id then a counter, 32 hex characters like the original's uuid4 hex,
+        # unique across nodes and restarts without a random draw per publication.
+        self._uid_seq = itertools.count(1)
         self.node_name = node_name or f"{socket.gethostname()}:{os.getpid()}"
         # Why this node wants every publication of every channel (event feed listeners, topic filters).
         self._watch_all: set[str] = set()
@@ -535,8 +540,8 @@ class Hub:
         the exact payload bytes."""
         name = self.channel(project, channel)
         now = self.clock()
-        uids = secrets.token_hex(16 * len(items))  # one random draw for the whole batch
-        pubs = [Publication(uids[32 * i:32 * i + 32], project, channel, data, info, client, now, 0, "",
+        node, seq = self.node_id, self._uid_seq
+        pubs = [Publication(f"{node}{next(seq):016x}", project, channel, data, info, client, now, 0, "",
                             meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
         if raw is not None and len(pubs) == 1:
             pubs[0].raw = raw
@@ -599,21 +604,26 @@ class Hub:
         Returns how many subscribers had a wire format (were sent to, or dropped as slow).
         """
         frames: dict[WireFormat, bytes] = {}
-        delivered = targets = 0
+        targets = pushed = 0
         slow: list[Session] = []
+        last: Any = _NO_WIRE  # the wire of the previous subscriber, whose frame is `frame`: usually all share one
+        frame = b""
         for session in tuple(subs.values()):
             wire = session.wire
-            if wire is None:
-                continue
+            if wire is not last:
+                if wire is None:
+                    continue
+                frame = frames.get(wire)
+                if frame is None:
+                    frame = frames[wire] = encode(wire)
+                last = wire
             targets += 1
-            frame = frames.get(wire)
-            if frame is None:
-                frame = frames[wire] = encode(wire)
             if session.outbox.push(frame, messages):
                 session.received += messages
-                delivered += messages
+                pushed += 1
             elif not session.closed:
                 slow.append(session)
+        delivered = pushed * messages
         self.stats.messages_delivered += delivered
         for session in slow:  # through the outbox's overflow handler, so the transport learns why too
             overflow = session.outbox.on_overflow

@@ -44,13 +44,18 @@ class Outbox:
         if self.closed:
             return False
         frames = self._frames
-        if frames and self._bytes + len(frame) > self.limit:
-            return False
+        size = len(frame)
+        if frames:
+            if self._bytes + size > self.limit:
+                return False
+            frames.append(frame)
+            self._bytes += size
+            self._messages += messages
+            return True
         frames.append(frame)
-        self._bytes += len(frame)
+        self._bytes += size
         self._messages += messages
-        if len(frames) == 1:
-            self._wake()
+        self._wake()  # the first pending frame: the consumer has something to write
         return True
 
     def send(self, frame: bytes, messages: int = 0) -> bool:

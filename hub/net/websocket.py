@@ -102,7 +102,7 @@ class WebSocket:
         self.write_timeout = write_timeout
         self._reader = FrameReader(max_message)
         self._reader.feed(initial)
-        self._pending: deque[str | bytes] = deque()
+        self._pending: deque[str | bytes] | None = None  # made when messages arrive (an empty deque is 600 bytes)
         self._peer_closed = trio.Event()
         self._close_sent = False
         self.close_code: int | None = None
@@ -250,12 +250,16 @@ class WebSocket:
     async def receive(self) -> str | bytes | None:
         """The next text or binary message; None once the connection is closing or closed."""
         while True:
-            if self._pending:
+            pending = self._pending
+            if pending:
                 # Fairness: a connection that sent many messages at once gets them in bounded slices.
                 if time.perf_counter() - self._slice_start > SLICE_SECONDS:
                     await trio.lowlevel.checkpoint()
                     self._slice_start = time.perf_counter()
-                return self._pending.popleft()
+                message = pending.popleft()
+                if not pending:
+                    self._pending = None  # idle connections hold no queue
+                return message
             if self._peer_closed.is_set():
                 return None
             if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
@@ -283,6 +287,8 @@ class WebSocket:
                 self.close(exc.code, exc.reason)
                 self._peer_closed.set()
                 return None
+            if messages and self._pending is None:
+                self._pending = deque()
             for msg in messages:
                 if msg.opcode == wsframe.PING:
                     self.outbox.force(wsframe.encode_frame(wsframe.PONG, msg.payload))

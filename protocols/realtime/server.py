@@ -55,48 +55,66 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
                           limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
                           on_limit=partial(ctx.metrics.refused, ctx.name))
 
-    def close_args() -> tuple[int, str]:
-        session = client.session
-        reason = session.close_reason if session is not None else None
-        return getattr(CODEC.close(reason, session.reconnect if session is not None else True), family)
-
-    conn.close_hook = close_args
-    scope = trio.CancelScope()
-    changed: list[trio.Event] = []
-
-    def close(cause: str) -> None:
-        conn.close(*getattr(close_for(cause), family))
-        client.release()
-
-    def expire() -> bool:
-        if not client.expire_due():
-            return False
-        close("connection expired")
-        return True
-
-    async def expirer() -> None:
-        with scope:
-            await deadline_loop(client.next_expiry_check, client.clock, changed, expire)
-
+    state = _LegacyConnection(conn, client, family)
+    conn.close_hook = state.close_args
     try:
         message = first if first is not None else await conn.receive()
         while message is not None:
             batch = await client.handle(message)
+            message = None  # an idle connection keeps neither its last message nor its last reply
             if batch.reply is not None and not conn.closing:
                 conn.send_frame(wire.frame(batch.reply))
             if client.next_expiry_check() is not None:
-                if not changed:
-                    changed.append(trio.Event())
-                    conn.spawn(expirer)
-                changed[0].set()
+                state.expiry_changed()
             if batch.close is not None:
                 await trio.sleep(batch.close_delay)
-                close(batch.close)
+                state.close(batch.close)
                 return
+            batch = None
             message = await conn.receive()
     finally:
-        scope.cancel()
+        if state.expiry_scope is not None:
+            state.expiry_scope.cancel()
         client.release()
+
+
+class _LegacyConnection:
+    """What `legacy_connection` keeps for one connection: slots and methods rather than closures, and the
+    expiry task with its scope only once the connection has a lifetime (an idle connection holds less)."""
+
+    __slots__ = ("conn", "client", "family", "expiry_scope", "changed")
+
+    def __init__(self, conn: Any, client: LegacyClient, family: str) -> None:
+        self.conn, self.client, self.family = conn, client, family
+        self.expiry_scope: trio.CancelScope | None = None
+        self.changed: list[trio.Event] | None = None
+
+    def close_args(self) -> tuple[int, str]:
+        session = self.client.session
+        reason = session.close_reason if session is not None else None
+        return getattr(CODEC.close(reason, session.reconnect if session is not None else True), self.family)
+
+    def close(self, cause: str) -> None:
+        self.conn.close(*getattr(close_for(cause), self.family))
+        self.client.release()
+
+    def expire(self) -> bool:
+        if not self.client.expire_due():
+            return False
+        self.close("connection expired")
+        return True
+
+    def expiry_changed(self) -> None:
+        """The next expiry check moved: start the expiry task the first time, else wake it."""
+        if self.changed is None:
+            self.expiry_scope, self.changed = trio.CancelScope(), [trio.Event()]
+            self.conn.spawn(self._expirer)
+        self.changed[0].set()
+
+    async def _expirer(self) -> None:
+        assert self.expiry_scope is not None and self.changed is not None
+        with self.expiry_scope:
+            await deadline_loop(self.client.next_expiry_check, self.client.clock, self.changed, self.expire)
 
 
 def _rpc_lookup(ctx: AdapterContext) -> Any:
@@ -352,6 +370,7 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     if waited.cancelled_caught:
         ws.close(STALE, "stale")
         return
+    del waited  # not kept for the connection's lifetime
     if first is None:
         return
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
