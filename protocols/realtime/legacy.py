@@ -137,7 +137,7 @@ class LegacyClient:
     """One connection's protocol state: authentication, subscriptions, expiry, and the commands' replies."""
 
     __slots__ = ("hub", "outbox", "wire", "clock", "expired_close_delay", "max_commands", "session", "client_id",
-                 "timestamp", "project_key", "_timer", "_checks", "_last_ping")
+                 "timestamp", "project_key", "_timer", "_checks", "_last_ping", "limiter", "on_limit")
 
     def __init__(self, hub: Hub, outbox: Outbox, wire: FramedWire, clock: Callable[[], float] = time.time,
                  expired_close_delay: float = EXPIRED_CLOSE_DELAY, max_commands: int = MAX_COMMANDS,
