@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from hub.core import history as _history
@@ -11,6 +12,9 @@ from hub.core.timers import Slicer, TimerWheel
 
 from .base import Engine, StreamPosition
 
+SHARDS = 256
+MASK = SHARDS - 1
+COMPACT_AFTER = 10000  # streams dropped before the shards are checked for empty space
 
 class MemoryEngine(Engine):
     """One process: publications are delivered synchronously inside `publish`.
@@ -28,19 +32,25 @@ class MemoryEngine(Engine):
 
     def __init__(self, *, history_meta_ttl: float = 30 * 86400.0) -> None:
         self.history_meta_ttl = history_meta_ttl
-        self._streams: dict[str, dict[str, Stream]] = {}  # project -> channel -> stream
+        # project -> SHARDS dicts of channel -> stream (by the name's hash): with a million channels no
+        # single dict's resize (on insert) or release (when a mass expiry empties it) holds the loop long.
+        self._streams: dict[str, list[dict[str, Stream]]] = {}
+        self._count = 0
         self._wheel = TimerWheel(1.0)
         self._due: list[list[Stream]] = []  # buckets taken from the wheel, not yet processed
         self._freed = 0  # streams dropped since the last trim of the C heap
+        self._unpacked = 0  # streams dropped since the shards were last compacted
+        self._compacting: list[tuple[list[dict[str, Stream]], int]] = []  # shards still to look at
+        self.examined = 0  # wheel entries housekeeping has looked at (what a pass costs)
         self.trim_after = 20000  # return freed memory to the OS after a sweep dropped this many streams
 
     def __len__(self) -> int:
-        return sum(len(c) for c in self._streams.values())
+        return self._count
 
     # -- streams -----------------------------------------------------------------------------
     def _get(self, project: str, channel: str) -> Stream | None:
-        channels = self._streams.get(project)
-        return None if channels is None else channels.get(channel)
+        shards = self._streams.get(project)
+        return None if shards is None else shards[hash(channel) & MASK].get(channel)
 
     def _live(self, project: str, channel: str, now: float) -> Stream | None:
         stream = self._get(project, channel)
@@ -55,11 +65,11 @@ class MemoryEngine(Engine):
 
     def _drop(self, stream: Stream) -> None:
         stream.ticket = None
-        channels = self._streams[stream.project]
-        del channels[stream.channel]
-        if not channels:
-            del self._streams[stream.project]
+        channel = stream.channel
+        del self._streams[stream.project][hash(channel) & MASK][channel]
+        self._count -= 1
         self._freed += 1
+        self._unpacked += 1
 
     def _schedule(self, stream: Stream, now: float) -> None:
         when = stream.expires_at if stream.items is not None else stream.meta_expires_at(self.history_meta_ttl)
@@ -78,10 +88,11 @@ class MemoryEngine(Engine):
         """The live stream, or a new one (unscheduled: the caller touches or schedules it)."""
         stream = self._live(project, channel, now)
         if stream is None:
-            channels = self._streams.get(project)
-            if channels is None:
-                channels = self._streams[project] = {}
-            stream = channels[channel] = Stream(project, channel, options, now)
+            shards = self._streams.get(project)
+            if shards is None:
+                shards = self._streams[project] = [{} for _ in range(SHARDS)]
+            stream = shards[hash(channel) & MASK][channel] = Stream(project, channel, options, now)
+            self._count += 1
         elif stream.options is not options:
             stream.trim(options.history_size)
         return stream
@@ -152,7 +163,7 @@ class MemoryEngine(Engine):
         due = self._due
         if not due:  # a new pass (what a slice puts back is for the next pass, so a pass always ends)
             due.extend(self._wheel.take_due(now))
-        slicer = Slicer(budget)
+        slicer = Slicer(budget, every=32)
         meta_ttl = self.history_meta_ttl
         while due:
             bucket = due[-1]
@@ -160,6 +171,7 @@ class MemoryEngine(Engine):
                 if not slicer.more():
                     return True
                 stream = bucket.pop()
+                self.examined += 1
                 if stream.ticket is not bucket:
                     continue  # rescheduled or dropped since
                 stream.ticket = None
@@ -170,6 +182,24 @@ class MemoryEngine(Engine):
                 else:
                     self._schedule(stream, now)
             due.pop()
+        return self._compact_some(slicer)
+
+    def _compact_some(self, slicer: Slicer) -> bool:
+        """A dict never shrinks when entries go: after a large sweep, rebuild the shards that are mostly
+        empty space, one at a time (each is small). True if some are left for the next slice."""
+        todo = self._compacting
+        if not todo:
+            if self._unpacked < COMPACT_AFTER:
+                return False
+            self._unpacked = 0
+            todo.extend((shards, i) for shards in self._streams.values() for i in range(SHARDS))
+        while todo:
+            if not slicer.more_now():
+                return True
+            shards, i = todo.pop()
+            shard = shards[i]
+            if sys.getsizeof(shard) > 128 * len(shard) + 1024:
+                shards[i] = dict(shard)
         return False
 
     def trim_due(self) -> bool:
