@@ -2,6 +2,7 @@
 
     python -m bench.channel_state                       # 100,000 and 1,000,000 channels, churn; before and after
     python -m bench.channel_state --channels 100000 --churn-rounds 0 --versions after
+    python -m bench.channel_state --channels "" --versions after,after-notrim    # what malloc_trim does under churn
 
 Each figure is measured in a fresh process per version: "after" is this tree's `hub`, "before" is the
 `hub` package of `--before` (default: main before the compact-streams work of issue 23), exported with
@@ -59,12 +60,18 @@ class FakeClock:
         return self.now
 
 
+NO_TRIM = False
+
+
 def _hub(clock: FakeClock) -> Any:
     from hub.core import Hub, NamespaceOptions, Project
     from hub.engine import MemoryEngine
 
     options = NamespaceOptions(history_size=10, history_lifetime=60.0)
-    return Hub([Project("p", "secret", options)], clock=clock, engine=MemoryEngine(history_meta_ttl=0.0))
+    engine = MemoryEngine(history_meta_ttl=0.0)
+    if NO_TRIM and hasattr(engine, "trim_after"):
+        engine.trim_after = 1 << 62  # never malloc_trim
+    return Hub([Project("p", "secret", options)], clock=clock, engine=engine)
 
 
 async def _fill(hub: Any, n: int, prefix: str, data: Any) -> None:
@@ -161,6 +168,45 @@ async def _stall_phase(hub: Any, clock: FakeClock, jump: float, seconds: float, 
             "cpu_seconds": cpu}
 
 
+def _streams_of(engine: Any) -> tuple[list[dict[Any, Any]], Any]:
+    """The dicts holding the memory engine's streams (one flat dict before issue 23, shards after) and one stream."""
+    top = engine._streams
+    first = next(iter(top.values()))
+    dicts = [top] if not isinstance(first, list) else [d for shards in top.values() for d in shards]
+    stream = next(s for d in dicts for s in d.values())
+    return dicts, stream
+
+
+def breakdown(engine: Any, n: int) -> dict[str, float]:
+    """Bytes per channel by part (sys.getsizeof), for a channel with one publication: what each part costs."""
+    dicts, stream = _streams_of(engine)
+    items = stream.items
+    pubs = stream.publications() if hasattr(stream, "publications") else list(items)
+    pub = pubs[-1]
+    out: dict[str, float] = {"stream object": sys.getsizeof(stream)}
+    if items is not pub:
+        out["publication container"] = sys.getsizeof(items)  # a deque (64-slot block included) or a list
+    out["epoch string"] = sys.getsizeof(stream.epoch)
+    for name in ("expires_at", "meta_expires_at", "touched"):
+        if name in type(stream).__slots__ and getattr(stream, name) is not pub.timestamp:  # stored, not computed
+            out[f"{name} float"] = sys.getsizeof(0.5)
+    out["publication object"] = sys.getsizeof(pub)
+    out["uid string"] = sys.getsizeof(pub.uid)
+    out["timestamp float"] = sys.getsizeof(pub.timestamp)
+    key = next(iter(dicts[0])) if dicts[0] else None
+    if isinstance(key, tuple):
+        out["key tuple"] = sys.getsizeof(key)
+    out["channel name (once)"] = sys.getsizeof(getattr(stream, "channel", None) or key[1])
+    if pub.channel is not (getattr(stream, "channel", None) or key[1]):
+        out["channel name (copy in the publication)"] = sys.getsizeof(pub.channel)
+    out["dict slots (amortized)"] = sum(sys.getsizeof(d) for d in dicts) / n
+    wheel = getattr(engine, "_wheel", None)
+    if wheel is not None:
+        out["expiry schedule (amortized)"] = sum(sys.getsizeof(b) for b in wheel._buckets.values()) / n
+    out["total"] = sum(out.values())
+    return out
+
+
 async def _worker_channels(n: int) -> dict[str, Any]:
     clock = FakeClock()
     hub = _hub(clock)
@@ -173,11 +219,12 @@ async def _worker_channels(n: int) -> dict[str, Any]:
     fill_s = time.process_time() - t0
     gc.collect()
     r1 = rss()
+    parts = breakdown(hub.engine, n + 1000)
     idle = await _stall_phase(hub, clock, 1.0, 0.6, wait_empty=False)
     mass = await _stall_phase(hub, clock, 120.0, 0.0, wait_empty=True)
     gc.collect()
     return {"channels": n, "bytes_per_channel": (r1 - r0) / n, "publish_us": 1e6 * fill_s / n,
-            "rss_mb": r1 / 1e6, "rss_after_expiry_mb": rss() / 1e6, "idle": idle, "mass": mass,
+            "rss_mb": r1 / 1e6, "rss_after_expiry_mb": rss() / 1e6, "idle": idle, "mass": mass, "parts": parts,
             "name_bytes": sys.getsizeof(f"ch{n:07d}")}
 
 
@@ -205,6 +252,8 @@ async def _worker_churn(rounds: int, n: int) -> dict[str, Any]:
 def worker(args: argparse.Namespace) -> None:
     import trio
 
+    global NO_TRIM
+    NO_TRIM = args.no_trim
     if args.mode == "channels":
         result = trio.run(_worker_channels, args.n)
     else:
@@ -248,6 +297,7 @@ def _table(results: dict[str, dict[str, Any]], versions: list[str], labels: dict
     for n in sorted({k for r in results.values() for k in r.get("channels", {})}):
         label = f"{int(n):,}"
         row(f"{label} channels: RSS per channel (B)", "{:.0f}", lambda r, n=n: r["channels"][n]["bytes_per_channel"])
+        row(f"{label} channels: RSS after all expired (MB)", "{:.0f}", lambda r, n=n: r["channels"][n]["rss_after_expiry_mb"])
         row(f"{label} channels: publish into a new channel (CPU µs)", "{:.1f}", lambda r, n=n: r["channels"][n]["publish_us"])
         row(f"{label} channels: longest housekeeping step, idle pass (ms)", "{:.2f}",
             lambda r, n=n: r["channels"][n]["idle"]["housekeeping_step_ms"])
@@ -266,6 +316,11 @@ def _table(results: dict[str, dict[str, Any]], versions: list[str], labels: dict
     if any("churn" in r for r in results.values()):
         row("churn: RSS after each round (MB)", "{}", lambda r: ", ".join(f"{x:.0f}" for x in r["churn"]["rss_mb"]))
         row("churn: last round / first round", "{:.2f}", lambda r: r["churn"]["rss_mb"][-1] / r["churn"]["rss_mb"][0])
+    first = str(max((int(k) for r in results.values() for k in r.get("channels", {})), default=0))
+    parts = sorted({p for r in results.values() for p in r.get("channels", {}).get(first, {}).get("parts", {})},
+                   key=lambda p: (p == "total", p))
+    for part in parts:
+        row(f"bytes per channel, by part (getsizeof): {part}", "{:.0f}", lambda r, p=part: r["channels"][first]["parts"][p])
     head = "| figure | " + " | ".join(labels.get(v, v) for v in versions) + " |\n|---|" + "---|" * len(versions)
     return head + "\n" + "\n".join(rows)
 
@@ -282,6 +337,7 @@ def main() -> None:
     p.add_argument("--mode", default="channels", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--no-trim", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
@@ -293,15 +349,18 @@ def main() -> None:
             _export(args.before, tmp)
         for v in versions:
             path = tmp if v == "before" else None
+            extra = ["--no-trim"] if v == "after-notrim" else []
             res: dict[str, Any] = {"channels": {}}
-            for n in counts:
+            for n in counts if v != "after-notrim" else []:  # only the churn shows what malloc_trim does
                 print(f"{v}: {n:,} channels ...", file=sys.stderr, flush=True)
-                res["channels"][str(n)] = _run(path, "--mode", "channels", "--n", str(n))
+                res["channels"][str(n)] = _run(path, "--mode", "channels", "--n", str(n), *extra)
             if args.churn_rounds:
                 print(f"{v}: churn {args.churn_rounds} x {args.churn_channels:,} ...", file=sys.stderr, flush=True)
-                res["churn"] = _run(path, "--mode", "churn", "--rounds", str(args.churn_rounds), "--n", str(args.churn_channels))
+                res["churn"] = _run(path, "--mode", "churn", "--rounds", str(args.churn_rounds), "--n", str(args.churn_channels),
+                                    *extra)
             results[v] = res
-    labels = {"before": f"before ({args.before})", "after": "after (this tree)"}
+    labels = {"before": f"before ({args.before})", "after": "after (this tree)",
+              "after-notrim": "after, no malloc_trim"}
     print(_table(results, versions, labels))
     if args.json:
         Path(args.json).write_text(json.dumps({"before_ref": args.before, "results": results}, indent=1))
