@@ -14,6 +14,7 @@ from .base import Engine, StreamPosition
 
 SHARDS = 256
 MASK = SHARDS - 1
+CHUNK = 32  # streams processed between two looks at the clock in a housekeeping slice
 COMPACT_AFTER = 10000  # streams dropped before the shards are checked for empty space
 
 class MemoryEngine(Engine):
@@ -163,25 +164,32 @@ class MemoryEngine(Engine):
         due = self._due
         if not due:  # a new pass (what a slice puts back is for the next pass, so a pass always ends)
             due.extend(self._wheel.take_due(now))
-        slicer = Slicer(budget, every=32)
+        slicer = Slicer(budget, every=1)
         meta_ttl = self.history_meta_ttl
-        while due:
-            bucket = due[-1]
-            while bucket:
-                if not slicer.more():
-                    return True
-                stream = bucket.pop()
-                self.examined += 1
-                if stream.ticket is not bucket:
-                    continue  # rescheduled or dropped since
-                stream.ticket = None
-                if stream.items is not None and stream.expires_at <= now:
-                    stream.items = None
-                if stream.meta_expires_at(meta_ttl) <= now:
-                    self._drop(stream)
-                else:
-                    self._schedule(stream, now)
-            due.pop()
+        examined = 0
+        try:
+            while due:
+                bucket = due[-1]
+                while bucket:
+                    if not slicer.more():
+                        return True
+                    for _ in range(min(CHUNK, len(bucket))):  # a chunk between two looks at the clock
+                        stream = bucket.pop()
+                        examined += 1
+                        if stream.ticket is not bucket:
+                            continue  # rescheduled or dropped since
+                        stream.ticket = None
+                        touched, options = stream.touched, stream.options
+                        lifetime = options.history_lifetime
+                        if stream.items is not None and touched + lifetime <= now:
+                            stream.items = None
+                        if touched + (meta_ttl if meta_ttl > lifetime else lifetime) <= now:
+                            self._drop(stream)
+                        else:
+                            self._schedule(stream, now)
+                due.pop()
+        finally:
+            self.examined += examined
         return self._compact_some(slicer)
 
     def _compact_some(self, slicer: Slicer) -> bool:
