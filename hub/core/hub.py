@@ -84,7 +84,7 @@ class Hub:
         self._expiries: list[tuple[float, int, Session]] = []
         self._expiry_seq = 0
         # The longest a housekeeping step may hold the event loop (seconds) before it checkpoints.
-        self.housekeeping_slice = 0.002
+        self.housekeeping_slice = 0.001
         # The runtime sets this to reload the config file when another node asks (control "reload").
         self.on_reload: Callable[[], Any] | None = None
         if engine is None:

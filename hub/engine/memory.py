@@ -12,7 +12,7 @@ from hub.core.timers import Slicer, TimerWheel
 
 from .base import Engine, StreamPosition
 
-SHARDS = 256
+SHARDS = 1024
 MASK = SHARDS - 1
 CHUNK = 32  # streams processed between two looks at the clock in a housekeeping slice
 COMPACT_AFTER = 10000  # streams dropped before the shards are checked for empty space
