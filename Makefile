@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak proto
+.PHONY: run test test-all lint bench clean install system-deps screenshots chat-suite autobahn soak proto sdk-suites
 
 # Debian packages the tests and benchmarks run, installed when missing (CI runs as root on Debian):
 # mosquitto-clients (mosquitto_pub/mosquitto_sub in the MQTT tests), chromium (the dashboard's browser tests, driven
@@ -62,6 +62,15 @@ screenshots: $(STAMP) system-deps
 # rocketchat_API's own test suite (its sdist, downloaded once into .cache/) against a fresh hub; per-file counts.
 chat-suite: $(STAMP)
 	$(BIN)/python -m tests.protocols.chat.rc_suite
+
+# The Centrifugo SDKs' own suites against a fresh hub: centrifuge-python's (its sdist, downloaded once into .cache/),
+# and with JS=<path> centrifuge-js's (a checkout with `npm install --legacy-peer-deps --ignore-scripts` done) on its
+# centrifugo_test.json; JS_FILES=a.test.ts,b.test.ts picks files (default: all); per-file passed/failed.
+JS ?=
+JS_FILES ?=
+SDK_TIMEOUT ?= 60
+sdk-suites: $(STAMP)
+	$(BIN)/python -m tests.protocols.realtime.suites --timeout $(SDK_TIMEOUT) $(if $(JS),--js $(JS)) $(if $(JS_FILES),--js-files $(JS_FILES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench

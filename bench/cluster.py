@@ -83,7 +83,7 @@ async def publisher(url: str, rate: float, duration: float, per_request: int, co
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 payload = await reader.readexactly(length)
-                ok = payload.count(b'"error":null')
+                ok = payload.count(b'"error":null') + payload.count(b'"error": null')
                 state["acked"] += ok
                 if ok < n or b" 200 " not in status:
                     state["errors"] += n - ok

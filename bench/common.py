@@ -95,6 +95,10 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
         text += f"\n[{name}]\nport = 0\nenabled = {'true' if name in adapters else 'false'}\n"
         if name == "realtime":
             text += "ping_interval = 0\n"
+            if "command_rate_limit" not in (adapter_settings or {}).get(name, ""):
+                # The benches' publishers send thousands of commands a second on one connection: a load
+                # generator, not a client the per-connection command rate is for (bench.security measures it).
+                text += "command_rate_limit = 0\n"
         if adapter_settings and name in adapter_settings:
             text += adapter_settings[name].rstrip("\n") + "\n"
     text += extra

@@ -57,6 +57,8 @@ class Adapter:
     run: Callable[..., Awaitable[None]] | None = None
     reload: Callable[[AdapterContext, Any], list[str]] | None = None
     validate: Callable[[Any, Settings], None] | None = None
+    # `hub check-config --production`: the adapter's own problems (default credentials, open registration), one line each.
+    audit: Callable[[Any, Settings], list[str]] | None = None
     cli: Callable[[argparse._SubParsersAction], None] | None = None
     # For a protocol that is not HTTP (MQTT): wraps the listener's connection handler, given the
     # context, the listener's HTTPServer and its HTTP handler; returns the handler the listener uses.

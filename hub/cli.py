@@ -17,6 +17,7 @@ from .adapters import adapter_registry
 from .config import ConfigError, Settings, load_settings
 from .logs import configure as configure_logging
 from .runtime import RunningHub, serve
+from .security import production_problems
 from .version import __version__
 
 DEFAULT_CONFIG = "hub.toml"
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a hub.toml and exit (status 2 if bad)")
     check.add_argument("path", nargs="?", default=DEFAULT_CONFIG, help="the file to check (default: ./hub.toml)")
+    check.add_argument("--production", action="store_true",
+                       help="also fail (status 1) on default credentials, short secrets, open registration and "
+                            "listeners reachable from other machines without TLS, listing each")
     check.set_defaults(func=cmd_check_config)
     for adapter in adapter_registry().values():
         if adapter.cli is not None:
@@ -68,7 +72,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load_or_exit(args.path)
     for warning in settings.warnings:
         print(f"hub: warning: {warning}", file=sys.stderr)
-    print(f"{args.path}: ok ({len(settings.projects)} project(s))")
+    if getattr(args, "production", False):
+        problems = production_problems(settings)
+        if problems:
+            print(f"{args.path}: not ready for production ({len(problems)} problem(s)):", file=sys.stderr)
+            for problem in problems:
+                print(f"  {args.path}: {problem}", file=sys.stderr)
+            return 1
+    passed = ", production checks passed" if getattr(args, "production", False) else ""
+    print(f"{args.path}: ok ({len(settings.projects)} project(s)){passed}")
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.options import NamespaceOptions, Project
+from .loginlimit import LoginLimitSettings
 
 ENV_SUFFIX = "_env"
 
@@ -77,6 +78,20 @@ class ListenerSettings:
     # Concurrent connections on this adapter's listener (the lowest of the adapters sharing it);
     # more are answered 503, or accepted and closed with 1013 if they are websocket upgrades.
     max_connections: int = field(default=10000, metadata={"min": 1})
+    # TLS (https://, wss://, MQTT over TLS): PEM certificate chain and private key files (`tls_cert_env`:
+    # the path from the environment); both or neither. Reloaded on SIGHUP. Adapters sharing a port share it.
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Browser Origins allowed to open websockets (globs: "http://localhost:*", "https://*.example.com", "*");
+    # empty: only pages of the same host. Requests without Origin (not browsers) always pass. Refused: 403.
+    allowed_origins: list[str] = field(default_factory=list)
+    # Per client address (0 = no limit): open connections (more are answered 503 / closed 1013) and HTTP
+    # requests a second after a burst (more are answered 429 with Retry-After).
+    max_connections_per_ip: int = field(default=1000, metadata={"min": 0})
+    rate_limit: float = field(default=200.0, metadata={"min": 0})
+    rate_limit_burst: float = field(default=400.0, metadata={"min": 0})
+    # Addresses the per-IP limits skip: loopback, where a reverse proxy on the same machine connects from.
+    limit_exempt: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1"])
 
 
 NAMESPACE_KEYS = {f.name for f in dataclasses.fields(NamespaceOptions)}
@@ -99,6 +114,13 @@ class NamespaceTable:
     allow_publish_for_client: bool = False
     allow_presence_for_subscriber: bool = True
     allow_history_for_subscriber: bool = True
+    # Centrifugo v6: presence/history without being subscribed; what anonymous users (user "") may do.
+    allow_presence_for_client: bool = False
+    allow_history_for_client: bool = False
+    allow_subscribe_for_anonymous: bool = False
+    allow_publish_for_anonymous: bool = False
+    allow_presence_for_anonymous: bool = False
+    allow_history_for_anonymous: bool = False
     allow_user_limited_channels: bool = True
     allow_tags_filter: bool = False
     delta_fossil: bool = False
@@ -122,6 +144,7 @@ class Settings:
     source: str = "<defaults>"
     hub: CoreSettings = field(default_factory=CoreSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    login_limit: LoginLimitSettings = field(default_factory=LoginLimitSettings)
     projects: list[Project] = field(default_factory=list)
     adapters: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -267,6 +290,8 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
                     parse_url(settings.engine.url)
                 except ValueError as exc:
                     raise ConfigError(source, "engine.url", str(exc)) from None
+        elif key == "login_limit":
+            settings.login_limit = parse_table(LoginLimitSettings, value, source, "login_limit", env)
         elif key == "projects":
             if not isinstance(value, dict):
                 raise ConfigError(source, "projects", f"expected a table, got {_type_name(value)}")
@@ -280,10 +305,31 @@ def parse_settings(data: dict[str, Any], source: str = "<config>", env: dict[str
             settings.adapters[name] = adapter.settings()
     if not settings.projects:
         raise ConfigError(source, "projects", "missing: at least one [projects.<key>] table is required")
+    for name, listener in settings.adapters.items():
+        check_listener(name, listener, source)
     for name, adapter in registry.items():
         if adapter.validate is not None:
             adapter.validate(settings.adapters[name], settings)
     return settings
+
+
+def check_listener(name: str, s: ListenerSettings, source: str) -> None:
+    """A listener's TLS files load (both or neither) and its exempt addresses parse: else a ConfigError."""
+    from .net.limits import check_networks
+    from .net.tls import TLSFileError, server_context
+
+    bad = check_networks(s.limit_exempt)
+    if bad is not None:
+        raise ConfigError(source, f"{name}.limit_exempt", f"not an address or network: {bad!r}")
+    if not s.enabled or not (s.tls_cert or s.tls_key):
+        return
+    if not s.tls_cert or not s.tls_key:
+        missing = "tls_key" if s.tls_cert else "tls_cert"
+        raise ConfigError(source, f"{name}.{missing}", f"missing (tls_cert and tls_key go together; or {missing}{ENV_SUFFIX})")
+    try:
+        server_context(s.tls_cert, s.tls_key)
+    except TLSFileError as exc:
+        raise ConfigError(source, f"{name}.{exc.key}", str(exc)) from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:

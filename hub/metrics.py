@@ -28,6 +28,13 @@ class RequestMetrics:
         self.requests: dict[tuple[str, str], int] = {}
         self.latency: dict[str, Histogram] = {}
         self.disconnects: dict[tuple[str, str], int] = {}
+        # Refusals by a limit, keyed by (adapter, limit): origin, connections per ip, connections per user,
+        # http rate, command rate, command rate disconnect, tls handshake.
+        self.refusals: dict[tuple[str, str], int] = {}
+
+    def refused(self, adapter: str, limit: str) -> None:
+        key = (adapter or "http", limit)
+        self.refusals[key] = self.refusals.get(key, 0) + 1
 
     def disconnected(self, adapter: str, reason: str) -> None:
         key = (adapter or "http", reason)

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -19,10 +20,15 @@ from .config import ConfigError, Settings, load_settings
 from .core import Hub
 from .core.history import HistoryResult, Publication
 from .engine import make_engine
+from .loginlimit import LoginLimiter
 from .logs import set_format
 from .metrics import RequestMetrics
 from .net.accept import accept_loop
-from .net.http import HTTPServer, Limits
+from .net.http import HTTPServer, Limits, WebSocketRoute
+from .net.limits import Exempt
+from .net.origin import origin_allowed
+from .net.tls import ServerTLS, TLSFileError, tls_handler
+from .security import quiet_jwt_warnings, security_changes, warn_short_secrets
 
 log = logging.getLogger("hub")
 
@@ -31,7 +37,7 @@ LISTENING = "listening on %s (%s)"
 READY = "hub ready"
 # What ending one connection's task costs at a hard stop (seconds), reserved out of `shutdown_grace`.
 TEARDOWN_PER_CONNECTION = 50e-6
-_LISTENING_RE = re.compile(r"listening on (http://\S+) \((.*)\)")
+_LISTENING_RE = re.compile(r"listening on (https?://\S+) \((.*)\)")
 
 
 def listener_urls(log_text: str) -> dict[str, str]:
@@ -52,11 +58,12 @@ class Listener:
     adapters: list[str]
     server: HTTPServer
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    tls: ServerTLS | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
 
 class RunningHub:
@@ -73,6 +80,8 @@ class RunningHub:
                        node_name=settings.engine.name or None)
         self.hub.on_reload = self._reload_requested
         self.metrics = RequestMetrics()
+        # Failed-login blocking shared by the adapters that check passwords ([login_limit]).
+        self.login_limiter = LoginLimiter(settings.login_limit)
         self.actions = ActionRegistry()
         register_core_actions(self.actions, self.hub, settings.projects[0].key)
         self.listeners: list[Listener] = []
@@ -133,6 +142,10 @@ class RunningHub:
         """Apply new settings in place. Returns what changed and what needs a restart."""
         changed, restart = [], []
         old = self.settings
+        secured = security_changes(old, settings)
+        if settings.login_limit != old.login_limit:
+            self.login_limiter.configure(settings.login_limit)
+            changed.append("login_limit")
         if settings.projects != old.projects:
             self.hub.set_projects(settings.projects)
             changed.append("projects")
@@ -179,14 +192,44 @@ class RunningHub:
         for listener in self.listeners:
             listener.server.max_body_bytes = min(settings.adapters[a].max_body_bytes for a in listener.adapters)
             listener.server.limits = listener_limits(settings, listener.adapters)
-        for ctx in self.contexts.values():
+            self._reload_tls(settings, listener, changed, restart)
+        for name, ctx in self.contexts.items():
             ctx.config = settings
+            served_tls = ctx.state.get("tls")  # an adapter serving itself with a ServerTLS (the dashboard)
+            if isinstance(served_tls, ServerTLS):
+                try:
+                    served_tls.reload(settings.adapters[name].tls_cert or None, settings.adapters[name].tls_key or None)
+                    changed.append(f"{name}.tls")
+                except TLSFileError as exc:
+                    log.error("TLS certificate of %s not reloaded, the old one stays: %s: %s", name, exc.key, exc)
         self.settings = settings
         if not settings.source.startswith("<"):
             self.config_path = settings.source
         log.info("configuration reloaded from %s: changed %s; needs restart: %s",
                  settings.source, ", ".join(changed) or "nothing", ", ".join(restart) or "nothing")
+        if secured:  # names only: the values (secrets) are never logged
+            log.warning("reload from %s changed security settings: %s", settings.source, ", ".join(secured))
         return {"changed": changed, "restart_required": restart}
+
+    def _reload_tls(self, settings: Settings, listener: Listener, changed: list[str], restart: list[str]) -> None:
+        """Certificates are read again on every reload (new handshakes use them); turning TLS on or off needs a restart."""
+        try:
+            files = listener_tls_files(settings, listener.adapters)
+        except ConfigError as exc:
+            log.error("TLS not reloaded: %s", exc)
+            return
+        name = listener.adapters[0]
+        if (files is None) != (listener.tls is None):
+            restart.append(f"{name}.tls_cert")
+            return
+        if files is None or listener.tls is None:
+            return
+        try:
+            listener.tls.reload(*files)
+        except TLSFileError as exc:
+            log.error("TLS certificate of %s not reloaded, the old one stays: %s: %s", listener.url, exc.key, exc)
+            return
+        changed.append(f"{name}.tls")
 
     def _reload_requested(self) -> None:
         """Another node asked every node to reload (control "reload"): reload our own file."""
@@ -203,12 +246,37 @@ class RunningHub:
         return self.reload(settings)
 
 
+def _lowest(values: list[float]) -> float:
+    """The strictest of limits where 0 means none."""
+    return min((v for v in values if v), default=0)
+
+
 def listener_limits(settings: Settings, names: list[str]) -> Limits:
-    """The HTTP limits of a listener serving adapters `names`."""
+    """The HTTP limits of a listener serving adapters `names` (per-IP: the strictest; exempt: what all exempt)."""
     h = settings.hub
+    adapters = [settings.adapters[n] for n in names]
+    exempt = set(adapters[0].limit_exempt).intersection(*(a.limit_exempt for a in adapters[1:]))
     return Limits(header_timeout=h.header_timeout, body_timeout=h.body_timeout, keepalive_timeout=h.keepalive_timeout,
                   max_header_bytes=h.max_header_bytes, max_headers=h.max_headers,
-                  max_connections=min(settings.adapters[n].max_connections for n in names))
+                  max_connections=min(a.max_connections for a in adapters),
+                  max_connections_per_ip=int(_lowest([a.max_connections_per_ip for a in adapters])),
+                  rate_limit=_lowest([a.rate_limit for a in adapters]),
+                  rate_limit_burst=_lowest([a.rate_limit_burst for a in adapters]),
+                  exempt=Exempt(sorted(exempt)))
+
+
+def listener_tls_files(settings: Settings, names: list[str]) -> tuple[str, str] | None:
+    """The (certificate, key) of a listener: adapters sharing a port share it; two different ones are an error."""
+    files = {(settings.adapters[n].tls_cert, settings.adapters[n].tls_key): n for n in names if settings.adapters[n].tls_cert}
+    if len(files) > 1:
+        raise ConfigError(settings.source, f"{list(files.values())[1]}.tls_cert",
+                          f"differs from {list(files.values())[0]}.tls_cert on the same port")
+    return next(iter(files), None)
+
+
+def _origin_ok(ctx: AdapterContext, request: Any) -> bool:
+    """The adapter's `allowed_origins` (read at each handshake, so a reload applies at once)."""
+    return origin_allowed(request.header("origin"), request.header("host"), ctx.settings.allowed_origins, tls=request.tls)
 
 
 def _group(settings: Settings) -> list[tuple[str, int, list[str]]]:
@@ -230,6 +298,8 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
     """
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
+    quiet_jwt_warnings()
+    warn_short_secrets(settings)
     running = RunningHub(settings)
     hub = running.hub
     registry = adapter_registry()
@@ -250,6 +320,8 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                         await root.start(adapter.run, ctx)
                     for route in adapter.routes(ctx):
                         route.adapter = route.adapter or name
+                        if isinstance(route, WebSocketRoute) and route.accept is None:
+                            route.accept = partial(_origin_ok, ctx)
                         routes.append(route)
                     if adapter.error is not None:
                         errors[name] = adapter.error
@@ -268,12 +340,20 @@ async def serve(settings: Settings | str | os.PathLike[str], *, task_status: Any
                 except OSError as exc:
                     raise ConfigError(settings.source, f"{names[0]}.port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
                 server.tasks = connections
-                listener = Listener(host, sockets[0].socket.getsockname()[1], names, server)
+                files = listener_tls_files(settings, names)
+                try:
+                    tls = ServerTLS(*files) if files else None
+                except TLSFileError as exc:
+                    raise ConfigError(settings.source, f"{names[0]}.{exc.key}", str(exc)) from None
+                listener = Listener(host, sockets[0].socket.getsockname()[1], names, server, tls=tls)
                 running.listeners.append(listener)
                 handle = server.handle
                 for name in names:  # an adapter that is not HTTP (MQTT) takes the connections first
                     if registry[name].stream is not None:
                         handle = registry[name].stream(running.contexts[name], server, handle)
+                if tls is not None:  # TLS first: the handlers above get the decrypted stream
+                    handle = tls_handler(tls, handle, handshake_timeout=settings.hub.header_timeout,
+                                         on_failure=partial(running.metrics.refused, names[0], "tls handshake"))
                 bound.append((listener, sockets, ", ".join(registry[n].title for n in names), handle))
             # Every listener is bound: start accepting, then say so (READY only once all of them serve).
             for listener, sockets, titles, handle in bound:

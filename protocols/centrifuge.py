@@ -32,6 +32,7 @@ class Errors:
     CHANNEL_REQUIRED = "channel required"
     CHANNEL_TOO_LONG = "maximum channel length exceeded"
     INTERNAL = "internal server error"
+    TOO_MANY_REQUESTS = "too many requests"  # the hub's command rate (the original had none)
 
 
 # How the original closes: a websocket close frame with no status code; SockJS c[3000,"Go away!"].
@@ -46,6 +47,7 @@ CLOSES: dict[str, Close] = {
     "connection expired": _GO_AWAY,  # connection_lifetime passed without a refresh
     "slow": _GO_AWAY,  # the client's queue overflowed
     "shutdown": _GO_AWAY,  # the hub is stopping
+    "too many requests": _GO_AWAY,  # the client kept sending over its command rate
 }
 
 

@@ -180,7 +180,10 @@ def _top_level(r: _Reader, data: dict[str, Any], out: dict[str, Any]) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "legacy_max_commands" else 0):
                 raise r.fail(key, f"expected a {'positive' if name == 'legacy_max_commands' else 'non-negative'} integer, got {value!r}")
             realtime[name] = value
-    if realtime and "realtime" in registry:
+    if "realtime" in registry:
+        # Centrifuge 0.8 checked no Origin and its users' pages are usually on another port or host: a
+        # config.json keeps working unchanged (hub.toml's default is the same host only; list sites there).
+        realtime["allowed_origins"] = ["*"]
         out["realtime"] = realtime
     for key, value in data.items():
         if key in ("projects", "password", "max_channel_length", "admin_api_message_limit", "sockjs_settings", *_REALTIME):

@@ -31,7 +31,12 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
     "force_positioning": ("force_positioning", "bool"),
     "force_recovery": ("force_recovery", "bool"),
     "allow_subscribe_for_client": ("allow_subscribe_for_client", "bool"),
-    "allow_subscribe_for_anonymous": ("anonymous", "bool"),
+    "allow_subscribe_for_anonymous": ("allow_subscribe_for_anonymous", "bool"),
+    "allow_publish_for_anonymous": ("allow_publish_for_anonymous", "bool"),
+    "allow_presence_for_client": ("allow_presence_for_client", "bool"),
+    "allow_presence_for_anonymous": ("allow_presence_for_anonymous", "bool"),
+    "allow_history_for_client": ("allow_history_for_client", "bool"),
+    "allow_history_for_anonymous": ("allow_history_for_anonymous", "bool"),
     "allow_publish_for_client": ("allow_publish_for_client", "bool"),
     "allow_publish_for_subscriber": ("publish", "bool"),
     "allow_presence_for_subscriber": ("allow_presence_for_subscriber", "bool"),
@@ -42,9 +47,15 @@ CHANNEL_OPTIONS: dict[str, tuple[str, str]] = {
 CHANNEL_DEFAULTS = {
     "presence": False, "join_leave": False, "force_push_join_leave": False, "history_size": 0, "history_lifetime": 0.0,
     "force_positioning": False, "force_recovery": False, "allow_subscribe_for_client": False, "anonymous": False,
+    "allow_subscribe_for_anonymous": False, "allow_publish_for_anonymous": False, "allow_presence_for_client": False,
+    "allow_presence_for_anonymous": False, "allow_history_for_client": False, "allow_history_for_anonymous": False,
     "allow_publish_for_client": False, "publish": False, "allow_presence_for_subscriber": False,
     "allow_history_for_subscriber": False, "allow_user_limited_channels": False, "allow_tags_filter": False,
 }
+# A namespace's proxy switches (Centrifugo v6): which named proxy handles its subscribe / publish / sub_refresh.
+PROXY_NAMESPACE_KEYS = {f"{kind}_proxy_{part}": ("bool" if part == "enabled" else "str")
+                        for kind in ("subscribe", "publish", "sub_refresh") for part in ("enabled", "name")}
+_PROXY_KEYS = "_proxy"
 # Keys with no effect on the hub that need no warning (names, or values equal to Centrifugo's defaults).
 QUIET = {"name"}
 
@@ -128,6 +139,8 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
         if key in CHANNEL_OPTIONS:
             target, kind = CHANNEL_OPTIONS[key]
             out[target] = r.value(value, kind, full)
+        elif key in PROXY_NAMESPACE_KEYS:  # collected for [realtime.proxy] by translate(), not a channel option
+            out.setdefault(_PROXY_KEYS, {})[key] = r.value(value, PROXY_NAMESPACE_KEYS[key], full)
         elif key == "allowed_delta_types":
             types = r.value(value, "strlist", full)
             unknown = [t for t in types if t != "fossil"]
@@ -185,14 +198,135 @@ def _engine(r: _Reader, engine: dict[str, Any], out: dict[str, Any]) -> None:
             r.unsupported(f"engine.redis.{key}")
 
 
+def _proxy(r: _Reader, table: Any, path: str, *, required: bool = True) -> dict[str, Any]:
+    """One Centrifugo proxy object (HTTP JSON protocol) as [realtime.proxy] holds it: durations in seconds."""
+    if not isinstance(table, dict):
+        raise r.fail(path, f"expected an object, got {_kind(table)}")
+    out: dict[str, Any] = {"timeout": 1.0}
+    for key, value in table.items():
+        full = f"{path}.{key}"
+        if key in ("name", "endpoint"):
+            out[key] = r.value(value, "str", full)
+        elif key == "timeout":
+            out["timeout"] = r.duration(value, full)
+        elif key == "http_headers":
+            out["http_headers"] = r.value(value, "strlist", full)
+        elif key in ("include_connection_meta", "binary_encoding"):
+            out[key] = r.value(value, "bool", full)
+        elif key in ("grpc_metadata", "emulated_headers"):
+            if r.value(value, "strlist", full):
+                r.unsupported(full, "not supported by the hub (HTTP proxies forward http_headers); ignored")
+        elif key == "http":
+            http = r.section(table, "http", f"{path}.")
+            for hkey, hvalue in http.items():
+                hfull = f"{full}.{hkey}"
+                if hkey == "static_headers":
+                    if not isinstance(hvalue, dict) or not all(isinstance(v, str) for v in hvalue.values()):
+                        raise r.fail(hfull, "expected an object of header name to string value")
+                    out["static_headers"] = dict(hvalue)
+                elif hkey == "status_to_code_transforms":
+                    if not isinstance(hvalue, list) or not all(isinstance(t, dict) for t in hvalue):
+                        raise r.fail(hfull, "expected an array of objects")
+                    out["status_to_code_transforms"] = hvalue
+                else:
+                    r.unsupported(hfull)
+        elif key == "grpc":
+            r.section(table, "grpc", f"{path}.")
+        else:
+            r.unsupported(full)
+    endpoint = out.get("endpoint", "")
+    if required and not endpoint:
+        raise r.fail(f"{path}.endpoint", "required when the proxy is used")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise r.fail(f"{path}.endpoint", f"only HTTP proxies are supported (http:// or https://), got {endpoint!r}")
+    if out["timeout"] <= 0:
+        raise r.fail(f"{path}.timeout", "must be positive")
+    return out
+
+
+def _proxies(r: _Reader, data: dict[str, Any], proxies: dict[str, Any],
+             ns_proxies: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Top-level `proxies` (named) and `rpc`, and each namespace's `*_proxy_enabled` / `*_proxy_name`, into `proxies`."""
+    named: dict[str, Any] = {}
+    listed = data.get("proxies", [])
+    if not isinstance(listed, list):
+        raise r.fail("proxies", f"expected an array, got {_kind(listed)}")
+    for i, item in enumerate(listed):
+        parsed = _proxy(r, item, f"proxies[{i}]")
+        name = parsed.pop("name", "")
+        if not name or name == "default":
+            raise r.fail(f"proxies[{i}].name", "a named proxy needs a unique name other than \"default\"")
+        if name in named:
+            raise r.fail(f"proxies[{i}].name", f"duplicate proxy name {name!r}")
+        named[name] = parsed
+    if named:
+        proxies["named"] = named
+    rpc = r.section(data, "rpc", "")
+    rpc_ns: dict[str, str] = {}
+    for key, value in rpc.items():
+        full = f"rpc.{key}"
+        if key == "proxy":
+            table = r.section(rpc, "proxy", "rpc.")
+            if table.get("endpoint"):
+                proxies["rpc"] = _proxy(r, table, full)
+        elif key == "namespace_boundary":
+            proxies["rpc_namespace_boundary"] = r.value(value, "str", full) or ":"
+        elif key in ("without_namespace", "namespaces"):
+            continue
+        else:
+            r.unsupported(full)
+    rpc_options = [("", "rpc.without_namespace", rpc.get("without_namespace", {}))]
+    namespaces = rpc.get("namespaces", [])
+    if not isinstance(namespaces, list):
+        raise r.fail("rpc.namespaces", f"expected an array, got {_kind(namespaces)}")
+    for i, ns in enumerate(namespaces):
+        path = f"rpc.namespaces[{i}]"
+        if not isinstance(ns, dict):
+            raise r.fail(path, f"expected an object, got {_kind(ns)}")
+        name = ns.get("name")
+        if not isinstance(name, str) or not name:
+            raise r.fail(f"{path}.name", "an rpc namespace needs a non-empty name")
+        rpc_options.append((name, path, ns))
+    for name, path, options in rpc_options:
+        if not isinstance(options, dict):
+            raise r.fail(path, f"expected an object, got {_kind(options)}")
+        for key in options:
+            if key not in ("name", "proxy_enabled", "proxy_name"):
+                r.unsupported(f"{path}.{key}")
+        if r.value(options.get("proxy_enabled", False), "bool", f"{path}.proxy_enabled"):
+            rpc_ns[name] = _proxy_name(r, proxies, named, "rpc", options.get("proxy_name", "default"), f"{path}.proxy_name")
+    if rpc_ns:
+        proxies["rpc_namespaces"] = rpc_ns
+    channels: dict[str, dict[str, str]] = {}
+    for ns, (path, keys) in ns_proxies.items():
+        for kind in ("subscribe", "publish", "sub_refresh"):
+            if keys.get(f"{kind}_proxy_enabled"):
+                channels.setdefault(ns, {})[kind] = _proxy_name(r, proxies, named, kind, keys.get(f"{kind}_proxy_name") or "default",
+                                                                f"{path}.{kind}_proxy_name")
+    if channels:
+        proxies["channels"] = channels
+
+
+def _proxy_name(r: _Reader, proxies: dict[str, Any], named: dict[str, Any], kind: str, name: Any, key: str) -> str:
+    name = r.value(name, "str", key) or "default"
+    if name == "default" and kind not in proxies:
+        where = "rpc.proxy" if kind == "rpc" else f"channel.proxy.{kind}"
+        raise r.fail(key, f"the default {kind} proxy is used but {where}.endpoint is not set")
+    if name != "default" and name not in named:
+        raise r.fail(key, f"no proxy named {name!r} in proxies")
+    return name
+
+
 def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     r = _Reader(source)
     out: dict[str, Any] = {"hub": {}, "projects": {}}
     project: dict[str, Any] = {}
     realtime: dict[str, Any] = {}
+    proxies: dict[str, Any] = {}  # [realtime.proxy]: the backend proxy (connect, refresh, subscribe, publish, ...)
 
     for key in data:
-        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version"):
+        if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version", "rpc", "proxies",
+                       "http_stream", "sse"):
             r.unsupported(key)
 
     # client
@@ -228,13 +362,28 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     realtime["personal_channel"] = r.value(pvalue, "bool", pfull)
                 elif pkey == "personal_channel_namespace":
                     realtime["personal_channel_namespace"] = r.value(pvalue, "str", pfull)
+                elif pkey == "single_connection":
+                    realtime["personal_channel_single_connection"] = r.value(pvalue, "bool", pfull)
                 else:
                     r.unsupported(pfull)
         elif key in ("channel_limit", "user_connection_limit"):
             realtime[key] = r.value(value, "int", full)
+        elif key == "proxy":
+            proxy_section = r.section(client, "proxy", "client.")
+            for pkey in proxy_section:
+                pfull = f"client.proxy.{pkey}"
+                if pkey in ("connect", "refresh"):
+                    table = r.section(proxy_section, pkey, "client.proxy.")
+                    enabled = r.value(table.get("enabled", False), "bool", f"{pfull}.enabled")
+                    parsed = _proxy(r, {k: v for k, v in table.items() if k != "enabled"}, pfull, required=enabled)
+                    if enabled:
+                        proxies[pkey] = parsed
+                else:
+                    r.unsupported(pfull)
         elif key == "insecure":
-            if r.value(value, "bool", full):
-                r.unsupported(full, "insecure mode is not supported: tokens are always checked")
+            realtime["insecure"] = r.value(value, "bool", full)
+        elif key == "allow_anonymous_connect_without_token":
+            realtime["allow_anonymous"] = r.value(value, "bool", full)
         else:
             r.unsupported(full)
 
@@ -242,6 +391,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
     channel = r.section(data, "channel", "")
     namespaces: dict[str, Any] = {}
     project.update(_channel_options(r, channel.get("without_namespace", {}), "channel.without_namespace"))
+    ns_proxies: dict[str, tuple[str, dict[str, Any]]] = {"": ("channel.without_namespace", project.pop(_PROXY_KEYS, {}))}
     for key, value in channel.items():
         full = f"channel.{key}"
         if key == "without_namespace":
@@ -259,6 +409,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 if name in namespaces:
                     raise r.fail(f"{path}.name", f"duplicate namespace {name!r}")
                 namespaces[name] = _channel_options(r, ns, path)
+                ns_proxies[name] = (path, namespaces[name].pop(_PROXY_KEYS, {}))
         elif key == "history_meta_ttl":
             seconds = r.duration(value, full)
             section = _meta_ttl_section()
@@ -268,14 +419,34 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 out.setdefault(section, {})["history_meta_ttl"] = seconds
         elif key == "max_length":
             project["max_channel_length"] = r.value(value, "int", full)
+        elif key == "proxy":
+            proxy_section = r.section(channel, "proxy", "channel.")
+            for pkey in proxy_section:
+                if pkey in ("subscribe", "publish", "sub_refresh"):
+                    table = r.section(proxy_section, pkey, "channel.proxy.")
+                    if table.get("endpoint"):
+                        proxies[pkey] = _proxy(r, table, f"channel.proxy.{pkey}")
+                else:
+                    r.unsupported(f"channel.proxy.{pkey}")
         else:
             r.unsupported(full)
     project["namespaces"] = namespaces
+    if realtime.get("personal_channel"):  # Centrifugo refuses to start on a personal channel it cannot serve
+        ns = realtime.get("personal_channel_namespace", "")
+        key = "client.subscribe_to_user_personal_channel"
+        if ns and ns not in namespaces:
+            raise r.fail(f"{key}.personal_channel_namespace", f"namespace for user personal channel not found: {ns}")
+        if realtime.get("personal_channel_single_connection") and not (namespaces[ns] if ns else project).get("presence"):
+            raise r.fail(f"{key}.single_connection", "presence must be enabled in the personal channel's namespace")
+    _proxies(r, data, proxies, ns_proxies)
+    if proxies:
+        realtime["proxy"] = proxies
 
     # http server and API
     server = r.section(data, "http_server", "")
     port = 8000
     host = None
+    tls: dict[str, str] = {}
     for key, value in server.items():
         full = f"http_server.{key}"
         if key == "port":
@@ -284,6 +455,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 raise r.fail(full, f"must be at most 65535, got {port}")
         elif key == "address":
             host = r.value(value, "str", full) or None
+        elif key == "tls":
+            tls = _tls(r, r.section(server, "tls", "http_server."))
         else:
             r.unsupported(full)
     http_api = r.section(data, "http_api", "")
@@ -311,6 +484,16 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             r.unsupported(full)
     _engine(r, r.section(data, "engine", ""), out)
+    for transport in ("http_stream", "sse"):  # bidirectional emulation (centrifuge-js's fallbacks)
+        section = r.section(data, transport, "")
+        for key, value in section.items():
+            full = f"{transport}.{key}"
+            if key == "enabled":
+                realtime[transport] = r.value(value, "bool", full)
+            elif key == "handler_prefix":
+                realtime[f"{transport}_path"] = r.value(value, "str", full)
+            else:
+                r.unsupported(full)
 
     if not project.get("secret"):
         # Without an HMAC key only RSA/ECDSA/JWKS tokens can connect: a random secret nobody knows.
@@ -324,6 +507,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             section: dict[str, Any] = {"port": port}
             if host is not None:
                 section["host"] = host
+            section.update(tls)
             if name == "realtime":
                 section.update(realtime)
             if name == "command_api":
@@ -332,3 +516,17 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         else:
             out[name] = {"enabled": False}
     return out, r.warnings
+
+
+def _tls(r: Any, tls: dict[str, Any]) -> dict[str, str]:
+    """`http_server.tls` (enabled, cert_pem_file, key_pem_file) as the listener's tls_cert / tls_key."""
+    enabled, files = False, {}
+    for key, value in tls.items():
+        full = f"http_server.tls.{key}"
+        if key == "enabled":
+            enabled = r.value(value, "bool", full)
+        elif key in ("cert_pem_file", "key_pem_file"):
+            files["tls_cert" if key == "cert_pem_file" else "tls_key"] = r.value(value, "str", full)
+        else:
+            r.unsupported(full)
+    return files if enabled else {}

@@ -237,7 +237,7 @@ class Hub:
 
     async def subscribe_at(
         self, session: Session, channel: str, channel_info: Any = None, *, private_ok: bool = False,
-        recover: tuple[int, str] | None = None, strict: bool = False,
+        recover: tuple[int, str] | None = None, strict: bool = False, authorized: bool = False,
     ) -> StreamPosition:
         """Subscribe and tell where the subscriber starts: the channel's offset and epoch as this node
         has delivered them, and, with `recover=(offset, epoch)`, every publication after that offset
@@ -248,9 +248,9 @@ class Hub:
         """
         from hub.engine import StreamPosition
 
-        name = self._check_subscribe(session, channel, private_ok)
+        name = self._check_subscribe(session, channel, private_ok, authorized)
         if not name.options.keeps_history:
-            await self.subscribe(session, channel, channel_info, private_ok=private_ok)
+            await self.subscribe(session, channel, channel_info, private_ok=private_ok, authorized=authorized)
             return StreamPosition(0, "", since=recover)
         engine = self.engine
         pos = await engine.position(session.project, channel, name.options, recover)

@@ -23,6 +23,13 @@ class NamespaceOptions:
     allow_publish_for_client: bool = False  # any connected client may publish (not only subscribers with `publish`)
     allow_presence_for_subscriber: bool = True
     allow_history_for_subscriber: bool = True
+    # Centrifugo v6: presence/history without being subscribed; what anonymous users (user "") may do.
+    allow_presence_for_client: bool = False
+    allow_history_for_client: bool = False
+    allow_subscribe_for_anonymous: bool = False
+    allow_publish_for_anonymous: bool = False
+    allow_presence_for_anonymous: bool = False
+    allow_history_for_anonymous: bool = False
     allow_user_limited_channels: bool = True  # `name#user1,user2` channels
     allow_tags_filter: bool = False
     delta_fossil: bool = False  # Fossil delta compression for subscribers that ask for it

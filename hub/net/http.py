@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import urllib.parse
@@ -35,6 +36,8 @@ from hub.logs import rate_limited
 from hub.metrics import RequestMetrics
 
 from . import wsframe
+from .limits import Exempt, IPCounts, IPRates
+from .tls import peer_host
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
 
 log = logging.getLogger("hub.net.http")
@@ -55,6 +58,10 @@ class Limits:
     max_header_bytes: int = 32768  # request line plus headers (431 beyond)
     max_headers: int = 100  # header fields (431 beyond)
     max_connections: int = 10000  # concurrent connections; more are answered 503 / closed 1013
+    max_connections_per_ip: int = 0  # concurrent connections of one client address (0: no limit), likewise
+    rate_limit: float = 0.0  # requests a second of one client address (0: no limit); more are answered 429
+    rate_limit_burst: float = 0.0
+    exempt: Exempt = field(default_factory=lambda: Exempt(()))  # addresses the per-IP limits skip
 
 
 @dataclass
@@ -71,6 +78,7 @@ class Request:
     client: str = ""
     body_too_large: bool = False
     raw_path: str = ""
+    tls: bool = False  # arrived over TLS (https, wss)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -106,6 +114,9 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: Callable[[], AsyncIterator[bytes]] | None = None
+    # A streamed chunk that cannot be written within this many seconds drops the connection (a client that
+    # stopped reading); None: no limit.
+    write_timeout: float | None = None
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -244,6 +255,8 @@ class HTTPServer:
         self.draining = False
         self._waiting: set[trio.CancelScope] = set()  # connections idle between requests
         self.closed_lot = trio.lowlevel.ParkingLot()  # unparked whenever a connection ends
+        self.per_ip = IPCounts()
+        self.rates = IPRates(self.limits.rate_limit, self.limits.rate_limit_burst)
 
     def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         assert self.tasks is not None, "HTTPServer.tasks must be set before serving websockets"
@@ -274,13 +287,26 @@ class HTTPServer:
                 return route, m.groupdict()
         return None, {}
 
+    def refused(self, adapter: str, reason: str) -> None:
+        """Count a refusal by a limit (`hub_refused` in /metrics)."""
+        if self.metrics is not None:
+            self.metrics.refused(adapter or self.fallback or "http", reason)
+
     async def handle(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection until it closes (keep-alive, then maybe a websocket)."""
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
+        host = peer_host(stream)
+        per_ip = self.limits.max_connections_per_ip
+        counted = bool(per_ip and host and host not in self.limits.exempt)
+        if counted:
+            self.per_ip.add(host)
         try:
             if self.connections > self.limits.max_connections:
                 await self._refuse(stream)
+            elif counted and self.per_ip.open[host] > per_ip:
+                self.refused(self.fallback, "connections per ip")
+                await self._refuse(stream, "too many connections from this address", log_it=False)
             else:
                 await self._serve(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -289,6 +315,8 @@ class HTTPServer:
             log.exception("connection handler failed")
         finally:
             self.connections -= 1
+            if counted:
+                self.per_ip.remove(host)
             if not self.connections:
                 self.idle.set()
             self.closed_lot.unpark_all()
@@ -301,11 +329,30 @@ class HTTPServer:
 
     @staticmethod
     def _client(stream: trio.SocketStream) -> str:
+        from .tls import socket_of
+
         try:
-            peer = stream.socket.getpeername()
+            peer = socket_of(stream).getpeername()
             return f"{peer[0]}:{peer[1]}"
         except (OSError, AttributeError, IndexError, TypeError):
             return ""
+
+    def _rate_limited(self, request: Request, adapter: str) -> Response | None:
+        """429 with Retry-After when the client's address is over its request rate."""
+        limits = self.limits
+        if not limits.rate_limit:
+            return None
+        host = request.client.rpartition(":")[0].strip("[]")
+        if not host or host in limits.exempt:
+            return None
+        self.rates.configure(limits.rate_limit, limits.rate_limit_burst)
+        wait = self.rates.retry_after(host)
+        if wait is None:
+            return None
+        self.refused(adapter, "http rate")
+        response = self.error(adapter, 429, "too many requests")
+        response.headers.append(("retry-after", str(max(1, math.ceil(wait)))))
+        return response
 
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
@@ -313,6 +360,7 @@ class HTTPServer:
     async def _serve(self, stream: trio.SocketStream) -> None:
         conn = self._new_connection()
         client = self._client(stream)
+        tls = isinstance(stream, trio.SSLStream) or isinstance(getattr(stream, "_stream", None), trio.SSLStream)
         first = True
         while True:
             try:
@@ -337,6 +385,7 @@ class HTTPServer:
                 await self._send_simple(conn, stream, self.error(self.fallback, 431, "request header too large"))
                 return
             request = self._request(event, client)
+            request.tls = tls
             websocket = self._wants_websocket(request)
             head = request.method == "HEAD"
             if head:  # HEAD is GET without the body (RFC 9110 9.3.2): handlers see GET
@@ -359,8 +408,11 @@ class HTTPServer:
                 status = 501 if exc.error_status_hint == 501 else 400
                 await self._send_simple(conn, stream, self.error(adapter, status, "bad request"))
                 return
+            limited = None if request.path == HEALTH_PATH and route is None else self._rate_limited(request, adapter)
             if refuse and not (request.path == HEALTH_PATH and route is None):
                 response = self.error(adapter, 503, "shutting down")
+            elif limited is not None:
+                response = limited
             elif isinstance(route, WebSocketRoute):
                 accepted = await self._handshake(conn, stream, event, request, route)
                 if accepted is not None:
@@ -550,7 +602,11 @@ class HTTPServer:
             chunks = response.stream()
             try:
                 async for chunk in chunks:
-                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+                    with trio.move_on_after(response.write_timeout if response.write_timeout is not None else math.inf) \
+                            as scope:
+                        await stream.send_all(conn.send(h11.Data(data=chunk)))
+                    if scope.cancelled_caught:
+                        raise trio.BrokenResourceError("streamed response write timed out")
             finally:
                 await chunks.aclose()  # type: ignore[attr-defined]
             data = b""
@@ -576,7 +632,10 @@ class HTTPServer:
     async def _linger(stream: trio.SocketStream, seconds: float = 1.0, max_bytes: int = 1 << 20) -> None:
         """Half-close and read what the client still sends for a moment, so that closing with unread
         input does not reset the connection before the client has read our answer."""
-        await stream.send_eof()
+        try:
+            await stream.send_eof()  # type: ignore[attr-defined]
+        except AttributeError:
+            return  # TLS has no half-close: closing sends close_notify after the answer
         left = max_bytes
         with trio.move_on_after(seconds):
             while left > 0:
@@ -610,6 +669,7 @@ class HTTPServer:
             await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
             return None
         if route.accept is not None and not route.accept(request):
+            self.refused(route.adapter, "origin")
             await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
         subprotocol = route.select(list(offer.subprotocols)) if route.select else None
@@ -636,12 +696,14 @@ class HTTPServer:
                 access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
                                  ws.close_code or ws.peer_close_code, time.perf_counter() - started)
 
-    async def _refuse(self, stream: trio.SocketStream) -> None:
-        """Over max_connections: read the head, then answer 503 (HTTP) or accept and close 1013 (websocket)."""
+    async def _refuse(self, stream: trio.SocketStream, message: str = "too many connections", log_it: bool = True) -> None:
+        """Over max_connections (or the per-address limit): read the head, then answer 503 (HTTP) or accept
+        and close 1013 (websocket)."""
         conn = self._new_connection()
-        if self.metrics is not None:
-            self.metrics.disconnected(self.fallback, "too many connections")
-        log_refused(self.limits.max_connections)
+        if log_it:
+            if self.metrics is not None:
+                self.metrics.disconnected(self.fallback, "too many connections")
+            log_refused(self.limits.max_connections)
         try:
             event = await self._next_request(conn, stream, True)
         except (_Timeout, h11.RemoteProtocolError):
@@ -654,9 +716,9 @@ class HTTPServer:
             accepted = await self._handshake(conn, stream, event, request, route)
             if accepted is not None:
                 with trio.move_on_after(1):
-                    await stream.send_all(wsframe.close_frame(1013, "too many connections"))
+                    await stream.send_all(wsframe.close_frame(1013, message))
             return
-        response = self.error(self.fallback, 503, "too many connections")
+        response = self.error(self.fallback, 503, message)
         response.headers.append(("retry-after", "1"))
         await self._send_simple(conn, stream, response)
 

@@ -41,6 +41,7 @@ from hub.core.outbox import Outbox
 
 from .framing import Close
 from .http import Request, Response, Route, WebSocketRoute
+from .tls import socket_of
 from .websocket import WebSocket
 from .wsframe import TEXT, encode_frame
 
@@ -308,8 +309,8 @@ class WebSocketSession:
 
     def abort(self) -> None:
         try:
-            self.ws.stream.socket.close()
-        except OSError:
+            socket_of(self.ws.stream).close()
+        except (OSError, AttributeError):
             pass
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:

@@ -21,6 +21,7 @@ from hub.core.outbox import Outbox
 from hub.metrics import RequestMetrics
 
 from . import wsframe
+from .tls import raw_fd
 from .wsframe import FrameReader, ProtocolError
 
 log = logging.getLogger("hub.net.websocket")
@@ -108,7 +109,7 @@ class WebSocket:
         self.close_reason = ""
         self.peer_close_code: int | None = None
         self.close_hook: Callable[[], tuple[int, str]] | None = None
-        self._fd = stream.socket.fileno()
+        self._fd = raw_fd(stream)  # None over TLS: bytes go through the stream (a writer task)
         self._flusher = flusher
         self._spawn = spawn
         self._scope = trio.CancelScope()
@@ -165,6 +166,10 @@ class WebSocket:
         if self._writing or self._aborted:
             return
         data = self.outbox.take()
+        if data and self._fd is None:
+            self._backlog = data
+            self._start_writer()
+            return
         if data:
             try:
                 sent = os.write(self._fd, data)

@@ -132,6 +132,13 @@ def reload(ctx: AdapterContext, new: ChatSettings) -> list[str]:
     return changed
 
 
+def audit(settings: ChatSettings, config: Settings) -> list[str]:
+    """`hub check-config --production`: open registration."""
+    if settings.allow_registration:
+        return ["chat.allow_registration: anyone who reaches the chat can create an account (users.register)"]
+    return []
+
+
 ADAPTER = Adapter(
     name="chat",
     title="REST chat",
@@ -141,5 +148,6 @@ ADAPTER = Adapter(
     run=run,
     reload=reload,
     validate=validate,
+    audit=audit,
     cli=add_commands,
 )

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from hub.loginlimit import address_of
 from hub.net.http import Request, WebSocketRoute
 from hub.net.websocket import WebSocket
 
 from . import api, store
-from .model import ChatError, Message, User, parse_iso, rc_message, room_obj
+from .model import LOGIN_BLOCKED_DETAILS, ChatError, Message, User, is_blocked, parse_iso, rc_message, room_obj
 
 if TYPE_CHECKING:
     from hub.core.events import HubEvent
@@ -87,6 +88,7 @@ class DDPConnection:
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)  # sub id -> (stream, event name)
     rooms: set[str] = field(default_factory=set)  # rooms the user is in (for rooms-changed and __my_messages__)
     last_seen: float = 0.0
+    ip: str = ""  # the client's address (the login limiter counts failures per address)
 
     def send(self, obj: dict[str, Any] | str) -> bool:
         text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
@@ -199,7 +201,7 @@ class RealtimeServer:
 
     # -- a connection -------------------------------------------------------------------------------
     async def serve(self, request: Request, ws: WebSocket) -> None:
-        conn = DDPConnection(ws, secrets.token_urlsafe(12), last_seen=trio.current_time())
+        conn = DDPConnection(ws, secrets.token_urlsafe(12), last_seen=trio.current_time(), ip=address_of(request.client))
         self.connections.add(conn)
         conn.send({"server_id": "0"})
         # Methods of one connection run one at a time, in the order they came (as Meteor runs them).
@@ -364,6 +366,10 @@ class RealtimeServer:
                 reply["result"] = result
         except ChatError as exc:
             reply["error"] = chat_error(exc)
+            if is_blocked(exc):  # Meteor.Error('error-login-blocked-for-...', reason, {function: ...}), as Meteor sends it
+                reply["error"] = {"isClientSafe": True, "error": exc.error_type, "reason": exc.message,
+                                  "details": dict(LOGIN_BLOCKED_DETAILS), "message": f"{exc.message} [{exc.error_type}]",
+                                  "errorType": "Meteor.Error"}
         except (TypeError, KeyError, IndexError, AttributeError, ValueError):
             reply["error"] = meteor_error(400, "Match failed")
         return reply
@@ -386,10 +392,12 @@ class RealtimeServer:
                 raise ChatError(400, "Match failed", None)
             try:
                 if isinstance(password, dict):
-                    token, user = await self.svc.login(login, digest=str(password.get("digest", "")))
+                    token, user = await self.svc.login(login, digest=str(password.get("digest", "")), ip=conn.ip or None)
                 else:
-                    token, user = await self.svc.login(login, str(password))
-            except ChatError:
+                    token, user = await self.svc.login(login, str(password), ip=conn.ip or None)
+            except ChatError as exc:
+                if is_blocked(exc):
+                    raise
                 raise ChatError(403, "User not found", None) from None
             expires, kind = self.svc.clock() + self.svc.settings.token_ttl * 1000, "password"
         if conn.user is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from hub.loginlimit import address_of
 from hub.net.http import Request, Response, Route
 from hub.version import __version__
 
@@ -109,7 +110,7 @@ async def login(svc: ChatService, request: Request) -> dict[str, Any]:
     name = get_str(p, "user", "username")
     password = get_str(p, "password")
     assert name is not None and password is not None
-    token, user = await svc.login(name, password)
+    token, user = await svc.login(name, password, ip=address_of(request.client))
     return {"data": {"authToken": token, "userId": user.id}}
 
 
@@ -213,7 +214,7 @@ async def v1_login(svc: ChatService, request: Request) -> dict[str, Any]:
         name = get_str(p, "user", "username")
         password = get_str(p, "password")
         assert name is not None and password is not None
-        token, user = await svc.login(name, password)
+        token, user = await svc.login(name, password, ip=address_of(request.client))
     return {"status": "success", "data": {"authToken": token, "userId": user.id, "me": user_obj(user, private=True)}}
 
 

@@ -27,6 +27,7 @@ from .model import (
     Room,
     User,
     bad_request,
+    blocked_error,
     check_email,
     check_message,
     check_name,
@@ -173,24 +174,36 @@ class ChatService:
         return await trio.to_thread.run_sync(lambda: [hash_password(p) for p in passwords], limiter=self.hash_limiter)
 
     # -- authentication -----------------------------------------------------------------------
-    async def check_password(self, login: str, password: str | None = None, *, digest: str | None = None) -> User:
-        """The one place a password login succeeds or fails (a login rate limiter hooks in here).
+    async def check_password(self, login: str, password: str | None = None, *, digest: str | None = None,
+                             ip: str | None = None) -> User:
+        """The one place a password login succeeds or fails, through the hub's login limiter.
 
-        `password` or its SHA-256 `digest` (Rocket.Chat's realtime login). ChatError 401 on failure.
+        `password` or its SHA-256 `digest` (Rocket.Chat's realtime login). ChatError 401 on failure;
+        `blocked_error` while the client's address `ip` or the user has failed too often (checked before
+        the password, so the right one is refused too, as Rocket.Chat's validateLoginAttempt does).
         """
+        limiter = self.ctx.runtime.login_limiter
         user = await self.db.call(store.login_user, login)
+        name = user.username if user is not None else login
+        blocked = limiter.check("chat", name, ip)
+        if blocked is not None:
+            log.debug("chat login refused for %s: blocked for %s", ip or "?", blocked.kind)
+            raise blocked_error(blocked.kind)
         ok, rehash = await trio.to_thread.run_sync(
             lambda: verify_password(user.password_hash if user else None, password or "", digest=digest),
             limiter=self.hash_limiter)
         if not ok or user is None or not user.active:
+            limiter.failed("chat", name, ip)
             raise ChatError(401, "Unauthorized", "unauthorized")
+        limiter.succeeded("chat", name, ip)
         if rehash:
             await self.db.call(store.set_password, user.id, rehash)
         return user
 
-    async def login(self, login: str, password: str | None = None, *, digest: str | None = None) -> tuple[str, User]:
-        """Check a password; on success issue a token that expires after `token_ttl` seconds."""
-        user = await self.check_password(login, password, digest=digest)
+    async def login(self, login: str, password: str | None = None, *, digest: str | None = None,
+                    ip: str | None = None) -> tuple[str, User]:
+        """Check a password (from client address `ip`); on success issue a token that expires after `token_ttl` seconds."""
+        user = await self.check_password(login, password, digest=digest, ip=ip)
         token = new_token()
         ttl_ms = self.settings.token_ttl * 1000
 

@@ -8,7 +8,6 @@ watches a channel, listens to that channel's publications.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import trio
 
 from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
+from hub.security import is_loopback
 
 log = logging.getLogger("hub.dashboard")
 
@@ -33,16 +33,6 @@ class DashboardSettings(ListenerSettings):
     session_ttl: int = field(default=12 * 3600, metadata={"min": 60})
     login_attempts: int = field(default=5, metadata={"min": 1, "max": 1000})
     update_interval: float = field(default=1.0, metadata={"min": 0.2, "max": 60.0})
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0, a LAN address, a name) is reachable from outside."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def weak_password(password: str) -> bool:
@@ -62,6 +52,15 @@ def warn_if_weak(settings: DashboardSettings) -> None:
         log.warning("dashboard has no password: nobody can log in until [dashboard] password (or password_env) is set")
     elif settings.password == DEFAULT_PASSWORD:
         log.warning("dashboard uses the default password %r: set [dashboard] password (or password_env)", DEFAULT_PASSWORD)
+
+
+def audit(settings: DashboardSettings, config: Settings) -> list[str]:
+    """`hub check-config --production`: the default or an empty password."""
+    if settings.password == DEFAULT_PASSWORD:
+        return [f"dashboard.password: the default password {DEFAULT_PASSWORD!r}"]
+    if not settings.password:
+        return ["dashboard.password: empty (nobody can log in; set a strong password or disable the dashboard)"]
+    return []
 
 
 async def serve(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -96,4 +95,5 @@ ADAPTER = Adapter(
     serve=serve,
     reload=reload,
     validate=validate,
+    audit=audit,
 )

@@ -18,6 +18,7 @@ from quart import Response, redirect, render_template, request, websocket
 from quart_trio import QuartTrio
 
 from hub.config import ConfigError
+from hub.net.tls import ServerTLS, TLSFileError
 
 from . import views
 from .auth import COOKIE, LOGIN_COOKIE, BrowserSession, LoginLimiter, SessionStore, check_password, is_hash, same_token
@@ -35,6 +36,7 @@ PAGES = ("overview", "channels", "clients", "actions", "chat", "config")  # the 
 LIVE_PAGES = ("overview", "channels", "channel", "clients", "chat", "room")  # pages with a live socket
 LOGIN_REQUIRED = 4401  # live socket close code: the page reloads and lands on the login form
 TRY_AGAIN_LATER = 1013
+ACCOUNT = "dashboard"  # the dashboard's one login, as the user the shared login limiter counts failures for
 FLUSH_PAUSE = 0.25  # a page gets watched publications at most 4 times a second
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -174,6 +176,14 @@ def build_app(dash: Dashboard) -> QuartTrio:
             return await login_page(429, f"Too many failed logins: try again in {wait} s.", wait)
         if not same_origin(request.headers) or not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
             return await login_page(403, "The login form expired: please try again.")
+        # The hub's shared limiter ([login_limit]): the dashboard's one account counts as the user.
+        shared = runtime.login_limiter
+        blocked = shared.check("dashboard", ACCOUNT, client)
+        if blocked is not None:
+            log.debug("dashboard: login refused for %s: blocked for %s", client, blocked.kind)
+            whom = "this address" if blocked.kind == "ip" else "the dashboard account"
+            return await login_page(429, f"Login has been temporarily blocked for {whom} after too many failed logins: "
+                                         f"try again in {blocked.retry_after} s.", blocked.retry_after)
         password, given = dash.settings.password, form.get("password", "")
         if is_hash(password):
             ok = await trio.to_thread.run_sync(check_password, password, given)
@@ -181,9 +191,11 @@ def build_app(dash: Dashboard) -> QuartTrio:
             ok = check_password(password, given)
         if not ok:
             dash.limiter.failed(client)
+            shared.failed("dashboard", ACCOUNT, client)
             log.info("dashboard: failed login from %s", client)
             return await login_page(200, "Login failed.")  # the form again, as after any mistake in a form
         dash.limiter.succeeded(client)
+        shared.succeeded("dashboard", ACCOUNT, client)
         session = dash.sessions.create()
         response = redirect(safe_next(request.args.get("next") or form.get("next")), 303)
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/")
@@ -396,14 +408,23 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
     config.graceful_timeout = ctx.config.hub.shutdown_grace
     config.include_server_header = False
     config.websocket_max_message_size = 64 * 1024
+    if settings.tls_cert:  # hypercorn serves TLS with the hub's context (TLS 1.2+), reloaded in place on SIGHUP
+        config.certfile, config.keyfile = settings.tls_cert, settings.tls_key
+        try:
+            tls = ctx.state["tls"] = ServerTLS(settings.tls_cert, settings.tls_key)
+        except TLSFileError as exc:
+            raise ConfigError(ctx.config.source, f"dashboard.{exc.key}", str(exc)) from None
+        config.create_ssl_context = lambda: tls.context  # type: ignore[method-assign]
     try:
         sockets = config.create_sockets()
     except OSError as exc:
         problem = f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
         raise ConfigError(ctx.config.source, "dashboard.port", problem) from None
-    for sock in sockets.insecure_sockets:
+    bound = sockets.secure_sockets or sockets.insecure_sockets
+    for sock in bound:
         sock.listen(config.backlog)
-    port = sockets.insecure_sockets[0].getsockname()[1]
+    port = bound[0].getsockname()[1]
+    scheme = "https" if sockets.secure_sockets else "http"
     app = wrap_app(dash.app, config.wsgi_max_body_size, None)
 
     async with trio.open_nursery() as nursery:
@@ -417,5 +438,5 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
 
         await nursery.start(dash.monitor.run)
         await nursery.start(serve_until_shutdown)
-        task_status.started(f"http://{host}:{port}")
+        task_status.started(f"{scheme}://{host}:{port}")
     dash.monitor.stop()

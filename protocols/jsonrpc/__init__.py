@@ -134,6 +134,14 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
         await trio.sleep_forever()
 
 
+def audit(settings: JsonRpcSettings, config: Settings) -> list[str]:
+    """`hub check-config --production`: open first-user registration."""
+    if settings.registration:
+        return ["jsonrpc.registration: while no user exists, whoever reaches POST /register first becomes the user "
+                "(create it with `hub user add NAME` and set registration = false)"]
+    return []
+
+
 ADAPTER = Adapter(
     name="jsonrpc",
     title="JSON-RPC",
@@ -143,6 +151,7 @@ ADAPTER = Adapter(
     run=run,
     reload=reload,
     validate=validate,
+    audit=audit,
     cli=add_commands,
     exports={"run": client.run},  # `from hub import run`
 )

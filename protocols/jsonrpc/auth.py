@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import secrets
 import time
-import warnings
 from typing import Any
 
 import jwt
 
+from hub.security import quiet_jwt_warnings
+
 from .store import UserStore
+
+# PyJWT's InsecureKeyLengthWarning is filtered once for the process (not with catch_warnings around each call,
+# which is not thread-safe and made Python show the warning again for every token); a short key is the hub's to
+# warn about, once, at start.
+quiet_jwt_warnings()
 
 ISSUER = "hub-jsonrpc"
 
@@ -22,9 +28,7 @@ def issue(key: str, user: str, ttl: int, now: float | None = None, jti: str | No
     """A signed token for `user`, valid for `ttl` seconds, with an id (`jti`, random by default) for revocation."""
     issued = int(time.time() if now is None else now)
     claims = {"sub": user, "iat": issued, "exp": issued + ttl, "jti": jti or secrets.token_hex(16), "iss": ISSUER}
-    with warnings.catch_warnings():  # PyJWT warns about HMAC keys shorter than 32 bytes; the key is the user's choice
-        warnings.simplefilter("ignore")
-        return jwt.encode(claims, key, algorithm="HS256")
+    return jwt.encode(claims, key, algorithm="HS256")
 
 
 def verify(store: UserStore, key: str, token: str) -> dict[str, Any]:
@@ -32,10 +36,7 @@ def verify(store: UserStore, key: str, token: str) -> dict[str, Any]:
     if not token:
         raise AuthError("a token is required (Authorization: Bearer, X-Token or ?token=)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER,
-                                options={"require": ["exp", "iat", "sub", "jti"]})
+        claims = jwt.decode(token, key, algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "iat", "sub", "jti"]})
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
     except jwt.InvalidTokenError:

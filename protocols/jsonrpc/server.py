@@ -17,6 +17,7 @@ import trio
 from hub.adapters import AdapterContext
 from hub.core import HubEvent
 from hub.core.errors import HubError
+from hub.loginlimit import address_of
 from hub.net.http import Request, Response
 from hub.net.websocket import WebSocket
 from hub.net.wsframe import text_frame
@@ -85,6 +86,19 @@ def auth_error(name: str, why: str = "") -> Response:
             challenge += ', error="invalid_token", error_description="' + why.replace('"', "'").replace("\\", "/") + '"'
         headers.append(("WWW-Authenticate", challenge))
     return json_response({"code": status, "error": code, "message": message}, status, headers)
+
+
+LOGIN_BLOCKED = {  # Rocket.Chat's names for the refusal (Block_Multiple_Failed_Logins); Platypush itself has none
+    "ip": ("error-login-blocked-for-ip", "Login has been temporarily blocked For IP"),
+    "user": ("error-login-blocked-for-user", "Login has been temporarily blocked For User"),
+}
+
+
+def login_blocked(kind: str, retry_after: int) -> Response:
+    """429 in Platypush's auth-status shape `{"code", "error", "message"}`, with Retry-After, while the client's
+    address or the user is blocked after too many failed logins."""
+    code, message = LOGIN_BLOCKED[kind]
+    return json_response({"code": 429, "error": code, "message": message}, 429, [("Retry-After", str(retry_after))])
 
 
 def bad_request(message: str) -> Response:
@@ -185,9 +199,16 @@ class JsonRpc:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 128):
             return bad_request("name must be a non-empty string of at most 128 characters")
+        limiter, ip = self.ctx.runtime.login_limiter, address_of(request.client)
+        blocked = limiter.check("jsonrpc", username, ip)
+        if blocked is not None:
+            log.debug("JSON-RPC login refused for %s: blocked for %s", request.client, blocked.kind)
+            return login_blocked(blocked.kind, blocked.retry_after)
         ok = await trio.to_thread.run_sync(self.store.check_password, username, password, limiter=self.password_checks)
         if not ok:
+            limiter.failed("jsonrpc", username, ip)
             return auth_error("INVALID_CREDENTIALS", "invalid username or password")
+        limiter.succeeded("jsonrpc", username, ip)
         try:
             return json_response(await trio.to_thread.run_sync(self._token, username, ttl, name))
         except ValueError:

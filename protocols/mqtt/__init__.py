@@ -28,7 +28,7 @@ log = logging.getLogger("hub.mqtt")
 class MqttSettings(ListenerSettings):
     """[mqtt]: the MQTT listener."""
 
-    port: int = field(default=1883, metadata={"min": 0, "max": 65535})
+    port: int = field(default=1884, metadata={"min": 0, "max": 65535})
     ws_path: str = "/mqtt"
     project: str = ""
     allow_anonymous: bool = False
@@ -103,7 +103,7 @@ def authenticator(s: MqttSettings, source: str = "<config>") -> Authenticator:
 def validate(s: MqttSettings, config: Settings) -> None:
     if "mqtt" not in config.raw:
         # Only a config with an [mqtt] table runs the listener: an older hub.toml (or a translated foreign
-        # config) must not start binding 1883, where a machine's own broker often listens.
+        # config) must not start an MQTT listener nobody asked for.
         s.enabled = False
     if s.project and s.project not in {p.key for p in config.projects}:
         raise ConfigError(config.source, "mqtt.project", f"no project {s.project!r}")

@@ -18,6 +18,7 @@ import trio
 from hub.core import Outbox
 from hub.net import wsframe
 from hub.net.http import HTTPServer, Request
+from hub.net.tls import peer_host, raw_fd
 from hub.net.websocket import Flusher, WebSocket
 
 from . import codec
@@ -38,7 +39,7 @@ class StreamLink:
         self.outbox = Outbox(limit, notify=self._on_ready)
         self.write_timeout = write_timeout
         self.scope = trio.CancelScope()
-        self._fd = stream.socket.fileno()
+        self._fd = raw_fd(stream)  # None over TLS: bytes go through the stream (a writer task)
         self._flusher = flusher
         self._spawn = spawn
         self._scheduled = self._writing = self._aborted = False
@@ -79,6 +80,10 @@ class StreamLink:
         if self._writing or self._aborted:
             return
         data = self.outbox.take()
+        if data and self._fd is None:
+            self._backlog = data
+            self._start_writer()
+            return
         if data:
             try:
                 sent = os.write(self._fd, data)
@@ -172,7 +177,7 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
 
     def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
         self._stream, self._prefix = stream, prefix
-        self.socket = stream.socket
+        self.socket = getattr(stream, "socket", None)  # None over TLS (no direct writes then)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -187,7 +192,7 @@ class PrefixedStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        await self._stream.send_eof()  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -219,6 +224,23 @@ def stream_handler(broker_of: Callable[[], Broker], server: HTTPServer, limit: C
 
 
 async def _serve_tcp(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:
+    host, per_ip = peer_host(stream), server.limits.max_connections_per_ip
+    if per_ip and host and host not in server.limits.exempt:
+        if server.per_ip.open.get(host, 0) >= per_ip:  # over the per-address limit: closed before CONNACK
+            server.refused("mqtt", "connections per ip")
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await stream.aclose()
+            return
+        server.per_ip.add(host)
+        try:
+            await _serve_tcp_counted(broker, server, stream, first, limit)
+        finally:
+            server.per_ip.remove(host)
+    else:
+        await _serve_tcp_counted(broker, server, stream, first, limit)
+
+
+async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:
     server.connections += 1
     if server.idle.is_set():
         server.idle = trio.Event()

@@ -3,7 +3,6 @@ current Centrifugo protocol of today's SDKs (JSON, msgpack with `centrifuge-msgp
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -13,8 +12,11 @@ import trio
 from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import Request, Response, Route, WebSocketRoute
+from hub.net.origin import origin_allowed as _origin_allowed
 from hub.net.sockjs import SockJSServer
 
+from .emulation import routes as emulation_routes
+from .proxy import ProxyConfigError, ProxySource, parse_config
 from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
 
 
@@ -48,10 +50,24 @@ class RealtimeSettings(ListenerSettings):
     # Centrifugo's client.subscribe_to_user_personal_channel: each user's connections join `<namespace>:#<user>`.
     personal_channel: bool = False
     personal_channel_namespace: str = ""
-    # Browsers' Origin values allowed to open websockets (glob patterns, "*" = any); empty = no check,
-    # unless check_origin: then (as Centrifugo v6 with an empty allowed_origins) only requests without Origin.
-    allowed_origins: list[str] = field(default_factory=list)
+    personal_channel_single_connection: bool = False
+    # Centrifugo's client.insecure: connect without a token, subscribe/publish/presence/history anywhere (tests, demos).
+    insecure: bool = False
+    # Bidirectional emulation (centrifuge-js's http_stream and sse transports; commands arrive at emulation_path).
+    http_stream: bool = False
+    http_stream_path: str = "/connection/http_stream"
+    sse: bool = False
+    sse_path: str = "/connection/sse"
+    emulation_path: str = "/emulation"
+    # allowed_origins (every listener has it): empty = pages of the same host only; with check_origin
+    # (as Centrifugo v6 with an empty allowed_origins) no browser Origin at all.
     check_origin: bool = False
+    # Commands one connection may send a second, after a burst (both protocols; 0 = no limit): more are
+    # answered 111 "too many requests" (the original protocol: that error text); a client that goes on
+    # sending past `command_abuse` refused commands is disconnected (3013 "too many requests").
+    command_rate_limit: float = field(default=100.0, metadata={"min": 0})
+    command_burst: float = field(default=1000.0, metadata={"min": 0})
+    command_abuse: float = field(default=1000.0, metadata={"min": 0})
     # Original protocol only: SockJS endpoints under this prefix (websocket, xhr, xhr_streaming, xhr_send,
     # info), as Centrifuge 0.8 serves them ("" turns SockJS off); commands per message; seconds an expired
     # connection stays open for a refresh before it is closed.
@@ -60,6 +76,9 @@ class RealtimeSettings(ListenerSettings):
     legacy_expired_close_delay: float = field(default=10.0, metadata={"min": 0.0})
     sockjs_heartbeat: float = field(default=25.0, metadata={"min": 1.0})
     sockjs_disconnect_delay: float = field(default=5.0, metadata={"min": 1.0})
+    # Centrifugo's backend proxy (connect, refresh, subscribe, publish, sub_refresh, rpc over HTTP): see proxy.py and
+    # the README; config.json's client.proxy / channel.proxy / rpc / proxies translate to this table.
+    proxy: dict[str, Any] = field(default_factory=dict)
 
 
 async def _not_upgraded(request: Request) -> Response:
@@ -69,31 +88,31 @@ async def _not_upgraded(request: Request) -> Response:
 def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     ctx.state.setdefault("keys", KeySource(ctx))
+    ctx.state.setdefault("proxy", ProxySource())
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
                        slow_close=(3008, "slow"), accept=partial(origin_allowed, ctx)),
         Route(s.path, _not_upgraded),
+        *emulation_routes(ctx),  # before SockJS's routes under the same /connection prefix
     ]
     if s.sockjs_path:
         sockjs = SockJSServer(s.sockjs_path, partial(sockjs_endpoint, ctx), outbox_bytes=ctx.hub.max_queue_bytes,
                               heartbeat=s.sockjs_heartbeat, disconnect_delay=s.sockjs_disconnect_delay,
                               max_message=s.max_message_bytes)
         sockjs.nursery = ctx.state["sessions"]
-        out += sockjs.routes()
+        for route in sockjs.routes():
+            if isinstance(route, WebSocketRoute):
+                route.accept = partial(origin_allowed, ctx)
+            out.append(route)
     return out
 
 
 def origin_allowed(ctx: AdapterContext, request: Any) -> bool:
-    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern."""
-    patterns = ctx.settings.allowed_origins
-    origin = request.header("origin")
-    if origin is None:
-        return True
-    if not patterns:
-        return not ctx.settings.check_origin
-    origin = origin.lower()
-    return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
+    """Centrifugo's `client.allowed_origins`: a request with an Origin header must match one pattern
+    (no patterns: the same host, or with check_origin none)."""
+    return _origin_allowed(request.header("origin"), request.header("host"), ctx.settings.allowed_origins,
+                           strict=ctx.settings.check_origin, tls=request.tls)
 
 
 async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -105,7 +124,13 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
             keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
             nursery.start_soon(keepalive.run)
         task_status.started()
-        await trio.sleep_forever()
+        try:
+            await trio.sleep_forever()
+        finally:
+            source = ctx.state.get("proxy")
+            if source is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await source.caller.aclose()
 
 
 def validate(settings: RealtimeSettings, config: Settings) -> None:
@@ -121,6 +146,10 @@ def validate(settings: RealtimeSettings, config: Settings) -> None:
                 ok = False
             if not ok:
                 raise ConfigError(config.source, f"realtime.{key}", "not a PEM public key of that kind")
+    try:
+        parse_config(settings.proxy)
+    except ProxyConfigError as exc:
+        raise ConfigError(config.source, f"realtime.proxy.{exc.key}", exc.problem) from None
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 

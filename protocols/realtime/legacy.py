@@ -27,6 +27,9 @@ from hub.core.options import NamespaceOptions, Project
 from hub.core.outbox import Outbox
 from hub.core.session import new_client_id
 from hub.net.framing import WS_TEXT, Close, FramedWire, Framing
+from hub.net.limits import DISCONNECT as LIMIT_DISCONNECT
+from hub.net.limits import OK as LIMIT_OK
+from hub.net.limits import CommandLimiter
 from protocols.centrifuge import Errors, check, close_for, dumps, hmac_hex, loads, message_body
 from protocols.centrifuge_schema import CLIENT, REQUEST, validate
 
@@ -107,6 +110,10 @@ class Stop(Exception):
     """A request error that ends the batch (the original's `process_obj` error)."""
 
 
+class _Abuse(Exception):
+    """A client that keeps sending over its command rate: the connection is closed."""
+
+
 def _namespace(project: Project, channel: str) -> NamespaceOptions | None:
     bare = channel[len(PRIVATE_PREFIX):] if channel.startswith(PRIVATE_PREFIX) else channel
     name = bare.split(NAMESPACE_BOUNDARY, 1)[0] if NAMESPACE_BOUNDARY in bare else ""
@@ -125,13 +132,16 @@ class LegacyClient:
     """One connection's protocol state: authentication, subscriptions, expiry, and the commands' replies."""
 
     def __init__(self, hub: Hub, outbox: Outbox, wire: FramedWire, clock: Callable[[], float] = time.time,
-                 expired_close_delay: float = EXPIRED_CLOSE_DELAY, max_commands: int = MAX_COMMANDS) -> None:
+                 expired_close_delay: float = EXPIRED_CLOSE_DELAY, max_commands: int = MAX_COMMANDS,
+                 limiter: CommandLimiter | None = None, on_limit: Callable[[str], None] | None = None) -> None:
         self.hub = hub
         self.outbox = outbox
         self.wire = wire
         self.clock = clock
         self.expired_close_delay = expired_close_delay
         self.max_commands = max_commands
+        self.limiter = limiter  # the command rate: "too many requests" over it, closed on abuse
+        self.on_limit = on_limit
         self.session: Session | None = None
         self.client_id = new_client_id()
         self.timestamp: int | None = None
@@ -171,6 +181,8 @@ class LegacyClient:
             except Stop as stop:
                 replies.append(stop.args[0])
                 break
+            except _Abuse:
+                return Batch(reply=dumps(replies).encode() if replies else None, close="too many requests")
         return Batch(reply=dumps(replies).encode())
 
     async def command(self, obj: Any) -> dict[str, Any]:
@@ -181,6 +193,16 @@ class LegacyClient:
         method, params = obj["method"], obj["params"]
         if method != "connect" and self.session is None:
             raise Stop({"method": method, "error": Errors.UNAUTHORIZED, "body": None})
+        if self.limiter is not None:
+            verdict = self.limiter.check()
+            if verdict == LIMIT_DISCONNECT:
+                if self.on_limit is not None:
+                    self.on_limit("command rate disconnect")
+                raise _Abuse()
+            if verdict != LIMIT_OK:
+                if self.on_limit is not None:
+                    self.on_limit("command rate")
+                return {"method": method, "error": Errors.TOO_MANY_REQUESTS, "body": None}
         handler = self.handlers.get(method)
         if handler is None:
             raise Stop({"method": method, "error": Errors.UNKNOWN_METHOD.format(method), "body": None})

@@ -27,6 +27,9 @@ import msgpack
 from hub.actions import ActionError
 from hub.core import Hub, HubError, Publication, Session, Unrecoverable
 from hub.core.outbox import Outbox
+from hub.net.limits import DISCONNECT as LIMIT_DISCONNECT
+from hub.net.limits import OK as LIMIT_OK
+from hub.net.limits import CommandLimiter
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from hub.version import __version__
 from protocols import centrifugo as C
@@ -259,9 +262,35 @@ class SdkWire:
         return self.push({"disconnect": {"code": code, "reason": text, "reconnect": reconnect}})
 
 
+class HttpStreamJsonCodec(JsonCodec):
+    """HTTP-streaming (JSON): every reply or push is one line of the response."""
+
+    def frame(self, parts: list[bytes]) -> bytes:
+        return b"".join(p + b"\n" for p in parts)
+
+
+class SseJsonCodec(JsonCodec):
+    """Server-Sent Events: every reply or push is one `data:` event."""
+
+    def frame(self, parts: list[bytes]) -> bytes:
+        return b"".join(b"data: " + p + b"\n\n" for p in parts)
+
+
+class HttpStreamProtobufCodec(ProtobufCodec):
+    """HTTP-streaming (Protobuf): varint-length-delimited `Reply`s one after another in the response."""
+
+    def frame(self, parts: list[bytes]) -> bytes:
+        return b"".join(parts)
+
+
 JSON_WIRE = SdkWire(JsonCodec())
 MSGPACK_WIRE = SdkWire(MsgpackCodec())
 PROTOBUF_WIRE = SdkWire(ProtobufCodec())
+# The emulation transports' wire formats (centrifuge-js's http_stream and sse): the same messages, framed for a
+# streaming HTTP response (each its own wire, so the fan-out encodes once per framing).
+HTTP_STREAM_JSON_WIRE = SdkWire(HttpStreamJsonCodec())
+HTTP_STREAM_PROTOBUF_WIRE = SdkWire(HttpStreamProtobufCodec())
+SSE_WIRE = SdkWire(SseJsonCodec())
 PROTOBUF_SUBPROTOCOL = sdk_protobuf.SUBPROTOCOL
 
 
@@ -330,6 +359,12 @@ class SdkClient:
         personal_namespace: str | None = None,
         channel_limit: int = 128,
         user_connection_limit: int = 0,
+        limiter: CommandLimiter | None = None,
+        on_limit: Callable[[str], None] | None = None,
+        proxy: Any = None,
+        insecure: bool = False,
+        emulation: str = "",
+        personal_single_connection: bool = False,
     ) -> None:
         self.hub = hub
         self.outbox = outbox
@@ -343,8 +378,17 @@ class SdkClient:
         self.keys = keys
         # Centrifugo's subscribe_to_user_personal_channel: every user is subscribed to `<namespace>:#<user>`.
         self.personal_namespace = personal_namespace
+        # ... with single_connection: a user's new connection closes the others (3504), one connection per user.
+        self.personal_single_connection = personal_single_connection
         self.channel_limit = channel_limit  # Centrifugo's client.channel_limit (0: none)
         self.user_connection_limit = user_connection_limit  # client.user_connection_limit (0: none)
+        self.limiter = limiter  # the command rate (111 over it, 3013 on abuse)
+        self.on_limit = on_limit  # told the limit each refusal hit (metrics)
+        self.proxy = proxy  # the backend proxy of this connection (proxy.ConnectionProxy), if any is configured
+        # Centrifugo's client.insecure: connect without a token, subscribe, publish, presence and history anywhere.
+        self.insecure = insecure
+        # An emulation transport (HTTP-streaming, SSE): this connection's session id, for the /emulation endpoint.
+        self.emulation = emulation
         self.session: Session | None = None
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
@@ -406,6 +450,14 @@ class SdkClient:
             return None
         if isinstance(cid, bool) or not isinstance(cid, int) or cid <= 0:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
+        if self.limiter is not None:
+            verdict = self.limiter.check()
+            if verdict != LIMIT_OK:
+                if verdict == LIMIT_DISCONNECT:
+                    self._limited("command rate disconnect")
+                    raise Disconnect(C.DISCONNECT_TOO_MANY_REQUESTS, C.DISCONNECTS[C.DISCONNECT_TOO_MANY_REQUESTS])
+                self._limited("command rate")
+                return {"id": cid, "error": ReplyError(C.TOO_MANY_REQUESTS).as_dict()}
         if self.session is None and method != "connect":
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         if method is None:
@@ -431,6 +483,10 @@ class SdkClient:
         except Exception:
             log.exception("%s command failed", method)
             return {"id": cid, "error": ReplyError(INTERNAL, temporary=True).as_dict()}
+
+    def _limited(self, limit: str) -> None:
+        if self.on_limit is not None:
+            self.on_limit(limit)
 
     def frame(self, replies: list[dict[str, Any]]) -> bytes | None:
         """The replies of one message in one frame (unencodable results become errors)."""
@@ -482,32 +538,59 @@ class SdkClient:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         token = params.get("token")
         subs_claim: dict[str, dict[str, Any]] = {}
-        meta = None
-        if token in (None, ""):
-            if not self.allow_anonymous:
+        meta = connect_data = session_id = None
+        granted = None
+        if token in (None, "") and self.proxy is not None and self.proxy.config.connect is not None:
+            session_id, granted = await self.proxy.connect(self, params)  # Centrifugo's connect proxy
+        if granted is not None:
+            project, user, info, channels, expires = self.default_project, granted.user, granted.info, granted.channels, granted.expires_at
+            subs_claim, meta, connect_data = granted.subs, granted.meta, granted.data
+            for channel in [*channels, *subs_claim]:  # Centrifugo refuses the connect for an unknown channel
+                try:
+                    self.hub.channel(project, channel)
+                except HubError:
+                    raise ReplyError(UNKNOWN_CHANNEL) from None
+        elif token in (None, ""):
+            if not (self.allow_anonymous or self.insecure):
                 raise ReplyError(UNAUTHORIZED)
             project, user, info, channels, expires = self.default_project, "", None, [], None
         else:
             claims = await self._claims(token)
             project, user, info, channels, expires = claims.project, claims.user, claims.info, claims.channels, claims.expires_at
             subs_claim, meta = claims.subs, claims.meta
+            if self.insecure:
+                expires = None  # Centrifugo: insecure connections never expire
         if expires is not None and expires < self.clock():
             raise ReplyError(EXPIRED_ERROR)
         if self.user_connection_limit and user and len(self.hub.user_sessions(project, user)) >= self.user_connection_limit:
+            self._limited("connections per user")
             raise Disconnect(C.CONNECTION_LIMIT, C.DISCONNECTS[C.CONNECTION_LIMIT])
         personal = []
         if self.personal_namespace is not None and user:
             personal = [f"{self.personal_namespace}:#{user}" if self.personal_namespace else f"#{user}"]
+            if self.personal_single_connection:
+                for other in self.hub.user_sessions(project, user):
+                    self.hub.close(other, f"{C.CONNECTION_LIMIT}:{C.DISCONNECTS[C.CONNECTION_LIMIT]}", reconnect=False)
         server_side = list(dict.fromkeys([*channels, *subs_claim, *personal]))
         if self.channel_limit and len(server_side) > self.channel_limit:
             raise Disconnect(C.CHANNEL_LIMIT, C.DISCONNECTS[C.CHANNEL_LIMIT])
+        server_refresh = self.proxy is not None and self.proxy.refresh_enabled  # the refresh proxy renews it, not the client
         self.session = self.hub.connect(project, user, PROTOCOL, self.wire, info=info, outbox=self.outbox,
-                                        expires_at=self._session_expiry(expires), keepalive=self.ping_interval,
-                                        meta={"meta": meta} if meta is not None else None)
-        result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}", **self._ttl(expires)}
+                                        expires_at=None if server_refresh else self._session_expiry(expires),
+                                        keepalive=self.ping_interval, meta={"meta": meta} if meta is not None else None,
+                                        session_id=session_id)
+        result: dict[str, Any] = {"client": self.session.id, "version": f"hub {__version__}",
+                                  **({} if server_refresh else self._ttl(expires))}
+        if server_refresh:
+            self.proxy.schedule_refresh(expires)
+        if connect_data is not None:
+            result["data"] = connect_data
         if self.ping_interval > 0:
             result["ping"] = self.ping_interval
             result["pong"] = True
+        if self.emulation:
+            result["session"] = self.emulation
+            result["node"] = self.hub.node_id
         recover = params.get("subs") if isinstance(params.get("subs"), dict) else {}
         subs = {}
         for channel in server_side:
@@ -529,6 +612,8 @@ class SdkClient:
     async def cmd_refresh(self, params: dict[str, Any]) -> dict[str, Any]:
         session = self.session
         assert session is not None
+        if self.proxy is not None and self.proxy.refresh_enabled:  # Centrifugo: server-side refresh expected
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         claims = await self._claims(params.get("token"))
         if claims.project != session.project or claims.user != session.user:
             raise Disconnect(INVALID_TOKEN, "invalid token")
@@ -582,7 +667,7 @@ class SdkClient:
             raise ReplyError(LIMIT_EXCEEDED)
         options = name.options
         token = params.get("token")
-        info = expires = None
+        info = expires = grant = None
         override: dict[str, Any] = {}
         limited = name.users is not None and options.allow_user_limited_channels
         if name.private and not token:
@@ -592,7 +677,13 @@ class SdkClient:
             info, expires, override = claims.info, claims.expires_at, claims.override
         elif limited and name.allows_user(session.user):
             pass
-        elif not (options.allow_subscribe_for_client and (session.user or options.anonymous) and not limited):
+        elif self.proxy is not None and self.proxy.handles("subscribe", name.namespace) and not limited:
+            grant = await self.proxy.subscribe(self, channel, name.namespace, params)  # Centrifugo's subscribe proxy
+            info, expires, override = grant.info, grant.expires_at, grant.override
+        elif options.allow_subscribe_for_client and (session.user or options.anonymous or options.allow_subscribe_for_anonymous) \
+                and not limited:
+            pass
+        elif not self.insecure:
             raise ReplyError(PERMISSION_DENIED)
         if expires is not None and expires < self.clock():
             raise ReplyError(EXPIRED_ERROR)
@@ -604,8 +695,15 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        return await self._join(channel, name, info, expires, params, private_ok=bool(token), override=override, tags_filter=tf,
-                                delta=delta == "fossil" and options.delta_fossil and tf is None)
+        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
+        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
+        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
+                                  override=override, tags_filter=tf, delta=delta == "fossil" and options.delta_fossil and tf is None)
+        if server_refresh and expires is not None:
+            self.proxy.schedule_sub_refresh(channel, expires)
+        if grant is not None and grant.data is not None:
+            result["data"] = grant.data
+        return result
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
                     *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
@@ -622,14 +720,14 @@ class SdkClient:
                 return value["value"]
             return default
 
-        history_access = options.allow_history_for_subscriber
+        history_access = self._may(session, channel, name, "history", subscribed=True)
         hist = options.keeps_history
         recoverable = hist and (opt("force_recovery", options.force_recovery) or (bool(params.get("recoverable")) and history_access))
         positioned = hist and (recoverable or opt("force_positioning", options.force_positioning)
                                or (bool(params.get("positioned")) and history_access))
         join_leave = opt("join_leave", options.join_leave)
         push_join_leave = join_leave and (opt("force_push_join_leave", options.force_push_join_leave) or (
-            not server_side and bool(params.get("join_leave")) and options.allow_presence_for_subscriber))
+            not server_side and bool(params.get("join_leave")) and self._may(session, channel, name, "presence", subscribed=True)))
         result: dict[str, Any] = {}
         recovered: tuple[list[Publication], bool] | None = None
         if positioned:
@@ -644,7 +742,9 @@ class SdkClient:
             strict = since is not None and isinstance(flag, int) and bool(flag & FLAG_REJECT_UNRECOVERED)
             session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
             try:
-                pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict)
+                # The SDK protocol applied Centrifugo's access rules (anonymous users included) before this.
+                pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict,
+                                                  authorized=True)
             except Unrecoverable:
                 session.quiet.discard(channel)
                 raise ReplyError(UNRECOVERABLE_POSITION) from None
@@ -659,7 +759,7 @@ class SdkClient:
         else:
             session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
             try:
-                await self.hub.subscribe(session, channel, info, private_ok=private_ok)
+                await self.hub.subscribe(session, channel, info, private_ok=private_ok, authorized=True)
             except BaseException:
                 session.quiet.discard(channel)
                 raise
@@ -707,6 +807,8 @@ class SdkClient:
         channel = self._channel(params)
         if channel not in session.channels:
             raise ReplyError(PERMISSION_DENIED)
+        if self.proxy is not None and self.proxy.handles("sub_refresh", self.hub.channel(session.project, channel).namespace):
+            raise Disconnect(BAD_REQUEST_CLOSE, "bad request")  # Centrifugo: server-side sub refresh expected
         claims = await self._sub_claims(params.get("token"), channel)
         if claims.expires_at is not None and claims.expires_at < self.clock():
             raise ReplyError(EXPIRED_ERROR)
@@ -720,6 +822,8 @@ class SdkClient:
         self.hub.unsubscribe_session(session, channel)
         session.quiet.discard(channel)
         self.sub_expires.pop(channel, None)
+        if self.proxy is not None:
+            self.proxy.forget(channel)
         return {}
 
     def next_expiry(self) -> float | None:
@@ -750,17 +854,27 @@ class SdkClient:
             raise ReplyError(BAD_REQUEST)
         return session, channel, name
 
-    def _anonymous_ok(self, session: Session, name: Any) -> bool:
-        return bool(session.user) or name.options.anonymous
+    def _may(self, session: Session, channel: str, name: Any, action: str, subscribed: bool = False) -> bool:
+        """Centrifugo v6's rule for publish/presence/history: `allow_<action>_for_client`, or
+        `allow_<action>_for_subscriber` when subscribed, for anonymous users only with `allow_<action>_for_anonymous`
+        (or the hub's `anonymous`); anything under `client.insecure`."""
+        o = name.options
+        user_ok = bool(session.user) or o.anonymous or getattr(o, f"allow_{action}_for_anonymous")
+        for_subscriber = o.publish if action == "publish" else getattr(o, f"allow_{action}_for_subscriber")
+        return self.insecure or (user_ok and (getattr(o, f"allow_{action}_for_client")
+                                              or (for_subscriber and (subscribed or channel in session.channels))))
 
     async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, name = self._target(params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
-        options = name.options
-        allowed = self._anonymous_ok(session, name) and (
-            options.allow_publish_for_client or (options.publish and channel in session.channels))
-        if not allowed:
+        if self.proxy is not None and self.proxy.handles("publish", name.namespace):  # Centrifugo's publish proxy decides
+            raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+            out = await self.proxy.publish(self, channel, name.namespace, params["data"], raw if isinstance(raw, bytes) else None)
+            await self.hub.publish(session.project, channel, out.data, session.client_info(channel), session.id,
+                                   tags=out.tags, skip_history=out.skip_history, raw=out.raw)
+            return {}
+        if not self._may(session, channel, name, "publish"):
             raise ReplyError(PERMISSION_DENIED)
         if isinstance(self.wire.codec, MsgpackCodec) and not json_compatible(params["data"]):
             raise ReplyError(BAD_REQUEST, "bad request: data must be JSON-compatible (no binary, NaN or non-string keys)")
@@ -772,7 +886,7 @@ class SdkClient:
     def _presence_allowed(self, session: Session, channel: str, name: Any) -> None:
         if not name.options.presence:
             raise ReplyError(NOT_AVAILABLE)
-        if not (name.options.allow_presence_for_subscriber and channel in session.channels and self._anonymous_ok(session, name)):
+        if not self._may(session, channel, name, "presence"):
             raise ReplyError(PERMISSION_DENIED)
 
     async def cmd_presence(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -790,7 +904,7 @@ class SdkClient:
         session, channel, name = self._target(params)
         if not name.options.keeps_history:
             raise ReplyError(NOT_AVAILABLE)
-        if not (name.options.allow_history_for_subscriber and channel in session.channels and self._anonymous_ok(session, name)):
+        if not self._may(session, channel, name, "history"):
             raise ReplyError(PERMISSION_DENIED)
         limit = _int(params.get("limit"), "limit", 0)
         if limit < 0 or limit > HISTORY_MAX_LIMIT:
@@ -802,6 +916,11 @@ class SdkClient:
     async def cmd_rpc(self, params: dict[str, Any]) -> dict[str, Any] | RpcCall:
         method = params.get("method", "")
         func = self.rpc(method) if self.rpc is not None and isinstance(method, str) else None
+        if func is None and self.proxy is not None and isinstance(method, str) and self.proxy.handles_rpc(method):
+            raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+            return {"data": await self.proxy.rpc(self, method, params.get("data"), raw if isinstance(raw, bytes) else None)}
+        if func is None and self.rpc is None:  # no RPC methods at all: Centrifugo without an RPC handler answers 108
+            raise ReplyError(NOT_AVAILABLE)
         if func is None:
             raise ReplyError(METHOD_NOT_FOUND)
         data = params.get("data")

@@ -8,6 +8,7 @@ import logging
 import math
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import trio
 from hub.adapters import AdapterContext
 from hub.net.framing import WS_TEXT, Framing
 from hub.net.http import Request
+from hub.net.limits import command_limiter
 from hub.net.websocket import WebSocket
 from protocols.centrifuge import close_for
 
 from .legacy import CODEC, LegacyClient, legacy_wire
+from .proxy import ConnectionProxy, ProxySource
 from .sdk import (
     JSON_WIRE,
     MSGPACK_SUBPROTOCOL,
@@ -48,7 +51,9 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     wire = legacy_wire(framing)
     settings = ctx.settings
     client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
-                          max_commands=settings.legacy_max_commands)
+                          max_commands=settings.legacy_max_commands,
+                          limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
+                          on_limit=partial(ctx.metrics.refused, ctx.name))
 
     def close_args() -> tuple[int, str]:
         session = client.session
@@ -235,9 +240,13 @@ async def _stale(client: SdkClient, ws: WebSocket, deadline: float) -> None:
         ws.close(STALE, "stale")
 
 
-async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes | None, wire: SdkWire,
-                         opened: float | None = None) -> None:
-    """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes."""
+async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None, wire: SdkWire,
+                         opened: float | None = None, request: Request | None = None, transport: str = "websocket",
+                         emulation: str = "") -> None:
+    """Serve one client of the current Centrifugo protocol (JSON or msgpack) until it or the server closes.
+
+    `request` (the HTTP request that opened the connection) gives the backend proxy the headers it forwards;
+    `emulation` is the session id of an HTTP-streaming or SSE connection."""
     settings = ctx.settings
     pinger: Keepalive | None = ctx.state.get("keepalive")  # what really pings: a reload does not restart it
     client = SdkClient(
@@ -248,11 +257,17 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         ping_interval=int(pinger.interval) if pinger is not None else 0,
         expired_close_delay=settings.expired_close_delay,
         allow_anonymous=settings.allow_anonymous,
-        rpc=_rpc_lookup(ctx),
+        rpc=_rpc_lookup(ctx) if settings.rpc_methods else None,  # none: 108, as Centrifugo without an RPC handler
         keys=ctx.state.get("keys"),
         personal_namespace=settings.personal_channel_namespace if settings.personal_channel else None,
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
+        limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
+        on_limit=partial(ctx.metrics.refused, ctx.name),
+        proxy=bind_proxy(ctx, request, transport, wire),
+        insecure=settings.insecure,
+        personal_single_connection=settings.personal_channel_single_connection,
+        emulation=emulation,
     )
     ws.close_hook = client.close_args
     changed: list[trio.Event] = []
@@ -281,6 +296,8 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
     client.on_change = on_change
     if settings.stale_close_delay > 0:
         spawn(_stale, client, ws, opened + settings.stale_close_delay)
+    if client.proxy is not None and client.proxy.config.timed:
+        spawn(client.proxy.run, client)  # server-side refresh through the refresh / sub_refresh proxies
     keepalive: Keepalive | None = ctx.state.get("keepalive")
     if keepalive is not None:
         keepalive.add(ws, client, state)
@@ -301,6 +318,15 @@ async def sdk_connection(ctx: AdapterContext, ws: WebSocket, first: str | bytes 
         for scope in scopes:
             scope.cancel()
         client.release()
+
+
+def bind_proxy(ctx: AdapterContext, request: Request | None, transport: str, wire: SdkWire) -> ConnectionProxy | None:
+    """The backend proxy of one connection ([realtime.proxy]), with the request headers it may forward; None if unused."""
+    source: ProxySource | None = ctx.state.get("proxy")
+    if source is None or not ctx.settings.proxy:
+        return None
+    headers = {"-".join(p.capitalize() for p in k.split("-")): v for k, v in request.headers.items()} if request is not None else {}
+    return source.bind(ctx.settings.proxy, transport=transport, protocol="protobuf" if wire.binary else "json", headers=headers)
 
 
 JSON_SUBPROTOCOL = "centrifuge-json"
@@ -331,11 +357,11 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened)
+        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened)
+        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        await sdk_connection(ctx, ws, first, JSON_WIRE, opened)
+        await sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)
     else:
         await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
 

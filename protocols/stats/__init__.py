@@ -11,8 +11,10 @@ from typing import Any
 import trio
 
 from hub.adapters import Adapter, AdapterContext
-from hub.config import ConfigError, ListenerSettings, parse_settings
+from hub.config import ConfigError, ListenerSettings, Settings, parse_settings
+from hub.loginlimit import address_of
 from hub.net.http import Request, Response, Route
+from hub.security import is_loopback
 
 from . import api
 from .metrics import registry_for, render
@@ -30,6 +32,8 @@ class StatsSettings(ListenerSettings):
     app_id: str = DEFAULT_APP_ID
     app_secret: str = DEFAULT_APP_SECRET
     metrics_auth: bool = False
+    # req 10 with `data` (a whole new config posted over HTTP) is refused unless this is true; a reload of the file stays.
+    allow_config_upload: bool = False
 
 
 def error_response(exc: api.ApiError) -> Response:
@@ -49,13 +53,44 @@ def error(status: int, message: str) -> Response:
     return error_response(api.ApiError(status, api.BAD_PARAMETER, message))
 
 
+def authenticate(ctx: AdapterContext, request: Request) -> Response | None:
+    """Basic auth through the shared login limiter: None if the credentials are right, else the answer.
+
+    A wrong AppID/AppSecret (103) counts as a failed login; while the client's address or the AppID it
+    tries is blocked, the answer is 429 with NanoMQ's wrong-credentials body `{"code": 103, "seq": 0}`,
+    `Retry-After`, and the reason (Rocket.Chat's error type) in `X-Error`."""
+    settings: StatsSettings = ctx.settings
+    header = request.header("authorization")
+    limiter, user, ip = ctx.runtime.login_limiter, api.basic_user(header), address_of(request.client)
+    blocked = limiter.check("stats", user, ip)
+    if blocked is not None:
+        log.debug("stats API login refused for %s: blocked for %s", request.client, blocked.kind)
+        exc = api.ApiError(429, api.WRONG_CREDENTIALS, f"login has been temporarily blocked for {blocked.kind} "
+                           f"(error-login-blocked-for-{blocked.kind}): try again in {blocked.retry_after} s")
+        response = error_response(exc)
+        response.headers.append(("Retry-After", str(blocked.retry_after)))
+        return response
+    try:
+        api.check_auth(header, settings.app_id, settings.app_secret)
+    except api.ApiError as exc:
+        if exc.code == api.WRONG_CREDENTIALS:
+            limiter.failed("stats", user, ip)
+        else:  # no or empty credentials: not a guess
+            limiter.release("stats", user, ip)
+        log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
+        return error_response(exc)
+    limiter.succeeded("stats", user, ip)
+    return None
+
+
 async def api_v1(ctx: AdapterContext, request: Request) -> Response:
     """POST /api/v1: Basic auth, then the `{"req", "seq"}` request; every error in the API's shape."""
-    settings: StatsSettings = ctx.settings
     if request.method != "POST":
         return error(404, "")
+    refused = authenticate(ctx, request)
+    if refused is not None:
+        return refused
     try:
-        api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
         body = api.parse_request(request.body)
         return Response.json(api.answer(ctx.hub, body, partial(restart, ctx), partial(control, ctx)))
     except api.ApiError as exc:
@@ -72,10 +107,14 @@ def control(ctx: AdapterContext, action: str) -> None:
 
 
 def restart(ctx: AdapterContext, config: str | None) -> dict[str, Any]:
-    """Reload hub.toml (or the posted TOML text) in place; connections stay."""
+    """Reload hub.toml (or the posted TOML text, only with `allow_config_upload = true`) in place; connections stay."""
     try:
         if config is None:
             return ctx.runtime.reload_from_file()
+        if not ctx.settings.allow_config_upload:
+            log.warning("req 10 with a posted config refused: [stats] allow_config_upload is false")
+            raise api.ApiError(403, api.BAD_PARAMETER, "request parameter error: replacing the configuration through "
+                               "`data` is off ([stats] allow_config_upload = false); req 10 without data reloads the file")
         source = "<posted config>"
         try:
             data = tomllib.loads(config)
@@ -90,13 +129,12 @@ async def metrics(ctx: AdapterContext, request: Request) -> Response:
     """GET /metrics: the Prometheus text format, read live at scrape time."""
     settings: StatsSettings = ctx.settings
     if settings.metrics_auth:
-        try:
-            api.check_auth(request.header("authorization"), settings.app_id, settings.app_secret)
-        except api.ApiError as exc:
-            return Response.json(exc.body(), exc.status)
+        refused = authenticate(ctx, request)
+        if refused is not None:
+            return refused
     registry = ctx.state.get("registry")
     if registry is None:
-        registry = ctx.state["registry"] = registry_for(ctx.hub, ctx.metrics)
+        registry = ctx.state["registry"] = registry_for(ctx.hub, ctx.metrics, ctx.runtime.login_limiter)
     return Response(200, render(registry), "text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -105,9 +143,32 @@ def routes(ctx: AdapterContext) -> list[Route]:
     return [Route("/api/v1", partial(api_v1, ctx)), Route("/metrics", partial(metrics, ctx), methods=["GET"])]
 
 
+def uses_defaults(settings: StatsSettings) -> bool:
+    return settings.app_id == DEFAULT_APP_ID and settings.app_secret == DEFAULT_APP_SECRET
+
+
+def validate(settings: StatsSettings, config: Settings) -> None:
+    """With NanoMQ's default admin/public the API is served on loopback only (as Mosquitto 2 listens locally
+    until configured): any other host is a config error at start."""
+    if settings.enabled and uses_defaults(settings) and not is_loopback(settings.host):
+        raise ConfigError(config.source, "stats.app_secret", f"app_id/app_secret are the defaults {DEFAULT_APP_ID}/"
+                          f"{DEFAULT_APP_SECRET} while host {settings.host!r} is not loopback: set your own "
+                          "(app_id_env/app_secret_env) or serve on 127.0.0.1")
+
+
+def audit(settings: StatsSettings, config: Settings) -> list[str]:
+    """`hub check-config --production`: default credentials, and config upload left on."""
+    problems = []
+    if uses_defaults(settings):
+        problems.append(f"stats.app_id/app_secret: the default credentials {DEFAULT_APP_ID}/{DEFAULT_APP_SECRET}")
+    if settings.allow_config_upload:
+        problems.append("stats.allow_config_upload: anyone with the stats credentials can replace the configuration")
+    return problems
+
+
 def warn_if_default(settings: StatsSettings) -> bool:
     """Log a warning (and return True) while the reference's default credentials are in use."""
-    if settings.app_id == DEFAULT_APP_ID and settings.app_secret == DEFAULT_APP_SECRET:
+    if uses_defaults(settings):
         log.warning("stats API uses the default credentials admin/public: set [stats] app_id and app_secret")
         return True
     return False
@@ -128,6 +189,8 @@ def reload(ctx: AdapterContext, new: StatsSettings) -> list[str]:
         warn_if_default(new)
     if old.metrics_auth != new.metrics_auth:
         changed.append("stats.metrics_auth")
+    if old.allow_config_upload != new.allow_config_upload:
+        changed.append("stats.allow_config_upload")
     return changed
 
 
@@ -139,4 +202,6 @@ ADAPTER = Adapter(
     error=error,
     run=run,
     reload=reload,
+    validate=validate,
+    audit=audit,
 )

@@ -44,6 +44,18 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def basic_user(header: str | None) -> str | None:
+    """The user name of HTTP Basic credentials (what the login limiter counts failures for), or None."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user or None
+
+
 def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
     """HTTP Basic with AppID/AppSecret, compared in constant time."""
     if not header:

@@ -10,14 +10,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from hub.core import Hub
+from hub.loginlimit import LoginLimiter
 from hub.metrics import BUCKETS, RequestMetrics
 
 
 class HubCollector(Collector):
     """Yields metric families from the live core and request metrics; nothing is counted twice."""
 
-    def __init__(self, hub: Hub, requests: RequestMetrics) -> None:
-        self.hub, self.requests = hub, requests
+    def __init__(self, hub: Hub, requests: RequestMetrics, logins: LoginLimiter | None = None) -> None:
+        self.hub, self.requests, self.logins = hub, requests, logins
 
     def collect(self) -> Iterator[Metric]:
         stats = self.hub.stats_snapshot()
@@ -44,6 +45,12 @@ class HubCollector(Collector):
         for (adapter, reason), n in sorted(self.requests.disconnects.items()):
             disconnects.add_metric([adapter, reason], n)
         yield disconnects
+        refused = CounterMetricFamily("hub_refused", "Connections, handshakes, requests and commands refused by a limit, "
+                                      "by adapter and limit (origin, connections per ip, connections per user, http rate, "
+                                      "command rate, command rate disconnect, tls handshake).", labels=["adapter", "limit"])
+        for (adapter, limit), n in sorted(self.requests.refusals.items()):
+            refused.add_metric([adapter, limit], n)
+        yield refused
         latency = HistogramMetricFamily("hub_http_request_duration_seconds", "HTTP request handling time by adapter.",
                                         labels=["adapter"])
         for adapter, hist in sorted(self.requests.latency.items()):
@@ -53,12 +60,37 @@ class HubCollector(Collector):
                 buckets.append((bound, cumulative))
             latency.add_metric([adapter], buckets, hist.total)
         yield latency
+        if self.logins is not None:
+            yield from login_metrics(self.logins)
 
 
-def registry_for(hub: Hub, requests: RequestMetrics) -> CollectorRegistry:
+def login_metrics(logins: LoginLimiter) -> Iterator[Metric]:
+    """The shared login limiter's counters: failures, refusals while blocked, blocks started, blocked now."""
+    failures = CounterMetricFamily("hub_login_failures", "Failed logins (wrong password or unknown user), by adapter.",
+                                   labels=["adapter"])
+    for adapter, n in sorted(logins.failures.items()):
+        failures.add_metric([adapter], n)
+    yield failures
+    refused = CounterMetricFamily("hub_login_refused", "Logins refused because the user or the client address was "
+                                  "blocked, by adapter and reason (user, ip).", labels=["adapter", "reason"])
+    for (adapter, kind), n in sorted(logins.refused.items()):
+        refused.add_metric([adapter, kind], n)
+    yield refused
+    blocks = CounterMetricFamily("hub_login_blocks", "Blocks started after too many failed logins, by reason (user, ip).",
+                                 labels=["reason"])
+    for kind, n in sorted(logins.blocks.items()):
+        blocks.add_metric([kind], n)
+    yield blocks
+    blocked = GaugeMetricFamily("hub_login_blocked", "Users and client addresses blocked now, by reason.", labels=["reason"])
+    for kind, n in sorted(logins.blocked_now().items()):
+        blocked.add_metric([kind], n)
+    yield blocked
+
+
+def registry_for(hub: Hub, requests: RequestMetrics, logins: LoginLimiter | None = None) -> CollectorRegistry:
     """A registry of its own (not the process-global one) holding only the hub's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(HubCollector(hub, requests))
+    registry.register(HubCollector(hub, requests, logins))
     return registry
 
 

@@ -27,3 +27,19 @@ def test_burst_against_hub_and_websockets_peer(tmp_path):
         assert r["config"]["peers"]["websockets"]
     assert "| burst K=4 M=20 | not run | deliveries/s ×" in proc.stderr  # the hub-vs-peer table
     assert "[########################] 2/2" in proc.stderr  # the progress bar
+
+
+def test_cluster_bench_counts_acknowledged_publications():
+    """bench.cluster at toy size, both setups: every publish acknowledged and delivered (its reply parsing is checked)."""
+    import shutil
+
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    proc = subprocess.run([sys.executable, "-m", "bench.cluster", "--rate", "200", "--duration", "1", "-k", "2"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["setup"] for r in records] == ["redis: publisher on A, subscribers on B", "memory: one node"]
+    for r in records:
+        assert r["publish_errors"] == 0 and r["published"] == 200, r
+        assert r["lost"] == 0 and r["deliveries"] == r["expected"] == 400, r

@@ -159,7 +159,7 @@ async def test_deeply_nested_json_gets_the_protocols_bad_request(start_hub):
 async def test_legacy_flood_read_late_gets_every_reply_or_a_slow_close(start_hub):
     """Issue 27: 100,000 presence commands read as fast as possible lost most replies silently.
     Now every reply arrives, or the client is closed as slow (3008), and the drop is counted."""
-    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n")
+    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n[realtime]\ncommand_rate_limit = 0\n")  # the outbox, not the rate
     ws = await legacy(running.url("realtime"))
     await ws.send_json({"method": "subscribe", "params": {"channel": "news"}})
     await ws.recv_reply()
@@ -231,7 +231,7 @@ async def flood_then_read(ws: RawWebSocket, frame: bytes, frames: int, is_reply,
 
 
 async def test_sdk_flood_read_late_gets_every_reply_or_a_slow_close(start_hub):
-    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n[realtime]\nallow_anonymous = true\n")
+    running = await start_hub("[hub]\nmax_queue_bytes = 65536\n[realtime]\nallow_anonymous = true\ncommand_rate_limit = 0\n")
     ws = await RawWebSocket.connect(running.url("realtime").replace("http", "ws") + "/connection/websocket")
     await ws.send_json({"id": 1, "connect": {}})
     await ws.recv()

@@ -183,7 +183,7 @@ async def test_centrifuge_python(centrifugo, use_protobuf: bool) -> None:
         assert exc.value.code == 112
         with pytest.raises(ReplyError) as exc:
             await client.rpc("missing", b"{}" if use_protobuf else {})
-        assert exc.value.code == 104
+        assert exc.value.code == 108  # no RPC handler at all (Centrifugo without an RPC proxy): not available
 
         # a custom disconnect code from the server API reaches the client unchanged
         await bob.disconnect()
@@ -381,12 +381,14 @@ def test_origin_rules() -> None:
 
     from protocols.realtime import origin_allowed
 
-    def allowed(origin: str | None, patterns: list[str], check: bool) -> bool:
+    def allowed(origin: str | None, patterns: list[str], check: bool, host: str = "hub.example:8000") -> bool:
         ctx = SimpleNamespace(settings=SimpleNamespace(allowed_origins=patterns, check_origin=check))
-        request = SimpleNamespace(header=lambda name: origin if name == "origin" else None)
+        request = SimpleNamespace(header=lambda name: {"origin": origin, "host": host}.get(name), tls=False)
         return origin_allowed(ctx, request)  # type: ignore[arg-type]
 
-    assert allowed("https://a.example", [], False)  # hub.toml default: no check
+    # hub.toml default (issue 24): pages of the same host only.
+    assert not allowed("https://a.example", [], False) and allowed("http://hub.example:8000", [], False)
+    assert allowed("http://a.example", [], False, host="a.example:80")
     assert not allowed("https://a.example", [], True) and allowed(None, [], True)  # Centrifugo v6 without allowed_origins
     assert allowed("https://x.example.com", ["https://*.example.com"], True)
     assert not allowed("https://example.org", ["https://*.example.com"], True) and allowed("https://e.org", ["*"], True)

@@ -148,7 +148,7 @@ async def test_connect_subscribe_receive_presence_history(start_hub):
         assert exc.value.code == 103
         with pytest.raises(ReplyError) as exc:
             await client.rpc("nothing.here", {})
-        assert exc.value.code == 104  # Centrifugo: an RPC method with no handler is "method not found"
+        assert exc.value.code == 108  # Centrifugo without any RPC handler (no rpc_methods): "not available"
 
         await other.disconnect()
         await until(lambda: len(sub_events.of("leave")) == 1)

@@ -70,7 +70,7 @@ async def test_req10_restart_execs_the_same_command_again(tmp_path: Path):
 
 
 async def test_req10_without_action_still_reloads_and_embedded_restart_is_flagged(start_hub):
-    running = await start_hub()
+    running = await start_hub("[stats]\nallow_config_upload = true\n")
     url = running.url("stats") + "/api/v1"
     status, body = await curl(url, '{"req": 10, "seq": 3, "data": ""}', *BASIC)
     assert status == 400 and body == {"code": 108, "seq": 3, "rep": 10}  # an empty config has no project

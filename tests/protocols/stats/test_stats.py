@@ -272,6 +272,7 @@ def posted_config(tmp_path: Any, **replace: str) -> str:
     """The running test hub's own config as TOML text (what `start_hub` used), with `replace` applied."""
     text = BASE_CONFIG.replace("[chat]\nport = 0\n", f'[chat]\nport = 0\ndatabase = "{tmp_path / "chat.db"}"\n')
     text = text.replace("[jsonrpc]\nport = 0\n", f'[jsonrpc]\nport = 0\nusers_file = "{tmp_path / "jsonrpc-users.json"}"\n')
+    text = text.replace("[stats]\nport = 0\n", "[stats]\nport = 0\nallow_config_upload = true\n")
     for old, new in replace.items():
         old = old.replace("__", "\n")
         assert old in text, old
@@ -280,7 +281,7 @@ def posted_config(tmp_path: Any, **replace: str) -> str:
 
 
 async def test_reload_changes_options_live_and_reports_ports(start_hub, tmp_path, caplog):
-    running = await start_hub()
+    running = await start_hub("[stats]\nallow_config_upload = true\n")
     stats_url = running.url("stats") + "/api/v1"
     old_auth, new_auth = ("admin", "public"), ("ops", "n3w-secret")
 
