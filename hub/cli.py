@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -125,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if running is not None and running.restart_requested:
         restart(getattr(args, "argv", None))
     log.info("stopped")
+    gc.freeze()  # the process ends: interpreter exit then skips a full collection of everything (seconds at 10,000 connections)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,21 +35,71 @@ def new_epoch() -> str:
 
 
 class Stream:
-    """The publications of one channel, newest kept up to `size`, dropped `lifetime` s after the last publish;
-    its offset and epoch outlive them (the engine's `history_meta_ttl`)."""
+    """The publications of one channel, newest kept up to `history_size`, dropped `history_lifetime` s after
+    the last publish; its offset and epoch outlive them (the engine's `history_meta_ttl`).
 
-    __slots__ = ("epoch", "offset", "items", "expires_at", "meta_expires_at")
+    Kept compact, as a hub may hold a million of them: slots, no container for a single publication (`items`
+    is None, one Publication, or a list trimmed to `history_size`), the namespace's shared options object
+    instead of per-stream sizes and lifetimes, and one timestamp (`touched`, the last publish, which is the
+    last publication's own timestamp object) from which both deadlines follow. `ticket` is the engine's
+    expiry bucket (see hub/core/timers.py).
+    """
 
-    def __init__(self, size: int) -> None:
+    __slots__ = ("project", "channel", "epoch", "offset", "items", "options", "touched", "ticket")
+
+    def __init__(self, project: str, channel: str, options: Any, now: float) -> None:
+        self.project = project
+        self.channel = channel
         self.epoch = new_epoch()
         self.offset = 0
-        self.items: deque[Publication] = deque(maxlen=max(size, 0) or None)
-        self.expires_at = 0.0  # the publications go then; offset and epoch stay until meta_expires_at
-        self.meta_expires_at = 0.0
+        self.items: Publication | list[Publication] | None = None
+        self.options = options  # the NamespaceOptions in force at the last touch (shared, never copied)
+        self.touched = now
+        self.ticket: list[Any] | None = None
 
-    def resize(self, size: int) -> None:
-        if self.items.maxlen != size:
-            self.items = deque(self.items, maxlen=size)
+    @property
+    def expires_at(self) -> float:
+        """When the publications go."""
+        return self.touched + self.options.history_lifetime
+
+    def meta_expires_at(self, meta_ttl: float) -> float:
+        """When offset and epoch go (never before the publications)."""
+        return self.touched + max(meta_ttl, self.options.history_lifetime)
+
+    def __len__(self) -> int:
+        items = self.items
+        return 0 if items is None else len(items) if type(items) is list else 1
+
+    def publications(self) -> list[Publication]:
+        """The kept publications, oldest first (a new list)."""
+        items = self.items
+        if items is None:
+            return []
+        return list(items) if type(items) is list else [items]
+
+    def append(self, pubs: list[Publication], size: int) -> None:
+        """Keep `pubs` (offsets already assigned), then only the newest `size`."""
+        items = self.items
+        if items is None and len(pubs) == 1:
+            self.items = pubs[0]
+            return
+        kept = [] if items is None else items if type(items) is list else [items]
+        kept.extend(pubs)
+        self.items = kept
+        self.trim(size)
+
+    def trim(self, size: int) -> None:
+        items = self.items
+        if type(items) is list:
+            if len(items) > size:
+                del items[:len(items) - size]
+            if len(items) <= 1:
+                self.items = items[0] if items else None
+        elif items is not None and size <= 0:
+            self.items = None
+
+    def clear(self) -> None:
+        self.items = None
 
     def next_offset(self) -> int:
         self.offset += 1
@@ -71,7 +120,7 @@ def read(stream: Stream | None, *, limit: int | None, since: int | None, newest_
     """Select from a stream: after offset `since` (or before offset `before`), at most `limit`, in the order asked."""
     if stream is None:
         return HistoryResult([], 0, "")
-    items = list(stream.items)
+    items = stream.publications()
     if since is not None:
         items = [p for p in items if p.offset > since]
     if before is not None:

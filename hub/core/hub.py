@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import heapq
 import itertools
 import logging
 import os
@@ -25,6 +26,7 @@ from .patterns import TopicFilters
 from .retained import RetainedStore
 from .session import Session, WireFormat
 from .stats import Stats
+from .timers import Slicer
 
 if TYPE_CHECKING:
     from hub.engine import Engine, StreamPosition
@@ -82,6 +84,12 @@ class Hub:
         # (encode, decode) of Publication.meta to and from msgpack-able values, set by the protocol that
         # attaches it (MQTT), so it survives a trip through a shared engine; without it, meta stays local.
         self.meta_codec: tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None
+        # Connection lifetimes: a heap of (expires_at, seq, session); an entry whose time is no longer the
+        # session's `expires_at` is stale (setting it pushes a new entry, see session.py).
+        self._expiries: list[tuple[float, int, Session]] = []
+        self._expiry_seq = 0
+        # The longest a housekeeping step may hold the event loop (seconds) before it checkpoints.
+        self.housekeeping_slice = 0.001
         # The runtime sets this to reload the config file when another node asks (control "reload").
         self.on_reload: Callable[[], Any] | None = None
         if engine is None:
@@ -135,6 +143,9 @@ class Hub:
         )
         if session_id:
             session.id = session_id
+        session.on_expiry = self._schedule_expiry
+        if expires_at is not None:
+            self._schedule_expiry(session, expires_at)
         self._own_overflow(session)
         self.sessions[session.id] = session
         self._by_user.setdefault((project, user), set()).add(session)
@@ -774,18 +785,48 @@ class Hub:
         return total
 
     # -- housekeeping ---------------------------------------------------------------------
-    def expire(self) -> None:
-        """Drop streams past their lifetime and close sessions past their connection lifetime."""
-        now = self.clock()
-        self.engine.expire(now)
-        for session in [s for s in self.sessions.values() if s.expires_at is not None and s.expires_at <= now]:
+    def _schedule_expiry(self, session: Session, when: float) -> None:
+        self._expiry_seq += 1
+        heapq.heappush(self._expiries, (when, self._expiry_seq, session))
+
+    def _expire_sessions(self, now: float, budget: float | None) -> bool:
+        """Close the sessions whose lifetime ended by `now`; True if the slice ran out first."""
+        heap = self._expiries
+        slicer = Slicer(budget, every=8)
+        while heap and heap[0][0] <= now:
+            if not slicer.more():
+                return True
+            when, _, session = heapq.heappop(heap)
+            if session.closed or session.expires_at != when or session.id not in self.sessions:
+                continue  # closed, or its lifetime changed (a newer entry stands for it)
             self.close(session, "connection expired", reconnect=True)
+        return False
+
+    def expire(self) -> None:
+        """Everything due now at once: streams past their lifetimes, sessions past their connection lifetime."""
+        now = self.clock()
+        self.engine.expire_some(now, None)
+        self._expire_sessions(now, None)
+
+    async def expire_sliced(self, budget: float | None = None) -> int:
+        """What `expire` does, in slices of about `budget` seconds (default `housekeeping_slice`) with a
+        checkpoint between them, so a mass expiry never holds the loop; then, after a large sweep, the
+        freed memory goes back to the OS (in a thread). Returns how many slices it took."""
+        budget = self.housekeeping_slice if budget is None else budget
+        now = self.clock()
+        slices = 1
+        while self.engine.expire_some(now, budget) | self._expire_sessions(now, budget):
+            await trio.sleep(0)
+            slices += 1
+        if self.engine.trim_due():
+            await trio.to_thread.run_sync(self.engine.trim_memory)
+        return slices
 
     async def housekeeping(self, interval: float = 1.0) -> None:
-        """Run `expire` every `interval` seconds until cancelled."""
+        """Run `expire_sliced` every `interval` seconds until cancelled."""
         while True:
             await trio.sleep(interval)
-            self.expire()
+            await self.expire_sliced()
 
     def shutdown(self, reason: str = "shutdown") -> None:
         """Tell every client the hub is going away and close their sessions."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +63,8 @@ class Session:
     filters: dict[str, Any] = field(default_factory=dict)
     # Channels where this session takes delta-encoded publications (Hub.set_delta) → whether it holds a base yet.
     deltas: dict[str, bool] = field(default_factory=dict)
+    # Called with (session, when) whenever `expires_at` is set to a time: the hub's expiry schedule.
+    on_expiry: Callable[[Session, float], None] | None = field(default=None, repr=False)
 
     @property
     def closed(self) -> bool:
@@ -75,3 +78,28 @@ class Session:
             "default_info": self.info,
             "channel_info": self.channels.get(channel),
         }
+
+
+def _expiry_property() -> property:
+    """`Session.expires_at` as a property over its slot: setting a time (adapters do, at connect, refresh or
+    an MQTT session's end) also puts the session in the hub's expiry schedule, so housekeeping never scans."""
+    slot = Session.expires_at  # the slot's member descriptor (dataclass(slots=True))
+    get, put = slot.__get__, slot.__set__
+
+    def fget(self: Session) -> float | None:
+        return get(self, Session)
+
+    def fset(self: Session, when: float | None) -> None:
+        put(self, when)
+        if when is not None:
+            try:
+                hook = self.on_expiry
+            except AttributeError:  # during __init__, before the field is set
+                return
+            if hook is not None:
+                hook(self, when)
+
+    return property(fget, fset, doc="Clock time the connection's lifetime ends, or None.")
+
+
+Session.expires_at = _expiry_property()  # type: ignore[assignment,method-assign]

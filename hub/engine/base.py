@@ -111,5 +111,18 @@ class Engine:
     def expire(self, now: float) -> None:
         """Housekeeping, every `hub.housekeeping_interval` seconds."""
 
+    def expire_some(self, now: float, budget: float | None) -> bool:
+        """Housekeeping in slices: work for about `budget` seconds (None: all of it); True if some is left,
+        and the core calls again after a checkpoint. By default, all of `expire` at once."""
+        self.expire(now)
+        return False
+
+    def trim_due(self) -> bool:
+        """Whether housekeeping freed enough that `trim_memory` is worth it (checked after each pass)."""
+        return False
+
+    def trim_memory(self) -> None:
+        """Return freed memory to the OS; run in a worker thread."""
+
     async def close(self) -> None:
         """Stop background work."""

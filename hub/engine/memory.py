@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from hub.core import history as _history
 from hub.core.history import HistoryResult, Publication, Stream
 from hub.core.options import NamespaceOptions
+from hub.core.timers import Slicer, TimerWheel
 
 from .base import Engine, StreamPosition
 
-Key = tuple[str, str]
-
+SHARDS = 1024
+MASK = SHARDS - 1
+CHUNK = 32  # streams processed between two looks at the clock in a housekeeping slice
+COMPACT_AFTER = 10000  # streams dropped before the shards are checked for empty space
 
 class MemoryEngine(Engine):
     """One process: publications are delivered synchronously inside `publish`.
@@ -19,73 +23,125 @@ class MemoryEngine(Engine):
     A stream's publications go `history_lifetime` after its last publish; its offset and epoch stay
     `history_meta_ttl` longer (at least as long as the publications), so an idle channel keeps its
     epoch and a caught-up client recovers without a spurious `recovered: false`.
+
+    Expiry is scheduled: each stream sits in one bucket of a timer wheel at its next deadline, so a
+    housekeeping pass touches only what is due, in slices (`expire_some`). Reads check deadlines
+    themselves, so nothing expired is ever served between passes.
     """
 
     name = "memory"
 
     def __init__(self, *, history_meta_ttl: float = 30 * 86400.0) -> None:
         self.history_meta_ttl = history_meta_ttl
-        self._streams: dict[Key, Stream] = {}
+        # project -> SHARDS dicts of channel -> stream (by the name's hash): with a million channels no
+        # single dict's resize (on insert) or release (when a mass expiry empties it) holds the loop long.
+        self._streams: dict[str, list[dict[str, Stream]]] = {}
+        self._count = 0
+        self._wheel = TimerWheel(1.0)
+        self._due: list[list[Stream]] = []  # buckets taken from the wheel, not yet processed
+        self._freed = 0  # streams dropped since the last trim of the C heap
+        self._unpacked = 0  # streams dropped since the shards were last compacted
+        self._compacting: list[tuple[list[dict[str, Stream]], int]] = []  # shards still to look at
+        self.examined = 0  # wheel entries housekeeping has looked at (what a pass costs)
+        self.trim_after = 20000  # return freed memory to the OS after a sweep dropped this many streams
+
+    def __len__(self) -> int:
+        return self._count
 
     # -- streams -----------------------------------------------------------------------------
-    def _live(self, key: Key, now: float) -> Stream | None:
-        stream = self._streams.get(key)
+    def _get(self, project: str, channel: str) -> Stream | None:
+        shards = self._streams.get(project)
+        return None if shards is None else shards[hash(channel) & MASK].get(channel)
+
+    def _live(self, project: str, channel: str, now: float) -> Stream | None:
+        stream = self._get(project, channel)
         if stream is None:
             return None
-        if stream.meta_expires_at <= now:
-            del self._streams[key]
+        if stream.meta_expires_at(self.history_meta_ttl) <= now:
+            self._drop(stream)
             return None
-        if stream.expires_at <= now and stream.items:
-            stream.items.clear()
+        if stream.items is not None and stream.expires_at <= now:
+            stream.items = None
         return stream
 
-    def _touch(self, stream: Stream, options: NamespaceOptions, now: float) -> None:
-        stream.expires_at = now + options.history_lifetime
-        stream.meta_expires_at = now + max(self.history_meta_ttl, options.history_lifetime)
+    def _drop(self, stream: Stream) -> None:
+        stream.ticket = None
+        channel = stream.channel
+        del self._streams[stream.project][hash(channel) & MASK][channel]
+        self._count -= 1
+        self._freed += 1
+        self._unpacked += 1
 
-    def _stream(self, key: Key, options: NamespaceOptions, now: float) -> Stream:
-        stream = self._live(key, now)
+    def _schedule(self, stream: Stream, now: float) -> None:
+        when = stream.expires_at if stream.items is not None else stream.meta_expires_at(self.history_meta_ttl)
+        stream.ticket = self._wheel.add(when, stream, now)
+
+    def _touch(self, stream: Stream, options: NamespaceOptions, now: float, had_items: bool) -> None:
+        """A publish: both deadlines move to `now` plus the lifetimes."""
+        stream.touched = now
+        if stream.options is not options or not had_items or stream.ticket is None:
+            # new, idle (scheduled at its later meta deadline) or reloaded options (maybe shorter lifetimes)
+            stream.options = options
+            self._schedule(stream, now)
+        # else it stays in its earlier bucket; when that comes due it is put back at its new deadline
+
+    def _stream(self, project: str, channel: str, options: NamespaceOptions, now: float) -> Stream:
+        """The live stream, or a new one (unscheduled: the caller touches or schedules it)."""
+        stream = self._live(project, channel, now)
         if stream is None:
-            stream = self._streams[key] = Stream(options.history_size)
-            self._touch(stream, options, now)
-        else:
-            stream.resize(options.history_size)
+            shards = self._streams.get(project)
+            if shards is None:
+                shards = self._streams[project] = [{} for _ in range(SHARDS)]
+            stream = shards[hash(channel) & MASK][channel] = Stream(project, channel, options, now)
+            self._count += 1
+        elif stream.options is not options:
+            stream.trim(options.history_size)
+        return stream
+
+    def _position_stream(self, project: str, channel: str, options: NamespaceOptions) -> Stream:
+        now = self.hub.clock()
+        stream = self._stream(project, channel, options, now)
+        if stream.ticket is None:
+            self._schedule(stream, now)
         return stream
 
     async def publish(self, project: str, channel: str, options: NamespaceOptions,
                       pubs: list[Publication]) -> list[Publication]:
-        if options.keeps_history:
-            now = self.hub.clock()
-            stream = self._stream((project, channel), options, now)
-            epoch = stream.epoch
+        if options.keeps_history and pubs:
+            now = pubs[-1].timestamp  # the publish time: stored once, shared with the publication
+            stream = self._stream(project, channel, options, now)
+            had_items = stream.items is not None
+            epoch, name, proj = stream.epoch, stream.channel, stream.project
             for pub in pubs:
                 pub.offset = stream.next_offset()
                 pub.epoch = epoch
-            stream.items.extend(pubs)
-            self._touch(stream, options, now)
+                pub.channel = name  # one copy of the name per channel, not one per kept publication
+                pub.project = proj
+            stream.append(pubs, options.history_size)
+            self._touch(stream, options, now, had_items)
         self.hub.deliver(project, channel, pubs)
         return pubs
 
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
                       since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
-        stream = self._live((project, channel), self.hub.clock())
+        stream = self._live(project, channel, self.hub.clock())
         return _history.read(stream, limit=limit, since=since, newest_first=newest_first, before=before)
 
     async def stream_position(self, project: str, channel: str, options: NamespaceOptions) -> tuple[int, str]:
-        stream = self._stream((project, channel), options, self.hub.clock())
+        stream = self._position_stream(project, channel, options)
         return stream.offset, stream.epoch
 
     async def remove_history(self, project: str, channel: str) -> None:
-        stream = self._streams.get((project, channel))
+        stream = self._get(project, channel)
         if stream is not None:
-            stream.items.clear()
+            stream.items = None
 
     async def position(self, project: str, channel: str, options: NamespaceOptions,
                        since: tuple[int, str] | None) -> StreamPosition:
-        stream = self._stream((project, channel), options, self.hub.clock())
+        stream = self._position_stream(project, channel, options)
         pos = StreamPosition(stream.offset, stream.epoch, since=since)
         if since is not None:
-            pos.publications, pos.recovered = recover(stream.items, since, stream.offset, stream.epoch)
+            pos.publications, pos.recovered = recover(stream.publications(), since, stream.offset, stream.epoch)
         return pos
 
     # -- presence, join/leave: the local subscriber map is the whole truth -----------------------
@@ -98,13 +154,93 @@ class MemoryEngine(Engine):
     def leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
         self.hub.deliver_leave(project, channel, record)
 
+    # -- housekeeping ------------------------------------------------------------------------------
     def expire(self, now: float) -> None:
-        for key in [k for k, s in self._streams.items() if s.expires_at <= now]:
-            stream = self._streams[key]
-            if stream.meta_expires_at <= now:
-                del self._streams[key]
-            else:
-                stream.items.clear()
+        while self.expire_some(now, None):
+            pass
+
+    def expire_some(self, now: float, budget: float | None) -> bool:
+        """Process what is due by `now` for about `budget` seconds; True if some is left for the next slice."""
+        due = self._due
+        if not due:  # a new pass (what a slice puts back is for the next pass, so a pass always ends)
+            due.extend(self._wheel.take_due(now))
+        slicer = Slicer(budget, every=1)
+        meta_ttl = self.history_meta_ttl
+        examined = 0
+        try:
+            while due:
+                bucket = due[-1]
+                while bucket:
+                    if not slicer.more():
+                        return True
+                    for _ in range(min(CHUNK, len(bucket))):  # a chunk between two looks at the clock
+                        stream = bucket.pop()
+                        examined += 1
+                        if stream.ticket is not bucket:
+                            continue  # rescheduled or dropped since
+                        stream.ticket = None
+                        touched, options = stream.touched, stream.options
+                        lifetime = options.history_lifetime
+                        if stream.items is not None and touched + lifetime <= now:
+                            stream.items = None
+                        if touched + (meta_ttl if meta_ttl > lifetime else lifetime) <= now:
+                            self._drop(stream)
+                        else:
+                            self._schedule(stream, now)
+                due.pop()
+        finally:
+            self.examined += examined
+        return self._compact_some(slicer)
+
+    def _compact_some(self, slicer: Slicer) -> bool:
+        """A dict never shrinks when entries go: after a large sweep, rebuild the shards that are mostly
+        empty space, one at a time (each is small). True if some are left for the next slice."""
+        todo = self._compacting
+        if not todo:
+            if self._unpacked < COMPACT_AFTER:
+                return False
+            self._unpacked = 0
+            todo.extend((shards, i) for shards in self._streams.values() for i in range(SHARDS))
+        while todo:
+            if not slicer.more_now():
+                return True
+            shards, i = todo.pop()
+            shard = shards[i]
+            if sys.getsizeof(shard) > 128 * len(shard) + 1024:
+                shards[i] = dict(shard)
+        return False
+
+    def trim_due(self) -> bool:
+        if self._freed < self.trim_after:
+            return False
+        self._freed = 0
+        return _libc() is not None
+
+    def trim_memory(self) -> None:
+        """Give the C heap's free pages back to the OS (glibc `malloc_trim`; ctypes releases the GIL)."""
+        _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            libc.malloc_trim  # noqa: B018 (glibc only)
+        except (OSError, AttributeError):
+            libc = None
+        _LIBC.append(libc)
+    return _LIBC[0]
 
 
 def recover(items: Any, since: tuple[int, str], top: int, epoch: str) -> tuple[list[Publication], bool]:

@@ -320,8 +320,12 @@ class HTTPServer:
             if not self.connections:
                 self.idle.set()
             self.closed_lot.unpark_all()
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+            sock = getattr(stream, "socket", None)
+            if isinstance(stream, trio.SocketStream) and sock is not None:
+                sock.close()  # what aclose does, minus its checkpoint: 10,000 of them at a shutdown add up
+            else:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await stream.aclose()
 
     @staticmethod
     def _client(stream: trio.SocketStream) -> str:
