@@ -30,6 +30,7 @@ from .common import LatencyHistogram, start_hub
 PROJECT, SECRET, CHANNEL = "bench", "bench-secret", "noisy:room"
 # Presence on, as in the measurement: a presence reply lists all 50 receivers (about 8 KB).
 NAMESPACE = "\n[projects.bench.namespaces.noisy]\npublish = true\nanonymous = true\npresence = true\njoin_leave = false\n"
+MESSAGE = b'{"method": "message"'  # the original server's JSON (Tornado's json.dumps: ", " and ": ")
 FLOODS = [("ping, reading", "ping", True), ("presence, reading", "presence", True),
           ("presence, not reading", "presence", False)]
 
@@ -108,7 +109,7 @@ async def measure(url: str, receivers: int, rate: int, phases: list[tuple[str, s
 
     async def receive(client: Client) -> None:
         async for payload in client.frames():
-            if payload.startswith(b'{"method":"message"'):
+            if payload.startswith(MESSAGE):
                 sent = json.loads(payload)["body"]["data"]["t"]
                 hist = current[0]
                 if hist is not None:
@@ -168,12 +169,12 @@ async def flood(url: str, kind: str, commands: int, read: bool) -> None:
 
         client.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     print("connected", flush=True)
-    cmd = {"method": "ping"} if kind == "ping" else {"method": "presence", "params": {"channel": CHANNEL}}
+    cmd = {"method": "ping", "params": {}} if kind == "ping" else {"method": "presence", "params": {"channel": CHANNEL}}
     frame = _frame(json.dumps(cmd).encode())
     replies = [0]
     closed: list[str] = []
 
-    marker = b'"method":"ping"' if kind == "ping" else b'"method":"presence"'
+    marker = b'"method": "ping"' if kind == "ping" else b'"method": "presence"'
 
     async def reader() -> None:
         # Drain as fast as possible without parsing frames (this client's CPU is not what is measured);
