@@ -36,6 +36,11 @@ LIVE_PAGES = ("overview", "channels", "channel", "clients", "chat", "room")  # p
 LOGIN_REQUIRED = 4401  # live socket close code: the page reloads and lands on the login form
 TRY_AGAIN_LATER = 1013
 FLUSH_PAUSE = 0.25  # a page gets watched publications at most 4 times a second
+SLOW_CLOSE = (1008, "slow")  # live socket close code: the browser did not read its updates (write timeout)
+
+
+class SlowPage(Exception):
+    """A live page's socket did not take an update within the write timeout (or its queue overflowed meanwhile)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
@@ -299,7 +304,15 @@ def build_app(dash: Dashboard) -> QuartTrio:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_read_filters, page)
                 nursery.start_soon(_close_on_shutdown, dash, nursery.cancel_scope)
-                await _send_updates(dash, page, dict(websocket.args))
+                try:
+                    await _send_updates(dash, page, dict(websocket.args))
+                except SlowPage:
+                    # Send or disconnect: a browser that does not read its updates is closed, not buffered for.
+                    log.info("closing a dashboard page that does not read its updates")
+                    dash.runtime.metrics.disconnected("dashboard", "slow")
+                    nursery.cancel_scope.cancel()
+                    with trio.move_on_after(1):
+                        await websocket.close(*SLOW_CLOSE)
         finally:
             dash.monitor.close_page(page)
 
@@ -352,7 +365,13 @@ async def _send_updates(dash: Dashboard, page: Page, args: dict[str, str]) -> No
         kind = message["type"]
         if kind in ("publications", "messages") or last.get(kind) != text:
             last[kind] = text
-            await websocket.send(text)
+            page.send_started = trio.current_time()
+            with trio.CancelScope(deadline=page.send_started + dash.ctx.config.hub.write_timeout) as scope:
+                page.sending = scope
+                await websocket.send(text)
+            page.sending = None
+            if scope.cancelled_caught:
+                raise SlowPage
 
     while True:
         if page.pending or page.skipped:
