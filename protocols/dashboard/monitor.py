@@ -32,7 +32,6 @@ SERIES = 300  # samples kept for the chart (5 minutes at the default interval)
 WATCH_BATCH = 50  # publications a page is sent per flush; more are counted as skipped
 MAX_PAGES = 32  # live sockets at once; more are refused (each one is a little work per tick)
 DATA_PREVIEW = 2000  # characters of a publication's JSON shown on a page
-SLOW_PAGE = 2.0  # a page whose queue overflows while one write has waited this long is closed as slow
 
 Key = tuple[str, str]
 
@@ -53,14 +52,10 @@ class Page:
     watching: Key | None = None
     filters: dict[str, str] = field(default_factory=dict)
     refilter: bool = False  # the filters changed: send the list again now
-    sending: trio.CancelScope | None = None  # the socket write in progress (its deadline is the write timeout)
-    send_started: float = 0.0
 
     def push(self, pub: Publication) -> None:
         if len(self.pending) == WATCH_BATCH:
             self.skipped += 1
-            if self.sending is not None:  # full while the browser does not take the last update: slow, not buffered
-                self.sending.deadline = min(self.sending.deadline, self.send_started + SLOW_PAGE)
         self.pending.append(pub)
         self.wake.set()
 

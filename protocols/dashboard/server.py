@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ SLOW_CLOSE = (1008, "slow")  # live socket close code: the browser did not read 
 
 
 class SlowPage(Exception):
-    """A live page's socket did not take an update within the write timeout (or its queue overflowed meanwhile)."""
+    """A live page's socket did not take an update within the write timeout (the browser does not read)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
@@ -359,18 +360,16 @@ async def _send_updates(dash: Dashboard, page: Page, args: dict[str, str]) -> No
             monitor.watch(page, *key)
     last: dict[str, str] = {}
     first, seen_tick = True, -1
+    write_timeout = dash.ctx.config.hub.write_timeout
 
     async def send(message: dict[str, Any]) -> None:
         text = json.dumps(message, default=str, separators=(",", ":"))
         kind = message["type"]
         if kind in ("publications", "messages") or last.get(kind) != text:
             last[kind] = text
-            page.send_started = trio.current_time()
-            with trio.CancelScope(deadline=page.send_started + dash.ctx.config.hub.write_timeout) as scope:
-                page.sending = scope
-                await websocket.send(text)
-            page.sending = None
-            if scope.cancelled_caught:
+            started = trio.current_time()
+            await websocket.send(text)  # hypercorn shields the socket write: the kernel ends a stuck one (TCP_USER_TIMEOUT)
+            if trio.current_time() - started >= 0.9 * write_timeout:
                 raise SlowPage
 
     while True:
@@ -403,6 +402,14 @@ async def _send_updates(dash: Dashboard, page: Page, args: dict[str, str]) -> No
             await trio.sleep(FLUSH_PAUSE)  # gather a burst of publications into one message
 
 
+def user_timeout(sock: socket.socket, seconds: float) -> None:
+    """Send or disconnect for hypercorn's connections (accepted sockets inherit it): the kernel resets a connection
+    whose sent data stays unacknowledged (a browser that stops reading: zero window) for `seconds`. Hypercorn shields
+    its socket writes from cancellation, so without this one stuck page would hold a task, and the shutdown, forever."""
+    if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(seconds * 1000)))
+
+
 async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Bind, report the URL, serve until the hub's `stopping` event (hypercorn's shutdown trigger)."""
     dash = ctx.state["dashboard"] = Dashboard(ctx)
@@ -422,6 +429,7 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
         raise ConfigError(ctx.config.source, "dashboard.port", problem) from None
     for sock in sockets.insecure_sockets:
         sock.listen(config.backlog)
+        user_timeout(sock, ctx.config.hub.write_timeout)
     port = sockets.insecure_sockets[0].getsockname()[1]
     app = wrap_app(dash.app, config.wsgi_max_body_size, None)
 
