@@ -143,17 +143,26 @@ async def measure(url: str, receivers: int, rate: int, phases: list[tuple[str, s
                 first = await flood.stdout.receive_some(65536)  # "connected": measure from its first command on
                 assert first.startswith(b"connected"), first
             current[0] = hist
-            await trio.sleep(seconds)
+            started = time.perf_counter()
+            out = first[len(b"connected\n"):] if flood is not None else b""
+            with trio.move_on_after(seconds):
+                if flood is None:
+                    await trio.sleep_forever()
+                # Measured while the flood lasts: until it has everything back (it then prints and exits) or the
+                # phase ends, so a flood that finishes early is not diluted by quiet time after it.
+                while chunk := await flood.stdout.receive_some(65536):
+                    out += chunk
             current[0] = None
             note = ""
             if flood is not None:
-                flood.send_signal(signal.SIGINT)  # the flood prints what it got back, then exits
-                out = first[len(b"connected\n"):]
-                with trio.move_on_after(15):
-                    while chunk := await flood.stdout.receive_some(65536):
-                        out += chunk
+                measured = time.perf_counter() - started
+                if flood.returncode is None and b"replies read" not in out:
+                    flood.send_signal(signal.SIGINT)  # the flood prints what it got back, then exits
+                    with trio.move_on_after(15):
+                        while chunk := await flood.stdout.receive_some(65536):
+                            out += chunk
                 await flood.wait()
-                note = out.decode().strip()
+                note = f"{out.decode().strip()}; measured {measured:.1f} s"
             results.append((title, hist, note))
         nursery.cancel_scope.cancel()
     return results
