@@ -30,6 +30,7 @@ from .common import LatencyHistogram, start_hub
 PROJECT, SECRET, CHANNEL = "bench", "bench-secret", "noisy:room"
 # Presence on, as in the measurement: a presence reply lists all 50 receivers (about 8 KB).
 NAMESPACE = "\n[projects.bench.namespaces.noisy]\npublish = true\nanonymous = true\npresence = true\njoin_leave = false\n"
+MESSAGE = b'{"method": "message"'  # the original server's JSON (Tornado's json.dumps: ", " and ": ")
 FLOODS = [("ping, reading", "ping", True), ("presence, reading", "presence", True),
           ("presence, not reading", "presence", False)]
 
@@ -108,7 +109,7 @@ async def measure(url: str, receivers: int, rate: int, phases: list[tuple[str, s
 
     async def receive(client: Client) -> None:
         async for payload in client.frames():
-            if payload.startswith(b'{"method":"message"'):
+            if payload.startswith(MESSAGE):
                 sent = json.loads(payload)["body"]["data"]["t"]
                 hist = current[0]
                 if hist is not None:
@@ -142,17 +143,26 @@ async def measure(url: str, receivers: int, rate: int, phases: list[tuple[str, s
                 first = await flood.stdout.receive_some(65536)  # "connected": measure from its first command on
                 assert first.startswith(b"connected"), first
             current[0] = hist
-            await trio.sleep(seconds)
+            started = time.perf_counter()
+            out = first[len(b"connected\n"):] if flood is not None else b""
+            with trio.move_on_after(seconds):
+                if flood is None:
+                    await trio.sleep_forever()
+                # Measured while the flood lasts: until it has everything back (it then prints and exits) or the
+                # phase ends, so a flood that finishes early is not diluted by quiet time after it.
+                while chunk := await flood.stdout.receive_some(65536):
+                    out += chunk
             current[0] = None
             note = ""
             if flood is not None:
-                flood.send_signal(signal.SIGINT)  # the flood prints what it got back, then exits
-                out = first[len(b"connected\n"):]
-                with trio.move_on_after(15):
-                    while chunk := await flood.stdout.receive_some(65536):
-                        out += chunk
+                measured = time.perf_counter() - started
+                if flood.returncode is None and b"replies read" not in out:
+                    flood.send_signal(signal.SIGINT)  # the flood prints what it got back, then exits
+                    with trio.move_on_after(15):
+                        while chunk := await flood.stdout.receive_some(65536):
+                            out += chunk
                 await flood.wait()
-                note = out.decode().strip()
+                note = f"{out.decode().strip()}; measured {measured:.1f} s"
             results.append((title, hist, note))
         nursery.cancel_scope.cancel()
     return results
@@ -168,12 +178,12 @@ async def flood(url: str, kind: str, commands: int, read: bool) -> None:
 
         client.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     print("connected", flush=True)
-    cmd = {"method": "ping"} if kind == "ping" else {"method": "presence", "params": {"channel": CHANNEL}}
+    cmd = {"method": "ping", "params": {}} if kind == "ping" else {"method": "presence", "params": {"channel": CHANNEL}}
     frame = _frame(json.dumps(cmd).encode())
     replies = [0]
     closed: list[str] = []
 
-    marker = b'"method":"ping"' if kind == "ping" else b'"method":"presence"'
+    marker = b'"method": "ping"' if kind == "ping" else b'"method": "presence"'
 
     async def reader() -> None:
         # Drain as fast as possible without parsing frames (this client's CPU is not what is measured);

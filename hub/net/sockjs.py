@@ -167,7 +167,7 @@ class XhrSession:
 
     def __init__(self, sid: str, outbox_bytes: int, spawn: Spawn) -> None:
         self.id = sid
-        self.outbox = Outbox(outbox_bytes, notify=self._on_outbox)
+        self.outbox = Outbox(outbox_bytes, notify=self._on_outbox, on_overflow=self._on_overflow)
         self.close_hook: Callable[[], tuple[int, str]] | None = None
         self.close_args: tuple[int, str] | None = None
         self.receiver: object | None = None
@@ -190,7 +190,14 @@ class XhrSession:
             await self._changes.wait()
 
     def send_frame(self, frame: bytes) -> bool:
-        return self.outbox.push(frame)
+        """Queue a payload, or close the session as slow (send or disconnect, never drop)."""
+        return self.outbox.send(frame)
+
+    def _on_overflow(self, messages: int) -> None:
+        # The core (a session's outbox) has closed it as slow already and `close_hook` says how; else Go away.
+        if self.close_args is None:
+            self.close_args = self.close_hook() if self.close_hook is not None and self.outbox.closed else GO_AWAY
+        self.outbox.close()
 
     def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> None:
         if self.close_args is None:

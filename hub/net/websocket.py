@@ -229,6 +229,17 @@ class WebSocket:
             await self._peer_closed.wait()
         self._scope.cancel()
 
+    async def wait_writable(self) -> None:
+        """Backpressure for a producer other than the read loop (a method queue, a feed): return once the
+        client has read most of what is queued for it, or the connection is closing."""
+        while self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._aborted:
+            await self._wait_drained()
+
+    async def _wait_drained(self) -> None:
+        if self._drained is None:
+            self._drained = trio.Event()
+        await self._drained.wait()
+
     def _check_drained(self) -> None:
         if self._drained is not None and self._unsent() <= self.outbox.limit // 4:
             self._drained.set()
@@ -264,8 +275,7 @@ class WebSocket:
                 return None
             if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
                 # Backpressure: take no more messages until the client has read most of its replies.
-                self._drained = trio.Event()
-                await self._drained.wait()
+                await self._wait_drained()
                 continue
             if self._reader.failed or self._reader.more:
                 data = b""  # first the frames already buffered (or the framing error after them)

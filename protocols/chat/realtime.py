@@ -31,6 +31,7 @@ from .model import LOGIN_BLOCKED_DETAILS, ChatError, Message, User, is_blocked, 
 
 if TYPE_CHECKING:
     from hub.core.events import HubEvent
+    from hub.core.stats import Stats
 
     from .service import ChatService
 
@@ -38,6 +39,7 @@ log = logging.getLogger("hub.chat.ddp")
 
 DATE_KEYS = ("ts", "_updatedAt", "editedAt", "tlm", "pinnedAt", "_deletedAt", "lm", "ls")
 SLOW_CLOSE = (1008, "slow consumer")
+PROTOCOL = "ddp"  # the chat's realtime connections in the hub's per-protocol counters
 METHOD_QUEUE = 64  # method calls read ahead per connection; past that the connection is not read (backpressure)
 
 
@@ -89,12 +91,22 @@ class DDPConnection:
     rooms: set[str] = field(default_factory=set)  # rooms the user is in (for rooms-changed and __my_messages__)
     last_seen: float = 0.0
     ip: str = ""  # the client's address (the login limiter counts failures per address)
+    stats: Stats | None = None
 
     def send(self, obj: dict[str, Any] | str) -> bool:
+        """Send or disconnect (`Outbox.send`): a full outbox closes the connection with 1008 "slow consumer",
+        counted in the hub's stats; False when nothing was queued."""
+        if self.ws.closing:
+            return False
         text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
         if self.ws.send(text):
             return True
         self.ws.close(*SLOW_CLOSE)
+        if self.stats is not None:
+            self.stats.slow_disconnects += 1
+            self.stats.messages_dropped += 1
+            for by in (self.stats.slow_by_protocol, self.stats.dropped_by_protocol):
+                by[PROTOCOL] = by.get(PROTOCOL, 0) + 1
         return False
 
 
@@ -201,7 +213,8 @@ class RealtimeServer:
 
     # -- a connection -------------------------------------------------------------------------------
     async def serve(self, request: Request, ws: WebSocket) -> None:
-        conn = DDPConnection(ws, secrets.token_urlsafe(12), last_seen=trio.current_time(), ip=address_of(request.client))
+        conn = DDPConnection(ws, secrets.token_urlsafe(12), last_seen=trio.current_time(), ip=address_of(request.client),
+                             stats=self.svc.ctx.hub.stats)
         self.connections.add(conn)
         conn.send({"server_id": "0"})
         # Methods of one connection run one at a time, in the order they came (as Meteor runs them).
@@ -253,6 +266,7 @@ class RealtimeServer:
 
     async def _methods(self, conn: DDPConnection, calls: trio.MemoryReceiveChannel[dict[str, Any]]) -> None:
         async for msg in calls:
+            await conn.ws.wait_writable()  # backpressure: the next result waits until the client reads the last ones
             await self._method(conn, msg)
 
     async def _keepalive(self, conn: DDPConnection) -> None:

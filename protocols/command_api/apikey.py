@@ -259,8 +259,9 @@ async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiSt
             offset = recover_since.get("offset") or 0
             found = await hub.history(project, channel, since=offset if isinstance(offset, int) else 0)
             if (recover_since.get("epoch") or "") in ("", found.epoch):
-                for pub in found.publications:
-                    session.outbox.push(wire.publication(pub), 1)
+                for pub in found.publications:  # send or disconnect: a recovery that overflows closes it as slow
+                    if not session.outbox.send(wire.publication(pub), 1):
+                        break
     return {}
 
 

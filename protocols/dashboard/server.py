@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ LOGIN_REQUIRED = 4401  # live socket close code: the page reloads and lands on t
 TRY_AGAIN_LATER = 1013
 ACCOUNT = "dashboard"  # the dashboard's one login, as the user the shared login limiter counts failures for
 FLUSH_PAUSE = 0.25  # a page gets watched publications at most 4 times a second
+SLOW_CLOSE = (1008, "slow")  # live socket close code: the browser did not read its updates (write timeout)
+
+
+class SlowPage(Exception):
+    """A live page's socket did not take an update within the write timeout (the browser does not read)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
@@ -311,7 +317,15 @@ def build_app(dash: Dashboard) -> QuartTrio:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_read_filters, page)
                 nursery.start_soon(_close_on_shutdown, dash, nursery.cancel_scope)
-                await _send_updates(dash, page, dict(websocket.args))
+                try:
+                    await _send_updates(dash, page, dict(websocket.args))
+                except SlowPage:
+                    # Send or disconnect: a browser that does not read its updates is closed, not buffered for.
+                    log.info("closing a dashboard page that does not read its updates")
+                    dash.runtime.metrics.disconnected("dashboard", "slow")
+                    nursery.cancel_scope.cancel()
+                    with trio.move_on_after(1):
+                        await websocket.close(*SLOW_CLOSE)
         finally:
             dash.monitor.close_page(page)
 
@@ -358,13 +372,17 @@ async def _send_updates(dash: Dashboard, page: Page, args: dict[str, str]) -> No
             monitor.watch(page, *key)
     last: dict[str, str] = {}
     first, seen_tick = True, -1
+    write_timeout = dash.ctx.config.hub.write_timeout
 
     async def send(message: dict[str, Any]) -> None:
         text = json.dumps(message, default=str, separators=(",", ":"))
         kind = message["type"]
         if kind in ("publications", "messages") or last.get(kind) != text:
             last[kind] = text
-            await websocket.send(text)
+            started = trio.current_time()
+            await websocket.send(text)  # hypercorn shields the socket write: the kernel ends a stuck one (TCP_USER_TIMEOUT)
+            if trio.current_time() - started >= 0.9 * write_timeout:
+                raise SlowPage
 
     while True:
         if page.pending or page.skipped:
@@ -396,6 +414,14 @@ async def _send_updates(dash: Dashboard, page: Page, args: dict[str, str]) -> No
             await trio.sleep(FLUSH_PAUSE)  # gather a burst of publications into one message
 
 
+def user_timeout(sock: socket.socket, seconds: float) -> None:
+    """Send or disconnect for hypercorn's connections (accepted sockets inherit it): the kernel resets a connection
+    whose sent data stays unacknowledged (a browser that stops reading: zero window) for `seconds`. Hypercorn shields
+    its socket writes from cancellation, so without this one stuck page would hold a task, and the shutdown, forever."""
+    if hasattr(socket, "TCP_USER_TIMEOUT") and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, max(1, int(seconds * 1000)))
+
+
 async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Bind, report the URL, serve until the hub's `stopping` event (hypercorn's shutdown trigger)."""
     dash = ctx.state["dashboard"] = Dashboard(ctx)
@@ -423,6 +449,7 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
     bound = sockets.secure_sockets or sockets.insecure_sockets
     for sock in bound:
         sock.listen(config.backlog)
+        user_timeout(sock, ctx.config.hub.write_timeout)
     port = bound[0].getsockname()[1]
     scheme = "https" if sockets.secure_sockets else "http"
     app = wrap_app(dash.app, config.wsgi_max_body_size, None)

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from hub.adapters import AdapterContext
-from hub.core import HubEvent
+from hub.core import HubEvent, Session
 from hub.core.errors import HubError
 from hub.loginlimit import address_of
 from hub.net.http import Request, Response
@@ -119,7 +119,7 @@ class JsonRpc:
         self.store = store
         self.procedures = procedures
         self.hooks = hooks
-        self.listeners: set[WebSocket] = set()
+        self.listeners: dict[WebSocket, Session] = {}
         self.password_checks = trio.CapacityLimiter(PASSWORD_CHECKS)
         self._generated_key = "" if ctx.settings.token_secret else store.signing_key()
 
@@ -368,7 +368,7 @@ class JsonRpc:
             return
         if not self.listeners:
             self.ctx.hub.events.add(self.on_hub_event)
-        self.listeners.add(ws)
+        self.listeners[ws] = session
         try:
             while (message := await ws.receive()) is not None:
                 event = parse_custom_event(message)
@@ -377,7 +377,7 @@ class JsonRpc:
                     continue
                 self._broadcast(text_frame(encode(event)))  # every listener, the sender too, as on Platypush
         finally:
-            self.listeners.discard(ws)
+            self.listeners.pop(ws, None)
             if not self.listeners:
                 self.ctx.hub.events.remove(self.on_hub_event)
             self.ctx.hub.release(session)
@@ -410,11 +410,18 @@ class JsonRpc:
             slots.release()
 
     def _broadcast(self, frame: bytes) -> None:
-        for ws in tuple(self.listeners):
+        """One event to every listener: send or disconnect (`Outbox.send`). A listener whose outbox overflows is
+        dropped by the core as slow (the event and those still queued counted in `messages_dropped`) and closed
+        with 4008."""
+        stats = self.ctx.hub.stats
+        for ws, session in tuple(self.listeners.items()):
             if ws.closing:
                 continue
-            if not ws.send_frame(frame):
-                log.info("closing a /ws/events listener that does not keep up")
+            if ws.outbox.send(frame, 1):
+                session.received += 1
+                stats.messages_delivered += 1
+            else:
+                log.info("closed a /ws/events listener that does not keep up")
                 ws.close(SLOW_CLIENT, "too slow")
 
     def on_hub_event(self, event: HubEvent) -> None:

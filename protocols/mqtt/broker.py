@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from typing import Any
 
 import trio
@@ -24,6 +25,7 @@ from .wire import FORWARDED, MqttMessage, MqttWire, message_of
 log = logging.getLogger("hub.mqtt")
 
 NEVER_EXPIRES = 0xFFFFFFFF
+SLICE_SECONDS = 0.0005  # a connection's packets are handled in slices this long, then other connections run
 
 
 class Broker:
@@ -103,9 +105,18 @@ class Connection:
         """Packets from one read. Consecutive plain QoS 0/1 PUBLISHes to one topic go to the core as one batch
         (one push per subscriber instead of one per message); anything else ends the batch, so order is kept."""
         batch: list[codec.Publish] = []
+        started = time.perf_counter()
         for first, body in packets:
             if self.link.closing:
                 return
+            if time.perf_counter() - started > SLICE_SECONDS:  # fairness: one read's packets in bounded slices
+                if batch:
+                    await self.publish_batch(batch)
+                    batch = []
+                await trio.lowlevel.checkpoint()
+                started = time.perf_counter()
+                if self.link.closing:
+                    return
             if first >> 4 == codec.PUBLISH and self.session is not None:
                 p = codec.decode(first, body, self.version)
                 assert isinstance(p, codec.Publish)

@@ -36,22 +36,45 @@ class StreamLink:
     def __init__(self, stream: trio.SocketStream, flusher: Flusher, spawn: Callable[[Callable[[], Awaitable[None]]], None],
                  limit: int, write_timeout: float) -> None:
         self.stream = stream
-        self.outbox = Outbox(limit, notify=self._on_ready)
+        self.outbox = Outbox(limit, notify=self._on_ready, on_overflow=self._on_overflow)
         self.write_timeout = write_timeout
         self.scope = trio.CancelScope()
+        self.on_slow: Callable[[], None] | None = None  # the MQTT session's slow-client handler (set on CONNECT)
+        self.end_reason = ""
         self._fd = raw_fd(stream)  # None over TLS: bytes go through the stream (a writer task)
         self._flusher = flusher
         self._spawn = spawn
         self._scheduled = self._writing = self._aborted = False
         self._backlog = b""
-        self.push = self.outbox.push  # the hot path: one call less per delivery
+        self._drained: trio.Event | None = None
+        self.push = self.outbox.send  # the hot path: one call less per delivery
 
     @property
     def closing(self) -> bool:
         return self.outbox.closed
 
     def push(self, data: bytes) -> bool:  # noqa: F811 (replaced per instance in __init__)
-        return self.outbox.push(data)
+        """Queue `data`, or disconnect the client as slow (`Outbox.send`): False when nothing was queued."""
+        return self.outbox.send(data)
+
+    def _on_overflow(self, messages: int) -> None:
+        self.end_reason = "slow"
+        if self.on_slow is not None:
+            self.on_slow()  # counts it, tells an MQTT 5 client why (DISCONNECT 0x97), closes
+
+    def unsent(self) -> int:
+        return self.outbox.pending_bytes + len(self._backlog)
+
+    async def wait_writable(self) -> None:
+        """Backpressure: return once the client has read most of what is queued for it (or the link ended)."""
+        while self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._aborted:
+            self._drained = trio.Event()
+            await self._drained.wait()
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and self.unsent() <= self.outbox.limit // 4:
+            self._drained.set()
+            self._drained = None
 
     def force(self, data: bytes) -> None:
         if not self.outbox.closed:
@@ -96,6 +119,7 @@ class StreamLink:
                 self._backlog = data[sent:]
                 self._start_writer()
                 return
+            self._check_drained()
         if self.outbox.closed:
             self._start_writer()
 
@@ -114,8 +138,10 @@ class StreamLink:
                         await self.stream.send_all(data)
                     if timeout.cancelled_caught:
                         log.info("mqtt write timed out; dropping connection")
+                        self.end_reason = self.end_reason or "write timeout"
                         self._abort()
                         return
+                    self._check_drained()
                     continue
                 if self.outbox.closed:
                     self.scope.cancel()
@@ -130,6 +156,9 @@ class StreamLink:
 
     def _abort(self) -> None:
         self._aborted = True
+        self.end_reason = self.end_reason or "connection lost"
+        if self._drained is not None:
+            self._drained.set()
         self.outbox.closed = True
         self.scope.cancel()
 
@@ -139,10 +168,23 @@ class WsLink:
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
+        self.on_slow: Callable[[], None] | None = None
+        transport = ws.outbox.on_overflow
+
+        def overflow(messages: int) -> None:  # the MQTT session's handler first (counted, DISCONNECT), then the socket's
+            if self.on_slow is not None:
+                self.on_slow()
+            if transport is not None:
+                transport(messages)
+
+        ws.outbox.on_overflow = overflow
 
     @property
     def closing(self) -> bool:
         return self.ws.closing
+
+    async def wait_writable(self) -> None:
+        pass  # ws.receive() applies the websocket's own backpressure
 
     def push(self, data: bytes) -> bool:
         return self.ws.send_frame(wsframe.binary_frame(data))
@@ -252,6 +294,8 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
             data = first
             while data and await _feed(conn, reader, data):
                 link.flush_now()
+                # Backpressure: read no more while the client has not read most of its acks and deliveries.
+                await link.wait_writable()
                 with trio.move_on_after(_timeout(conn)) as waited:
                     try:
                         data = await stream.receive_some(65536)
@@ -261,8 +305,11 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
                     if conn.version == codec.MQTT5:
                         link.force(codec.disconnect(codec.KEEPALIVE_TIMEOUT))
                     log.info("mqtt client %s: keepalive timeout", conn.session.client_id if conn.session else "-")
+                    link.end_reason = link.end_reason or "keepalive timeout"
                     link.close()
                     break
+            if not data:
+                link.end_reason = link.end_reason or "client closed"
             link.close()
             await trio.sleep_forever()  # the writer drains what is queued, then cancels this scope
     except Exception:
@@ -276,6 +323,8 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
             with trio.move_on_after(1):
                 await stream.aclose()
         server.connections -= 1
+        if server.metrics is not None:
+            server.metrics.disconnected("mqtt", "slow" if conn.slow else link.end_reason or "server closed")
         if not server.connections:
             server.idle.set()
 

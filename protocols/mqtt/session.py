@@ -31,7 +31,9 @@ log = logging.getLogger("hub.mqtt")
 class Link(Protocol):
     """A client connection's byte sink (TCP stream or websocket)."""
 
-    def push(self, data: bytes) -> bool: ...      # False: over the byte limit, nothing queued
+    on_slow: Any                                  # run when a push overflows (before the link closes)
+
+    def push(self, data: bytes) -> bool: ...      # send or disconnect (Outbox.send): False when nothing was queued
     def force(self, data: bytes) -> None: ...     # control packets, even past the limit
     def close(self) -> None: ...                  # send what is queued, then close
     @property
@@ -150,6 +152,8 @@ class MqttSession:
                max_packet: int, rules: Rules) -> None:
         """A connection takes this session (new, or resumed with what it had in flight)."""
         self.link, self.connection, self.rules = link, connection, rules
+        # An overflowing push (Outbox.send) disconnects the client through `slow` (counted; DISCONNECT 0x97 on MQTT 5).
+        link.on_slow = lambda: self.slow() if self.link is link else None
         if version != self.version:
             self.version = version
             self.core.wire = self.broker.wire(version)
@@ -387,13 +391,16 @@ class MqttSession:
         if dropped:
             self.core.dropped += n
             stats.messages_dropped += n
+            stats.dropped_by_protocol["mqtt"] = stats.dropped_by_protocol.get("mqtt", 0) + n
 
     def slow(self) -> None:
         """The connected client cannot keep up: disconnect it as slow (counted); the session stays if persistent."""
         link = self.link
         if link is None or link.closing:
             return
-        self.hub.stats.slow_disconnects += 1
+        stats = self.hub.stats
+        stats.slow_disconnects += 1
+        stats.slow_by_protocol["mqtt"] = stats.slow_by_protocol.get("mqtt", 0) + 1
         log.info("mqtt client %s too slow, disconnected", self.client_id)
         if self.version == codec.MQTT5:
             link.force(codec.disconnect(codec.QUOTA_EXCEEDED, {"reason_string": "slow"}))

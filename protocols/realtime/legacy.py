@@ -133,6 +133,21 @@ def _info(text: str) -> Any:
 METHODS = frozenset({"connect", "refresh", "subscribe", "unsubscribe", "publish", "presence", "history", "ping"})
 
 
+_last_big: list[Any] = [None, b""]  # the last large single reply and its bytes (presence asked again and again)
+BIG_REPLY = 2048
+
+
+def _encode(replies: list[dict[str, Any]]) -> bytes:
+    """The reply array's bytes. A large single reply equal to the previous one (any client's) reuses its bytes:
+    comparing is several times cheaper than encoding, and a presence flood asks the same thing each time."""
+    if len(replies) == 1 and replies[0] == _last_big[0]:
+        return _last_big[1]
+    payload = dumps(replies).encode()
+    if len(replies) == 1 and len(payload) >= BIG_REPLY:
+        _last_big[0], _last_big[1] = replies[0], payload
+    return payload
+
+
 class LegacyClient:
     """One connection's protocol state: authentication, subscriptions, expiry, and the commands' replies."""
 
@@ -185,8 +200,8 @@ class LegacyClient:
                 replies.append(stop.args[0])
                 break
             except _Abuse:
-                return Batch(reply=dumps(replies).encode() if replies else None, close="too many requests")
-        return Batch(reply=dumps(replies).encode())
+                return Batch(reply=_encode(replies) if replies else None, close="too many requests")
+        return Batch(reply=_encode(replies))
 
     async def command(self, obj: Any) -> dict[str, Any]:
         """One command's reply entry; raises Stop (with the entry) for errors that end a batch."""

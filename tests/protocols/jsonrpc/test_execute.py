@@ -345,8 +345,9 @@ def test_users_file(tmp_path):
 class FakeSocket:
     def __init__(self, room: int) -> None:
         self.room, self.frames, self.closed_with, self.closing = room, [], None, False
+        self.outbox = self  # `outbox.send(frame, messages)`: send or disconnect
 
-    def send_frame(self, frame: bytes) -> bool:
+    def send(self, frame: bytes, messages: int = 0) -> bool:
         if len(self.frames) >= self.room:
             return False
         self.frames.append(frame)
@@ -357,13 +358,19 @@ class FakeSocket:
 
 
 def test_a_listener_that_does_not_keep_up_is_closed():
+    from types import SimpleNamespace
+
+    from hub.core.stats import Stats
+
     rpc = JsonRpc.__new__(JsonRpc)
+    rpc.ctx = SimpleNamespace(hub=SimpleNamespace(stats=Stats()))
     fast, slow = FakeSocket(100), FakeSocket(1)
-    rpc.listeners = {fast, slow}
+    rpc.listeners = {fast: SimpleNamespace(received=0), slow: SimpleNamespace(received=0)}
     for _ in range(3):
         rpc._broadcast(b"frame")
-    assert len(fast.frames) == 3 and fast.closed_with is None
+    assert len(fast.frames) == 3 and fast.closed_with is None and rpc.listeners[fast].received == 3
     assert len(slow.frames) == 1 and slow.closed_with == SLOW_CLIENT
+    assert rpc.ctx.hub.stats.messages_delivered == 4
 
 
 # -- token records, Platypush's event envelope, form fields ------------------------------
