@@ -412,17 +412,19 @@ class JsonRpc:
     def _broadcast(self, frame: bytes) -> None:
         """One event to every listener: send or disconnect (`Outbox.send`). A listener whose outbox overflows is
         dropped by the core as slow (the event and those still queued counted in `messages_dropped`) and closed
-        with 4008."""
-        stats = self.ctx.hub.stats
+        with 4008. Events are not publication copies: `messages_delivered` and the session's `received` do not
+        count them, `messages_dropped` does."""
         for ws, session in tuple(self.listeners.items()):
             if ws.closing:
                 continue
-            if ws.outbox.send(frame, 1):
-                session.received += 1
-                stats.messages_delivered += 1
-            else:
+            dropped = session.dropped
+            if not ws.outbox.send(frame, 1):
                 log.info("closed a /ws/events listener that does not keep up")
                 ws.close(SLOW_CLIENT, "too slow")
+                # the core took the queued events it discarded off the delivered counts, which never had them
+                lost_queued = max(0, session.dropped - dropped - 1)
+                session.received += lost_queued
+                self.ctx.hub.stats.messages_delivered += lost_queued
 
     def on_hub_event(self, event: HubEvent) -> None:
         """Every core event goes to every events listener, encoded once (synchronous, never blocks)."""

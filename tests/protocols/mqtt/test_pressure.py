@@ -94,3 +94,50 @@ async def test_subscriber_of_a_busy_topic_that_stops_reading_is_disconnected_as_
     assert running.hub.stats.slow_by_protocol.get("mqtt") == 1
     await wait_for(lambda: running.metrics.disconnects.get(("mqtt", "slow")) == 1)
 
+
+
+async def test_websocket_subscriber_that_stops_reading_gets_disconnect_0x97_and_is_counted(start_hub):
+    """Over a websocket the overflow goes through the MQTT session first (counted, DISCONNECT 0x97), then the socket."""
+    from ...net.test_wsframe import client_frame as ws_frame
+    from ...rawws import RawWebSocket
+
+    running = await start_hub(MQTT)
+    ws = await RawWebSocket.connect(running.url("mqtt").replace("http", "ws") + "/mqtt", subprotocol="mqtt")
+    reader = codec.PacketReader()
+
+    async def packet() -> tuple[int, bytes] | None:
+        while not (got := reader.packets()):
+            opcode, payload = await ws.recv()
+            if opcode == 8:
+                return None
+            reader.feed(payload)
+        first, body = got[0]
+        reader.buf[:0] = b"".join(bytes((f,)) + codec.encode_varint(len(b)) + b for f, b in got[1:])
+        return first, body
+
+    body = codec.encode_string("MQTT") + bytes((5, 0x02)) + (60).to_bytes(2, "big") + b"\x00" + codec.encode_string("sleepy-ws")
+    await ws.stream.send_all(ws_frame(2, codec.fixed(codec.CONNECT, 0, body)))
+    assert (await packet())[0] >> 4 == codec.CONNACK
+    sub = codec.fixed(codec.SUBSCRIBE, 0x02, (1).to_bytes(2, "big") + b"\x00" + codec.encode_string("busy") + b"\x00")
+    await ws.stream.send_all(ws_frame(2, sub))
+    assert (await packet())[0] >> 4 == codec.SUBACK
+    ws.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    before = running.stats()
+    pad = "x" * 1000
+    for i in range(20_000):
+        await running.publish("busy", {"i": i, "pad": pad})
+        if i % 10 == 9:
+            await trio.sleep(0)
+        if running.stats()["slow_disconnects"] > before["slow_disconnects"]:
+            break
+    assert running.stats()["slow_disconnects"] == before["slow_disconnects"] + 1
+    seen, last = [], None
+    with trio.fail_after(30):
+        while (got := await packet()) is not None:
+            last = got
+            if got[0] >> 4 == codec.PUBLISH:
+                seen.append(json.loads(codec.decode(got[0], got[1], 5).payload)["i"])
+    assert last is not None and last[0] >> 4 == codec.DISCONNECT and last[1][0] == codec.QUOTA_EXCEEDED
+    assert seen == list(range(len(seen)))
+    assert running.hub.stats.slow_by_protocol.get("mqtt") == 1
+    await wait_for(lambda: any(reason == "slow" for (_, reason) in running.metrics.disconnects))
