@@ -15,7 +15,8 @@ from ...rawws import RawWebSocket, client_frame
 from ..pressure import flood, wait_for
 
 SLOW = CLOSES["slow"].websocket[0]
-SMALL_QUEUE = "[hub]\nmax_queue_bytes = 65536\n"
+# The outbox and fairness, not the command rate (a guard of its own, tested in tests/net/test_limits.py), are tested here.
+SMALL_QUEUE = "[hub]\nmax_queue_bytes = 65536\n[realtime]\ncommand_rate_limit = 0\n"
 
 
 async def legacy(running, user: str = "alice") -> RawWebSocket:
@@ -63,7 +64,7 @@ async def test_original_protocol_flood_read_late_gets_every_reply_or_a_counted_s
 
 
 async def test_current_protocol_presence_flood_read_at_once_and_late(start_hub):
-    running = await start_hub(SMALL_QUEUE + "[realtime]\nallow_anonymous = true\n")
+    running = await start_hub(SMALL_QUEUE + "allow_anonymous = true\n")
     for late in (False, True):
         ws = await RawWebSocket.connect(running.url("realtime").replace("http", "ws") + "/connection/websocket")
         await ws.send_json({"id": 1, "connect": {}})
