@@ -41,10 +41,10 @@ class Flusher:
 
     def __init__(self, max_delay: float = 0.01) -> None:
         self.max_delay = max_delay
-        self._ready: list[WebSocket] = []
+        self._ready: list[DirectWriter] = []
         self._lot = trio.lowlevel.ParkingLot()
 
-    def schedule(self, ws: WebSocket) -> None:
+    def schedule(self, ws: DirectWriter) -> None:
         self._ready.append(ws)
         if len(self._ready) == 1:
             self._lot.unpark_all()
@@ -67,8 +67,123 @@ class Flusher:
             delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
 
 
-class WebSocket:
+class DirectWriter:
+    """The outgoing side of a connection on a raw stream (websockets, MQTT over TCP): the `Flusher` writes what its
+    outbox holds with one non-blocking write per pass; a full socket, or TLS, hands over to a writer task of its own
+    until it has caught up. Subclasses set the attributes below and say how a closed connection ends (`_finish`)
+    and how a broken one is dropped (`_abort`)."""
+
+    __slots__ = ()
+    _label = "connection"  # in log lines
+    outbox: Outbox
+    stream: Any
+    write_timeout: float
+    end_reason: str
+    _fd: int | None
+    _flusher: Flusher
+    _spawn: Callable[[Callable[[], Awaitable[None]]], None]
+    _scheduled: bool
+    _writing: bool
+    _aborted: bool
+    _backlog: bytes
+    _drained: trio.Event | None
+
+    def _on_ready(self) -> None:
+        if self._writing or self._aborted:
+            return
+        if self.outbox.closed:
+            self._start_writer()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._flusher.schedule(self)
+
+    def flush(self) -> None:
+        """Write what is pending with one non-blocking write; a full socket hands over to a writer task."""
+        self._scheduled = False
+        if self._writing or self._aborted:
+            return
+        data = self.outbox.take()
+        if data and self._fd is None:
+            self._backlog = data
+            self._start_writer()
+            return
+        if data:
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._abort()
+                return
+            if sent < len(data):
+                self._backlog = data[sent:]
+                self._start_writer()
+                return
+            self._check_drained()
+        if self.outbox.closed:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if not self._writing:
+            self._writing = True
+            self._spawn(self._writer)
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                data = self._backlog or self.outbox.take()
+                self._backlog = b""
+                if data:
+                    with trio.move_on_after(self.write_timeout) as scope:
+                        await self.stream.send_all(data)
+                    if scope.cancelled_caught:
+                        log.debug("%s write timed out; dropping connection", self._label)
+                        self.end_reason = self.end_reason or "write timeout"
+                        self._abort()
+                        return
+                    self._check_drained()
+                    continue
+                if self.outbox.closed:
+                    await self._finish()
+                    return
+                self._writing = False
+                return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self._abort()
+        except Exception:
+            log.exception("%s writer failed", self._label)
+            self._abort()
+
+    async def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+    def unsent(self) -> int:
+        """Bytes queued for the client and not yet written."""
+        return self.outbox.pending_bytes + len(self._backlog)
+
+    async def wait_writable(self) -> None:
+        """Backpressure: return once the client has read most of what is queued for it (or the connection ended)."""
+        while self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._aborted:
+            await self._wait_drained()
+
+    async def _wait_drained(self) -> None:
+        if self._drained is None:
+            self._drained = trio.Event()
+        await self._drained.wait()
+
+    def _check_drained(self) -> None:
+        if self._drained is not None and self.unsent() <= self.outbox.limit // 4:
+            self._drained.set()
+            self._drained = None
+
+
+class WebSocket(DirectWriter):
     """One accepted websocket. The handler reads with `receive()` and writes with `send*()`."""
+
+    _label = "websocket"
 
     __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_closed",
                  "_close_sent", "close_code", "close_reason", "peer_close_code", "close_hook", "_fd", "_flusher",
@@ -151,73 +266,8 @@ class WebSocket:
         """Run `fn` in the server's task nursery (it must end on its own or be cancelled by its caller)."""
         self._spawn(fn)
 
-    def _on_ready(self) -> None:
-        if self._writing or self._aborted:
-            return
-        if self.outbox.closed:
-            self._start_writer()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._flusher.schedule(self)
-
-    def flush(self) -> None:
-        """Write what is pending with one non-blocking write; a full socket hands over to a writer task."""
-        self._scheduled = False
-        if self._writing or self._aborted:
-            return
-        data = self.outbox.take()
-        if data and self._fd is None:
-            self._backlog = data
-            self._start_writer()
-            return
-        if data:
-            try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._abort()
-                return
-            if sent < len(data):
-                self._backlog = data[sent:]
-                self._start_writer()
-                return
-            self._check_drained()
-        if self.outbox.closed:
-            self._start_writer()
-
-    def _start_writer(self) -> None:
-        if not self._writing:
-            self._writing = True
-            self._spawn(self._writer)
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                data = self._backlog or self.outbox.take()
-                self._backlog = b""
-                if data:
-                    with trio.move_on_after(self.write_timeout) as scope:
-                        await self.stream.send_all(data)
-                    if scope.cancelled_caught:
-                        log.debug("websocket write timed out; dropping connection")
-                        self.end_reason = self.end_reason or "write timeout"
-                        self._abort()
-                        return
-                    self._check_drained()
-                    continue
-                if self.outbox.closed:
-                    await self._finish_close()
-                    return
-                self._writing = False
-                return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            self._abort()
-        except Exception:
-            log.exception("websocket writer failed")
-            self._abort()
-
-    async def _finish_close(self) -> None:
+    async def _finish(self) -> None:
+        """Everything queued has gone out and the outbox is closed: the closing handshake, then the end."""
         if not self._close_sent:
             code, reason = self.close_code, self.close_reason
             if code is None:
@@ -228,25 +278,6 @@ class WebSocket:
         with trio.move_on_after(2):
             await self._peer_closed.wait()
         self._scope.cancel()
-
-    async def wait_writable(self) -> None:
-        """Backpressure for a producer other than the read loop (a method queue, a feed): return once the
-        client has read most of what is queued for it, or the connection is closing."""
-        while self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._aborted:
-            await self._wait_drained()
-
-    async def _wait_drained(self) -> None:
-        if self._drained is None:
-            self._drained = trio.Event()
-        await self._drained.wait()
-
-    def _check_drained(self) -> None:
-        if self._drained is not None and self._unsent() <= self.outbox.limit // 4:
-            self._drained.set()
-            self._drained = None
-
-    def _unsent(self) -> int:
-        return self.outbox.pending_bytes + len(self._backlog)
 
     def _abort(self) -> None:
         self._aborted = True
@@ -273,7 +304,7 @@ class WebSocket:
                 return message
             if self._peer_closed.is_set():
                 return None
-            if self._unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
+            if self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
                 # Backpressure: take no more messages until the client has read most of its replies.
                 await self._wait_drained()
                 continue

@@ -9,7 +9,6 @@ write per pass, and a writer task only while a socket is full.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from hub.core import Outbox
 from hub.net import wsframe
 from hub.net.http import HTTPServer, Request
 from hub.net.tls import peer_host, raw_fd
-from hub.net.websocket import Flusher, WebSocket
+from hub.net.websocket import DirectWriter, Flusher, WebSocket
 
 from . import codec
 from .broker import Broker, Connection
@@ -30,8 +29,10 @@ CONNECT_TIMEOUT = 10.0
 FIRST_BYTE_TIMEOUT = 10.0
 
 
-class StreamLink:
+class StreamLink(DirectWriter):
     """The outgoing side of an MQTT-over-TCP connection."""
+
+    _label = "mqtt"
 
     def __init__(self, stream: trio.SocketStream, flusher: Flusher, spawn: Callable[[Callable[[], Awaitable[None]]], None],
                  limit: int, write_timeout: float) -> None:
@@ -62,20 +63,6 @@ class StreamLink:
         if self.on_slow is not None:
             self.on_slow()  # counts it, tells an MQTT 5 client why (DISCONNECT 0x97), closes
 
-    def unsent(self) -> int:
-        return self.outbox.pending_bytes + len(self._backlog)
-
-    async def wait_writable(self) -> None:
-        """Backpressure: return once the client has read most of what is queued for it (or the link ended)."""
-        while self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._aborted:
-            self._drained = trio.Event()
-            await self._drained.wait()
-
-    def _check_drained(self) -> None:
-        if self._drained is not None and self.unsent() <= self.outbox.limit // 4:
-            self._drained.set()
-            self._drained = None
-
     def force(self, data: bytes) -> None:
         if not self.outbox.closed:
             self.outbox.force(data)
@@ -88,71 +75,8 @@ class StreamLink:
         if self._scheduled:
             self.flush()
 
-    def _on_ready(self) -> None:
-        if self._writing or self._aborted:
-            return
-        if self.outbox.closed:
-            self._start_writer()
-        elif not self._scheduled:
-            self._scheduled = True
-            self._flusher.schedule(self)  # type: ignore[arg-type]
-
-    def flush(self) -> None:
-        """Called by the flusher: one non-blocking write; a full socket hands over to a writer task."""
-        self._scheduled = False
-        if self._writing or self._aborted:
-            return
-        data = self.outbox.take()
-        if data and self._fd is None:
-            self._backlog = data
-            self._start_writer()
-            return
-        if data:
-            try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._abort()
-                return
-            if sent < len(data):
-                self._backlog = data[sent:]
-                self._start_writer()
-                return
-            self._check_drained()
-        if self.outbox.closed:
-            self._start_writer()
-
-    def _start_writer(self) -> None:
-        if not self._writing:
-            self._writing = True
-            self._spawn(self._writer)
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                data = self._backlog or self.outbox.take()
-                self._backlog = b""
-                if data:
-                    with trio.move_on_after(self.write_timeout) as timeout:
-                        await self.stream.send_all(data)
-                    if timeout.cancelled_caught:
-                        log.info("mqtt write timed out; dropping connection")
-                        self.end_reason = self.end_reason or "write timeout"
-                        self._abort()
-                        return
-                    self._check_drained()
-                    continue
-                if self.outbox.closed:
-                    self.scope.cancel()
-                    return
-                self._writing = False
-                return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            self._abort()
-        except Exception:
-            log.exception("mqtt writer failed")
-            self._abort()
+    async def _finish(self) -> None:
+        self.scope.cancel()
 
     def _abort(self) -> None:
         self._aborted = True

@@ -32,6 +32,8 @@ join_leave = false
 presence = false
 [realtime]
 port = 0
+# the publisher is a load generator sending 50,000 commands on one connection, not a client the rate is for
+command_rate_limit = 0
 [stats]
 port = 0
 """
