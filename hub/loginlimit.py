@@ -1,5 +1,5 @@
 """Failed-login throttling shared by the adapters that check passwords: chat (REST and DDP), JSON-RPC
-/auth, the stats API's Basic auth and the dashboard (Rocket.Chat's Block_Multiple_Failed_Logins).
+/auth, the stats API's Basic auth, the dashboard and MQTT CONNECT (Rocket.Chat's Block_Multiple_Failed_Logins).
 After `max_failures` failures for one user, or `max_failures_per_ip` from one address, within `window`
 seconds, logins for that user (address) are refused for `block` seconds, right password or not.
 
@@ -23,7 +23,7 @@ PENDING_TTL = 60.0  # seconds an attempt let through by `check` counts until `fa
 
 @dataclass
 class LoginLimitSettings:
-    """[login_limit]: failed-login blocking for chat (REST, DDP), JSON-RPC /auth, the stats API and the dashboard."""
+    """[login_limit]: failed-login blocking for chat (REST, DDP), JSON-RPC /auth, the stats API, the dashboard, MQTT."""
 
     enabled: bool = True
     max_failures: int = field(default=10, metadata={"min": 1})  # per user (per adapter's user namespace)

@@ -143,7 +143,7 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     ctx.hub.meta_codec = (meta_to_engine, meta_from_engine)  # MQTT messages cross the Redis engine whole
     async with trio.open_nursery() as nursery:
         ctx.state["broker"] = Broker(ctx.hub, project_of(s, ctx.config), limits_of(s), authenticator(s, ctx.config.source),
-                                     nursery)
+                                     nursery, login_limiter=ctx.runtime.login_limiter if ctx.runtime is not None else None)
         task_status.started()
         await trio.sleep_forever()
 

@@ -15,6 +15,7 @@ import trio
 
 from hub.core import Hub, HubError
 from hub.core.patterns import FilterError, has_wildcards, validate_filter
+from hub.loginlimit import LoginLimiter
 
 from . import codec
 from .auth import Authenticator, Rules
@@ -32,8 +33,9 @@ class Broker:
     """Client ids and their sessions for one project; spawns will-delay timers in `nursery`."""
 
     def __init__(self, hub: Hub, project: str, limits: Limits, auth: Authenticator,
-                 nursery: trio.Nursery | None = None) -> None:
+                 nursery: trio.Nursery | None = None, login_limiter: LoginLimiter | None = None) -> None:
         self.hub = hub
+        self.login_limiter = login_limiter  # failed CONNECT passwords, as the other adapters' logins
         self.project = project
         self.limits = limits
         self.auth = auth
@@ -56,17 +58,18 @@ class Broker:
         if conn is not None and reason != "shutdown":
             conn.server_closed = True
 
-    def connection(self, link: Link) -> Connection:
-        return Connection(self, link)
+    def connection(self, link: Link, ip: str = "") -> Connection:
+        return Connection(self, link, ip)
 
 
 class Connection:
     """One network connection's protocol state: CONNECT, then packets until DISCONNECT or the link ends."""
 
-    def __init__(self, broker: Broker, link: Link) -> None:
+    def __init__(self, broker: Broker, link: Link, ip: str = "") -> None:
         self.broker = broker
         self.hub = broker.hub
         self.link = link
+        self.ip = ip  # the client's address, for the login limiter
         self.version = 0
         self.keepalive = 0
         self.session: MqttSession | None = None
@@ -223,8 +226,18 @@ class Connection:
         if c.username is None and c.password is None:
             ok = broker.auth.check(None, None)
         else:
+            logins = broker.login_limiter
+            blocked = logins.check("mqtt", c.username, self.ip) if logins is not None else None
+            if blocked is not None:  # MQTT 5: Banned; 3.x: not authorized
+                return refuse(codec.BANNED, f"login has been temporarily blocked for {blocked.kind}: "
+                                            f"try again in {blocked.retry_after} s")
             ok = await trio.to_thread.run_sync(broker.auth.check, c.username, c.password,
                                                limiter=broker.password_checks)
+            if logins is not None:
+                if ok:
+                    logins.succeeded("mqtt", c.username, self.ip)
+                else:
+                    logins.failed("mqtt", c.username, self.ip)
         if not ok:
             if c.username is None:
                 return refuse(codec.NOT_AUTHORIZED, "anonymous clients are not allowed")

@@ -41,6 +41,7 @@ NOT_AUTHORIZED = 0x87
 SERVER_UNAVAILABLE = 0x88
 SERVER_BUSY = 0x89
 SERVER_SHUTTING_DOWN = 0x8B
+BANNED = 0x8A
 BAD_AUTH_METHOD = 0x8C
 KEEPALIVE_TIMEOUT = 0x8D
 SESSION_TAKEN_OVER = 0x8E
@@ -587,7 +588,7 @@ def _publish(flags: int, body: bytes, version: int) -> Publish:
 # -- what the server sends -------------------------------------------------------------------------
 
 _V3_CONNACK = {SUCCESS: 0, UNSUPPORTED_VERSION: 1, CLIENT_ID_INVALID: 2, SERVER_UNAVAILABLE: 3,
-               SERVER_BUSY: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5, BAD_AUTH_METHOD: 5}
+               SERVER_BUSY: 3, BAD_CREDENTIALS: 4, NOT_AUTHORIZED: 5, BANNED: 5, BAD_AUTH_METHOD: 5}
 
 
 def fixed(ptype: int, flags: int, body: bytes) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from hub.core import Outbox
+from hub.loginlimit import address_of
 from hub.net import wsframe
 from hub.net.http import HTTPServer, Request
 from hub.net.tls import peer_host, raw_fd
@@ -211,7 +212,7 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
     if server.idle.is_set():
         server.idle = trio.Event()
     link = StreamLink(stream, server.flusher, server._spawn, limit, server.write_timeout)
-    conn = broker.connection(link)
+    conn = broker.connection(link, peer_host(stream))
     reader = codec.PacketReader(broker.limits.max_packet_size)
     try:
         with link.scope:
@@ -264,7 +265,7 @@ async def websocket_endpoint(broker_of: Callable[[], Broker], request: Request, 
     """MQTT over websocket: binary messages carry the byte stream (packets may span messages)."""
     broker = broker_of()
     link = WsLink(ws)
-    conn = broker.connection(link)
+    conn = broker.connection(link, address_of(request.client))
     reader = codec.PacketReader(broker.limits.max_packet_size)
     try:
         while True:
