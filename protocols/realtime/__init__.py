@@ -65,9 +65,9 @@ class RealtimeSettings(ListenerSettings):
     # Commands one connection may send a second, after a burst (both protocols; 0 = no limit): more are
     # answered 111 "too many requests" (the original protocol: that error text); a client that goes on
     # sending past `command_abuse` refused commands is disconnected (3013 "too many requests").
-    command_rate_limit: float = field(default=100.0, metadata={"min": 0})
-    command_burst: float = field(default=1000.0, metadata={"min": 0})
-    command_abuse: float = field(default=1000.0, metadata={"min": 0})
+    command_rate_limit: float = field(default=1000.0, metadata={"min": 0})
+    command_burst: float = field(default=10000.0, metadata={"min": 0})
+    command_abuse: float = field(default=10000.0, metadata={"min": 0})
     # Original protocol only: SockJS endpoints under this prefix (websocket, xhr, xhr_streaming, xhr_send,
     # info), as Centrifuge 0.8 serves them ("" turns SockJS off); commands per message; seconds an expired
     # connection stays open for a refresh before it is closed.
