@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from hub.loginlimit import Blocked, LoginLimiter, LoginLimitSettings, address_of
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.login_helpers import Clock
 
 
 def test_user_block_starts_at_n_failures_and_ends_after_block():
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(LoginLimitSettings(max_failures=3, max_failures_per_ip=100, window=60, block=120), clock)
     for _ in range(2):
         assert limiter.check("chat", "alice", "10.0.0.1") is None
@@ -32,7 +25,7 @@ def test_user_block_starts_at_n_failures_and_ends_after_block():
 
 
 def test_failures_outside_the_window_do_not_count_and_success_resets():
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(LoginLimitSettings(max_failures=3, max_failures_per_ip=100, window=60, block=60), clock)
     limiter.failed("chat", "alice", None)
     limiter.failed("chat", "alice", None)
@@ -47,7 +40,7 @@ def test_failures_outside_the_window_do_not_count_and_success_resets():
 
 
 def test_address_block_spans_users_and_adapters_and_allowlist():
-    clock = Clock()
+    clock = Clock(1000.0)
     settings = LoginLimitSettings(max_failures=100, max_failures_per_ip=4, window=300, block=300, ip_allowlist=["10.9.9.9"])
     limiter = LoginLimiter(settings, clock)
     for i in range(4):
@@ -60,7 +53,7 @@ def test_address_block_spans_users_and_adapters_and_allowlist():
 
 
 def test_disabled_and_reconfigured():
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(LoginLimitSettings(enabled=False, max_failures=1), clock)
     limiter.failed("chat", "alice", "1.2.3.4")
     assert limiter.check("chat", "alice", "1.2.3.4") is None
@@ -69,7 +62,7 @@ def test_disabled_and_reconfigured():
 
 
 def test_tracked_keys_are_bounded():
-    limiter = LoginLimiter(LoginLimitSettings(), Clock(), max_keys=50)
+    limiter = LoginLimiter(LoginLimitSettings(), Clock(1000.0), max_keys=50)
     for i in range(1000):
         limiter.failed("chat", f"u{i}", f"10.0.{i // 250}.{i % 250}")
     assert len(limiter._entries) <= 50
@@ -83,7 +76,7 @@ def test_address_of():
 
 
 def test_attempts_in_flight_count_so_parallel_guesses_cannot_pass_the_limit():
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(LoginLimitSettings(max_failures=3, max_failures_per_ip=100), clock)
     let_through = [limiter.check("chat", "alice", "10.0.0.1") for _ in range(5)]  # all checked before any answer
     assert let_through[:3] == [None, None, None] and let_through[3] == Blocked("user", 1) == let_through[4]
@@ -95,7 +88,7 @@ def test_attempts_in_flight_count_so_parallel_guesses_cannot_pass_the_limit():
 
 
 def test_attempts_that_never_end_stop_counting_and_release():
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = LoginLimiter(LoginLimitSettings(max_failures=2, max_failures_per_ip=100), clock)
     assert limiter.check("stats", "admin", "10.0.0.1") is None
     limiter.release("stats", "admin", "10.0.0.1")  # e.g. no credentials at all: not a guess

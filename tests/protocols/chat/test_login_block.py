@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import trio
 from httpx import AsyncClient
-from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import open_websocket_url
 
 from .conftest import PASSWORD
@@ -16,16 +15,11 @@ from .test_realtime import ddp_login, ws_url
 rocketchat_API = pytest.importorskip("rocketchat_API.rocketchat")
 from rocketchat_API.APIExceptions.RocketExceptions import RocketAuthenticationException  # noqa: E402
 
+from tests.login_helpers import Clock, metric  # noqa: E402
+
 RocketChat = rocketchat_API.RocketChat
 DETAILS = {"function": "Accounts.validateLoginAttempt"}
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def rc_login(url: str, user: str, password: str) -> str:
@@ -41,13 +35,6 @@ async def ddp_try(url: str, username: str, password: str) -> dict:
         _, result = await ddp_login(ws, username, password)
         return result
 
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 async def test_eleven_wrong_passwords_block_the_user_until_the_block_ends(chat_hub):

@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import httpx
 import trio
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.login_helpers import Clock, metric
 
 PASSWORD = "s3cret pass"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 async def test_eleven_wrong_passwords_then_the_right_one_is_refused_until_the_block_ends(start_hub):

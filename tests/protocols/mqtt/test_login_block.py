@@ -8,7 +8,7 @@ import httpx
 
 from protocols.mqtt import codec
 from protocols.mqtt.auth import hash_password
-from tests.protocols.jsonrpc.test_login_block import Clock, metric
+from tests.login_helpers import Clock, metric
 
 from .clients import Paho, mqtt_port
 

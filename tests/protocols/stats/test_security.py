@@ -10,13 +10,13 @@ import logging
 import httpx
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from hub.config import ConfigError, parse_settings
 from protocols.realtime.tokens import make_token
 from protocols.stats import api
 from tests.conftest import SECRET, hub_config
+from tests.login_helpers import Clock, metric
 
 from .test_stats import posted_config
 
@@ -99,20 +99,6 @@ def test_default_credentials_only_on_loopback():
     assert str(exc.value).startswith("<t>: stats.app_secret: app_id/app_secret are the defaults admin/public")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 async def test_eleven_wrong_secrets_then_the_right_one_is_refused_until_the_block_ends(start_hub, caplog):
