@@ -8,19 +8,16 @@ import os
 import resource
 import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import trio
 
-from hub.runtime import READY, listener_urls
-
 from ..conftest import connect_params
 from ..rawws import RawWebSocket, client_frame
 from .test_soak import rss_kib
+from .test_soak import start_hub as start_soak_hub
 
 CONNECTIONS = 10_000
 GRACE = 2.0
@@ -39,23 +36,7 @@ max_connections = 20000
 
 
 def start_hub(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    from hub.adapters import adapter_registry
-
-    others = [n for n in adapter_registry() if n != "realtime"]
-    cfg = tmp_path / "hub.toml"
-    cfg.write_text(CONFIG + "".join(f"[{n}]\nenabled = false\n" for n in others))
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=tmp_path,
-                            stderr=subprocess.PIPE, text=True)
-    text = ""
-    deadline = time.monotonic() + 30
-    while READY not in text and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        text += line
-    assert READY in text, text
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # keep the pipe drained
-    return proc, listener_urls(text)
+    return start_soak_hub(tmp_path, CONFIG, keep=("realtime",))
 
 
 def process_cpu(pid: int) -> float:

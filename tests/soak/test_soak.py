@@ -50,12 +50,14 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def start_hub(tmp_path: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_hub(tmp_path: Path, config: str = CONFIG, keep: tuple[str, ...] = ("realtime", "stats")
+              ) -> tuple[subprocess.Popen, dict[str, str]]:
+    """`hub run` on `config` with every adapter but `keep` disabled; its process and listener URLs once READY."""
     from hub.adapters import adapter_registry
 
-    others = [n for n in adapter_registry() if n not in ("realtime", "stats", "command_api")]
+    others = [n for n in adapter_registry() if n not in keep]
     cfg = tmp_path / "hub.toml"
-    cfg.write_text(CONFIG + "[command_api]\nenabled = false\n" + "".join(f"[{n}]\nenabled = false\n" for n in others))
+    cfg.write_text(config + "".join(f"[{n}]\nenabled = false\n" for n in others))
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=tmp_path,
                             stderr=subprocess.PIPE, text=True)
     text = ""
