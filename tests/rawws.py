@@ -11,8 +11,8 @@ from typing import Any
 import trio
 
 
-def client_frame(text: str, opcode: int = 1) -> bytes:
-    payload = text.encode()
+def mask_frame(opcode: int, payload: bytes) -> bytes:
+    """One final client frame (masked, as a client must send it)."""
     mask = os.urandom(4)
     n = len(payload)
     head = bytes((0x80 | opcode,))
@@ -22,8 +22,32 @@ def client_frame(text: str, opcode: int = 1) -> bytes:
         head += struct.pack("!BH", 0x80 | 126, n)
     else:
         head += struct.pack("!BQ", 0x80 | 127, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + masked
+    if n:
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+        payload = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+    return head + mask + payload
+
+
+def client_frame(text: str, opcode: int = 1) -> bytes:
+    return mask_frame(opcode, text.encode())
+
+
+def parse_frame(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
+    """The first whole server frame in `buf` as (opcode, payload, bytes it took), or None if it is not all there."""
+    if len(buf) < 2:
+        return None
+    n, pos = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, pos = struct.unpack_from("!H", buf, 2)[0], 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
+    if len(buf) < pos + n:
+        return None
+    return buf[0] & 0x0F, bytes(buf[pos:pos + n]), pos + n
 
 
 class RawWebSocket:
@@ -60,23 +84,12 @@ class RawWebSocket:
         await self.stream.send_all(client_frame(json.dumps(obj)))
 
     def _frame(self) -> tuple[int, bytes] | None:
-        buf = self.buf
-        if len(buf) < 2:
+        parsed = parse_frame(self.buf)
+        if parsed is None:
             return None
-        n, pos = buf[1] & 0x7F, 2
-        if n == 126:
-            if len(buf) < 4:
-                return None
-            n, pos = struct.unpack_from("!H", buf, 2)[0], 4
-        elif n == 127:
-            if len(buf) < 10:
-                return None
-            n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
-        if len(buf) < pos + n:
-            return None
-        frame = (buf[0] & 0x0F, bytes(buf[pos:pos + n]))
-        del buf[:pos + n]
-        return frame
+        opcode, payload, used = parsed
+        del self.buf[:used]
+        return opcode, payload
 
     async def recv(self) -> tuple[int, bytes]:
         """The next frame; (8, payload) is a close frame; raises EOFError if the socket closes first."""

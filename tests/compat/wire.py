@@ -16,23 +16,10 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..rawws import mask_frame as client_frame
+from ..rawws import parse_frame
+
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes((0x80 | opcode,))
-    if n < 126:
-        head += bytes((0x80 | n,))
-    elif n < 65536:
-        head += struct.pack("!BH", 0x80 | 126, n)
-    else:
-        head += struct.pack("!BQ", 0x80 | 127, n)
-    if n:
-        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-        payload = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
-    return head + mask + payload
 
 
 class WS:
@@ -113,23 +100,12 @@ class WS:
             return ("eof", None)
 
     def _parse(self) -> tuple[int, bytes] | None:
-        buf = self.buf
-        if len(buf) < 2:
+        parsed = parse_frame(self.buf)
+        if parsed is None:
             return None
-        n, pos = buf[1] & 0x7F, 2
-        if n == 126:
-            if len(buf) < 4:
-                return None
-            n, pos = struct.unpack_from("!H", buf, 2)[0], 4
-        elif n == 127:
-            if len(buf) < 10:
-                return None
-            n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
-        if len(buf) < pos + n:
-            return None
-        frame = (buf[0] & 0x0F, bytes(buf[pos:pos + n]))
-        self.buf = buf[pos + n:]
-        return frame
+        opcode, payload, used = parsed
+        self.buf = self.buf[used:]
+        return opcode, payload
 
     def texts(self, quiet: float = 0.3, limit: float = 5.0) -> list[Any]:
         """Every frame until nothing arrives for `quiet` seconds (or the connection ends)."""

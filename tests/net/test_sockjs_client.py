@@ -8,7 +8,6 @@ first time; the test is skipped only when `node` is not on the machine.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,14 @@ import pytest
 import trio
 
 from tests.conftest import connect_params
+from tests.nodejs import node_with
 
 JS_DIR = Path(__file__).parent / "sockjs_js"
 
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    binary = shutil.which("node")
-    if binary is None:
-        pytest.skip("node is not installed: the sockjs-client test needs Node.js")
-    if not (JS_DIR / "node_modules" / "sockjs-client" / "package.json").exists():
-        npm = shutil.which("npm")
-        assert npm is not None, "node is installed but npm is not: cannot install sockjs-client"
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
-    return binary
+    return node_with(JS_DIR, "sockjs-client", "sockjs-client")
 
 
 class Lines:

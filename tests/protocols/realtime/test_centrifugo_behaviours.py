@@ -17,8 +17,8 @@ from centrifuge import Client, DeltaType, ReplyError, StreamPosition
 from trio_websocket import open_websocket_url
 
 from hub.config import load_settings
-from hub.runtime import serve
 from protocols.realtime.tokens import make_token
+from tests.protocols.realtime.test_centrifugo_v6 import serve_config_json, ws_url
 from tests.protocols.realtime.test_sdk_python import Recorder, run_asyncio, until
 
 SECRET = "behaviours-hmac-secret-key-long-enough-for-hs256-" + "x" * 16
@@ -59,11 +59,7 @@ def config(**client: Any) -> dict[str, Any]:
 @pytest.fixture
 async def centrifugo(nursery: trio.Nursery, tmp_path: Path) -> Any:
     async def start(**client: Any) -> Any:
-        path = tmp_path / "config.json"
-        path.write_text(json.dumps(config(**client)))
-        settings = load_settings(path)
-        settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
-        running = await nursery.start(serve, settings)
+        running = await serve_config_json(nursery, tmp_path / "config.json", config(**client))
         started.append(running)
         return running
 
@@ -71,10 +67,6 @@ async def centrifugo(nursery: trio.Nursery, tmp_path: Path) -> Any:
     yield start
     for running in started:
         running.shutdown()
-
-
-def ws_url(running: Any) -> str:
-    return running.url("realtime").replace("http://", "ws://") + "/connection/websocket"
 
 
 def api(running: Any) -> cent.Client:

@@ -55,14 +55,18 @@ def config(tmp_path: Path, **client: Any) -> dict[str, Any]:
     }
 
 
+async def serve_config_json(nursery: trio.Nursery, path: Path, data: dict[str, Any]) -> Any:
+    """The hub on a Centrifugo config.json (`data`, written to `path`), its websocket and API listeners on free ports."""
+    path.write_text(json.dumps(data))
+    settings = load_settings(path)
+    settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
+    return await nursery.start(serve, settings)
+
+
 @pytest.fixture
 async def centrifugo(nursery: trio.Nursery, tmp_path: Path) -> Any:
     async def start(**client: Any) -> Any:
-        path = tmp_path / "config.json"
-        path.write_text(json.dumps(config(tmp_path, **client)))
-        settings = load_settings(path)
-        settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
-        running = await nursery.start(serve, settings)
+        running = await serve_config_json(nursery, tmp_path / "config.json", config(tmp_path, **client))
         started.append(running)
         return running
 

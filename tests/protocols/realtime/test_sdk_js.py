@@ -7,7 +7,6 @@ the first time; the test is skipped only when `node` is not on the machine.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import trio
 from protocols.realtime.tokens import make_token
 from tests.conftest import SECRET
 from tests.legacy_client import legacy_client
+from tests.nodejs import node_with
 
 JS_DIR = Path(__file__).parent / "js"
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -27,15 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 @pytest.fixture(scope="session")
 def node() -> str:
     """The node binary, with centrifuge-js and ws installed next to client.js."""
-    binary = shutil.which("node")
-    if binary is None:
-        pytest.skip("node is not installed: the centrifuge-js test needs Node.js")
-    if not (JS_DIR / "node_modules" / "centrifuge" / "package.json").exists():
-        npm = shutil.which("npm")
-        assert npm is not None, "node is installed but npm is not: cannot install centrifuge-js"
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
-    return binary
+    return node_with(JS_DIR, "centrifuge", "centrifuge-js")
 
 
 class Lines:
