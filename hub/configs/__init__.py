@@ -22,6 +22,26 @@ class Format(Protocol):
     def translate(self, data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[str]]: ...
 
 
+def json_kind(value: Any) -> str:
+    """A JSON value's kind as a config error names it ("expected a boolean, got string")."""
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+class Reader:
+    """What every foreign-config translator keeps: the file's name for errors, and the warnings it gathers."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.warnings: list[str] = []
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def warn(self, key: str, why: str) -> None:
+        self.warnings.append(f"{self.source}: {key}: {why}")
+
+
 def formats() -> list[Format]:
     """The known foreign formats, most specific first (modules added by the compatibility work)."""
     found: list[Format] = []

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from ..config import ConfigError
+from . import Reader, json_kind
 
 NAME = "Centrifuge 0.8 config.json"
 
@@ -52,32 +52,17 @@ def matches(data: dict[str, Any]) -> bool:
     return isinstance(data.get("projects"), list)
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
-            type(None): "null"}.get(type(value), type(value).__name__)
-
-
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.warnings: list[str] = []
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.source, key, problem)
-
-    def warn(self, key: str, why: str) -> None:
-        self.warnings.append(f"{self.source}: {key}: {why}")
-
+class _Reader(Reader):
     def boolean(self, table: dict[str, Any], name: str, path: str) -> bool:
         value = table.get(name, False)
         if not isinstance(value, bool):
-            raise self.fail(f"{path}.{name}", f"expected a boolean, got {_type_name(value)}")
+            raise self.fail(f"{path}.{name}", f"expected a boolean, got {json_kind(value)}")
         return value
 
     def integer(self, table: dict[str, Any], name: str, path: str) -> int:
         value = table.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"{path}.{name}", f"expected an integer, got {_type_name(value)}")
+            raise self.fail(f"{path}.{name}", f"expected an integer, got {json_kind(value)}")
         if value < 0:
             raise self.fail(f"{path}.{name}", f"must be at least 0, got {value}")
         return value
@@ -89,7 +74,7 @@ class _Reader:
             return ""
         value = table[name]
         if not isinstance(value, str):
-            raise self.fail(f"{path}.{name}", f"expected a string, got {_type_name(value)}")
+            raise self.fail(f"{path}.{name}", f"expected a string, got {json_kind(value)}")
         return value
 
     def options(self, table: dict[str, Any], path: str, known: set[str]) -> dict[str, Any]:
@@ -121,7 +106,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
     for i, project in enumerate(projects):
         path = f"projects[{i}]"
         if not isinstance(project, dict):
-            raise r.fail(path, f"expected an object, got {_type_name(project)}")
+            raise r.fail(path, f"expected an object, got {json_kind(project)}")
         name = r.string(project, "name", path, required=True)
         if not _PROJECT_NAME.match(name):
             raise r.fail(f"{path}.name", f"must match ^[-a-zA-Z0-9_]{{2,}}$, got {name!r}")
@@ -135,11 +120,11 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                      max_channel_length=max_length, namespaces={})
         namespaces = project.get("namespaces", [])
         if not isinstance(namespaces, list):
-            raise r.fail(f"{path}.namespaces", f"expected an array, got {_type_name(namespaces)}")
+            raise r.fail(f"{path}.namespaces", f"expected an array, got {json_kind(namespaces)}")
         for j, namespace in enumerate(namespaces):
             npath = f"{path}.namespaces[{j}]"
             if not isinstance(namespace, dict):
-                raise r.fail(npath, f"expected an object, got {_type_name(namespace)}")
+                raise r.fail(npath, f"expected an object, got {json_kind(namespace)}")
             ns_name = r.string(namespace, "name", npath, required=True)
             if not ns_name or ":" in ns_name:
                 raise r.fail(f"{npath}.name", f"must be non-empty and contain no ':', got {ns_name!r}")
@@ -157,7 +142,7 @@ def _top_level(r: _Reader, data: dict[str, Any], out: dict[str, Any]) -> None:
     registry = adapter_registry()
     password = data.get("password", "")
     if not isinstance(password, str):
-        raise r.fail("password", f"expected a string, got {_type_name(password)}")
+        raise r.fail("password", f"expected a string, got {json_kind(password)}")
     limit = data.get("admin_api_message_limit")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -165,7 +150,7 @@ def _top_level(r: _Reader, data: dict[str, Any], out: dict[str, Any]) -> None:
         out["command_api"] = {"max_commands": limit}
     sockjs = data.get("sockjs_settings", {})
     if not isinstance(sockjs, dict):
-        raise r.fail("sockjs_settings", f"expected an object, got {_type_name(sockjs)}")
+        raise r.fail("sockjs_settings", f"expected an object, got {json_kind(sockjs)}")
     realtime: dict[str, Any] = {}
     for key, value in sockjs.items():
         if key in _SOCKJS:
@@ -191,7 +176,7 @@ def _top_level(r: _Reader, data: dict[str, Any], out: dict[str, Any]) -> None:
         if key in _IGNORED:
             if _IGNORED[key] is None:
                 if not isinstance(value, str):
-                    raise r.fail(key, f"expected a string, got {_type_name(value)}")
+                    raise r.fail(key, f"expected a string, got {json_kind(value)}")
             elif value not in (None, False, [], {}):
                 r.warn(key, f"{_IGNORED[key]}; ignored")
         elif key in _FIXED:

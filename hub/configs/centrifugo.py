@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Any
 
-from ..config import ConfigError
+from . import Reader, json_kind
 
 NAME = "Centrifugo v6"
 PROJECT = "centrifugo"
@@ -70,37 +70,30 @@ def matches(data: dict[str, Any]) -> bool:
     return any(isinstance(data.get(k), dict) for k in v6)
 
 
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.warnings: list[str] = []
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.source, key, problem)
-
+class _Reader(Reader):
     def unsupported(self, key: str, why: str = "not supported by the hub; ignored") -> None:
-        self.warnings.append(f"{self.source}: {key}: {why}")
+        self.warn(key, why)
 
     def section(self, data: dict[str, Any], name: str, path: str) -> dict[str, Any]:
         value = data.get(name, {})
         if not isinstance(value, dict):
-            raise self.fail(f"{path}{name}", f"expected an object, got {_kind(value)}")
+            raise self.fail(f"{path}{name}", f"expected an object, got {json_kind(value)}")
         return value
 
     def value(self, value: Any, kind: str, key: str) -> Any:
         if kind == "bool":
             if not isinstance(value, bool):
-                raise self.fail(key, f"expected a boolean, got {_kind(value)}")
+                raise self.fail(key, f"expected a boolean, got {json_kind(value)}")
             return value
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
-                raise self.fail(key, f"expected an integer, got {_kind(value)}")
+                raise self.fail(key, f"expected an integer, got {json_kind(value)}")
             if value < 0:
                 raise self.fail(key, f"must not be negative, got {value}")
             return value
         if kind == "str":
             if not isinstance(value, str):
-                raise self.fail(key, f"expected a string, got {_kind(value)}")
+                raise self.fail(key, f"expected a string, got {json_kind(value)}")
             return value
         if kind == "duration":
             return self.duration(value, key)
@@ -113,7 +106,7 @@ class _Reader:
     def duration(self, value: Any, key: str) -> float:
         """A Go duration ("300s", "1h30m", "720h", "0s")."""
         if not isinstance(value, str):
-            raise self.fail(key, f"expected a duration string such as \"300s\", got {_kind(value)}")
+            raise self.fail(key, f"expected a duration string such as \"300s\", got {json_kind(value)}")
         text = value.strip()
         if text == "0":
             return 0.0
@@ -123,14 +116,9 @@ class _Reader:
         return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def _kind(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
-            type(None): "null"}.get(type(value), type(value).__name__)
-
-
 def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
     if not isinstance(table, dict):
-        raise r.fail(path, f"expected an object, got {_kind(table)}")
+        raise r.fail(path, f"expected an object, got {json_kind(table)}")
     out = dict(CHANNEL_DEFAULTS)
     for key, value in table.items():
         full = f"{path}.{key}"
@@ -201,7 +189,7 @@ def _engine(r: _Reader, engine: dict[str, Any], out: dict[str, Any]) -> None:
 def _proxy(r: _Reader, table: Any, path: str, *, required: bool = True) -> dict[str, Any]:
     """One Centrifugo proxy object (HTTP JSON protocol) as [realtime.proxy] holds it: durations in seconds."""
     if not isinstance(table, dict):
-        raise r.fail(path, f"expected an object, got {_kind(table)}")
+        raise r.fail(path, f"expected an object, got {json_kind(table)}")
     out: dict[str, Any] = {"timeout": 1.0}
     for key, value in table.items():
         full = f"{path}.{key}"
@@ -250,7 +238,7 @@ def _proxies(r: _Reader, data: dict[str, Any], proxies: dict[str, Any],
     named: dict[str, Any] = {}
     listed = data.get("proxies", [])
     if not isinstance(listed, list):
-        raise r.fail("proxies", f"expected an array, got {_kind(listed)}")
+        raise r.fail("proxies", f"expected an array, got {json_kind(listed)}")
     for i, item in enumerate(listed):
         parsed = _proxy(r, item, f"proxies[{i}]")
         name = parsed.pop("name", "")
@@ -278,18 +266,18 @@ def _proxies(r: _Reader, data: dict[str, Any], proxies: dict[str, Any],
     rpc_options = [("", "rpc.without_namespace", rpc.get("without_namespace", {}))]
     namespaces = rpc.get("namespaces", [])
     if not isinstance(namespaces, list):
-        raise r.fail("rpc.namespaces", f"expected an array, got {_kind(namespaces)}")
+        raise r.fail("rpc.namespaces", f"expected an array, got {json_kind(namespaces)}")
     for i, ns in enumerate(namespaces):
         path = f"rpc.namespaces[{i}]"
         if not isinstance(ns, dict):
-            raise r.fail(path, f"expected an object, got {_kind(ns)}")
+            raise r.fail(path, f"expected an object, got {json_kind(ns)}")
         name = ns.get("name")
         if not isinstance(name, str) or not name:
             raise r.fail(f"{path}.name", "an rpc namespace needs a non-empty name")
         rpc_options.append((name, path, ns))
     for name, path, options in rpc_options:
         if not isinstance(options, dict):
-            raise r.fail(path, f"expected an object, got {_kind(options)}")
+            raise r.fail(path, f"expected an object, got {json_kind(options)}")
         for key in options:
             if key not in ("name", "proxy_enabled", "proxy_name"):
                 r.unsupported(f"{path}.{key}")
@@ -398,11 +386,11 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             continue
         if key == "namespaces":
             if not isinstance(value, list):
-                raise r.fail(full, f"expected an array, got {_kind(value)}")
+                raise r.fail(full, f"expected an array, got {json_kind(value)}")
             for i, ns in enumerate(value):
                 path = f"channel.namespaces[{i}]"
                 if not isinstance(ns, dict):
-                    raise r.fail(path, f"expected an object, got {_kind(ns)}")
+                    raise r.fail(path, f"expected an object, got {json_kind(ns)}")
                 name = ns.get("name")
                 if not isinstance(name, str) or not name or ":" in name:
                     raise r.fail(f"{path}.name", "a namespace needs a non-empty name without ':'")
