@@ -15,6 +15,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .net.limits import address_of  # noqa: F401  (adapters take it from here with the limiter)
+
 log = logging.getLogger("hub.login")
 
 MAX_KEYS = 100_000  # users and addresses tracked at once; the least recently failed are forgotten beyond this
@@ -170,9 +172,3 @@ class LoginLimiter:
             if entry.blocked_until > now:
                 out[kind] += 1
         return out
-
-
-def address_of(client: str) -> str:
-    """The address part of a peer given as "host:port" ("::1:5000" too), as the HTTP layer reports it."""
-    host, sep, port = client.rpartition(":")
-    return host.strip("[]") if sep and port.isdigit() else client

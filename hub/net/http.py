@@ -36,7 +36,7 @@ from hub.logs import rate_limited
 from hub.metrics import RequestMetrics
 
 from . import wsframe
-from .limits import Exempt, IPCounts, IPRates
+from .limits import Exempt, IPCounts, IPRates, address_of
 from .tls import peer_host
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
 
@@ -342,7 +342,7 @@ class HTTPServer:
         limits = self.limits
         if not limits.rate_limit:
             return None
-        host = request.client.rpartition(":")[0].strip("[]")
+        host = address_of(request.client)
         if not host or host in limits.exempt:
             return None
         self.rates.configure(limits.rate_limit, limits.rate_limit_burst)

@@ -11,6 +11,12 @@ from collections.abc import Callable, Iterable
 Clock = Callable[[], float]
 
 
+def address_of(client: str) -> str:
+    """The address part of a peer given as "host:port" ("::1:5000" too), as the HTTP layer reports it."""
+    host, sep, port = client.rpartition(":")
+    return host.strip("[]") if sep and port.isdigit() else client
+
+
 class TokenBucket:
     """`rate` tokens a second up to `burst`; `take()` spends one if there is one."""
 
