@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from trio_websocket import open_websocket_url
 
 from protocols.realtime.tokens import make_token
@@ -78,6 +79,8 @@ def test_check_config_production_lists_each_problem(tmp_path: Path):
     assert "public.toml: realtime.host: '0.0.0.0' is reachable from other machines but the listener has no TLS" in proc.stderr
 
 
+# The test signs its tokens with the short development secret itself: PyJWT's warning here is the test's, not the hub's.
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 async def test_short_secrets_warned_once_and_pyjwt_never_warns_per_token(tmp_path: Path):
     cwd, _ = checkout(tmp_path)
     proc, lines, urls = hub_run(cwd)
