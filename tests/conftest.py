@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import socket
 import subprocess
 import textwrap
 import time
@@ -28,6 +29,31 @@ SECRET = "secret"
 PROJECT = "development"
 ROOT = Path(__file__).resolve().parents[1]
 HUB_ENV = ("HUB_CONFIG", "HUB_TOKEN", "HUB_USER")
+
+
+# The hub's shipped default ports: no test may listen on them (the machine or its user may run a hub there), so
+# the run holds them and a test that forgets a `port = 0` fails at once instead of now and then.
+DEFAULT_PORTS = (8000, 8008, 8081, 8090, 3000, 1884)
+_held: list[socket.socket] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller holds them for the whole run
+        return
+    for port in DEFAULT_PORTS:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1)
+        except OSError:  # someone else holds it already, which serves the same purpose
+            sock.close()
+            continue
+        _held.append(sock)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    while _held:
+        _held.pop().close()
 
 
 @pytest.fixture(autouse=True)

@@ -63,7 +63,8 @@ async def test_ready_is_logged_after_every_listener_accepts(start_hub, caplog):
 def test_json_log_format(tmp_path: Path):
     cfg = tmp_path / "hub.toml"
     cfg.write_text('[hub]\nlog_format = "json"\n[projects.development]\nsecret = "s"\n'
-                   '[realtime]\nport = 0\n[command_api]\nport = 0\n[jsonrpc]\nport = 0\n[stats]\nport = 0\n[chat]\nport = 0\n')
+                   '[realtime]\nport = 0\n[command_api]\nport = 0\n[jsonrpc]\nport = 0\n[stats]\nport = 0\n[chat]\nport = 0\n'
+                   '[dashboard]\nport = 0\n')
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=tmp_path,
                             stderr=subprocess.PIPE, text=True)
     try:
