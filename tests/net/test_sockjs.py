@@ -26,18 +26,22 @@ async def echo(request: Request, conn: Any) -> None:
             conn.send_frame(conn.framing.frame(json.dumps(part).encode()))
 
 
-@pytest.fixture
-async def sockjs(nursery: trio.Nursery):
-    """(base URL, SockJSServer) on a free port, with short heartbeat and disconnect delays."""
-    server = SockJSServer("/echo", echo, heartbeat=0.5, disconnect_delay=0.6, response_limit=4096)
+async def _serve(nursery: trio.Nursery, server: SockJSServer) -> str:
+    """Serve `server`'s routes on a free loopback port; its base URL."""
     server.nursery = nursery
     http = HTTPServer(server.routes())
     http.tasks = nursery
     nursery.start_soon(http.flusher.run)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, http.handle, listeners)
-    port = listeners[0].socket.getsockname()[1]
-    return f"http://127.0.0.1:{port}", server
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+
+
+@pytest.fixture
+async def sockjs(nursery: trio.Nursery):
+    """(base URL, SockJSServer) on a free port, with short heartbeat and disconnect delays."""
+    server = SockJSServer("/echo", echo, heartbeat=0.5, disconnect_delay=0.6, response_limit=4096)
+    return await _serve(nursery, server), server
 
 
 async def test_info_greeting_iframe(sockjs):
@@ -242,16 +246,6 @@ def test_client_packets():
     assert decode_messages('["a", null, 5, {"x": 1}]') == ["a"]  # SockJS messages are strings
     with pytest.raises(ValueError):
         decode_messages("[broken")
-
-
-async def _serve(nursery: trio.Nursery, server: SockJSServer) -> str:
-    server.nursery = nursery
-    http = HTTPServer(server.routes())
-    http.tasks = nursery
-    nursery.start_soon(http.flusher.run)
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    nursery.start_soon(trio.serve_listeners, http.handle, listeners)
-    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
 
 
 MESSAGE = json.dumps(["m" * 1000])  # 1,064 bytes queued with the per-message overhead
