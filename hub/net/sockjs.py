@@ -259,6 +259,11 @@ class XhrSession:
         return True
 
     @property
+    def send_waiting(self) -> bool:
+        """A client's send is waiting for room (the application has not taken enough of the last ones)."""
+        return self._sender_waiting
+
+    @property
     def inbox_bytes(self) -> int:
         """What the client sent that the application has not taken yet (counted as `deliver` bounds it)."""
         return self._incoming_bytes

@@ -306,7 +306,7 @@ async def test_xhr_send_faster_than_the_application_reads_waits_for_room(nursery
         async with trio.open_nursery() as inner:
             inner.start_soon(fourth)
             with trio.fail_after(10):
-                while not session._sender_waiting:  # the fourth send is waiting for room
+                while not session.send_waiting:  # the fourth send is waiting for room
                     await trio.sleep(0.01)
             assert not answered.is_set() and len(got) == 0
             permits_in.send_nowait(None)  # the application takes one message: room for the waiting send
@@ -321,7 +321,7 @@ async def test_xhr_send_faster_than_the_application_reads_waits_for_room(nursery
         async with trio.open_nursery() as inner:  # two sends at once while the queue is full
             inner.start_soon(fifth)
             with trio.fail_after(10):
-                while not session._sender_waiting:
+                while not session.send_waiting:
                     await trio.sleep(0.01)
             assert (await http.post("/xhr_send", content=MESSAGE)).status_code == 404
         assert waiting == [404] and session.closing and metrics.disconnects == {("echo", "slow"): 1}
