@@ -21,7 +21,9 @@ surface of a hub WebSocket: `outbox` (the core session's queue), `receive()`, `s
 `close(code, reason)`, `close_hook`, `closing`, `spawn()`; `framing` says how to frame payloads
 for it. A session ends when the application closes it, or when no XHR request has been attached
 for `disconnect_delay` seconds (the client went away); a closed session answers `c[...]` to polls
-until it is forgotten.
+until it is forgotten. Both ways are bounded: replies by the outbox (send or disconnect), what the
+client sends by `inbox_bytes` (a send that does not fit waits for the application, then closes the
+session as slow).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ JS = "application/javascript; charset=UTF-8"
 CACHE_SECONDS = 31536000
 GO_AWAY = (3000, "Go away!")
 ANOTHER_CONNECTION = (2010, "Another connection still open")
-MESSAGE_OVERHEAD = 64  # what one queued client message costs beyond its characters (a str object)
 INTERRUPTED = (1002, "Connection interrupted")
+MESSAGE_OVERHEAD = 64  # what one queued client message costs beyond its characters (a str object)
 IFRAME = """<!DOCTYPE html>
 <html>
 <head>
