@@ -64,12 +64,17 @@ class Outbox:
         Returns False when nothing was queued (overflow, or the box was already closed)."""
         if self.push(frame, messages):
             return True
+        self.overflow(messages)
+        return False
+
+    def overflow(self, messages: int = 0) -> None:
+        """What an overflowing `send` does, for a connection found too slow some other way (e.g. its
+        inbound queue is full): `on_overflow(messages)` runs once and the box closes."""
         if not self.closed:
             handler = self.on_overflow
             if handler is not None:
                 handler(messages)
             self.close()
-        return False
 
     def force(self, frame: bytes) -> None:
         """Queue a control frame (a disconnect notice, a pong) even past the limit."""

@@ -21,7 +21,9 @@ surface of a hub WebSocket: `outbox` (the core session's queue), `receive()`, `s
 `close(code, reason)`, `close_hook`, `closing`, `spawn()`; `framing` says how to frame payloads
 for it. A session ends when the application closes it, or when no XHR request has been attached
 for `disconnect_delay` seconds (the client went away); a closed session answers `c[...]` to polls
-until it is forgotten.
+until it is forgotten. Both ways are bounded: replies by the outbox (send or disconnect), what the
+client sends by `inbox_bytes` (a send that does not fit waits for the application, then closes the
+session as slow).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import trio
 
 from hub.core.outbox import Outbox
+from hub.metrics import RequestMetrics
 
 from .framing import Close
 from .http import Request, Response, Route, WebSocketRoute
@@ -56,6 +59,7 @@ CACHE_SECONDS = 31536000
 GO_AWAY = (3000, "Go away!")
 ANOTHER_CONNECTION = (2010, "Another connection still open")
 INTERRUPTED = (1002, "Connection interrupted")
+MESSAGE_OVERHEAD = 64  # what one queued client message costs beyond its characters (a str object)
 IFRAME = """<!DOCTYPE html>
 <html>
 <head>
@@ -165,16 +169,21 @@ class XhrSession:
 
     framing = SOCKJS_XHR
 
-    def __init__(self, sid: str, outbox_bytes: int, spawn: Spawn) -> None:
+    def __init__(self, sid: str, outbox_bytes: int, spawn: Spawn, *, inbox_bytes: int = 0,
+                 on_slow: Callable[[], None] | None = None) -> None:
         self.id = sid
         self.outbox = Outbox(outbox_bytes, notify=self._on_outbox, on_overflow=self._on_overflow)
         self.close_hook: Callable[[], tuple[int, str]] | None = None
         self.close_args: tuple[int, str] | None = None
         self.receiver: object | None = None
         self.ended = False  # the client is gone (no request for disconnect_delay): receive() gives None
+        self.inbox_limit = inbox_bytes or outbox_bytes  # what the client sent and the application has not taken
         self._incoming: deque[str] = deque()
+        self._incoming_bytes = 0
+        self._sender_waiting = False
         self._changes = _Changes()
         self._spawn = spawn
+        self._on_slow = on_slow
 
     # -- the application's side -------------------------------------------------------------
     @property
@@ -184,7 +193,11 @@ class XhrSession:
     async def receive(self) -> Any:
         while True:
             if self._incoming:
-                return self._incoming.popleft()
+                message = self._incoming.popleft()
+                self._incoming_bytes -= len(message) + MESSAGE_OVERHEAD
+                if self._sender_waiting:
+                    self._changes.wake()  # room for the client's next send
+                return message
             if self.ended or self.outbox.closed:
                 return None
             await self._changes.wait()
@@ -198,6 +211,8 @@ class XhrSession:
         if self.close_args is None:
             self.close_args = self.close_hook() if self.close_hook is not None and self.outbox.closed else GO_AWAY
         self.outbox.close()
+        if self._on_slow is not None:
+            self._on_slow()
 
     def close(self, code: int = GO_AWAY[0], reason: str = GO_AWAY[1]) -> None:
         if self.close_args is None:
@@ -213,9 +228,47 @@ class XhrSession:
         # between polls (sockjs-tornado sometimes drops it then, sometimes does not close at all).
         self._changes.wake()
 
-    def deliver(self, messages: list[str]) -> None:
+    async def deliver(self, messages: list[str], timeout: float) -> bool:
+        """Queue what the client sent for the application; False if the session is closed (nothing queued).
+
+        Backpressure, as a websocket's unread socket gives it: while what is queued would pass
+        `inbox_limit`, the send waits (up to `timeout`) for the application to take messages. A send that
+        cannot be queued in time, or a second one while one waits, closes the session as slow (send or
+        disconnect: counted as the outbox's overflow is). A send into an empty queue always fits."""
+        size = sum(map(len, messages)) + MESSAGE_OVERHEAD * len(messages)
+        if self._sender_waiting:
+            self.outbox.overflow()
+            return False
+        deadline = trio.current_time() + timeout
+        self._sender_waiting = True
+        try:
+            while self._incoming and self._incoming_bytes + size > self.inbox_limit:
+                if self.outbox.closed or self.ended:
+                    return False
+                if trio.current_time() >= deadline:
+                    log.debug("sockjs session %s does not take its messages; closing it as slow", self.id)
+                    self.outbox.overflow()
+                    return False
+                with trio.move_on_at(deadline):
+                    await self._changes.wait()
+        finally:
+            self._sender_waiting = False
+        if self.outbox.closed or self.ended:
+            return False
         self._incoming.extend(messages)
+        self._incoming_bytes += size
         self._changes.wake()
+        return True
+
+    @property
+    def send_waiting(self) -> bool:
+        """A client's send is waiting for room (the application has not taken enough of the last ones)."""
+        return self._sender_waiting
+
+    @property
+    def inbox_bytes(self) -> int:
+        """What the client sent that the application has not taken yet (counted as `deliver` bounds it)."""
+        return self._incoming_bytes
 
     def final_close(self) -> tuple[int, str]:
         if self.close_args is None:
@@ -336,10 +389,18 @@ class SockJSServer:
     def __init__(self, prefix: str, handler: Handler, *, outbox_bytes: int = 1 << 20,
                  heartbeat: float = HEARTBEAT_DELAY, disconnect_delay: float = DISCONNECT_DELAY,
                  response_limit: int = RESPONSE_LIMIT, websocket: bool = True, cookie_needed: bool = True,
-                 sockjs_url: str = "https://cdn.jsdelivr.net/sockjs/1.0/sockjs.min.js", max_message: int = 1 << 20) -> None:
+                 sockjs_url: str = "https://cdn.jsdelivr.net/sockjs/1.0/sockjs.min.js", max_message: int = 1 << 20,
+                 inbox_bytes: int = 0, write_timeout: float = 10.0, metrics: RequestMetrics | None = None,
+                 adapter: str = "") -> None:
         self.prefix = prefix.rstrip("/")
         self.handler = handler
         self.outbox_bytes = outbox_bytes
+        # Per XHR session: what a client's sends may queue for the application (default `outbox_bytes`), how
+        # long a send may wait for room and a streamed packet for its client to take it.
+        self.inbox_bytes = inbox_bytes
+        self.write_timeout = write_timeout
+        self.metrics = metrics  # slow sessions count in metrics.disconnects under `adapter`
+        self.adapter = adapter
         self.heartbeat = heartbeat
         self.disconnect_delay = disconnect_delay
         self.response_limit = response_limit
@@ -427,9 +488,14 @@ class SockJSServer:
     # -- XHR transports -----------------------------------------------------------------------
     def _open(self, request: Request, sid: str) -> XhrSession:
         assert self.nursery is not None, "SockJSServer.nursery must be set before serving"
-        session = self.sessions[sid] = XhrSession(sid, self.outbox_bytes, self.nursery.start_soon)
+        session = self.sessions[sid] = XhrSession(sid, self.outbox_bytes, self.nursery.start_soon, inbox_bytes=self.inbox_bytes,
+                                                  on_slow=self._slow)
         self.nursery.start_soon(self._run, request, session)
         return session
+
+    def _slow(self) -> None:
+        if self.metrics is not None:
+            self.metrics.disconnected(self.adapter, "slow")
 
     async def _run(self, request: Request, session: XhrSession) -> None:
         """The application's task for one XHR session, and the watch for a client that stopped polling."""
@@ -505,7 +571,7 @@ class SockJSServer:
             finally:
                 session.detach(token)
 
-        return Response(200, b"", content_type, self._headers(request), stream=body)
+        return Response(200, b"", content_type, self._headers(request), stream=body, write_timeout=self.write_timeout)
 
     def _callback(self, request: Request) -> str | None:
         """The `c` query parameter of the JSONP and htmlfile transports, if it is a safe JavaScript name."""
@@ -547,7 +613,7 @@ class SockJSServer:
     async def xhr_send(self, request: Request) -> Response:
         if request.method == "OPTIONS":
             return self._preflight(request, "OPTIONS, POST")
-        return self._receive(request, request.body, Response(204, b"", "text/plain; charset=UTF-8"))
+        return await self._receive(request, request.body, Response(204, b"", "text/plain; charset=UTF-8"))
 
     async def jsonp_send(self, request: Request) -> Response:
         body = request.body
@@ -555,10 +621,10 @@ class SockJSServer:
             if not body.startswith(b"d="):
                 return Response(500, b"Payload expected.", "text/html; charset=UTF-8", self._headers(request))
             body = urllib.parse.unquote_plus(body[2:].decode("latin-1"), encoding="utf-8").encode()
-        return self._receive(request, body, Response(200, b"ok", "text/plain; charset=UTF-8"))
+        return await self._receive(request, body, Response(200, b"ok", "text/plain; charset=UTF-8"))
 
-    def _receive(self, request: Request, body: bytes, ok: Response) -> Response:
-        """Client → server messages of an XHR or JSONP session."""
+    async def _receive(self, request: Request, body: bytes, ok: Response) -> Response:
+        """Client → server messages of an XHR or JSONP session (answered once queued: see `XhrSession.deliver`)."""
         headers = self._headers(request)
         session = self.sessions.get(request.params["session"])
         if session is None or session.closing:
@@ -569,7 +635,8 @@ class SockJSServer:
             messages = decode_messages(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return Response(500, b"Broken JSON encoding.", "text/html; charset=UTF-8", headers)
-        session.deliver(messages)
+        if not await session.deliver(messages, self.write_timeout):
+            return Response(404, b"", "text/html; charset=UTF-8", headers)  # closed meanwhile (or now, as slow)
         ok.headers = headers
         return ok
 

@@ -6,10 +6,10 @@ import json
 import logging
 import secrets
 import socket
-from functools import wraps
+from functools import partial, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import trio
 from hypercorn.config import Config as HyperConfig
@@ -23,6 +23,7 @@ from hub.net.tls import ServerTLS, TLSFileError
 
 from . import views
 from .auth import COOKIE, LOGIN_COOKIE, BrowserSession, LoginLimiter, SessionStore, check_password, is_hash, same_token
+from .guard import Guard, error_body
 from .monitor import Monitor, Page
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Dashboard:
         self.limiter = LoginLimiter()
         self.monitor = Monitor(ctx.runtime, lambda: self.settings.update_interval)
         self.app = build_app(self)
+        self.guard: Guard | None = None  # the per-IP limits and Origin check in front of `app` (set when serving)
 
     @property
     def settings(self) -> DashboardSettings:
@@ -88,15 +90,6 @@ class Dashboard:
 
 def wants_json() -> bool:
     return "application/json" in request.headers.get("Accept", "")
-
-
-def same_origin(headers: Any) -> bool:
-    """A browser's Origin (if it sent one) must be this dashboard's own: no cross-site form posts or websockets."""
-    origin = headers.get("Origin")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == headers.get("Host", "")
 
 
 def safe_next(target: str | None) -> str:
@@ -136,16 +129,14 @@ def build_app(dash: Dashboard) -> QuartTrio:
                 return refuse(401, "not logged in (or the session expired): log in again")
             if request.method == "POST":
                 form = await request.form
-                if not same_origin(request.headers) or not same_token(session.csrf, form.get("csrf")):
+                if not same_token(session.csrf, form.get("csrf")):  # the Origin: checked by the Guard
                     return refuse(403, "missing or wrong CSRF token: reload the page and try again")
             return await view(session, *args, **kwargs)
         return wrapper
 
     def refuse(status: int, message: str) -> Response:
-        if wants_json():
-            return Response(json.dumps({"ok": False, "error": message}), status, content_type="application/json")
-        return Response(f"<!doctype html><title>{status}</title><p>{message}</p><p><a href=\"/\">Back</a></p>",
-                        status, content_type="text/html; charset=utf-8")
+        body, content_type = error_body(status, message, wants_json())
+        return Response(body, status, content_type=content_type)
 
     def answer(session: BrowserSession, result: dict[str, Any], back: str) -> Response:
         """The result of a form post: JSON for the page's script, else a message on the page it came from."""
@@ -180,7 +171,7 @@ def build_app(dash: Dashboard) -> QuartTrio:
         wait = dash.limiter.retry_after(client, dash.settings.login_attempts)
         if wait:
             return await login_page(429, f"Too many failed logins: try again in {wait} s.", wait)
-        if not same_origin(request.headers) or not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
+        if not same_token(request.cookies.get(LOGIN_COOKIE, ""), form.get("csrf")):
             return await login_page(403, "The login form expired: please try again.")
         # The hub's shared limiter ([login_limit]): the dashboard's one account counts as the user.
         shared = runtime.login_limiter
@@ -300,8 +291,6 @@ def build_app(dash: Dashboard) -> QuartTrio:
     # -- live data ------------------------------------------------------------------------------
     @app.websocket("/ws")
     async def live() -> Any:
-        if not same_origin(websocket.headers):
-            return "cross-site websocket refused", 403
         kind = websocket.args.get("page", "")
         if kind not in LIVE_PAGES:
             return "unknown page", 404
@@ -452,7 +441,9 @@ async def run_server(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS
         user_timeout(sock, ctx.config.hub.write_timeout)
     port = bound[0].getsockname()[1]
     scheme = "https" if sockets.secure_sockets else "http"
-    app = wrap_app(dash.app, config.wsgi_max_body_size, None)
+    dash.guard = Guard(dash.app, lambda: dash.settings, refused=partial(ctx.metrics.refused, "dashboard"),
+                       headers=SECURITY_HEADERS)
+    app = wrap_app(dash.guard, config.wsgi_max_body_size, None)
 
     async with trio.open_nursery() as nursery:
 

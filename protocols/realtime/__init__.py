@@ -99,7 +99,8 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     if s.sockjs_path:
         sockjs = SockJSServer(s.sockjs_path, partial(sockjs_endpoint, ctx), outbox_bytes=ctx.hub.max_queue_bytes,
                               heartbeat=s.sockjs_heartbeat, disconnect_delay=s.sockjs_disconnect_delay,
-                              max_message=s.max_message_bytes)
+                              max_message=s.max_message_bytes, write_timeout=ctx.config.hub.write_timeout,
+                              metrics=ctx.metrics, adapter=ctx.name)
         sockjs.nursery = ctx.state["sessions"]
         for route in sockjs.routes():
             if isinstance(route, WebSocketRoute):

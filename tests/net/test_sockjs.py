@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from hub.metrics import RequestMetrics
 from hub.net.http import HTTPServer, Request
 from hub.net.sockjs import SockJSServer, decode_messages
 from tests.rawws import RawWebSocket, client_frame
@@ -25,18 +26,22 @@ async def echo(request: Request, conn: Any) -> None:
             conn.send_frame(conn.framing.frame(json.dumps(part).encode()))
 
 
-@pytest.fixture
-async def sockjs(nursery: trio.Nursery):
-    """(base URL, SockJSServer) on a free port, with short heartbeat and disconnect delays."""
-    server = SockJSServer("/echo", echo, heartbeat=0.5, disconnect_delay=0.6, response_limit=4096)
+async def _serve(nursery: trio.Nursery, server: SockJSServer) -> str:
+    """Serve `server`'s routes on a free loopback port; its base URL."""
     server.nursery = nursery
     http = HTTPServer(server.routes())
     http.tasks = nursery
     nursery.start_soon(http.flusher.run)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     nursery.start_soon(trio.serve_listeners, http.handle, listeners)
-    port = listeners[0].socket.getsockname()[1]
-    return f"http://127.0.0.1:{port}", server
+    return f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+
+
+@pytest.fixture
+async def sockjs(nursery: trio.Nursery):
+    """(base URL, SockJSServer) on a free port, with short heartbeat and disconnect delays."""
+    server = SockJSServer("/echo", echo, heartbeat=0.5, disconnect_delay=0.6, response_limit=4096)
+    return await _serve(nursery, server), server
 
 
 async def test_info_greeting_iframe(sockjs):
@@ -241,3 +246,83 @@ def test_client_packets():
     assert decode_messages('["a", null, 5, {"x": 1}]') == ["a"]  # SockJS messages are strings
     with pytest.raises(ValueError):
         decode_messages("[broken")
+
+
+MESSAGE = json.dumps(["m" * 1000])  # 1,064 bytes queued with the per-message overhead
+
+
+async def test_xhr_send_into_a_session_that_never_reads_is_bounded_then_closed_as_slow(nursery):
+    """Issue 27: a client posting in a loop to a session whose application never takes its messages: the
+    queue stays under its bound (a send waits for room, as an unread websocket stops the sender), then
+    the session is closed as slow and counted; the poll gets the close packet, further sends 404."""
+    metrics = RequestMetrics()
+    server = SockJSServer("/echo", lambda request, conn: trio.sleep_forever(), inbox_bytes=4096, write_timeout=0.5,
+                          disconnect_delay=30, metrics=metrics, adapter="echo")
+    base = await _serve(nursery, server)
+    async with httpx.AsyncClient(base_url=base + "/echo/000/flood", timeout=10) as http:
+        assert (await http.post("/xhr")).text == "o\n"
+        session = server.sessions["flood"]
+        statuses = []
+        for _ in range(1000):
+            statuses.append((await http.post("/xhr_send", content=MESSAGE)).status_code)
+            assert session.inbox_bytes <= 4096
+            if statuses[-1] != 204:
+                break
+        assert statuses == [204] * 3 + [404], statuses  # the fourth waited 0.5 s for room that never came
+        assert session.closing and metrics.disconnects == {("echo", "slow"): 1}
+        assert (await http.post("/xhr")).text == 'c[3000,"Go away!"]\n'
+        assert (await http.post("/xhr_send", content=MESSAGE)).status_code == 404
+    assert metrics.disconnects == {("echo", "slow"): 1}
+
+
+async def test_xhr_send_faster_than_the_application_reads_waits_for_room(nursery):
+    """Backpressure without a disconnect: a send that does not fit is answered once the application has
+    taken enough; a second send while one waits is a client that ignores it (closed as slow)."""
+    permits_in, permits = trio.open_memory_channel[None](100)
+    got: list[str] = []
+
+    async def slow_reader(request: Request, conn: Any) -> None:
+        async for _ in permits:
+            message = await conn.receive()
+            if message is None:
+                return
+            got.append(message)
+
+    metrics = RequestMetrics()
+    server = SockJSServer("/echo", slow_reader, inbox_bytes=4096, write_timeout=30, disconnect_delay=30,
+                          metrics=metrics, adapter="echo")
+    base = await _serve(nursery, server)
+    async with httpx.AsyncClient(base_url=base + "/echo/000/slow", timeout=40) as http:
+        await http.post("/xhr")
+        for _ in range(3):
+            assert (await http.post("/xhr_send", content=MESSAGE)).status_code == 204
+        session = server.sessions["slow"]
+        answered = trio.Event()
+
+        async def fourth() -> None:
+            assert (await http.post("/xhr_send", content=MESSAGE)).status_code == 204
+            answered.set()
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(fourth)
+            with trio.fail_after(10):
+                while not session.send_waiting:  # the fourth send is waiting for room
+                    await trio.sleep(0.01)
+            assert not answered.is_set() and len(got) == 0
+            permits_in.send_nowait(None)  # the application takes one message: room for the waiting send
+            with trio.fail_after(10):
+                await answered.wait()
+        assert len(got) == 1 and session.inbox_bytes == 3 * 1064 and not metrics.disconnects
+        waiting: list[int] = []
+
+        async def fifth() -> None:
+            waiting.append((await http.post("/xhr_send", content=MESSAGE)).status_code)
+
+        async with trio.open_nursery() as inner:  # two sends at once while the queue is full
+            inner.start_soon(fifth)
+            with trio.fail_after(10):
+                while not session.send_waiting:
+                    await trio.sleep(0.01)
+            assert (await http.post("/xhr_send", content=MESSAGE)).status_code == 404
+        assert waiting == [404] and session.closing and metrics.disconnects == {("echo", "slow"): 1}
+        assert (await http.post("/xhr")).text == 'c[3000,"Go away!"]\n'

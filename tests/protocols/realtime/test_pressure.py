@@ -100,3 +100,26 @@ async def test_sockjs_xhr_session_that_does_not_poll_is_closed_as_slow_not_silen
                 elif body.startswith("c"):
                     closed = json.loads(body[1:])
         assert closed == list(CLOSES["slow"].sockjs) and replies < 400
+
+
+async def test_sockjs_xhr_send_in_a_loop_never_polling_is_closed_as_slow_and_counted(start_hub):
+    """A client that posts commands in a loop and never polls for the replies: what the session holds stays
+    bounded (the sends wait while the hub has not taken the last ones; the replies overflow the queue), the
+    session is closed as slow once, counted in the stats and in /metrics, and its sends are refused after."""
+    running = await start_hub("[hub]\nmax_queue_bytes = 8192\n[realtime]\ncommand_rate_limit = 0\n")
+    base = running.url("realtime") + "/connection/000/loop"
+    commands = json.dumps([json.dumps({"method": "presence", "params": {"channel": "news"}})] * 20)
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.post(base + "/xhr")).text == "o\n"
+        await http.post(base + "/xhr_send", content=json.dumps([json.dumps({"method": "connect", "params": connect_params()})]))
+        statuses = []
+        with trio.fail_after(20):
+            while not statuses or statuses[-1] == 204:
+                statuses.append((await http.post(base + "/xhr_send", content=commands)).status_code)
+        assert statuses[-1] == 404 and len(statuses) < 100, statuses
+        await wait_for(lambda: running.stats()["slow_disconnects"] == 1)
+        assert running.metrics.disconnects[("realtime", "slow")] == 1
+        closed = (await http.post(base + "/xhr")).text
+        assert json.loads(closed[1:]) == list(CLOSES["slow"].sockjs)
+        assert (await http.post(base + "/xhr_send", content=commands)).status_code == 404
+    assert running.stats()["slow_disconnects"] == 1 and running.metrics.disconnects[("realtime", "slow")] == 1
