@@ -17,6 +17,7 @@ import trio
 from hub.core.outbox import Outbox
 
 Spawn = Callable[[Callable[[], Awaitable[None]]], None]
+MESSAGE_OVERHEAD = 64  # what one queued client message costs beyond its bytes
 
 
 class StreamConnection:
@@ -30,7 +31,11 @@ class StreamConnection:
         self.close_args: tuple[int, str] | None = None
         self.ended = False  # the client went away: receive() gives None
         self._incoming: deque[str | bytes] = deque()
+        self._incoming_bytes = 0
+        self.inbox_limit = outbox_bytes  # what the client sent and the application has not taken
+        self._sender_waiting = False
         self._arrived = trio.Event()
+        self._taken = trio.Event()
         self._spawn = spawn
         self._closing_frame = closing_frame
 
@@ -44,7 +49,11 @@ class StreamConnection:
                 return None
             await self._arrived.wait()
             self._arrived = trio.Event()
-        return self._incoming.popleft()
+        data = self._incoming.popleft()
+        self._incoming_bytes -= len(data) + MESSAGE_OVERHEAD
+        self._taken.set()
+        self._taken = trio.Event()
+        return data
 
     def send_frame(self, frame: bytes) -> bool:
         return self.outbox.send(frame)
@@ -59,6 +68,7 @@ class StreamConnection:
                     self.outbox.force(frame)
         self.outbox.close()
         self._arrived.set()
+        self._taken.set()
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._spawn(fn)
@@ -67,19 +77,47 @@ class StreamConnection:
         if self.close_args is None:
             self.close_args = (3008, "slow")
         self._arrived.set()
+        self._taken.set()
 
     # -- the transport's side ---------------------------------------------------------------
-    def deliver(self, data: str | bytes) -> None:
-        """A message the client sent through another request."""
-        if not self.ended and not self.outbox.closed:
-            self._incoming.append(data)
-            self._arrived.set()
+    async def deliver(self, data: str | bytes, timeout: float) -> bool:
+        """A message the client sent through another request; False if the connection is closed (nothing queued).
+
+        Backpressure, as a websocket's unread socket gives it: while what is queued would pass `inbox_limit`,
+        the request waits (up to `timeout`) for the application to take messages. One that cannot be queued in
+        time, or a second one while one waits, closes the connection as slow (counted as the outbox's overflow
+        is). A message into an empty queue always fits."""
+        if self.ended or self.outbox.closed:
+            return False
+        if self._sender_waiting:
+            self.outbox.overflow()
+            return False
+        size = len(data) + MESSAGE_OVERHEAD
+        self._sender_waiting = True
+        try:
+            with trio.move_on_after(timeout):
+                while self._incoming and self._incoming_bytes + size > self.inbox_limit:
+                    if self.ended or self.outbox.closed:
+                        return False
+                    await self._taken.wait()
+        finally:
+            self._sender_waiting = False
+        if self.ended or self.outbox.closed:
+            return False
+        if self._incoming and self._incoming_bytes + size > self.inbox_limit:
+            self.outbox.overflow()
+            return False
+        self._incoming.append(data)
+        self._incoming_bytes += size
+        self._arrived.set()
+        return True
 
     def end(self) -> None:
         """The client went away (the response was dropped): the application's receive() returns None."""
         self.ended = True
         self.outbox.close()
         self._arrived.set()
+        self._taken.set()
 
     async def body(self, prelude: bytes = b"") -> AsyncIterator[bytes]:
         """The response's chunks: `prelude`, then what is queued, as it is queued, until closed and drained."""

@@ -142,11 +142,11 @@ async def emulation_endpoint(ctx: AdapterContext, request: Request) -> Response:
                 return Response(400, b"", "")
         if not isinstance(data, str):
             return Response(400, b"", "")
-        conn.deliver(data)
+        await conn.deliver(data, ctx.config.hub.write_timeout)
     else:
         if not isinstance(data, bytes):
             return Response(400, b"", "")
-        conn.deliver(data)
+        await conn.deliver(data, ctx.config.hub.write_timeout)
     return Response(204, b"", "")
 
 
