@@ -19,6 +19,8 @@ How the README is read:
 - A command ending in `&` runs in the background for the rest of its block; the next command waits
   until the hub's stats API (`req 4`) lists its subscription, not for a fixed time.
 - `pip install ...` is not run (no network in tests; the test extras install those packages).
+
+"Migrating from Platypush"'s hub.toml tables are run too, with the commands their comments show.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import pytest
 
 from .conftest import ROOT
 from .test_first_hour import checkout, hub_run, stop
+from .test_runtime import read_until_ready
 
 README = ROOT / "README.md"
 # The README's default ports, and the `hub run` listener titles that serve them.
@@ -348,3 +351,44 @@ def run_one(command: Command, text: str, env: dict[str, str], hub: Hub, backgrou
         return  # text (metrics, a CLI's message): its exit status says it worked
     if isinstance(reply, dict):
         assert reply.get("success") is not False and reply.get("status") != "error" and not reply.get("error"), what
+
+
+def test_platypush_migration_example_runs(tmp_path: Path):
+    """"Migrating from Platypush"'s hub.toml tables, appended to the shipped config: the hook answers with its token
+    (and 401 without), `hub exec` runs the procedure (the token's variable set for it too, as the README says), and
+    both steps ran: the publication on public:home and the chat message in GENERAL."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    section = README.read_text().split("\n## Migrating from Platypush\n", 1)[1].split("\n## ", 1)[0]
+    toml = re.search(r"^( *)```toml\n(.*?)^\1```$", section, re.M | re.S)
+    assert toml, "no ```toml block in the Platypush migration section"
+    snippet = "\n".join(line.removeprefix(toml.group(1)) for line in toml.group(2).splitlines())
+    cwd, jsonrpc_port = checkout(tmp_path)
+    with (cwd / "hub.toml").open("a") as f:
+        f.write("\n" + snippet + "\n")
+    env = {**os.environ, "ARRIVED_TOKEN": "t0ken-of-the-test", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run"], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _, urls = read_until_ready(proc)
+
+        def sh(command: str, stdin: str = "") -> str:
+            done = subprocess.run(["bash", "-c", command], input=stdin, capture_output=True, text=True, env=env, cwd=cwd,
+                                  timeout=60)
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            return done.stdout
+
+        sh("hub chat user add sing --password-stdin", "sing's password\n")  # the user chat.send names
+        sh("hub user add me", "my password\n")  # a JSON-RPC user for hub exec
+        hook = re.search(r"# (curl [^\n]*hook/arrived[^\n]*)", snippet).group(1)
+        assert json.loads(sh(with_ports(hook, {8008: jsonrpc_port}))) == {"status": "ok"}
+        assert sh(with_ports(hook.replace("$ARRIVED_TOKEN", "wrong"), {8008: jsonrpc_port}) + " -o /dev/null -w '%{http_code}'") == "401"
+        run = re.search(r"`(hub exec procedure\.arrived[^`]*)`", snippet).group(1)
+        assert json.loads(sh(run)) == {"success": True}
+        api = urls["command API"]
+        history = [json.loads(sh(f"curl -s -H 'X-API-Key: development-api-key' {api}/api/history "
+                                 f"-d '{{\"channel\": \"{channel}\", \"limit\": 10}}'"))["result"]["publications"]
+                   for channel in ("public:home", "chat:GENERAL")]
+        assert [p["data"] for p in history[0]] == [{"event": "arrived", "who": "me"}] * 2
+        assert [p["data"]["msg"] for p in history[1]] == ["me is home"] * 2
+    finally:
+        stop(proc)
