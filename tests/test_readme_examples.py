@@ -278,7 +278,14 @@ def test_the_adapter_sections_have_examples_to_run():
     assert all(commands(b.text) for b in BLOCKS)
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"{b.section.split(' (')[0]}-{n}" for n, b in enumerate(BLOCKS)])
+def block_id(block: Block) -> str:
+    """`command-api`, `json-rpc`, `mqtt`, ...: the section's name before its port, and the block's number in it."""
+    name = re.sub(r"\W+", "-", block.section.split(" (")[0].split(":")[0]).strip("-").lower()
+    same = [b for b in BLOCKS if b.section == block.section]
+    return name if len(same) == 1 else f"{name}-{same.index(block) + 1}"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=block_id)
 def test_readme_example_runs_as_printed(hub: Hub, block: Block):
     if block.skip:
         pytest.skip(block.skip)
