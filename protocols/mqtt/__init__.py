@@ -15,7 +15,7 @@ from hub.adapters import Adapter, AdapterContext
 from hub.config import ConfigError, ListenerSettings, Settings
 from hub.net.http import HTTPServer, Route, WebSocketRoute
 
-from .auth import AclFile, AuthConfigError, Authenticator, UserEntry, check_hash, read_password_file
+from .auth import AclFile, AuthConfigError, Authenticator, UserEntry, check_hash, file_stamps, read_password_file
 from .broker import Broker
 from .server import select_subprotocol, stream_handler, websocket_endpoint
 from .session import Limits
@@ -58,6 +58,8 @@ def limits_of(s: MqttSettings) -> Limits:
 
 def authenticator(s: MqttSettings, source: str = "<config>") -> Authenticator:
     """The users (table, then password file) and ACLs of `s`; ConfigError naming the key if one is unusable."""
+    files = tuple(path for path in (s.password_file, s.acl_file) if path)
+    stamps = file_stamps(files)  # before reading: an edit made meanwhile is read again at the next CONNECT
     users: dict[str, UserEntry] = {}
     for name, entry in s.users.items():
         key = f"mqtt.users.{name}"
@@ -97,7 +99,7 @@ def authenticator(s: MqttSettings, source: str = "<config>") -> Authenticator:
         except (OSError, AuthConfigError) as exc:
             raise ConfigError(source, "mqtt.acl_file", str(exc)) from None
     return Authenticator(allow_anonymous=s.allow_anonymous, users=users, anonymous_read=s.anonymous_read,
-                         anonymous_write=s.anonymous_write, acl=acl)
+                         anonymous_write=s.anonymous_write, acl=acl, files=files, stamps=stamps)
 
 
 def validate(s: MqttSettings, config: Settings) -> None:
@@ -143,7 +145,8 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     ctx.hub.meta_codec = (meta_to_engine, meta_from_engine)  # MQTT messages cross the Redis engine whole
     async with trio.open_nursery() as nursery:
         ctx.state["broker"] = Broker(ctx.hub, project_of(s, ctx.config), limits_of(s), authenticator(s, ctx.config.source),
-                                     nursery, login_limiter=ctx.runtime.login_limiter if ctx.runtime is not None else None)
+                                     nursery, login_limiter=ctx.runtime.login_limiter if ctx.runtime is not None else None,
+                                     reread_auth=lambda: authenticator(ctx.settings, ctx.config.source))
         task_status.started()
         await trio.sleep_forever()
 

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,16 +167,40 @@ def _rules(entries: list[tuple[str, str]], user: str, client_id: str) -> Rules:
     return rules
 
 
+Stamp = tuple[int, int, int] | None
+
+
+def file_stamps(paths: tuple[str, ...]) -> tuple[Stamp, ...]:
+    """(inode, mtime, size) of each file (None: unreadable), to tell when one was edited or replaced."""
+    out: list[Stamp] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 class Authenticator:
-    """Who may connect, and what each client may read and write."""
+    """Who may connect, and what each client may read and write. `files` are the password and ACL files it was
+    read from, with their stamps taken before reading them, so that `stale()` tells when to read them again."""
 
     def __init__(self, *, allow_anonymous: bool, users: dict[str, UserEntry], anonymous_read: list[str],
-                 anonymous_write: list[str], acl: AclFile | None = None) -> None:
+                 anonymous_write: list[str], acl: AclFile | None = None, files: tuple[str, ...] = (),
+                 stamps: tuple[Stamp, ...] = ()) -> None:
         self.allow_anonymous = allow_anonymous
         self.users = users
         self.anonymous_read = anonymous_read
         self.anonymous_write = anonymous_write
         self.acl = acl
+        self.files = files
+        self.stamps = stamps
+
+    def stale(self) -> bool:
+        """Whether a password or ACL file changed since it was read (two stat calls; none without files)."""
+        return bool(self.files) and file_stamps(self.files) != self.stamps
 
     def check(self, username: str | None, password: bytes | None) -> bool:
         """Whether these credentials may connect (anonymous: no user name). Slow for password checks."""

@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from hub.config import ConfigError
 from hub.core import Hub, HubError
 from hub.core.patterns import FilterError, has_wildcards, validate_filter
 from hub.loginlimit import LoginLimiter
 
 from . import codec
-from .auth import Authenticator, Rules
+from .auth import Authenticator, Rules, file_stamps
 from .payload import to_data
 from .session import Limits, Link, MqttSession, Sub, parse_subscription
 from .wire import FORWARDED, MqttMessage, MqttWire, message_of
@@ -33,17 +35,32 @@ class Broker:
     """Client ids and their sessions for one project; spawns will-delay timers in `nursery`."""
 
     def __init__(self, hub: Hub, project: str, limits: Limits, auth: Authenticator,
-                 nursery: trio.Nursery | None = None, login_limiter: LoginLimiter | None = None) -> None:
+                 nursery: trio.Nursery | None = None, login_limiter: LoginLimiter | None = None,
+                 reread_auth: Callable[[], Authenticator] | None = None) -> None:
         self.hub = hub
         self.login_limiter = login_limiter  # failed CONNECT passwords, as the other adapters' logins
         self.project = project
         self.limits = limits
         self.auth = auth
+        self.reread_auth = reread_auth  # builds the authenticator again from the current settings' files
         self.nursery = nursery
         self.sessions: dict[str, MqttSession] = {}
         self._wires: dict[int, MqttWire] = {}
         self.password_checks = trio.CapacityLimiter(2)
         self.refused_publishes = 0
+
+    def refresh_auth(self) -> None:
+        """Read the password and ACL files again if they changed (`mosquitto_passwd`, `hub mqtt passwd`, an
+        edit), so that the next CONNECT uses them without a reload; a file that no longer reads keeps the old users."""
+        if self.reread_auth is None or not self.auth.stale():
+            return
+        try:
+            self.auth = self.reread_auth()
+        except ConfigError as exc:  # names the file's key and line
+            self.auth.stamps = file_stamps(self.auth.files)  # said once, not at every CONNECT
+            log.error("mqtt: %s: the users and ACLs read before stay in force", exc)
+            return
+        log.info("mqtt: read %s again", " and ".join(self.auth.files))
 
     def wire(self, version: int) -> MqttWire:
         w = self._wires.get(version)
@@ -223,6 +240,7 @@ class Connection:
             if not c.clean and not v5 or c.version == codec.MQTT31:
                 return refuse(codec.CLIENT_ID_INVALID, "an empty client id needs a clean session")
             client_id = assigned = "auto-" + secrets.token_hex(8)
+        broker.refresh_auth()
         if c.username is None and c.password is None:
             ok = broker.auth.check(None, None)
         else:

@@ -4,6 +4,8 @@ other adapters on the same channels."""
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
 import httpx
 import pytest
@@ -14,7 +16,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from trio_websocket import open_websocket_url
 
 from protocols.mqtt import codec
-from protocols.mqtt.auth import hash_password
+from protocols.mqtt.auth import hash_password, write_password_file
 from tests.conftest import SECRET
 from tests.protocols.stats.test_stats import jsonrpc_events_token, sdk_client
 
@@ -346,6 +348,36 @@ async def test_users_passwords_and_acls(start_hub, clients, tmp_path):
     assert rc_value(await alice.publish("shared/x", "no", 1)) == codec.NOT_AUTHORIZED
     assert rc_value(await alice.publish("devices/dev1/state", "on", 1)) == 0
     assert rc_value(await alice.publish("devices/other/state", "on", 1)) == codec.NOT_AUTHORIZED
+
+
+async def test_password_and_acl_files_are_read_again_when_they_change(start_hub, clients, tmp_path, caplog):
+    """`hub mqtt passwd` (or mosquitto_passwd) and an ACL edit apply from the next CONNECT while the hub runs, as
+    Mosquitto users expect after a SIGHUP; an edit that does not read keeps the users and ACLs read before."""
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    write_password_file(str(passwd), "alice", hash_password("wonderland"))
+    acl.write_text("user alice\ntopic readwrite alice/#\n")
+    running = await start_hub(f"""
+        [mqtt]
+        port = 0
+        password_file = "{passwd}"
+        acl_file = "{acl}"
+        """)
+    port = mqtt_port(running)
+    _, rc, _ = await clients(port, "bob1", version=5, username="bob", password="builder").connect()
+    assert rc_value(rc) == codec.BAD_CREDENTIALS
+    added = await trio.run_process([sys.executable, "-m", "hub", "mqtt", "passwd", "bob", "--file", str(passwd)],
+                                   stdin=b"builder\n", capture_stdout=True, capture_stderr=True, check=False)
+    assert added.returncode == 0, added.stderr
+    acl.write_text(acl.read_text() + "user bob\ntopic read bob/#\n")
+    bob = clients(port, "bob2", version=5, username="bob", password="builder")
+    _, rc, _ = await bob.connect()
+    assert rc_value(rc) == 0
+    assert [rc_value(c) for c in await bob.subscribe([("bob/#", 0), ("alice/#", 0)])] == [0, codec.NOT_AUTHORIZED]
+    passwd.write_text(passwd.read_text() + "carol:not-a-hash\n")
+    with caplog.at_level(logging.ERROR, logger="hub.mqtt"):
+        _, rc, _ = await clients(port, "alice1", version=5, username="alice", password="wonderland").connect()
+    assert rc_value(rc) == 0
+    assert "line 3 (carol): not a password hash" in caplog.text and "read before stay in force" in caplog.text
 
 
 async def test_mqtt_over_websocket(mqtt_hub, clients):
