@@ -21,6 +21,8 @@ shutdown_grace = 1.0
 secret = "secret"
 [realtime]
 port = 0
+[command_api]
+port = 0
 """
 FD_LIMIT = 64
 

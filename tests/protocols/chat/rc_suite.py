@@ -51,6 +51,8 @@ port = 0
 enabled = false
 [stats]
 enabled = false
+[dashboard]
+enabled = false
 [chat]
 port = 0
 database = "{db}"
