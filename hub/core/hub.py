@@ -566,6 +566,28 @@ class Hub:
             self.stats.messages_in -= len(pubs)
             raise
 
+    async def publish_batch(self, project: str, items: list[tuple[str, Any]]) -> None:
+        """Publish `(channel, data)` items, each to its own channel, in order per channel: what a batch of API
+        publish commands does, with the per-publication work done once per batch (one engine call; the
+        memory engine delivers the whole batch without an await per channel, and a channel with several
+        items gets them in one push)."""
+        proj = self.project(project)
+        now = self.clock()
+        node, seq = self.node_id, self._uid_seq
+        groups: dict[str, list[Publication]] = {}
+        for channel, data in items:
+            pubs = groups.get(channel)
+            if pubs is None:
+                pubs = groups[channel] = []
+            pubs.append(Publication(f"{node}{next(seq):016x}", project, channel, data, None, None, now, 0, "", None, None))
+        batch = [(channel, parse_channel(proj, channel).options, pubs) for channel, pubs in groups.items()]
+        self.stats.messages_in += len(items)
+        try:
+            await self.engine.publish_batch(project, batch)
+        except BaseException:
+            self.stats.messages_in -= len(items)
+            raise
+
     def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
         """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering
         one what it accepts; a delta one each publication as a delta from the one before (encoded once per
@@ -604,6 +626,19 @@ class Hub:
         return targets
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
+        if len(subs) == 1:  # one subscriber (a channel per client): no frame cache, no closure
+            for session in subs.values():
+                wire = session.wire
+                if wire is None:
+                    return 0
+                messages = len(pubs)
+                frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
+                if session.outbox.push(frame, messages):
+                    session.received += messages
+                    self.stats.messages_delivered += messages
+                elif not session.closed:
+                    self._overflowed(session, messages)
+            return 1
         if len(pubs) == 1:
             pub = pubs[0]
             return self._fan_out(subs, lambda wire: wire.publication(pub), 1)
@@ -636,13 +671,18 @@ class Hub:
                 slow.append(session)
         delivered = pushed * messages
         self.stats.messages_delivered += delivered
-        for session in slow:  # through the outbox's overflow handler, so the transport learns why too
-            overflow = session.outbox.on_overflow
-            if overflow is not None:
-                overflow(messages)
-            else:
-                self._drop_slow(session, messages)
+        for session in slow:
+            self._overflowed(session, messages)
         return targets
+
+    def _overflowed(self, session: Session, messages: int) -> None:
+        """A push did not fit: drop the session as slow through its outbox's overflow handler, so the transport
+        learns why too."""
+        overflow = session.outbox.on_overflow
+        if overflow is not None:
+            overflow(messages)
+        else:
+            self._drop_slow(session, messages)
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:
         lost_queued = session.outbox.discard()

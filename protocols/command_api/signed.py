@@ -152,7 +152,7 @@ _PUBLISHED_JSON = '{"method": "publish", "error": null, "body": true}'
 
 def encode_replies(replies: list[dict[str, Any]]) -> bytes:
     """The reply array as the original encodes it; successful publishes (most of a batch) are ready-made."""
-    return ("[" + ", ".join([_PUBLISHED_JSON if r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
+    return ("[" + ", ".join([_PUBLISHED_JSON if r is _PUBLISHED or r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
 
 
 def _publish_channel(cmd: Any) -> str | None:
@@ -169,31 +169,50 @@ def _publish_channel(cmd: Any) -> str | None:
 async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[dict[str, Any]]:
     """Run every command in order; one failing command does not stop the others.
 
-    Consecutive valid publishes to one channel go to the core as one batch, so each subscriber gets
-    them in a single push; the replies are the same as one by one.
+    Consecutive well-formed publishes (to any channels) go to the core as one batch: the schemas cannot
+    fail them, so they skip validation and the per-command await, and the subscribers of a channel
+    published to several times get those publications in a single push; the replies are the same as
+    one by one.
     """
     replies: list[dict[str, Any]] = []
     i, n = 0, len(commands)
     while i < n:
-        channel = _publish_channel(commands[i])
-        j = i + 1
-        if channel is not None:
-            while j < n and _publish_channel(commands[j]) == channel:
-                j += 1
-        if j - i > 1:
-            replies.extend(await _publish_run(hub, project, channel, commands[i:j]))
+        items: list[tuple[str, Any]] = []
+        while i < n and (channel := _publish_channel(commands[i])) is not None:
+            items.append((channel, commands[i]["params"].get("data")))
+            i += 1
+        if items:
+            replies.extend(await _publish_batch(hub, project, items))
         else:
             replies.append(await run_command(hub, project, commands[i]))
-        i = j
+            i += 1
     return replies
 
 
-async def _publish_run(hub: Hub, project: Project, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if _namespace(project, channel) is None:
-        return [{"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False} for _ in run]
-    if len(channel) <= project.max_channel_length:
-        await hub.publish_many(project.key, channel, [(c["params"].get("data"), None, None) for c in run])
-    return [_PUBLISHED for _ in run]
+_NO_NAMESPACE = {"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False}
+
+
+async def _publish_batch(hub: Hub, project: Project, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Publish commands that passed `_publish_channel`: what `_publish` does for each, the hub's work in one call."""
+    replies: list[dict[str, Any]] = []
+    accepted: list[tuple[str, Any]] = []
+    known: dict[str, bool] = {}
+    limit = project.max_channel_length
+    for item in items:
+        channel = item[0]
+        ok = known.get(channel)
+        if ok is None:
+            ok = known[channel] = _namespace(project, channel) is not None
+        if not ok:
+            replies.append(_NO_NAMESPACE)
+            continue
+        replies.append(_PUBLISHED)
+        if len(channel) <= limit:
+            # Longer names are accepted, as the original accepts them; no client can subscribe to one.
+            accepted.append(item)
+    if accepted:
+        await hub.publish_batch(project.key, accepted)
+    return replies
 
 
 async def run_command(hub: Hub, project: Project, cmd: Any) -> dict[str, Any]:
