@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from .common import cpu_seconds, rss_kib, start_hub, start_profiler
+from .common import cpu_seconds, rss_kib, start_hub, start_profiler, sys_cpu_seconds
 from .fanout import spawn_clients
 
 
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         base_rss = rss_kib(pid)
         clients = spawn_clients(url, args.subscribers, args.procs, [protocol], args.messages // args.subscribers, 1_000_000,
-                                ("--per-conn",), channel=base)
+                                ("--per-conn", "--hold"), channel=base)
         for c in clients:
             if not c.stdout.readline():
                 raise RuntimeError("a client process failed to start")
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             hub.profiler = start_profiler(pid)  # BENCH_PROFILE: the hot phase only
         if target == "hub":
             signed = hub_bodies(names, args.messages, args.per_request, args.size)
-        cpu0 = cpu_seconds(pid)
+        cpu0, sys0 = cpu_seconds(pid), sys_cpu_seconds(pid)
         own0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.time()
         errors = 0
@@ -151,9 +151,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             c.stdin.write("done\n")
             c.stdin.flush()
         reports = [json.loads(c.stdout.readline()) for c in clients]
+        cpu1, sys1 = cpu_seconds(pid), sys_cpu_seconds(pid)  # the subscribers are still connected (--hold)
         for c in clients:
+            c.stdin.close()
             c.wait(30)
-        cpu1 = cpu_seconds(pid)
         peak = server.peak_rss_kib() if server is not None else rss_kib(pid, "VmHWM")
     finally:
         stop()
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "deliveries": received, "expected": args.messages, "lost": args.messages - received, "errors": errors,
         "deliveries_per_s": round(received / elapsed), "elapsed_s": round(elapsed, 3),
         "publish_s": round(end - start, 3), "drain_s": round(max(0.0, last - end), 3),
-        "server_cpu_s": round(cpu1 - cpu0, 2), "server_peak_rss_mb": round(peak / 1024, 1),
+        "server_cpu_s": round(cpu1 - cpu0, 2), "server_sys_cpu_s": round(sys1 - sys0, 2), "server_peak_rss_mb": round(peak / 1024, 1),
         "baseline_rss_mb": round(base_rss / 1024, 1), "client_cpu_s": round(sum(r["cpu_s"] for r in reports), 2),
         "client_hot_cpu_s": round(sum(r.get("hot_cpu_s", 0.0) for r in reports), 2),
         "publisher_cpu_s": round(own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime, 2),

@@ -43,6 +43,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def sys_cpu_seconds(pid: int) -> float:
+    """The kernel's share of `cpu_seconds` (system CPU seconds: syscalls such as socket writes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / CLK_TCK
+
+
 def rss_kib(pid: int, key: str = "VmRSS") -> int:
     """Current (VmRSS) or peak (VmHWM) resident memory of `pid` in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

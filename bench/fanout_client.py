@@ -186,6 +186,8 @@ def main(args: argparse.Namespace) -> None:
         "hot_cpu_s": usage.ru_utime + usage.ru_stime - ready_usage.ru_utime - ready_usage.ru_stime,
         "stopped": stopped,
     }), flush=True)
+    if args.hold:
+        sys.stdin.read()  # until the bench closes our stdin, having read the server's CPU
     for s in socks:
         s.close()
 
@@ -205,5 +207,7 @@ if __name__ == "__main__":
     p.add_argument("--quiet", type=float, default=3.0)
     p.add_argument("--topics", type=int, default=0, help="MQTT: subscriber i takes topic bench/<i %% topics>/data")
     p.add_argument("--wildcard", action="store_true", help="MQTT with --topics: subscribe to bench/<n>/# instead")
+    p.add_argument("--hold", action="store_true",
+                   help="after the report, keep the connections open until stdin closes (disconnecting is not the work measured)")
     p.add_argument("--per-conn", action="store_true", help="connection i subscribes to channel <channel><prefix><i>")
     main(p.parse_args())
