@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .channels import ChannelName, parse_channel
+from .channels import ChannelName, channel_options, parse_channel
 from .errors import NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
 from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
@@ -365,14 +365,15 @@ class Hub:
             targets = self._deliver_each(key, subs, pubs)
         else:
             targets = self._deliver(subs, pubs) if subs else 0
-        if self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
+        watch_all = self._watch_all  # empty unless there are topic filters or event listeners (one check, not two)
+        if watch_all and self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
             matched = self.filters.match(project, channel, subs)
             if matched:
                 targets += self._deliver(matched, pubs)
         if not targets and self.engine.local_drops:
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
-        if self.events:
+        if watch_all and self.events:
             for pub in pubs:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
 
@@ -549,14 +550,13 @@ class Hub:
 
         `meta`: one Publication.meta per item, or None; `tags`, `skip_history` apply to all; `raw` (one item only):
         the exact payload bytes."""
-        name = self.channel(project, channel)
+        options = channel_options(self.project(project), channel)
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
         pubs = [Publication(f"{node}{next(seq):016x}", project, channel, data, info, client, now, 0, "",
                             meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
         if raw is not None and len(pubs) == 1:
             pubs[0].raw = raw
-        options = name.options
         if skip_history and options.keeps_history:  # delivered, not stored: no offset (Centrifugo's skip_history)
             options = dataclasses.replace(options, history_size=0)
         self.stats.messages_in += len(pubs)
@@ -580,7 +580,7 @@ class Hub:
             if pubs is None:
                 pubs = groups[channel] = []
             pubs.append(Publication(f"{node}{next(seq):016x}", project, channel, data, None, None, now, 0, "", None, None))
-        batch = [(channel, parse_channel(proj, channel).options, pubs) for channel, pubs in groups.items()]
+        batch = [(channel, channel_options(proj, channel), pubs) for channel, pubs in groups.items()]
         self.stats.messages_in += len(items)
         try:
             await self.engine.publish_batch(project, batch)
@@ -627,17 +627,17 @@ class Hub:
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
         if len(subs) == 1:  # one subscriber (a channel per client): no frame cache, no closure
-            for session in subs.values():
-                wire = session.wire
-                if wire is None:
-                    return 0
-                messages = len(pubs)
-                frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
-                if session.outbox.push(frame, messages):
-                    session.received += messages
-                    self.stats.messages_delivered += messages
-                elif not session.closed:
-                    self._overflowed(session, messages)
+            (session,) = subs.values()
+            wire = session.wire
+            if wire is None:
+                return 0
+            messages = len(pubs)
+            frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
+            if session.outbox.push(frame, messages):
+                session.received += messages
+                self.stats.messages_delivered += messages
+            elif not session.closed:
+                self._overflowed(session, messages)  # drops the session: `subs` changes
             return 1
         if len(pubs) == 1:
             pub = pubs[0]
