@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from .common import cpu_seconds, rss_kib, start_hub, start_profiler, sys_cpu_seconds
+from .common import cpu_seconds, gc_between, rss_kib, start_hub, start_profiler, sys_cpu_seconds
 from .fanout import spawn_clients
 
 
@@ -175,6 +175,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_closed": sum(r["closed"] for r in reports),
         "saturated": "server" if cpu1 - cpu0 >= 0.85 * elapsed else "clients/publisher",
         **({"gc": gc_pauses} if gc_pauses else {}),
+        # the collector's pauses from the first publish to the last delivery (the rest: connecting and disconnecting)
+        **({"gc_hot": gc_between(hub.gc_pauses, start, last)} if target == "hub" else {}),
     }
 
 
