@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
+OPTIONS_CACHE = 1 << 16  # channel names whose options publishing remembers (past that, all are forgotten at once)
 _NO_WIRE = object()
 
 
@@ -64,6 +65,7 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
+        self._options: dict[Key, NamespaceOptions] = {}  # see options_of
         self._subscriptions = 0
         self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
         self._delta: dict[Key, int] = {}  # channels where some subscriber takes deltas
@@ -109,9 +111,24 @@ class Hub:
     def set_projects(self, projects: Iterable[Project]) -> None:
         """Swap project settings in place (live reload); connections and history stay."""
         self.projects = {p.key: p for p in projects}
+        self._options.clear()
 
     def channel(self, project: str, channel: object) -> ChannelName:
         return parse_channel(self.project(project), channel)
+
+    def options_of(self, project: str, channel: str) -> NamespaceOptions:
+        """The options that govern `channel`, checked as `channel()` checks it (the same errors); remembered per
+        name, since publishing asks once per publication (forgotten when the projects change)."""
+        try:
+            return self._options[(project, channel)]
+        except (KeyError, TypeError):
+            pass
+        options = channel_options(self.project(project), channel)
+        cache = self._options
+        if len(cache) >= OPTIONS_CACHE:
+            cache.clear()
+        cache[(project, channel)] = options
+        return options
 
     # -- sessions -------------------------------------------------------------------------
     def connect(
@@ -550,7 +567,7 @@ class Hub:
 
         `meta`: one Publication.meta per item, or None; `tags`, `skip_history` apply to all; `raw` (one item only):
         the exact payload bytes."""
-        options = channel_options(self.project(project), channel)
+        options = self.options_of(project, channel)
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
         pubs = [Publication(f"{node}{next(seq):016x}", project, channel, data, info, client, now, 0, "",
@@ -571,7 +588,6 @@ class Hub:
         publish commands does, with the per-publication work done once per batch (one engine call; the
         memory engine delivers the whole batch without an await per channel, and a channel with several
         items gets them in one push)."""
-        proj = self.project(project)
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
         groups: dict[str, list[Publication]] = {}
@@ -580,7 +596,7 @@ class Hub:
             if pubs is None:
                 pubs = groups[channel] = []
             pubs.append(Publication(f"{node}{next(seq):016x}", project, channel, data, None, None, now, 0, "", None, None))
-        batch = [(channel, channel_options(proj, channel), pubs) for channel, pubs in groups.items()]
+        batch = [(channel, self.options_of(project, channel), pubs) for channel, pubs in groups.items()]
         self.stats.messages_in += len(items)
         try:
             await self.engine.publish_batch(project, batch)

@@ -191,26 +191,37 @@ async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[
 
 
 _NO_NAMESPACE = {"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False}
+_PUBLISH, _ACCEPT, _REFUSE = 1, 2, 3  # what a publish to a channel does: publish; accept quietly; namespace not found
+
+
+def _fate(hub: Hub, project: Project, channel: str) -> int:
+    """What `_publish` does with a publish to `channel`, from the hub's remembered channel options."""
+    try:
+        hub.options_of(project.key, channel)
+    except NamespaceNotFound:
+        return _REFUSE
+    except ChannelTooLong:
+        # Longer names are accepted, as the original accepts them (no client can subscribe to one), unless
+        # their namespace is unknown: the original looks at that first.
+        return _REFUSE if _namespace(project, channel) is None else _ACCEPT
+    return _PUBLISH
 
 
 async def _publish_batch(hub: Hub, project: Project, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     """Publish commands that passed `_publish_channel`: what `_publish` does for each, the hub's work in one call."""
     replies: list[dict[str, Any]] = []
     accepted: list[tuple[str, Any]] = []
-    known: dict[str, bool] = {}
-    limit = project.max_channel_length
+    fates: dict[str, int] = {}
     for item in items:
         channel = item[0]
-        ok = known.get(channel)
-        if ok is None:
-            ok = known[channel] = _namespace(project, channel) is not None
-        if not ok:
-            replies.append(_NO_NAMESPACE)
-            continue
-        replies.append(_PUBLISHED)
-        if len(channel) <= limit:
-            # Longer names are accepted, as the original accepts them; no client can subscribe to one.
+        fate = fates.get(channel)
+        if fate is None:
+            fate = fates[channel] = _fate(hub, project, channel)
+        if fate == _PUBLISH:
+            replies.append(_PUBLISHED)
             accepted.append(item)
+        else:
+            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
     if accepted:
         await hub.publish_batch(project.key, accepted)
     return replies

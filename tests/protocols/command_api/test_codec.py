@@ -223,13 +223,14 @@ async def test_a_batch_of_publishes_to_many_channels():
         await hub.subscribe(session, ch)
         session.outbox.take()  # the join push
     commands = [{"method": "publish", "params": {"channel": ch, "data": i}}
-                for i, ch in enumerate(["a", "b", "a", "nope:x", "quiet:c", "b", "a", "x" * 300])]
+                for i, ch in enumerate(["a", "b", "a", "nope:x", "quiet:c", "b", "a", "x" * 300, "nope:" + "x" * 300])]
     commands += [{"method": "history", "params": {"channel": "a"}}, {"method": "publish", "params": {"channel": "b", "data": 8}}]
     replies = await signed.run_commands(hub, HUB_PROJECTS[0], commands)
     published = {"method": "publish", "error": None, "body": True}
-    assert replies[:8] == [published] * 3 + [{"method": "publish", "error": "namespace not found", "body": False}] + [published] * 4
-    assert [p["data"] for p in replies[8]["body"]] == [6, 2, 0]  # newest first
-    assert replies[9] == published
+    refused = {"method": "publish", "error": "namespace not found", "body": False}
+    assert replies[:9] == [published] * 3 + [refused] + [published] * 4 + [refused]  # the namespace is looked at first
+    assert [p["data"] for p in replies[9]["body"]] == [6, 2, 0]  # newest first
+    assert replies[10] == published
     got = {ch: [m["data"] for m in map(json.loads, s.outbox.take().splitlines()) if m["type"] == "pub"]
            for ch, s in subs.items()}
     assert got == {"a": [0, 2, 6], "b": [1, 5, 8], "quiet:c": [4]}
