@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
-OPTIONS_CACHE = 1 << 16  # channel names whose options publishing remembers (past that, all are forgotten at once)
+OPTIONS_CACHE = 1 << 14  # channel names whose options publishing remembers (past that, all are forgotten at once; ~4 MB)
 _NO_WIRE = object()
 
 
