@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import socket
 import sys
 import time
 from typing import Any
 
-from .common import cpu_seconds, rss_kib, start_hub, start_profiler
+from .common import cpu_seconds, gc_between, rss_kib, start_hub, start_profiler, sys_cpu_seconds
 from .fanout import spawn_clients
 
 
@@ -35,16 +36,26 @@ def data(seq: int, size: int) -> dict[str, Any]:
     return {"t": 0, "s": seq, "p": "x" * max(0, size - 20)}
 
 
-async def publish_hub(url: str, names: list[str], messages: int, per_request: int, concurrency: int, size: int) -> int:
-    """Signed API requests of `per_request` publish commands each; returns how many requests failed."""
-    from .command_api import signed_body, worker
-    from .common import LatencyHistogram
+def hub_bodies(names: list[str], messages: int, per_request: int, size: int) -> list[bytes]:
+    """The signed API request bodies, `per_request` publish commands each (signed before the clock starts)."""
+    from .command_api import signed_body
 
-    bodies: asyncio.Queue = asyncio.Queue()
+    out = []
     for first in range(0, messages, per_request):
         commands = [{"method": "publish", "params": {"channel": names[seq % len(names)], "data": data(seq, size)}}
                     for seq in range(first, min(messages, first + per_request))]
-        bodies.put_nowait(signed_body(commands))
+        out.append(signed_body(commands))
+    return out
+
+
+async def publish_hub(url: str, signed: list[bytes], concurrency: int) -> int:
+    """Send the signed API requests over `concurrency` keep-alive connections; returns how many failed."""
+    from .command_api import worker
+    from .common import LatencyHistogram
+
+    bodies: asyncio.Queue = asyncio.Queue()
+    for body in signed:
+        bodies.put_nowait(body)
     host, port = url.split("://", 1)[1].rsplit(":", 1)
     errors: list[str] = []
     await asyncio.gather(*(worker(host, int(port), bodies, LatencyHistogram(), errors) for _ in range(concurrency)))
@@ -106,18 +117,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         base_rss = rss_kib(pid)
         clients = spawn_clients(url, args.subscribers, args.procs, [protocol], args.messages // args.subscribers, 1_000_000,
-                                ("--per-conn",), channel=base)
+                                ("--per-conn", "--hold"), channel=base)
         for c in clients:
             if not c.stdout.readline():
                 raise RuntimeError("a client process failed to start")
         if target == "hub":
             hub.profiler = start_profiler(pid)  # BENCH_PROFILE: the hot phase only
-        cpu0 = cpu_seconds(pid)
+        if target == "hub":
+            signed = hub_bodies(names, args.messages, args.per_request, args.size)
+        cpu0, sys0 = cpu_seconds(pid), sys_cpu_seconds(pid)
+        own0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.time()
         errors = 0
         if target == "hub":
-            errors = asyncio.run(publish_hub(hub.urls["command API"], names, args.messages, args.per_request,
-                                             args.concurrency, args.size))
+            errors = asyncio.run(publish_hub(hub.urls["command API"], signed, args.concurrency))
         else:
             host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
             payloads = [json.dumps(data(i, args.size), separators=(",", ":")).encode() for i in range(args.messages)]
@@ -133,13 +146,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     packets.append(b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(ch), ch, len(p), p))
                 publish_stream(host, int(port), packets, expect_replies=len(packets))
         end = time.time()
+        own1 = resource.getrusage(resource.RUSAGE_SELF)
         for c in clients:
             c.stdin.write("done\n")
             c.stdin.flush()
         reports = [json.loads(c.stdout.readline()) for c in clients]
+        cpu1, sys1 = cpu_seconds(pid), sys_cpu_seconds(pid)  # the subscribers are still connected (--hold)
         for c in clients:
+            c.stdin.close()
             c.wait(30)
-        cpu1 = cpu_seconds(pid)
         peak = server.peak_rss_kib() if server is not None else rss_kib(pid, "VmHWM")
     finally:
         stop()
@@ -153,11 +168,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "deliveries": received, "expected": args.messages, "lost": args.messages - received, "errors": errors,
         "deliveries_per_s": round(received / elapsed), "elapsed_s": round(elapsed, 3),
         "publish_s": round(end - start, 3), "drain_s": round(max(0.0, last - end), 3),
-        "server_cpu_s": round(cpu1 - cpu0, 2), "server_peak_rss_mb": round(peak / 1024, 1),
+        "server_cpu_s": round(cpu1 - cpu0, 2), "server_sys_cpu_s": round(sys1 - sys0, 2), "server_peak_rss_mb": round(peak / 1024, 1),
         "baseline_rss_mb": round(base_rss / 1024, 1), "client_cpu_s": round(sum(r["cpu_s"] for r in reports), 2),
+        "client_hot_cpu_s": round(sum(r.get("hot_cpu_s", 0.0) for r in reports), 2),
+        "publisher_cpu_s": round(own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime, 2),
         "server_closed": sum(r["closed"] for r in reports),
         "saturated": "server" if cpu1 - cpu0 >= 0.85 * elapsed else "clients/publisher",
         **({"gc": gc_pauses} if gc_pauses else {}),
+        # the collector's pauses from the first publish to the last delivery (the rest: connecting and disconnecting)
+        **({"gc_hot": gc_between(hub.gc_pauses, start, last)} if target == "hub" else {}),
     }
 
 

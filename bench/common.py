@@ -43,6 +43,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def sys_cpu_seconds(pid: int) -> float:
+    """The kernel's share of `cpu_seconds` (system CPU seconds: syscalls such as socket writes)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / CLK_TCK
+
+
 def rss_kib(pid: int, key: str = "VmRSS") -> int:
     """Current (VmRSS) or peak (VmHWM) resident memory of `pid` in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -62,6 +68,7 @@ class HubProcess:
     pages: subprocess.Popen | None = None  # dashboard pages held open (BENCH_DASHBOARD=1)
     profiler: subprocess.Popen | None = None  # py-spy recording the hub (BENCH_PROFILE=<file>.svg|.txt)
     gc: dict | None = None  # the hub's collector pauses (hub/gctune.py), read from its log when it stops
+    gc_pauses: list | None = None  # its last pauses, [unix time, generation, wall ms] each (see `gc_between`)
     _drain: threading.Thread | None = None
 
     @property
@@ -83,6 +90,7 @@ class HubProcess:
             if self._drain is not None:
                 self._drain.join(5)
             self.gc = gc_summary(self.log)
+            self.gc_pauses = gc_pauses(self.log)
             self.workdir.cleanup()
 
 
@@ -114,8 +122,9 @@ def start_hub(extra: str = "", queue: int = 4 << 20, adapters: tuple[str, ...] =
     text += extra
     cfg = Path(workdir.name) / "hub.toml"
     cfg.write_text(text)
+    # HUB_GC_PAUSES: the hub also reports its last pauses with their times, for `gc_between`
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", "--config", str(cfg)], cwd=workdir.name,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HUB_GC_PAUSES": "4096"})
     hub = HubProcess(proc, {}, workdir)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -162,6 +171,26 @@ def gc_summary(lines: list[str]) -> dict | None:
                     "cpu_ms": round(sum(g.get("cpu_ms", 0) for g in gens), 1), "max_ms": [g["max_ms"] for g in gens],
                     "hist": {f"<={b}ms" if b != "inf" else ">100ms": n for b, n in zip(data["bins_ms"], hist, strict=True) if n}}
     return None
+
+
+def gc_pauses(lines: list[str]) -> list | None:
+    """The hub's last collector pauses from its log lines, [unix time, generation, wall ms] each."""
+    import json
+
+    for line in reversed(lines):
+        if GC_LINE in line:
+            return json.loads(line.split(GC_LINE, 1)[1]).get("pauses")
+    return None
+
+
+def gc_between(pauses: list | None, start: float, end: float) -> dict | None:
+    """Collections per generation, longest and total wall ms of the pauses between `start` and `end` (unix
+    times): a scenario's hot phase, without the pauses of connecting and disconnecting its clients."""
+    if pauses is None:
+        return None
+    inside = [(gen, ms) for t, gen, ms in pauses if start <= t <= end]
+    return {"collections": [sum(1 for g, _ in inside if g == gen) for gen in range(3)],
+            "max_ms": round(max((ms for _, ms in inside), default=0.0), 1), "total_ms": round(sum(ms for _, ms in inside), 1)}
 
 
 def start_profiler(pid: int) -> subprocess.Popen | None:

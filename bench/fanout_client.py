@@ -99,6 +99,7 @@ def main(args: argparse.Namespace) -> None:
                                  proto["subscribe"](f"{args.prefix}{i}", channel_of(i)), proto["is_reply"])
                  for i in range(args.n)]
     print(json.dumps({"ready": True, "connect_s": time.time() - started}), flush=True)
+    ready_usage = resource.getrusage(resource.RUSAGE_SELF)
 
     ep = select.epoll()
     by_fd = {}
@@ -181,8 +182,12 @@ def main(args: argparse.Namespace) -> None:
     print(json.dumps({
         "received": received, "min_per_conn": min(counts) if counts else 0, "first": first, "last": last,
         "hist": hist.counts, "max": hist.max, "closed": closed, "cpu_s": usage.ru_utime + usage.ru_stime,
+        # the counting phase only (after every connection subscribed): what the clients cost while the server works
+        "hot_cpu_s": usage.ru_utime + usage.ru_stime - ready_usage.ru_utime - ready_usage.ru_stime,
         "stopped": stopped,
     }), flush=True)
+    if args.hold:
+        sys.stdin.read()  # until the bench closes our stdin, having read the server's CPU
     for s in socks:
         s.close()
 
@@ -202,5 +207,7 @@ if __name__ == "__main__":
     p.add_argument("--quiet", type=float, default=3.0)
     p.add_argument("--topics", type=int, default=0, help="MQTT: subscriber i takes topic bench/<i %% topics>/data")
     p.add_argument("--wildcard", action="store_true", help="MQTT with --topics: subscribe to bench/<n>/# instead")
+    p.add_argument("--hold", action="store_true",
+                   help="after the report, keep the connections open until stdin closes (disconnecting is not the work measured)")
     p.add_argument("--per-conn", action="store_true", help="connection i subscribes to channel <channel><prefix><i>")
     main(p.parse_args())

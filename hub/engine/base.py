@@ -51,6 +51,12 @@ class Engine:
         """Assign offsets and epoch (if the namespace keeps history), store, and deliver everywhere."""
         raise NotImplementedError
 
+    async def publish_batch(self, project: str, batch: list[tuple[str, NamespaceOptions, list[Publication]]]) -> None:
+        """`publish` for several channels at once, each channel's publications in order (the memory engine does
+        the whole batch without an await per channel)."""
+        for channel, options, pubs in batch:
+            await self.publish(project, channel, options, pubs)
+
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
                       since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
         """Publications after offset `since` and/or before offset `before`, at most `limit`, in the order asked."""

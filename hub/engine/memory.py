@@ -107,6 +107,15 @@ class MemoryEngine(Engine):
 
     async def publish(self, project: str, channel: str, options: NamespaceOptions,
                       pubs: list[Publication]) -> list[Publication]:
+        self._publish(project, channel, options, pubs)
+        return pubs
+
+    async def publish_batch(self, project: str, batch: list[tuple[str, NamespaceOptions, list[Publication]]]) -> None:
+        publish = self._publish
+        for channel, options, pubs in batch:
+            publish(project, channel, options, pubs)
+
+    def _publish(self, project: str, channel: str, options: NamespaceOptions, pubs: list[Publication]) -> None:
         if options.keeps_history and pubs:
             now = pubs[-1].timestamp  # the publish time: stored once, shared with the publication
             stream = self._stream(project, channel, options, now)
@@ -120,7 +129,6 @@ class MemoryEngine(Engine):
             stream.append(pubs, options.history_size)
             self._touch(stream, options, now, had_items)
         self.hub.deliver(project, channel, pubs)
-        return pubs
 
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
                       since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:

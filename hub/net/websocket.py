@@ -119,7 +119,8 @@ class DirectWriter:
                 self._backlog = data[sent:]
                 self._start_writer()
                 return
-            self._check_drained()
+            if self._drained is not None:  # someone waits for backpressure to ease (a call less per write otherwise)
+                self._check_drained()
         if self.outbox.closed:
             self._start_writer()
 

@@ -34,6 +34,7 @@ HTML = "text/html; charset=UTF-8"
 JSON = "application/json; charset=utf-8"
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20)])  # the same characters: single bytes in UTF-8
+_PERCENT_AS_EQUALS = bytes.maketrans(b"%", b"=")
 
 
 class RequestError(Exception):
@@ -79,7 +80,7 @@ def unquote_form(value: bytes) -> bytes:
     if b"=" in value or b"\r" in value or b"\n" in value:
         return urllib.parse.unquote_to_bytes(value)
     # `%XX` as quoted-printable `=XX`, decoded in one C pass; each valid escape shrinks by 2 bytes.
-    decoded = binascii.a2b_qp(value.replace(b"%", b"="))
+    decoded = binascii.a2b_qp(value.translate(_PERCENT_AS_EQUALS))  # translate: a quarter of replace's time here
     return decoded if len(value) - len(decoded) == 2 * escapes else urllib.parse.unquote_to_bytes(value)
 
 
@@ -152,7 +153,7 @@ _PUBLISHED_JSON = '{"method": "publish", "error": null, "body": true}'
 
 def encode_replies(replies: list[dict[str, Any]]) -> bytes:
     """The reply array as the original encodes it; successful publishes (most of a batch) are ready-made."""
-    return ("[" + ", ".join([_PUBLISHED_JSON if r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
+    return ("[" + ", ".join([_PUBLISHED_JSON if r is _PUBLISHED or r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
 
 
 def _publish_channel(cmd: Any) -> str | None:
@@ -169,31 +170,61 @@ def _publish_channel(cmd: Any) -> str | None:
 async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[dict[str, Any]]:
     """Run every command in order; one failing command does not stop the others.
 
-    Consecutive valid publishes to one channel go to the core as one batch, so each subscriber gets
-    them in a single push; the replies are the same as one by one.
+    Consecutive well-formed publishes (to any channels) go to the core as one batch: the schemas cannot
+    fail them, so they skip validation and the per-command await, and the subscribers of a channel
+    published to several times get those publications in a single push; the replies are the same as
+    one by one.
     """
     replies: list[dict[str, Any]] = []
     i, n = 0, len(commands)
     while i < n:
-        channel = _publish_channel(commands[i])
-        j = i + 1
-        if channel is not None:
-            while j < n and _publish_channel(commands[j]) == channel:
-                j += 1
-        if j - i > 1:
-            replies.extend(await _publish_run(hub, project, channel, commands[i:j]))
+        items: list[tuple[str, Any]] = []
+        while i < n and (channel := _publish_channel(commands[i])) is not None:
+            items.append((channel, commands[i]["params"].get("data")))
+            i += 1
+        if items:
+            replies.extend(await _publish_batch(hub, project, items))
         else:
             replies.append(await run_command(hub, project, commands[i]))
-        i = j
+            i += 1
     return replies
 
 
-async def _publish_run(hub: Hub, project: Project, channel: str, run: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if _namespace(project, channel) is None:
-        return [{"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False} for _ in run]
-    if len(channel) <= project.max_channel_length:
-        await hub.publish_many(project.key, channel, [(c["params"].get("data"), None, None) for c in run])
-    return [_PUBLISHED for _ in run]
+_NO_NAMESPACE = {"method": "publish", "error": Errors.NAMESPACE_NOT_FOUND, "body": False}
+_PUBLISH, _ACCEPT, _REFUSE = 1, 2, 3  # what a publish to a channel does: publish; accept quietly; namespace not found
+
+
+def _fate(hub: Hub, project: Project, channel: str) -> int:
+    """What `_publish` does with a publish to `channel`, from the hub's remembered channel options."""
+    try:
+        hub.options_of(project.key, channel)
+    except NamespaceNotFound:
+        return _REFUSE
+    except ChannelTooLong:
+        # Longer names are accepted, as the original accepts them (no client can subscribe to one), unless
+        # their namespace is unknown: the original looks at that first.
+        return _REFUSE if _namespace(project, channel) is None else _ACCEPT
+    return _PUBLISH
+
+
+async def _publish_batch(hub: Hub, project: Project, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Publish commands that passed `_publish_channel`: what `_publish` does for each, the hub's work in one call."""
+    replies: list[dict[str, Any]] = []
+    accepted: list[tuple[str, Any]] = []
+    fates: dict[str, int] = {}
+    for item in items:
+        channel = item[0]
+        fate = fates.get(channel)
+        if fate is None:
+            fate = fates[channel] = _fate(hub, project, channel)
+        if fate == _PUBLISH:
+            replies.append(_PUBLISHED)
+            accepted.append(item)
+        else:
+            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
+    if accepted:
+        await hub.publish_batch(project.key, accepted)
+    return replies
 
 
 async def run_command(hub: Hub, project: Project, cmd: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 import pytest
 
-from hub.core import ChannelRequired, ChannelTooLong, NamespaceNotFound, NamespaceOptions, Project, parse_channel
+from hub.core import ChannelRequired, ChannelTooLong, Hub, NamespaceNotFound, NamespaceOptions, Project, parse_channel
+from hub.core.channels import channel_options
 
 PROJECT = Project("p", "s", NamespaceOptions(), {"ns": NamespaceOptions(publish=True)}, max_channel_length=20)
 
@@ -25,3 +26,24 @@ def test_namespace_private_and_user_limited():
 def test_bad_names(bad, error):
     with pytest.raises(error):
         parse_channel(PROJECT, bad)
+    with pytest.raises(error):
+        channel_options(PROJECT, bad)
+    with pytest.raises(error):
+        Hub([PROJECT]).options_of("p", bad)
+
+
+@pytest.mark.parametrize("name", ["news", "$news", "ns:room", "$ns:room#alice,bob", ":x", "ns:a#b", "ns:"])
+def test_channel_options_are_parse_channels(name):
+    assert channel_options(PROJECT, name) is parse_channel(PROJECT, name).options
+    assert Hub([PROJECT]).options_of("p", name) is parse_channel(PROJECT, name).options
+
+
+def test_remembered_options_follow_a_reload():
+    hub = Hub([PROJECT])
+    assert hub.options_of("p", "ns:room").publish
+    changed = Project("p", "s", NamespaceOptions(), {"ns": NamespaceOptions(publish=False)}, max_channel_length=20)
+    hub.set_projects([changed])
+    assert not hub.options_of("p", "ns:room").publish
+    hub.set_projects([Project("p", "s", NamespaceOptions(), {}, max_channel_length=20)])
+    with pytest.raises(NamespaceNotFound):
+        hub.options_of("p", "ns:room")

@@ -28,13 +28,14 @@ async def test_publishing_and_fan_out_leave_no_cyclic_garbage():
         for n in range(200):
             await hub.publish("p", "news", {"n": n, "text": "x" * 50})
             await hub.publish_many("p", f"own{n % 50}", [({"n": n}, None, None), ({"m": n}, {"i": 1}, "c")])
+            await hub.publish_batch("p", [(f"own{(n + i) % 50}", {"b": i}) for i in range(3)])
             for s in sessions:
                 s.outbox.take()
         found = gc.collect()
     finally:
         gc.enable()
     assert found == 0
-    assert all(s.received == 201 + 2 * 4 for s in sessions)
+    assert all(s.received == 201 + 2 * 4 + 3 * 4 for s in sessions)
 
 
 def test_publication_uids_are_32_hex_and_unique():

@@ -208,3 +208,31 @@ def test_has_signed_fields():
     assert not signed.has_signed_fields(b"{}")
     assert not signed.has_signed_fields(b'{"data": 1, "sign": 2}')
     assert not signed.has_signed_fields(b"datum=1&signs=2")
+
+
+async def test_a_batch_of_publishes_to_many_channels():
+    """Consecutive publishes go to the core as one batch: replies in order, each channel's publications in
+    order (one push per channel), a namespace error only for its own command, and a command after them
+    sees them all."""
+    from tests.core.wire import LineWire
+
+    hub = Hub(HUB_PROJECTS)
+    wire = LineWire()
+    subs = {ch: hub.connect("proj", f"u{ch}", "test", wire) for ch in ("a", "b", "quiet:c")}
+    for ch, session in subs.items():
+        await hub.subscribe(session, ch)
+        session.outbox.take()  # the join push
+    commands = [{"method": "publish", "params": {"channel": ch, "data": i}}
+                for i, ch in enumerate(["a", "b", "a", "nope:x", "quiet:c", "b", "a", "x" * 300, "nope:" + "x" * 300])]
+    commands += [{"method": "history", "params": {"channel": "a"}}, {"method": "publish", "params": {"channel": "b", "data": 8}}]
+    replies = await signed.run_commands(hub, HUB_PROJECTS[0], commands)
+    published = {"method": "publish", "error": None, "body": True}
+    refused = {"method": "publish", "error": "namespace not found", "body": False}
+    assert replies[:9] == [published] * 3 + [refused] + [published] * 4 + [refused]  # the namespace is looked at first
+    assert [p["data"] for p in replies[9]["body"]] == [6, 2, 0]  # newest first
+    assert replies[10] == published
+    got = {ch: [m["data"] for m in map(json.loads, s.outbox.take().splitlines()) if m["type"] == "pub"]
+           for ch, s in subs.items()}
+    assert got == {"a": [0, 2, 6], "b": [1, 5, 8], "quiet:c": [4]}
+    assert hub.stats.messages_in == 7 and hub.stats.messages_delivered == 7  # the over-long name: accepted, not published
+    assert subs["a"].received == 3

@@ -86,6 +86,24 @@ async def test_replies_are_encoded_as_the_original_encodes_them():
     assert dumps({"a": "</script> é"}) == '{"a": "<\\/script> \\u00e9"}'
 
 
+@pytest.mark.parametrize("value", [{"a": [1, 2.5, None, True]}, [], {}, "é</", 3, -0.0, 1e300, float("nan"), float("-inf"),
+                                   None, False, 2 ** 70, [{"x": {"y": ["\u2028", "\ud83d"]}}], {1: "int key", None: 0}])
+def test_dumps_is_the_standard_encoders(value):
+    assert dumps(value) == json.dumps(value).replace("</", "<\\/")
+
+
+def test_dumps_refuses_what_the_standard_encoder_refuses():
+    loop: list = []
+    loop.append(loop)
+    for bad in ({"a": object()}, {(1, 2): 3}, loop):
+        with pytest.raises((TypeError, ValueError)) as ours:
+            dumps(bad)
+        with pytest.raises((TypeError, ValueError)) as theirs:
+            json.dumps(bad)
+        assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+    assert dumps({"ok": 1}) == '{"ok": 1}'  # nothing left over from a failed call
+
+
 async def test_connect_info_default_info_and_second_connect():
     hub = make_hub()
     client = client_for(hub)
