@@ -120,6 +120,7 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise r.fail(path, f"expected an object, got {json_kind(table)}")
     out = dict(CHANNEL_DEFAULTS)
+    map_type, map_table = False, None
     for key, value in table.items():
         full = f"{path}.{key}"
         if key in QUIET:
@@ -135,6 +136,18 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             if unknown:
                 raise r.fail(full, f"unknown delta type {unknown[0]!r} (Centrifugo knows \"fossil\")")
             out["delta_fossil"] = "fossil" in types
+        elif key == "subscription_type":
+            kind = r.value(value, "str", full)
+            if kind not in ("stream", "map", ""):
+                r.unsupported(full, f"subscription type {kind!r} is not supported by the hub (stream and map are); ignored")
+            else:
+                map_type = kind == "map"
+        elif key == "map":
+            map_table = r.section(table, "map", f"{path}.")
+        elif key == "map_clients_presence_channel_prefix":
+            out["map_presence_prefix"] = r.value(value, "str", full)
+        elif key == "client_publish_debounce_interval":
+            out["publish_debounce"] = r.duration(value, full)
         elif key == "delta_publish":
             # The hub computes deltas for every publication of a delta namespace (Centrifugo: only when published
             # with delta, or with delta_publish); subscribers that asked for deltas get them either way.
@@ -143,7 +156,54 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             r.unsupported(full)
     if out["history_size"] and not out["history_lifetime"]:
         raise r.fail(f"{path}.history_ttl", "required when history_size is set (Centrifugo refuses this too)")
+    if map_type:
+        _map_options(r, map_table or {}, f"{path}.map", out)
+    elif map_table is not None:
+        r.unsupported(f"{path}.map", "only read with subscription_type \"map\"; ignored")
     return out
+
+
+MAP_FLAGS = {"allow_publish_for_client": "map_publish_for_client", "allow_publish_for_subscriber": "map_publish_for_subscriber",
+             "allow_remove_for_client": "map_remove_for_client"}
+
+
+def _map_options(r: _Reader, table: dict[str, Any], path: str, out: dict[str, Any]) -> None:
+    """A map namespace's `map` object (Centrifugo 6.8): its mode, key TTL, stream and who may publish keys.
+    Stream modes keep a stream of changes as the namespace's history (Centrifugo's defaults: 100, 1 minute)."""
+    mode = r.value(table.get("mode", ""), "str", f"{path}.mode")
+    if mode not in ("ephemeral", "recoverable", "persistent"):
+        raise r.fail(f"{path}.mode", f"expected \"ephemeral\", \"recoverable\" or \"persistent\", got {mode!r}")
+    out["map_mode"] = mode
+    size, ttl = 0, 0.0
+    for key, value in table.items():
+        full = f"{path}.{key}"
+        if key == "mode":
+            continue
+        if key == "key_ttl":
+            out["map_key_ttl"] = r.duration(value, full)
+        elif key == "stream_size":
+            size = r.value(value, "int", full)
+        elif key == "stream_ttl":
+            ttl = r.duration(value, full)
+        elif key in MAP_FLAGS:
+            out[MAP_FLAGS[key]] = r.value(value, "bool", full)
+        elif key == "client_key":
+            ck = r.value(value, "str", full)
+            if ck not in ("", "client_id"):
+                raise r.fail(full, f"expected \"client_id\", got {ck!r}")
+            out["map_client_key"] = ck
+        else:
+            r.unsupported(full)
+    if mode == "persistent" and out.get("map_key_ttl"):
+        raise r.fail(f"{path}.key_ttl", "must not be set in persistent mode (entries do not expire)")
+    if mode != "persistent" and not out.get("map_key_ttl"):
+        raise r.fail(f"{path}.key_ttl", f"required in {mode} mode")
+    if mode == "ephemeral":
+        if size or ttl:
+            raise r.fail(f"{path}.stream_size", "a stream needs recoverable or persistent mode")
+        out["history_size"], out["history_lifetime"] = 0, 0.0
+    else:
+        out["history_size"], out["history_lifetime"] = size or 100, ttl or 60.0
 
 
 def _meta_ttl_section() -> str | None:

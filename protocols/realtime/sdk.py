@@ -35,6 +35,7 @@ from hub.version import __version__
 from protocols import centrifugo as C
 
 from . import fossil, sdk_protobuf, tagsfilter
+from .mapsub import MapFlow
 from .tokens import (
     NO_KEYS,
     PublicKeys,
@@ -216,6 +217,8 @@ class SdkWire:
         """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
         (and msgpack) the payload travels as a string, as Centrifugo sends it to delta subscribers."""
         body = publication_body(pub)
+        if pub.removed:
+            return body
         data = self.payload(pub)
         if prev is not None:
             patch = fossil.create(self.payload(prev), data)
@@ -393,6 +396,7 @@ class SdkClient:
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
         self._after_reply: list[Callable[[], None]] = []
+        self.maps = MapFlow(self)  # map subscriptions still paginating
 
     # -- messages ---------------------------------------------------------------------------
     async def handle(self, message: str | bytes) -> Batch:
@@ -661,6 +665,24 @@ class SdkClient:
         if delta not in ("", "fossil"):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         name = self.hub.channel(session.project, channel)
+        if params.get("type") or name.options.is_map:  # Centrifugo 6.8's map subscriptions (their phases: mapsub.py)
+            return await self.maps.subscribe(channel, name, params, delta == "fossil")
+        info, expires, override, grant, token, tf = await self._authorize(channel, name, params)
+        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
+        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
+        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
+                                  override=override, tags_filter=tf, delta=delta == "fossil" and name.options.delta_fossil and tf is None)
+        if server_refresh and expires is not None:
+            self.proxy.schedule_sub_refresh(channel, expires)
+        if grant is not None and grant.data is not None:
+            result["data"] = grant.data
+        return result
+
+    async def _authorize(self, channel: str, name: Any, params: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any, Any, Any]:
+        """Centrifugo's subscribe permission (token, proxy, namespace rules) and the tags filter asked for:
+        (info, expires, override, proxy grant, token, tags filter)."""
+        session = self.session
+        assert session is not None
         if channel in session.channels:
             raise ReplyError(ALREADY_SUBSCRIBED)
         if self.channel_limit and len(session.channels) >= self.channel_limit:
@@ -695,15 +717,7 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
-        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
-        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
-                                  override=override, tags_filter=tf, delta=delta == "fossil" and options.delta_fossil and tf is None)
-        if server_refresh and expires is not None:
-            self.proxy.schedule_sub_refresh(channel, expires)
-        if grant is not None and grant.data is not None:
-            result["data"] = grant.data
-        return result
+        return info, expires, override, grant, token, tf
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
                     *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
@@ -819,6 +833,7 @@ class SdkClient:
         session = self.session
         assert session is not None
         channel = self._channel(params)
+        self.maps.forget(channel)
         self.hub.unsubscribe_session(session, channel)
         session.quiet.discard(channel)
         self.sub_expires.pop(channel, None)
@@ -866,6 +881,8 @@ class SdkClient:
 
     async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, name = self._target(params)
+        if params.get("type") or name.options.is_map:
+            return await self._map_publish(session, channel, name, params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
         if self.proxy is not None and self.proxy.handles("publish", name.namespace):  # Centrifugo's publish proxy decides
@@ -881,6 +898,31 @@ class SdkClient:
         raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
         await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id,
                                raw=raw if isinstance(raw, bytes) else None)
+        return {}
+
+    async def _map_publish(self, session: Session, channel: str, name: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """A map channel's key set or removed (`type: 1`, `key`, `data` or `removed`), with the map's own permissions."""
+        o = name.options
+        if params.get("type") != 1 or not o.is_map:
+            raise ReplyError(BAD_REQUEST)
+        removed = bool(params.get("removed"))
+        key = params.get("key") or ""
+        if not isinstance(key, str):
+            raise ReplyError(BAD_REQUEST)
+        subscribed = channel in session.channels
+        may = self.insecure or (o.map_remove_for_client if removed else (
+            o.map_publish_for_client or (o.map_publish_for_subscriber and subscribed)))
+        if not may:
+            raise ReplyError(PERMISSION_DENIED)
+        if o.map_client_key == "client_id":
+            key = session.id
+        if not key:
+            raise ReplyError(BAD_REQUEST, "bad request: key required")
+        if not removed and "data" not in params:
+            raise ReplyError(BAD_REQUEST, "bad request: data required")
+        raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+        await self.hub.map_publish(session.project, channel, key, params.get("data"), session.client_info(channel),
+                                   session.id, removed=removed, raw=raw if isinstance(raw, bytes) else None)
         return {}
 
     def _presence_allowed(self, session: Session, channel: str, name: Any) -> None:
