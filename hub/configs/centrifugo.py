@@ -138,10 +138,13 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             out["delta_fossil"] = "fossil" in types
         elif key == "subscription_type":
             kind = r.value(value, "str", full)
-            if kind not in ("stream", "map", ""):
-                r.unsupported(full, f"subscription type {kind!r} is not supported by the hub (stream and map are); ignored")
+            if kind not in ("stream", "map", "map_clients", ""):
+                r.unsupported(full, f"subscription type {kind!r} is not supported by the hub (stream, map and "
+                                    "map_clients are); ignored")
             else:
-                map_type = kind == "map"
+                map_type = kind in ("map", "map_clients")
+                if kind == "map_clients":
+                    out["map_type"] = 2
         elif key == "map":
             map_table = r.section(table, "map", f"{path}.")
         elif key == "map_clients_presence_channel_prefix":

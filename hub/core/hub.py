@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .channels import ChannelName, parse_channel
-from .errors import NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
+from .errors import HubError, NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
 from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
 from .options import NamespaceOptions, Project
@@ -289,6 +289,8 @@ class Hub:
             self.engine.presence_add(session.project, channel, session.id, record)
         if name.options.join_leave:
             self.engine.join(session.project, channel, record)
+        if name.options.map_presence_prefix:  # Centrifugo's map clients presence: an entry per subscriber
+            self._map_presence(session.project, name.options.map_presence_prefix + channel, session.id, record)
         if self.events:
             self.events.emit(HubEvent("join", session.project, {"channel": channel, **record}))
 
@@ -352,6 +354,8 @@ class Hub:
             self.engine.presence_remove(session.project, channel, session.id)
         if options is not None and options.join_leave:
             self.engine.leave(session.project, channel, record)
+        if options is not None and options.map_presence_prefix:
+            self._map_presence(session.project, options.map_presence_prefix + channel, session.id, None)
         if self.events:
             self.events.emit(HubEvent("leave", session.project, {"channel": channel, **record}))
 
@@ -580,6 +584,18 @@ class Hub:
                           None, tags, None if removed else raw, key=key, removed=removed)
         self.stats.messages_in += 1
         return await self.engine.map_update(project, channel, name.options, pub)
+
+    def _map_presence(self, project: str, channel: str, client: str, record: dict[str, Any] | None) -> None:
+        """Add (or, `record` None, remove) `client`'s entry in the map clients channel `channel` (fire and forget)."""
+        try:
+            options = self.channel(project, channel).options
+        except HubError:
+            return
+        if not options.is_map:
+            return
+        pub = Publication(self.new_uid(), project, channel, None, record, client, self.clock(), 0, "", key=client,
+                          removed=record is None)
+        self.engine.map_presence(project, channel, options, pub)
 
     def map_snapshot(self, project: str, channel: str) -> Any:
         """A map channel's entries (sorted by key) and their stream position (hub.core.mapstate.MapSnapshot)."""

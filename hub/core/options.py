@@ -36,6 +36,7 @@ class NamespaceOptions:
     # Centrifugo 6.8 map subscriptions (subscription_type "map"): "" (a stream namespace), "ephemeral" (keys expire
     # after map_key_ttl, no stream), "recoverable" or "persistent" (a stream of changes: history_size/lifetime).
     map_mode: str = ""
+    map_type: int = 1  # the subscribe `type` of its channels: 1 map, 2 map clients (presence)
     map_key_ttl: float = 0.0
     map_publish_for_client: bool = False  # any connected client may publish keys (map.allow_publish_for_client)
     map_publish_for_subscriber: bool = False  # subscribers may (map.allow_publish_for_subscriber)

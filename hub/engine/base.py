@@ -83,6 +83,9 @@ class Engine:
 
         raise NotAvailable()
 
+    def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
+        """A subscriber's entry in a map clients channel, added if new (or removed): fire and forget."""
+
     def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
         """The channel's entries and the stream position they are as of, read without suspending (so a
         subscriber attached right after misses nothing)."""

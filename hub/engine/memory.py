@@ -151,6 +151,12 @@ class MemoryEngine(Engine):
             pub.base = None
         return pub
 
+    def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
+        assert pub.key is not None
+        if not pub.removed and self.maps.get(project, channel, pub.key) is not None:
+            return  # Centrifugo's KeyModeIfNew: an entry already there is not announced again
+        self._map_apply(project, channel, options, pub)
+
     def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
         offset, epoch = 0, ""
         if options.keeps_history:

@@ -71,7 +71,7 @@ class MapFlow:
 
     async def subscribe(self, channel: str, name: Any, params: dict[str, Any], delta: bool) -> dict[str, Any]:
         options = name.options
-        if params.get("type") != TYPE_MAP or not options.is_map:  # Centrifugo: the type must be the namespace's
+        if not options.is_map or params.get("type") != options.map_type:  # Centrifugo: the type must be the namespace's
             self.forget(channel)
             raise _error(C.BAD_REQUEST)
         phase = params.get("phase") or LIVE

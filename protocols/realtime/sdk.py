@@ -217,7 +217,7 @@ class SdkWire:
         """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
         (and msgpack) the payload travels as a string, as Centrifugo sends it to delta subscribers."""
         body = publication_body(pub)
-        if pub.removed:
+        if "data" not in body:  # a removal, or a map clients entry
             return body
         data = self.payload(pub)
         if prev is not None:
