@@ -74,6 +74,13 @@ class MapFlow:
         if not options.is_map or params.get("type") != options.map_type:  # Centrifugo: the type must be the namespace's
             self.forget(channel)
             raise _error(C.BAD_REQUEST)
+        try:
+            return await self._phase(channel, name, params, delta)
+        except Exception:  # the client starts over on any error (a later first page is not "already subscribed")
+            self.forget(channel)
+            raise
+
+    async def _phase(self, channel: str, name: Any, params: dict[str, Any], delta: bool) -> dict[str, Any]:
         phase = params.get("phase") or LIVE
         if phase == STATE:
             return await self._state(channel, name, params, delta)
