@@ -22,7 +22,7 @@ from . import tagsfilter
 if TYPE_CHECKING:
     from .sdk import SdkClient
 
-TYPE_MAP = 1
+TYPE_MAP, TYPE_MAP_CLIENTS = 1, 2
 LIVE, STREAM, STATE = 0, 1, 2
 # Centrifugo's map page sizes: a client's `limit` within [MIN, MAX], DEFAULT without one.
 DEFAULT_PAGE, MIN_PAGE, MAX_PAGE = 100, 1, 1000
@@ -71,7 +71,10 @@ class MapFlow:
 
     async def subscribe(self, channel: str, name: Any, params: dict[str, Any], delta: bool) -> dict[str, Any]:
         options = name.options
-        if not options.is_map or params.get("type") != options.map_type:  # Centrifugo: the type must be the namespace's
+        kind = params.get("type")
+        if kind not in (0, None, TYPE_MAP, TYPE_MAP_CLIENTS):  # shared poll (4) and what else the hub does not have
+            raise _error(C.NOT_AVAILABLE)
+        if not options.is_map or kind != options.map_type:  # Centrifugo: the type must be the namespace's
             self.forget(channel)
             raise _error(C.BAD_REQUEST)
         try:
@@ -102,7 +105,12 @@ class MapFlow:
         """The first request of a map subscription: Centrifugo's subscribe permission, once."""
         if channel in self.pending:
             raise _error(C.ALREADY_SUBSCRIBED)
-        info, expires, _override, _grant, token, tf = await self.client._authorize(channel, name, params)
+        client = self.client
+        session = client.session
+        assert session is not None
+        if client.channel_limit and len(session.channels) + len(self.pending) >= client.channel_limit:
+            raise _error(C.LIMIT_EXCEEDED)  # subscriptions still paginating count too
+        info, expires, _override, _grant, token, tf = await client._authorize(channel, name, params)
         pending = self.pending[channel] = Pending(info, expires, bool(token), tf)
         return pending
 

@@ -148,6 +148,7 @@ async def test_map_refusals(hub: Any) -> None:
     code = lambda reply: reply["error"]["code"]  # noqa: E731
     assert code(await conn.call("subscribe", {"channel": "plain:x", "type": 1, "phase": 2})) == 107  # not a map
     assert code(await conn.call("subscribe", {"channel": "eph:x"})) == 107  # a map subscribed as a stream
+    assert code(await conn.call("subscribe", {"channel": "plain:x", "type": 4})) == 108  # shared poll: not here
     assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 2, "cursor": "k"})) == 103
     assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 1, "recover": True})) == 107
     assert code(await conn.call("publish", {"channel": "short:x", "type": 1, "data": 1})) == 107  # no key
