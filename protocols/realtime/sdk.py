@@ -744,8 +744,6 @@ class SdkClient:
         result: dict[str, Any] = {"type": TYPE_SHARED_POLL}
         if epoch:
             result["epoch"] = epoch
-        if params.get("delta") == "fossil" and name.options.delta_fossil:
-            result["delta"] = True
         if expires is not None:
             self._set_sub_expiry(channel, expires)
             result.update(self._ttl(expires))

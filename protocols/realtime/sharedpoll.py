@@ -24,7 +24,7 @@ import trio
 
 from hub.core.history import new_epoch
 
-from .proxy import Endpoint, HttpCaller, ProxyFailure, _endpoint
+from .proxy import Endpoint, HttpCaller, _endpoint
 
 if TYPE_CHECKING:
     from .sdk import SdkClient
@@ -90,7 +90,7 @@ def signature_expiry(secret: str, signature: Any, user: str, channel: str, keys:
 class _Channel:
     """One polled channel on this node: the latest item of each tracked key, and who tracks it at what version."""
 
-    __slots__ = ("name", "options", "epoch", "cache", "trackers", "due")
+    __slots__ = ("name", "options", "epoch", "cache", "trackers", "due", "subscribers")
 
     def __init__(self, name: str, options: PollOptions, now: float) -> None:
         self.name = name
@@ -99,6 +99,7 @@ class _Channel:
         self.cache: dict[str, tuple[int, Any]] = {}
         self.trackers: dict[str, dict[SdkClient, int]] = {}
         self.due = now
+        self.subscribers = 0  # this node's connections subscribed (the channel and its epoch go with the last)
 
 
 class SharedPoll:
@@ -124,7 +125,9 @@ class SharedPoll:
 
     def subscribe(self, project: str, channel: str, options: PollOptions) -> str:
         """A connection subscribed: the channel's epoch (empty in versioned mode)."""
-        return self._channel(project, channel, options).epoch
+        ch = self._channel(project, channel, options)
+        ch.subscribers += 1
+        return ch.epoch
 
     def track(self, client: SdkClient, project: str, channel: str, options: PollOptions, batches: list[dict[str, Any]],
               untrack: list[str], now: float) -> tuple[list[dict[str, Any]], int]:
@@ -157,6 +160,7 @@ class SharedPoll:
         if len(mine | set(items)) > options.max_keys:
             raise ValueError("limit")
         self.untrack(client, project, channel, untrack)
+        new_keys = any(key not in ch.trackers for key in items)
         fresh = []
         for key, version in items.items():
             cached = ch.cache.get(key)
@@ -164,9 +168,9 @@ class SharedPoll:
                 fresh.append({"key": key, "data": cached[1], "version": cached[0]})
                 version = cached[0]
             ch.trackers.setdefault(key, {})[client] = version
-        if ch.due > self.clock():
-            ch.due = self.clock()  # new keys: ask the backend now, not at the next interval
-        self._wake.set()
+        if new_keys:  # keys nobody tracked: ask the backend now, not at the next interval
+            ch.due = min(ch.due, self.clock())
+            self._wake.set()
         return fresh, ttl or 0
 
     def untrack(self, client: SdkClient, project: str, channel: str, keys: list[str]) -> None:
@@ -182,9 +186,13 @@ class SharedPoll:
                     ch.cache.pop(key, None)
 
     def drop(self, client: SdkClient, project: str, channel: str) -> None:
+        """A connection unsubscribed or went: its keys are untracked."""
         ch = self.channels.get((project, channel))
         if ch is not None:
             self.untrack(client, project, channel, [k for k, who in ch.trackers.items() if client in who])
+            ch.subscribers -= 1
+            if ch.subscribers <= 0 and not ch.trackers:
+                del self.channels[(project, channel)]
 
     async def run(self) -> None:
         """Poll each channel with tracked keys every interval (one request per batch of keys)."""
@@ -210,7 +218,7 @@ class SharedPoll:
             try:
                 answer = await self.caller.post(ch.options.endpoint, {"channel": ch.name, "items": items},
                                                 {"Content-Type": "application/json"})
-            except (ProxyFailure, Exception) as exc:  # the backend is down or answers nonsense: next interval
+            except Exception as exc:  # the backend is down, refuses or answers nonsense (ProxyFailure...): next interval
                 log.warning("shared poll backend for %s failed: %s", ch.name, exc)
                 return
             result = answer.get("result") if isinstance(answer, dict) else None
