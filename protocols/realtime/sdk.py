@@ -932,6 +932,11 @@ class SdkClient:
                 if channel in session.channels:
                     session.outbox.force(self.wire.unsubscribe(channel, UNSUBSCRIBE_EXPIRED, "subscription expired"))
                     self.hub.unsubscribe_session(session, channel)
+                elif channel in self.polls:
+                    session.outbox.force(self.wire.unsubscribe(channel, UNSUBSCRIBE_EXPIRED, "subscription expired"))
+                    self.polls.discard(channel)
+                    if self.shared_poll is not None:
+                        self.shared_poll.drop(self, session.project, channel)
 
     # -- channel commands -------------------------------------------------------------------
     def _target(self, params: dict[str, Any]) -> tuple[Session, str, Any]:
