@@ -124,6 +124,15 @@ class NamespaceTable:
     allow_user_limited_channels: bool = True
     allow_tags_filter: bool = False
     delta_fossil: bool = False
+    map_mode: str = field(default="", metadata={"choices": ("", "ephemeral", "recoverable", "persistent")})
+    map_type: int = field(default=1, metadata={"choices": (1, 2)})
+    map_key_ttl: float = field(default=0.0, metadata={"min": 0})
+    map_publish_for_client: bool = False
+    map_publish_for_subscriber: bool = False
+    map_remove_for_client: bool = False
+    map_client_key: str = field(default="", metadata={"choices": ("", "client_id")})
+    map_presence_prefix: str = ""
+    publish_debounce: float = field(default=0.0, metadata={"min": 0})
 
 
 @dataclass

@@ -133,7 +133,12 @@ def client_info(record: Any) -> dict[str, Any] | None:
 
 def publication_body(pub: Publication, binary: bool = False) -> dict[str, Any]:
     """A publication as pushes, recovery and history carry it (`binary`: for Protobuf, the exact bytes published)."""
-    body: dict[str, Any] = {"data": pub.raw if binary and pub.raw is not None else pub.data}
+    keyless = pub.removed or (pub.key is not None and pub.data is None and pub.raw is None)  # a map presence entry
+    body: dict[str, Any] = {} if keyless else {"data": pub.raw if binary and pub.raw is not None else pub.data}
+    if pub.key is not None:
+        body["key"] = pub.key
+        if pub.removed:
+            body["removed"] = True
     info = client_info(pub.info)
     if info is not None:
         body["info"] = info

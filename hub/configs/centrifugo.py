@@ -120,6 +120,8 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise r.fail(path, f"expected an object, got {json_kind(table)}")
     out = dict(CHANNEL_DEFAULTS)
+    map_type, map_table = False, None
+    poll_type, poll_table = False, None
     for key, value in table.items():
         full = f"{path}.{key}"
         if key in QUIET:
@@ -135,6 +137,25 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             if unknown:
                 raise r.fail(full, f"unknown delta type {unknown[0]!r} (Centrifugo knows \"fossil\")")
             out["delta_fossil"] = "fossil" in types
+        elif key == "subscription_type":
+            kind = r.value(value, "str", full)
+            if kind == "shared_poll":
+                poll_type = True
+            elif kind not in ("stream", "map", "map_clients", ""):
+                r.unsupported(full, f"subscription type {kind!r} is not supported by the hub (stream, map, "
+                                    "map_clients and shared_poll are); ignored")
+            else:
+                map_type = kind in ("map", "map_clients")
+                if kind == "map_clients":
+                    out["map_type"] = 2
+        elif key == "map":
+            map_table = r.section(table, "map", f"{path}.")
+        elif key == "shared_poll":
+            poll_table = r.section(table, "shared_poll", f"{path}.")
+        elif key == "map_clients_presence_channel_prefix":
+            out["map_presence_prefix"] = r.value(value, "str", full)
+        elif key == "client_publish_debounce_interval":
+            out["publish_debounce"] = r.duration(value, full)
         elif key == "delta_publish":
             # The hub computes deltas for every publication of a delta namespace (Centrifugo: only when published
             # with delta, or with delta_publish); subscribers that asked for deltas get them either way.
@@ -143,7 +164,86 @@ def _channel_options(r: _Reader, table: Any, path: str) -> dict[str, Any]:
             r.unsupported(full)
     if out["history_size"] and not out["history_lifetime"]:
         raise r.fail(f"{path}.history_ttl", "required when history_size is set (Centrifugo refuses this too)")
+    if map_type:
+        _map_options(r, map_table or {}, f"{path}.map", out)
+    elif map_table is not None:
+        r.unsupported(f"{path}.map", "only read with subscription_type \"map\"; ignored")
+    if poll_type:
+        out[_POLL_KEY] = _poll_options(r, poll_table or {}, f"{path}.shared_poll")
+    elif poll_table is not None:
+        r.unsupported(f"{path}.shared_poll", "only read with subscription_type \"shared_poll\"; ignored")
     return out
+
+
+_POLL_KEY = "_shared_poll"
+
+
+def _poll_options(r: _Reader, table: dict[str, Any], path: str) -> dict[str, Any]:
+    """A shared poll namespace's `shared_poll` object (Centrifugo 6.8) → [realtime.shared_poll.<namespace>]."""
+    out: dict[str, Any] = {"interval": 1.0, "batch": 100, "max_keys": 1000, "versioned": False}
+    for key, value in table.items():
+        full = f"{path}.{key}"
+        if key == "proxy_name":
+            out["proxy"] = r.value(value, "str", full)
+        elif key == "mode":
+            mode = r.value(value, "str", full)
+            if mode not in ("", "versioned", "versionless"):
+                raise r.fail(full, f"expected \"versioned\" or \"versionless\", got {mode!r}")
+            out["versioned"] = mode == "versioned"
+        elif key == "refresh_interval":
+            out["interval"] = r.duration(value, full)
+        elif key == "refresh_batch_size":
+            out["batch"] = r.value(value, "int", full) or 100
+        elif key == "max_keys_per_connection":
+            out["max_keys"] = r.value(value, "int", full) or 1000
+        else:
+            r.unsupported(full)
+    if not out.get("proxy"):
+        raise r.fail(f"{path}.proxy_name", "required (a proxy named in the top-level proxies)")
+    return out
+
+
+MAP_FLAGS = {"allow_publish_for_client": "map_publish_for_client", "allow_publish_for_subscriber": "map_publish_for_subscriber",
+             "allow_remove_for_client": "map_remove_for_client"}
+
+
+def _map_options(r: _Reader, table: dict[str, Any], path: str, out: dict[str, Any]) -> None:
+    """A map namespace's `map` object (Centrifugo 6.8): its mode, key TTL, stream and who may publish keys.
+    Stream modes keep a stream of changes as the namespace's history (Centrifugo's defaults: 100, 1 minute)."""
+    mode = r.value(table.get("mode", ""), "str", f"{path}.mode")
+    if mode not in ("ephemeral", "recoverable", "persistent"):
+        raise r.fail(f"{path}.mode", f"expected \"ephemeral\", \"recoverable\" or \"persistent\", got {mode!r}")
+    out["map_mode"] = mode
+    size, ttl = 0, 0.0
+    for key, value in table.items():
+        full = f"{path}.{key}"
+        if key == "mode":
+            continue
+        if key == "key_ttl":
+            out["map_key_ttl"] = r.duration(value, full)
+        elif key == "stream_size":
+            size = r.value(value, "int", full)
+        elif key == "stream_ttl":
+            ttl = r.duration(value, full)
+        elif key in MAP_FLAGS:
+            out[MAP_FLAGS[key]] = r.value(value, "bool", full)
+        elif key == "client_key":
+            ck = r.value(value, "str", full)
+            if ck not in ("", "client_id"):
+                raise r.fail(full, f"expected \"client_id\", got {ck!r}")
+            out["map_client_key"] = ck
+        else:
+            r.unsupported(full)
+    if mode == "persistent" and out.get("map_key_ttl"):
+        raise r.fail(f"{path}.key_ttl", "must not be set in persistent mode (entries do not expire)")
+    if mode != "persistent" and not out.get("map_key_ttl"):
+        raise r.fail(f"{path}.key_ttl", f"required in {mode} mode")
+    if mode == "ephemeral":
+        if size or ttl:
+            raise r.fail(f"{path}.stream_size", "a stream needs recoverable or persistent mode")
+        out["history_size"], out["history_lifetime"] = 0, 0.0
+    else:
+        out["history_size"], out["history_lifetime"] = size or 100, ttl or 60.0
 
 
 def _meta_ttl_section() -> str | None:
@@ -314,8 +414,17 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
 
     for key in data:
         if key not in ("client", "channel", "http_server", "http_api", "log", "engine", "version", "rpc", "proxies",
-                       "http_stream", "sse"):
+                       "http_stream", "sse", "map_broker", "shared_poll"):
             r.unsupported(key)
+    broker = r.section(data, "map_broker", "")
+    for key, value in broker.items():  # map state lives in the hub's memory engine
+        if not (key == "type" and value == "memory"):
+            r.unsupported(f"map_broker.{key}", "map state lives in the hub's memory engine; ignored")
+    for key, value in r.section(data, "shared_poll", "").items():
+        if key == "hmac_secret_key":
+            realtime["shared_poll_secret"] = r.value(value, "str", f"shared_poll.{key}")
+        else:
+            r.unsupported(f"shared_poll.{key}")
 
     # client
     client = r.section(data, "client", "")
@@ -398,6 +507,8 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                     raise r.fail(f"{path}.name", f"duplicate namespace {name!r}")
                 namespaces[name] = _channel_options(r, ns, path)
                 ns_proxies[name] = (path, namespaces[name].pop(_PROXY_KEYS, {}))
+                if _POLL_KEY in namespaces[name]:
+                    realtime.setdefault("shared_poll", {})[name] = namespaces[name].pop(_POLL_KEY)
         elif key == "history_meta_ttl":
             seconds = r.duration(value, full)
             section = _meta_ttl_section()
@@ -427,6 +538,12 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         if realtime.get("personal_channel_single_connection") and not (namespaces[ns] if ns else project).get("presence"):
             raise r.fail(f"{key}.single_connection", "presence must be enabled in the personal channel's namespace")
     _proxies(r, data, proxies, ns_proxies)
+    for name, poll in realtime.get("shared_poll", {}).items():
+        if poll["proxy"] not in proxies.get("named", {}):
+            i = next(i for i, ns in enumerate(channel.get("namespaces", [])) if ns.get("name") == name)
+            raise r.fail(f"channel.namespaces[{i}].shared_poll.proxy_name", f"no proxy named {poll['proxy']!r} in proxies")
+    if realtime.get("shared_poll") and not realtime.get("shared_poll_secret"):
+        raise r.fail("shared_poll.hmac_secret_key", "required for shared poll namespaces")
     if proxies:
         realtime["proxy"] = proxies
 

@@ -28,6 +28,11 @@ class Publication:
     # The exact payload bytes when the publisher sent bytes (a Protobuf client, the API's b64data);
     # binary wire formats send these unchanged, the others send `data`.
     raw: bytes | None = None
+    # Map channels (Centrifugo's map subscriptions): the entry's key, and whether this removes it.
+    key: str | None = None
+    removed: bool = False
+    # The key's previous entry while the publication is being delivered (the base of a per-key delta), else None.
+    base: Publication | None = None
 
 
 def new_epoch() -> str:

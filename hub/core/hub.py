@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .channels import ChannelName, channel_options, parse_channel
-from .errors import NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
+from .errors import HubError, NotAvailable, PermissionDenied, ProjectNotFound, Unrecoverable
 from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
 from .options import NamespaceOptions, Project
@@ -306,6 +306,8 @@ class Hub:
             self.engine.presence_add(session.project, channel, session.id, record)
         if name.options.join_leave:
             self.engine.join(session.project, channel, record)
+        if name.options.map_presence_prefix:  # Centrifugo's map clients presence: an entry per subscriber
+            self._map_presence(session.project, name.options.map_presence_prefix + channel, session.id, record)
         if self.events:
             self.events.emit(HubEvent("join", session.project, {"channel": channel, **record}))
 
@@ -369,6 +371,8 @@ class Hub:
             self.engine.presence_remove(session.project, channel, session.id)
         if options is not None and options.join_leave:
             self.engine.leave(session.project, channel, record)
+        if options is not None and options.map_presence_prefix:
+            self._map_presence(session.project, options.map_presence_prefix + channel, session.id, None)
         if self.events:
             self.events.emit(HubEvent("leave", session.project, {"channel": channel, **record}))
 
@@ -604,6 +608,37 @@ class Hub:
             self.stats.messages_in -= len(items)
             raise
 
+    def new_uid(self) -> str:
+        return f"{self.node_id}{next(self._uid_seq):016x}"
+
+    async def map_publish(self, project: str, channel: str, key: str, data: Any, info: Any = None,
+                          client: str | None = None, *, removed: bool = False, tags: dict[str, str] | None = None,
+                          raw: bytes | None = None) -> Publication | None:
+        """Set (or remove) one key of a map channel and deliver the change; None when removing a key not there."""
+        name = self.channel(project, channel)
+        if not name.options.is_map:
+            raise NotAvailable()
+        pub = Publication(self.new_uid(), project, channel, None if removed else data, info, client, self.clock(), 0, "",
+                          None, tags, None if removed else raw, key=key, removed=removed)
+        self.stats.messages_in += 1
+        return await self.engine.map_update(project, channel, name.options, pub)
+
+    def _map_presence(self, project: str, channel: str, client: str, record: dict[str, Any] | None) -> None:
+        """Add (or, `record` None, remove) `client`'s entry in the map clients channel `channel` (fire and forget)."""
+        try:
+            options = self.channel(project, channel).options
+        except HubError:
+            return
+        if not options.is_map:
+            return
+        pub = Publication(self.new_uid(), project, channel, None, record, client, self.clock(), 0, "", key=client,
+                          removed=record is None)
+        self.engine.map_presence(project, channel, options, pub)
+
+    def map_snapshot(self, project: str, channel: str) -> Any:
+        """A map channel's entries (sorted by key) and their stream position (hub.core.mapstate.MapSnapshot)."""
+        return self.engine.map_snapshot(project, channel, self.channel(project, channel).options)
+
     def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
         """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering
         one what it accepts; a delta one each publication as a delta from the one before (encoded once per
@@ -629,7 +664,10 @@ class Hub:
             parts = []
             ready = session.deltas[channel]
             for i, pub in enumerate(pubs):
-                base = (pubs[i - 1] if i else prev) if ready else None
+                if pub.key is not None:  # a map entry: a delta from the key's previous entry, which the client holds
+                    base = None if pub.removed else pub.base
+                else:
+                    base = (pubs[i - 1] if i else prev) if ready else None
                 fkey = (wire, i, base is not None)
                 frame = frames.get(fkey)
                 if frame is None:

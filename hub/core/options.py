@@ -33,6 +33,21 @@ class NamespaceOptions:
     allow_user_limited_channels: bool = True  # `name#user1,user2` channels
     allow_tags_filter: bool = False
     delta_fossil: bool = False  # Fossil delta compression for subscribers that ask for it
+    # Centrifugo 6.8 map subscriptions (subscription_type "map"): "" (a stream namespace), "ephemeral" (keys expire
+    # after map_key_ttl, no stream), "recoverable" or "persistent" (a stream of changes: history_size/lifetime).
+    map_mode: str = ""
+    map_type: int = 1  # the subscribe `type` of its channels: 1 map, 2 map clients (presence)
+    map_key_ttl: float = 0.0
+    map_publish_for_client: bool = False  # any connected client may publish keys (map.allow_publish_for_client)
+    map_publish_for_subscriber: bool = False  # subscribers may (map.allow_publish_for_subscriber)
+    map_remove_for_client: bool = False
+    map_client_key: str = ""  # "client_id": a client's publications go under its connection id, whatever key it sent
+    map_presence_prefix: str = ""  # map_clients_presence_channel_prefix: subscribers are entries of prefix+channel
+    publish_debounce: float = 0.0  # client_publish_debounce_interval (seconds), told to map subscribers
+
+    @property
+    def is_map(self) -> bool:
+        return bool(self.map_mode)
 
     @property
     def keeps_history(self) -> bool:

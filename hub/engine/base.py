@@ -10,6 +10,7 @@ import trio
 if TYPE_CHECKING:
     from hub.core.history import HistoryResult, Publication
     from hub.core.hub import Hub
+    from hub.core.mapstate import MapSnapshot
     from hub.core.options import NamespaceOptions
 
 
@@ -78,6 +79,25 @@ class Engine:
         """Synchronously, right before the session is attached: account for what the node delivered
         while `position` was waiting, so the subscriber misses nothing and gets nothing twice."""
         return pos
+
+    # -- map channels (Centrifugo's map subscriptions) ----------------------------------------------
+    async def map_update(self, project: str, channel: str, options: NamespaceOptions,
+                         pub: Publication) -> Publication | None:
+        """Set (or, `pub.removed`, remove) the key `pub.key`: offset it into the stream if the namespace keeps one,
+        store it as the key's entry and deliver it with `base` its previous entry. None: removing a key not there."""
+        from hub.core.errors import NotAvailable
+
+        raise NotAvailable()
+
+    def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
+        """A subscriber's entry in a map clients channel, added if new (or removed): fire and forget."""
+
+    def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
+        """The channel's entries and the stream position they are as of, read without suspending (so a
+        subscriber attached right after misses nothing)."""
+        from hub.core.errors import NotAvailable
+
+        raise NotAvailable()
 
     # -- node-level subscriptions, presence, join/leave ------------------------------------------
     async def subscribe(self, project: str, channel: str, options: NamespaceOptions) -> None:

@@ -6,7 +6,9 @@ import sys
 from typing import Any
 
 from hub.core import history as _history
+from hub.core.errors import HubError
 from hub.core.history import HistoryResult, Publication, Stream
+from hub.core.mapstate import MapSnapshot, MapStates
 from hub.core.options import NamespaceOptions
 from hub.core.timers import Slicer, TimerWheel
 
@@ -44,6 +46,7 @@ class MemoryEngine(Engine):
         self._compacting: list[tuple[list[dict[str, Stream]], int]] = []  # shards still to look at
         self.examined = 0  # wheel entries housekeeping has looked at (what a pass costs)
         self.trim_after = 20000  # return freed memory to the OS after a sweep dropped this many streams
+        self.maps = MapStates()
 
     def __len__(self) -> int:
         return self._count
@@ -130,6 +133,56 @@ class MemoryEngine(Engine):
             self._touch(stream, options, now, had_items)
         self.hub.deliver(project, channel, pubs)
 
+    async def map_update(self, project: str, channel: str, options: NamespaceOptions,
+                         pub: Publication) -> Publication | None:
+        return self._map_apply(project, channel, options, pub)
+
+    def _map_apply(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> Publication | None:
+        maps = self.maps
+        assert pub.key is not None
+        prev = maps.get(project, channel, pub.key)
+        if pub.removed and prev is None:
+            return None  # Centrifugo: suppressed, nothing streamed or delivered
+        if options.keeps_history:
+            now = pub.timestamp
+            stream = self._stream(project, channel, options, now)
+            had_items = stream.items is not None
+            pub.offset = stream.next_offset()
+            pub.epoch = stream.epoch
+            stream.append([pub], options.history_size)
+            self._touch(stream, options, now, had_items)
+        maps.apply(pub, options.map_key_ttl, pub.timestamp)
+        pub.base = prev
+        try:
+            self.hub.deliver(project, channel, [pub])
+        finally:
+            pub.base = None
+        return pub
+
+    def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
+        assert pub.key is not None
+        if not pub.removed and self.maps.get(project, channel, pub.key) is not None:
+            return  # Centrifugo's KeyModeIfNew: an entry already there is not announced again
+        self._map_apply(project, channel, options, pub)
+
+    def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
+        offset, epoch = 0, ""
+        if options.keeps_history:
+            stream = self._position_stream(project, channel, options)
+            offset, epoch = stream.offset, stream.epoch
+        return MapSnapshot(self.maps.entries(project, channel), offset, epoch)
+
+    def _expire_keys(self, now: float) -> None:
+        """Remove the map keys whose TTL is over, telling their subscribers (a removal, as Centrifugo's cleanup)."""
+        hub = self.hub
+        for project, channel, key in self.maps.expired(now):
+            try:
+                options = hub.channel(project, channel).options
+            except HubError:  # its project or namespace went with a reload: forget the key quietly
+                options = NamespaceOptions()
+            pub = Publication(hub.new_uid(), project, channel, None, None, None, now, 0, "", key=key, removed=True)
+            self._map_apply(project, channel, options, pub)
+
     async def history(self, project: str, channel: str, options: NamespaceOptions, *, limit: int | None,
                       since: int | None, newest_first: bool, before: int | None = None) -> HistoryResult:
         stream = self._live(project, channel, self.hub.clock())
@@ -171,6 +224,7 @@ class MemoryEngine(Engine):
         """Process what is due by `now` for about `budget` seconds; True if some is left for the next slice."""
         due = self._due
         if not due:  # a new pass (what a slice puts back is for the next pass, so a pass always ends)
+            self._expire_keys(now)
             due.extend(self._wheel.take_due(now))
         slicer = Slicer(budget, every=1)
         meta_ttl = self.history_meta_ttl

@@ -188,6 +188,26 @@ async def publish(hub: Hub, project: str, params: dict[str, Any], state: ApiStat
     return result
 
 
+async def map_publish(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_publish: set one key of a map channel (`channel`, `key`, `data` or `b64data`, `tags`)."""
+    channel = _str(params, "channel")
+    key = _str(params, "key")
+    if not key:
+        raise ApiError(BAD_REQUEST, "bad request: key required")
+    pub = await hub.map_publish(project, channel, key, _payload(params), tags=_tags(params), raw=_raw(params))
+    return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+
+
+async def map_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_remove: remove one key of a map channel (suppressed, no error, when it is not there)."""
+    channel = _str(params, "channel")
+    key = _str(params, "key")
+    if not key:
+        raise ApiError(BAD_REQUEST, "bad request: key required")
+    pub = await hub.map_publish(project, channel, key, None, removed=True)
+    return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+
+
 async def broadcast(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     channels = params.get("channels")
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
@@ -408,7 +428,7 @@ METHODS = {
     "disconnect": disconnect, "refresh": refresh, "presence": presence, "presence_stats": presence_stats,
     "history": history, "history_remove": history_remove, "channels": channels, "info": info,
     "connections": connections, "update_user_status": update_user_status, "get_user_status": get_user_status,
-    "delete_user_status": delete_user_status,
+    "delete_user_status": delete_user_status, "map_publish": map_publish, "map_remove": map_remove,
 }
 # Methods cent 5.x knows that need Centrifugo PRO features the hub does not have (token revocation,
 # user blocking, push notifications, devices): answered with 108 "not available".

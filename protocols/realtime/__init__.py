@@ -18,6 +18,8 @@ from hub.net.sockjs import SockJSServer
 from .emulation import routes as emulation_routes
 from .proxy import ProxyConfigError, ProxySource, parse_config
 from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
+from .sharedpoll import PollConfigError, SharedPoll
+from .sharedpoll import parse_config as parse_poll_config
 
 
 @dataclass
@@ -79,6 +81,10 @@ class RealtimeSettings(ListenerSettings):
     # Centrifugo's backend proxy (connect, refresh, subscribe, publish, sub_refresh, rpc over HTTP): see proxy.py and
     # the README; config.json's client.proxy / channel.proxy / rpc / proxies translate to this table.
     proxy: dict[str, Any] = field(default_factory=dict)
+    # Centrifugo 6.8's shared poll (sharedpoll.py): namespace → {proxy (a name in proxy.named), versioned, interval,
+    # batch, max_keys}; the track signatures' HMAC key (config.json's shared_poll.hmac_secret_key).
+    shared_poll: dict[str, Any] = field(default_factory=dict)
+    shared_poll_secret: str = field(default="", metadata={"secret": True})
 
 
 async def _not_upgraded(request: Request) -> Response:
@@ -121,6 +127,11 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     s: RealtimeSettings = ctx.settings
     async with trio.open_nursery() as nursery:
         ctx.state["sessions"] = nursery
+        if s.shared_poll:  # the node's poller of shared poll backends, before any connection
+            source = ctx.state.setdefault("proxy", ProxySource())
+            poll = ctx.state["shared_poll"] = SharedPoll(parse_poll_config(s.shared_poll, s.proxy), s.shared_poll_secret,
+                                                         source.caller)
+            nursery.start_soon(poll.run)
         if s.ping_interval > 0:
             keepalive = ctx.state["keepalive"] = Keepalive(s.ping_interval, s.pong_timeout)
             nursery.start_soon(keepalive.run)
@@ -151,6 +162,12 @@ def validate(settings: RealtimeSettings, config: Settings) -> None:
         parse_config(settings.proxy)
     except ProxyConfigError as exc:
         raise ConfigError(config.source, f"realtime.proxy.{exc.key}", exc.problem) from None
+    try:
+        parse_poll_config(settings.shared_poll, settings.proxy)
+    except PollConfigError as exc:
+        raise ConfigError(config.source, f"realtime.{exc.key}", exc.problem) from None
+    if settings.shared_poll and not settings.shared_poll_secret:
+        raise ConfigError(config.source, "realtime.shared_poll_secret", "required with shared poll namespaces")
     if settings.ping_interval and settings.pong_timeout >= settings.ping_interval:
         raise ConfigError(config.source, "realtime.pong_timeout", "must be less than realtime.ping_interval")
 

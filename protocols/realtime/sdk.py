@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
@@ -35,6 +35,10 @@ from hub.version import __version__
 from protocols import centrifugo as C
 
 from . import fossil, sdk_protobuf, tagsfilter
+from .mapsub import MapFlow
+
+if TYPE_CHECKING:
+    from .sharedpoll import SharedPoll
 from .tokens import (
     NO_KEYS,
     PublicKeys,
@@ -56,6 +60,8 @@ COMMANDS = ("connect", "subscribe", "unsubscribe", "publish", "presence", "prese
 PUSHING = ("connect", "subscribe", "unsubscribe", "publish")
 # Unsubscribe push code: the client resubscribes at once (codes 2500-2999), with `recover`.
 INSUFFICIENT_STATE = C.UNSUBSCRIBE_INSUFFICIENT
+# Shared poll (sharedpoll.py): the subscribe `type`, and sub_refresh's `type` to track and untrack keys.
+TYPE_SHARED_POLL, TRACK, UNTRACK = 4, 1, 2
 # Subscribe `flag` bit: answer 112 instead of `recovered: false` when recovery is impossible.
 FLAG_REJECT_UNRECOVERED = 2
 
@@ -216,6 +222,8 @@ class SdkWire:
         """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
         (and msgpack) the payload travels as a string, as Centrifugo sends it to delta subscribers."""
         body = publication_body(pub)
+        if "data" not in body:  # a removal, or a map clients entry
+            return body
         data = self.payload(pub)
         if prev is not None:
             patch = fossil.create(self.payload(prev), data)
@@ -393,6 +401,9 @@ class SdkClient:
         self.sub_expires: dict[str, float] = {}
         self.on_change: Callable[[], None] | None = None
         self._after_reply: list[Callable[[], None]] = []
+        self.maps = MapFlow(self)  # map subscriptions still paginating
+        self.shared_poll: SharedPoll | None = None  # the node's shared poll (sharedpoll.py), if configured
+        self.polls: set[str] = set()  # this connection's shared poll subscriptions
 
     # -- messages ---------------------------------------------------------------------------
     async def handle(self, message: str | bytes) -> Batch:
@@ -661,9 +672,29 @@ class SdkClient:
         if delta not in ("", "fossil"):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request")
         name = self.hub.channel(session.project, channel)
-        if channel in session.channels:
+        if params.get("type") == TYPE_SHARED_POLL:
+            return await self._poll_subscribe(channel, name, params)
+        if params.get("type") or name.options.is_map:  # Centrifugo 6.8's map subscriptions (their phases: mapsub.py)
+            return await self.maps.subscribe(channel, name, params, delta == "fossil")
+        info, expires, override, grant, token, tf = await self._authorize(channel, name, params)
+        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
+        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
+        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
+                                  override=override, tags_filter=tf, delta=delta == "fossil" and name.options.delta_fossil and tf is None)
+        if server_refresh and expires is not None:
+            self.proxy.schedule_sub_refresh(channel, expires)
+        if grant is not None and grant.data is not None:
+            result["data"] = grant.data
+        return result
+
+    async def _authorize(self, channel: str, name: Any, params: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any, Any, Any]:
+        """Centrifugo's subscribe permission (token, proxy, namespace rules) and the tags filter asked for:
+        (info, expires, override, proxy grant, token, tags filter)."""
+        session = self.session
+        assert session is not None
+        if channel in session.channels or channel in self.polls:
             raise ReplyError(ALREADY_SUBSCRIBED)
-        if self.channel_limit and len(session.channels) >= self.channel_limit:
+        if self.channel_limit and len(session.channels) + len(self.polls) >= self.channel_limit:
             raise ReplyError(LIMIT_EXCEEDED)
         options = name.options
         token = params.get("token")
@@ -695,15 +726,62 @@ class SdkClient:
                 tagsfilter.validate(tf)
             except tagsfilter.FilterError:
                 raise ReplyError(BAD_REQUEST) from None
-        # A namespace with a sub_refresh proxy refreshes its subscriptions server-side (no ttl for the client).
-        server_refresh = self.proxy is not None and self.proxy.handles("sub_refresh", name.namespace)
-        result = await self._join(channel, name, info, None if server_refresh else expires, params, private_ok=bool(token),
-                                  override=override, tags_filter=tf, delta=delta == "fossil" and options.delta_fossil and tf is None)
-        if server_refresh and expires is not None:
-            self.proxy.schedule_sub_refresh(channel, expires)
-        if grant is not None and grant.data is not None:
-            result["data"] = grant.data
+        return info, expires, override, grant, token, tf
+
+    def _poll_options(self, name: Any) -> Any:
+        return None if self.shared_poll is None else self.shared_poll.options_for(name.namespace or "")
+
+    async def _poll_subscribe(self, channel: str, name: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """A shared poll subscription (`type: 4`): no stream, no position; the channel's epoch (versionless mode)."""
+        session = self.session
+        options = self._poll_options(name)
+        if options is None:
+            raise ReplyError(NOT_AVAILABLE)
+        _info, expires, _override, _grant, _token, _tf = await self._authorize(channel, name, params)
+        assert self.shared_poll is not None and session is not None
+        epoch = self.shared_poll.subscribe(session.project, channel, options)
+        self.polls.add(channel)
+        result: dict[str, Any] = {"type": TYPE_SHARED_POLL}
+        if epoch:
+            result["epoch"] = epoch
+        if expires is not None:
+            self._set_sub_expiry(channel, expires)
+            result.update(self._ttl(expires))
         return result
+
+    async def _track(self, channel: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`sub_refresh` with `type` 1 (track signed batches, untrack some) or 2 (untrack) on a shared poll channel."""
+        session = self.session
+        assert session is not None
+        if channel not in self.polls or self.shared_poll is None:
+            raise ReplyError(PERMISSION_DENIED)
+        options = self._poll_options(self.hub.channel(session.project, channel))
+        if options is None:
+            raise ReplyError(NOT_AVAILABLE)
+        untrack = params.get("untrack") or []
+        if not isinstance(untrack, list) or not all(isinstance(k, str) for k in untrack):
+            raise ReplyError(BAD_REQUEST)
+        if params.get("type") == UNTRACK:
+            self.shared_poll.untrack(self, session.project, channel, untrack)
+            return {}
+        batches = params.get("track")
+        if not isinstance(batches, list) or not batches:
+            raise ReplyError(BAD_REQUEST)
+        try:
+            items, ttl = self.shared_poll.track(self, session.project, channel, options, batches, untrack, self.clock())
+        except ValueError as exc:
+            code = {"expired": TOKEN_EXPIRED, "limit": LIMIT_EXCEEDED}.get(str(exc), PERMISSION_DENIED)
+            raise ReplyError(code) from None
+        result: dict[str, Any] = {"expires": True, "ttl": ttl} if ttl > 0 else {}
+        if items:
+            result["items"] = items
+        return result
+
+    def push_keyed(self, channel: str, body: dict[str, Any]) -> None:
+        """A shared poll item (or its removal) to this connection."""
+        session = self.session
+        if session is not None and not session.closed and channel in self.polls:
+            self._write(self.wire.push({"channel": channel, "pub": body}))
 
     async def _join(self, channel: str, name: Any, info: Any, expires: float | None, params: dict[str, Any],
                     *, private_ok: bool, server_side: bool = False, override: dict[str, Any] | None = None,
@@ -805,6 +883,12 @@ class SdkClient:
         session = self.session
         assert session is not None
         channel = self._channel(params)
+        if params.get("type") in (TRACK, UNTRACK):
+            return await self._track(channel, params)
+        if channel in self.polls and self.shared_poll is not None:  # a shared poll subscription's new token
+            claims = await self._sub_claims(params.get("token"), channel)
+            self._set_sub_expiry(channel, claims.expires_at)
+            return self._ttl(claims.expires_at)
         if channel not in session.channels:
             raise ReplyError(PERMISSION_DENIED)
         if self.proxy is not None and self.proxy.handles("sub_refresh", self.hub.channel(session.project, channel).namespace):
@@ -819,6 +903,11 @@ class SdkClient:
         session = self.session
         assert session is not None
         channel = self._channel(params)
+        self.maps.forget(channel)
+        if channel in self.polls:
+            self.polls.discard(channel)
+            if self.shared_poll is not None:
+                self.shared_poll.drop(self, session.project, channel)
         self.hub.unsubscribe_session(session, channel)
         session.quiet.discard(channel)
         self.sub_expires.pop(channel, None)
@@ -843,6 +932,11 @@ class SdkClient:
                 if channel in session.channels:
                     session.outbox.force(self.wire.unsubscribe(channel, UNSUBSCRIBE_EXPIRED, "subscription expired"))
                     self.hub.unsubscribe_session(session, channel)
+                elif channel in self.polls:
+                    session.outbox.force(self.wire.unsubscribe(channel, UNSUBSCRIBE_EXPIRED, "subscription expired"))
+                    self.polls.discard(channel)
+                    if self.shared_poll is not None:
+                        self.shared_poll.drop(self, session.project, channel)
 
     # -- channel commands -------------------------------------------------------------------
     def _target(self, params: dict[str, Any]) -> tuple[Session, str, Any]:
@@ -866,6 +960,8 @@ class SdkClient:
 
     async def cmd_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         session, channel, name = self._target(params)
+        if params.get("type") or name.options.is_map:
+            return await self._map_publish(session, channel, name, params)
         if "data" not in params:
             raise ReplyError(BAD_REQUEST, "bad request: data required")
         if self.proxy is not None and self.proxy.handles("publish", name.namespace):  # Centrifugo's publish proxy decides
@@ -881,6 +977,31 @@ class SdkClient:
         raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
         await self.hub.publish(session.project, channel, params["data"], session.client_info(channel), session.id,
                                raw=raw if isinstance(raw, bytes) else None)
+        return {}
+
+    async def _map_publish(self, session: Session, channel: str, name: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """A map channel's key set or removed (`type: 1`, `key`, `data` or `removed`), with the map's own permissions."""
+        o = name.options
+        if params.get("type") != 1 or not o.is_map:
+            raise ReplyError(BAD_REQUEST)
+        removed = bool(params.get("removed"))
+        key = params.get("key") or ""
+        if not isinstance(key, str):
+            raise ReplyError(BAD_REQUEST)
+        subscribed = channel in session.channels
+        may = self.insecure or (o.map_remove_for_client if removed else (
+            o.map_publish_for_client or (o.map_publish_for_subscriber and subscribed)))
+        if not may:
+            raise ReplyError(PERMISSION_DENIED)
+        if o.map_client_key == "client_id":
+            key = session.id
+        if not key:
+            raise ReplyError(BAD_REQUEST, "bad request: key required")
+        if not removed and "data" not in params:
+            raise ReplyError(BAD_REQUEST, "bad request: data required")
+        raw = params.get("data" + sdk_protobuf.RAW_SUFFIX) if self.wire.binary else None
+        await self.hub.map_publish(session.project, channel, key, params.get("data"), session.client_info(channel),
+                                   session.id, removed=removed, raw=raw if isinstance(raw, bytes) else None)
         return {}
 
     def _presence_allowed(self, session: Session, channel: str, name: Any) -> None:
@@ -968,6 +1089,10 @@ class SdkClient:
 
     def release(self) -> None:
         if self.session is not None:
+            if self.shared_poll is not None:
+                for channel in self.polls:
+                    self.shared_poll.drop(self, self.session.project, channel)
+            self.polls.clear()
             self.hub.release(self.session)
 
 

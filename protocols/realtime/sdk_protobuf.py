@@ -192,7 +192,8 @@ def encode_publication_push(channel: str, body: dict[str, Any]) -> bytes:
     push = reply.push
     push.channel = channel
     pub = push.pub
-    pub.data = bytes_of(body["data"])
+    if "data" in body:  # a map key's removal has none
+        pub.data = bytes_of(body["data"])
     info = body.get("info")
     if info is not None:
         target = pub.info
@@ -208,5 +209,9 @@ def encode_publication_push(channel: str, body: dict[str, Any]) -> bytes:
         pub.tags.update(body["tags"])
     if body.get("delta"):
         pub.delta = True
+    if "key" in body:
+        pub.key = body["key"]
+        if body.get("removed"):
+            pub.removed = True
     data = reply.SerializeToString()
     return varint(len(data)) + data

@@ -288,6 +288,7 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         emulation=emulation,
     )
     ws.close_hook = client.close_args
+    client.shared_poll = ctx.state.get("shared_poll")
     changed: list[trio.Event] = []
     now = trio.current_time()
     opened = now if opened is None else opened

@@ -164,3 +164,20 @@ async def test_mqtt_wildcards_and_exact_payloads_across_nodes(nursery, tmp_path,
     finally:
         sub.stop()
         pub.stop()
+
+
+async def test_map_channels_are_refused_cleanly(nursery, tmp_path, redis):
+    """Map subscriptions' state lives in the memory engine only: with Redis, map writes and reads are 108."""
+    import dataclasses
+
+    from hub.core.options import NamespaceOptions
+
+    a, _b = await two_hubs(nursery, tmp_path, redis.url)
+    project = a.hub.projects[P]
+    maps = {**project.namespaces, "m": NamespaceOptions(map_mode="ephemeral", map_key_ttl=60.0)}
+    a.hub.set_projects([dataclasses.replace(project, namespaces=maps)])
+    with pytest.raises(NotAvailable):
+        await a.hub.map_publish(P, "m:x", "k", {"v": 1})
+    with pytest.raises(NotAvailable):
+        a.hub.map_snapshot(P, "m:x")
+    assert (await a.hub.publish(P, "public:after", 1)).data == 1  # the engine is none the worse

@@ -131,6 +131,9 @@ def run_python(timeout: float, pattern: str = "test*.py", keep: bool = False) ->
 def run_js(checkout: Path, files: list[str], timeout: float, keep: bool = False) -> dict[str, dict]:
     """centrifuge-js's jest suite on `files`; returns {file: {passed, failed, skipped}}."""
     config = json.loads((checkout / "centrifugo_test.json").read_text())
+    for proxy in config.get("proxies", []):  # its docker-compose host for the suite's own backends: here, this host
+        if isinstance(proxy, dict) and isinstance(proxy.get("endpoint"), str):
+            proxy["endpoint"] = proxy["endpoint"].replace("host.docker.internal", "127.0.0.1")
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="sdk-suite-js-") as tmp:
         work = Path(tmp)

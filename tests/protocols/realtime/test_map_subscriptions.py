@@ -1,0 +1,220 @@
+"""Centrifugo 6.8's map subscriptions end to end: a hub on a Centrifugo config.json with map namespaces, driven by
+raw websocket JSON frames (the subscribe phases, pagination, recovery, per-key deltas, key TTL, map clients
+presence) and the server API's map_publish / map_remove."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from hub.config import load_settings
+from hub.runtime import serve
+from protocols.realtime import fossil
+from tests.rawws import RawWebSocket
+
+API_KEY = "map-api-key"
+
+
+def config() -> dict[str, Any]:
+    ns = [
+        {"name": "eph", "subscription_type": "map", "allow_subscribe_for_client": True,
+         "map_clients_presence_channel_prefix": "who:",
+         "map": {"mode": "ephemeral", "key_ttl": "60s", "allow_publish_for_client": True,
+                 "allow_remove_for_client": True}},
+        {"name": "pos", "subscription_type": "map", "allow_subscribe_for_client": True,
+         "allowed_delta_types": ["fossil"],
+         "map": {"mode": "persistent", "stream_size": 3, "stream_ttl": "60s", "allow_publish_for_client": True}},
+        {"name": "short", "subscription_type": "map", "allow_subscribe_for_client": True,
+         "map": {"mode": "ephemeral", "key_ttl": "1s"}},
+        {"name": "who", "subscription_type": "map_clients", "allow_subscribe_for_client": True,
+         "map": {"mode": "ephemeral", "key_ttl": "60s"}},
+        {"name": "plain", "allow_subscribe_for_client": True},
+    ]
+    return {"client": {"insecure": True}, "http_server": {"port": 0}, "http_api": {"key": API_KEY},
+            "log": {"level": "error"}, "map_broker": {}, "channel": {"namespaces": ns}}
+
+
+@pytest.fixture
+async def hub(nursery: trio.Nursery, tmp_path: Path) -> Any:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config()))
+    settings = load_settings(path)
+    settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
+    settings.hub.housekeeping_interval = 0.05  # key TTLs are enforced by housekeeping
+    running = await nursery.start(serve, settings)
+    yield running
+    running.shutdown()
+
+
+class Conn:
+    """A raw Centrifugo v6 JSON connection: commands with ids, replies by id, pushes in order."""
+
+    def __init__(self, ws: RawWebSocket) -> None:
+        self.ws = ws
+        self.ids = 0
+        self.pushes: list[dict[str, Any]] = []
+        self.replies: dict[int, dict[str, Any]] = {}
+        self.client = ""
+
+    @classmethod
+    async def open(cls, running: Any) -> Conn:
+        url = running.url("realtime").replace("http://", "ws://") + "/connection/websocket"
+        conn = cls(await RawWebSocket.connect(url))
+        conn.client = (await conn.call("connect", {}))["connect"]["client"]
+        return conn
+
+    async def _read(self) -> None:
+        opcode, payload = await self.ws.recv()
+        assert opcode == 1, (opcode, payload)
+        for line in payload.decode().splitlines():
+            msg = json.loads(line)
+            if "push" in msg:
+                self.pushes.append(msg["push"])
+            elif "id" in msg:
+                self.replies[msg["id"]] = msg
+
+    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.ids += 1
+        cid = self.ids
+        await self.ws.send_json({"id": cid, method: params})
+        with trio.fail_after(5):
+            while cid not in self.replies:
+                await self._read()
+        return self.replies.pop(cid)
+
+    async def push(self) -> dict[str, Any]:
+        with trio.fail_after(5):
+            while not self.pushes:
+                await self._read()
+        return self.pushes.pop(0)
+
+
+async def api(running: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(f"{running.url('command_api')}/api/{method}", json=params,
+                               headers={"X-API-Key": API_KEY})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def test_config_json_map_namespaces(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config()))
+    project = next(p for p in load_settings(path).projects if p.key == "centrifugo")
+    eph, pos, who = project.namespaces["eph"], project.namespaces["pos"], project.namespaces["who"]
+    assert (eph.map_mode, eph.map_key_ttl, eph.keeps_history, eph.map_publish_for_client) == ("ephemeral", 60.0, False, True)
+    assert eph.map_presence_prefix == "who:"
+    assert (pos.map_mode, pos.history_size, pos.history_lifetime, pos.delta_fossil) == ("persistent", 3, 60.0, True)
+    assert (who.map_type, who.is_map) == (2, True)
+    assert not project.namespaces["plain"].is_map
+
+
+async def test_state_pages_then_live_updates_and_removals(hub: Any) -> None:
+    for key in ("c", "a", "b"):
+        assert await api(hub, "map_publish", {"channel": "eph:room", "key": key, "data": {"v": key}}) == {"result": {}}
+    conn = await Conn.open(hub)
+    first = await conn.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2, "limit": 2})
+    page = first["subscribe"]
+    assert (page["type"], page["phase"], page["cursor"]) == (1, 2, "b")
+    assert [(e["key"], e["data"]) for e in page["state"]] == [("a", {"v": "a"}), ("b", {"v": "b"})]
+    # The last page of an ephemeral map goes LIVE at once: phase 0 (omitted), the rest of the state.
+    last = (await conn.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2, "limit": 2, "cursor": "b"}))["subscribe"]
+    assert "phase" not in last and "recoverable" not in last
+    assert [(e["key"], e["data"]) for e in last["state"]] == [("c", {"v": "c"})]
+    await api(hub, "map_publish", {"channel": "eph:room", "key": "a", "data": {"v": 2}})
+    assert await conn.push() == {"channel": "eph:room", "pub": {"data": {"v": 2}, "key": "a"}}
+    # A client's own publish (type 1) and removal (allowed by map.allow_*_for_client).
+    assert (await conn.call("publish", {"channel": "eph:room", "type": 1, "key": "d", "data": 1}))["publish"] == {}
+    pub = (await conn.push())["pub"]
+    assert (pub["key"], pub["data"], pub["info"]["client"]) == ("d", 1, conn.client)
+    assert (await conn.call("publish", {"channel": "eph:room", "type": 1, "key": "d", "removed": True}))["publish"] == {}
+    pub = (await conn.push())["pub"]
+    assert (pub["key"], pub["removed"], "data" in pub) == ("d", True, False)
+    await api(hub, "map_remove", {"channel": "eph:room", "key": "b"})
+    assert await conn.push() == {"channel": "eph:room", "pub": {"key": "b", "removed": True}}
+    # What a new subscriber gets: the state as it is now.
+    other = await Conn.open(hub)
+    state = (await other.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2}))["subscribe"]["state"]
+    assert [(e["key"], e["data"]) for e in state] == [("a", {"v": 2}), ("c", {"v": "c"})]
+
+
+async def test_map_refusals(hub: Any) -> None:
+    conn = await Conn.open(hub)
+    code = lambda reply: reply["error"]["code"]  # noqa: E731
+    assert code(await conn.call("subscribe", {"channel": "plain:x", "type": 1, "phase": 2})) == 107  # not a map
+    assert code(await conn.call("subscribe", {"channel": "eph:x"})) == 107  # a map subscribed as a stream
+    assert code(await conn.call("subscribe", {"channel": "plain:x", "type": 4})) == 108  # shared poll: not here
+    assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 2, "cursor": "k"})) == 103
+    assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 1, "recover": True})) == 107
+    assert code(await conn.call("publish", {"channel": "short:x", "type": 1, "data": 1})) == 107  # no key
+    assert (await api(hub, "map_publish", {"channel": "plain:x", "key": "k", "data": 1}))["error"]["code"] == 108
+
+
+async def test_positioned_recovery_and_per_key_deltas(hub: Any) -> None:
+    conn = await Conn.open(hub)
+    sub = {"channel": "pos:game", "type": 1, "delta": "fossil"}
+    live = (await conn.call("subscribe", {**sub, "phase": 2}))["subscribe"]
+    assert (live["recoverable"], live["delta"], live.get("offset", 0)) == (True, True, 0)
+    epoch = live["epoch"]
+    big = "x" * 300
+    await api(hub, "map_publish", {"channel": "pos:game", "key": "p1", "data": {"score": 1, "pad": big}})
+    first = (await conn.push())["pub"]
+    assert (first["key"], first["offset"], "delta" not in first) == ("p1", 1, True)
+    assert json.loads(first["data"]) == {"score": 1, "pad": big}  # delta subscribers get the payload as a string
+    await api(hub, "map_publish", {"channel": "pos:game", "key": "p2", "data": {"score": 7, "pad": big}})
+    assert "delta" not in (await conn.push())["pub"]  # a new key: whole
+    await api(hub, "map_publish", {"channel": "pos:game", "key": "p1", "data": {"score": 2, "pad": big}})
+    second = (await conn.push())["pub"]
+    assert second["delta"] is True and len(second["data"]) < 100  # from p1's previous entry, not from p2
+    patched = fossil.apply(first["data"].encode(), second["data"].encode())
+    assert json.loads(patched) == {"score": 2, "pad": big}
+    # Away for two changes, then back from offset 3: recovered from the stream, straight to LIVE.
+    await conn.ws.aclose()
+    await api(hub, "map_publish", {"channel": "pos:game", "key": "p2", "data": {"score": 8}})
+    await api(hub, "map_remove", {"channel": "pos:game", "key": "p1"})
+    back = await Conn.open(hub)
+    rec = (await back.call("subscribe", {"channel": "pos:game", "type": 1, "phase": 1, "recover": True,
+                                          "offset": 3, "epoch": epoch}))["subscribe"]
+    assert (rec["recovered"], rec["was_recovering"], rec["offset"], rec["epoch"]) == (True, True, 5, epoch)
+    assert [(p["key"], p.get("removed", False), p["offset"]) for p in rec["publications"]] == [("p2", False, 4), ("p1", True, 5)]
+    # The stream keeps 3 changes: from offset 1 the client cannot catch up (112), and starts over from the state.
+    again = await Conn.open(hub)
+    lost = await again.call("subscribe", {"channel": "pos:game", "type": 1, "phase": 1, "recover": True,
+                                           "offset": 1, "epoch": epoch})
+    assert lost["error"]["code"] == 112
+    wrong = await again.call("subscribe", {"channel": "pos:game", "type": 1, "phase": 1, "recover": True,
+                                            "offset": 5, "epoch": "other"})
+    assert wrong["error"]["code"] == 112
+    fresh = (await again.call("subscribe", {"channel": "pos:game", "type": 1, "phase": 2}))["subscribe"]
+    assert [(e["key"], e["data"], e["offset"]) for e in fresh["state"]] == [("p2", {"score": 8}, 4)]
+    assert (fresh["offset"], fresh["epoch"]) == (5, epoch)
+
+
+async def test_key_ttl_removes_the_key(hub: Any) -> None:
+    conn = await Conn.open(hub)
+    assert "error" not in await conn.call("subscribe", {"channel": "short:s", "type": 1, "phase": 2})
+    await api(hub, "map_publish", {"channel": "short:s", "key": "k", "data": "v"})
+    assert (await conn.push())["pub"] == {"key": "k", "data": "v"}
+    assert await conn.push() == {"channel": "short:s", "pub": {"key": "k", "removed": True}}  # after its 1 s TTL
+    state = (await conn.call("subscribe", {"channel": "short:t", "type": 1, "phase": 2}))["subscribe"]
+    assert "state" not in state
+
+
+async def test_map_clients_presence(hub: Any) -> None:
+    watcher = await Conn.open(hub)
+    assert "error" not in await watcher.call("subscribe", {"channel": "who:eph:room", "type": 2, "phase": 2})
+    member = await Conn.open(hub)
+    assert "error" not in await member.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2})
+    added = (await watcher.push())["pub"]
+    assert (added["key"], added["info"]["client"], "data" not in added) == (member.client, member.client, True)
+    await member.call("unsubscribe", {"channel": "eph:room"})
+    assert (await watcher.push())["pub"] == {"key": member.client, "removed": True}
+    await member.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2})
+    assert (await watcher.push())["pub"]["key"] == member.client
+    await member.ws.aclose()  # a disconnect removes the entry too
+    assert (await watcher.push())["pub"] == {"key": member.client, "removed": True}
