@@ -18,11 +18,12 @@ from typing import NamedTuple
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FIELD_VALUE = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/(1\.[01])")
-_HEADER_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[ \t]*")
+# `name: value` lines: OWS, field-value, OWS is any run of bytes but NUL and the blanks other than SP and HTAB.
+_HEADER_FIELDS = re.compile(rb"(?:" + _TOKEN + rb":[^\x00\r\n\x0b\x0c]*\r\n)*")
 _NAME = re.compile(_TOKEN)
 _VALUE = re.compile(_FIELD_VALUE)
 _CONTENT_LENGTH_MAX_DIGITS = 20  # h11's bound
-_UNUSUAL = frozenset({b"transfer-encoding", b"expect", b"upgrade"})  # left to h11
+_UNUSUAL = frozenset({"transfer-encoding", "expect", "upgrade"})  # left to h11
 _OWN_RESPONSE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "host"})  # h11 rewrites these
 
 
@@ -43,40 +44,44 @@ def parse_head(buf: bytes, max_header_bytes: int, max_headers: int) -> Head | No
     end = buf.find(b"\r\n\r\n")
     if end < 0 or end > max_header_bytes:
         return None
-    lines = buf[:end].split(b"\r\n")
-    if len(lines) > max_headers + 1:
-        return None
-    m = _REQUEST_LINE.fullmatch(lines[0])
+    line_end = buf.find(b"\r\n")
+    m = _REQUEST_LINE.fullmatch(buf, 0, line_end)
     if m is None:
         return None
     method, target, version = m.groups()
     close = version == b"1.0"
-    size = len(target)
     hosts = 0
     length = -1
     headers: dict[str, str] = {}
-    for i in range(1, len(lines)):
-        field = _HEADER_FIELD.fullmatch(lines[i])
-        if field is None:  # obs-fold, a bare LF, a control character...: h11 says what it is
+    if line_end < end:
+        # One pass of h11's grammar over all the fields (obs-fold, bare LF, control characters: no match, h11's
+        # case); then each line is `name:value` with the value's surrounding blanks stripped.
+        if _HEADER_FIELDS.fullmatch(buf, line_end + 2, end + 2) is None:
             return None
-        name, value = field.groups()
-        size += len(name) + len(value) + 4
-        key = name.lower()
-        if key == b"content-length":
-            if length >= 0 or not value.isdigit() or len(value) > _CONTENT_LENGTH_MAX_DIGITS:
+        lines = buf[line_end + 2:end].decode("latin-1").split("\r\n")
+        if len(lines) > max_headers:
+            return None
+        size = len(target)  # the server's measure of a head that arrived whole
+        for line in lines:
+            name, _, value = line.partition(":")
+            value = value.strip(" \t")
+            size += len(name) + len(value) + 4
+            key = name.lower()
+            if key == "content-length":
+                if length >= 0 or not value.isdigit() or not value.isascii() or len(value) > _CONTENT_LENGTH_MAX_DIGITS:
+                    return None
+                length = int(value)
+            elif key == "host":
+                hosts += 1
+            elif key == "connection":
+                if "close" in [token.strip() for token in value.lower().split(",")]:
+                    close = True
+            elif key in _UNUSUAL:
                 return None
-            length = int(value)
-        elif key == b"host":
-            hosts += 1
-        elif key == b"connection":
-            if b"close" in [token.strip() for token in value.lower().split(b",")]:
-                close = True
-        elif key in _UNUSUAL:
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        if size > max_header_bytes:
             return None
-        text_key = key.decode("latin-1")
-        text = value.decode("latin-1")
-        headers[text_key] = f"{headers[text_key]}, {text}" if text_key in headers else text
-    if size > max_header_bytes or hosts > 1 or (hosts == 0 and version == b"1.1"):
+    if hosts > 1 or (hosts == 0 and version == b"1.1"):
         return None
     return Head(method.decode("ascii"), target.decode("latin-1"), headers, max(length, 0), close, end + 4)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
 import urllib.parse
@@ -227,6 +228,32 @@ def _new_date(now: int) -> tuple[int, str, bytes]:
 
 
 _H11 = object()  # _serve_fast: this request is h11's
+_STREAK = 16  # requests a connection serves without waiting before it yields to the other tasks
+
+
+def _read_now(fd: int) -> bytes | None:
+    """What a plain TCP connection has already received (b"": closed), or None if nothing yet."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+
+async def _write(stream: trio.SocketStream, fd: int, data: bytes) -> None:
+    """`stream.send_all(data)`, in one system call without a scheduler trip when the socket buffer takes it all."""
+    if fd >= 0:
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+        if sent == len(data):
+            return
+        data = memoryview(data)[sent:]  # type: ignore[assignment]
+    await stream.send_all(data)
 
 
 class _Timeout(Exception):
@@ -255,6 +282,7 @@ class HTTPServer:
     ) -> None:
         self.routes = list(routes)
         self.fast_path = fast_path  # False: every request through h11 (the tests' oracle)
+        self._routes_seen: dict[str, tuple[Route | WebSocketRoute | None, dict[str, str]]] = {}
         self.errors = errors or {}
         self.fallback = fallback
         self.metrics = metrics
@@ -376,19 +404,28 @@ class HTTPServer:
         """Requests until the connection ends: each plain one (`fasthttp`) answered here, anything else by h11."""
         client = self._client(stream)
         tls = isinstance(stream, trio.SSLStream) or isinstance(getattr(stream, "_stream", None), trio.SSLStream)
-        buf, eof, first = b"", False, True
+        # A plain TCP connection is read and written on its descriptor: a request that is there and an answer
+        # that fits in the socket buffer cost one system call each, with no trip through the scheduler.
+        fd = stream.socket.fileno() if type(stream) is trio.SocketStream else -1
+        buf, eof, first, streak = b"", False, True, 0
         while True:
             if not buf and not eof:
-                data = await self._wait_request(stream, first)
+                data = _read_now(fd) if fd >= 0 and (first or not self.draining) else None
+                if data is None:
+                    data = await self._wait_request(stream, first)
+                    streak = 0
                 if not data:
                     return
                 buf = data
+            if streak >= _STREAK:  # requests kept coming without a wait: let the other tasks run
+                await trio.lowlevel.checkpoint()
+                streak = 0
             if not eof and self.fast_path:
-                rest = await self._serve_fast(stream, buf, client, tls)
+                rest = await self._serve_fast(stream, fd, buf, client, tls)
                 if rest is None:
                     return
                 if rest is not _H11:
-                    buf, first = rest, False
+                    buf, first, streak = rest, False, streak + 1
                     continue
             conn = self._new_connection()
             conn.receive_data(buf)
@@ -416,7 +453,16 @@ class HTTPServer:
                 self._waiting.discard(scope)
         return None if scope.cancelled_caught else data
 
-    async def _serve_fast(self, stream: trio.SocketStream, buf: bytes, client: str, tls: bool) -> bytes | object | None:
+    def _route(self, path: str, raw_path: str) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
+        """`match()` for a plain request, remembered per raw path (the routes never change)."""
+        hit = self._routes_seen.get(raw_path)
+        if hit is None:
+            if len(self._routes_seen) >= 1024:
+                self._routes_seen.clear()
+            hit = self._routes_seen[raw_path] = self.match(path, False, raw_path)
+        return hit[0], dict(hit[1]) if hit[1] else {}
+
+    async def _serve_fast(self, stream: trio.SocketStream, fd: int, buf: bytes, client: str, tls: bool) -> bytes | object | None:
         """Answer the plain request at the start of `buf` without h11: the bytes after it (the connection goes on),
         None (it ends), or `_H11` when h11 is to take the request (head or body not all there, anything unusual)."""
         limits = self.limits
@@ -431,7 +477,7 @@ class HTTPServer:
             return _H11  # left to urlsplit
         raw_path, _, query = target.partition("?")
         path = urllib.parse.unquote(raw_path)
-        route, params = self.match(path, False, raw_path)
+        route, params = self._route(path, raw_path)
         if isinstance(route, Route) and route.long_poll:
             return _H11
         started = time.perf_counter()
@@ -467,7 +513,7 @@ class HTTPServer:
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return None
         else:
-            await stream.send_all(data if head or not response.body else data + response.body)
+            await _write(stream, fd, data if head or not response.body else data + response.body)
         if not keep or parsed.close:
             return None
         return buf[end:]
