@@ -361,3 +361,17 @@ async def test_the_per_address_rate_limit_answers_429_on_the_fast_path(serve, fa
     statuses = [response[:2] for response in await read_responses(stream, 3)]
     assert [s for s, _ in statuses] == [200, 200, 429] and statuses[2][1]["retry-after"] == "1"
     assert fast_count[0] == 3
+
+
+async def test_an_answer_larger_than_the_socket_buffer_is_written_whole(serve, fast_count):
+    big = bytes(range(256)) * 16384  # 4 MiB: the first write takes part of it, the stream the rest
+
+    async def large(request: Request) -> Response:
+        return Response(200, big, "application/octet-stream")
+
+    _, port = await serve(routes=[Route("/large", large)])
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"GET /large HTTP/1.1\r\nHost: x\r\n\r\nGET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+    for status, _, body in await read_responses(stream, 2):
+        assert status == 200 and body == big
+    assert fast_count[0] == 2
