@@ -7,6 +7,8 @@ error builder, so each protocol keeps its own error shape. RFC 9112 details hand
 timeout, a cap on concurrent connections, `GET /health`, and a drain at shutdown (the request in
 progress is answered with `Connection: close`, idle keep-alive connections close at once).
 The websocket handshake is wsproto's; frames after it are ours (`wsframe`, measured faster).
+The common small keep-alive request (whole in the buffer, plain head, Content-Length body) is parsed and
+answered by `fasthttp` with h11's exact bytes; everything else, errors included, goes through h11.
 """
 
 from __future__ import annotations
