@@ -456,12 +456,15 @@ class HTTPServer:
         return None if scope.cancelled_caught else data
 
     def _route(self, path: str, raw_path: str) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
-        """`match()` for a plain request, remembered per raw path (the routes never change)."""
+        """`match()` for a plain request, remembered per raw path (the routes never change) up to 1,024 paths of
+        up to 256 characters (at most about 256 KiB)."""
         hit = self._routes_seen.get(raw_path)
         if hit is None:
-            if len(self._routes_seen) >= 1024:
-                self._routes_seen.clear()
-            hit = self._routes_seen[raw_path] = self.match(path, False, raw_path)
+            hit = self.match(path, False, raw_path)
+            if len(raw_path) <= 256:
+                if len(self._routes_seen) >= 1024:
+                    self._routes_seen.clear()
+                self._routes_seen[raw_path] = hit
         return hit[0], dict(hit[1]) if hit[1] else {}
 
     async def _serve_fast(self, stream: trio.SocketStream, fd: int, buf: bytes, client: str, tls: bool) -> bytes | object | None:
