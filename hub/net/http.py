@@ -414,7 +414,7 @@ class HTTPServer:
             if not buf and not eof:
                 data = _read_now(fd) if fd >= 0 and (first or not self.draining) else None
                 if data is None:
-                    data = await self._wait_request(stream, first)
+                    data = await self._wait_request(stream, first, fd)
                     streak = 0
                 if not data:
                     return
@@ -440,17 +440,22 @@ class HTTPServer:
             if eof and not buf:
                 return
 
-    async def _wait_request(self, stream: trio.SocketStream, first: bool) -> bytes | None:
+    async def _wait_request(self, stream: trio.SocketStream, first: bool, fd: int = -1) -> bytes | None:
         """The first bytes of the next request; None (close quietly) on an idle timeout or a drain while idle."""
         if not first and self.draining:
             return None
         limits = self.limits
         deadline = trio.current_time() + (limits.header_timeout if first else limits.keepalive_timeout)
+        data = None
         with trio.CancelScope(deadline=deadline) as scope:
             if not first:
                 self._waiting.add(scope)
             try:
-                data = await stream.receive_some(65536)
+                if fd < 0:
+                    data = await stream.receive_some(65536)
+                while data is None:
+                    await trio.lowlevel.wait_readable(fd)
+                    data = _read_now(fd)
             finally:
                 self._waiting.discard(scope)
         return None if scope.cancelled_caught else data
