@@ -308,7 +308,10 @@ class HTTPServer:
                 self.refused(self.fallback, "connections per ip")
                 await self._refuse(stream, "too many connections from this address", log_it=False)
             else:
-                await self._serve(stream)
+                upgrade = await self._serve(stream)
+                if upgrade is not None:
+                    # Served here rather than inside _serve, so an open websocket keeps no HTTP request state.
+                    await self._websocket(stream, upgrade)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -357,7 +360,9 @@ class HTTPServer:
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
+    async def _serve(self, stream: trio.SocketStream) -> list[Any] | None:
+        """Serve HTTP requests until the connection is done; an accepted websocket upgrade is returned
+        ([request, route, subprotocol, bytes after the handshake]) for `handle` to serve."""
         conn = self._new_connection()
         client = self._client(stream)
         tls = isinstance(stream, trio.SSLStream) or isinstance(getattr(stream, "_stream", None), trio.SSLStream)
@@ -415,10 +420,7 @@ class HTTPServer:
                 response = limited
             elif isinstance(route, WebSocketRoute):
                 accepted = await self._handshake(conn, stream, event, request, route)
-                if accepted is not None:
-                    del conn, event
-                    await self._websocket(stream, request, route, *accepted)
-                return
+                return None if accepted is None else [request, route, *accepted]
             else:
                 if isinstance(route, Route) and route.long_poll:
                     answered = await self._watching(conn, stream, partial(self._respond, request, route, adapter))
@@ -682,19 +684,26 @@ class HTTPServer:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
         return subprotocol, bytes(conn.trailing_data[0])
 
-    async def _websocket(self, stream: trio.SocketStream, request: Request, route: WebSocketRoute,
-                         subprotocol: str | None, initial: bytes) -> None:
+    async def _websocket(self, stream: trio.SocketStream, upgrade: list[Any]) -> None:
+        """Serve an accepted websocket. The endpoint's coroutine is the only holder of the request, so an
+        endpoint that no longer needs it (most, once they have read the query) can let it go."""
+        request, route, subprotocol, initial = upgrade
+        upgrade.clear()
         ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)
+        del initial
+        logged = f'{request.client} "GET {loggable(request.target)}"' if access_log.isEnabledFor(logging.DEBUG) else ""
         started = time.perf_counter()
+        handler = route.handler(request, ws)
+        del request, route
         try:
-            await ws.serve(lambda w: route.handler(request, w))
+            await ws.serve(handler)
         finally:
-            if access_log.isEnabledFor(logging.DEBUG):
-                access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
-                                 ws.close_code or ws.peer_close_code, time.perf_counter() - started)
+            if logged:
+                access_log.debug("%s 101 websocket closed %s after %.1fs", logged, ws.close_code or ws.peer_close_code,
+                                 time.perf_counter() - started)
 
     async def _refuse(self, stream: trio.SocketStream, message: str = "too many connections", log_it: bool = True) -> None:
         """Over max_connections (or the per-address limit): read the head, then answer 503 (HTTP) or accept

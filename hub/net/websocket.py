@@ -186,7 +186,7 @@ class WebSocket(DirectWriter):
 
     _label = "websocket"
 
-    __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_closed",
+    __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_gone", "_peer_event",
                  "_close_sent", "close_code", "close_reason", "peer_close_code", "close_hook", "_fd", "_flusher",
                  "_spawn", "_scope", "_scheduled", "_writing", "_backlog", "_aborted", "slow_close", "end_reason",
                  "adapter", "metrics", "_slice_start", "_drained")
@@ -219,7 +219,8 @@ class WebSocket(DirectWriter):
         self._reader = FrameReader(max_message)
         self._reader.feed(initial)
         self._pending: deque[str | bytes] | None = None  # made when messages arrive (an empty deque is 600 bytes)
-        self._peer_closed = trio.Event()
+        self._peer_gone = False  # the peer's side is done (closed, reset or a protocol error)
+        self._peer_event: trio.Event | None = None  # made only when _finish waits for that
         self._close_sent = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -276,8 +277,10 @@ class WebSocket(DirectWriter):
             self._close_sent = True
             with trio.move_on_after(1):
                 await self.stream.send_all(wsframe.close_frame(code, reason))
-        with trio.move_on_after(2):
-            await self._peer_closed.wait()
+        if not self._peer_gone:
+            self._peer_event = trio.Event()
+            with trio.move_on_after(2):
+                await self._peer_event.wait()
         self._scope.cancel()
 
     def _abort(self) -> None:
@@ -286,8 +289,13 @@ class WebSocket(DirectWriter):
         if self._drained is not None:
             self._drained.set()
         self.outbox.closed = True
-        self._peer_closed.set()
+        self._set_peer_gone()
         self._scope.cancel()
+
+    def _set_peer_gone(self) -> None:
+        self._peer_gone = True
+        if self._peer_event is not None:
+            self._peer_event.set()
 
     # -- receiving ------------------------------------------------------------------------
     async def receive(self) -> str | bytes | None:
@@ -303,7 +311,7 @@ class WebSocket(DirectWriter):
                 if not pending:
                     self._pending = None  # idle connections hold no queue
                 return message
-            if self._peer_closed.is_set():
+            if self._peer_gone:
                 return None
             if self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
                 # Backpressure: take no more messages until the client has read most of its replies.
@@ -312,13 +320,9 @@ class WebSocket(DirectWriter):
             if self._reader.failed or self._reader.more:
                 data = b""  # first the frames already buffered (or the framing error after them)
             else:
-                try:
-                    data = await self.stream.receive_some(65536)
-                    self._slice_start = time.perf_counter()
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
+                data = await self._read()
                 if not data:
-                    self._peer_closed.set()
+                    self._set_peer_gone()
                     self.outbox.close()
                     return None
             self._reader.feed(data)
@@ -327,7 +331,7 @@ class WebSocket(DirectWriter):
             except ProtocolError as exc:
                 self.end_reason = "protocol error"
                 self.close(exc.code, exc.reason)
-                self._peer_closed.set()
+                self._set_peer_gone()
                 return None
             if messages and self._pending is None:
                 self._pending = deque()
@@ -345,10 +349,36 @@ class WebSocket(DirectWriter):
                     except UnicodeDecodeError:
                         self.end_reason = "protocol error"
                         self.close(1007, "invalid utf-8")
-                        self._peer_closed.set()
+                        self._set_peer_gone()
                         return None
                 else:
                     self._pending.append(msg.payload)
+
+    async def _read(self) -> bytes:
+        """The next bytes from the client, b"" at its end. On a plain socket this waits on the descriptor
+        itself: an idle connection then holds a few frames fewer than trio's stream `receive_some` keeps."""
+        fd = self._fd
+        try:
+            if fd is None:
+                data = await self.stream.receive_some(65536)
+            else:
+                while True:
+                    await trio.lowlevel.wait_readable(fd)
+                    try:
+                        data = os.read(fd, 65536)
+                        break
+                    except BlockingIOError:
+                        continue
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return b""
+        self._slice_start = time.perf_counter()
+        return data
+
+    def unreceive(self, message: str | bytes) -> None:
+        """Put a message back to be the next `receive()`'s (an endpoint that looked at the first one)."""
+        if self._pending is None:
+            self._pending = deque()
+        self._pending.appendleft(message)
 
     def _on_peer_close(self, payload: bytes) -> None:
         code, _ = wsframe.parse_close(payload)  # the reader has validated it
@@ -359,15 +389,16 @@ class WebSocket(DirectWriter):
             self.outbox.force(wsframe.close_frame(echo))
             self._close_sent = True
             self.outbox.close()
-        self._peer_closed.set()
+        self._set_peer_gone()
 
     # -- lifetime -------------------------------------------------------------------------
-    async def serve(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
-        """Run `handler` until it returns or the connection ends, then finish the closing handshake."""
+    async def serve(self, handler: Awaitable[None]) -> None:
+        """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
+        ends, then finish the closing handshake."""
         try:
             with self._scope:
                 try:
-                    await handler(self)
+                    await handler
                 except Exception:
                     log.exception("websocket handler failed")
                     self.end_reason = self.end_reason or "internal error"

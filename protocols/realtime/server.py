@@ -59,6 +59,7 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     conn.close_hook = state.close_args
     try:
         message = first if first is not None else await conn.receive()
+        first = None
         while message is not None:
             batch = await client.handle(message)
             message = None  # an idle connection keeps neither its last message nor its last reply
@@ -382,7 +383,10 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
         await sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)
     else:
-        await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
+        # The connection keeps neither the request nor its first message (read again from `ws`).
+        ws.unreceive(first)
+        del request, first
+        await legacy_connection(ctx, ws, None, WS_TEXT, "websocket")
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:
