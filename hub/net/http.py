@@ -311,7 +311,16 @@ class HTTPServer:
                 upgrade = await self._serve(stream)
                 if upgrade is not None:
                     # Served here rather than inside _serve, so an open websocket keeps no HTTP request state.
-                    await self._websocket(stream, upgrade)
+                    ws, handler, logged = self._websocket(stream, upgrade)
+                    started = time.perf_counter() if logged else 0.0
+                    serving = ws.serve(handler)
+                    del upgrade, handler  # serve() holds the endpoint's coroutine only while it runs
+                    try:
+                        await serving
+                    finally:
+                        if logged:
+                            access_log.debug("%s 101 websocket closed %s after %.1fs", logged,
+                                             ws.close_code or ws.peer_close_code, time.perf_counter() - started)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -684,26 +693,18 @@ class HTTPServer:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
         return subprotocol, bytes(conn.trailing_data[0])
 
-    async def _websocket(self, stream: trio.SocketStream, upgrade: list[Any]) -> None:
-        """Serve an accepted websocket. The endpoint's coroutine is the only holder of the request, so an
-        endpoint that no longer needs it (most, once they have read the query) can let it go."""
+    def _websocket(self, stream: trio.SocketStream, upgrade: list[Any]) -> tuple[WebSocket, Awaitable[Any], str]:
+        """An accepted websocket, its endpoint's coroutine and its access-log label ("" when not logging).
+        The coroutine is the only holder of the request, so an endpoint that no longer needs it (most,
+        once they have read the query) lets it go."""
         request, route, subprotocol, initial = upgrade
         upgrade.clear()
         ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)
-        del initial
         logged = f'{request.client} "GET {loggable(request.target)}"' if access_log.isEnabledFor(logging.DEBUG) else ""
-        started = time.perf_counter()
-        handler = route.handler(request, ws)
-        del request, route
-        try:
-            await ws.serve(handler)
-        finally:
-            if logged:
-                access_log.debug("%s 101 websocket closed %s after %.1fs", logged, ws.close_code or ws.peer_close_code,
-                                 time.perf_counter() - started)
+        return ws, route.handler(request, ws), logged
 
     async def _refuse(self, stream: trio.SocketStream, message: str = "too many connections", log_it: bool = True) -> None:
         """Over max_connections (or the per-address limit): read the head, then answer 503 (HTTP) or accept

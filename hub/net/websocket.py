@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import trio
@@ -320,7 +320,23 @@ class WebSocket(DirectWriter):
             if self._reader.failed or self._reader.more:
                 data = b""  # first the frames already buffered (or the framing error after them)
             else:
-                data = await self._read()
+                # Read here rather than in a helper or trio's receive_some: an idle connection waits
+                # in this frame, with no others of ours (or trio's stream layer) held under it.
+                fd = self._fd
+                try:
+                    if fd is None:  # TLS
+                        data = await self.stream.receive_some(65536)
+                    else:
+                        while True:
+                            await trio.lowlevel.wait_readable(fd)
+                            try:
+                                data = os.read(fd, 65536)
+                                break
+                            except BlockingIOError:
+                                continue
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    data = b""
+                self._slice_start = time.perf_counter()
                 if not data:
                     self._set_peer_gone()
                     self.outbox.close()
@@ -354,26 +370,6 @@ class WebSocket(DirectWriter):
                 else:
                     self._pending.append(msg.payload)
 
-    async def _read(self) -> bytes:
-        """The next bytes from the client, b"" at its end. On a plain socket this waits on the descriptor
-        itself: an idle connection then holds a few frames fewer than trio's stream `receive_some` keeps."""
-        fd = self._fd
-        try:
-            if fd is None:
-                data = await self.stream.receive_some(65536)
-            else:
-                while True:
-                    await trio.lowlevel.wait_readable(fd)
-                    try:
-                        data = os.read(fd, 65536)
-                        break
-                    except BlockingIOError:
-                        continue
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return b""
-        self._slice_start = time.perf_counter()
-        return data
-
     def unreceive(self, message: str | bytes) -> None:
         """Put a message back to be the next `receive()`'s (an endpoint that looked at the first one)."""
         if self._pending is None:
@@ -392,13 +388,16 @@ class WebSocket(DirectWriter):
         self._set_peer_gone()
 
     # -- lifetime -------------------------------------------------------------------------
-    async def serve(self, handler: Awaitable[None]) -> None:
+    async def serve(self, handler: Awaitable[Any]) -> None:
         """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
-        ends, then finish the closing handshake."""
+        ends, then finish the closing handshake. An endpoint may end by returning the coroutine that serves
+        the rest of the connection (a tail call: its own frame is then not kept for the connection's life)."""
         try:
             with self._scope:
                 try:
-                    await handler
+                    handler = await handler
+                    while isinstance(handler, Coroutine):
+                        handler = await handler
                 except Exception:
                     log.exception("websocket handler failed")
                     self.end_reason = self.end_reason or "internal error"

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
                           max_commands=settings.legacy_max_commands,
                           limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
-                          on_limit=partial(ctx.metrics.refused, ctx.name))
+                          on_limit=_on_limit(ctx))
 
     state = _LegacyConnection(conn, client, family)
     conn.close_hook = state.close_args
@@ -77,6 +77,14 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
         if state.expiry_scope is not None:
             state.expiry_scope.cancel()
         client.release()
+
+
+def _on_limit(ctx: AdapterContext) -> Callable[[str], None]:
+    """The adapter's "refused by a limit" counter, made once rather than per connection."""
+    counter = ctx.state.get("on_limit")
+    if counter is None:
+        counter = ctx.state["on_limit"] = partial(ctx.metrics.refused, ctx.name)
+    return counter
 
 
 class _LegacyConnection:
@@ -359,7 +367,7 @@ def select_subprotocol(offered: list[str]) -> str | None:
     return None
 
 
-async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocket) -> None:
+async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocket) -> Coroutine[Any, Any, None] | None:
     """One URL for every client protocol: the subprotocol, else the first frame, tells which one the client speaks.
 
     A connection that sends nothing within `stale_close_delay` is closed with 3502 (stale), as Centrifugo does.
@@ -385,8 +393,7 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     else:
         # The connection keeps neither the request nor its first message (read again from `ws`).
         ws.unreceive(first)
-        del request, first
-        await legacy_connection(ctx, ws, None, WS_TEXT, "websocket")
+        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see WebSocket.serve)
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:
