@@ -155,14 +155,18 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     per_sub = messages // topics if topics else messages
     if hub is not None and idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the connect phase is the hot one
+    connect_cpu0 = cpu_seconds(server_pid)
     clients = spawn_clients(url, total, args.procs, protocols, per_sub, args.sample, extra)
-    connect_s = 0.0
+    connect_s = client_connect_cpu = 0.0
     for c in clients:
         line = c.stdout.readline()
         if not line:
             raise RuntimeError("a client process failed to start")
-        connect_s = max(connect_s, json.loads(line)["connect_s"])
+        ready = json.loads(line)
+        connect_s = max(connect_s, ready["connect_s"])
+        client_connect_cpu += ready.get("connect_cpu_s", 0.0)
     ready_at = time.time()
+    server_connect_cpu = cpu_seconds(server_pid) - connect_cpu0
     if hub is not None and not idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
     cpu0 = cpu_seconds(server_pid)
@@ -180,6 +184,11 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
             "connects_per_s_wall": round(total / max(ready_at - t0, 1e-9)),
             "server_rss_mb": round(rss / 1024, 1), "baseline_rss_mb": round(base_rss / 1024, 1),
             "rss_per_conn_kib": round((rss - base_rss) / total, 2),
+            # Who limited the connect rate: the server's CPU seconds while the clients connected (its busy share of
+            # their connect window) and the client processes' own (their interpreter start-up included).
+            "server_connect_cpu_s": round(server_connect_cpu, 2),
+            "server_connect_busy": round(server_connect_cpu / max(connect_s, 1e-9), 2),
+            "client_connect_cpu_s": round(client_connect_cpu, 2),
         })
     else:
         start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0], drain_limit or 60.0, topics))

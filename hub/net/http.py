@@ -6,7 +6,8 @@ error builder, so each protocol keeps its own error shape. RFC 9112 details hand
 `Expect: 100-continue`, `Date`, limits on the head and body and their read times, a keep-alive idle
 timeout, a cap on concurrent connections, `GET /health`, and a drain at shutdown (the request in
 progress is answered with `Connection: close`, idle keep-alive connections close at once).
-The websocket handshake is wsproto's; frames after it are ours (`wsframe`, measured faster).
+The websocket handshake is wsproto's (the common valid upgrade is answered by `wshandshake` with the same
+bytes); frames after it are ours (`wsframe`, measured faster).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from . import wsframe
 from .limits import Exempt, IPCounts, IPRates, address_of
 from .tls import peer_host
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
+from .wshandshake import accept_bytes, plain_upgrade
 
 log = logging.getLogger("hub.net.http")
 access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
@@ -662,32 +664,42 @@ class HTTPServer:
 
     async def _handshake(self, conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, request: Request,
                          route: WebSocketRoute) -> tuple[str | None, bytes] | None:
-        """Answer the upgrade with wsproto's handshake; return (subprotocol, bytes already received after it),
-        or None if refused (answered in the adapter's error shape)."""
-        shake = H11Handshake(ConnectionType.SERVER)
-        try:
-            shake.receive_data(h11.Connection(h11.CLIENT).send(event))
-            offer = next((e for e in shake.events() if isinstance(e, WsRequest)), None)
-        except WsHandshakeError as exc:
-            reject = exc.event_hint if isinstance(exc.event_hint, RejectConnection) else RejectConnection()
-            status = reject.status_code if reject.status_code in (400, 426) else 400
-            response = self.error(route.adapter, status, "bad websocket handshake")
-            response.headers += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in reject.headers
-                                 if k.lower() != b"content-length"]
-            await self._send(conn, stream, response, keep=False)
-            return None
-        if offer is None:
-            await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
-            return None
+        """Answer the upgrade (the common valid request here, anything else with wsproto's handshake); return
+        (subprotocol, bytes already received after it), or None if refused (answered in the adapter's error shape)."""
+        plain = plain_upgrade(event)
+        shake = None
+        if plain is not None:
+            offered = plain[1]
+        else:
+            shake = H11Handshake(ConnectionType.SERVER)
+            try:
+                shake.receive_data(h11.Connection(h11.CLIENT).send(event))
+                offer = next((e for e in shake.events() if isinstance(e, WsRequest)), None)
+            except WsHandshakeError as exc:
+                reject = exc.event_hint if isinstance(exc.event_hint, RejectConnection) else RejectConnection()
+                status = reject.status_code if reject.status_code in (400, 426) else 400
+                response = self.error(route.adapter, status, "bad websocket handshake")
+                response.headers += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in reject.headers
+                                     if k.lower() != b"content-length"]
+                await self._send(conn, stream, response, keep=False)
+                return None
+            if offer is None:
+                await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
+                return None
+            offered = list(offer.subprotocols)
         if route.accept is not None and not route.accept(request):
             self.refused(route.adapter, "origin")
             await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
-        subprotocol = route.select(list(offer.subprotocols)) if route.select else None
-        if subprotocol is not None and subprotocol not in offer.subprotocols:
+        subprotocol = route.select(list(offered)) if route.select else None
+        if subprotocol is not None and subprotocol not in offered:
             subprotocol = None
-        data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=[(b"server", b"hub"),
-                                                                                   (b"date", http_date().encode())]))
+        extra = [(b"server", b"hub"), (b"date", http_date().encode())]
+        if shake is None:
+            assert plain is not None
+            data = accept_bytes(plain[0], subprotocol, extra)
+        else:
+            data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=extra))
         await stream.send_all(data)
         if self.metrics is not None:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
