@@ -150,6 +150,8 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     drain_limit = getattr(args, "drain_limit", 0.0)
     topics = getattr(args, "topics", 0)
     extra: tuple[str, ...] = ("--coalesce-ms", str(coalesce)) if coalesce else ()
+    if getattr(args, "inflight", 0):
+        extra += ("--inflight", str(args.inflight))
     if topics:
         extra += ("--topics", str(topics)) + (("--wildcard",) if args.wildcard else ())
     per_sub = messages // topics if topics else messages
@@ -245,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--procs", type=int, default=2, help="subscriber processes")
     p.add_argument("--protocol", default="legacy", choices=[*PROTOCOLS, "mixed"])
     p.add_argument("--idle", type=int, default=0, help="open this many idle connections instead (RSS per connection)")
+    p.add_argument("--inflight", type=int, default=0,
+                   help="connections each client process opens at once (0: bench/fanout_client.py's default)")
     p.add_argument("--queue", type=int, default=4 << 20, help="hub max_queue_bytes")
     p.add_argument("--sample", type=int, default=1, help="latency on every Nth connection")
     p.add_argument("--drain-limit", type=float, default=0.0,
