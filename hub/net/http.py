@@ -132,7 +132,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-WebSocketHandler = Callable[[Request, WebSocket], Awaitable[None]]
+WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (WebSocket.serve)
 ErrorBuilder = Callable[[int, str], Response]
 
 _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")

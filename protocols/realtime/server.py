@@ -290,7 +290,7 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
         limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
-        on_limit=partial(ctx.metrics.refused, ctx.name),
+        on_limit=_on_limit(ctx),
         proxy=bind_proxy(ctx, request, transport, wire),
         insecure=settings.insecure,
         personal_single_connection=settings.personal_channel_single_connection,
@@ -385,11 +385,11 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        await sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     else:
         # The connection keeps neither the request nor its first message (read again from `ws`).
         ws.unreceive(first)
