@@ -39,7 +39,7 @@ from hub.metrics import RequestMetrics
 
 from . import wsframe
 from .limits import Exempt, IPCounts, IPRates, address_of
-from .tls import peer_host, raw_fd
+from .tls import raw_fd, read_fd
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
 from .wshandshake import accept_bytes, plain_upgrade
 
@@ -299,7 +299,8 @@ class HTTPServer:
         """Serve one TCP connection until it closes (keep-alive, then maybe a websocket)."""
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
-        host = peer_host(stream)
+        client = self._client(stream)  # "address:port", asked of the socket once
+        host = address_of(client)
         per_ip = self.limits.max_connections_per_ip
         counted = bool(per_ip and host and host not in self.limits.exempt)
         if counted:
@@ -311,7 +312,7 @@ class HTTPServer:
                 self.refused(self.fallback, "connections per ip")
                 await self._refuse(stream, "too many connections from this address", log_it=False)
             else:
-                upgrade = await self._serve(stream)
+                upgrade = await self._serve(stream, client)
                 if upgrade is not None:
                     # Served here rather than inside _serve, so an open websocket keeps no HTTP request state.
                     ws, handler, logged = self._websocket(stream, upgrade)
@@ -372,11 +373,10 @@ class HTTPServer:
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
-    async def _serve(self, stream: trio.SocketStream) -> list[Any] | None:
+    async def _serve(self, stream: trio.SocketStream, client: str) -> list[Any] | None:
         """Serve HTTP requests until the connection is done; an accepted websocket upgrade is returned
         ([request, route, subprotocol, bytes after the handshake]) for `handle` to serve."""
         conn = self._new_connection()
-        client = self._client(stream)
         tls = isinstance(stream, trio.SSLStream) or isinstance(getattr(stream, "_stream", None), trio.SSLStream)
         first = True
         while True:
@@ -518,7 +518,7 @@ class HTTPServer:
                 if idle:
                     self._waiting.add(scope)
                 try:
-                    data = await stream.receive_some(65536)
+                    data = await _receive(stream)
                 finally:
                     self._waiting.discard(scope)
             if scope.cancelled_caught:
@@ -744,6 +744,22 @@ class HTTPServer:
         response = self.error(self.fallback, 503, message)
         response.headers.append(("retry-after", "1"))
         await self._send_simple(conn, stream, response)
+
+
+async def _receive(stream: trio.SocketStream) -> bytes:
+    """`stream.receive_some()`; a plain socket is read once it is readable (a request head has rarely arrived
+    yet when the connection is accepted: this saves the read that would find nothing)."""
+    fd = read_fd(stream)
+    if fd is None:
+        return await stream.receive_some(65536)
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
 
 
 async def _send_small(stream: trio.SocketStream, data: bytes) -> None:

@@ -21,7 +21,7 @@ from hub.core.outbox import Outbox
 from hub.metrics import RequestMetrics
 
 from . import wsframe
-from .tls import raw_fd
+from .tls import raw_fd, read_fd
 from .wsframe import FrameReader, ProtocolError
 
 log = logging.getLogger("hub.net.websocket")
@@ -322,9 +322,9 @@ class WebSocket(DirectWriter):
             else:
                 # Read here rather than in a helper or trio's receive_some: an idle connection waits
                 # in this frame, with no others of ours (or trio's stream layer) held under it.
-                fd = self._fd
+                fd = read_fd(self.stream)
                 try:
-                    if fd is None:  # TLS
+                    if fd is None:  # TLS, or a stream that wraps the socket
                         data = await self.stream.receive_some(65536)
                     else:
                         while True:
