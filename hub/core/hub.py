@@ -78,6 +78,7 @@ class Hub:
         self.stats = Stats()
         self.events = EventFeed()
         self.sessions: dict[str, Session] = {}
+        self._expiry_hook = self._schedule_expiry  # one bound method shared by every session
         self._by_user: dict[Key, Session | set[Session]] = {}  # a user's one session, or a set once they have several
         self._channels: dict[Key, dict[str, Session]] = {}
         self._options: dict[Key, NamespaceOptions] = {}  # see options_of
@@ -175,7 +176,7 @@ class Hub:
         )
         if session_id:
             session.id = session_id
-        session.on_expiry = self._schedule_expiry
+        session.on_expiry = self._expiry_hook
         if expires_at is not None:
             self._schedule_expiry(session, expires_at)
         self._own_overflow(session)

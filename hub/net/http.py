@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -300,7 +301,7 @@ class HTTPServer:
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
         client = self._client(stream)  # "address:port", asked of the socket once
-        host = address_of(client)
+        host = sys.intern(address_of(client))  # one string per address, however many connections it has open
         per_ip = self.limits.max_connections_per_ip
         counted = bool(per_ip and host and host not in self.limits.exempt)
         if counted:
@@ -318,7 +319,7 @@ class HTTPServer:
                     ws, handler, logged = self._websocket(stream, upgrade)
                     started = time.perf_counter() if logged else 0.0
                     serving = ws.serve(handler)
-                    del upgrade, handler  # serve() holds the endpoint's coroutine only while it runs
+                    del upgrade, handler, client  # serve() holds the endpoint's coroutine only while it runs
                     try:
                         await serving
                     finally:
