@@ -543,11 +543,17 @@ class HTTPServer:
             if not expect:
                 return  # refused: answered without reading the body (the connection then closes)
             await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[SERVER_HEADER], reason=b"Continue")))
+        event = conn.next_event()
+        if type(event) is h11.EndOfMessage:  # no body (a GET): done without setting up the body timer
+            request.body = b""
+            return
         parts, size = [], 0
         with trio.move_on_after(self.limits.body_timeout) as scope:
             while True:
-                event = conn.next_event()
+                if event is None:
+                    event = conn.next_event()
                 if event is h11.NEED_DATA:
+                    event = None
                     # h11 does not say how big a chunk is announced to be; its reader knows (h11 >= 0.8).
                     if size + getattr(conn._reader, "_bytes_in_chunk", 0) > limit:
                         request.body_too_large = True
@@ -560,6 +566,7 @@ class HTTPServer:
                         request.body_too_large = True
                         raise _TooLarge()
                     parts.append(event.data)
+                    event = None
                 elif isinstance(event, h11.EndOfMessage):
                     request.body = b"".join(parts)
                     return
