@@ -399,7 +399,7 @@ class HTTPServer:
                 await self._send_simple(conn, stream, self.error(self.fallback, 431, "too many header fields"))
                 return
             # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here.
-            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
+            if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items()) > self.limits.max_header_bytes:
                 await self._send_simple(conn, stream, self.error(self.fallback, 431, "request header too large"))
                 return
             request = self._request(event, client)
@@ -582,7 +582,7 @@ class HTTPServer:
         target = event.target.decode("latin-1")
         parsed = urllib.parse.urlsplit(target)
         headers: dict[str, str] = {}
-        for name, value in event.headers:
+        for name, value in event.headers.raw_items():  # a plain list (iterating Headers goes through Sequence)
             key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text

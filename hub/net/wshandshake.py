@@ -25,7 +25,8 @@ def plain_upgrade(event: h11.Request) -> tuple[bytes, list[str]] | None:
     if event.method != b"GET" or event.http_version != b"1.1" or not event.target.isascii():
         return None
     seen: dict[bytes, bytes] = {}
-    for name, value in event.headers:  # h11 gives names in lower case
+    for name, value in event.headers.raw_items():  # a plain list (iterating Headers goes through Sequence)
+        name = name.lower()
         if name in _ONCE:
             if name in seen or not value.isascii():
                 return None
