@@ -111,8 +111,10 @@ CONNECTIONS = Scenario(
     "connections", "N idle subscribed connections: server RSS per connection and connect rate",
     "bench.fanout", FANOUT_TARGETS,
     (Opt("--connections", "connections", int, 1000, "N idle connections", "-n"),
-     Opt("--procs", "procs", int, 2, "client processes")),
-    lambda p, t: ["--idle", str(p["connections"]), "--procs", str(p["procs"]), "--target", t],
+     Opt("--procs", "procs", int, 2, "client processes"),
+     Opt("--inflight", "inflight", int, 16, "connections each client process opens at once")),
+    lambda p, t: ["--idle", str(p["connections"]), "--procs", str(p["procs"]), "--inflight", str(p["inflight"]),
+                  "--target", t],
     lambda p: f"connections N={p['connections']:,}",
     lambda p: 60 + p["connections"] / 100,
 )

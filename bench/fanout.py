@@ -150,19 +150,25 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     drain_limit = getattr(args, "drain_limit", 0.0)
     topics = getattr(args, "topics", 0)
     extra: tuple[str, ...] = ("--coalesce-ms", str(coalesce)) if coalesce else ()
+    if getattr(args, "inflight", 0):
+        extra += ("--inflight", str(args.inflight))
     if topics:
         extra += ("--topics", str(topics)) + (("--wildcard",) if args.wildcard else ())
     per_sub = messages // topics if topics else messages
     if hub is not None and idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the connect phase is the hot one
+    connect_cpu0 = cpu_seconds(server_pid)
     clients = spawn_clients(url, total, args.procs, protocols, per_sub, args.sample, extra)
-    connect_s = 0.0
+    connect_s = client_connect_cpu = 0.0
     for c in clients:
         line = c.stdout.readline()
         if not line:
             raise RuntimeError("a client process failed to start")
-        connect_s = max(connect_s, json.loads(line)["connect_s"])
+        ready = json.loads(line)
+        connect_s = max(connect_s, ready["connect_s"])
+        client_connect_cpu += ready.get("connect_cpu_s", 0.0)
     ready_at = time.time()
+    server_connect_cpu = cpu_seconds(server_pid) - connect_cpu0
     if hub is not None and not idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
     cpu0 = cpu_seconds(server_pid)
@@ -180,6 +186,11 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
             "connects_per_s_wall": round(total / max(ready_at - t0, 1e-9)),
             "server_rss_mb": round(rss / 1024, 1), "baseline_rss_mb": round(base_rss / 1024, 1),
             "rss_per_conn_kib": round((rss - base_rss) / total, 2),
+            # Who limited the connect rate: the server's CPU seconds while the clients connected (its busy share of
+            # their connect window) and the client processes' own (their interpreter start-up included).
+            "server_connect_cpu_s": round(server_connect_cpu, 2),
+            "server_connect_busy": round(server_connect_cpu / max(connect_s, 1e-9), 2),
+            "client_connect_cpu_s": round(client_connect_cpu, 2),
         })
     else:
         start, end = asyncio.run(publish(url, messages, args.rate, args.size, protocols[0], drain_limit or 60.0, topics))
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--procs", type=int, default=2, help="subscriber processes")
     p.add_argument("--protocol", default="legacy", choices=[*PROTOCOLS, "mixed"])
     p.add_argument("--idle", type=int, default=0, help="open this many idle connections instead (RSS per connection)")
+    p.add_argument("--inflight", type=int, default=0,
+                   help="connections each client process opens at once (0: bench/fanout_client.py's default)")
     p.add_argument("--queue", type=int, default=4 << 20, help="hub max_queue_bytes")
     p.add_argument("--sample", type=int, default=1, help="latency on every Nth connection")
     p.add_argument("--drain-limit", type=float, default=0.0,

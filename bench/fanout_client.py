@@ -8,71 +8,15 @@ taken from every publication on every `--sample`th connection (the publisher's `
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import resource
 import select
-import socket
-import struct
 import sys
 import time
 
 from .common import LatencyHistogram
+from .connector import connect_all, websocket_dialog
 from .protocols import PROTOCOLS
-from .wsclient import masked_frame
-
-
-def read_frame(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
-    """Blocking read of one server frame (used only while connecting)."""
-    while True:
-        if len(buf) >= 2:
-            n, pos = buf[1] & 0x7F, 2
-            if n == 126 and len(buf) >= 4:
-                n, pos = struct.unpack_from("!H", buf, 2)[0], 4
-            elif n == 127 and len(buf) >= 10:
-                n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
-            if n < 126 or pos > 2:
-                if len(buf) >= pos + n:
-                    frame = (buf[0] & 0x0F, bytes(buf[pos:pos + n]))
-                    del buf[:pos + n]
-                    return frame
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed while connecting")
-        buf += data
-
-
-def open_connection(host: str, port: int, path: str, subprotocol: str | None, first: bytes, is_reply) -> socket.socket:
-    sock = socket.create_connection((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = base64.b64encode(os.urandom(16)).decode()
-    extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
-    buf = bytearray()
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(4096)
-        if not data:
-            raise ConnectionError("closed during handshake")
-        buf += data
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
-        raise ConnectionError(head.decode(errors="replace"))
-    buf = bytearray(rest)
-    sock.sendall(masked_frame(first, 2 if subprotocol and "msgpack" in subprotocol else 1))
-    while True:
-        opcode, payload = read_frame(sock, buf)
-        if opcode == 8:
-            raise ConnectionError(f"closed: {payload!r}")
-        if is_reply(payload):
-            if b'"error": null' not in payload and b'"error":null' not in payload and b'"error"' in payload:
-                raise ConnectionError(payload[:300])
-            break
-    if buf:
-        raise RuntimeError("unexpected frames after the subscribe reply")
-    sock.setblocking(False)
-    return sock
 
 
 def main(args: argparse.Namespace) -> None:
@@ -88,18 +32,19 @@ def main(args: argparse.Namespace) -> None:
     hostport, _, path = rest.partition("/")
     host, port = hostport.rsplit(":", 1)
     started = time.time()
-    opener = proto.get("open")  # a non-websocket transport (MQTT) brings its own connect+subscribe
-    if opener is not None:
+    dialog = proto.get("dialog")  # a non-websocket transport (MQTT, Redis) brings its own connect+subscribe
+    if dialog is not None:
         from .mqtt import filter_of
 
-        socks = [opener(host, int(port), f"{args.prefix}{i}", filter_of(channel_of(i), args.topics, i, args.wildcard))
-                 for i in range(args.n)]
+        dialogs = (dialog(f"{args.prefix}{i}", filter_of(channel_of(i), args.topics, i, args.wildcard)) for i in range(args.n))
     else:
-        socks = [open_connection(host, int(port), "/" + path, proto["subprotocol"],
-                                 proto["subscribe"](f"{args.prefix}{i}", channel_of(i)), proto["is_reply"])
-                 for i in range(args.n)]
-    print(json.dumps({"ready": True, "connect_s": time.time() - started}), flush=True)
+        dialogs = (websocket_dialog(host, int(port), "/" + path, proto["subprotocol"],
+                                    proto["subscribe"](f"{args.prefix}{i}", channel_of(i)), proto["is_reply"])
+                   for i in range(args.n))
+    socks = connect_all(host, int(port), dialogs, args.n, max(1, args.inflight))
     ready_usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"ready": True, "connect_s": time.time() - started,
+                      "connect_cpu_s": ready_usage.ru_utime + ready_usage.ru_stime}), flush=True)
 
     ep = select.epoll()
     by_fd = {}
@@ -209,5 +154,7 @@ if __name__ == "__main__":
     p.add_argument("--wildcard", action="store_true", help="MQTT with --topics: subscribe to bench/<n>/# instead")
     p.add_argument("--hold", action="store_true",
                    help="after the report, keep the connections open until stdin closes (disconnecting is not the work measured)")
+    p.add_argument("--inflight", type=int, default=16,
+                   help="connections being opened at once (handshake and subscribe in progress)")
     p.add_argument("--per-conn", action="store_true", help="connection i subscribes to channel <channel><prefix><i>")
     main(p.parse_args())

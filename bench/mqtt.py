@@ -116,6 +116,25 @@ def _read_packet(sock: socket.socket, buf: bytearray) -> tuple[int, int, bytes]:
         buf += data
 
 
+def subscriber_dialog(client_id: str, topic: str):
+    """`open_subscriber` as a dialog for bench/connector.py: CONNECT and SUBSCRIBE in one write, then CONNACK and SUBACK."""
+    buf = yield connect_packet(client_id) + subscribe_packet(1, topic)
+    packets = []
+    while len(packets) < 2:
+        got = decode_length(buf, 1) if buf else None
+        if got is not None and got[1] + got[0] <= len(buf):
+            n, start = got
+            packets.append((buf[0] >> 4, bytes(buf[start:start + n])))
+            del buf[:start + n]
+            continue
+        buf = yield None
+    (ptype, body), (ptype2, body2) = packets
+    if ptype != CONNACK or body[1:2] != b"\x00":
+        raise ConnectionError(f"CONNECT refused: type {ptype} body {body!r}")
+    if ptype2 != SUBACK or body2[2:3] == b"\x80":
+        raise ConnectionError(f"SUBSCRIBE refused: type {ptype2} body {body2!r}")
+
+
 def open_subscriber(host: str, port: int, client_id: str, topic: str) -> socket.socket:
     """Connect, subscribe to `topic` at QoS 0, wait for SUBACK; return the socket, non-blocking."""
     sock = socket.create_connection((host, port))

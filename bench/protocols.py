@@ -113,6 +113,12 @@ def _mqtt_open(host: str, port: int, client_id: str, channel: str):
     return open_subscriber(host, port, f"{client_id}-{os.getpid()}", channel)
 
 
+def _mqtt_dialog(client_id: str, channel: str):
+    from .mqtt import subscriber_dialog
+
+    return subscriber_dialog(f"{client_id}-{os.getpid()}", channel)
+
+
 async def _mqtt_publisher(url: str, channel: str, messages: int, rate: float, size: int, make_payload,
                           ack_wait: float = 60.0, topics: int = 0) -> tuple[float, float]:
     from .mqtt import publish
@@ -125,6 +131,7 @@ MQTT = {
     # the PUBLISH topic field plus the payload's start, so it is only right for "bench:fanout".
     "transport": "mqtt",
     "open": _mqtt_open,
+    "dialog": _mqtt_dialog,
     "publisher": _mqtt_publisher,
     "marker": b"\x00\x0cbench:fanout{\"t\":",
     "subprotocol": None,
@@ -145,6 +152,14 @@ def _redis_open(host: str, port: int, client_id: str, channel: str):
         buf += data
     sock.setblocking(False)
     return sock
+
+
+def _redis_dialog(client_id: str, channel: str):
+    """`_redis_open` as a dialog for bench/connector.py."""
+    buf = yield f"SUBSCRIBE {channel}\r\n".encode()
+    while buf.count(b"\r\n") < 6:  # *3 $9 subscribe $n channel :1
+        buf = yield None
+    del buf[:]
 
 
 async def _redis_publisher(url: str, channel: str, messages: int, rate: float, size: int, make_payload,
@@ -201,6 +216,7 @@ REDIS = {
     # Redis 7 pub/sub on raw sockets: a publication arrives as *3 message <channel> <payload>.
     "transport": "redis",
     "open": _redis_open,
+    "dialog": _redis_dialog,
     "publisher": _redis_publisher,
     "marker": b'{"t":',
     "subprotocol": None,

@@ -38,6 +38,21 @@ OPTIONS_CACHE = 1 << 14  # channel names whose options publishing remembers (pas
 _NO_WIRE = object()
 
 
+class _SlowDrop:
+    """A session outbox's overflow handler: drop the session as slow (counted), then run the transport's own."""
+
+    __slots__ = ("hub", "session", "transport")
+
+    def __init__(self, hub: Hub, session: Session, transport: Callable[[int], None] | None) -> None:
+        self.hub, self.session, self.transport = hub, session, transport
+
+    def __call__(self, messages: int) -> None:
+        if not self.session.closed:
+            self.hub._drop_slow(self.session, messages)
+        if self.transport is not None:
+            self.transport(messages)
+
+
 class Hub:
     """The core every adapter feeds. Nothing here awaits a client; the coroutine methods are the ones an
     engine shared across processes may need to wait on (with the memory engine they never suspend).
@@ -63,7 +78,8 @@ class Hub:
         self.stats = Stats()
         self.events = EventFeed()
         self.sessions: dict[str, Session] = {}
-        self._by_user: dict[Key, set[Session]] = {}
+        self._expiry_hook = self._schedule_expiry  # one bound method shared by every session
+        self._by_user: dict[Key, Session | set[Session]] = {}  # a user's one session, or a set once they have several
         self._channels: dict[Key, dict[str, Session]] = {}
         self._options: dict[Key, NamespaceOptions] = {}  # see options_of
         self._subscriptions = 0
@@ -160,12 +176,19 @@ class Hub:
         )
         if session_id:
             session.id = session_id
-        session.on_expiry = self._schedule_expiry
+        session.on_expiry = self._expiry_hook
         if expires_at is not None:
             self._schedule_expiry(session, expires_at)
         self._own_overflow(session)
         self.sessions[session.id] = session
-        self._by_user.setdefault((project, user), set()).add(session)
+        key = (project, user)
+        others = self._by_user.get(key)
+        if others is None:
+            self._by_user[key] = session
+        elif isinstance(others, set):
+            others.add(session)
+        else:
+            self._by_user[key] = {others, session}
         self.stats.connections_total += 1
         if self.events:
             self.events.emit(HubEvent("connect", project, self._session_event(session)))
@@ -174,15 +197,7 @@ class Hub:
     def _own_overflow(self, session: Session) -> None:
         """An adapter's `outbox.send` that overflows drops the session as slow here (counted), then lets
         the transport's own handler (which picked the close code) run."""
-        transport = session.outbox.on_overflow
-
-        def overflow(messages: int) -> None:
-            if not session.closed:
-                self._drop_slow(session, messages)
-            if transport is not None:
-                transport(messages)
-
-        session.outbox.on_overflow = overflow
+        session.outbox.on_overflow = _SlowDrop(self, session, session.outbox.on_overflow)
 
     def close(self, session: Session, reason: str, reconnect: bool = True) -> None:
         """Close a session from the server side: disconnect notice, then its writer stops."""
@@ -209,11 +224,14 @@ class Hub:
             self._leave(session, channel)
         if self.filters:
             self.filters.discard_session(session)
-        users = self._by_user.get((session.project, session.user))
-        if users is not None:
+        key = (session.project, session.user)
+        users = self._by_user.get(key)
+        if users is session:
+            del self._by_user[key]
+        elif isinstance(users, set):
             users.discard(session)
             if not users:
-                del self._by_user[(session.project, session.user)]
+                del self._by_user[key]
         if self.events:
             data = self._session_event(session)
             data["reason"] = session.close_reason
@@ -224,7 +242,8 @@ class Hub:
         return {"client": session.id, "user": session.user, "protocol": session.protocol}
 
     def user_sessions(self, project: str, user: str) -> list[Session]:
-        return list(self._by_user.get((project, user), ()))
+        users = self._by_user.get((project, user))
+        return [] if users is None else list(users) if isinstance(users, set) else [users]
 
     # -- subscriptions --------------------------------------------------------------------
     async def subscribe(

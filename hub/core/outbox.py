@@ -23,7 +23,7 @@ class Outbox:
     def __init__(self, limit: int, notify: Callable[[], None] | None = None,
                  on_overflow: Callable[[int], None] | None = None) -> None:
         self.limit = limit
-        self._frames: list[bytes] = []
+        self._frames: list[bytes] | tuple[()] = ()  # a list only while frames are pending (idle: nothing allocated)
         self._bytes = 0
         self._messages = 0
         self._lot: trio.lowlevel.ParkingLot | None = None
@@ -48,11 +48,11 @@ class Outbox:
         if frames:
             if self._bytes + size > self.limit:
                 return False
-            frames.append(frame)
+            frames.append(frame)  # type: ignore[union-attr]
             self._bytes += size
             self._messages += messages
             return True
-        frames.append(frame)
+        self._frames = [frame]
         self._bytes += size
         self._messages += messages
         # the first pending frame: the consumer has something to write (`_wake`, inlined on this hot path)
@@ -83,9 +83,11 @@ class Outbox:
 
     def force(self, frame: bytes) -> None:
         """Queue a control frame (a disconnect notice, a pong) even past the limit."""
-        self._frames.append(frame)
         self._bytes += len(frame)
-        if len(self._frames) == 1:
+        if self._frames:
+            self._frames.append(frame)  # type: ignore[union-attr]
+        else:
+            self._frames = [frame]
             self._wake()
 
     def take(self) -> bytes:
@@ -93,7 +95,7 @@ class Outbox:
         frames = self._frames
         if not frames:
             return b""
-        self._frames = []
+        self._frames = ()
         self._bytes = 0
         self._messages = 0
         return frames[0] if len(frames) == 1 else b"".join(frames)
@@ -101,7 +103,7 @@ class Outbox:
     def discard(self) -> int:
         """Drop everything pending; return how many messages were lost."""
         lost = self._messages
-        self._frames = []
+        self._frames = ()
         self._bytes = 0
         self._messages = 0
         return lost

@@ -58,13 +58,25 @@ class Session:
     reconnect: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
     # Channels in which this session gets no join/leave pushes (a Centrifugo client that did not ask for them).
-    quiet: set[str] = field(default_factory=set)
+    # Read it; change it with `hush` / `unhush` (an empty frozenset until then: most sessions never hush a channel).
+    quiet: set[str] | frozenset[str] = frozenset()
     # Per-channel publication filters (Centrifugo tags filters), set through Hub.set_filter.
     filters: dict[str, Any] = field(default_factory=dict)
     # Channels where this session takes delta-encoded publications (Hub.set_delta) → whether it holds a base yet.
     deltas: dict[str, bool] = field(default_factory=dict)
     # Called with (session, when) whenever `expires_at` is set to a time: the hub's expiry schedule.
     on_expiry: Callable[[Session, float], None] | None = field(default=None, repr=False)
+
+    def hush(self, channel: str) -> None:
+        """No join/leave pushes in `channel` for this session until `unhush`."""
+        if isinstance(self.quiet, frozenset):
+            self.quiet = {channel}
+        else:
+            self.quiet.add(channel)
+
+    def unhush(self, channel: str) -> None:
+        if channel in self.quiet:
+            self.quiet.discard(channel)  # type: ignore[union-attr]
 
     @property
     def closed(self) -> bool:

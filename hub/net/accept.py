@@ -17,6 +17,7 @@ log = logging.getLogger("hub.net.accept")
 # accept() errors that mean "no resources right now", not "this socket is broken".
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 MAX_BACKOFF = 1.0
+TASK_NAME = "hub.net.connection"  # one shared string rather than one made per connection task
 
 
 def fd_limit() -> int:
@@ -53,4 +54,4 @@ async def accept_loop(
             backoff = min(backoff * 2, MAX_BACKOFF)
             continue
         backoff = 0.01
-        nursery.start_soon(handler, stream)
+        nursery.start_soon(handler, stream, name=TASK_NAME)

@@ -6,7 +6,8 @@ error builder, so each protocol keeps its own error shape. RFC 9112 details hand
 `Expect: 100-continue`, `Date`, limits on the head and body and their read times, a keep-alive idle
 timeout, a cap on concurrent connections, `GET /health`, and a drain at shutdown (the request in
 progress is answered with `Connection: close`, idle keep-alive connections close at once).
-The websocket handshake is wsproto's; frames after it are ours (`wsframe`, measured faster).
+The websocket handshake is wsproto's (the common valid upgrade is answered by `wshandshake` with the same
+bytes); frames after it are ours (`wsframe`, measured faster).
 The common small keep-alive request (whole in the buffer, plain head, Content-Length body) is parsed and
 answered by `fasthttp` with h11's exact bytes; everything else, errors included, goes through h11.
 """
@@ -18,6 +19,7 @@ import logging
 import math
 import os
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -40,8 +42,9 @@ from hub.metrics import RequestMetrics
 
 from . import fasthttp, wsframe
 from .limits import Exempt, IPCounts, IPRates, address_of
-from .tls import peer_host
+from .tls import raw_fd, read_fd
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
+from .wshandshake import accept_bytes, plain_upgrade
 
 log = logging.getLogger("hub.net.http")
 access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
@@ -132,7 +135,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-WebSocketHandler = Callable[[Request, WebSocket], Awaitable[None]]
+WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (WebSocket.serve)
 ErrorBuilder = Callable[[int, str], Response]
 
 _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")
@@ -341,7 +344,8 @@ class HTTPServer:
         """Serve one TCP connection until it closes (keep-alive, then maybe a websocket)."""
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
-        host = peer_host(stream)
+        client = self._client(stream)  # "address:port", asked of the socket once
+        host = sys.intern(address_of(client))  # one string per address, however many connections it has open
         per_ip = self.limits.max_connections_per_ip
         counted = bool(per_ip and host and host not in self.limits.exempt)
         if counted:
@@ -353,7 +357,19 @@ class HTTPServer:
                 self.refused(self.fallback, "connections per ip")
                 await self._refuse(stream, "too many connections from this address", log_it=False)
             else:
-                await self._serve(stream)
+                upgrade = await self._serve(stream, client)
+                if upgrade is not None:
+                    # Served here rather than inside _serve, so an open websocket keeps no HTTP request state.
+                    ws, handler, logged = self._websocket(stream, upgrade)
+                    started = time.perf_counter() if logged else 0.0
+                    serving = ws.serve(handler)
+                    del upgrade, handler, client  # serve() holds the endpoint's coroutine only while it runs
+                    try:
+                        await serving
+                    finally:
+                        if logged:
+                            access_log.debug("%s 101 websocket closed %s after %.1fs", logged,
+                                             ws.close_code or ws.peer_close_code, time.perf_counter() - started)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -402,9 +418,10 @@ class HTTPServer:
     def _new_connection(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
-    async def _serve(self, stream: trio.SocketStream) -> None:
-        """Requests until the connection ends: each plain one (`fasthttp`) answered here, anything else by h11."""
-        client = self._client(stream)
+    async def _serve(self, stream: trio.SocketStream, client: str) -> list[Any] | None:
+        """Requests until the connection ends: each plain one (`fasthttp`) answered here, anything else by h11.
+        An accepted websocket upgrade is returned ([request, route, subprotocol, bytes after the handshake])
+        for `handle` to serve."""
         tls = isinstance(stream, trio.SSLStream) or isinstance(getattr(stream, "_stream", None), trio.SSLStream)
         # A plain TCP connection is read and written on its descriptor: a request that is there and an answer
         # that fits in the socket buffer cost one system call each, with no trip through the scheduler.
@@ -412,7 +429,8 @@ class HTTPServer:
         buf, eof, first, streak = b"", False, True, 0
         while True:
             if not buf and not eof:
-                data = _read_now(fd) if fd >= 0 and (first or not self.draining) else None
+                # A new connection's first request has rarely arrived when it is accepted: wait before reading.
+                data = _read_now(fd) if fd >= 0 and not first and not self.draining else None
                 if data is None:
                     data = await self._wait_request(stream, first, fd)
                     streak = 0
@@ -433,8 +451,9 @@ class HTTPServer:
             conn.receive_data(buf)
             if eof:
                 conn.receive_data(b"")
-            if not await self._serve_h11(conn, stream, client, tls, first):
-                return
+            served = await self._serve_h11(conn, stream, client, tls, first)
+            if served is not True:
+                return served or None  # the connection ends, or goes on as an accepted websocket
             data, eof = conn.trailing_data
             buf, first = bytes(data), False
             if eof and not buf:
@@ -528,8 +547,10 @@ class HTTPServer:
             return None
         return buf[end:]
 
-    async def _serve_h11(self, conn: h11.Connection, stream: trio.SocketStream, client: str, tls: bool, first: bool) -> bool:
-        """One request through h11 (or its error reply); True if the connection goes on (with `conn.trailing_data`)."""
+    async def _serve_h11(self, conn: h11.Connection, stream: trio.SocketStream, client: str, tls: bool,
+                         first: bool) -> bool | list[Any]:
+        """One request through h11 (or its error reply); True if the connection goes on (with `conn.trailing_data`),
+        an accepted websocket upgrade as `_serve` returns it, False if the connection ends."""
         try:
             event = await self._next_request(conn, stream, first)
         except _Timeout:
@@ -547,7 +568,7 @@ class HTTPServer:
             await self._send_simple(conn, stream, self.error(self.fallback, 431, "too many header fields"))
             return False
         # h11 bounds only a head that arrives in pieces; one that arrives whole is measured here.
-        if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > self.limits.max_header_bytes:
+        if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items()) > self.limits.max_header_bytes:
             await self._send_simple(conn, stream, self.error(self.fallback, 431, "request header too large"))
             return False
         request = self._request(event, client)
@@ -581,10 +602,7 @@ class HTTPServer:
             response = limited
         elif isinstance(route, WebSocketRoute):
             accepted = await self._handshake(conn, stream, event, request, route)
-            if accepted is not None:
-                del conn, event
-                await self._websocket(stream, request, route, *accepted)
-            return False
+            return False if accepted is None else [request, route, *accepted]
         else:
             if isinstance(route, Route) and route.long_poll:
                 answered = await self._watching(conn, stream, partial(self._respond, request, route, adapter))
@@ -671,7 +689,7 @@ class HTTPServer:
                 if idle:
                     self._waiting.add(scope)
                 try:
-                    data = await stream.receive_some(65536)
+                    data = await _receive(stream)
                 finally:
                     self._waiting.discard(scope)
             if scope.cancelled_caught:
@@ -695,11 +713,17 @@ class HTTPServer:
             if not expect:
                 return  # refused: answered without reading the body (the connection then closes)
             await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[SERVER_HEADER], reason=b"Continue")))
+        event = conn.next_event()
+        if type(event) is h11.EndOfMessage:  # no body (a GET): done without setting up the body timer
+            request.body = b""
+            return
         parts, size = [], 0
         with trio.move_on_after(self.limits.body_timeout) as scope:
             while True:
-                event = conn.next_event()
+                if event is None:
+                    event = conn.next_event()
                 if event is h11.NEED_DATA:
+                    event = None
                     # h11 does not say how big a chunk is announced to be; its reader knows (h11 >= 0.8).
                     if size + getattr(conn._reader, "_bytes_in_chunk", 0) > limit:
                         request.body_too_large = True
@@ -712,6 +736,7 @@ class HTTPServer:
                         request.body_too_large = True
                         raise _TooLarge()
                     parts.append(event.data)
+                    event = None
                 elif isinstance(event, h11.EndOfMessage):
                     request.body = b"".join(parts)
                     return
@@ -727,7 +752,7 @@ class HTTPServer:
         target = event.target.decode("latin-1")
         parsed = urllib.parse.urlsplit(target)
         headers: dict[str, str] = {}
-        for name, value in event.headers:
+        for name, value in event.headers.raw_items():  # a plain list (iterating Headers goes through Sequence)
             key = name.decode("latin-1").lower()
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
@@ -818,50 +843,59 @@ class HTTPServer:
 
     async def _handshake(self, conn: h11.Connection, stream: trio.SocketStream, event: h11.Request, request: Request,
                          route: WebSocketRoute) -> tuple[str | None, bytes] | None:
-        """Answer the upgrade with wsproto's handshake; return (subprotocol, bytes already received after it),
-        or None if refused (answered in the adapter's error shape)."""
-        shake = H11Handshake(ConnectionType.SERVER)
-        try:
-            shake.receive_data(h11.Connection(h11.CLIENT).send(event))
-            offer = next((e for e in shake.events() if isinstance(e, WsRequest)), None)
-        except WsHandshakeError as exc:
-            reject = exc.event_hint if isinstance(exc.event_hint, RejectConnection) else RejectConnection()
-            status = reject.status_code if reject.status_code in (400, 426) else 400
-            response = self.error(route.adapter, status, "bad websocket handshake")
-            response.headers += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in reject.headers
-                                 if k.lower() != b"content-length"]
-            await self._send(conn, stream, response, keep=False)
-            return None
-        if offer is None:
-            await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
-            return None
+        """Answer the upgrade (the common valid request here, anything else with wsproto's handshake); return
+        (subprotocol, bytes already received after it), or None if refused (answered in the adapter's error shape)."""
+        plain = plain_upgrade(event)
+        shake = None
+        if plain is not None:
+            offered = plain[1]
+        else:
+            shake = H11Handshake(ConnectionType.SERVER)
+            try:
+                shake.receive_data(h11.Connection(h11.CLIENT).send(event))
+                offer = next((e for e in shake.events() if isinstance(e, WsRequest)), None)
+            except WsHandshakeError as exc:
+                reject = exc.event_hint if isinstance(exc.event_hint, RejectConnection) else RejectConnection()
+                status = reject.status_code if reject.status_code in (400, 426) else 400
+                response = self.error(route.adapter, status, "bad websocket handshake")
+                response.headers += [(k.decode("latin-1"), v.decode("latin-1")) for k, v in reject.headers
+                                     if k.lower() != b"content-length"]
+                await self._send(conn, stream, response, keep=False)
+                return None
+            if offer is None:
+                await self._send(conn, stream, self.error(route.adapter, 400, "bad websocket handshake"), keep=False)
+                return None
+            offered = list(offer.subprotocols)
         if route.accept is not None and not route.accept(request):
             self.refused(route.adapter, "origin")
             await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
-        subprotocol = route.select(list(offer.subprotocols)) if route.select else None
-        if subprotocol is not None and subprotocol not in offer.subprotocols:
+        subprotocol = route.select(list(offered)) if route.select else None
+        if subprotocol is not None and subprotocol not in offered:
             subprotocol = None
-        data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=[(b"server", b"hub"),
-                                                                                   (b"date", http_date().encode())]))
-        await stream.send_all(data)
+        extra = [(b"server", b"hub"), (b"date", http_date().encode())]
+        if shake is None:
+            assert plain is not None
+            data = accept_bytes(plain[0], subprotocol, extra)
+        else:
+            data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=extra))
+        await _send_small(stream, data)
         if self.metrics is not None:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
         return subprotocol, bytes(conn.trailing_data[0])
 
-    async def _websocket(self, stream: trio.SocketStream, request: Request, route: WebSocketRoute,
-                         subprotocol: str | None, initial: bytes) -> None:
+    def _websocket(self, stream: trio.SocketStream, upgrade: list[Any]) -> tuple[WebSocket, Awaitable[Any], str]:
+        """An accepted websocket, its endpoint's coroutine and its access-log label ("" when not logging).
+        The coroutine is the only holder of the request, so an endpoint that no longer needs it (most,
+        once they have read the query) lets it go."""
+        request, route, subprotocol, initial = upgrade
+        upgrade.clear()
         ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)
-        started = time.perf_counter()
-        try:
-            await ws.serve(lambda w: route.handler(request, w))
-        finally:
-            if access_log.isEnabledFor(logging.DEBUG):
-                access_log.debug('%s "GET %s" 101 websocket closed %s after %.1fs', request.client, loggable(request.target),
-                                 ws.close_code or ws.peer_close_code, time.perf_counter() - started)
+        logged = f'{request.client} "GET {loggable(request.target)}"' if access_log.isEnabledFor(logging.DEBUG) else ""
+        return ws, route.handler(request, ws), logged
 
     async def _refuse(self, stream: trio.SocketStream, message: str = "too many connections", log_it: bool = True) -> None:
         """Over max_connections (or the per-address limit): read the head, then answer 503 (HTTP) or accept
@@ -888,6 +922,38 @@ class HTTPServer:
         response = self.error(self.fallback, 503, message)
         response.headers.append(("retry-after", "1"))
         await self._send_simple(conn, stream, response)
+
+
+async def _receive(stream: trio.SocketStream) -> bytes:
+    """`stream.receive_some()`; a plain socket is read once it is readable (a request head has rarely arrived
+    yet when the connection is accepted: this saves the read that would find nothing)."""
+    fd = read_fd(stream)
+    if fd is None:
+        return await stream.receive_some(65536)
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+
+async def _send_small(stream: trio.SocketStream, data: bytes) -> None:
+    """`stream.send_all(data)`, but a plain socket gets one direct write first (a handshake answer fits its
+    empty buffer): trio's send path costs more than the write itself."""
+    fd = raw_fd(stream)
+    if fd is not None:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        if not data:
+            return
+    await stream.send_all(data)
 
 
 def log_refused(limit: int) -> None:

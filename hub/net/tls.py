@@ -122,6 +122,12 @@ def raw_fd(stream: Any) -> int | None:
     return sock.fileno() if sock is not None else None
 
 
+def read_fd(stream: Any) -> int | None:
+    """The descriptor to read from directly, or None: only a plain trio socket stream qualifies (a wrapper
+    may hold bytes it has read already, TLS has records)."""
+    return stream.socket.fileno() if type(stream) is trio.SocketStream else None
+
+
 def peer_host(stream: Any) -> str:
     """The client's IP address ("" if unknown)."""
     sock = socket_of(stream)

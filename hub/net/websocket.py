@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import trio
@@ -21,7 +21,7 @@ from hub.core.outbox import Outbox
 from hub.metrics import RequestMetrics
 
 from . import wsframe
-from .tls import raw_fd
+from .tls import raw_fd, read_fd
 from .wsframe import FrameReader, ProtocolError
 
 log = logging.getLogger("hub.net.websocket")
@@ -186,7 +186,7 @@ class WebSocket(DirectWriter):
 
     _label = "websocket"
 
-    __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_closed",
+    __slots__ = ("stream", "subprotocol", "outbox", "write_timeout", "_reader", "_pending", "_peer_gone", "_peer_event",
                  "_close_sent", "close_code", "close_reason", "peer_close_code", "close_hook", "_fd", "_flusher",
                  "_spawn", "_scope", "_scheduled", "_writing", "_backlog", "_aborted", "slow_close", "end_reason",
                  "adapter", "metrics", "_slice_start", "_drained")
@@ -219,7 +219,8 @@ class WebSocket(DirectWriter):
         self._reader = FrameReader(max_message)
         self._reader.feed(initial)
         self._pending: deque[str | bytes] | None = None  # made when messages arrive (an empty deque is 600 bytes)
-        self._peer_closed = trio.Event()
+        self._peer_gone = False  # the peer's side is done (closed, reset or a protocol error)
+        self._peer_event: trio.Event | None = None  # made only when _finish waits for that
         self._close_sent = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -276,8 +277,10 @@ class WebSocket(DirectWriter):
             self._close_sent = True
             with trio.move_on_after(1):
                 await self.stream.send_all(wsframe.close_frame(code, reason))
-        with trio.move_on_after(2):
-            await self._peer_closed.wait()
+        if not self._peer_gone:
+            self._peer_event = trio.Event()
+            with trio.move_on_after(2):
+                await self._peer_event.wait()
         self._scope.cancel()
 
     def _abort(self) -> None:
@@ -286,8 +289,13 @@ class WebSocket(DirectWriter):
         if self._drained is not None:
             self._drained.set()
         self.outbox.closed = True
-        self._peer_closed.set()
+        self._set_peer_gone()
         self._scope.cancel()
+
+    def _set_peer_gone(self) -> None:
+        self._peer_gone = True
+        if self._peer_event is not None:
+            self._peer_event.set()
 
     # -- receiving ------------------------------------------------------------------------
     async def receive(self) -> str | bytes | None:
@@ -303,7 +311,7 @@ class WebSocket(DirectWriter):
                 if not pending:
                     self._pending = None  # idle connections hold no queue
                 return message
-            if self._peer_closed.is_set():
+            if self._peer_gone:
                 return None
             if self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
                 # Backpressure: take no more messages until the client has read most of its replies.
@@ -312,13 +320,25 @@ class WebSocket(DirectWriter):
             if self._reader.failed or self._reader.more:
                 data = b""  # first the frames already buffered (or the framing error after them)
             else:
+                # Read here rather than in a helper or trio's receive_some: an idle connection waits
+                # in this frame, with no others of ours (or trio's stream layer) held under it.
+                fd = read_fd(self.stream)
                 try:
-                    data = await self.stream.receive_some(65536)
-                    self._slice_start = time.perf_counter()
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    if fd is None:  # TLS, or a stream that wraps the socket
+                        data = await self.stream.receive_some(65536)
+                    else:
+                        while True:
+                            await trio.lowlevel.wait_readable(fd)
+                            try:
+                                data = os.read(fd, 65536)
+                                break
+                            except BlockingIOError:
+                                continue
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     data = b""
+                self._slice_start = time.perf_counter()
                 if not data:
-                    self._peer_closed.set()
+                    self._set_peer_gone()
                     self.outbox.close()
                     return None
             self._reader.feed(data)
@@ -327,7 +347,7 @@ class WebSocket(DirectWriter):
             except ProtocolError as exc:
                 self.end_reason = "protocol error"
                 self.close(exc.code, exc.reason)
-                self._peer_closed.set()
+                self._set_peer_gone()
                 return None
             if messages and self._pending is None:
                 self._pending = deque()
@@ -345,10 +365,16 @@ class WebSocket(DirectWriter):
                     except UnicodeDecodeError:
                         self.end_reason = "protocol error"
                         self.close(1007, "invalid utf-8")
-                        self._peer_closed.set()
+                        self._set_peer_gone()
                         return None
                 else:
                     self._pending.append(msg.payload)
+
+    def unreceive(self, message: str | bytes) -> None:
+        """Put a message back to be the next `receive()`'s (an endpoint that looked at the first one)."""
+        if self._pending is None:
+            self._pending = deque()
+        self._pending.appendleft(message)
 
     def _on_peer_close(self, payload: bytes) -> None:
         code, _ = wsframe.parse_close(payload)  # the reader has validated it
@@ -359,15 +385,19 @@ class WebSocket(DirectWriter):
             self.outbox.force(wsframe.close_frame(echo))
             self._close_sent = True
             self.outbox.close()
-        self._peer_closed.set()
+        self._set_peer_gone()
 
     # -- lifetime -------------------------------------------------------------------------
-    async def serve(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
-        """Run `handler` until it returns or the connection ends, then finish the closing handshake."""
+    async def serve(self, handler: Awaitable[Any]) -> None:
+        """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
+        ends, then finish the closing handshake. An endpoint may end by returning the coroutine that serves
+        the rest of the connection (a tail call: its own frame is then not kept for the connection's life)."""
         try:
             with self._scope:
                 try:
-                    await handler(self)
+                    handler = await handler
+                    while isinstance(handler, Coroutine):
+                        handler = await handler
                 except Exception:
                     log.exception("websocket handler failed")
                     self.end_reason = self.end_reason or "internal error"

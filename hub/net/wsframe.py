@@ -99,8 +99,9 @@ class FrameReader:
 
     def __init__(self, max_message: int = 1 << 20) -> None:
         self.max_message = max_message
-        self._buf = bytearray()
-        self._parts: list[bytes] = []
+        # Both made when needed and dropped when empty: an idle connection holds no buffer.
+        self._buf: bytearray | None = None
+        self._parts: list[bytes] | None = None  # the fragments of a message sent in several frames
         self._size = 0
         self._opcode: int | None = None
         self._utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message as it arrives
@@ -108,7 +109,12 @@ class FrameReader:
         self.more = False  # the last messages() stopped at its limit: complete frames may be buffered
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
+        if not data:
+            return
+        if self._buf is None:
+            self._buf = bytearray(data)
+        else:
+            self._buf += data
 
     @property
     def failed(self) -> bool:
@@ -129,6 +135,8 @@ class FrameReader:
             if not out:
                 raise
             self._error = exc
+        if not self._buf:
+            self._buf = None
         return out
 
     def _read(self, out: list[Message], limit: int) -> None:
@@ -148,7 +156,7 @@ class FrameReader:
                 if opcode == CLOSE:
                     parse_close(payload)
                     out.append(Message(opcode, payload))
-                    self._buf.clear()  # nothing after a close frame counts
+                    self._buf = None  # nothing after a close frame counts
                     return
                 out.append(Message(opcode, payload))
                 continue
@@ -164,8 +172,15 @@ class FrameReader:
             self._size += len(payload)
             if self._size > self.max_message:
                 raise ProtocolError(1009, "message too big")
-            self._parts.append(payload)
-            if self._opcode == TEXT and not (fin and len(self._parts) == 1):
+            parts = self._parts
+            if parts is None and fin:  # the common case: a message in one frame
+                out.append(Message(self._opcode, payload))
+                self._size, self._opcode = 0, None
+                continue
+            if parts is None:
+                parts = self._parts = []
+            parts.append(payload)
+            if self._opcode == TEXT:
                 if self._utf8 is None:
                     self._utf8 = codecs.getincrementaldecoder("utf-8")()
                 try:
@@ -173,13 +188,12 @@ class FrameReader:
                 except UnicodeDecodeError:
                     raise ProtocolError(1007, "invalid utf-8") from None
             if fin:
-                body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-                out.append(Message(self._opcode, body))
-                self._parts, self._size, self._opcode, self._utf8 = [], 0, None, None
+                out.append(Message(self._opcode, b"".join(parts)))
+                self._parts, self._size, self._opcode, self._utf8 = None, 0, None, None
 
     def _next_frame(self) -> tuple[bool, int, bytes] | None:
         buf = self._buf
-        if len(buf) < 2:
+        if buf is None or len(buf) < 2:
             return None
         b0, b1 = buf[0], buf[1]
         if b0 & 0x70:

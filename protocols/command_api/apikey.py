@@ -253,14 +253,14 @@ async def subscribe(hub: Hub, project: str, params: dict[str, Any], state: ApiSt
         if not force_push:  # server-side subscriptions get join/leave only when forced (Centrifugo)
             for session in hub.user_sessions(project, user):
                 if session.protocol == "centrifugo" and channel not in session.channels:
-                    session.quiet.add(channel)
+                    session.hush(channel)
         await hub.subscribe_user(project, user, channel, client=client)
         return {}
     for session in _targets(hub, project, user, params):
         if channel in session.channels:
             continue
         if session.protocol == "centrifugo" and not force_push:
-            session.quiet.add(channel)
+            session.hush(channel)
         await hub.subscribe(session, channel, info, private_ok=True)
         wire = session.wire
         if wire is None:

@@ -172,7 +172,7 @@ class LegacyClient:
         # Expiry, as the original schedules it: a timer at the end of the lifetime, and a check
         # `expired_close_delay` later that closes unless a refresh moved the timestamp on.
         self._timer: float | None = None
-        self._checks: list[float] = []
+        self._checks: tuple[float, ...] = ()  # a tuple: nothing allocated for a connection without a lifetime
         self._last_ping: float | None = None
 
     # -- messages ---------------------------------------------------------------------------
@@ -286,19 +286,19 @@ class LegacyClient:
     # -- expiry -----------------------------------------------------------------------------
     def next_expiry_check(self) -> float | None:
         """When `expire_due` next needs calling (clock time), or None."""
-        times = self._checks + ([self._timer] if self._timer is not None else [])
+        times = self._checks + ((self._timer,) if self._timer is not None else ())
         return min(times) if times else None
 
     def expire_due(self) -> bool:
         """Run the timers that are due; True if the connection must now be closed as expired."""
         now = self.clock()
         if self._timer is not None and self._timer <= now:
-            self._checks.append(self._timer + self.expired_close_delay)
+            self._checks += (self._timer + self.expired_close_delay,)
             self._timer = None
         due = [c for c in self._checks if c <= now]
         if not due:
             return False
-        self._checks = [c for c in self._checks if c > now]
+        self._checks = tuple(c for c in self._checks if c > now)
         project = self.hub.projects.get(self.project_key or "")
         if project is None or project.connection_lifetime <= 0 or self.timestamp is None:
             return False

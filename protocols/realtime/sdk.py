@@ -818,16 +818,16 @@ class SdkClient:
                     since = (-1, "")
             flag = params.get("flag")
             strict = since is not None and isinstance(flag, int) and bool(flag & FLAG_REJECT_UNRECOVERED)
-            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
+            session.hush(channel)  # no join pushes to itself before its subscribe reply
             try:
                 # The SDK protocol applied Centrifugo's access rules (anonymous users included) before this.
                 pos = await self.hub.subscribe_at(session, channel, info, private_ok=private_ok, recover=since, strict=strict,
                                                   authorized=True)
             except Unrecoverable:
-                session.quiet.discard(channel)
+                session.unhush(channel)
                 raise ReplyError(UNRECOVERABLE_POSITION) from None
             except BaseException:
-                session.quiet.discard(channel)
+                session.unhush(channel)
                 raise
             if since is not None:
                 recovered = (pos.publications, pos.recovered)
@@ -835,11 +835,11 @@ class SdkClient:
                 result["recoverable"] = True
             result.update(positioned=True, offset=pos.offset, epoch=pos.epoch)
         else:
-            session.quiet.add(channel)  # no join pushes to itself before its subscribe reply
+            session.hush(channel)  # no join pushes to itself before its subscribe reply
             try:
                 await self.hub.subscribe(session, channel, info, private_ok=private_ok, authorized=True)
             except BaseException:
-                session.quiet.discard(channel)
+                session.unhush(channel)
                 raise
         if tags_filter is not None:
             self.hub.set_filter(session, channel, lambda pub, tf=tags_filter: tagsfilter.match(tf, pub.tags))
@@ -851,7 +851,7 @@ class SdkClient:
 
             def own_join() -> None:  # after the subscribe (or connect) reply, as Centrifugo publishes it
                 if channel in session.channels and not session.closed:
-                    session.quiet.discard(channel)
+                    session.unhush(channel)
                     self._write(self.wire.join(channel, record))
 
             self._after_reply.append(own_join)
@@ -909,7 +909,7 @@ class SdkClient:
             if self.shared_poll is not None:
                 self.shared_poll.drop(self, session.project, channel)
         self.hub.unsubscribe_session(session, channel)
-        session.quiet.discard(channel)
+        session.unhush(channel)
         self.sub_expires.pop(channel, None)
         if self.proxy is not None:
             self.proxy.forget(channel)

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,13 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
                           max_commands=settings.legacy_max_commands,
                           limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
-                          on_limit=partial(ctx.metrics.refused, ctx.name))
+                          on_limit=_on_limit(ctx))
 
     state = _LegacyConnection(conn, client, family)
     conn.close_hook = state.close_args
     try:
         message = first if first is not None else await conn.receive()
+        first = None
         while message is not None:
             batch = await client.handle(message)
             message = None  # an idle connection keeps neither its last message nor its last reply
@@ -76,6 +77,14 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
         if state.expiry_scope is not None:
             state.expiry_scope.cancel()
         client.release()
+
+
+def _on_limit(ctx: AdapterContext) -> Callable[[str], None]:
+    """The adapter's "refused by a limit" counter, made once rather than per connection."""
+    counter = ctx.state.get("on_limit")
+    if counter is None:
+        counter = ctx.state["on_limit"] = partial(ctx.metrics.refused, ctx.name)
+    return counter
 
 
 class _LegacyConnection:
@@ -281,7 +290,7 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         channel_limit=settings.channel_limit,
         user_connection_limit=settings.user_connection_limit,
         limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
-        on_limit=partial(ctx.metrics.refused, ctx.name),
+        on_limit=_on_limit(ctx),
         proxy=bind_proxy(ctx, request, transport, wire),
         insecure=settings.insecure,
         personal_single_connection=settings.personal_channel_single_connection,
@@ -359,7 +368,7 @@ def select_subprotocol(offered: list[str]) -> str | None:
     return None
 
 
-async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocket) -> None:
+async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocket) -> Coroutine[Any, Any, None] | None:
     """One URL for every client protocol: the subprotocol, else the first frame, tells which one the client speaks.
 
     A connection that sends nothing within `stale_close_delay` is closed with 3502 (stale), as Centrifugo does.
@@ -377,13 +386,15 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        await sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        await sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        await sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)
+        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see WebSocket.serve)
     else:
-        await legacy_connection(ctx, ws, first, WS_TEXT, "websocket")
+        # The connection keeps neither the request nor its first message (read again from `ws`).
+        ws.unreceive(first)
+        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see WebSocket.serve)
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:
