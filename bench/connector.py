@@ -15,10 +15,9 @@ import errno
 import os
 import select
 import socket
-import struct
 from collections.abc import Callable, Generator, Iterator
 
-from .wsclient import masked_frame
+from .wsclient import masked_frame, parse_frame
 
 Dialog = Generator[bytes | None, bytearray, None]
 
@@ -38,37 +37,18 @@ def websocket_dialog(host: str, port: int, path: str, subprotocol: str | None, f
         raise ConnectionError(head.decode(errors="replace"))
     buf = yield masked_frame(first, 2 if subprotocol and "msgpack" in subprotocol else 1)
     while True:
-        frame = _take_frame(buf)
+        frame = parse_frame(buf)
         if frame is None:
             buf = yield None
             continue
-        opcode, payload = frame
+        opcode, payload, used = frame
+        del buf[:used]
         if opcode == 8:
             raise ConnectionError(f"closed: {payload!r}")
         if is_reply(payload):
             if b'"error": null' not in payload and b'"error":null' not in payload and b'"error"' in payload:
                 raise ConnectionError(payload[:300])
             return
-
-
-def _take_frame(buf: bytearray) -> tuple[int, bytes] | None:
-    """One complete server frame off the front of `buf`, or None if it is not all there yet."""
-    if len(buf) < 2:
-        return None
-    n, pos = buf[1] & 0x7F, 2
-    if n == 126:
-        if len(buf) < 4:
-            return None
-        n, pos = struct.unpack_from("!H", buf, 2)[0], 4
-    elif n == 127:
-        if len(buf) < 10:
-            return None
-        n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
-    if len(buf) < pos + n:
-        return None
-    frame = (buf[0] & 0x0F, bytes(buf[pos:pos + n]))
-    del buf[:pos + n]
-    return frame
 
 
 def connect_all(host: str, port: int, dialogs: Iterator[Dialog], count: int, inflight: int) -> list[socket.socket]:

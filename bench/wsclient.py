@@ -25,6 +25,24 @@ def masked_frame(payload: bytes, opcode: int = 1) -> bytes:
     return head + mask + body
 
 
+def parse_frame(buf: bytes | bytearray) -> tuple[int, bytes, int] | None:
+    """The first whole server frame in `buf` as (opcode, payload, bytes it took), or None if it is not all there."""
+    if len(buf) < 2:
+        return None
+    n, pos = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, pos = struct.unpack_from("!H", buf, 2)[0], 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, pos = struct.unpack_from("!Q", buf, 2)[0], 10
+    if len(buf) < pos + n:
+        return None
+    return buf[0] & 0x0F, bytes(buf[pos:pos + n]), pos + n
+
+
 class WSClient(asyncio.Protocol):
     """Handshake, then hands every complete server frame's payload to `on_message`."""
 

@@ -27,9 +27,8 @@ class ChannelName:
         return self.users is None or user in self.users
 
 
-def channel_options(project: Project, channel: object) -> NamespaceOptions:
-    """The options that govern `channel`, checked as `parse_channel` checks it, without building a ChannelName
-    (the publish path needs nothing else)."""
+def _resolve(project: Project, channel: object) -> tuple[str, str, NamespaceOptions]:
+    """(name without the private prefix, namespace, its options) of a channel name that keeps the project's rules."""
     if not isinstance(channel, str) or not channel:
         raise ChannelRequired()
     if len(channel) > project.max_channel_length:
@@ -41,29 +40,21 @@ def channel_options(project: Project, channel: object) -> NamespaceOptions:
             options = project.namespaces.get(namespace)
             if options is None:
                 raise NamespaceNotFound()
-            return options
-    return project.options
+            return bare, namespace, options
+    return bare, "", project.options
+
+
+def channel_options(project: Project, channel: object) -> NamespaceOptions:
+    """The options that govern `channel`, checked as `parse_channel` checks it, without building a ChannelName
+    (the publish path needs nothing else)."""
+    return _resolve(project, channel)[2]
 
 
 def parse_channel(project: Project, channel: object) -> ChannelName:
     """Validate `channel` against the project's rules; raise a HubError if it breaks one."""
-    if not isinstance(channel, str) or not channel:
-        raise ChannelRequired()
-    if len(channel) > project.max_channel_length:
-        raise ChannelTooLong()
-    private = channel.startswith(PRIVATE_PREFIX)
-    bare = channel[1:] if private else channel
-    namespace = ""
-    if NAMESPACE_BOUNDARY in bare:
-        namespace = bare.split(NAMESPACE_BOUNDARY, 1)[0]
-    if namespace:
-        options = project.namespaces.get(namespace)
-        if options is None:
-            raise NamespaceNotFound()
-    else:
-        options = project.options
+    bare, namespace, options = _resolve(project, channel)
     users = None
     if USER_BOUNDARY in bare:
         allowed = bare.rsplit(USER_BOUNDARY, 1)[1]
         users = frozenset(u for u in allowed.split(USER_SEPARATOR) if u)
-    return ChannelName(channel, namespace, private, users, options)
+    return ChannelName(channel, namespace, len(bare) != len(channel), users, options)  # type: ignore[arg-type]
