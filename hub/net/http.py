@@ -9,7 +9,8 @@ progress is answered with `Connection: close`, idle keep-alive connections close
 The websocket handshake is wsproto's (the common valid upgrade is answered by `wshandshake` with the same
 bytes); frames after it are ours (`wsframe`, measured faster).
 The common small keep-alive request (whole in the buffer, plain head, Content-Length body) is parsed and
-answered by `fasthttp` with h11's exact bytes; everything else, errors included, goes through h11.
+answered by `fasthttp` with h11's exact bytes, and so is the head of a plain websocket upgrade (then answered by
+`wshandshake`); everything else, errors and refusals included, goes through h11 (and wsproto).
 """
 
 from __future__ import annotations
