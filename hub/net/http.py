@@ -569,9 +569,9 @@ class HTTPServer:
             return _H11
         request = Request("GET", parsed.target, path, urllib.parse.parse_qs(query, keep_blank_values=True) if query else {},
                           parsed.headers, b"", params, client, raw_path=raw_path, tls=tls)
-        if self.limits.rate_limit and not self._take_rate(request):
-            return _H11
         if route.accept is not None and not route.accept(request):
+            return _H11  # before the rate limit, which would count the request h11's path counts again
+        if self.limits.rate_limit and not self._take_rate(request):
             return _H11
         subprotocol = await self._accept(stream, route, plain[0], plain[1], None)
         return [request, route, subprotocol, buf[parsed.end:]]

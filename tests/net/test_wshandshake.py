@@ -289,13 +289,17 @@ async def test_upgrades_without_h11_are_answered_as_through_h11(serve, fast_upgr
 
 
 async def test_the_rate_limit_refuses_fast_upgrades_as_it_refuses_h11s(serve, fast_upgrades):
-    limits = Limits(rate_limit=0.001, rate_limit_burst=2)
-    routes = [WebSocketRoute("/ws", echo_ws)]
+    """Each request counted once on either path: an origin refusal (403, through h11) takes one of the three
+    requests the burst allows, two upgrades the others, and the fourth request is refused 429."""
+    limits = Limits(rate_limit=0.001, rate_limit_burst=3)
+    routes = [WebSocketRoute("/ws", echo_ws, accept=lambda request: request.header("origin") != "http://evil.example")]
     _, fast = await serve(routes=routes, limits=limits)
     _, slow = await serve(routes=routes, limits=limits, fast_path=False)
+    requests = [request_bytes(BASE + [(b"Origin", b"http://evil.example")])] + [request_bytes(BASE) + CLOSE] * 3
     answers = []
     for port in (fast, slow):
-        answers.append([await upgrade_exchange(port, request_bytes(BASE) + CLOSE) for _ in range(3)])
+        answers.append([await upgrade_exchange(port, data) for data in requests])
     assert answers[0] == answers[1]
-    assert [a.split(b"\r\n", 1)[0] for a in answers[0]] == [b"HTTP/1.1 101 Switching Protocols"] * 2 + [b"HTTP/1.1 429 Too Many Requests"]
-    assert fast_upgrades[0] == 3  # the third was taken, then refused by the rate limit through h11
+    assert [a.split(b"\r\n", 1)[0] for a in answers[0]] == [b"HTTP/1.1 403 Forbidden"] + \
+        [b"HTTP/1.1 101 Switching Protocols"] * 2 + [b"HTTP/1.1 429 Too Many Requests"]
+    assert fast_upgrades[0] == 4  # every one was taken, the refused ones then answered through h11
