@@ -1,10 +1,17 @@
-"""The accept loop: one task per listening socket, quiet and patient when file descriptors run out."""
+"""The accept loop: one task per listening socket, quiet and patient when file descriptors run out.
+
+It accepts on its own non-blocking duplicate of the listening descriptor, as many connections in a row as are
+waiting (up to `BATCH`, then it lets the other tasks run): trio's `SocketListener.accept` goes through the
+scheduler once per connection even when the next one is already there.
+"""
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import resource
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +25,9 @@ log = logging.getLogger("hub.net.accept")
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 MAX_BACKOFF = 1.0
 TASK_NAME = "hub.net.connection"  # one shared string rather than one made per connection task
+BATCH = 16  # connections accepted in a row before the loop lets the other tasks run
+# accept() errors about one connection that went away before it was accepted: skipped (as trio's accept does).
+SKIPPED_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 
 
 def fd_limit() -> int:
@@ -40,18 +50,35 @@ async def accept_loop(
     backoff of up to a second passes, and accepts again.
     """
     task_status.started()
+    own = listener.socket
+    sock = socket.socket(own.family, own.type, own.proto, fileno=os.dup(own.fileno()))
+    sock.setblocking(False)
     backoff = 0.01
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:
-            if exc.errno not in RESOURCE_ERRNOS:
-                raise
-            rate_limited(log, logging.ERROR, "emfile", "out of file descriptors, %d connections open, limit %d",
-                         open_connections(), fd_limit())
-            with trio.move_on_after(backoff):
-                await freed.park()
-            backoff = min(backoff * 2, MAX_BACKOFF)
-            continue
-        backoff = 0.01
-        nursery.start_soon(handler, stream, name=TASK_NAME)
+    in_a_row = 0
+    try:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                in_a_row = 0
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            except OSError as exc:
+                if exc.errno in SKIPPED_ERRNOS:
+                    continue
+                if exc.errno not in RESOURCE_ERRNOS:
+                    raise
+                rate_limited(log, logging.ERROR, "emfile", "out of file descriptors, %d connections open, limit %d",
+                             open_connections(), fd_limit())
+                with trio.move_on_after(backoff):
+                    await freed.park()
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.01
+            nursery.start_soon(handler, trio.SocketStream(trio.socket.from_stdlib_socket(conn)), name=TASK_NAME)
+            in_a_row += 1
+            if in_a_row >= BATCH:
+                in_a_row = 0
+                await trio.lowlevel.checkpoint()
+    finally:
+        sock.close()

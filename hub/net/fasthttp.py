@@ -2,8 +2,10 @@
 
 `parse_head` takes a request head that is whole in the buffer and plain: request line and header fields
 by h11's own grammar (RFC 9112), `Content-Length` at most once, no `Transfer-Encoding`, `Expect` or
-`Upgrade`, exactly one `Host` in HTTP/1.1, within the listener's limits. Anything else gives None and the
-request goes to h11 as it arrives, so h11 keeps deciding every unusual case and every error reply.
+`Upgrade`, exactly one `Host` in HTTP/1.1, within the listener's limits; or a websocket upgrade's head: a GET
+in HTTP/1.1 with an `Upgrade` field, no body fields and none of the handshake's fields repeated (`upgrade` set:
+`wshandshake.plain_fields` judges the rest). Anything else gives None and the request goes to h11 as it arrives,
+so h11 keeps deciding every unusual case and every error reply.
 `render_head` writes a response head byte for byte as h11 would for such a request, or None where h11
 would do something of its own (then h11 writes it).
 """
@@ -23,13 +25,16 @@ _HEADER_FIELDS = re.compile(rb"(?:" + _TOKEN + rb":[^\x00\r\n\x0b\x0c]*\r\n)*")
 _NAME = re.compile(_TOKEN)
 _VALUE = re.compile(_FIELD_VALUE)
 _CONTENT_LENGTH_MAX_DIGITS = 20  # h11's bound
-_UNUSUAL = frozenset({"transfer-encoding", "expect", "upgrade"})  # left to h11
+_UNUSUAL = frozenset({"transfer-encoding", "expect"})  # left to h11
+# The fields a websocket handshake reads once (wshandshake._ONCE): repeated in an upgrade, the request is h11's.
+_UPGRADE_ONCE = frozenset({"connection", "host", "sec-websocket-key", "sec-websocket-version", "upgrade",
+                           "sec-websocket-protocol"})
 _OWN_RESPONSE_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "host"})  # h11 rewrites these
 
 
 class Head(NamedTuple):
     """A plain request head: `end` is where the body starts in the buffer; `close`: the client ends the
-    connection after this request (HTTP/1.0 or `Connection: close`)."""
+    connection after this request (HTTP/1.0 or `Connection: close`); `upgrade`: a GET asking for an upgrade."""
 
     method: str
     target: str
@@ -37,6 +42,7 @@ class Head(NamedTuple):
     length: int
     close: bool
     end: int
+    upgrade: bool = False
 
 
 def parse_head(buf: bytes, max_header_bytes: int, max_headers: int) -> Head | None:
@@ -52,6 +58,7 @@ def parse_head(buf: bytes, max_header_bytes: int, max_headers: int) -> Head | No
     close = version == b"1.0"
     hosts = 0
     length = -1
+    upgrade = repeated = False
     headers: dict[str, str] = {}
     if line_end < end:
         # One pass of h11's grammar over all the fields (obs-fold, bare LF, control characters: no match, h11's
@@ -76,14 +83,22 @@ def parse_head(buf: bytes, max_header_bytes: int, max_headers: int) -> Head | No
             elif key == "connection":
                 if "close" in [token.strip() for token in value.lower().split(",")]:
                     close = True
+            elif key == "upgrade":
+                upgrade = True
             elif key in _UNUSUAL:
                 return None
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+            if key in headers:
+                repeated = repeated or key in _UPGRADE_ONCE
+                headers[key] = f"{headers[key]}, {value}"
+            else:
+                headers[key] = value
         if size > max_header_bytes:
             return None
     if hosts > 1 or (hosts == 0 and version == b"1.1"):
         return None
-    return Head(method.decode("ascii"), target.decode("latin-1"), headers, max(length, 0), close, end + 4)
+    if upgrade and (repeated or length >= 0 or method != b"GET" or version != b"1.1"):
+        return None
+    return Head(method.decode("ascii"), target.decode("latin-1"), headers, max(length, 0), close, end + 4, upgrade)
 
 
 _status_lines: dict[int, bytes] = {}

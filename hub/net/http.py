@@ -9,7 +9,8 @@ progress is answered with `Connection: close`, idle keep-alive connections close
 The websocket handshake is wsproto's (the common valid upgrade is answered by `wshandshake` with the same
 bytes); frames after it are ours (`wsframe`, measured faster).
 The common small keep-alive request (whole in the buffer, plain head, Content-Length body) is parsed and
-answered by `fasthttp` with h11's exact bytes; everything else, errors included, goes through h11.
+answered by `fasthttp` with h11's exact bytes, and so is the head of a plain websocket upgrade (then answered by
+`wshandshake`); everything else, errors and refusals included, goes through h11 (and wsproto).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from . import fasthttp, wsframe
 from .limits import Exempt, IPCounts, IPRates, address_of
 from .tls import raw_fd, read_fd
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
-from .wshandshake import accept_bytes, plain_upgrade
+from .wshandshake import accept_bytes, plain_fields, plain_upgrade
 
 log = logging.getLogger("hub.net.http")
 access_log = logging.getLogger("hub.access")  # at log_level = "debug": one line per request and per websocket
@@ -288,6 +289,7 @@ class HTTPServer:
         self.routes = list(routes)
         self.fast_path = fast_path  # False: every request through h11 (the tests' oracle)
         self._routes_seen: dict[str, tuple[Route | WebSocketRoute | None, dict[str, str]]] = {}
+        self._ws_routes_seen: dict[str, tuple[Route | WebSocketRoute | None, dict[str, str]]] = {}
         self.errors = errors or {}
         self.fallback = fallback
         self.metrics = metrics
@@ -444,6 +446,8 @@ class HTTPServer:
                 rest = await self._serve_fast(stream, fd, buf, client, tls)
                 if rest is None:
                     return
+                if type(rest) is list:
+                    return rest  # an accepted websocket
                 if rest is not _H11:
                     buf, first, streak = rest, False, streak + 1
                     continue
@@ -479,21 +483,23 @@ class HTTPServer:
                 self._waiting.discard(scope)
         return None if scope.cancelled_caught else data
 
-    def _route(self, path: str, raw_path: str) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
-        """`match()` for a plain request, remembered per raw path (the routes never change) up to 1,024 paths of
-        up to 256 characters (at most about 256 KiB)."""
-        hit = self._routes_seen.get(raw_path)
+    def _route(self, path: str, raw_path: str, websocket: bool = False) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
+        """`match()`, remembered per raw path (the routes never change) up to 1,024 paths of up to 256 characters
+        (at most about 256 KiB) for plain requests and as many for upgrades."""
+        seen = self._ws_routes_seen if websocket else self._routes_seen
+        hit = seen.get(raw_path)
         if hit is None:
-            hit = self.match(path, False, raw_path)
+            hit = self.match(path, websocket, raw_path)
             if len(raw_path) <= 256:
-                if len(self._routes_seen) >= 1024:
-                    self._routes_seen.clear()
-                self._routes_seen[raw_path] = hit
+                if len(seen) >= 1024:
+                    seen.clear()
+                seen[raw_path] = hit
         return hit[0], dict(hit[1]) if hit[1] else {}
 
-    async def _serve_fast(self, stream: trio.SocketStream, fd: int, buf: bytes, client: str, tls: bool) -> bytes | object | None:
+    async def _serve_fast(self, stream: trio.SocketStream, fd: int, buf: bytes, client: str, tls: bool) -> Any:
         """Answer the plain request at the start of `buf` without h11: the bytes after it (the connection goes on),
-        None (it ends), or `_H11` when h11 is to take the request (head or body not all there, anything unusual)."""
+        None (it ends), an accepted websocket upgrade (as `_serve` returns it), or `_H11` when h11 is to take the
+        request (head or body not all there, anything unusual)."""
         limits = self.limits
         parsed = fasthttp.parse_head(buf, limits.max_header_bytes, limits.max_headers)
         if parsed is None:
@@ -506,6 +512,8 @@ class HTTPServer:
             return _H11  # left to urlsplit
         raw_path, _, query = target.partition("?")
         path = urllib.parse.unquote(raw_path)
+        if parsed.upgrade:
+            return await self._upgrade_fast(stream, buf, parsed, path, raw_path, query, client, tls)
         route, params = self._route(path, raw_path)
         if isinstance(route, Route) and route.long_poll:
             return _H11
@@ -546,6 +554,37 @@ class HTTPServer:
         if not keep or parsed.close:
             return None
         return buf[end:]
+
+    async def _upgrade_fast(self, stream: trio.SocketStream, buf: bytes, parsed: fasthttp.Head, path: str, raw_path: str,
+                            query: str, client: str, tls: bool) -> list[Any] | object:
+        """Accept a plain websocket upgrade to a websocket route as `_serve_h11` would, without h11 (`_serve_fast`
+        parsed the head): the upgrade as `_serve` returns it, or `_H11` for h11 to decide anything else (wsproto's
+        cases, another route, a refusal by the drain, the rate limit or the route's origin check: a refusal changes
+        nothing here, so h11's path makes the same checks again and answers as always)."""
+        plain = None if self.draining or parsed.close else plain_fields(parsed.headers)
+        if plain is None:
+            return _H11
+        route, params = self._route(path, raw_path, True)
+        if not isinstance(route, WebSocketRoute):
+            return _H11
+        request = Request("GET", parsed.target, path, urllib.parse.parse_qs(query, keep_blank_values=True) if query else {},
+                          parsed.headers, b"", params, client, raw_path=raw_path, tls=tls)
+        if route.accept is not None and not route.accept(request):
+            return _H11  # before the rate limit, which would count the request h11's path counts again
+        if self.limits.rate_limit and not self._take_rate(request):
+            return _H11
+        subprotocol = await self._accept(stream, route, plain[0], plain[1], None)
+        return [request, route, subprotocol, buf[parsed.end:]]
+
+    def _take_rate(self, request: Request) -> bool:
+        """`_rate_limited` without its answer: True if `request` may go (counted), False if its address is over
+        the rate (then nothing is counted, for `_rate_limited` to refuse it and count the refusal)."""
+        limits = self.limits
+        host = address_of(request.client)
+        if not host or host in limits.exempt:
+            return True
+        self.rates.configure(limits.rate_limit, limits.rate_limit_burst)
+        return self.rates.retry_after(host) is None
 
     async def _serve_h11(self, conn: h11.Connection, stream: trio.SocketStream, client: str, tls: bool,
                          first: bool) -> bool | list[Any]:
@@ -870,19 +909,24 @@ class HTTPServer:
             self.refused(route.adapter, "origin")
             await self._send(conn, stream, self.error(route.adapter, 403, "request origin not allowed"), keep=False)
             return None
+        subprotocol = await self._accept(stream, route, plain[0] if plain is not None else b"", offered, shake)
+        return subprotocol, bytes(conn.trailing_data[0])
+
+    async def _accept(self, stream: trio.SocketStream, route: WebSocketRoute, key: bytes, offered: list[str],
+                      shake: H11Handshake | None) -> str | None:
+        """Write the 101 (for `key` here, else wsproto's `shake`) with the subprotocol the route picks; return that."""
         subprotocol = route.select(list(offered)) if route.select else None
         if subprotocol is not None and subprotocol not in offered:
             subprotocol = None
-        extra = [(b"server", b"hub"), (b"date", http_date().encode())]
+        extra = [(b"server", b"hub"), (b"date", http_date_bytes())]
         if shake is None:
-            assert plain is not None
-            data = accept_bytes(plain[0], subprotocol, extra)
+            data = accept_bytes(key, subprotocol, extra)
         else:
             data = shake.send(AcceptConnection(subprotocol=subprotocol, extra_headers=extra))
         await _send_small(stream, data)
         if self.metrics is not None:
             self.metrics.observe(route.adapter or "http", 101, 0.0)
-        return subprotocol, bytes(conn.trailing_data[0])
+        return subprotocol
 
     def _websocket(self, stream: trio.SocketStream, upgrade: list[Any]) -> tuple[WebSocket, Awaitable[Any], str]:
         """An accepted websocket, its endpoint's coroutine and its access-log label ("" when not logging).

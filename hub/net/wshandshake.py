@@ -15,8 +15,7 @@ import hashlib
 import h11
 
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_ONCE = frozenset({b"connection", b"host", b"sec-websocket-key", b"sec-websocket-version", b"upgrade",
-                   b"sec-websocket-protocol"})
+_ONCE = ("connection", "host", "sec-websocket-key", "sec-websocket-version", "upgrade", "sec-websocket-protocol")
 
 
 def plain_upgrade(event: h11.Request) -> tuple[bytes, list[str]] | None:
@@ -24,26 +23,43 @@ def plain_upgrade(event: h11.Request) -> tuple[bytes, list[str]] | None:
     (let wsproto decide: it may still accept it, or it refuses it with its own answer)."""
     if event.method != b"GET" or event.http_version != b"1.1" or not event.target.isascii():
         return None
-    seen: dict[bytes, bytes] = {}
+    seen: dict[str, str] = {}
     for name, value in event.headers.raw_items():  # a plain list (iterating Headers goes through Sequence)
-        name = name.lower()
-        if name in _ONCE:
-            if name in seen or not value.isascii():
+        key = name.decode("latin-1").lower()
+        if key in _ONCE:
+            if key in seen:
                 return None
-            seen[name] = value
-        elif name == b"sec-websocket-extensions" and not value.isascii():
+            seen[key] = value.decode("latin-1")
+        elif key == "sec-websocket-extensions" and not value.isascii():
             return None
-    key = seen.get(b"sec-websocket-key")
-    host = seen.get(b"host")
-    if (key is None or host is None or seen.get(b"sec-websocket-version") != b"13"
-            or seen.get(b"upgrade", b"").lower() != b"websocket"
-            or not any(token.strip().lower() == b"upgrade" for token in seen.get(b"connection", b"").split(b","))):
+    return _verdict(seen)
+
+
+def plain_fields(headers: dict[str, str]) -> tuple[bytes, list[str]] | None:
+    """`plain_upgrade` for a head `fasthttp.parse_head` took as an upgrade (a GET in HTTP/1.1, target in ASCII,
+    none of the handshake's fields repeated), its fields by lower-case name with latin-1 values."""
+    extensions = headers.get("sec-websocket-extensions")
+    if extensions is not None and not extensions.isascii():
         return None
-    if len(host) > 1000 or b"xn--" in host.lower():  # what wsproto's IDNA decoding of the host could refuse
+    return _verdict(headers)
+
+
+def _verdict(seen: dict[str, str]) -> tuple[bytes, list[str]] | None:
+    for name in _ONCE:
+        value = seen.get(name)
+        if value is not None and not value.isascii():
+            return None
+    key = seen.get("sec-websocket-key")
+    host = seen.get("host")
+    if (key is None or host is None or seen.get("sec-websocket-version") != "13"
+            or seen.get("upgrade", "").lower() != "websocket"
+            or not any(token.strip().lower() == "upgrade" for token in seen.get("connection", "").split(","))):
         return None
-    offered = seen.get(b"sec-websocket-protocol")
-    subprotocols = [p.strip().decode("ascii") for p in offered.split(b",")] if offered is not None else []
-    return key, subprotocols
+    if len(host) > 1000 or "xn--" in host.lower():  # what wsproto's IDNA decoding of the host could refuse
+        return None
+    offered = seen.get("sec-websocket-protocol")
+    subprotocols = [p.strip() for p in offered.split(",")] if offered is not None else []
+    return key.encode("ascii"), subprotocols
 
 
 def accept_bytes(key: bytes, subprotocol: str | None, extra_headers: list[tuple[bytes, bytes]]) -> bytes:

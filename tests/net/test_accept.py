@@ -3,11 +3,14 @@ traceback flood, and serves again as soon as descriptors free up."""
 
 from __future__ import annotations
 
+import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -83,3 +86,39 @@ async def test_emfile_is_logged_once_and_the_hub_serves_again(tmp_path: Path):
     assert len(emfile) == 1, log
     assert f"limit {FD_LIMIT}" in emfile[0] and "connections open" in emfile[0]
     assert "Traceback" not in log
+
+
+async def test_a_burst_of_connections_is_accepted_in_batches_and_the_loop_ends_cleanly():
+    """More connections at once than one batch (accept.BATCH): every one reaches the handler; once cancelled the
+    loop has closed its duplicate of the listening descriptor and the listener itself is untouched."""
+    from hub.net.accept import BATCH, accept_loop
+
+    count = 3 * BATCH + 5
+    accepted: list[trio.SocketStream] = []
+    all_in = trio.Event()
+
+    async def handler(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        if len(accepted) == count:
+            all_in.set()
+
+    fds_before = set(os.listdir("/proc/self/fd"))
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
+    clients: list[socket.socket] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(accept_loop, listener, handler, nursery, open_connections=lambda: len(accepted),
+                                    freed=trio.lowlevel.ParkingLot()))
+        for _ in range(count):  # all connected before the loop runs again: they wait in the backlog together
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+        with trio.fail_after(10):
+            await all_in.wait()
+        nursery.cancel_scope.cancel()
+    assert len(accepted) == count and all(isinstance(s, trio.SocketStream) for s in accepted)
+    for stream in accepted:
+        await stream.aclose()
+    for client in clients:
+        client.close()
+    assert listener.socket.fileno() >= 0  # still open: the loop closed only its own descriptor
+    await listener.aclose()
+    assert not set(os.listdir("/proc/self/fd")) - fds_before  # no descriptor of ours left open

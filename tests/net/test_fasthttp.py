@@ -86,6 +86,7 @@ def test_every_head_the_fast_parser_takes_is_one_h11_reads_the_same_way():
         request, length, keep = reference
         assert (parsed.method, parsed.target, parsed.headers) == (request.method, request.target, request.headers), head
         assert (parsed.length, not parsed.close, parsed.end) == (length, keep, len(head)), head
+        assert parsed.upgrade == ("upgrade" in request.headers), head
     assert taken > 600  # the generator gives the fast path plenty to do
 
 
@@ -98,7 +99,11 @@ def test_every_head_the_fast_parser_takes_is_one_h11_reads_the_same_way():
     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
-    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",  # an upgrade that is not a GET
+    b"GET / HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n\r\n",  # a handshake field repeated
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: a\r\nSec-WebSocket-Key: b\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n",
     b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
