@@ -209,25 +209,26 @@ async def _publish_batch(hub: Hub, project: Project, items: list[tuple[str, Any]
     """Well-formed publish commands (`run_commands`): what `_publish` does for each, the hub's work in one call."""
     replies: list[dict[str, Any]] = []
     accepted: list[tuple[str, Any]] = []
-    fates: dict[str, int] = {}
+    known: dict[str, Any] = {}  # channel → its options (published to), or _ACCEPT / _REFUSE
     options_of, key = hub.options_of, project.key
     for item in items:
         channel = item[0]
-        fate = fates.get(channel)
+        fate = known.get(channel)
         if fate is None:
-            try:  # `_fate`'s first step, inlined: a channel whose options are known is published to
-                options_of(key, channel)
-                fate = _PUBLISH
+            try:  # `_fate`'s first step, inlined; the options found go with the batch to the hub
+                fate = options_of(key, channel)
             except HubError:
                 fate = _fate(hub, project, channel)
-            fates[channel] = fate
-        if fate == _PUBLISH:
+                if fate == _PUBLISH:  # options_of is deterministic: not seen, but kept right if it were
+                    fate = options_of(key, channel)
+            known[channel] = fate
+        if type(fate) is int:
+            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
+        else:
             replies.append(_PUBLISHED)
             accepted.append(item)
-        else:
-            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
     if accepted:
-        await hub.publish_batch(project.key, accepted)
+        await hub.publish_batch(key, accepted, known)
     return replies
 
 
