@@ -87,18 +87,8 @@ def _encode(obj: Any) -> str:
 
 
 def dumps(obj: Any) -> str:
-    """`json.dumps` defaults with `</` escaped as `<\\/` (Tornado's json_encode), byte for byte (`_encode`, inlined:
-    a call less per publication)."""
-    global _C_ENCODER
-    encoder = _C_ENCODER
-    if encoder is None or isinstance(obj, str):
-        text = _ENCODER.encode(obj)
-    else:
-        try:
-            text = "".join(encoder(obj, 0))
-        except BaseException:
-            _C_ENCODER = _c_encoder()
-            raise
+    """`json.dumps` defaults with `</` escaped as `<\\/` (Tornado's json_encode), byte for byte."""
+    text = _encode(obj)
     return text.replace("</", "<\\/") if "</" in text else text
 
 
