@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -401,10 +401,26 @@ class Hub:
         stats = self.stats
         key = (project, channel)
         subs = self._channels.get(key)
-        if subs and (key in self._filtered or key in self._delta):  # tags filters, Fossil deltas
+        if not subs:
+            targets = 0
+        elif (self._filtered or self._delta) and (key in self._filtered or key in self._delta):  # tags filters, Fossil deltas
             targets = self._deliver_each(key, subs, pubs)
+        elif len(subs) == 1:  # one subscriber (a channel per client): `_deliver`'s first case, a call less
+            (session,) = subs.values()
+            wire = session.wire
+            if wire is None:
+                targets = 0
+            else:
+                targets = 1
+                messages = len(pubs)
+                frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
+                if session.outbox.push(frame, messages):
+                    session.received += messages
+                    stats.messages_delivered += messages
+                elif not session.closed:
+                    self._overflowed(session, messages)
         else:
-            targets = self._deliver(subs, pubs) if subs else 0
+            targets = self._deliver(subs, pubs)
         watch_all = self._watch_all  # empty unless there are topic filters or event listeners (one check, not two)
         if watch_all and self.filters:  # topic-filter subscribers (MQTT wildcards) not already subscribed to the channel itself
             matched = self.filters.match(project, channel, subs)
@@ -593,7 +609,7 @@ class Hub:
         options = self.options_of(project, channel)
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
-        pubs = [Publication(f"{node}{next(seq):016x}", project, channel, data, info, client, now, 0, "",
+        pubs = [Publication(node + format(next(seq), "016x"), project, channel, data, info, client, now, 0, "",
                             meta[i] if meta else None, tags) for i, (data, info, client) in enumerate(items)]
         if raw is not None and len(pubs) == 1:
             pubs[0].raw = raw
@@ -606,20 +622,27 @@ class Hub:
             self.stats.messages_in -= len(pubs)
             raise
 
-    async def publish_batch(self, project: str, items: list[tuple[str, Any]]) -> None:
+    async def publish_batch(self, project: str, items: list[tuple[str, Any]],
+                            options: Mapping[str, Any] | None = None) -> None:
         """Publish `(channel, data)` items, each to its own channel, in order per channel: what a batch of API
         publish commands does, with the per-publication work done once per batch (one engine call; the
         memory engine delivers the whole batch without an await per channel, and a channel with several
-        items gets them in one push)."""
+        items gets them in one push). `options`: each item channel's `options_of`, when the caller has them."""
         now = self.clock()
         node, seq = self.node_id, self._uid_seq
         groups: dict[str, list[Publication]] = {}
         for channel, data in items:
+            pub = Publication(node + format(next(seq), "016x"), project, channel, data, None, None, now, 0, "", None, None)
             pubs = groups.get(channel)
             if pubs is None:
-                pubs = groups[channel] = []
-            pubs.append(Publication(f"{node}{next(seq):016x}", project, channel, data, None, None, now, 0, "", None, None))
-        batch = [(channel, self.options_of(project, channel), pubs) for channel, pubs in groups.items()]
+                groups[channel] = [pub]
+            else:
+                pubs.append(pub)
+        if options is None:
+            options_of = self.options_of
+            batch = [(channel, options_of(project, channel), pubs) for channel, pubs in groups.items()]
+        else:
+            batch = [(channel, options[channel], pubs) for channel, pubs in groups.items()]
         self.stats.messages_in += len(items)
         try:
             await self.engine.publish_batch(project, batch)
@@ -628,7 +651,7 @@ class Hub:
             raise
 
     def new_uid(self) -> str:
-        return f"{self.node_id}{next(self._uid_seq):016x}"
+        return self.node_id + format(next(self._uid_seq), "016x")  # half the f-string's 0.4 us
 
     async def map_publish(self, project: str, channel: str, key: str, data: Any, info: Any = None,
                           client: str | None = None, *, removed: bool = False, tags: dict[str, str] | None = None,

@@ -114,9 +114,12 @@ class MemoryEngine(Engine):
         return pubs
 
     async def publish_batch(self, project: str, batch: list[tuple[str, NamespaceOptions, list[Publication]]]) -> None:
-        publish = self._publish
+        publish, deliver = self._publish, self.hub.deliver
         for channel, options, pubs in batch:
-            publish(project, channel, options, pubs)
+            if options.history_size > 0 and options.history_lifetime > 0:  # options.keeps_history
+                publish(project, channel, options, pubs)
+            elif pubs:
+                deliver(project, channel, pubs)  # all `_publish` does then
 
     def _publish(self, project: str, channel: str, options: NamespaceOptions, pubs: list[Publication]) -> None:
         if options.keeps_history and pubs:

@@ -66,8 +66,14 @@ class WebSocketFraming:
     def __init__(self, opcode: int = TEXT) -> None:
         self.opcode = opcode
         self.name = "ws-text" if opcode == TEXT else "ws-binary"
+        self._head = 0x80 | opcode  # FIN + opcode: the first byte of `encode_frame`'s frames
 
     def frame(self, payload: bytes) -> bytes:
+        n = len(payload)  # `encode_frame` inlined for payloads under 64 KiB (a call less per publication)
+        if n < 126:
+            return bytes((self._head, n)) + payload
+        if n < 65536:
+            return bytes((self._head, 126, n >> 8, n & 0xFF)) + payload
         return encode_frame(self.opcode, payload)
 
     def pack(self, pending: bytes) -> bytes:

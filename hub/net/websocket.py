@@ -95,14 +95,18 @@ class DirectWriter:
             self._start_writer()
         elif not self._scheduled:
             self._scheduled = True
-            self._flusher.schedule(self)
+            ready = self._flusher._ready  # Flusher.schedule, inlined: this runs once per delivery
+            ready.append(self)
+            if len(ready) == 1:
+                self._flusher._lot.unpark_all()
 
     def flush(self) -> None:
         """Write what is pending with one non-blocking write; a full socket hands over to a writer task."""
         self._scheduled = False
         if self._writing or self._aborted:
             return
-        data = self.outbox.take()
+        outbox = self.outbox
+        data = outbox.take()
         if data and self._fd is None:
             self._backlog = data
             self._start_writer()
@@ -121,7 +125,7 @@ class DirectWriter:
                 return
             if self._drained is not None:  # someone waits for backpressure to ease (a call less per write otherwise)
                 self._check_drained()
-        if self.outbox.closed:
+        if outbox.closed:
             self._start_writer()
 
     def _start_writer(self) -> None:

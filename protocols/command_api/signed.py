@@ -156,17 +156,6 @@ def encode_replies(replies: list[dict[str, Any]]) -> bytes:
     return ("[" + ", ".join([_PUBLISHED_JSON if r is _PUBLISHED or r == _PUBLISHED else dumps(r) for r in replies]) + "]").encode()
 
 
-def _publish_channel(cmd: Any) -> str | None:
-    """The channel of a well-formed publish command (one that passes the schemas), else None."""
-    if type(cmd) is not dict or cmd.get("method") != "publish":
-        return None
-    params = cmd.get("params")
-    if type(params) is not dict:
-        return None
-    channel = params.get("channel")
-    return channel if type(channel) is str and channel else None
-
-
 async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[dict[str, Any]]:
     """Run every command in order; one failing command does not stop the others.
 
@@ -179,8 +168,17 @@ async def run_commands(hub: Hub, project: Project, commands: list[Any]) -> list[
     i, n = 0, len(commands)
     while i < n:
         items: list[tuple[str, Any]] = []
-        while i < n and (channel := _publish_channel(commands[i])) is not None:
-            items.append((channel, commands[i]["params"].get("data")))
+        while i < n:  # a well-formed publish (one that passes the schemas) joins the batch
+            cmd = commands[i]
+            if type(cmd) is not dict or cmd.get("method") != "publish":
+                break
+            params = cmd.get("params")
+            if type(params) is not dict:
+                break
+            channel = params.get("channel")
+            if type(channel) is not str or not channel:
+                break
+            items.append((channel, params.get("data")))
             i += 1
         if items:
             replies.extend(await _publish_batch(hub, project, items))
@@ -208,22 +206,29 @@ def _fate(hub: Hub, project: Project, channel: str) -> int:
 
 
 async def _publish_batch(hub: Hub, project: Project, items: list[tuple[str, Any]]) -> list[dict[str, Any]]:
-    """Publish commands that passed `_publish_channel`: what `_publish` does for each, the hub's work in one call."""
+    """Well-formed publish commands (`run_commands`): what `_publish` does for each, the hub's work in one call."""
     replies: list[dict[str, Any]] = []
     accepted: list[tuple[str, Any]] = []
-    fates: dict[str, int] = {}
+    known: dict[str, Any] = {}  # channel → its options (published to), or _ACCEPT / _REFUSE
+    options_of, key = hub.options_of, project.key
     for item in items:
         channel = item[0]
-        fate = fates.get(channel)
+        fate = known.get(channel)
         if fate is None:
-            fate = fates[channel] = _fate(hub, project, channel)
-        if fate == _PUBLISH:
+            try:  # `_fate`'s first step, inlined; the options found go with the batch to the hub
+                fate = options_of(key, channel)
+            except HubError:
+                fate = _fate(hub, project, channel)
+                if fate == _PUBLISH:  # options_of is deterministic: not seen, but kept right if it were
+                    fate = options_of(key, channel)
+            known[channel] = fate
+        if type(fate) is int:
+            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
+        else:
             replies.append(_PUBLISHED)
             accepted.append(item)
-        else:
-            replies.append(_PUBLISHED if fate == _ACCEPT else _NO_NAMESPACE)
     if accepted:
-        await hub.publish_batch(project.key, accepted)
+        await hub.publish_batch(key, accepted, known)
     return replies
 
 

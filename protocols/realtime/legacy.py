@@ -53,8 +53,11 @@ class LegacyCodec:
     def publication(self, pub: Publication) -> bytes:
         # The envelope is fixed: only the variable parts go through the encoder (none can form `</` across a seam).
         info = "null" if pub.info is None else dumps(pub.info)
+        channel = _string(pub.channel)  # `_escape`, inlined (a call less per publication)
+        if "</" in channel:
+            channel = channel.replace("</", "<\\/")
         return (f'{{"method": "message", "error": null, "body": {{"uid": "{pub.uid}", "timestamp": {int(pub.timestamp)}, '
-                f'"info": {info}, "channel": {_escape(pub.channel)}, "data": {dumps(pub.data)}}}}}').encode()
+                f'"info": {info}, "channel": {channel}, "data": {dumps(pub.data)}}}}}').encode()
 
     def join(self, channel: str, client: dict[str, Any]) -> bytes:
         return _push("join", {"channel": channel, "data": client})

@@ -102,6 +102,14 @@ def test_dumps_refuses_what_the_standard_encoder_refuses():
             json.dumps(bad)
         assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
     assert dumps({"ok": 1}) == '{"ok": 1}'  # nothing left over from a failed call
+    # The encoder is reused: a failure part-way leaves its containers marked as being encoded, which must
+    # not make the same containers look circular afterwards.
+    inner = {"x": [1]}
+    outer = [inner, object()]
+    with pytest.raises(TypeError):
+        dumps(outer)
+    outer.pop()
+    assert dumps(outer) == '[{"x": [1]}]'
 
 
 async def test_connect_info_default_info_and_second_connect():
