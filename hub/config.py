@@ -97,42 +97,26 @@ class ListenerSettings:
 NAMESPACE_KEYS = {f.name for f in dataclasses.fields(NamespaceOptions)}
 
 
-@dataclass
-class NamespaceTable:
-    """[projects.<key>.namespaces.<name>]: what clients may do in that namespace's channels."""
+# What a namespace table checks beyond each key's type; the keys, types and defaults are NamespaceOptions'.
+NAMESPACE_CHECKS: dict[str, dict[str, Any]] = {
+    "history_size": {"min": 0},
+    "history_lifetime": {"min": 0},
+    "map_mode": {"choices": ("", "ephemeral", "recoverable", "persistent")},
+    "map_type": {"choices": (1, 2)},
+    "map_key_ttl": {"min": 0},
+    "map_client_key": {"choices": ("", "client_id")},
+    "publish_debounce": {"min": 0},
+}
 
-    publish: bool = False
-    anonymous: bool = False
-    presence: bool = True
-    join_leave: bool = True
-    history_size: int = field(default=0, metadata={"min": 0})
-    history_lifetime: float = field(default=0.0, metadata={"min": 0})
-    force_push_join_leave: bool = False
-    force_positioning: bool = False
-    force_recovery: bool = True
-    allow_subscribe_for_client: bool = True
-    allow_publish_for_client: bool = False
-    allow_presence_for_subscriber: bool = True
-    allow_history_for_subscriber: bool = True
-    # Centrifugo v6: presence/history without being subscribed; what anonymous users (user "") may do.
-    allow_presence_for_client: bool = False
-    allow_history_for_client: bool = False
-    allow_subscribe_for_anonymous: bool = False
-    allow_publish_for_anonymous: bool = False
-    allow_presence_for_anonymous: bool = False
-    allow_history_for_anonymous: bool = False
-    allow_user_limited_channels: bool = True
-    allow_tags_filter: bool = False
-    delta_fossil: bool = False
-    map_mode: str = field(default="", metadata={"choices": ("", "ephemeral", "recoverable", "persistent")})
-    map_type: int = field(default=1, metadata={"choices": (1, 2)})
-    map_key_ttl: float = field(default=0.0, metadata={"min": 0})
-    map_publish_for_client: bool = False
-    map_publish_for_subscriber: bool = False
-    map_remove_for_client: bool = False
-    map_client_key: str = field(default="", metadata={"choices": ("", "client_id")})
-    map_presence_prefix: str = ""
-    publish_debounce: float = field(default=0.0, metadata={"min": 0})
+# [projects.<key>.namespaces.<name>]: what clients may do in that namespace's channels (NamespaceOptions' fields,
+# with the checks above), so the file's keys and the core's options cannot drift apart.
+NamespaceTable = dataclasses.make_dataclass(
+    "NamespaceTable",
+    [(f.name, f.type, field(default=f.default, metadata=NAMESPACE_CHECKS.get(f.name, {})))
+     for f in dataclasses.fields(NamespaceOptions)],
+    namespace={"__doc__": "[projects.<key>.namespaces.<name>]: what clients may do in that namespace's channels.",
+               "__module__": __name__},
+)
 
 
 @dataclass
