@@ -405,20 +405,6 @@ class Hub:
             targets = 0
         elif (self._filtered or self._delta) and (key in self._filtered or key in self._delta):  # tags filters, Fossil deltas
             targets = self._deliver_each(key, subs, pubs)
-        elif len(subs) == 1:  # one subscriber (a channel per client): `_deliver`'s first case, a call less
-            (session,) = subs.values()
-            wire = session.wire
-            if wire is None:
-                targets = 0
-            else:
-                targets = 1
-                messages = len(pubs)
-                frame = wire.publication(pubs[0]) if messages == 1 else b"".join([wire.publication(p) for p in pubs])
-                if session.outbox.push(frame, messages):
-                    session.received += messages
-                    stats.messages_delivered += messages
-                elif not session.closed:
-                    self._overflowed(session, messages)
         else:
             targets = self._deliver(subs, pubs)
         watch_all = self._watch_all  # empty unless there are topic filters or event listeners (one check, not two)
