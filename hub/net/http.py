@@ -298,6 +298,7 @@ class HTTPServer:
         self.write_timeout = write_timeout
         self.limits = limits or Limits()
         self.flusher = Flusher()
+        self.spawn = self._spawn  # one bound method shared by every websocket (not one made per connection)
         self.tasks: trio.Nursery | None = None
         self.connections = 0
         self.idle = trio.Event()
@@ -934,7 +935,7 @@ class HTTPServer:
         once they have read the query) lets it go."""
         request, route, subprotocol, initial = upgrade
         upgrade.clear()
-        ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
+        ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self.spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)

@@ -212,7 +212,8 @@ class WebSocket(DirectWriter):
     ) -> None:
         self.stream = stream
         self.subprotocol = subprotocol
-        self.outbox = Outbox(outbox_bytes, notify=self._on_ready, on_overflow=self._on_overflow)
+        # The websocket itself is the overflow handler (`__call__`): one bound method less kept per connection.
+        self.outbox = Outbox(outbox_bytes, notify=self._on_ready, on_overflow=self)
         self.slow_close = slow_close
         self.adapter = adapter
         self.metrics = metrics
@@ -261,6 +262,8 @@ class WebSocket(DirectWriter):
         # otherwise close with this connection's slow-client code.
         if self.close_code is None and (self.close_hook is None or not self.outbox.closed):
             self.close(*self.slow_close)
+
+    __call__ = _on_overflow
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake once everything already queued has gone out."""
@@ -396,8 +399,11 @@ class WebSocket(DirectWriter):
         """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
         ends, then finish the closing handshake. An endpoint may end by returning the coroutine that serves
         the rest of the connection (a tail call: its own frame is then not kept for the connection's life)."""
+        # `with self._scope`, spelled out: a `with` keeps the bound `__exit__` for the connection's whole life.
+        scope = self._scope
+        scope.__enter__()
         try:
-            with self._scope:
+            try:
                 try:
                     handler = await handler
                     while isinstance(handler, Coroutine):
@@ -412,6 +418,12 @@ class WebSocket(DirectWriter):
                     while await self.receive() is not None:
                         pass
                     await trio.sleep_forever()
+            except BaseException as exc:
+                if not scope.__exit__(type(exc), exc, exc.__traceback__):
+                    raise
+            else:
+                scope.__exit__(None, None, None)
         finally:
             if self.metrics is not None:
                 self.metrics.disconnected(self.adapter, self.end_reason or "server closed")
+

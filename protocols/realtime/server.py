@@ -56,7 +56,7 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
                           on_limit=_on_limit(ctx))
 
     state = _LegacyConnection(conn, client, family)
-    conn.close_hook = state.close_args
+    conn.close_hook = state  # callable: its close_args (an object kept rather than a bound method made for it)
     try:
         message = first if first is not None else await conn.receive()
         first = None
@@ -102,6 +102,8 @@ class _LegacyConnection:
         session = self.client.session
         reason = session.close_reason if session is not None else None
         return getattr(CODEC.close(reason, session.reconnect if session is not None else True), self.family)
+
+    __call__ = close_args
 
     def close(self, cause: str) -> None:
         self.conn.close(*getattr(close_for(cause), self.family))
