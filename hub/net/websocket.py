@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -394,36 +394,21 @@ class WebSocket(DirectWriter):
             self.outbox.close()
         self._set_peer_gone()
 
-    # -- lifetime -------------------------------------------------------------------------
-    async def serve(self, handler: Awaitable[Any]) -> None:
-        """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
-        ends, then finish the closing handshake. An endpoint may end by returning the coroutine that serves
-        the rest of the connection (a tail call: its own frame is then not kept for the connection's life)."""
-        # `with self._scope`, spelled out: a `with` keeps the bound `__exit__` for the connection's whole life.
-        scope = self._scope
-        scope.__enter__()
-        try:
-            try:
-                try:
-                    handler = await handler
-                    while isinstance(handler, Coroutine):
-                        handler = await handler
-                except Exception:
-                    log.exception("websocket handler failed")
-                    self.end_reason = self.end_reason or "internal error"
-                    self.close(1011, "internal error")
-                else:
-                    self.close(1000, "")
-                with trio.move_on_after(3):
-                    while await self.receive() is not None:
-                        pass
-                    await trio.sleep_forever()
-            except BaseException as exc:
-                if not scope.__exit__(type(exc), exc, exc.__traceback__):
-                    raise
-            else:
-                scope.__exit__(None, None, None)
-        finally:
-            if self.metrics is not None:
-                self.metrics.disconnected(self.adapter, self.end_reason or "server closed")
+    # -- lifetime (HTTPServer.handle runs an accepted websocket: its endpoint, then these) --------------
+    def handler_failed(self) -> None:
+        """The endpoint's coroutine raised: logged, and the connection closed 1011."""
+        log.exception("websocket handler failed")
+        self.end_reason = self.end_reason or "internal error"
+        self.close(1011, "internal error")
 
+    async def linger(self) -> None:
+        """After the endpoint: read (and drop) what the client still sends until the closing handshake ends
+        the connection (the scope is cancelled), for at most 3 seconds."""
+        with trio.move_on_after(3):
+            while await self.receive() is not None:
+                pass
+            await trio.sleep_forever()
+
+    def ended(self) -> None:
+        if self.metrics is not None:
+            self.metrics.disconnected(self.adapter, self.end_reason or "server closed")
