@@ -136,7 +136,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (WebSocket.serve)
+WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (HTTPServer.handle)
 ErrorBuilder = Callable[[int, str], Response]
 
 _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")

@@ -389,15 +389,15 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     else:
         # The connection keeps neither the request nor its first message (read again from `ws`).
         ws.unreceive(first)
-        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see WebSocket.serve)
+        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see HTTPServer.handle)
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:
