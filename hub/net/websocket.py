@@ -410,5 +410,6 @@ class WebSocket(DirectWriter):
             await trio.sleep_forever()
 
     def ended(self) -> None:
+        """The connection is over: counted in the disconnect metrics with why it ended."""
         if self.metrics is not None:
             self.metrics.disconnected(self.adapter, self.end_reason or "server closed")
