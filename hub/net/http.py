@@ -23,7 +23,7 @@ import re
 import sys
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from functools import partial
@@ -136,7 +136,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (WebSocket.serve)
+WebSocketHandler = Callable[[Request, WebSocket], Awaitable[Any]]  # may return a coroutine to tail-call (HTTPServer.handle)
 ErrorBuilder = Callable[[int, str], Response]
 
 _PARAM = re.compile(r"\{(\w+)(?::(path))?\}")
@@ -298,6 +298,7 @@ class HTTPServer:
         self.write_timeout = write_timeout
         self.limits = limits or Limits()
         self.flusher = Flusher()
+        self.spawn = self._spawn  # one bound method shared by every websocket (not one made per connection)
         self.tasks: trio.Nursery | None = None
         self.connections = 0
         self.idle = trio.Event()
@@ -364,11 +365,32 @@ class HTTPServer:
                     # Served here rather than inside _serve, so an open websocket keeps no HTTP request state.
                     ws, handler, logged = self._websocket(stream, upgrade)
                     started = time.perf_counter() if logged else 0.0
-                    serving = ws.serve(handler)
-                    del upgrade, handler, client  # serve() holds the endpoint's coroutine only while it runs
+                    del upgrade, client
+                    # What the websocket's life takes, inline here rather than in a WebSocket coroutine: the task
+                    # of each open connection then keeps one coroutine frame fewer for the collector to walk.
+                    # `with ws._scope`, spelled out: a `with` keeps its bound `__exit__` on the suspended frame.
+                    scope = ws._scope
+                    scope.__enter__()
                     try:
-                        await serving
+                        try:
+                            try:
+                                # An endpoint may end by returning the coroutine that serves the rest of the
+                                # connection (a tail call: its own frame is then not kept for the connection's life).
+                                handler = await handler
+                                while isinstance(handler, Coroutine):
+                                    handler = await handler
+                            except Exception:
+                                ws.handler_failed()
+                            else:
+                                ws.close(1000, "")
+                            await ws.linger()
+                        except BaseException as exc:
+                            if not scope.__exit__(type(exc), exc, exc.__traceback__):
+                                raise
+                        else:
+                            scope.__exit__(None, None, None)
                     finally:
+                        ws.ended()
                         if logged:
                             access_log.debug("%s 101 websocket closed %s after %.1fs", logged,
                                              ws.close_code or ws.peer_close_code, time.perf_counter() - started)
@@ -934,7 +956,7 @@ class HTTPServer:
         once they have read the query) lets it go."""
         request, route, subprotocol, initial = upgrade
         upgrade.clear()
-        ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self._spawn,
+        ws = WebSocket(stream, subprotocol=subprotocol, flusher=self.flusher, spawn=self.spawn,
                        outbox_bytes=self.outbox_bytes, initial=initial, max_message=route.max_message,
                        write_timeout=self.write_timeout, slow_close=route.slow_close, adapter=route.adapter,
                        metrics=self.metrics)

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -212,7 +212,8 @@ class WebSocket(DirectWriter):
     ) -> None:
         self.stream = stream
         self.subprotocol = subprotocol
-        self.outbox = Outbox(outbox_bytes, notify=self._on_ready, on_overflow=self._on_overflow)
+        # The websocket itself is the overflow handler (`__call__`): one bound method less kept per connection.
+        self.outbox = Outbox(outbox_bytes, notify=self._on_ready, on_overflow=self)
         self.slow_close = slow_close
         self.adapter = adapter
         self.metrics = metrics
@@ -261,6 +262,8 @@ class WebSocket(DirectWriter):
         # otherwise close with this connection's slow-client code.
         if self.close_code is None and (self.close_hook is None or not self.outbox.closed):
             self.close(*self.slow_close)
+
+    __call__ = _on_overflow
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake once everything already queued has gone out."""
@@ -391,27 +394,22 @@ class WebSocket(DirectWriter):
             self.outbox.close()
         self._set_peer_gone()
 
-    # -- lifetime -------------------------------------------------------------------------
-    async def serve(self, handler: Awaitable[Any]) -> None:
-        """Run `handler` (the endpoint's coroutine for this connection) until it returns or the connection
-        ends, then finish the closing handshake. An endpoint may end by returning the coroutine that serves
-        the rest of the connection (a tail call: its own frame is then not kept for the connection's life)."""
-        try:
-            with self._scope:
-                try:
-                    handler = await handler
-                    while isinstance(handler, Coroutine):
-                        handler = await handler
-                except Exception:
-                    log.exception("websocket handler failed")
-                    self.end_reason = self.end_reason or "internal error"
-                    self.close(1011, "internal error")
-                else:
-                    self.close(1000, "")
-                with trio.move_on_after(3):
-                    while await self.receive() is not None:
-                        pass
-                    await trio.sleep_forever()
-        finally:
-            if self.metrics is not None:
-                self.metrics.disconnected(self.adapter, self.end_reason or "server closed")
+    # -- lifetime (HTTPServer.handle runs an accepted websocket: its endpoint, then these) --------------
+    def handler_failed(self) -> None:
+        """The endpoint's coroutine raised: logged, and the connection closed 1011."""
+        log.exception("websocket handler failed")
+        self.end_reason = self.end_reason or "internal error"
+        self.close(1011, "internal error")
+
+    async def linger(self) -> None:
+        """After the endpoint: read (and drop) what the client still sends until the closing handshake ends
+        the connection (the scope is cancelled), for at most 3 seconds."""
+        with trio.move_on_after(3):
+            while await self.receive() is not None:
+                pass
+            await trio.sleep_forever()
+
+    def ended(self) -> None:
+        """The connection is over: counted in the disconnect metrics with why it ended."""
+        if self.metrics is not None:
+            self.metrics.disconnected(self.adapter, self.end_reason or "server closed")

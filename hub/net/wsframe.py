@@ -97,6 +97,8 @@ class Message:
 class FrameReader:
     """Feed bytes from a client; take complete messages and control frames out."""
 
+    __slots__ = ("max_message", "_buf", "_parts", "_size", "_opcode", "_utf8", "_error", "more")  # one per connection
+
     def __init__(self, max_message: int = 1 << 20) -> None:
         self.max_message = max_message
         # Both made when needed and dropped when empty: an idle connection holds no buffer.

@@ -211,7 +211,7 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
     server.connections += 1
     if server.idle.is_set():
         server.idle = trio.Event()
-    link = StreamLink(stream, server.flusher, server._spawn, limit, server.write_timeout)
+    link = StreamLink(stream, server.flusher, server.spawn, limit, server.write_timeout)
     conn = broker.connection(link, peer_host(stream))
     reader = codec.PacketReader(broker.limits.max_packet_size)
     try:

@@ -50,13 +50,13 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
     `family` ("websocket" or "sockjs") picks the close codes from the protocol's one table."""
     wire = legacy_wire(framing)
     settings = ctx.settings
-    client = LegacyClient(ctx.hub, conn.outbox, wire, expired_close_delay=settings.legacy_expired_close_delay,
-                          max_commands=settings.legacy_max_commands,
-                          limiter=command_limiter(settings.command_rate_limit, settings.command_burst, settings.command_abuse),
-                          on_limit=_on_limit(ctx))
-
-    state = _LegacyConnection(conn, client, family)
-    conn.close_hook = state.close_args
+    client = _LegacyConnection(conn, family, ctx.hub, conn.outbox, wire,
+                               expired_close_delay=settings.legacy_expired_close_delay,
+                               max_commands=settings.legacy_max_commands,
+                               limiter=command_limiter(settings.command_rate_limit, settings.command_burst,
+                                                       settings.command_abuse),
+                               on_limit=_on_limit(ctx))
+    conn.close_hook = client  # callable: its close_args (an object kept rather than a bound method made for it)
     try:
         message = first if first is not None else await conn.receive()
         first = None
@@ -66,16 +66,16 @@ async def legacy_connection(ctx: AdapterContext, conn: Any, first: str | bytes |
             if batch.reply is not None and not conn.closing:
                 conn.send_frame(wire.frame(batch.reply))
             if client.next_expiry_check() is not None:
-                state.expiry_changed()
+                client.expiry_changed()
             if batch.close is not None:
                 await trio.sleep(batch.close_delay)
-                state.close(batch.close)
+                client.close(batch.close)
                 return
             batch = None
             message = await conn.receive()
     finally:
-        if state.expiry_scope is not None:
-            state.expiry_scope.cancel()
+        if client.expiry_scope is not None:
+            client.expiry_scope.cancel()
         client.release()
 
 
@@ -87,28 +87,31 @@ def _on_limit(ctx: AdapterContext) -> Callable[[str], None]:
     return counter
 
 
-class _LegacyConnection:
-    """What `legacy_connection` keeps for one connection: slots and methods rather than closures, and the
-    expiry task with its scope only once the connection has a lifetime (an idle connection holds less)."""
+class _LegacyConnection(LegacyClient):
+    """The protocol state of one connection with what `legacy_connection` keeps for it (one object, not two): slots
+    and methods rather than closures, and the expiry task with its scope only once the connection has a lifetime."""
 
-    __slots__ = ("conn", "client", "family", "expiry_scope", "changed")
+    __slots__ = ("conn", "family", "expiry_scope", "changed")
 
-    def __init__(self, conn: Any, client: LegacyClient, family: str) -> None:
-        self.conn, self.client, self.family = conn, client, family
+    def __init__(self, conn: Any, family: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn, self.family = conn, family
         self.expiry_scope: trio.CancelScope | None = None
         self.changed: list[trio.Event] | None = None
 
     def close_args(self) -> tuple[int, str]:
-        session = self.client.session
+        session = self.session
         reason = session.close_reason if session is not None else None
         return getattr(CODEC.close(reason, session.reconnect if session is not None else True), self.family)
 
+    __call__ = close_args
+
     def close(self, cause: str) -> None:
         self.conn.close(*getattr(close_for(cause), self.family))
-        self.client.release()
+        self.release()
 
     def expire(self) -> bool:
-        if not self.client.expire_due():
+        if not self.expire_due():
             return False
         self.close("connection expired")
         return True
@@ -123,7 +126,7 @@ class _LegacyConnection:
     async def _expirer(self) -> None:
         assert self.expiry_scope is not None and self.changed is not None
         with self.expiry_scope:
-            await deadline_loop(self.client.next_expiry_check, self.client.clock, self.changed, self.expire)
+            await deadline_loop(self.next_expiry_check, self.clock, self.changed, self.expire)
 
 
 def _rpc_lookup(ctx: AdapterContext) -> Any:
@@ -386,15 +389,15 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
     if ws.subprotocol == PROTOBUF_SUBPROTOCOL or (query_protobuf and ws.subprotocol is None):
-        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, PROTOBUF_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     elif ws.subprotocol == MSGPACK_SUBPROTOCOL:
-        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, MSGPACK_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
-        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see WebSocket.serve)
+        return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     else:
         # The connection keeps neither the request nor its first message (read again from `ws`).
         ws.unreceive(first)
-        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see WebSocket.serve)
+        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see HTTPServer.handle)
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:

@@ -3,14 +3,18 @@ then the same rules through the realtime adapter (original and current client pr
 
 from __future__ import annotations
 
+import gc
 import json
 import struct
+import types
+from collections import Counter
 
 import pytest
 import trio
 import trio.testing
 
-from hub.net.http import WebSocketRoute
+from hub.net.http import Request, WebSocketRoute
+from hub.net.websocket import WebSocket
 from protocols.centrifuge import CLOSES
 
 from ..conftest import connect_params
@@ -251,3 +255,40 @@ async def test_jsonrpc_requests_flood_read_late_gets_every_reply_or_a_slow_close
     frame = client_frame(json.dumps({"type": "request", "action": "hub.channels", "args": {}}))
     replies, closed = await flood_then_read(ws, frame, 3000, lambda payload: 1, 3000)
     assert replies == 3000 or closed == 4008, (replies, closed)
+
+
+async def _failing_ws(request: Request, ws: WebSocket) -> None:
+    await ws.receive()
+    raise RuntimeError("endpoint bug")
+
+
+async def test_an_endpoint_that_raises_closes_1011_and_the_server_goes_on(serve):
+    _, port = await serve(routes=[WebSocketRoute("/fail", _failing_ws), WebSocketRoute("/ws", echo_ws)])
+    ws = await open_ws(port, "/fail")
+    await ws.stream.send_all(client_frame("hi"))
+    assert await close_code(ws) == (1011, b"internal error")
+    ws = await open_ws(port)
+    await ws.stream.send_all(client_frame("still here"))
+    assert await ws.recv() == (1, b"still here")
+
+
+async def test_an_open_websocket_keeps_no_bound_methods_but_its_outbox_notify(serve):
+    """Issue 20: every collection walks each open connection's objects. A bound method kept per connection (a
+    callback, or a `with` block's `__exit__` on a suspended frame) is one more of them: only the outbox's notify is."""
+    server, port = await serve()
+    clients = []
+    for _ in range(10):
+        ws = await open_ws(port)
+        await ws.stream.send_all(client_frame("hi"))
+        assert await ws.recv() == (1, b"hi")  # the endpoint waits in receive() again
+        clients.append(ws)
+    gc.collect()
+    sockets = [o for o in gc.get_objects() if type(o) is WebSocket]
+    scopes = {id(w._scope) for w in sockets}
+    methods = [o for o in gc.get_objects() if type(o) is types.MethodType]
+    assert len(sockets) == 10
+    assert Counter(m.__func__.__name__ for m in methods if type(m.__self__) is WebSocket) == {"_on_ready": 10}
+    assert not [m for m in methods if id(m.__self__) in scopes]
+    assert Counter(m.__func__.__name__ for m in methods if m.__self__ is server)["_spawn"] == 1  # shared
+    for ws in clients:
+        await ws.aclose()
