@@ -422,8 +422,9 @@ class HTTPServer:
         except (OSError, AttributeError, IndexError, TypeError):
             return ""
 
-    def _rate_limited(self, request: Request, adapter: str) -> Response | None:
-        """429 with Retry-After when the client's address is over its request rate."""
+    def _rate_wait(self, request: Request) -> float | None:
+        """How long `request`'s address must wait, over its request rate (nothing counted then); None if it may go
+        (counted, unless no rate is set or its address is exempt)."""
         limits = self.limits
         if not limits.rate_limit:
             return None
@@ -431,7 +432,11 @@ class HTTPServer:
         if not host or host in limits.exempt:
             return None
         self.rates.configure(limits.rate_limit, limits.rate_limit_burst)
-        wait = self.rates.retry_after(host)
+        return self.rates.retry_after(host)
+
+    def _rate_limited(self, request: Request, adapter: str) -> Response | None:
+        """429 with Retry-After when the client's address is over its request rate."""
+        wait = self._rate_wait(request)
         if wait is None:
             return None
         self.refused(adapter, "http rate")
@@ -593,20 +598,10 @@ class HTTPServer:
                           parsed.headers, b"", params, client, raw_path=raw_path, tls=tls)
         if route.accept is not None and not route.accept(request):
             return _H11  # before the rate limit, which would count the request h11's path counts again
-        if self.limits.rate_limit and not self._take_rate(request):
-            return _H11
+        if self._rate_wait(request) is not None:
+            return _H11  # over the rate: h11's path refuses it (429) and counts the refusal
         subprotocol = await self._accept(stream, route, plain[0], plain[1], None)
         return [request, route, subprotocol, buf[parsed.end:]]
-
-    def _take_rate(self, request: Request) -> bool:
-        """`_rate_limited` without its answer: True if `request` may go (counted), False if its address is over
-        the rate (then nothing is counted, for `_rate_limited` to refuse it and count the refusal)."""
-        limits = self.limits
-        host = address_of(request.client)
-        if not host or host in limits.exempt:
-            return True
-        self.rates.configure(limits.rate_limit, limits.rate_limit_burst)
-        return self.rates.retry_after(host) is None
 
     async def _serve_h11(self, conn: h11.Connection, stream: trio.SocketStream, client: str, tls: bool,
                          first: bool) -> bool | list[Any]:
