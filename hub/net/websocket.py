@@ -308,6 +308,11 @@ class WebSocket(DirectWriter):
     async def receive(self) -> str | bytes | None:
         """The next text or binary message; None once the connection is closing or closed."""
         while True:
+            if self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
+                # Backpressure, checked before each message (one read can bring a thousand): hand out and
+                # read no more until the client has read most of its replies.
+                await self._wait_drained()
+                continue
             pending = self._pending
             if pending:
                 # Fairness: a connection that sent many messages at once gets them in bounded slices.
@@ -320,10 +325,6 @@ class WebSocket(DirectWriter):
                 return message
             if self._peer_gone:
                 return None
-            if self.unsent() > self.outbox.limit // 2 and not self.outbox.closed and not self._reader.failed:
-                # Backpressure: take no more messages until the client has read most of its replies.
-                await self._wait_drained()
-                continue
             if self._reader.failed or self._reader.more:
                 data = b""  # first the frames already buffered (or the framing error after them)
             else:

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 from hub.net.http import Request, WebSocketRoute
-from hub.net.websocket import WebSocket
+from hub.net.websocket import Flusher, WebSocket
 from protocols.centrifuge import CLOSES
 
 from ..conftest import connect_params
@@ -105,6 +105,26 @@ async def test_a_client_that_does_not_read_is_paused_not_dropped(serve):
             for _ in range(count):
                 opcode, payload = await ws.recv()
                 assert (opcode, payload) == (1, message.encode())
+
+
+async def test_backpressure_holds_within_one_read_of_many_messages(nursery):
+    """One read can bring dozens of messages: receive() stops handing them out once the outbox is half full,
+    so an echo of a batch bigger than the outbox pauses instead of overflowing (a stream with no buffer,
+    so nothing is written until the client reads)."""
+    client, server = trio.testing.memory_stream_pair()
+    flusher = Flusher()
+    nursery.start_soon(flusher.run)
+    ws = WebSocket(server, subprotocol=None, flusher=flusher, spawn=nursery.start_soon, outbox_bytes=8 * 1024)
+    message = "x" * 1000
+    await client.send_all(client_frame(message) * 40)  # 40 KB in one read: five outboxes' worth
+    nursery.start_soon(echo_ws, None, ws)
+    await trio.testing.wait_all_tasks_blocked()
+    assert not ws.closing and ws.unsent() <= 4 * 1024 + 1100  # paused just past half full, nothing dropped
+    reader = RawWebSocket(client)
+    with trio.fail_after(5):
+        for _ in range(40):
+            assert await reader.recv() == (1, message.encode())
+    assert not ws.closing
 
 
 async def test_send_or_disconnect_closes_a_slow_client_with_the_routes_code(serve):
