@@ -98,8 +98,32 @@ def _errors(instance: Any, schema: dict[str, Any], path: list[Any], schema_path:
                               instance, path)
 
 
+def _valid(instance: Any, schema: dict[str, Any]) -> bool:
+    """`_errors` yields nothing, found without building paths or texts (every command is checked)."""
+    for keyword, value in schema.items():
+        if keyword == "type":
+            if not _TYPES[value](instance):
+                return False
+        elif keyword == "properties":
+            if isinstance(instance, dict):
+                for name, sub in value.items():
+                    if name in instance and not _valid(instance[name], sub):
+                        return False
+        elif keyword == "required":
+            if isinstance(instance, dict):
+                for name in value:
+                    if name not in instance:
+                        return False
+        elif keyword == "minimum":
+            if _TYPES["number"](instance) and instance < value:
+                return False
+    return True
+
+
 def validate(instance: Any, schema: dict[str, Any]) -> str | None:
     """The original's error text for the first violation, or None if `instance` is valid."""
+    if _valid(instance, schema):
+        return None
     for error in _errors(instance, schema, [], []):
         return error
     return None

@@ -7,13 +7,15 @@ import json
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub.core import Hub, NamespaceOptions, Project
 from hub.core.outbox import Outbox
 from hub.net.framing import WS_TEXT
 from hub.net.sockjs import SOCKJS_WS, SOCKJS_XHR
 from protocols.centrifuge import CLOSES, dumps, hmac_hex
-from protocols.centrifuge_schema import CLIENT, REQUEST, validate
+from protocols.centrifuge_schema import API, CLIENT, REQUEST, _errors, _valid, validate
 from protocols.realtime.legacy import CODEC, LegacyClient, legacy_wire
 
 SECRET = "secret"
@@ -234,6 +236,17 @@ async def test_schema_texts():
         "    {'type': 'string'}\n\nOn instance['channel']:\n    5")
     assert validate({"channel": "x", "info": None}, CLIENT["subscribe"]).startswith("None is not of type 'string'")
     assert validate({}, CLIENT["ping"]) is None
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+_KEYS = st.sampled_from(["method", "params", "channel", "user", "token", "project", "timestamp", "info", "client", "sign", "reason"])
+
+
+@given(st.dictionaries(_KEYS, _JSON, max_size=6) | _JSON, st.sampled_from([REQUEST, *CLIENT.values(), *API.values()]))
+def test_the_quick_check_agrees_with_the_error_texts(instance, schema):
+    """validate() answers valid commands from `_valid` alone: it must agree with the full walk on every instance."""
+    assert _valid(instance, schema) == (next(_errors(instance, schema, [], []), None) is None)
 
 
 async def test_subscribe_checks_in_the_original_order():
