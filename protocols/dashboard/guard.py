@@ -9,6 +9,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from hub.net.http import log_refused
 from hub.net.limits import Exempt, IPCounts, IPRates
 from hub.net.origin import origin_allowed
 
@@ -30,8 +31,9 @@ def error_body(status: int, message: str, as_json: bool) -> tuple[bytes, str]:
 
 
 class Guard:
-    """Per client address: concurrent requests and live sockets (`max_connections_per_ip`: 503 with
-    Retry-After 1, a live socket accepted and closed 1013, as the hub's listeners do) and requests a second
+    """All clients together: concurrent requests and live sockets (`max_connections`, loopback included); per
+    client address: the same (`max_connections_per_ip`); either one over: 503 with Retry-After 1, a live
+    socket accepted and closed 1013, as the hub's listeners do. Per address too: requests a second
     (`rate_limit` after `rate_limit_burst`: 429 with Retry-After), `limit_exempt` addresses skipped; the
     Origin of websockets and state-changing requests (`allowed_origins`, default same host: 403).
     Settings are read at each request, so a reload applies at once."""
@@ -44,6 +46,7 @@ class Guard:
         self.headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         self.rates = IPRates(0, 0)
         self.open = IPCounts()
+        self.in_progress = 0  # requests and live sockets being served, all addresses
         self._exempt: tuple[tuple[str, ...], Exempt] = ((), Exempt(()))
 
     def exempt(self, networks: list[str]) -> Exempt:
@@ -74,23 +77,33 @@ class Guard:
             self.refused("origin")
             await self.refuse(scope, receive, send, headers, 403, "request origin not allowed")
             return
+        if self.in_progress >= s.max_connections:
+            log_refused(s.max_connections)
+            self.refused("connections")
+            await self.busy(scope, receive, send, headers, "too many connections")
+            return
         counted = limited and s.max_connections_per_ip > 0
         if counted and self.open.add(host) > s.max_connections_per_ip:
             self.open.remove(host)
             self.refused("connections per ip")
-            if kind == "websocket":
-                await receive()  # websocket.connect
-                await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": TRY_AGAIN_LATER,
-                            "reason": "too many connections from this address"})
-            else:
-                await self.refuse(scope, receive, send, headers, 503, "too many connections from this address", 1)
+            await self.busy(scope, receive, send, headers, "too many connections from this address")
             return
+        self.in_progress += 1
         try:
             await self.app(scope, receive, send)
         finally:
+            self.in_progress -= 1
             if counted:
                 self.open.remove(host)
+
+    async def busy(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], message: str) -> None:
+        """Over a connection limit: 503 with Retry-After 1, or a live socket accepted and closed 1013."""
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": message})
+        else:
+            await self.refuse(scope, receive, send, headers, 503, message, 1)
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], status: int,
                      message: str, retry_after: int = 0) -> None:

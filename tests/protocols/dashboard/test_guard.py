@@ -105,3 +105,28 @@ async def test_connections_per_ip_503_and_a_live_socket_over_it_closed_1013(dash
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/login")).status_code == 200
     assert running.metrics.refusals[("dashboard", "connections per ip")] == 2
+
+
+async def test_max_connections_counts_every_client_loopback_included(dashboard):
+    """The listener-wide limit every adapter table has: over it, 503 with Retry-After 1, or a live socket
+    accepted and closed 1013, whatever the address (loopback is exempt from the per-address limits only)."""
+    running, url = await dashboard()
+    cookie = await session_cookie(url)
+    running.contexts["dashboard"].settings.max_connections = 1  # what a reload sets
+    guard = running.contexts["dashboard"].state["dashboard"].guard
+    async with live_page(url, cookie, "page=overview") as first:
+        assert json.loads(await first.get_message())["type"] == "overview"
+        async with live_page(url, cookie, "page=clients") as second:
+            with pytest.raises(ConnectionClosed) as closed:
+                await second.get_message()
+            assert closed.value.reason.code == 1013 and closed.value.reason.reason == "too many connections"
+        async with httpx.AsyncClient(base_url=url) as http:
+            busy = await http.get("/login", headers={"Accept": "application/json"})
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert busy.json() == {"ok": False, "error": "too many connections"}
+    with trio.fail_after(10):
+        while guard.in_progress:  # the first page's handler ends once its socket has closed
+            await trio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/login")).status_code == 200
+    assert running.metrics.refusals[("dashboard", "connections")] == 2
