@@ -22,6 +22,7 @@ import trio
 from hub.core.errors import Unavailable
 from hub.core.history import HistoryResult, Publication, new_epoch
 from hub.core.options import NamespaceOptions
+from hub.core.timers import Slicer
 
 from .base import Engine, StreamPosition
 from .redis_scripts import SCRIPTS
@@ -100,6 +101,9 @@ class RedisEngine(Engine):
         self.all_pattern = f"{self.prefix}.ch.*".encode()
         self._ch_prefix = f"{self.prefix}.ch.{{".encode()
         self._subs: dict[Key, ChannelState] = {}
+        # (when, state) each time a channel is touched, oldest first: housekeeping looks only at those past the
+        # linger (one look per touch), not at every channel this node receives.
+        self._touches: deque[tuple[float, ChannelState]] = deque()
         self._by_name: dict[bytes, ChannelState] = {}
         self._sync_wanted = trio.Event()
         self._ps: Connection | None = None
@@ -236,19 +240,23 @@ class RedisEngine(Engine):
             self._by_name[st.name] = st
             assert self._nursery is not None
             self._nursery.start_soon(self._sync_new, st)
-        st.touched = now
+        self._touch(st, now)
         if not st.ready.is_set():
             with trio.move_on_after(self.timeout):
                 await st.ready.wait()
         if not st.synced:
             raise Unavailable()
-        st.touched = self.clock()
+        self._touch(st, self.clock())
         return st
+
+    def _touch(self, st: ChannelState, now: float) -> None:
+        st.touched = now
+        self._touches.append((now, st))
 
     def unsubscribe(self, project: str, channel: str) -> None:
         st = self._subs.get((project, channel))
         if st is not None:
-            st.touched = self.clock()  # lingers `linger` s, then housekeeping unsubscribes
+            self._touch(st, self.clock())  # lingers `linger` s, then housekeeping unsubscribes
 
     async def _ps_send(self, *commands: tuple[Any, ...]) -> None:
         conn = self._ps
@@ -715,20 +723,36 @@ class RedisEngine(Engine):
             await trio.sleep(self.heartbeat)
 
     def expire(self, now: float) -> None:
+        self.expire_some(now, None)
+
+    def expire_some(self, now: float, budget: float | None) -> bool:
+        """Forget nodes that stopped sending heartbeats, and UNSUBSCRIBE the channels whose linger is over (only
+        the touches past it are looked at, in slices of about `budget` seconds); True if some are left."""
         dead = [nid for nid, n in self._nodes.items() if n["received"] < now - self.heartbeat * 3 - 1]
         for nid in dead:
             log.info("node %s (%s) stopped sending heartbeats", nid, self._nodes[nid].get("name"))
             del self._nodes[nid]
         local = self.hub._channels
-        stale = [st for key, st in self._subs.items() if key not in local and now - st.touched > self.linger]
+        touches, subs, cutoff = self._touches, self._subs, now - self.linger
+        slicer = Slicer(budget)
+        stale = []
+        while touches and touches[0][0] < cutoff:
+            if not slicer.more():
+                break
+            when, st = touches.popleft()
+            key = (st.project, st.channel)
+            # Touched again since (a later entry decides), gone, or subscribed here (its unsubscribe touches it):
+            if st.touched == when and subs.get(key) is st and key not in local:
+                stale.append(st)
         if stale:
             for st in stale:
-                del self._subs[(st.project, st.channel)]
+                del subs[(st.project, st.channel)]
                 self._by_name.pop(st.name, None)
             if self._nursery is not None and self._ps is not None:
                 names = [st.name for st in stale]
                 self._nursery.start_soon(self._ps_send, *[("UNSUBSCRIBE", *names[i:i + SUBSCRIBE_CHUNK])
                                                           for i in range(0, len(names), SUBSCRIBE_CHUNK)])
+        return bool(touches) and touches[0][0] < cutoff
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

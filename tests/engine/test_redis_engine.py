@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,27 @@ async def test_lingering_channel_is_unsubscribed_and_redis_down_fails_fast(nurse
         with pytest.raises(Unavailable):
             await a.hub.subscribe(s, "public:other")
     assert not s.closed  # the client stays connected
+
+
+async def test_housekeeping_looks_only_at_lingering_channels_in_slices(nursery, tmp_path, redis):
+    """Unsubscribing is decided from the touches past the linger, a budget at a time: channels still subscribed
+    here, or subscribed again within the linger, stay; the others go; nothing is kept once they are decided."""
+    a, _ = await two_hubs(nursery, tmp_path, redis.url)
+    eng = a.hub.engine
+    s = a.hub.connect(P, "alice", "test", LineWire())
+    for i in range(200):
+        await a.hub.subscribe(s, f"public:c{i}")
+    a.hub.unsubscribe_session(s, "public:c1")
+    await a.hub.subscribe(s, "public:c1")  # back within the linger
+    for i in range(2, 200):
+        a.hub.unsubscribe_session(s, f"public:c{i}")
+    later = time.time() + 10
+    slices = 1
+    while eng.expire_some(later, 0.0):  # a zero budget: one look at the clock's worth (64 touches) per slice
+        slices += 1
+    assert slices > 3
+    assert {c for (_, c) in eng._subs if c.startswith("public:c")} == {"public:c0", "public:c1"}
+    assert not eng._touches
 
 
 async def test_legacy_sessions_are_disconnected_on_insufficient_state(nursery, tmp_path, redis):
