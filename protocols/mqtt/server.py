@@ -181,13 +181,18 @@ def stream_handler(broker_of: Callable[[], Broker], server: HTTPServer, limit: C
                 pass
         if first and first[0] == 0x10:
             await _serve_tcp(broker_of(), server, stream, first, limit())
-        elif first:
+        elif first and _could_be_http(first[0]):
             await http(PrefixedStream(stream, first))
-        else:
+        else:  # nothing, or an MQTT packet other than CONNECT first: closed at once, as Mosquitto does
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await stream.aclose()
 
     return handle
+
+
+def _could_be_http(byte: int) -> bool:
+    """An HTTP request starts with its method, a token of letters; any other first byte is not HTTP."""
+    return 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A
 
 
 async def _serve_tcp(broker: Broker, server: HTTPServer, stream: trio.SocketStream, first: bytes, limit: int) -> None:

@@ -433,6 +433,12 @@ async def test_first_packet_must_be_connect_and_unsupported_versions(mqtt_hub):
     raw = await RawClient.open(port)
     assert await raw.connect("", version=4, clean=False) == b"\x20\x00\x02"  # identifier rejected
     await raw.aclose()
+    for first in (b"\x82\x06\x00\x01\x00\x01a\x00", b"\x30\x04\x00\x01ax", b"\xc0\x00"):  # SUBSCRIBE, PUBLISH, PINGREQ
+        raw = await RawClient.open(port)
+        await raw.send(first)
+        with trio.fail_after(1):  # at once, as Mosquitto does (not left to the HTTP server's header timeout)
+            assert await raw.closed() == b""
+        await raw.aclose()
 
 
 async def test_stats_list_mqtt_clients_as_nanomq_does(mqtt_hub, clients):
