@@ -99,7 +99,8 @@ def authenticator(s: MqttSettings, source: str = "<config>") -> Authenticator:
         except (OSError, AuthConfigError) as exc:
             raise ConfigError(source, "mqtt.acl_file", str(exc)) from None
     return Authenticator(allow_anonymous=s.allow_anonymous, users=users, anonymous_read=s.anonymous_read,
-                         anonymous_write=s.anonymous_write, acl=acl, files=files, stamps=stamps)
+                         anonymous_write=s.anonymous_write, acl=acl, files=files, stamps=stamps,
+                         passwords=bool(users) or bool(s.password_file))
 
 
 def validate(s: MqttSettings, config: Settings) -> None:

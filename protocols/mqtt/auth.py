@@ -185,13 +185,16 @@ def file_stamps(paths: tuple[str, ...]) -> tuple[Stamp, ...]:
 
 class Authenticator:
     """Who may connect, and what each client may read and write. `files` are the password and ACL files it was
-    read from, with their stamps taken before reading them, so that `stale()` tells when to read them again."""
+    read from, with their stamps taken before reading them, so that `stale()` tells when to read them again.
+    `passwords`: whether users are configured at all (a users table or a password file); without them, as with
+    Mosquitto without a password_file, a user name and password are not checked: the client is anonymous."""
 
     def __init__(self, *, allow_anonymous: bool, users: dict[str, UserEntry], anonymous_read: list[str],
                  anonymous_write: list[str], acl: AclFile | None = None, files: tuple[str, ...] = (),
-                 stamps: tuple[Stamp, ...] = ()) -> None:
+                 stamps: tuple[Stamp, ...] = (), passwords: bool | None = None) -> None:
         self.allow_anonymous = allow_anonymous
         self.users = users
+        self.passwords = bool(users) if passwords is None else passwords
         self.anonymous_read = anonymous_read
         self.anonymous_write = anonymous_write
         self.acl = acl
@@ -206,6 +209,8 @@ class Authenticator:
         """Whether these credentials may connect (anonymous: no user name). Slow for password checks."""
         if username is None:
             return self.allow_anonymous and password is None
+        if not self.passwords:
+            return self.allow_anonymous
         entry = self.users.get(username)
         ok = verify_password(entry.password if entry else None, password or b"")
         return ok and entry is not None
@@ -215,7 +220,7 @@ class Authenticator:
         if self.acl is not None:
             entries = list(self.acl.anonymous if username is None else self.acl.users.get(username, []))
             return _rules(entries + self.acl.patterns, username or "", client_id)
-        if username is None:
+        if username is None or not self.passwords:
             return _rules([("read", t) for t in self.anonymous_read] + [("write", t) for t in self.anonymous_write],
                           "", client_id)
         entry = self.users.get(username)

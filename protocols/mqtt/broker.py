@@ -257,7 +257,7 @@ class Connection:
                 else:
                     logins.failed("mqtt", c.username, self.ip)
         if not ok:
-            if c.username is None:
+            if c.username is None or not broker.auth.passwords:  # no users configured: every client is anonymous
                 return refuse(codec.NOT_AUTHORIZED, "anonymous clients are not allowed")
             return refuse(codec.BAD_CREDENTIALS, "bad user name or password")
         rules = broker.auth.rules(c.username, client_id)

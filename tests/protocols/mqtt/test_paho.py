@@ -350,6 +350,25 @@ async def test_users_passwords_and_acls(start_hub, clients, tmp_path):
     assert rc_value(await alice.publish("devices/other/state", "on", 1)) == codec.NOT_AUTHORIZED
 
 
+async def test_without_users_credentials_are_not_checked_as_mosquitto_without_a_password_file(start_hub, clients):
+    """No users table and no password file: a client that sends a user name and password is anonymous (let in
+    with the anonymous ACLs when allow_anonymous is on, refused "not authorized" when it is off), as Mosquitto
+    treats them without a password_file. Devices configured with credentials keep working after a migration."""
+    running = await start_hub('[mqtt]\nport = 0\nallow_anonymous = true\nanonymous_read = ["open/#"]\n'
+                              'anonymous_write = ["open/#"]\n')
+    port = mqtt_port(running)
+    device = clients(port, "device", version=4, username="homeassistant", password="whatever")
+    _, rc, _ = await device.connect()
+    assert rc_value(rc) == 0
+    codes = [rc_value(c) for c in await device.subscribe([("open/#", 1), ("closed/#", 0)])]
+    assert codes == [1, 0x80]  # the anonymous ACLs (3.1.1: failure 0x80), not a user's full access
+    closed = await start_hub("[mqtt]\nport = 0\nallow_anonymous = false\n")
+    for version in (4, 5):
+        refused = clients(mqtt_port(closed), f"r{version}", version=version, username="u", password="p")
+        _, rc, _ = await refused.connect()
+        assert rc_value(rc) == codec.NOT_AUTHORIZED  # 3.1.1: 5, MQTT 5: 0x87, as Mosquitto answers
+
+
 async def test_password_and_acl_files_are_read_again_when_they_change(start_hub, clients, tmp_path, caplog):
     """`hub mqtt passwd` (or mosquitto_passwd) and an ACL edit apply from the next CONNECT while the hub runs, as
     Mosquitto users expect after a SIGHUP; an edit that does not read keeps the users and ACLs read before."""
