@@ -44,6 +44,16 @@ CORE_ERRORS = {
 }
 
 
+def wire_text(code: int, text: str, table: dict[int, str] = ERRORS) -> str:
+    """What Centrifugo sends for `code`: its errors and disconnect reasons carry no detail, so our own
+    "<its text>: <detail>" goes out as its text (the detail stays in the exception, for the log); any
+    other text (a backend proxy's own error, a custom disconnect) goes out as it is."""
+    canonical = table.get(code)
+    if canonical is not None and text.startswith(canonical) and text[len(canonical):len(canonical) + 2] == ": ":
+        return canonical
+    return text
+
+
 def core_error_code(exc: HubError) -> int:
     return CORE_ERRORS.get(exc.message, BAD_REQUEST)
 

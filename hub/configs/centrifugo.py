@@ -566,6 +566,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             r.unsupported(full)
     http_api = r.section(data, "http_api", "")
     api_enabled = True
+    api_extra: dict[str, Any] = {}
     for key, value in http_api.items():
         full = f"http_api.{key}"
         if key == "key":
@@ -573,6 +574,11 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
             project["api_keys"] = [key_value] if key_value else []
         elif key == "disabled":
             api_enabled = not r.value(value, "bool", full)
+        elif key == "error_mode":
+            mode = r.value(value, "str", full)
+            if mode not in ("", "transport"):
+                raise r.fail(full, f'expected "transport" or "", got {mode!r}')
+            api_extra["error_mode"] = mode
         else:
             r.unsupported(full)
 
@@ -617,6 +623,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
                 section.update(realtime)
             if name == "command_api":
                 section["enabled"] = api_enabled
+                section.update(api_extra)
             out[name] = section
         else:
             out[name] = {"enabled": False}

@@ -27,9 +27,14 @@ class CommandApiSettings(ListenerSettings):
     redis_api_shards: int = field(default=0, metadata={"min": 0, "max": 1024})
     redis_api_dead_max: int = field(default=1000, metadata={"min": 1})
     redis_api_project: str = ""  # for the bare {method, params} form; default: the first project
+    # Centrifugo's http_api.error_mode: "transport" answers a method's error with its HTTP status and
+    # {"code", "message"} (per request: header X-Centrifugo-Error-Mode: transport); "" keeps 200 + {"error"}.
+    error_mode: str = ""
 
 
 def validate(settings: CommandApiSettings, config: Any) -> None:
+    if settings.error_mode not in ("", "transport"):
+        raise ConfigError(config.source, "command_api.error_mode", f'expected "transport" or "", got {settings.error_mode!r}')
     if not settings.redis_api:
         return
     if not settings.redis_api_url and config.engine.type != "redis":

@@ -33,8 +33,8 @@ IDEMPOTENCY_TTL = 300.0
 class ApiError(Exception):
     def __init__(self, code: int, message: str = "") -> None:
         message = message or C.ERRORS.get(code, "")
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(message)  # with our detail, for the log
+        self.code, self.message = code, C.wire_text(code, message)
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}

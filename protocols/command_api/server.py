@@ -24,6 +24,8 @@ async def handle(ctx: AdapterContext, request: Request) -> Response:
     """`POST /api`, `/api/<name>`: an API key means today's API (`name` is a method), else the signed API (`name` is a project)."""
     name = request.params.get("name", "").strip("/")
     key = apikey.api_key_of(request.headers)
+    if key is None and "api_key" in request.query:  # Centrifugo also takes ?api_key=<key>
+        key = request.query["api_key"][0]
     if request.method != "POST":
         if name and which_api(name, key is not None, False, name in ctx.hub.projects) == "signed":
             return _tornado_error(405)
@@ -93,4 +95,14 @@ async def _apikey(ctx: AdapterContext, request: Request, key: str | None, method
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body is not JSON")
     if not isinstance(body, dict):
         return _api_error(400, apikey.BAD_REQUEST, "bad request: body must be a JSON object")
-    return Response.json(await apikey.call(ctx.hub, project, method, body, state))
+    reply = await apikey.call(ctx.hub, project, method, body, state)
+    if "error" in reply and method != "batch" and (
+            ctx.settings.error_mode == "transport" or request.header("x-centrifugo-error-mode") == "transport"):
+        error = reply["error"]
+        return Response.json(error, TRANSPORT_STATUS.get(error["code"], 500))
+    return Response.json(reply)
+
+
+# Centrifugo's transport error mode: a method's error as an HTTP status (apiproto.MapErrorToHTTPCode).
+TRANSPORT_STATUS = {apikey.INTERNAL: 500, apikey.UNKNOWN_CHANNEL: 404, apikey.METHOD_NOT_FOUND: 404,
+                    apikey.BAD_REQUEST: 400, apikey.NOT_AVAILABLE: 400, apikey.UNRECOVERABLE_POSITION: 416, 113: 409}

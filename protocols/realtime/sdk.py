@@ -87,8 +87,8 @@ class ReplyError(Exception):
 
     def __init__(self, code: int, message: str = "", temporary: bool = False) -> None:
         message = message or C.ERRORS.get(code, "")
-        super().__init__(message)
-        self.code, self.message, self.temporary = code, message, temporary
+        super().__init__(message)  # with our detail, for the log
+        self.code, self.message, self.temporary = code, C.wire_text(code, message), temporary
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -101,8 +101,8 @@ class Disconnect(Exception):
     """The connection must be closed with `code` and `reason` (after what is already queued)."""
 
     def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code, self.reason = code, reason
+        super().__init__(reason)  # with our detail, for the log
+        self.code, self.reason = code, C.wire_text(code, reason, C.DISCONNECTS)
 
 
 def core_error(exc: HubError) -> ReplyError:
@@ -431,6 +431,7 @@ class SdkClient:
                     batch.replies.append(reply)
                     establishing = establishing or "connect" in reply or "subscribe" in reply
         except Disconnect as exc:
+            log.debug("client %s disconnected %d: %s", self.session.id if self.session else "-", exc.code, exc)
             batch.close = (exc.code, exc.reason)
         self._flush(pending)
         return batch
@@ -486,6 +487,7 @@ class SdkClient:
                 return None
             return {"id": cid, method: result}
         except ReplyError as exc:
+            log.debug("%s command refused %d: %s", method, exc.code, exc)
             return {"id": cid, "error": exc.as_dict()}
         except HubError as exc:
             return {"id": cid, "error": core_error(exc).as_dict()}

@@ -236,3 +236,13 @@ async def test_a_batch_of_publishes_to_many_channels():
     assert got == {"a": [0, 2, 6], "b": [1, 5, 8], "quiet:c": [4]}
     assert hub.stats.messages_in == 7 and hub.stats.messages_delivered == 7  # the over-long name: accepted, not published
     assert subs["a"].received == 3
+
+
+def test_error_mode_is_checked_at_start() -> None:
+    from hub.config import ConfigError, parse_settings
+    from tests.conftest import hub_config
+
+    assert parse_settings(hub_config('[command_api]\nerror_mode = "transport"\n'), "<t>").adapters["command_api"].error_mode
+    with pytest.raises(ConfigError) as failed:
+        parse_settings(hub_config('[command_api]\nerror_mode = "http"\n'), "<t>")
+    assert "command_api.error_mode" in str(failed.value)

@@ -362,6 +362,49 @@ async def test_cent_every_method_and_old_api(centrifugo) -> None:
         assert (bad.status_code, bad.text) == (400, "Bad Request\n")
 
 
+async def test_api_errors_as_centrifugo_sends_them_key_in_query_and_transport_error_mode(centrifugo, nursery, tmp_path) -> None:
+    """Errors carry Centrifugo's own texts (no detail of ours); `?api_key=` authorises like the headers; with
+    `X-Centrifugo-Error-Mode: transport` (or http_api.error_mode) a method's error is its HTTP status and
+    {"code", "message"}, which `cent` raises as a transport error; batch replies are never affected."""
+    running = await centrifugo()
+    url = running.url("command_api")
+    async with httpx.AsyncClient(base_url=url) as http:
+        custom = await http.post("/api/publish", json={"data": 1}, headers={"X-API-Key": API_KEY})
+        assert custom.status_code == 200 and custom.text == '{"error":{"code":107,"message":"bad request"}}'
+        queried = await http.post(f"/api/publish?api_key={API_KEY}", json={"channel": "chat:q", "data": 1})
+        assert queried.status_code == 200 and queried.json()["result"]["offset"] == 1
+        assert (await http.post("/api/publish?api_key=nope", json={"channel": "chat:q", "data": 1})).status_code == 401
+        transport = {"X-API-Key": API_KEY, "X-Centrifugo-Error-Mode": "transport"}
+        for body, method, status, text in [
+            ({"data": 1}, "publish", 400, '{"code":107,"message":"bad request"}'),
+            ({"channel": "nowhere:x", "data": 1}, "publish", 404, '{"code":102,"message":"unknown channel"}'),
+            ({"user": "x"}, "block_user", 400, '{"code":108,"message":"not available"}'),
+        ]:
+            answer = await http.post(f"/api/{method}", json=body, headers=transport)
+            assert (answer.status_code, answer.text) == (status, text)
+        ok = await http.post("/api/publish", json={"channel": "chat:q", "data": 2}, headers=transport)
+        assert ok.status_code == 200 and ok.json()["result"]["offset"] == 2
+        batch = await http.post("/api/batch", json={"commands": [{"publish": {"data": 1}}]}, headers=transport)
+        assert batch.status_code == 200 and batch.json()["replies"][0]["error"]["code"] == 107
+
+    def raised(on: Any) -> Exception | None:
+        try:
+            api(on).publish(cent.PublishRequest(channel="nowhere:x", data={}))
+        except cent.CentError as exc:
+            return exc
+        return None
+
+    assert isinstance(await trio.to_thread.run_sync(raised, running), cent.CentApiResponseError)  # the default mode
+    data = config(tmp_path)
+    data["http_api"]["error_mode"] = "transport"
+    strict = await serve_config_json(nursery, tmp_path / "strict.json", data)
+    try:
+        failed = await trio.to_thread.run_sync(raised, strict)
+        assert isinstance(failed, cent.CentTransportError) and failed.status_code == 404
+    finally:
+        strict.shutdown()
+
+
 # -- stale connections and origins ----------------------------------------------------------------
 async def test_stale_websocket_is_closed_and_origins_are_checked(centrifugo) -> None:
     running = await centrifugo()
