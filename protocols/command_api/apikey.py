@@ -194,8 +194,18 @@ async def map_publish(hub: Hub, project: str, params: dict[str, Any], state: Api
     key = _str(params, "key")
     if not key:
         raise ApiError(BAD_REQUEST, "bad request: key required")
+    _map_channel(hub, project, channel)
     pub = await hub.map_publish(project, channel, key, _payload(params), tags=_tags(params), raw=_raw(params))
     return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+
+
+def _map_channel(hub: Hub, project: str, channel: str) -> Any:
+    """The channel's options; Centrifugo: a map method on a channel whose namespace is not a map one is a bad
+    request (107)."""
+    options = hub.channel(project, channel).options
+    if not options.is_map:
+        raise ApiError(BAD_REQUEST, "bad request: not a map channel")
+    return options
 
 
 async def map_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
@@ -204,8 +214,13 @@ async def map_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiS
     key = _str(params, "key")
     if not key:
         raise ApiError(BAD_REQUEST, "bad request: key required")
+    options = _map_channel(hub, project, channel)
     pub = await hub.map_publish(project, channel, key, None, removed=True)
-    return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+    if pub is None:  # Centrifugo: suppressed, with the stream's position where there is one
+        offset, epoch = await hub.stream_position(project, channel) if options.keeps_history else (0, "")
+        return {**({"offset": offset, "epoch": epoch} if epoch else {}), "suppressed": True,
+                "suppress_reason": "key_not_found"}
+    return {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
 
 
 async def broadcast(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:

@@ -137,6 +137,8 @@ async def test_state_pages_then_live_updates_and_removals(hub: Any) -> None:
     assert (pub["key"], pub["removed"], "data" in pub) == ("d", True, False)
     await api(hub, "map_remove", {"channel": "eph:room", "key": "b"})
     assert await conn.push() == {"channel": "eph:room", "pub": {"key": "b", "removed": True}}
+    assert await api(hub, "map_remove", {"channel": "eph:room", "key": "b"}) == {  # gone already: as Centrifugo
+        "result": {"suppressed": True, "suppress_reason": "key_not_found"}}
     # What a new subscriber gets: the state as it is now.
     other = await Conn.open(hub)
     state = (await other.call("subscribe", {"channel": "eph:room", "type": 1, "phase": 2}))["subscribe"]["state"]
@@ -152,7 +154,10 @@ async def test_map_refusals(hub: Any) -> None:
     assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 2, "cursor": "k"})) == 103
     assert code(await conn.call("subscribe", {"channel": "eph:x", "type": 1, "phase": 1, "recover": True})) == 107
     assert code(await conn.call("publish", {"channel": "short:x", "type": 1, "data": 1})) == 107  # no key
-    assert (await api(hub, "map_publish", {"channel": "plain:x", "key": "k", "data": 1}))["error"]["code"] == 108
+    # Centrifugo's API: a map method on a namespace that is not a map is a bad request
+    assert (await api(hub, "map_publish", {"channel": "plain:x", "key": "k", "data": 1}))["error"] == {
+        "code": 107, "message": "bad request"}
+    assert (await api(hub, "map_remove", {"channel": "plain:x", "key": "k"}))["error"]["code"] == 107
 
 
 async def test_positioned_recovery_and_per_key_deltas(hub: Any) -> None:
