@@ -49,7 +49,7 @@ def wire_text(code: int, text: str, table: dict[int, str] = ERRORS) -> str:
     "<its text>: <detail>" goes out as its text (the detail stays in the exception, for the log); any
     other text (a backend proxy's own error, a custom disconnect) goes out as it is."""
     canonical = table.get(code)
-    if canonical is not None and text.startswith(canonical) and text[len(canonical):len(canonical) + 2] == ": ":
+    if canonical is not None and text.startswith(canonical + ": "):
         return canonical
     return text
 
