@@ -360,8 +360,8 @@ async def history(hub: Hub, project: str, params: dict[str, Any], state: ApiStat
     limit = _int(params, "limit") or 0
     result = await C.history_reply(hub, project, channel, limit if limit >= 0 else 1 << 30, params.get("since"),
                                    _bool(params, "reverse"), ApiError)
-    result.setdefault("publications", [])
-    return result
+    # Centrifugo's field order (apiproto.HistoryResult, encoding/json: none of the three left out)
+    return {"publications": result.get("publications", []), "epoch": result.get("epoch", ""), "offset": result.get("offset", 0)}
 
 
 async def history_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
@@ -382,11 +382,15 @@ async def info(hub: Hub, project: str, params: dict[str, Any], state: ApiState =
     nodes = []
     for node in hub.nodes():
         counts = node["projects"].get(project, {})
-        nodes.append({
+        entry = {
             "uid": node["id"], "name": node["name"], "version": __version__, "num_clients": counts.get("clients", 0),
             "num_users": counts.get("users", 0), "num_channels": len(channels) if node["this"] else node["stats"].get("channels", 0),
-            "num_subs": counts.get("subscriptions", 0), "uptime": node["stats"].get("uptime", int(time.time() - hub.started_at)),
-        })
+        }
+        uptime = node["stats"].get("uptime", int(time.time() - hub.started_at))
+        if uptime:  # omitted when 0, as Centrifugo's apiproto.NodeResult
+            entry["uptime"] = uptime
+        entry["num_subs"] = counts.get("subscriptions", 0)
+        nodes.append(entry)
     return {"nodes": nodes}
 
 

@@ -384,6 +384,12 @@ async def test_api_errors_as_centrifugo_sends_them_key_in_query_and_transport_er
             assert (answer.status_code, answer.text) == (status, text)
         ok = await http.post("/api/publish", json={"channel": "chat:q", "data": 2}, headers=transport)
         assert ok.status_code == 200 and ok.json()["result"]["offset"] == 2
+        # results in Centrifugo's field order (apiproto structs through encoding/json)
+        history = (await http.post("/api/history", json={"channel": "chat:q"}, headers=transport)).json()["result"]
+        assert list(history) == ["publications", "epoch", "offset"] and history["publications"] == []
+        node = (await http.post("/api/info", json={}, headers=transport)).json()["result"]["nodes"][0]
+        assert [k for k in node if k != "uptime"] == ["uid", "name", "version", "num_clients", "num_users", "num_channels",
+                                                      "num_subs"]
         batch = await http.post("/api/batch", json={"commands": [{"publish": {"data": 1}}]}, headers=transport)
         assert batch.status_code == 200 and batch.json()["replies"][0]["error"]["code"] == 107
 
