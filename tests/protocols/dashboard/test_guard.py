@@ -83,50 +83,32 @@ async def test_allowed_origins_lists_the_sites_and_reload_applies_at_once(dashbo
         assert json.loads(await ws.get_message())["type"] == "overview"
 
 
-async def test_connections_per_ip_503_and_a_live_socket_over_it_closed_1013(dashboard):
-    running, url = await dashboard("limit_exempt = []\n")
+@pytest.mark.parametrize("limit, extra, reason, counted", [
+    ("max_connections_per_ip", "limit_exempt = []\n", "too many connections from this address", "connections per ip"),
+    ("max_connections", "", "too many connections", "connections"),  # every client, loopback included
+])
+async def test_over_a_connection_limit_503_and_a_live_socket_closed_1013(dashboard, limit, extra, reason, counted):
+    """Requests in progress and live sockets, per address or for the whole listener (the keys every adapter
+    table has): over the limit, 503 with Retry-After 1, or a live socket accepted and closed 1013."""
+    running, url = await dashboard(extra)
     # Logged in first: with one request at a time, the login's second request could find the first one still
     # counted (the count drops after the response is sent).
     cookie = await session_cookie(url)
-    running.contexts["dashboard"].settings.max_connections_per_ip = 1  # what a reload sets
+    setattr(running.contexts["dashboard"].settings, limit, 1)  # what a reload sets
     guard = running.contexts["dashboard"].state["dashboard"].guard
     async with live_page(url, cookie, "page=overview") as first:
         assert json.loads(await first.get_message())["type"] == "overview"
         async with live_page(url, cookie, "page=clients") as second:
             with pytest.raises(ConnectionClosed) as closed:
                 await second.get_message()
-            assert closed.value.reason.code == 1013
-        async with httpx.AsyncClient(base_url=url) as http:
-            busy = await http.get("/login")
-            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-    with trio.fail_after(10):
-        while guard.open.open:  # the first page's handler ends once its socket has closed
-            await trio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=url) as http:
-        assert (await http.get("/login")).status_code == 200
-    assert running.metrics.refusals[("dashboard", "connections per ip")] == 2
-
-
-async def test_max_connections_counts_every_client_loopback_included(dashboard):
-    """The listener-wide limit every adapter table has: over it, 503 with Retry-After 1, or a live socket
-    accepted and closed 1013, whatever the address (loopback is exempt from the per-address limits only)."""
-    running, url = await dashboard()
-    cookie = await session_cookie(url)
-    running.contexts["dashboard"].settings.max_connections = 1  # what a reload sets
-    guard = running.contexts["dashboard"].state["dashboard"].guard
-    async with live_page(url, cookie, "page=overview") as first:
-        assert json.loads(await first.get_message())["type"] == "overview"
-        async with live_page(url, cookie, "page=clients") as second:
-            with pytest.raises(ConnectionClosed) as closed:
-                await second.get_message()
-            assert closed.value.reason.code == 1013 and closed.value.reason.reason == "too many connections"
+            assert (closed.value.reason.code, closed.value.reason.reason) == (1013, reason)
         async with httpx.AsyncClient(base_url=url) as http:
             busy = await http.get("/login", headers={"Accept": "application/json"})
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
-            assert busy.json() == {"ok": False, "error": "too many connections"}
+            assert busy.json() == {"ok": False, "error": reason}
     with trio.fail_after(10):
         while guard.in_progress:  # the first page's handler ends once its socket has closed
             await trio.sleep(0.01)
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/login")).status_code == 200
-    assert running.metrics.refusals[("dashboard", "connections")] == 2
+    assert running.metrics.refusals[("dashboard", counted)] == 2
