@@ -138,8 +138,9 @@ async def metrics(ctx: AdapterContext, request: Request) -> Response:
 
 
 def routes(ctx: AdapterContext) -> list[Route]:
-    """/api/v1 (any method, as NanoMQ) and /metrics."""
-    return [Route("/api/v1", partial(api_v1, ctx)), Route("/metrics", partial(metrics, ctx), methods=["GET"])]
+    """/api/v1 (any method, as NanoMQ; nng's handler matches `/api/v1/` too) and /metrics."""
+    return [Route("/api/v1", partial(api_v1, ctx)), Route("/api/v1/", partial(api_v1, ctx)),  # nng: one trailing /
+            Route("/metrics", partial(metrics, ctx), methods=["GET"])]
 
 
 def uses_defaults(settings: StatsSettings) -> bool:

@@ -131,6 +131,15 @@ def load(body: bytes) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def sequence(value: Any) -> Any:
+    """`seq` as NanoMQ answers it, `(uint64_t) cJSON_GetNumberValue(seq)`: a number in the unsigned 64-bit range
+    is truncated to an integer (1.5 and 1.0 are answered 1). Other values, where NanoMQ's cast gives a garbage
+    number (a string, a negative number, null, an object), are echoed as given."""
+    if isinstance(value, float) and math.isfinite(value) and -1 < value < 2**64:
+        return int(value)
+    return value
+
+
 def parse_request(body: bytes) -> dict[str, Any]:
     """The request object with `req` an integer and `seq` defaulted to 0; ApiError otherwise.
 
@@ -149,7 +158,7 @@ def parse_request(body: bytes) -> dict[str, Any]:
         request.pop(name, None)
         if found:
             request[name] = value
-    seq = request.setdefault("seq", 0)
+    seq = request["seq"] = sequence(request.get("seq", 0))
     if "req" not in request:
         raise ApiError(400, MISSING_PARAMETER, "missing key request parameter: req", seq)
     req = request_code(request["req"])

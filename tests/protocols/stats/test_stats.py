@@ -223,16 +223,23 @@ async def test_every_error_row(start_hub, monkeypatch):
 
 
 async def test_seq_as_nanomq_reads_it(start_hub):
-    """No `seq`: answered normally (seq 0); `seq` as a string, or any other JSON value: echoed back unchanged;
-    `req` as a JSON number with a fraction is truncated, as NanoMQ's `(int)` cast does."""
+    """No `seq`: answered normally (seq 0); `seq` as a string, or any other JSON value where NanoMQ's cast gives
+    garbage: echoed back unchanged; a `seq` number with a fraction is truncated, as NanoMQ's `(uint64_t)` cast does,
+    and `req` by its `(int)` cast."""
     running = await start_hub()
     url = running.url("stats") + "/api/v1"
     for body, seq in (('{"req": 2}', 0), ('{"req": 2, "seq": "1111111"}', "1111111"), ('{"req": 2, "seq": "abc"}', "abc"),
-                      ('{"req": 2, "seq": 1.5}', 1.5), ('{"req": 2, "seq": null}', None), ('{"req": 2, "seq": -3}', -3),
+                      ('{"req": 2, "seq": 1.5}', 1), ('{"req": 2, "seq": 7.0}', 7),
+                      ('{"req": 2, "seq": -0.5}', 0), ('{"req": 2, "seq": -1.5}', -1.5),
+                      ('{"req": 2, "seq": null}', None), ('{"req": 2, "seq": -3}', -3),
                       ('{"req": 2.0, "seq": 9}', 9), ('{"req": 2.7, "seq": 9}', 9)):
         status, answer = await curl(url, body, *BASIC)
         assert status == 200 and answer["code"] == 0 and answer["rep"] == 2, (body, answer)
         assert answer["seq"] == seq and list(answer) == ["code", "seq", "rep", "data"], (body, answer)
+    proc = await trio.run_process(["curl", "-s", *BASIC, url, "-d", '{"req": 2, "seq": 7.0}'], capture_stdout=True)
+    assert proc.stdout.startswith(b'{"code":0,"seq":7,"rep":2,'), proc.stdout  # as cJSON prints the number
+    proc = await trio.run_process(["curl", "-s", *BASIC, url + "/", "-d", '{"req": 2, "seq": 8}'], capture_stdout=True)
+    assert proc.stdout.startswith(b'{"code":0,"seq":8,"rep":2,'), proc.stdout  # nng matches one trailing slash
     status, answer = await curl(url, '{"req": 4}', *BASIC)
     assert status == 200 and answer == {"code": 0, "seq": 0, "rep": 4, "data": []}
     status, answer = await curl(url, '{"req": 5, "seq": "x"}', *BASIC)
