@@ -152,10 +152,10 @@ def parse_request(body: bytes) -> dict[str, Any]:
         raise ApiError(400, NOT_JSON, "request parameters are not in legal JSON format") from None
     if not isinstance(data, dict):
         raise ApiError(400, NOT_JSON, "request body must be a JSON object")
-    request = dict(data)
-    for name in ("req", "seq", "action", "data"):
+    names = ("req", "seq", "action", "data")
+    request = {key: value for key, value in data.items() if key.lower() not in names}
+    for name in names:
         found, value = item(data, name)
-        request.pop(name, None)
         if found:
             request[name] = value
     seq = request["seq"] = sequence(request.get("seq", 0))

@@ -338,6 +338,8 @@ def test_auth_and_request_parsing_without_sockets():
         assert (exc.value.status, exc.value.code) == (401, code), header
     assert api.parse_request(b'{"req": 2, "seq": -3, "extra": 1}') == {"req": 2, "seq": -3, "extra": 1}
     assert api.parse_request(b'{"req": 5}') == {"req": 5, "seq": 0}
+    assert api.parse_request(b'{"REQ": 10, "Action": "stop", "action": "restart", "DATA": "x"}') == \
+        {"req": 10, "seq": 0, "action": "stop", "data": "x"}  # cJSON_GetObjectItem: any case, the first
     for body, status, code in ((b'{"seq": 1}', 400, 107), (b'{"req": "5"}', 404, 102), (b"[]", 400, 109)):
         with pytest.raises(api.ApiError) as exc:
             api.parse_request(body)
