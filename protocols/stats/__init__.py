@@ -84,9 +84,8 @@ def authenticate(ctx: AdapterContext, request: Request) -> Response | None:
 
 
 async def api_v1(ctx: AdapterContext, request: Request) -> Response:
-    """POST /api/v1: Basic auth, then the `{"req", "seq"}` request; every error in the API's shape."""
-    if request.method != "POST":
-        return error(404, "")
+    """/api/v1: Basic auth, then the `{"req", "seq"}` request; every error in the API's shape. Any method, as
+    NanoMQ's handler is registered for all (`nng_http_handler_set_method(handler, NULL)`): its docs send GET."""
     refused = authenticate(ctx, request)
     if refused is not None:
         return refused
@@ -94,7 +93,7 @@ async def api_v1(ctx: AdapterContext, request: Request) -> Response:
         body = api.parse_request(request.body)
         return Response.json(api.answer(ctx.hub, body, partial(restart, ctx), partial(control, ctx)))
     except api.ApiError as exc:
-        log.debug("POST /api/v1 from %s: %d/%d %s", request.client, exc.status, exc.code, exc.message)
+        log.debug("%s /api/v1 from %s: %d/%d %s", request.method, request.client, exc.status, exc.code, exc.message)
         return error_response(exc)
 
 
@@ -139,8 +138,9 @@ async def metrics(ctx: AdapterContext, request: Request) -> Response:
 
 
 def routes(ctx: AdapterContext) -> list[Route]:
-    """/api/v1 (any method reaches the handler, which answers non-POST with 404) and /metrics."""
-    return [Route("/api/v1", partial(api_v1, ctx)), Route("/metrics", partial(metrics, ctx), methods=["GET"])]
+    """/api/v1 (any method, as NanoMQ; nng's handler matches `/api/v1/` too) and /metrics."""
+    return [Route("/api/v1", partial(api_v1, ctx)), Route("/api/v1/", partial(api_v1, ctx)),  # nng: one trailing /
+            Route("/metrics", partial(metrics, ctx), methods=["GET"])]
 
 
 def uses_defaults(settings: StatsSettings) -> bool:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hmac
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ MISSING_PARAMETER, BAD_PARAMETER, NOT_JSON = 107, 108, 109
 BROKER_INFO, TOPIC_INFO, CLIENT_INFO, CTRL = 2, 4, 5, 10
 RESTART = CTRL  # the name before req 10 took NanoMQ's actions
 CTRL_ACTIONS = ("stop", "restart")
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # the C int NanoMQ casts `req` to
 
 
 class ApiError(Exception):
@@ -50,7 +52,7 @@ def basic_user(header: str | None) -> str | None:
     if scheme.lower() != "basic":
         return None
     try:
-        user = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
+        user = base64.b64decode((value.split() or [""])[0], validate=True).decode("utf-8").partition(":")[0]
     except (binascii.Error, UnicodeDecodeError):
         return None
     return user or None
@@ -63,8 +65,9 @@ def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         raise ApiError(401, EMPTY_CREDENTIALS, "basic authentication required")
+    token = (value.split() or [""])[0]  # NanoMQ's sscanf(token, "Basic %s"): the first word after the scheme
     try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        user, sep, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise ApiError(401, WRONG_CREDENTIALS, "wrong username or password") from None
     if not sep or not user or not password:
@@ -76,39 +79,93 @@ def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
 
 
 def request_code(value: Any) -> int | None:
-    """`req` as NanoMQ reads it (a JSON number, truncated to an integer), or None if it is not a number."""
+    """`req` as NanoMQ reads it: `(int) cJSON_GetNumberValue(req)`, a JSON number truncated to an integer.
+
+    None (an unknown request, answered without `rep`) when it is not a number or is out of the C int's range,
+    where the cast gives INT_MIN on the platforms NanoMQ runs on."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and not value.is_integer():
-        return int(value) if abs(value) < 2**31 else None
-    return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    code = int(value)
+    return code if INT_MIN <= code <= INT_MAX else None
+
+
+class _Object(dict):  # type: ignore[type-arg]
+    """A JSON object that keeps its pairs in order, so keys can be looked up as cJSON does."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object(pairs)
+    obj.pairs = pairs
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_no_constant)
+
+
+def item(obj: dict[str, Any], name: str) -> tuple[bool, Any]:
+    """`cJSON_GetObjectItem`: the first key equal to `name` ignoring ASCII case; (found, value)."""
+    for key, value in getattr(obj, "pairs", obj.items()):
+        if key.isascii() and key.lower() == name:
+            return True, value
+    return False, None
+
+
+def load(body: bytes) -> Any:
+    """The body as NanoMQ 0.6's `cJSON_Parse` reads it: a C string (up to the first NUL byte), a UTF-8 BOM and
+    leading whitespace skipped, one JSON value, anything after that value ignored. ValueError if there is none."""
+    raw = body.split(b"\0", 1)[0]
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    text = raw.decode("utf-8", "replace").lstrip("".join(map(chr, range(33))))
+    try:
+        return _DECODER.raw_decode(text)[0]
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def sequence(value: Any) -> Any:
+    """`seq` as NanoMQ answers it, `(uint64_t) cJSON_GetNumberValue(seq)`: a number in the unsigned 64-bit range
+    is truncated to an integer (1.5 and 1.0 are answered 1). Other values, where NanoMQ's cast gives a garbage
+    number (a string, a negative number, null, an object), are echoed as given."""
+    if isinstance(value, float) and math.isfinite(value) and -1 < value < 2**64:
+        return int(value)
+    return value
 
 
 def parse_request(body: bytes) -> dict[str, Any]:
     """The request object with `req` an integer and `seq` defaulted to 0; ApiError otherwise.
 
-    As NanoMQ: `seq` is optional and any JSON value (a string too) is echoed back unchanged; a `req`
-    that is not a number, or names no request, is 404 with code 102."""
+    As NanoMQ: keys are found as `cJSON_GetObjectItem` finds them (case-insensitive, the first of duplicates);
+    `seq` is optional and any JSON value (a string too) is echoed back unchanged; a `req` that is not a number,
+    or names no request, is 404 with code 102."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = load(body)
+    except ValueError:
         raise ApiError(400, NOT_JSON, "request parameters are not in legal JSON format") from None
     if not isinstance(data, dict):
         raise ApiError(400, NOT_JSON, "request body must be a JSON object")
-    seq = data.get("seq", 0)
-    if "req" not in data:
+    names = ("req", "seq", "action", "data")
+    request = {key: value for key, value in data.items() if key.lower() not in names}
+    for name in names:
+        found, value = item(data, name)
+        if found:
+            request[name] = value
+    seq = request["seq"] = sequence(request.get("seq", 0))
+    if "req" not in request:
         raise ApiError(400, MISSING_PARAMETER, "missing key request parameter: req", seq)
-    req = request_code(data["req"])
+    req = request_code(request["req"])
     if req is None:
-        raise ApiError(404, UNKNOWN, f"unknown req {json.dumps(data['req'])}", seq)
-    return {**data, "req": req, "seq": seq}
-
-
-def broker_info(hub: Hub) -> dict[str, Any]:
-    """The core's counters under NanoMQ's names; client_size counts sessions of every protocol."""
-    stats = hub.stats
-    return {"client_size": len(hub.sessions), "message_in": stats.messages_in,
-            "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
+        raise ApiError(404, UNKNOWN, f"unknown req {json.dumps(request['req'])}", seq)
+    request["req"] = req
+    return request
 
 
 def _subscriptions(s: Any) -> list[dict[str, Any]]:
@@ -118,10 +175,24 @@ def _subscriptions(s: Any) -> list[dict[str, Any]]:
     return [{"topic": ch, "qos": 0} for ch in s.channels]
 
 
+def _subscribed(s: Any) -> bool:
+    mqtt = s.meta.get("subscriptions")
+    return bool(mqtt if mqtt is not None else s.channels)
+
+
+def broker_info(hub: Hub) -> dict[str, Any]:
+    """The core's counters under NanoMQ's names. `client_size` is NanoMQ's "Subscribe client size": the clients
+    (of every protocol) with at least one subscription, the entries of its pipe-to-topics table."""
+    stats = hub.stats
+    return {"client_size": sum(1 for s in hub.sessions.values() if _subscribed(s)), "message_in": stats.messages_in,
+            "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
+
+
 def topic_info(hub: Hub) -> list[dict[str, Any]]:
-    """Every client of every protocol with its subscriptions (an empty list when it has none); qos 0 but for MQTT."""
+    """Every client of every protocol that has subscriptions, with them (NanoMQ lists the entries of its
+    pipe-to-topics table, so a client without subscriptions is not there); qos 0 but for MQTT."""
     return [{"client_id": s.meta.get("client_id", s.id), "subscriptions": _subscriptions(s)}
-            for s in hub.sessions.values()]
+            for s in hub.sessions.values() if _subscribed(s)]
 
 
 def client_info(hub: Hub) -> list[dict[str, Any]]:

@@ -206,8 +206,8 @@ async def test_every_error_row(start_hub, monkeypatch):
             assert response.json() == body, (kwargs, response.text)
             assert list(response.json()) == list(body)  # NanoMQ's key order: code, seq, rep
             assert response.headers["x-error"], kwargs  # what went wrong, for people; the body stays NanoMQ's
-        # 404: unknown path or method on this port (102), never HTML
-        for response in (await http.post("/api/v2", auth=auth, content=ok), await http.get("/api/v1", auth=auth),
+        # 404: unknown path or method on this port (102), never HTML; /api/v1 takes every method (see below)
+        for response in (await http.post("/api/v2", auth=auth, content=ok),
                          await http.get("/nope"), await http.post("/metrics", content=ok), await http.put("/", content=ok)):
             assert response.status_code == 404 and response.headers["content-type"] == "application/json"
             assert response.json() == {"code": api.UNKNOWN, "seq": 0} and "<html" not in response.text.lower()
@@ -223,20 +223,103 @@ async def test_every_error_row(start_hub, monkeypatch):
 
 
 async def test_seq_as_nanomq_reads_it(start_hub):
-    """No `seq`: answered normally (seq 0); `seq` as a string, or any other JSON value: echoed back unchanged;
-    `req` as a JSON number with a fraction is truncated, as NanoMQ's `(int)` cast does."""
+    """No `seq`: answered normally (seq 0); `seq` as a string, or any other JSON value where NanoMQ's cast gives
+    garbage: echoed back unchanged; a `seq` number with a fraction is truncated, as NanoMQ's `(uint64_t)` cast does,
+    and `req` by its `(int)` cast."""
     running = await start_hub()
     url = running.url("stats") + "/api/v1"
     for body, seq in (('{"req": 2}', 0), ('{"req": 2, "seq": "1111111"}', "1111111"), ('{"req": 2, "seq": "abc"}', "abc"),
-                      ('{"req": 2, "seq": 1.5}', 1.5), ('{"req": 2, "seq": null}', None), ('{"req": 2, "seq": -3}', -3),
+                      ('{"req": 2, "seq": 1.5}', 1), ('{"req": 2, "seq": 7.0}', 7),
+                      ('{"req": 2, "seq": -0.5}', 0), ('{"req": 2, "seq": -1.5}', -1.5),
+                      ('{"req": 2, "seq": null}', None), ('{"req": 2, "seq": -3}', -3),
                       ('{"req": 2.0, "seq": 9}', 9), ('{"req": 2.7, "seq": 9}', 9)):
         status, answer = await curl(url, body, *BASIC)
         assert status == 200 and answer["code"] == 0 and answer["rep"] == 2, (body, answer)
         assert answer["seq"] == seq and list(answer) == ["code", "seq", "rep", "data"], (body, answer)
+    proc = await trio.run_process(["curl", "-s", *BASIC, url, "-d", '{"req": 2, "seq": 7.0}'], capture_stdout=True)
+    assert proc.stdout.startswith(b'{"code":0,"seq":7,"rep":2,'), proc.stdout  # as cJSON prints the number
+    proc = await trio.run_process(["curl", "-s", *BASIC, url + "/", "-d", '{"req": 2, "seq": 8}'], capture_stdout=True)
+    assert proc.stdout.startswith(b'{"code":0,"seq":8,"rep":2,'), proc.stdout  # nng matches one trailing slash
     status, answer = await curl(url, '{"req": 4}', *BASIC)
     assert status == 200 and answer == {"code": 0, "seq": 0, "rep": 4, "data": []}
     status, answer = await curl(url, '{"req": 5, "seq": "x"}', *BASIC)
     assert status == 200 and answer == {"code": 0, "seq": "x", "rep": 5, "data": []}
+
+
+async def test_every_method_reaches_api_v1_as_on_nanomq(start_hub):
+    """NanoMQ registers /api/v1 for every method (web_server.c `nng_http_handler_set_method(handler, NULL)`) and
+    its own docs read the configuration with `curl --request GET ... --data-raw`: the method does not matter."""
+    running = await start_hub()
+    url = running.url("stats") + "/api/v1"
+    proc = await trio.run_process(["curl", "-s", "-i", "--location", "--request", "GET", url,
+                                   "--header", "Authorization: Basic YWRtaW46cHVibGlj",
+                                   "--header", "Content-Type: application/json",
+                                   "--data-raw", '{\n    "req": 2,\n    "seq": 9999\n}'], capture_stdout=True)
+    head, _, payload = proc.stdout.decode().partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200"), head
+    assert json.loads(payload)["seq"] == 9999 and json.loads(payload)["rep"] == 2
+    async with httpx.AsyncClient() as http:
+        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            response = await http.request(method, url, auth=("admin", "public"), content=b'{"req": 5, "seq": 3}')
+            assert (response.status_code, response.json()) == (200, {"code": 0, "seq": 3, "rep": 5, "data": []}), method
+        response = await http.get(url)  # credentials first, then the body
+        assert (response.status_code, response.json()) == (401, {"code": api.EMPTY_CREDENTIALS, "seq": 0})
+        response = await http.get(url, auth=("admin", "public"))  # no body: not JSON
+        assert (response.status_code, response.json()) == (400, {"code": api.NOT_JSON, "seq": 0})
+        response = await http.head(url, auth=("admin", "public"))
+        assert response.status_code == 400 and response.content == b""
+
+
+async def test_body_read_as_cjson_reads_it(start_hub):
+    """NanoMQ 0.6 reads the body with `cJSON_Parse` (trailing data ignored, the body a C string up to a NUL) and
+    its keys with `cJSON_GetObjectItem` (case-insensitive, the first of duplicates); `req` goes through `(int)`."""
+    running = await start_hub()
+    url = running.url("stats") + "/api/v1"
+    ok = {"code": 0, "seq": 5, "rep": 5, "data": []}
+    cases = [
+        (b'{"req": 5, "seq": 5}\n{"req": 2}', 200, ok),           # a second value after the first is not read
+        (b'{"req": 5, "seq": 5} trailing garbage', 200, ok),
+        (b'{"req": 5, "seq": 5}\x00\xff\xfe', 200, ok),          # a C client that sends the NUL terminator too
+        (b'\xef\xbb\xbf\x0c {"req": 5, "seq": 5}', 200, ok),     # a UTF-8 BOM, then any byte up to ' ' is whitespace
+        (b'{"REQ": 5, "Seq": 5}', 200, ok),
+        (b'{"req": 5, "seq": 5, "req": 2, "SEQ": 7}', 200, ok),     # the first of duplicate keys
+        (b'{"Req": 5, "req": 2, "seq": 5}', 200, ok),
+        (b'{"req": NaN, "seq": 5}', 400, {"code": api.NOT_JSON, "seq": 0}),  # not JSON for cJSON
+        (b'{"req": Infinity}', 400, {"code": api.NOT_JSON, "seq": 0}),
+        (b'{"req": 4294967298, "seq": 5}', 404, {"code": api.UNKNOWN, "seq": 5}),  # (int) of it is INT_MIN: no rep
+        (b'{"req": 1e10, "seq": 5}', 404, {"code": api.UNKNOWN, "seq": 5}),
+        (b'{"req": 1e999, "seq": 5}', 404, {"code": api.UNKNOWN, "seq": 5}),
+        (b'{"req": 2147483647, "seq": 5}', 404, {"code": api.UNKNOWN, "seq": 5, "rep": 2147483647}),
+        (b'{"req": -2147483649, "seq": 5}', 404, {"code": api.UNKNOWN, "seq": 5}),
+    ]
+    async with httpx.AsyncClient(auth=("admin", "public")) as http:
+        for body, status, answer in cases:
+            response = await http.post(url, content=body)
+            assert (response.status_code, response.json()) == (status, answer), body
+            assert list(response.json()) == list(answer), body
+
+
+async def test_topic_info_and_client_size_count_subscribed_clients(start_hub):
+    """NanoMQ's req 4 and `client_size` read its pipe-to-topics table (hash_table.c), which holds a client from its
+    first SUBSCRIBE: a client without subscriptions is not in req 4 nor counted ("Subscribe client size" in the
+    docs). req 5 is documented as "all clients" and lists it."""
+    running = await start_hub()
+    url = running.url("stats") + "/api/v1"
+    async with legacy_client(running.url("realtime")) as alice, sdk_client(running, "carol") as carol, \
+            httpx.AsyncClient(auth=("admin", "public")) as http:
+        await alice.connect("alice")
+        await alice.subscribe("news")
+        broker = (await http.post(url, json={"req": 2, "seq": 1})).json()
+        topics = (await http.post(url, json={"req": 4, "seq": 1})).json()
+        clients = (await http.post(url, json={"req": 5, "seq": 1})).json()
+        assert broker["data"]["client_size"] == 1
+        assert topics["data"] == [{"client_id": alice.client_id, "subscriptions": [{"topic": "news", "qos": 0}]}]
+        assert sorted(c["client_id"] for c in clients["data"]) == sorted([alice.client_id, carol.client_id])
+        await carol.call("subscribe", {"channel": "news"})
+        broker = (await http.post(url, json={"req": 2, "seq": 1})).json()
+        topics = (await http.post(url, json={"req": 4, "seq": 1})).json()
+        assert broker["data"]["client_size"] == 2
+        assert sorted(c["client_id"] for c in topics["data"]) == sorted([alice.client_id, carol.client_id])
 
 
 def test_auth_and_request_parsing_without_sockets():
@@ -247,12 +330,16 @@ def test_auth_and_request_parsing_without_sockets():
 
     api.check_auth(basic("admin", "pub:lic"), "admin", "pub:lic")  # a colon in the secret is kept
     api.check_auth("basic " + base64.b64encode(b"admin:public").decode(), "admin", "public")
+    api.check_auth(basic("admin", "public") + " trailing words", "admin", "public")  # sscanf "%s": the first word
+    assert api.basic_user(basic("admin", "x") + " more") == "admin"
     for header, code in ((None, 104), ("", 104), (basic("admin", "x"), 103), (basic("émile", "x"), 103), ("Basic", 104), ("Basic ", 104)):
         with pytest.raises(api.ApiError) as exc:
             api.check_auth(header, "admin", "public")
         assert (exc.value.status, exc.value.code) == (401, code), header
     assert api.parse_request(b'{"req": 2, "seq": -3, "extra": 1}') == {"req": 2, "seq": -3, "extra": 1}
     assert api.parse_request(b'{"req": 5}') == {"req": 5, "seq": 0}
+    assert api.parse_request(b'{"REQ": 10, "Action": "stop", "action": "restart", "DATA": "x"}') == \
+        {"req": 10, "seq": 0, "action": "stop", "data": "x"}  # cJSON_GetObjectItem: any case, the first
     for body, status, code in ((b'{"seq": 1}', 400, 107), (b'{"req": "5"}', 404, 102), (b"[]", 400, 109)):
         with pytest.raises(api.ApiError) as exc:
             api.parse_request(body)
