@@ -143,7 +143,7 @@ class MapFlow:
         options = name.options
         delta = delta and options.delta_fossil
         limit = page_size(params)
-        snap = client.hub.map_snapshot(session.project, channel)
+        snap = await client.hub.map_snapshot(session.project, channel)  # a streamless map goes LIVE without suspending after it
         if not cursor:
             pending.offset, pending.epoch = snap.offset, snap.epoch
         max_offset = None

@@ -1,0 +1,255 @@
+"""Map subscriptions (Centrifugo 6.8's keyed state) on the Redis engine: two `hub run` nodes on one throwaway Redis
+share a map channel's entries, its stream, its key expiry and its map clients presence."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from bench.redis_server import REDIS_SERVER, RedisServer
+
+from .cluster import Node, SdkConn, start_node, write_config
+
+pytestmark = [
+    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (make test installs it)"),
+    pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),
+]
+
+MAPS = """
+[projects.development.namespaces.m]
+presence = false
+join_leave = false
+map_mode = "ephemeral"
+map_key_ttl = 60
+map_presence_prefix = "who:"
+
+[projects.development.namespaces.who]
+presence = false
+join_leave = false
+map_mode = "ephemeral"
+map_type = 2
+map_key_ttl = 60
+
+[projects.development.namespaces.pm]
+presence = false
+join_leave = false
+map_mode = "persistent"
+history_size = 1000
+history_lifetime = 300
+delta_fossil = true
+
+[projects.development.namespaces.short]
+presence = false
+join_leave = false
+map_mode = "recoverable"
+map_key_ttl = 1
+history_size = 100
+history_lifetime = 300
+"""
+
+
+@pytest.fixture
+def redis(tmp_path: Path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path):
+    started: list[Node] = []
+    config = write_config(tmp_path, MAPS)
+
+    def start(redis_url: str, name: str) -> Node:
+        node = start_node(tmp_path, redis_url, name, config=config)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+async def state(conn: SdkConn, channel: str, kind: int = 1, **params: Any) -> dict[str, Any]:
+    """Subscribe to a map channel through its STATE pages (1000 entries a page): the phase-0 reply, entries of every
+    page in `state`."""
+    entries: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        reply = await conn.call("subscribe", {"channel": channel, "type": kind, "phase": 2, "limit": 1000,
+                                              **({"cursor": cursor} if cursor else {}), **params})
+        assert "result" in reply, reply
+        result = reply["result"]
+        entries += result.get("state", [])
+        if result.get("phase") != 2:
+            return {**result, "state": entries}
+        cursor = result.get("cursor", "")
+        params = {"offset": result.get("offset", 0), "epoch": result["epoch"]} if "epoch" in result else {}
+
+
+def changes(conn: SdkConn, channel: str) -> list[tuple[str, Any]]:
+    return [(p["key"], "removed" if p.get("removed") else p.get("data")) for p in conn.pubs(channel)]
+
+
+async def test_entries_stream_and_deltas_are_shared_by_the_nodes(redis, nodes):
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    for key in ("c", "a", "b"):
+        assert (await a.api("map_publish", {"channel": "m:room", "key": key, "data": {"v": key}})) == {"result": {}}
+    on_b = await SdkConn.open(b.ws)
+    live = await state(on_b, "m:room")
+    assert [(e["key"], e["data"]) for e in live["state"]] == [("a", {"v": "a"}), ("b", {"v": "b"}), ("c", {"v": "c"})]
+    assert "offset" not in live and "epoch" not in live  # an ephemeral map has no stream
+    await a.api("map_publish", {"channel": "m:room", "key": "a", "data": {"v": 2}})
+    await a.api("map_remove", {"channel": "m:room", "key": "b"})
+    assert (await a.api("map_remove", {"channel": "m:room", "key": "nope"})) == {"result": {}}  # suppressed
+    await a.api("map_publish", {"channel": "m:room", "key": "z", "data": "end"})
+    await on_b.until(lambda: len(on_b.pubs("m:room")) == 3)
+    assert changes(on_b, "m:room") == [("a", {"v": 2}), ("b", "removed"), ("z", "end")]
+    assert all("offset" not in p for p in on_b.pubs("m:room"))
+
+    # A persistent map: offsets from one stream whichever node publishes; a delta subscriber on B gets per-key
+    # deltas of A's changes (the key's previous entry travels with the change).
+    replies = [await node.api("map_publish", {"channel": "pm:game", "key": f"p{i % 2}", "data": {"score": i, "pad": "x" * 200}})
+               for i, node in enumerate((a, b, a))]
+    assert [r["result"]["offset"] for r in replies] == [1, 2, 3]
+    epoch = replies[0]["result"]["epoch"]
+    assert {r["result"]["epoch"] for r in replies} == {epoch}
+    delta = await SdkConn.open(b.ws)
+    live = await state(delta, "pm:game", delta="fossil")
+    assert (live["offset"], live["epoch"], live["delta"]) == (3, epoch, True)
+    assert [(e["key"], json.loads(e["data"]), e["offset"]) for e in live["state"]] == [  # strings for delta clients
+        ("p0", {"score": 2, "pad": "x" * 200}, 3), ("p1", {"score": 1, "pad": "x" * 200}, 2)]
+    await a.api("map_publish", {"channel": "pm:game", "key": "p0", "data": {"score": 4, "pad": "x" * 200}})
+    await delta.until(lambda: delta.pubs("pm:game"))
+    pub = delta.pubs("pm:game")[0]
+    assert (pub["key"], pub["offset"], pub["delta"]) == ("p0", 4, True) and len(pub["data"]) < 50
+    # Away, then back on the other node from its offset: recovered from the shared stream.
+    back = await SdkConn.open(a.ws)
+    rec = (await back.call("subscribe", {"channel": "pm:game", "type": 1, "phase": 1, "recover": True, "offset": 2,
+                                         "epoch": epoch}))["result"]
+    assert (rec["recovered"], rec["offset"]) == (True, 4)
+    assert [(p["key"], p["offset"]) for p in rec["publications"]] == [("p0", 3), ("p0", 4)]
+
+
+@pytest.mark.parametrize("channel", ["m:busy", "pm:busy"])
+async def test_subscribing_during_updates_misses_nothing_and_gets_nothing_twice(redis, nodes, channel):
+    """Node A's API sets 5 keys round-robin (key k<i % 5> = i) while clients subscribe on node B: for every client and
+    key, the value in its snapshot and then the values pushed to it are consecutive (steps of 5) up to the last."""
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    total = 300
+    clients: list[tuple[SdkConn, dict[str, Any]]] = []
+    done = trio.Event()
+
+    async def writer() -> None:
+        for i in range(total):
+            reply = await a.api("map_publish", {"channel": channel, "key": f"k{i % 5}", "data": i})
+            assert "result" in reply, reply
+        done.set()
+
+    async def subscriber() -> None:
+        while not done.is_set() and len(clients) < 12:
+            conn = await SdkConn.open(b.ws)
+            clients.append((conn, await state(conn, channel)))
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        nursery.start_soon(subscriber)
+    assert len(clients) >= 3
+    final = {f"k{j}": total - 5 + j for j in range(5)}
+
+    def seen(conn: SdkConn, live: dict[str, Any]) -> dict[str, list[int]]:
+        values: dict[str, list[int]] = {e["key"]: [e["data"]] for e in live["state"]}
+        for pub in live.get("publications", []) + conn.pubs(channel):  # the catch-up in the reply, then pushes
+            values.setdefault(pub["key"], []).append(pub["data"])
+        return values
+
+    for conn, live in clients:
+        await conn.until(lambda conn=conn, live=live: {k: v[-1] for k, v in seen(conn, live).items()} == final)
+        for key, values in seen(conn, live).items():
+            assert values == list(range(values[0], final[key] + 1, 5)), (key, values)
+        if channel.startswith("pm:"):
+            offsets = [p["offset"] for p in live.get("publications", []) + conn.pubs(channel)]
+            assert offsets == list(range(max((e["offset"] for e in live["state"]), default=0) + 1, total + 1))
+
+
+async def test_key_ttl_removes_a_key_once_and_tells_both_nodes(redis, nodes):
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    on_a, on_b = await SdkConn.open(a.ws), await SdkConn.open(b.ws)
+    for conn in (on_a, on_b):
+        await state(conn, "short:s")
+    set_at = time.monotonic()
+    first = (await a.api("map_publish", {"channel": "short:s", "key": "k", "data": "v"}))["result"]
+    for conn in (on_a, on_b):
+        await conn.until(lambda conn=conn: len(conn.pubs("short:s")) == 2)
+    assert time.monotonic() - set_at >= 0.9  # after its 1 s TTL
+    # One removal in the stream (both nodes sweep): a marker published after it comes right behind it.
+    await b.api("map_publish", {"channel": "short:s", "key": "marker", "data": 1})
+    for conn in (on_a, on_b):
+        await conn.until(lambda conn=conn: len(conn.pubs("short:s")) == 3)
+        assert changes(conn, "short:s") == [("k", "v"), ("k", "removed"), ("marker", 1)]
+        assert [p["offset"] for p in conn.pubs("short:s")] == [1, 2, 3]
+    history = (await b.api("history", {"channel": "short:s", "limit": -1}))["result"]
+    assert (history["offset"], history["epoch"]) == (3, first["epoch"])
+    assert [p.get("removed", False) for p in history["publications"]] == [False, True, False]
+    fresh = await SdkConn.open(a.ws)
+    assert [e["key"] for e in (await state(fresh, "short:s"))["state"]] == ["marker"]
+
+
+async def test_map_clients_presence_entries_from_every_node(redis, nodes):
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    member_a = await SdkConn.open(a.ws, "alice")
+    await state(member_a, "m:room")
+    watcher = await SdkConn.open(b.ws, "carol")
+    live = await state(watcher, "who:m:room", kind=2)
+    assert [e["key"] for e in live["state"]] == [member_a.client]  # A's subscriber, in the snapshot B took
+    member_b = await SdkConn.open(b.ws, "bob")
+    await state(member_b, "m:room")
+    await member_a.call("unsubscribe", {"channel": "m:room"})
+    await watcher.until(lambda: len(watcher.pubs("who:m:room")) == 2)
+    added, removed = watcher.pubs("who:m:room")
+    assert (added["key"], added["info"]["user"]) == (member_b.client, "bob")
+    assert removed == {"key": member_a.client, "removed": True}
+    # Subscribing again on A: a new entry (it was removed); the other stays, announced once.
+    await state(member_a, "m:room")
+    await member_b.aclose()  # a disconnect on B removes its entry
+    await watcher.until(lambda: len(watcher.pubs("who:m:room")) == 4)
+    assert [(p["key"], p.get("removed", False)) for p in watcher.pubs("who:m:room")[2:]] == [
+        (member_a.client, False), (member_b.client, True)]
+    other = await SdkConn.open(a.ws, "dave")
+    assert [e["key"] for e in (await state(other, "who:m:room", kind=2))["state"]] == [member_a.client]
+
+
+async def test_state_outlives_the_nodes(redis, nodes):
+    a = nodes(redis.url, "a")
+    await a.api("map_publish", {"channel": "m:keep", "key": "k", "data": 1})
+    epoch = (await a.api("map_publish", {"channel": "pm:keep", "key": "k", "data": 1}))["result"]["epoch"]
+    a.stop()
+    b = nodes(redis.url, "b")
+    conn = await SdkConn.open(b.ws)
+    assert [(e["key"], e["data"]) for e in (await state(conn, "m:keep"))["state"]] == [("k", 1)]
+    live = await state(conn, "pm:keep")
+    assert (live["offset"], live["epoch"], [e["key"] for e in live["state"]]) == (1, epoch, ["k"])
+    assert (await b.api("map_publish", {"channel": "pm:keep", "key": "j", "data": 2}))["result"] == {"offset": 2, "epoch": epoch}
+
+
+async def test_redis_down_map_calls_fail_like_publishes(redis, nodes):
+    a = nodes(redis.url, "a")
+    conn = await SdkConn.open(a.ws)
+    await state(conn, "m:r")
+    redis.kill()
+    started = time.monotonic()
+    publish = await a.api("publish", {"channel": "public:x", "data": 1})
+    for channel in ("m:r", "pm:r"):
+        assert (await a.api("map_publish", {"channel": channel, "key": "k", "data": 1})) == publish
+    other = await SdkConn.open(a.ws)
+    for channel in ("m:r2", "pm:r2"):
+        reply = await other.call("subscribe", {"channel": channel, "type": 1, "phase": 2})
+        assert reply["error"]["code"] in (100, 108), reply
+    assert time.monotonic() - started < 5  # nothing hangs
