@@ -108,6 +108,7 @@ class RedisEngine(Engine):
         self._map_writes_rx: trio.MemoryReceiveChannel[tuple[str, str, NamespaceOptions, Publication]]
         self._map_writes, self._map_writes_rx = trio.open_memory_channel(float("inf"))
         self._sweeping = False
+        self._map_members: dict[Key, dict[str, tuple[NamespaceOptions, Publication]]] = {}  # this node's map clients
         self.all_pattern = f"{self.prefix}.ch.*".encode()
         self._ch_prefix = f"{self.prefix}.ch.{{".encode()
         self._subs: dict[Key, ChannelState] = {}
@@ -152,9 +153,13 @@ class RedisEngine(Engine):
             self.shas[name] = sha.decode() if isinstance(sha, bytes) else sha
 
     def _commands_ready(self) -> None:
-        """The command connection is (back) up: re-add this node's presence entries (Redis may have restarted empty)."""
+        """The command connection is (back) up: re-add this node's presence and map clients entries (Redis may have
+        restarted empty; an entry still there is not announced again)."""
         if self._nursery is not None:
             self._nursery.start_soon(self._refresh_presence)
+        for (project, channel), mine in self._map_members.items():
+            for options, pub in mine.values():
+                self._map_writes.send_nowait((project, channel, options, pub))
 
     async def _script(self, name: str, keys: tuple[bytes, ...], *args: Any) -> Any:
         try:
@@ -278,7 +283,15 @@ class RedisEngine(Engine):
         return self._map_done(project, channel, pub, await self._script("map_update", keys, *args))
 
     def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
-        """Queued, written in order by `_map_presence_writer` (an entry already there is not announced again)."""
+        """Queued, written in order by `_map_presence_writer` (an entry already there is not announced again). This
+        node's entries are kept, to add them again if Redis comes back without them."""
+        mine = self._map_members.setdefault((project, channel), {})
+        if pub.removed:
+            mine.pop(pub.key, None)  # type: ignore[arg-type]
+            if not mine:
+                del self._map_members[(project, channel)]
+        else:
+            mine[pub.key] = (options, pub)  # type: ignore[index]
         self._map_writes.send_nowait((project, channel, options, pub))
 
     async def _map_presence_writer(self) -> None:
@@ -322,13 +335,16 @@ class RedisEngine(Engine):
             return MapSnapshot(self._map_entries(project, channel, epoch, flat), int(top), epoch)
         st = await self._ensure(project, channel, options)
         for _ in range(3):
-            seq, _, flat = await self._script("map_read", (meta, entries_key), *args)
+            seq, epoch, flat = await self._script("map_read", (meta, entries_key), *args)
+            seq, epoch = int(seq), epoch.decode()
             await self._ps_sync()
             if not st.synced:
                 raise Unavailable()
-            newer = [(s, pub) for s, pub in st.recent or () if s > seq]
-            if [s for s, _ in newer] != list(range(seq + 1, st.offset + 1)):
-                continue  # some change after the read was not received (PUB/SUB reconnected meanwhile): read again
+            if st.recent is None:  # nothing received since this node subscribed: it follows the sequence from here
+                st.recent, st.offset, st.epoch = deque(maxlen=TAIL_CACHE), seq, epoch
+            newer = [(s, pub) for s, pub in st.recent if s > seq]
+            if epoch != st.epoch or [s for s, _ in newer] != list(range(seq + 1, st.offset + 1)):
+                continue  # not lined up (PUB/SUB reconnected meanwhile, or Redis lost the state): read again
             state = {p.key: p for p in self._map_entries(project, channel, "", flat)}
             for _, pub in newer:
                 if pub.removed:
@@ -347,15 +363,43 @@ class RedisEngine(Engine):
         out.sort(key=lambda p: p.key)  # type: ignore[arg-type, return-value]
         return out
 
-    def _map_seen(self, st: ChannelState, seq: int, pub: Publication) -> None:
-        """A change of a streamless map channel received: remembered (with its sequence) for `map_snapshot`."""
+    def _map_seen(self, st: ChannelState, seq: int, epoch: str, pub: Publication, out: list[Publication]) -> None:
+        """A change of a streamless map channel received: remembered (with its sequence) for `map_snapshot`, then
+        added to `out`. A change missed (PUB/SUB reconnected) or a new sequence (Redis lost the state): see `_map_lost`."""
         recent = st.recent
         if recent is None:
             recent = st.recent = deque(maxlen=TAIL_CACHE)
-        elif seq <= st.offset:
-            recent.clear()  # the sequence started over (Redis lost it)
+        elif seq != st.offset + 1 or (st.epoch and epoch != st.epoch):  # "": no sequence yet when it was read
+            if out:
+                self.hub.deliver(st.project, st.channel, out[:])
+                out.clear()
+            self._map_lost(st)
+        st.offset, st.epoch = seq, epoch
         recent.append((seq, pub))
-        st.offset = seq
+        out.append(pub)
+
+    def _map_lost(self, st: ChannelState) -> None:
+        """This node missed changes of a streamless map channel: its local subscribers' entries are not the channel's
+        any more; they are told (insufficient state: an SDK client subscribes again, from the state)."""
+        assert st.recent is not None
+        st.recent.clear()
+        self.hub.insufficient_state(st.project, st.channel)
+
+    async def _map_recheck(self, states: list[ChannelState]) -> None:
+        """After a PUB/SUB reconnect: the streamless map channels this node follows, checked against their sequence in
+        Redis once everything sent before the read has arrived (changes published while it was away were lost)."""
+        try:
+            replies = await self.cmd.execute_many([("HMGET", st.meta, "m", "me") for st in states])
+            await self._ps_sync()
+        except (ConnectionLost, Unavailable):
+            return  # the next reconnect checks again; a change arriving meanwhile shows the gap itself
+        for st, reply in zip(states, replies, strict=True):
+            if isinstance(reply, RedisError) or st.recent is None or self._subs.get((st.project, st.channel)) is not st:
+                continue
+            seq, epoch = int(reply[0] or 0), (reply[1] or b"").decode()
+            if epoch != st.epoch or seq > st.offset:
+                self._map_lost(st)
+                st.offset, st.epoch = seq, epoch
 
     async def _map_expiry(self) -> None:
         """Remove the map keys whose TTL is over, telling their subscribers everywhere (Centrifugo's cleanup). Every
@@ -459,6 +503,9 @@ class RedisEngine(Engine):
         for st in states:
             if not st.history:
                 self._synced(st)
+        maps = [st for st in states if st.recent is not None]
+        if maps and self._nursery is not None:
+            self._nursery.start_soon(self._map_recheck, maps)
         if not hist:
             return
         commands = []
@@ -611,9 +658,9 @@ class RedisEngine(Engine):
                     run.append(self._decode(st.project, st.channel, 0, "", data[6:]))
                 elif data.startswith(b"__m0:"):
                     end = data.index(b"__", 5)
+                    seq, _, epoch_b = data[5:end].partition(b":")
                     pub = self._decode(st.project, st.channel, 0, "", data[end + 2:])
-                    self._map_seen(st, int(data[5:end]), pub)
-                    run.append(pub)
+                    self._map_seen(st, int(seq), epoch_b.decode(), pub, run)
                 continue
             if run:
                 hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]

@@ -83,8 +83,8 @@ return redis.call('hgetall', KEYS[2])
 # Map channels (Centrifugo's map subscriptions). A channel's entries are a hash (key -> "offset:body"), its
 # per-key deadlines a sorted set (key -> expires at, ms). With a stream the change takes the next stream offset
 # (as PUBLISH does) and its message is '__p1:offset:epoch__'; without, it takes the next value of the meta
-# hash's 'm' (a sequence the nodes use to line a snapshot up with what they deliver) and its message is
-# '__m0:seq__'. When asked, the key's previous entry rides along as 'B<len>:<body>' before the body (the base
+# hash's 'm' (a sequence the nodes use to line a snapshot up with what they deliver; 'me' its epoch) and its
+# message is '__m0:seq:epoch__'. When asked, the key's previous entry rides along as 'B<len>:<body>' before the body (the base
 # of a per-key delta).
 # KEYS: meta, stream, pubsub channel, entries hash, deadlines zset. ARGV: history size (0: none), lifetime ms,
 # meta ttl s, a new epoch, key, packed publication, removed (1/0), mode ('', 'if_new': not if the key is there,
@@ -119,9 +119,14 @@ if size > 0 then
   if meta_ttl > 0 then redis.call('expire', KEYS[1], meta_ttl) else redis.call('pexpire', KEYS[1], ARGV[2]) end
   head = '__p1:' .. off .. ':' .. epoch .. '__'
 else
+  local seq_epoch = redis.call('hget', KEYS[1], 'me')
+  if not seq_epoch then
+    seq_epoch = ARGV[4]
+    redis.call('hset', KEYS[1], 'me', seq_epoch, 'm', 0)
+  end
   epoch = ''
   off = redis.call('hincrby', KEYS[1], 'm', 1)
-  head = '__m0:' .. off .. '__'
+  head = '__m0:' .. off .. ':' .. seq_epoch .. '__'
 end
 local expires = 0
 if removed then
@@ -146,11 +151,12 @@ return {off, epoch, receivers, expires}
 """
 
 # KEYS: meta, entries hash. ARGV: with a stream (1/0), a new epoch, lifetime ms, meta ttl s.
-# Returns {top offset (or seq without a stream), epoch ('' without a stream), the hash as a flat array}: one
+# Returns {top offset (or sequence), epoch (or the sequence's, '' if none yet), the hash as a flat array}: one
 # atomic read, so the entries are exactly those as of that position. A stream is started if there is none.
 MAP_READ = """
 if ARGV[1] ~= '1' then
-  return {tonumber(redis.call('hget', KEYS[1], 'm') or '0'), '', redis.call('hgetall', KEYS[2])}
+  local seq = redis.call('hmget', KEYS[1], 'm', 'me')
+  return {tonumber(seq[1] or '0'), seq[2] or '', redis.call('hgetall', KEYS[2])}
 end
 local epoch = redis.call('hget', KEYS[1], 'e')
 local top = 0

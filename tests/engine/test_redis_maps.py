@@ -202,26 +202,38 @@ async def test_key_ttl_removes_a_key_once_and_tells_both_nodes(redis, nodes):
     assert [e["key"] for e in (await state(fresh, "short:s"))["state"]] == ["marker"]
 
 
+def current(live: dict[str, Any], conn: SdkConn, channel: str) -> dict[str, dict[str, Any]]:
+    """A map subscriber's entries: its state, then the changes pushed to it."""
+    entries = {e["key"]: e for e in live["state"]}
+    for pub in live.get("publications", []) + conn.pubs(channel):
+        if pub.get("removed"):
+            entries.pop(pub["key"], None)
+        else:
+            entries[pub["key"]] = pub
+    return entries
+
+
 async def test_map_clients_presence_entries_from_every_node(redis, nodes):
+    """Each node writes its own subscribers' entries (fire and forget, so the watcher waits for them as changes)."""
     a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
     member_a = await SdkConn.open(a.ws, "alice")
     await state(member_a, "m:room")
     watcher = await SdkConn.open(b.ws, "carol")
     live = await state(watcher, "who:m:room", kind=2)
-    assert [e["key"] for e in live["state"]] == [member_a.client]  # A's subscriber, in the snapshot B took
+    who = lambda: current(live, watcher, "who:m:room")  # noqa: E731
+    await watcher.until(lambda: set(who()) == {member_a.client})
     member_b = await SdkConn.open(b.ws, "bob")
     await state(member_b, "m:room")
+    await watcher.until(lambda: set(who()) == {member_a.client, member_b.client})
+    assert who()[member_b.client]["info"]["user"] == "bob"
     await member_a.call("unsubscribe", {"channel": "m:room"})
-    await watcher.until(lambda: len(watcher.pubs("who:m:room")) == 2)
-    added, removed = watcher.pubs("who:m:room")
-    assert (added["key"], added["info"]["user"]) == (member_b.client, "bob")
-    assert removed == {"key": member_a.client, "removed": True}
-    # Subscribing again on A: a new entry (it was removed); the other stays, announced once.
+    await watcher.until(lambda: set(who()) == {member_b.client})
+    # Subscribing again on A: a new entry; a disconnect on B removes B's.
     await state(member_a, "m:room")
-    await member_b.aclose()  # a disconnect on B removes its entry
-    await watcher.until(lambda: len(watcher.pubs("who:m:room")) == 4)
-    assert [(p["key"], p.get("removed", False)) for p in watcher.pubs("who:m:room")[2:]] == [
-        (member_a.client, False), (member_b.client, True)]
+    await member_b.aclose()
+    await watcher.until(lambda: set(who()) == {member_a.client})
+    pubs = [(p["key"], p.get("removed", False)) for p in watcher.pubs("who:m:room")]
+    assert pubs.count((member_b.client, False)) == 1  # announced once ("if new")
     other = await SdkConn.open(a.ws, "dave")
     assert [e["key"] for e in (await state(other, "who:m:room", kind=2))["state"]] == [member_a.client]
 
@@ -253,3 +265,34 @@ async def test_redis_down_map_calls_fail_like_publishes(redis, nodes):
         reply = await other.call("subscribe", {"channel": channel, "type": 1, "phase": 2})
         assert reply["error"]["code"] in (100, 108), reply
     assert time.monotonic() - started < 5  # nothing hangs
+
+
+async def test_redis_restarted_empty_map_subscribers_start_over(redis, nodes):
+    """The state is gone with Redis: subscribers of a streamless map (the node checks the sequence when its PUB/SUB
+    connection is back) and of a map with a stream (a new epoch) get an insufficient-state unsubscribe (2500), and
+    subscribing again gives the state as it is now."""
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    member = await SdkConn.open(a.ws, "bob")
+    await state(member, "m:quiet")  # an entry in who:m:quiet
+    conn = await SdkConn.open(a.ws)
+    for channel in ("m:lost", "pm:lost"):
+        await state(conn, channel)
+        await b.api("map_publish", {"channel": channel, "key": "old", "data": 1})
+    await conn.until(lambda: conn.pubs("m:lost") and conn.pubs("pm:lost"))
+    redis.restart(empty=True)
+
+    def told(channel: str) -> bool:
+        return any(p.get("channel") == channel and p.get("unsubscribe", {}).get("code") == 2500 for p in conn.pushes)
+
+    await conn.until(lambda: told("m:lost") and told("pm:lost"), timeout=15)
+    for channel in ("m:lost", "pm:lost"):
+        while "result" not in (await b.api("map_publish", {"channel": channel, "key": "new", "data": 2})):
+            await trio.sleep(0.05)  # B reconnecting
+        assert [(e["key"], e["data"]) for e in (await state(conn, channel))["state"]] == [("new", 2)]
+    # Node A added its subscriber's map clients entry again when it reconnected.
+    watcher = await SdkConn.open(b.ws)
+    live = await state(watcher, "who:m:quiet", kind=2)
+    if not live["state"]:  # not written yet: it comes as a change
+        await watcher.until(lambda: watcher.pubs("who:m:quiet"))
+    keys = [e["key"] for e in live["state"]] + [p["key"] for p in watcher.pubs("who:m:quiet")]
+    assert keys == [member.client]
