@@ -428,11 +428,18 @@ class RedisEngine(Engine):
                 log.error("redis: map key expiry failed: %s", reply)
                 break
 
+    def _map_ttls(self) -> bool:
+        """Whether some namespace has map keys that expire (else housekeeping does not ask Redis for due keys)."""
+        return any(o.map_key_ttl > 0 for p in self.hub.projects.values() for o in (p.options, *p.namespaces.values()))
+
     async def _map_sweep(self) -> None:
+        """One sweep at a time, started by housekeeping; a failure is logged and the next housekeeping tries again."""
         try:
             await self._map_expiry()
         except (ConnectionLost, RedisError) as exc:
             log.warning("redis: map key expiry: %s", exc)
+        except Exception:
+            log.exception("redis: map key expiry failed")
         finally:
             self._sweeping = False
 
@@ -955,8 +962,8 @@ class RedisEngine(Engine):
             await trio.sleep(self.heartbeat)
 
     def expire(self, now: float) -> None:
-        if not self._sweeping and self._nursery is not None and self.cmd.connected:  # map keys past their TTL
-            self._sweeping = True
+        if not self._sweeping and self._nursery is not None and self.cmd.connected and self._map_ttls():
+            self._sweeping = True  # map keys past their TTL
             self._nursery.start_soon(self._map_sweep)
         dead = [nid for nid, n in self._nodes.items() if n["received"] < now - self.heartbeat * 3 - 1]
         for nid in dead:
