@@ -92,10 +92,12 @@ class Engine:
     def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
         """A subscriber's entry in a map clients channel, added if new (or removed): fire and forget, in order."""
 
-    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
+    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions, cursor: str = "",
+                           limit: int | None = None) -> MapSnapshot:
         """The channel's entries and the stream position they are as of. With a stream the subscriber recovers
         from that position; without, the entries are as of what this node has delivered when this returns, so a
-        subscriber attached right after (without suspending) misses nothing and gets nothing twice."""
+        subscriber attached right after (without suspending) misses nothing and gets nothing twice. An engine may
+        return only the entries after key `cursor`, `limit` + 1 of them (what `MapSnapshot.page` needs)."""
         from hub.core.errors import NotAvailable
 
         raise NotAvailable()

@@ -9,6 +9,7 @@ insufficient: never a silent loss. See README "Running several hubs".
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import time
@@ -247,18 +248,19 @@ class RedisEngine(Engine):
             raise Unavailable() from None
 
     # -- map channels (Centrifugo's map subscriptions) --------------------------------------------
-    def _map_keys(self, project: str, channel: str) -> tuple[bytes, bytes]:
+    def _map_keys(self, project: str, channel: str) -> tuple[bytes, bytes, bytes]:
+        """A map channel's entries hash, deadlines zset and keys zset (in key order)."""
         tag, p = self._tag(project, channel), self.prefix
-        return f"{p}.map.{tag}".encode(), f"{p}.mapt.{tag}".encode()
+        return f"{p}.map.{tag}".encode(), f"{p}.mapt.{tag}".encode(), f"{p}.mapk.{tag}".encode()
 
     def _map_args(self, project: str, channel: str, options: NamespaceOptions, pub: Publication,
                   mode: str) -> tuple[tuple[bytes, ...], list[Any]]:
         """The keys and arguments of redis_scripts.MAP_UPDATE for `pub`."""
         name, meta, stream = self._keys(project, channel)
-        entries, deadlines = self._map_keys(project, channel)
+        entries, deadlines, order = self._map_keys(project, channel)
         size = options.history_size if options.keeps_history else 0
         now_ms = int(self.clock() * 1000)
-        return (meta, stream, name, entries, deadlines), [
+        return (meta, stream, name, entries, deadlines, order), [
             size, int(options.history_lifetime * 1000), self.meta_ttl, new_epoch(), pub.key,
             _pack(_fields(pub, self.hub.meta_codec)), 1 if pub.removed else 0, mode, int(options.map_key_ttl * 1000),
             now_ms, 1 if options.delta_fossil else 0]
@@ -319,23 +321,28 @@ class RedisEngine(Engine):
                 else:
                     self._map_done(project, channel, pub, reply)
 
-    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
+    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions, cursor: str = "",
+                           limit: int | None = None) -> MapSnapshot:
         """With a stream: entries and top offset read in one step (the subscriber then recovers from that offset).
         Without: this node subscribes the channel first, reads the entries and their sequence, waits until it has
         received every change up to that sequence (a PING through the PUB/SUB connection), and applies those it
         received after it: the entries are then as of what this node has delivered, so a session attached without
         suspending misses nothing and gets nothing twice."""
         meta = self._keys(project, channel)[1]
-        entries_key = self._map_keys(project, channel)[0]
+        entries_key, _, order = self._map_keys(project, channel)
+        keys = (meta, entries_key, order)
         history = options.keeps_history
-        args = (1 if history else 0, new_epoch(), int(options.history_lifetime * 1000), self.meta_ttl)
+        args = (1 if history else 0, new_epoch(), int(options.history_lifetime * 1000), self.meta_ttl, cursor)
         if history:
-            top, epoch, flat = await self._script("map_read", (meta, entries_key), *args)
+            top, epoch, flat = await self._script("map_read", keys, *args, -1 if limit is None else limit + 1)
             epoch = epoch.decode()
-            return MapSnapshot(self._map_entries(project, channel, epoch, flat), int(top), epoch)
+            raw: dict[bytes, Any] = dict(zip(flat[::2], flat[1::2], strict=True))
+            return MapSnapshot(self._map_page(project, channel, epoch, raw, cursor, limit), int(top), epoch)
         st = await self._ensure(project, channel, options)
+        extra = 64  # entries read beyond the page: room for the changes received after the read
         for _ in range(3):
-            seq, epoch, flat = await self._script("map_read", (meta, entries_key), *args)
+            count = -1 if limit is None else limit + 1 + extra
+            seq, epoch, flat = await self._script("map_read", keys, *args, count)
             seq, epoch = int(seq), epoch.decode()
             await self._ps_sync()
             if not st.synced:
@@ -345,22 +352,31 @@ class RedisEngine(Engine):
             newer = [(s, pub) for s, pub in st.recent if s > seq]
             if epoch != st.epoch or [s for s, _ in newer] != list(range(seq + 1, st.offset + 1)):
                 continue  # not lined up (PUB/SUB reconnected meanwhile, or Redis lost the state): read again
-            state = {p.key: p for p in self._map_entries(project, channel, "", flat)}
+            if count >= 0 and len(flat) // 2 == count and len(newer) > extra:
+                extra = len(newer) + 64  # more removals than the read has room for: read a longer page
+                continue
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
             for _, pub in newer:
                 if pub.removed:
-                    state.pop(pub.key, None)
+                    raw.pop(pub.key.encode(), None)  # type: ignore[union-attr]
                 else:
-                    state[pub.key] = pub
-            return MapSnapshot([state[k] for k in sorted(state)], 0, "")  # type: ignore[type-var]
+                    raw[pub.key.encode()] = pub  # type: ignore[union-attr]
+            return MapSnapshot(self._map_page(project, channel, "", raw, cursor, limit), 0, "")
         raise Unavailable()
 
-    def _map_entries(self, project: str, channel: str, epoch: str, flat: list[bytes]) -> list[Publication]:
-        """A map read's hash (key, "offset:body") as entries sorted by key."""
+    def _map_page(self, project: str, channel: str, epoch: str, raw: dict[bytes, Any], cursor: str,
+                  limit: int | None) -> list[Publication]:
+        """Entries after key `cursor`, sorted, `limit` + 1 of them (all without a limit): only those are decoded.
+        `raw`: key -> "offset:body" as stored, or a publication received since. UTF-8 bytes sort as the keys do."""
+        keys = sorted(raw)
+        start = bisect.bisect_right(keys, cursor.encode()) if cursor else 0
         out = []
-        for i in range(1, len(flat), 2):
-            offset, _, body = flat[i].partition(b":")
-            out.append(self._decode(project, channel, int(offset), epoch, body))
-        out.sort(key=lambda p: p.key)  # type: ignore[arg-type, return-value]
+        for k in keys[start:] if limit is None else keys[start:start + limit + 1]:
+            value = raw[k]
+            if isinstance(value, bytes):
+                offset, _, body = value.partition(b":")
+                value = self._decode(project, channel, int(offset), epoch, body)
+            out.append(value)
         return out
 
     def _map_seen(self, st: ChannelState, seq: int, epoch: str, pub: Publication, out: list[Publication]) -> None:
