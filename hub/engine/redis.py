@@ -698,9 +698,13 @@ class RedisEngine(Engine):
                 self._deliver_unsubscribed(name, data[6:], 0, "")
             elif data.startswith(b"__m0:"):
                 self._deliver_unsubscribed(name, data[data.index(b"__", 5) + 2:], 0, "")
-            elif st is not None and (data.startswith(b"__j__") or data.startswith(b"__l__")):
+            elif st is not None and data[:5] in (b"__J__", b"__L__", b"__j__", b"__l__"):
                 record = _unpack(data[5:])
-                if data[2:3] == b"j":
+                if data[2:3] in b"JL":  # [node, record]: this node's own were delivered when sent
+                    node, record = record
+                    if node == hub.node_id:
+                        continue
+                if data[2:3] in b"jJ":
                     hub.deliver_join(st.project, st.channel, record)
                 else:
                     hub.deliver_leave(st.project, st.channel, record)
@@ -947,10 +951,14 @@ class RedisEngine(Engine):
                 await self._refresh_presence()
 
     def join(self, project: str, channel: str, record: dict[str, Any]) -> None:
-        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__j__" + _pack(record))
+        """Delivered here at once (as the memory engine does: a session that hushes its own join until its subscribe
+        reply gets it once), and to the other nodes through PUB/SUB."""
+        self.hub.deliver_join(project, channel, record)
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__J__" + _pack([self.hub.node_id, record]))
 
     def leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
-        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__l__" + _pack(record))
+        self.hub.deliver_leave(project, channel, record)
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__L__" + _pack([self.hub.node_id, record]))
 
     # -- cluster -----------------------------------------------------------------------------------
     def control(self, message: dict[str, Any]) -> None:
