@@ -65,12 +65,14 @@ chat-suite: $(STAMP)
 
 # The Centrifugo SDKs' own suites against a fresh hub: centrifuge-python's (its sdist, downloaded once into .cache/),
 # and with JS=<path> centrifuge-js's (a checkout with `npm install --legacy-peer-deps --ignore-scripts` done) on its
-# centrifugo_test.json; JS_FILES=a.test.ts,b.test.ts picks files (default: all); per-file passed/failed.
+# centrifugo_test.json; JS_FILES=a.test.ts,b.test.ts picks files (default: all); per-file passed/failed. REDIS=1: the
+# hub on the Redis engine (a throwaway redis-server).
 JS ?=
 JS_FILES ?=
 SDK_TIMEOUT ?= 60
+REDIS ?=
 sdk-suites: $(STAMP)
-	$(BIN)/python -m tests.protocols.realtime.suites --timeout $(SDK_TIMEOUT) $(if $(JS),--js $(JS)) $(if $(JS_FILES),--js-files $(JS_FILES))
+	$(BIN)/python -m tests.protocols.realtime.suites --timeout $(SDK_TIMEOUT) $(if $(JS),--js $(JS)) $(if $(JS_FILES),--js-files $(JS_FILES)) $(if $(REDIS),--redis)
 
 lint: $(STAMP)
 	$(BIN)/ruff check hub protocols tests bench

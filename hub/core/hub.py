@@ -663,9 +663,10 @@ class Hub:
                           removed=record is None)
         self.engine.map_presence(project, channel, options, pub)
 
-    def map_snapshot(self, project: str, channel: str) -> Any:
-        """A map channel's entries (sorted by key) and their stream position (hub.core.mapstate.MapSnapshot)."""
-        return self.engine.map_snapshot(project, channel, self.channel(project, channel).options)
+    async def map_snapshot(self, project: str, channel: str, cursor: str = "", limit: int | None = None) -> Any:
+        """A map channel's entries (sorted by key) and their stream position (hub.core.mapstate.MapSnapshot); with
+        `cursor`/`limit`, at least those that page needs."""
+        return await self.engine.map_snapshot(project, channel, self.channel(project, channel).options, cursor, limit)
 
     def _deliver_each(self, key: Key, subs: dict[str, Session], pubs: list[Publication]) -> int:
         """Fan-out when some subscribers filter or take deltas: the others get the shared frames; a filtering

@@ -90,11 +90,14 @@ class Engine:
         raise NotAvailable()
 
     def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
-        """A subscriber's entry in a map clients channel, added if new (or removed): fire and forget."""
+        """A subscriber's entry in a map clients channel, added if new (or removed): fire and forget, in order."""
 
-    def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
-        """The channel's entries and the stream position they are as of, read without suspending (so a
-        subscriber attached right after misses nothing)."""
+    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions, cursor: str = "",
+                           limit: int | None = None) -> MapSnapshot:
+        """The channel's entries and the stream position they are as of. With a stream the subscriber recovers
+        from that position; without, the entries are as of what this node has delivered when this returns, so a
+        subscriber attached right after (without suspending) misses nothing and gets nothing twice. An engine may
+        return only the entries after key `cursor`, `limit` + 1 of them (what `MapSnapshot.page` needs)."""
         from hub.core.errors import NotAvailable
 
         raise NotAvailable()

@@ -168,7 +168,8 @@ class MemoryEngine(Engine):
             return  # Centrifugo's KeyModeIfNew: an entry already there is not announced again
         self._map_apply(project, channel, options, pub)
 
-    def map_snapshot(self, project: str, channel: str, options: NamespaceOptions) -> MapSnapshot:
+    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions, cursor: str = "",
+                           limit: int | None = None) -> MapSnapshot:
         offset, epoch = 0, ""
         if options.keeps_history:
             stream = self._position_stream(project, channel, options)

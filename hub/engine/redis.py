@@ -9,6 +9,7 @@ insufficient: never a silent loss. See README "Running several hubs".
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import time
@@ -19,8 +20,9 @@ import hiredis
 import msgpack
 import trio
 
-from hub.core.errors import Unavailable
+from hub.core.errors import HubError, Unavailable
 from hub.core.history import HistoryResult, Publication, new_epoch
+from hub.core.mapstate import MapSnapshot
 from hub.core.options import NamespaceOptions
 from hub.core.timers import Slicer
 
@@ -47,9 +49,11 @@ def _unpack(data: bytes) -> Any:
 
 
 def _fields(pub: Publication, codec: Any) -> list[Any]:
-    """A publication as stored and sent over Redis: uid, data, info, client, time, then meta, tags and raw when set."""
+    """A publication as stored and sent over Redis: uid, data, info, client, time, then meta, tags, raw, and a map
+    entry's key and removal, when set."""
     fields = [pub.uid, pub.data, pub.info, pub.client, pub.timestamp]
-    extra = [None if pub.meta is None or codec is None else codec[0](pub.meta), pub.tags, pub.raw]
+    extra = [None if pub.meta is None or codec is None else codec[0](pub.meta), pub.tags, pub.raw, pub.key,
+             True if pub.removed else None]
     while extra and extra[-1] is None:
         extra.pop()
     return fields + extra
@@ -60,7 +64,7 @@ class ChannelState:
     cache of those publications (recovery without Redis), and arrivals held while it (re)syncs."""
 
     __slots__ = ("project", "channel", "name", "meta", "stream", "history", "lifetime_ms", "offset", "epoch",
-                 "acked", "synced", "ready", "held", "cache", "pending", "filling", "touched")
+                 "acked", "synced", "ready", "held", "cache", "pending", "filling", "touched", "recent")
 
     def __init__(self, project: str, channel: str, keys: tuple[bytes, bytes, bytes], options: NamespaceOptions,
                  now: float) -> None:
@@ -78,6 +82,9 @@ class ChannelState:
         self.pending: dict[int, tuple[str, bytes]] = {}
         self.filling = False
         self.touched = now
+        # A map channel without a stream: its changes received (sequence, publication), newest last; `offset`
+        # is then the last sequence received (see `map_snapshot`).
+        self.recent: deque[tuple[int, Publication]] | None = None
 
 
 class RedisEngine(Engine):
@@ -98,6 +105,12 @@ class RedisEngine(Engine):
                             on_connect=self._load_scripts, on_ready=self._commands_ready)
         self.shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SCRIPTS.items()}
         self.control_name = f"{self.prefix}.control".encode()
+        self._map_registry = f"{self.prefix}.mapx".encode()  # (project, channel, key) -> its deadline, for the sweep
+        self._map_writes: trio.MemorySendChannel[tuple[str, str, NamespaceOptions, Publication]]
+        self._map_writes_rx: trio.MemoryReceiveChannel[tuple[str, str, NamespaceOptions, Publication]]
+        self._map_writes, self._map_writes_rx = trio.open_memory_channel(float("inf"))
+        self._sweeping = False
+        self._map_members: dict[Key, dict[str, tuple[NamespaceOptions, Publication]]] = {}  # this node's map clients
         self.all_pattern = f"{self.prefix}.ch.*".encode()
         self._ch_prefix = f"{self.prefix}.ch.{{".encode()
         self._subs: dict[Key, ChannelState] = {}
@@ -145,9 +158,13 @@ class RedisEngine(Engine):
             self.shas[name] = sha.decode() if isinstance(sha, bytes) else sha
 
     def _commands_ready(self) -> None:
-        """The command connection is (back) up: re-add this node's presence entries (Redis may have restarted empty)."""
+        """The command connection is (back) up: re-add this node's presence and map clients entries (Redis may have
+        restarted empty; an entry still there is not announced again)."""
         if self._nursery is not None:
             self._nursery.start_soon(self._refresh_presence)
+        for (project, channel), mine in self._map_members.items():
+            for options, pub in mine.values():
+                self._map_writes.send_nowait((project, channel, options, pub))
 
     async def _script(self, name: str, keys: tuple[bytes, ...], *args: Any) -> Any:
         try:
@@ -177,14 +194,24 @@ class RedisEngine(Engine):
         return int(top), epoch, pubs
 
     def _decode(self, project: str, channel: str, offset: int, epoch: str, body: bytes) -> Publication:
+        base = None
+        if body[:1] == b"B":  # a map change with its key's previous entry (see redis_scripts.MAP_UPDATE)
+            colon = body.index(b":")
+            end = colon + 1 + int(body[1:colon])
+            base = self._decode(project, channel, 0, epoch, body[colon + 1:end])
+            body = body[end:]
         fields = _unpack(body)
         uid, data, info, client, ts = fields[:5]
         meta = None
-        if len(fields) > 5 and fields[5] is not None and self.hub.meta_codec is not None:
+        n = len(fields)
+        if n > 5 and fields[5] is not None and self.hub.meta_codec is not None:
             meta = self.hub.meta_codec[1](fields[5])
-        tags = fields[6] if len(fields) > 6 else None  # Centrifugo publication tags
-        raw = fields[7] if len(fields) > 7 else None  # the exact bytes a Protobuf client published
-        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta, tags, raw)
+        tags = fields[6] if n > 6 else None  # Centrifugo publication tags
+        raw = fields[7] if n > 7 else None  # the exact bytes a Protobuf client published
+        if n <= 8:
+            return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta, tags, raw)
+        return Publication(uid, project, channel, data, info, client, ts, offset, epoch, meta, tags, raw, key=fields[8],
+                           removed=n > 9 and bool(fields[9]), base=base)
 
     # -- publications and streams ---------------------------------------------------------------
     async def publish(self, project: str, channel: str, options: NamespaceOptions,
@@ -223,6 +250,218 @@ class RedisEngine(Engine):
             await self.cmd.execute("DEL", stream)
         except (ConnectionLost, RedisError):
             raise Unavailable() from None
+
+    # -- map channels (Centrifugo's map subscriptions) --------------------------------------------
+    def _map_keys(self, project: str, channel: str) -> tuple[bytes, bytes, bytes]:
+        """A map channel's entries hash, deadlines zset and keys zset (in key order)."""
+        tag, p = self._tag(project, channel), self.prefix
+        return f"{p}.map.{tag}".encode(), f"{p}.mapt.{tag}".encode(), f"{p}.mapk.{tag}".encode()
+
+    def _map_args(self, project: str, channel: str, options: NamespaceOptions, pub: Publication,
+                  mode: str) -> tuple[tuple[bytes, ...], list[Any]]:
+        """The keys and arguments of redis_scripts.MAP_UPDATE for `pub`."""
+        name, meta, stream = self._keys(project, channel)
+        entries, deadlines, order = self._map_keys(project, channel)
+        size = options.history_size if options.keeps_history else 0
+        now_ms = int(self.clock() * 1000)
+        return (meta, stream, name, entries, deadlines, order), [
+            size, int(options.history_lifetime * 1000), self.meta_ttl, new_epoch(), pub.key,
+            _pack(_fields(pub, self.hub.meta_codec)), 1 if pub.removed else 0, mode, int(options.map_key_ttl * 1000),
+            now_ms, 1 if options.delta_fossil else 0]
+
+    def _map_done(self, project: str, channel: str, pub: Publication, reply: Any) -> Publication | None:
+        """Account for MAP_UPDATE's reply: None if nothing was done; else `pub` placed in the stream, and its key's
+        deadline registered for the expiry sweep of every node."""
+        if reply[0] == -1:
+            return None
+        offset, epoch, receivers, expires = reply
+        if epoch:
+            pub.offset, pub.epoch = int(offset), epoch.decode() if isinstance(epoch, bytes) else epoch
+        if expires:
+            self.cmd.send_nowait("ZADD", self._map_registry, int(expires), _pack([project, channel, pub.key]))
+        if not receivers:
+            self.hub.stats.messages_dropped += 1
+        return pub
+
+    async def map_update(self, project: str, channel: str, options: NamespaceOptions,
+                         pub: Publication) -> Publication | None:
+        keys, args = self._map_args(project, channel, options, pub, "")
+        return self._map_done(project, channel, pub, await self._script("map_update", keys, *args))
+
+    def map_presence(self, project: str, channel: str, options: NamespaceOptions, pub: Publication) -> None:
+        """Queued, written in order by `_map_presence_writer` (an entry already there is not announced again). This
+        node's entries are kept, to add them again if Redis comes back without them."""
+        mine = self._map_members.setdefault((project, channel), {})
+        if pub.removed:
+            mine.pop(pub.key, None)  # type: ignore[arg-type]
+            if not mine:
+                del self._map_members[(project, channel)]
+        else:
+            mine[pub.key] = (options, pub)  # type: ignore[index]
+        self._map_writes.send_nowait((project, channel, options, pub))
+
+    async def _map_presence_writer(self) -> None:
+        """Map clients entries in the order their sessions came and went, what is queued sent in one round."""
+        rx = self._map_writes_rx
+        while True:
+            batch = [await rx.receive()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(rx.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            commands = []
+            for project, channel, options, pub in batch:
+                keys, args = self._map_args(project, channel, options, pub, "" if pub.removed else "if_new")
+                commands.append(("EVALSHA", self.shas["map_update"], len(keys), *keys, *args))
+            try:
+                replies = await self.cmd.execute_many(commands)
+            except ConnectionLost:
+                log.warning("redis unavailable: %d map clients entr(ies) not written", len(batch))
+                continue
+            for (project, channel, _options, pub), reply in zip(batch, replies, strict=True):
+                if isinstance(reply, RedisError):
+                    log.error("redis: map clients entry not written: %s", reply)
+                else:
+                    self._map_done(project, channel, pub, reply)
+
+    async def map_snapshot(self, project: str, channel: str, options: NamespaceOptions, cursor: str = "",
+                           limit: int | None = None) -> MapSnapshot:
+        """With a stream: entries and top offset read in one step (the subscriber then recovers from that offset).
+        Without: this node subscribes the channel first, reads the entries and their sequence, waits until it has
+        received every change up to that sequence (a PING through the PUB/SUB connection), and applies those it
+        received after it: the entries are then as of what this node has delivered, so a session attached without
+        suspending misses nothing and gets nothing twice."""
+        meta = self._keys(project, channel)[1]
+        entries_key, _, order = self._map_keys(project, channel)
+        keys = (meta, entries_key, order)
+        history = options.keeps_history
+        args = (1 if history else 0, new_epoch(), int(options.history_lifetime * 1000), self.meta_ttl, cursor)
+        if history:
+            top, epoch, flat = await self._script("map_read", keys, *args, -1 if limit is None else limit + 1)
+            epoch = epoch.decode()
+            raw: dict[bytes, Any] = dict(zip(flat[::2], flat[1::2], strict=True))
+            return MapSnapshot(self._map_page(project, channel, epoch, raw, cursor, limit), int(top), epoch)
+        st = await self._ensure(project, channel, options)
+        extra = 64  # entries read beyond the page: room for the changes received after the read
+        for _ in range(3):
+            count = -1 if limit is None else limit + 1 + extra
+            seq, epoch, flat = await self._script("map_read", keys, *args, count)
+            seq, epoch = int(seq), epoch.decode()
+            await self._ps_sync()
+            if not st.synced:
+                raise Unavailable()
+            if st.recent is None:  # nothing received since this node subscribed: it follows the sequence from here
+                st.recent, st.offset, st.epoch = deque(maxlen=TAIL_CACHE), seq, epoch
+            newer = [(s, pub) for s, pub in st.recent if s > seq]
+            if epoch != st.epoch or [s for s, _ in newer] != list(range(seq + 1, st.offset + 1)):
+                continue  # not lined up (PUB/SUB reconnected meanwhile, or Redis lost the state): read again
+            if count >= 0 and len(flat) // 2 == count and len(newer) > extra:
+                extra = len(newer) + 64  # more removals than the read has room for: read a longer page
+                continue
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
+            for _, pub in newer:
+                if pub.removed:
+                    raw.pop(pub.key.encode(), None)  # type: ignore[union-attr]
+                else:
+                    raw[pub.key.encode()] = pub  # type: ignore[union-attr]
+            return MapSnapshot(self._map_page(project, channel, "", raw, cursor, limit), 0, "")
+        raise Unavailable()
+
+    def _map_page(self, project: str, channel: str, epoch: str, raw: dict[bytes, Any], cursor: str,
+                  limit: int | None) -> list[Publication]:
+        """Entries after key `cursor`, sorted, `limit` + 1 of them (all without a limit): only those are decoded.
+        `raw`: key -> "offset:body" as stored, or a publication received since. UTF-8 bytes sort as the keys do."""
+        keys = sorted(raw)
+        start = bisect.bisect_right(keys, cursor.encode()) if cursor else 0
+        out = []
+        for k in keys[start:] if limit is None else keys[start:start + limit + 1]:
+            value = raw[k]
+            if isinstance(value, bytes):
+                offset, _, body = value.partition(b":")
+                value = self._decode(project, channel, int(offset), epoch, body)
+            out.append(value)
+        return out
+
+    def _map_seen(self, st: ChannelState, seq: int, epoch: str, pub: Publication, out: list[Publication]) -> None:
+        """A change of a streamless map channel received: remembered (with its sequence) for `map_snapshot`, then
+        added to `out`. A change missed (PUB/SUB reconnected) or a new sequence (Redis lost the state): see `_map_lost`."""
+        recent = st.recent
+        if recent is None:
+            recent = st.recent = deque(maxlen=TAIL_CACHE)
+        elif seq != st.offset + 1 or (st.epoch and epoch != st.epoch):  # "": no sequence yet when it was read
+            if out:
+                self.hub.deliver(st.project, st.channel, out[:])
+                out.clear()
+            self._map_lost(st)
+        st.offset, st.epoch = seq, epoch
+        recent.append((seq, pub))
+        out.append(pub)
+
+    def _map_lost(self, st: ChannelState) -> None:
+        """This node missed changes of a streamless map channel: its local subscribers' entries are not the channel's
+        any more; they are told (insufficient state: an SDK client subscribes again, from the state)."""
+        assert st.recent is not None
+        st.recent.clear()
+        self.hub.insufficient_state(st.project, st.channel)
+
+    async def _map_recheck(self, states: list[ChannelState]) -> None:
+        """After a PUB/SUB reconnect: the streamless map channels this node follows, checked against their sequence in
+        Redis once everything sent before the read has arrived (changes published while it was away were lost)."""
+        try:
+            replies = await self.cmd.execute_many([("HMGET", st.meta, "m", "me") for st in states])
+            await self._ps_sync()
+        except (ConnectionLost, Unavailable):
+            return  # the next reconnect checks again; a change arriving meanwhile shows the gap itself
+        for st, reply in zip(states, replies, strict=True):
+            if isinstance(reply, RedisError) or st.recent is None or self._subs.get((st.project, st.channel)) is not st:
+                continue
+            seq, epoch = int(reply[0] or 0), (reply[1] or b"").decode()
+            if epoch != st.epoch or seq > st.offset:
+                self._map_lost(st)
+                st.offset, st.epoch = seq, epoch
+
+    async def _map_expiry(self) -> None:
+        """Remove the map keys whose TTL is over, telling their subscribers everywhere (Centrifugo's cleanup). Every
+        node sweeps; each removal is a MAP_UPDATE that checks the key's own deadline, so a key goes once."""
+        hub = self.hub
+        now_ms = int(self.clock() * 1000)
+        due = await self.cmd.execute("ZRANGEBYSCORE", self._map_registry, "-inf", now_ms, "LIMIT", 0, 1000)
+        if not due:
+            return
+        commands = []
+        for member in due:
+            project, channel, key = _unpack(member)
+            try:
+                options = hub.channel(project, channel).options
+            except HubError:  # its project or namespace went with a reload: remove it quietly
+                options = NamespaceOptions()
+            pub = Publication(hub.new_uid(), project, channel, None, None, None, now_ms / 1000, 0, "", key=key,
+                              removed=True)
+            keys, args = self._map_args(project, channel, options, pub, "expired")
+            args[9] = now_ms  # the deadline the registry was read against
+            commands.append(("EVALSHA", self.shas["map_update"], len(keys), *keys, *args))
+            commands.append(("EVALSHA", self.shas["map_done"], 1, self._map_registry, member, now_ms))
+        replies = await self.cmd.execute_many(commands)
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                log.error("redis: map key expiry failed: %s", reply)
+                break
+
+    def _map_ttls(self) -> bool:
+        """Whether some namespace has map keys that expire (else housekeeping does not ask Redis for due keys)."""
+        return any(o.map_key_ttl > 0 for p in self.hub.projects.values() for o in (p.options, *p.namespaces.values()))
+
+    async def _map_sweep(self) -> None:
+        """One sweep at a time, started by housekeeping; a failure is logged and the next housekeeping tries again."""
+        try:
+            await self._map_expiry()
+        except (ConnectionLost, RedisError) as exc:
+            log.warning("redis: map key expiry: %s", exc)
+        except Exception:
+            log.exception("redis: map key expiry failed")
+        finally:
+            self._sweeping = False
 
     # -- node-level subscriptions ----------------------------------------------------------------
     async def subscribe(self, project: str, channel: str, options: NamespaceOptions) -> None:
@@ -295,6 +534,9 @@ class RedisEngine(Engine):
         for st in states:
             if not st.history:
                 self._synced(st)
+        maps = [st for st in states if st.recent is not None]
+        if maps and self._nursery is not None:
+            self._nursery.start_soon(self._map_recheck, maps)
         if not hist:
             return
         commands = []
@@ -433,7 +675,7 @@ class RedisEngine(Engine):
             else:
                 self._on_reply(reply)
                 continue
-            if st is not None and data.startswith(b"__p"):
+            if st is not None and (data.startswith(b"__p") or data.startswith(b"__m")):
                 if st is not run_st:
                     if run:
                         hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]
@@ -445,6 +687,11 @@ class RedisEngine(Engine):
                     self._arrive(st, int(offset_s), epoch_b.decode(), data[end + 2:], run)
                 elif data.startswith(b"__p0__"):
                     run.append(self._decode(st.project, st.channel, 0, "", data[6:]))
+                elif data.startswith(b"__m0:"):
+                    end = data.index(b"__", 5)
+                    seq, _, epoch_b = data[5:end].partition(b":")
+                    pub = self._decode(st.project, st.channel, 0, "", data[end + 2:])
+                    self._map_seen(st, int(seq), epoch_b.decode(), pub, run)
                 continue
             if run:
                 hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]
@@ -457,9 +704,15 @@ class RedisEngine(Engine):
                 self._deliver_unsubscribed(name, data[end + 2:], int(offset_s), epoch_b.decode())
             elif data.startswith(b"__p0__"):
                 self._deliver_unsubscribed(name, data[6:], 0, "")
-            elif st is not None and (data.startswith(b"__j__") or data.startswith(b"__l__")):
+            elif data.startswith(b"__m0:"):
+                self._deliver_unsubscribed(name, data[data.index(b"__", 5) + 2:], 0, "")
+            elif st is not None and data[:5] in (b"__J__", b"__L__", b"__j__", b"__l__"):
                 record = _unpack(data[5:])
-                if data[2:3] == b"j":
+                if data[2:3] in b"JL":  # [node, record]: this node's own were delivered when sent
+                    node, record = record
+                    if node == hub.node_id:
+                        continue
+                if data[2:3] in b"jJ":
                     hub.deliver_join(st.project, st.channel, record)
                 else:
                     hub.deliver_leave(st.project, st.channel, record)
@@ -560,6 +813,16 @@ class RedisEngine(Engine):
                 await trio.sleep(0.01)
         await self._refresh_presence()
 
+    async def _ps_sync(self) -> None:
+        """Wait until this node has received every PUB/SUB message Redis sent it before now (Unavailable if it cannot)."""
+        conn = self._ps
+        if conn is None:
+            raise Unavailable()
+        try:
+            await self._ps_barrier(conn)
+        except trio.TooSlowError:
+            raise Unavailable() from None
+
     async def _ps_barrier(self, conn: Connection) -> None:
         """Wait until Redis has answered everything sent before (a PING with a token answers in order)."""
         token = new_epoch().encode()
@@ -598,6 +861,10 @@ class RedisEngine(Engine):
     async def position(self, project: str, channel: str, options: NamespaceOptions,
                        since: tuple[int, str] | None) -> StreamPosition:
         st = await self._ensure(project, channel, options)
+        if since is not None and since[0] > st.offset and (not since[1] or since[1] == st.epoch):
+            # The client has a position this node has not received yet (read from Redis: a map snapshot, another
+            # node): wait until what was published before it has arrived here.
+            await self._ps_sync()
         pos = StreamPosition(st.offset, st.epoch, since=since, read_top=st.offset)
         if since is None:
             return pos
@@ -692,10 +959,14 @@ class RedisEngine(Engine):
                 await self._refresh_presence()
 
     def join(self, project: str, channel: str, record: dict[str, Any]) -> None:
-        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__j__" + _pack(record))
+        """Delivered here at once (as the memory engine does: a session that hushes its own join until its subscribe
+        reply gets it once), and to the other nodes through PUB/SUB."""
+        self.hub.deliver_join(project, channel, record)
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__J__" + _pack([self.hub.node_id, record]))
 
     def leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
-        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__l__" + _pack(record))
+        self.hub.deliver_leave(project, channel, record)
+        self.cmd.send_nowait("PUBLISH", self._keys(project, channel)[0], b"__L__" + _pack([self.hub.node_id, record]))
 
     # -- cluster -----------------------------------------------------------------------------------
     def control(self, message: dict[str, Any]) -> None:
@@ -727,7 +998,11 @@ class RedisEngine(Engine):
 
     def expire_some(self, now: float, budget: float | None) -> bool:
         """Forget nodes that stopped sending heartbeats, and UNSUBSCRIBE the channels whose linger is over (only
-        the touches past it are looked at, in slices of about `budget` seconds); True if some are left."""
+        the touches past it are looked at, in slices of about `budget` seconds); True if some are left. Map keys
+        past their TTL are swept by a task of their own."""
+        if not self._sweeping and self._nursery is not None and self.cmd.connected and self._map_ttls():
+            self._sweeping = True  # map keys past their TTL
+            self._nursery.start_soon(self._map_sweep)
         dead = [nid for nid, n in self._nodes.items() if n["received"] < now - self.heartbeat * 3 - 1]
         for nid in dead:
             log.info("node %s (%s) stopped sending heartbeats", nid, self._nodes[nid].get("name"))
@@ -764,7 +1039,8 @@ class RedisEngine(Engine):
             if not self.cmd.connected:
                 log.error("redis at %s is not reachable; publishes fail until it is (retrying)", self.addr)
             await nursery.start(self._pubsub)
-            for task in (self._filler, self._syncer, self._heartbeats, self._presence_refresher):
+            for task in (self._filler, self._syncer, self._heartbeats, self._presence_refresher,
+                         self._map_presence_writer):
                 nursery.start_soon(self._guarded, task)
             log.info("redis engine: %s, prefix %r, node %s", self.addr, self.prefix, self.hub.node_id)
             task_status.started()

@@ -143,7 +143,8 @@ class MapFlow:
         options = name.options
         delta = delta and options.delta_fossil
         limit = page_size(params)
-        snap = client.hub.map_snapshot(session.project, channel)
+        # This page's entries (at least); a streamless map goes LIVE below without suspending after this.
+        snap = await client.hub.map_snapshot(session.project, channel, cursor, limit)
         if not cursor:
             pending.offset, pending.epoch = snap.offset, snap.epoch
         max_offset = None

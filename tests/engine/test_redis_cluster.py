@@ -306,3 +306,17 @@ async def test_real_sdk_told_of_lost_state_resubscribes_and_learns_not_recovered
         await client.disconnect()
 
     await run_asyncio(scenario, timeout=40)
+
+
+async def test_own_join_push_comes_once(redis, nodes):
+    """A subscriber asking for join/leave pushes gets its own join once, after its subscribe reply (the Redis echo of
+    a node's own join is not delivered again: centrifuge-python's test_server_side_subs failed on it)."""
+    a = nodes(redis.url, "a")
+    conn = await SdkConn.open(a.ws)
+    assert "result" in await conn.call("subscribe", {"channel": "news", "join_leave": True})
+    other = await SdkConn.open(a.ws, "bob")
+    await other.call("subscribe", {"channel": "news"})
+    assert "result" in await a.api("publish", {"channel": "news", "data": "marker"})  # after both joins in PUB/SUB
+    await conn.until(lambda: conn.pubs("news"))
+    joins = [p["join"]["info"]["client"] for p in conn.pushes if p.get("channel") == "news" and "join" in p]
+    assert joins == [conn.client, other.client]

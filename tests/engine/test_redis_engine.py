@@ -188,18 +188,30 @@ async def test_mqtt_wildcards_and_exact_payloads_across_nodes(nursery, tmp_path,
         pub.stop()
 
 
-async def test_map_channels_are_refused_cleanly(nursery, tmp_path, redis):
-    """Map subscriptions' state lives in the memory engine only: with Redis, map writes and reads are 108."""
+async def test_map_updates_share_one_stream_and_state(nursery, tmp_path, redis):
+    """Map writes on either node: one stream of offsets, one set of entries; a removal of a key that is not there
+    takes no offset and reaches nobody (Centrifugo: suppressed)."""
     import dataclasses
 
     from hub.core.options import NamespaceOptions
 
-    a, _b = await two_hubs(nursery, tmp_path, redis.url)
-    project = a.hub.projects[P]
-    maps = {**project.namespaces, "m": NamespaceOptions(map_mode="ephemeral", map_key_ttl=60.0)}
-    a.hub.set_projects([dataclasses.replace(project, namespaces=maps)])
-    with pytest.raises(NotAvailable):
-        await a.hub.map_publish(P, "m:x", "k", {"v": 1})
-    with pytest.raises(NotAvailable):
-        a.hub.map_snapshot(P, "m:x")
-    assert (await a.hub.publish(P, "public:after", 1)).data == 1  # the engine is none the worse
+    a, b = await two_hubs(nursery, tmp_path, redis.url)
+    for running in (a, b):
+        project = running.hub.projects[P]
+        maps = {**project.namespaces, "m": NamespaceOptions(map_mode="persistent", history_size=10, history_lifetime=60),
+                "e": NamespaceOptions(map_mode="ephemeral")}
+        running.hub.set_projects([dataclasses.replace(project, namespaces=maps)])
+    assert await a.hub.map_publish(P, "m:x", "gone", None, removed=True) is None
+    first = await a.hub.map_publish(P, "m:x", "k1", {"v": 1})
+    second = await b.hub.map_publish(P, "m:x", "k2", {"v": 2}, tags={"t": "1"})
+    third = await a.hub.map_publish(P, "m:x", "k1", None, removed=True)
+    assert (first.offset, second.offset, third.offset) == (1, 2, 3) and first.epoch == second.epoch == third.epoch
+    snap = await b.hub.map_snapshot(P, "m:x")
+    assert (snap.offset, snap.epoch) == (3, first.epoch)
+    assert [(p.key, p.data, p.offset, p.tags) for p in snap.entries] == [("k2", {"v": 2}, 2, {"t": "1"})]
+    history = await a.hub.history(P, "m:x", limit=None, since=0)
+    assert [(p.key, p.removed, p.offset) for p in history.publications] == [("k1", False, 1), ("k2", False, 2), ("k1", True, 3)]
+    eph = await b.hub.map_publish(P, "e:x", "k", [1, 2])
+    assert (eph.offset, eph.epoch) == (0, "")  # no stream
+    snap = await a.hub.map_snapshot(P, "e:x")
+    assert (snap.offset, snap.epoch, [(p.key, p.data, p.offset) for p in snap.entries]) == (0, "", [("k", [1, 2], 0)])

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 
+from bench.redis_server import REDIS_SERVER, RedisServer
 from hub.config import load_settings
 from hub.runtime import serve
 from protocols.realtime import fossil
@@ -39,16 +40,26 @@ def config() -> dict[str, Any]:
             "log": {"level": "error"}, "map_broker": {}, "channel": {"namespaces": ns}}
 
 
-@pytest.fixture
-async def hub(nursery: trio.Nursery, tmp_path: Path) -> Any:
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server is not installed (make test installs it)"))])
+async def hub(request: pytest.FixtureRequest, nursery: trio.Nursery, tmp_path: Path) -> Any:
+    """One hub on the memory engine, and the same on the Redis engine (its own throwaway redis-server)."""
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config()))
     settings = load_settings(path)
     settings.adapters["realtime"].port = settings.adapters["command_api"].port = 0
     settings.hub.housekeeping_interval = 0.05  # key TTLs are enforced by housekeeping
+    server = None
+    if request.param == "redis":
+        server = RedisServer(tmp_path / "redis")
+        server.start()
+        settings.engine.type, settings.engine.url = "redis", server.url
     running = await nursery.start(serve, settings)
+    assert running.hub.engine.name == request.param
     yield running
     running.shutdown()
+    if server is not None:
+        server.kill()
 
 
 class Conn:

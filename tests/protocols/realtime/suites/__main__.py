@@ -10,9 +10,10 @@ centrifuge-js (with `--js PATH`, a checkout with `npm install` done): the hub is
 `centrifugo_test.json` as is, and its `test` script (jest) runs on the test files named below.
 
 Both suites talk to `localhost:8000`; the hub gets a free port and a scratch copy of each suite's tests points
-there. Exit status 0 when every required test passes.
+there. With `--redis` the hub runs the Redis engine on a throwaway redis-server (bench/redis_server.py), the
+suites' configs otherwise unchanged. Exit status 0 when every required test passes.
 
-    python -m tests.protocols.realtime.suites [--python] [--js PATH] [--js-files a,b] [--timeout 60]
+    python -m tests.protocols.realtime.suites [--python] [--js PATH] [--js-files a,b] [--timeout 60] [--redis]
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ def python_sdist() -> Path:
 
 
 class Hub:
-    """`hub run --config <config.json>` on a free port, its output in a log file."""
+    """`hub run --config <config.json>` on a free port, its output in a log file; with `redis_url`, on the Redis
+    engine there (Centrifugo's `engine` object)."""
 
-    def __init__(self, config: dict, workdir: Path) -> None:
+    def __init__(self, config: dict, workdir: Path, redis_url: str | None = None) -> None:
         self.port = free_port()
         config = dict(config, http_server={**config.get("http_server", {}), "port": self.port})
+        if redis_url is not None:
+            config["engine"] = {"type": "redis", "redis": {"address": redis_url, "prefix": "sdk-suite"}}
         path = workdir / "config.json"
         path.write_text(json.dumps(config))
         self.log_path = workdir / "hub.log"
@@ -100,7 +104,7 @@ def _point_at(files: list[Path], port: int) -> None:
             path.write_text(new)
 
 
-def run_python(timeout: float, pattern: str = "test*.py", keep: bool = False) -> dict:
+def run_python(timeout: float, pattern: str = "test*.py", keep: bool = False, redis_url: str | None = None) -> dict:
     """centrifuge-python's suite; returns {passed, failed, skipped, failed_ids, hub_exit}."""
     source = python_sdist()
     config = json.loads((HERE / "centrifuge-python.json").read_text())
@@ -108,7 +112,7 @@ def run_python(timeout: float, pattern: str = "test*.py", keep: bool = False) ->
         work = Path(tmp)
         suite = work / "suite"
         shutil.copytree(source / "tests", suite / "tests")
-        hub = Hub(config, work)
+        hub = Hub(config, work, redis_url)
         try:
             _point_at(list((suite / "tests").glob("*.py")), hub.port)
             out = subprocess.run([sys.executable, str(HERE / "unittest_runner.py"), str(timeout), pattern], cwd=suite,
@@ -128,7 +132,8 @@ def run_python(timeout: float, pattern: str = "test*.py", keep: bool = False) ->
         return result
 
 
-def run_js(checkout: Path, files: list[str], timeout: float, keep: bool = False) -> dict[str, dict]:
+def run_js(checkout: Path, files: list[str], timeout: float, keep: bool = False,
+           redis_url: str | None = None) -> dict[str, dict]:
     """centrifuge-js's jest suite on `files`; returns {file: {passed, failed, skipped}}."""
     config = json.loads((checkout / "centrifugo_test.json").read_text())
     for proxy in config.get("proxies", []):  # its docker-compose host for the suite's own backends: here, this host
@@ -144,7 +149,7 @@ def run_js(checkout: Path, files: list[str], timeout: float, keep: bool = False)
                 (suite / "node_modules").symlink_to(item.resolve())
             elif item.name not in (".git", "build", "dist"):
                 (shutil.copytree if item.is_dir() else shutil.copy)(item, suite / item.name)
-        hub = Hub(config, work)
+        hub = Hub(config, work, redis_url)
         try:
             _point_at(list((suite / "src").glob("*.ts")), hub.port)
             report = work / "jest.json"
@@ -175,10 +180,28 @@ def main() -> int:
     parser.add_argument("--pattern", default="test*.py", help="centrifuge-python test files (unittest pattern)")
     parser.add_argument("--timeout", type=float, default=60.0, help="per-test timeout in seconds")
     parser.add_argument("--keep", action="store_true", help="keep the hub's log in .cache/")
+    parser.add_argument("--redis", action="store_true", help="the hub on the Redis engine (a throwaway redis-server)")
     args = parser.parse_args()
+    if not args.redis:
+        return _run(args, None)
+    from bench.redis_server import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        print("--redis: redis-server is not installed (make system-deps installs it)")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="sdk-suite-redis-") as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        try:
+            return _run(args, server.url)
+        finally:
+            server.kill()
+
+
+def _run(args: argparse.Namespace, redis_url: str | None) -> int:
     ok = True
     if not args.no_python:
-        r = run_python(args.timeout, args.pattern, keep=args.keep)
+        r = run_python(args.timeout, args.pattern, keep=args.keep, redis_url=redis_url)
         print(f"centrifuge-python {PY_VERSION}: {r['passed']} passed, {r['failed']} failed, {r['skipped']} skipped"
               " (tests and JSON/Protobuf subtests)")
         for test_id in r["failed_ids"]:
@@ -190,8 +213,8 @@ def main() -> int:
             files = [f.strip() for f in args.js_files.split(",")]
         else:
             files = sorted(p.name for p in (checkout / "src").glob("*.test.ts") if "bench" not in p.name)
-        counts = run_js(checkout, files, args.timeout, keep=args.keep)
-        print(f"centrifuge-js ({checkout}):")
+        counts = run_js(checkout, files, args.timeout, keep=args.keep, redis_url=redis_url)
+        print(f"centrifuge-js ({checkout}){' on the Redis engine' if redis_url else ''}:")
         print(f"  {'file':34} {'passed':>6} {'failed':>6} {'skipped':>7}  must pass")
         for name, c in counts.items():
             required = name in JS_REQUIRED
