@@ -16,8 +16,9 @@ from hub.net.http import Route, WebSocketRoute
 
 from . import client
 from .cli import add_commands
+from .errors import server_error
 from .execute import Hook, HookError, Procedure, check_procedures, parse_hook, parse_procedure
-from .server import SLOW_CLIENT, JsonRpc, error
+from .server import SLOW_CLIENT, JsonRpc
 from .store import StoreError, UserStore, hold_running_lock
 
 MIN_SECRET = 32
@@ -147,7 +148,7 @@ ADAPTER = Adapter(
     title="JSON-RPC",
     settings=JsonRpcSettings,
     routes=routes,
-    error=error,
+    error=server_error,
     run=run,
     reload=reload,
     validate=validate,

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from typing import Any
 
 import trio
@@ -22,17 +23,17 @@ from hub.net.http import Request, Response
 from hub.net.websocket import WebSocket
 from hub.net.wsframe import text_frame
 
-from . import auth
+from . import auth, errors
 from .execute import (
     HOSTNAME,
     ExecutionError,
     Hook,
     Procedure,
+    Rejected,
     describe,
     encode,
-    envelope,
     execute,
-    request_id_of,
+    message_type,
     run_action,
 )
 from .store import StoreError, UserStore
@@ -44,8 +45,8 @@ SLOW_CLIENT = 4008  # websocket close code: the client does not read fast enough
 MAX_IN_FLIGHT = 32  # requests one /ws/requests socket may have running at once; more wait for a slot
 REQUEST_GRACE = 5.0  # seconds in-flight requests of a closed /ws/requests socket may take to finish
 PASSWORD_CHECKS = 2  # argon2 checks at once (64 MiB each), so a burst of logins cannot exhaust memory
-SECRET_HEADERS = {"authorization", "cookie", "x-token", "proxy-authorization"}
-CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}  # the caller's credentials for the hub itself
+SECRET_HEADERS = {"authorization", "cookie", "x-token", "x-session-token", "proxy-authorization"}
+CREDENTIAL_HEADERS = {"authorization", "cookie", "x-session-token", "proxy-authorization"}  # the caller's credentials for the hub itself
 CUSTOM_EVENT = "platypush.message.event.custom.CustomEvent"
 WEBHOOK_EVENT = "platypush.message.event.http.hook.WebhookEvent"
 MAX_EXPIRY_DAYS = 36500
@@ -66,7 +67,15 @@ AUTH_STATUSES = {
 
 
 def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    """JSON as Platypush's `json.dumps` writes it (its /execute answers, hooks)."""
     return Response(status, encode(obj).encode("utf-8"), "application/json", headers or [])
+
+
+def jsonify(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    """JSON as Flask's `jsonify` writes it, for the answers Platypush makes with it (/auth, /tokens, its auth
+    statuses): compact, keys sorted, a final newline."""
+    body = json.dumps(obj, separators=(",", ":"), sort_keys=True, default=str) + "\n"
+    return Response(status, body.encode("utf-8"), "application/json", headers or [])
 
 
 def error(status: int, message: str) -> Response:
@@ -85,7 +94,7 @@ def auth_error(name: str, why: str = "") -> Response:
         if why:
             challenge += ', error="invalid_token", error_description="' + why.replace('"', "'").replace("\\", "/") + '"'
         headers.append(("WWW-Authenticate", challenge))
-    return json_response({"code": status, "error": code, "message": message}, status, headers)
+    return jsonify({"code": status, "error": code, "message": message}, status, headers)
 
 
 LOGIN_BLOCKED = {  # Rocket.Chat's names for the refusal (Block_Multiple_Failed_Logins); Platypush itself has none
@@ -98,12 +107,12 @@ def login_blocked(kind: str, retry_after: int) -> Response:
     """429 in Platypush's auth-status shape `{"code", "error", "message"}`, with Retry-After, while the client's
     address or the user is blocked after too many failed logins."""
     code, message = LOGIN_BLOCKED[kind]
-    return json_response({"code": 429, "error": code, "message": message}, 429, [("Retry-After", str(retry_after))])
+    return jsonify({"code": 429, "error": code, "message": message}, 429, [("Retry-After", str(retry_after))])
 
 
 def bad_request(message: str) -> Response:
     """Platypush's shape for a bad parameter (its token endpoints' `bad_request`)."""
-    return json_response({"status": "error", "error": "bad_request", "message": message}, 400)
+    return jsonify({"status": "error", "error": "bad_request", "message": message}, 400)
 
 
 def http_date(ts: float | None) -> str | None:
@@ -141,19 +150,24 @@ class JsonRpc:
         return self.settings.project or self.ctx.runtime.default_project
 
     # -- auth -----------------------------------------------------------------------------
-    def claims(self, request: Request) -> dict[str, Any] | Response:
-        """The caller's token claims, or Platypush's answer: 412 while no user exists, else 401."""
-        try:
-            return auth.verify(self.store, self.key, auth.token_from(request.headers, request.query) or "")
-        except auth.AuthError as exc:
-            log.debug("%s %s from %s: no valid token: %s", request.method, request.path, request.client, exc)
-            if not self.store.users:
-                return auth_error("REGISTRATION_REQUIRED", str(exc))
-            return auth_error("INVALID_CREDENTIALS", str(exc))
+    def claims(self, request: Request, cookies: bool = False) -> dict[str, Any] | Response:
+        """The caller's token claims, or Platypush's answer: 412 while no user exists, else 401. The API token is
+        tried first, then the session token (the `session_token` cookie too when `cookies`: on websockets, whose
+        Origin is checked; not on plain HTTP, where a cookie would let other sites' pages post /execute)."""
+        error = auth.AuthError("a token is required (X-Token, Authorization: Bearer or ?token=)")
+        for token in auth.tokens_from(request.headers, request.query, cookies):
+            try:
+                return auth.verify(self.store, self.key, token)
+            except auth.AuthError as exc:
+                error = exc
+        log.debug("%s %s from %s: no valid token: %s", request.method, request.path, request.client, error)
+        if not self.store.users:
+            return auth_error("REGISTRATION_REQUIRED", str(error))
+        return auth_error("INVALID_CREDENTIALS", str(error))
 
-    def authenticate(self, request: Request) -> str | Response:
+    def authenticate(self, request: Request, cookies: bool = False) -> str | Response:
         """The caller's user name, or the 401/412 response to send."""
-        claims = self.claims(request)
+        claims = self.claims(request, cookies)
         return claims if isinstance(claims, Response) else str(claims["sub"])
 
     def _token(self, user: str, ttl: int | None = None, name: str | None = None) -> dict[str, Any]:
@@ -172,7 +186,7 @@ class JsonRpc:
             if isinstance(claims, Response):
                 return claims
             user = str(claims["sub"])
-            return json_response({"status": "ok", "user_id": self.store.user_id(user), "username": user})
+            return jsonify({"status": "ok", "user_id": self.store.user_id(user), "username": user})
         if request.method == "DELETE":
             return await self._delete_token(request, None)
         kind = request.query_one("type") or "token"
@@ -210,7 +224,7 @@ class JsonRpc:
             return auth_error("INVALID_CREDENTIALS", "invalid username or password")
         limiter.succeeded("jsonrpc", username, ip)
         try:
-            return json_response(await trio.to_thread.run_sync(self._token, username, ttl, name))
+            return jsonify(await trio.to_thread.run_sync(self._token, username, ttl, name))
         except ValueError:
             return auth_error("TOKEN_NAME_EXISTS")
         except StoreError as exc:
@@ -250,9 +264,11 @@ class JsonRpc:
         except StoreError as exc:
             return error(500, str(exc))
         log.info("registered the first JSON-RPC user %r", username)
-        # Platypush's session answer (its UI keeps session_token), with the hub's token under both names.
-        return json_response({"status": "ok", "user_id": self.store.user_id(username), "username": username,
-                              "session_token": token["token"], "redirect": request.query_one("redirect") or "/", **token})
+        # Platypush's session answer (its UI keeps session_token; expires_at a date as Flask writes it), with the
+        # hub's token under both names.
+        return jsonify({"status": "ok", "user_id": self.store.user_id(username), "username": username,
+                        "session_token": token["token"], "redirect": request.query_one("redirect") or "/",
+                        "token": token["token"], "expires_at": http_date(token["expires_at"])})
 
     async def logout(self, request: Request) -> Response:
         claims = self.claims(request)
@@ -273,8 +289,8 @@ class JsonRpc:
         user = str(claims["sub"])
         if request.method == "DELETE":
             return await self._delete_token(request, user)
-        return json_response({"tokens": [{"id": t["id"], "name": t["name"], "created_at": http_date(t["created"]),
-                                          "expires_at": http_date(t["expires"])} for t in self.store.tokens(user)]})
+        return jsonify({"tokens": [{"id": t["id"], "name": t["name"], "created_at": http_date(t["created"]),
+                                    "expires_at": http_date(t["expires"])} for t in self.store.tokens(user)]})
 
     async def _delete_token(self, request: Request, user: str | None) -> Response:
         """Revoke the token given in the body: by value (any valid token), or (`user` known) by `token_id`."""
@@ -295,23 +311,42 @@ class JsonRpc:
                 if isinstance(token_id, bool) or not isinstance(token_id, int):
                     return bad_request("token_id must be an integer")
                 await trio.to_thread.run_sync(self.store.revoke_id, token_id, user)
+            elif user is None:  # DELETE /auth without a token logs out a browser session: the hub has none
+                return auth_error("INVALID_SESSION")
             else:
                 return auth_error("INVALID_TOKEN")
         except StoreError as exc:
             return error(500, str(exc))
-        return json_response({"status": "ok"})
+        return jsonify({"status": "ok"})
 
     # -- requests -------------------------------------------------------------------------
     async def execute(self, request: Request) -> Response:
         user = self.authenticate(request)
         if isinstance(user, Response):
             return user
+        try:  # as Platypush reads it (routes/execute.py): abort(400, str(e)), werkzeug's HTML page
+            body = json.loads(request.body.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            return errors.page(400, str(exc))
+        # What Platypush cannot build a message of it answers with abort(500, str(e)): the same page and text, but
+        # 400, the status it gives a body it cannot parse (a client's mistake, not the server's).
         try:
-            body = request.json()
-        except ValueError:
-            return json_response(envelope(request_id_of(None), None, ["the request body is not valid JSON"]), 400)
-        status, reply = await execute(self.ctx.runtime.actions, self.procedures, body)
-        return json_response(reply, status)
+            if message_type(body) == "event":
+                return self._post_event(body)
+            reply = await execute(self.ctx.runtime.actions, self.procedures, body)
+        except Rejected as exc:
+            return errors.page(400, str(exc))
+        return json_response(reply)
+
+    def _post_event(self, body: dict[str, Any]) -> Response:
+        """An event posted to /execute goes on the bus as one a listener sends (to every /ws/events listener);
+        Platypush then answers `{}` (no response to wait for)."""
+        event = custom_event(body)
+        if isinstance(event, str):
+            return errors.page(400, event)
+        if self.listeners:
+            self._broadcast(text_frame(encode(event)))
+        return Response(200, b"{}", "application/json")
 
     async def discovery(self, request: Request) -> Response:
         user = self.authenticate(request)
@@ -334,7 +369,7 @@ class JsonRpc:
                 return error(401, f"unauthorized: this hook needs the right {hook.token_header} header")
         webhook = webhook_args(request, name, hook)
         if self.listeners:
-            self._broadcast(text_frame(encode(event_message({"type": WEBHOOK_EVENT, **webhook, "response": None}))))
+            self._broadcast(text_frame(encode(event_message(webhook_event_args(webhook)))))
         if hook is None:
             return Response(200, json.dumps({"status": "ok", **webhook}).encode(), "application/json")
         event = hook_event(request, hook)
@@ -356,7 +391,7 @@ class JsonRpc:
 
     # -- websockets -----------------------------------------------------------------------
     def _accept(self, request: Request, ws: WebSocket) -> Any:
-        user = self.authenticate(request)
+        user = self.authenticate(request, cookies=True)
         if isinstance(user, Response):  # closed as Platypush closes it: 1008 with the status message as reason
             ws.close(POLICY_VIOLATION, json.loads(user.body).get("message", "unauthorized"))
             return None
@@ -398,12 +433,12 @@ class JsonRpc:
 
     async def _answer(self, ws: WebSocket, message: str | bytes, slots: trio.Semaphore) -> None:
         try:
-            try:
-                body = json.loads(message)
-            except (ValueError, RecursionError):
-                reply = envelope(request_id_of(None), None, ["the request is not valid JSON"], "http")
-            else:
-                _, reply = await execute(self.ctx.runtime.actions, self.procedures, body, "http", ("request", "requests"))
+            try:  # Platypush's Request.build: `type` is not looked at; what is not a request is dropped (logged)
+                text = message.decode("utf-8") if isinstance(message, bytes) else message
+                reply = await execute(self.ctx.runtime.actions, self.procedures, text, "http")
+            except (Rejected, UnicodeDecodeError) as exc:
+                log.debug("/ws/requests: dropped a message that is not a request (%s): %.200r", exc, message)
+                return
             if not ws.closing and not ws.send(encode(reply)):
                 ws.close(SLOW_CLIENT, "too slow")
         finally:
@@ -462,12 +497,21 @@ def parse_custom_event(message: str | bytes) -> dict[str, Any] | None:
         event = json.loads(message)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(event, dict) or event.get("type") != "event" or not isinstance(event.get("args"), dict):
+    if not isinstance(event, dict) or event.get("type") != "event":
         return None
+    built = custom_event(event)
+    return None if isinstance(built, str) else built
+
+
+def custom_event(event: dict[str, Any]) -> dict[str, Any] | str:
+    """An event object completed as `Event.build()` completes it, or the text of the error Platypush's build
+    raises for it (`'args'`, `'type'`: the key it misses)."""
+    if not isinstance(event.get("args"), dict):
+        return "'args'"
     args = event["args"]
     kind = args.get("type")
     if not isinstance(kind, str) or "." not in kind.strip("."):
-        return None
+        return "'type'" if kind is None else f"not an event class: {kind!r}"
 
     def given(key: str, kind: type | tuple[type, ...] = str) -> Any:
         value = event.get(key)
@@ -522,6 +566,14 @@ def webhook_args(request: Request, name: str, hook: Hook | None) -> dict[str, An
     hidden = CREDENTIAL_HEADERS | ({hook.token_header.lower()} if hook is not None and hook.token_header else set())
     return {"hook": name, "method": request.method, "args": {k: v[0] for k, v in request.query.items()}, "data": data,
             "headers": {header_name(k): v for k, v in request.headers.items() if k not in hidden}}
+
+
+def webhook_event_args(webhook: dict[str, Any]) -> dict[str, Any]:
+    """A WebhookEvent's args in the order its constructor gives them (platypush/message/event/http/hook.py): hook,
+    method, data, args, headers, response, and the `response_queue` (a Redis list name) it adds."""
+    return {"type": WEBHOOK_EVENT, "hook": webhook["hook"], "method": webhook["method"], "data": webhook["data"],
+            "args": webhook["args"], "headers": webhook["headers"], "response": None,
+            "response_queue": f"platypush/webhook/{uuid.uuid1()}"}
 
 
 def hook_event(request: Request, hook: Hook) -> dict[str, Any]:

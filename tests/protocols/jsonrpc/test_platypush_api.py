@@ -41,7 +41,8 @@ async def test_the_reference_examples_run_as_written_on_the_shipped_config(start
         # procedure.at_home as written: {"success": true}
         status, reply = await curl("-XPOST", "-d", '{"type":"request", "action":"procedure.at_home"}',
                                    "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json", f"{url}/execute")
-        assert status == 200 and list(reply) == ["id", "type", "target", "origin", "_timestamp", "response"]
+        assert status == 200 and list(reply) == ["id", "type", "target", "origin", "_timestamp", "response",
+                                                   "_logging_level"]
         assert reply["type"] == "response" and reply["target"] == "http" and len(reply["id"]) == 32
         assert reply["response"] == {"output": {"success": True}, "errors": []}
         assert (await home.next_push("message"))["body"]["data"] == {"event": "arrived", "who": "someone"}
@@ -133,7 +134,10 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         assert (await http.post("/execute", json=body, headers={"X-Token": default})).status_code == 401
         invalid = {"code": 400, "error": "INVALID_JWT_TOKEN", "message": "Invalid token"}
         assert (await http.request("DELETE", "/auth", json={"token": default})).json() == invalid  # already revoked
-        assert (await http.request("DELETE", "/auth", json={})).json() == invalid
+        # DELETE /auth without a token logs out a browser session (the session_token cookie): none here
+        invalid_session = {"code": 401, "error": "INVALID_CREDENTIALS", "message": "Invalid session"}
+        assert (await http.request("DELETE", "/auth", json={})).json() == invalid_session
+        assert (await http.request("DELETE", "/auth", content=b"not json")).json() == invalid_session
         fresh = (await http.post("/auth", json={"username": "alice", "password": PASSWORD})).json()["token"]
         assert (await http.request("DELETE", "/tokens", json={}, headers={"X-Token": fresh})).json() == invalid
         assert (await http.get("/tokens")).status_code == 401
