@@ -50,11 +50,13 @@ CREDENTIAL_HEADERS = {"authorization", "cookie", "x-session-token", "proxy-autho
 CUSTOM_EVENT = "platypush.message.event.custom.CustomEvent"
 WEBHOOK_EVENT = "platypush.message.event.http.hook.WebhookEvent"
 MAX_EXPIRY_DAYS = 36500
+REMEMBER_TTL = 365 * 86400  # a `remember` login's session, as Platypush's
 
 # Platypush's UserAuthStatus: name -> (HTTP status, `error`, `message`).
 AUTH_STATUSES = {
     "INVALID_AUTH_TYPE": (400, "INVALID_AUTH_TYPE", "Invalid authentication type"),
     "INVALID_CREDENTIALS": (401, "INVALID_CREDENTIALS", "Invalid credentials"),
+    "INVALID_CSRF": (403, "INVALID_CSRF", "Invalid CSRF token"),
     "INVALID_SESSION": (401, "INVALID_CREDENTIALS", "Invalid session"),
     "INVALID_TOKEN": (400, "INVALID_JWT_TOKEN", "Invalid token"),
     "MISSING_USERNAME": (400, "MISSING_USERNAME", "Missing username"),
@@ -182,6 +184,9 @@ class JsonRpc:
         """/auth as Platypush: POST (`?type=token` (default) or `jwt`: a token from username and password, with
         `expiry_days` and `name`; `?type=register`: the first user), GET (who the token is), DELETE (revoke `token`)."""
         if request.method == "GET":
+            session = self._session(request)
+            if session is not None:  # Platypush answers a browser session with the session itself
+                return self._session_answer(*session, request)
             claims = self.claims(request)
             if isinstance(claims, Response):
                 return claims
@@ -192,6 +197,8 @@ class JsonRpc:
         kind = request.query_one("type") or "token"
         if kind == "register":
             return await self.register(request)
+        if kind == "login":
+            return await self.session_login(request)
         if kind not in ("token", "jwt"):
             return auth_error("INVALID_AUTH_TYPE")
         return await self.login(request)
@@ -203,9 +210,15 @@ class JsonRpc:
             body = None
         body = body if isinstance(body, dict) else {}
         username, password = body.get("username"), body.get("password")
-        if not username and not password:  # Platypush then looks for a browser session: there is none here
-            return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        session = None
+        if not username and not password:  # Platypush's session mode: the session cookie and its CSRF token
+            session = self._session(request)
+            if session is None:
+                return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')
+            if not hmac.compare_digest((request.header("x-csrf-token") or "").encode(), self.csrf_token(session[1]).encode()):
+                return auth_error("INVALID_CSRF")
+            username = str(session[1]["sub"])
+        elif not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             return auth_error("INVALID_CREDENTIALS", "username and password must be non-empty strings")
         ttl = expiry_ttl(body.get("expiry_days"))
         if isinstance(ttl, Response):
@@ -213,6 +226,19 @@ class JsonRpc:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 128):
             return bad_request("name must be a non-empty string of at most 128 characters")
+        if session is None:
+            refused = await self._check_password(request, username, password)
+            if refused is not None:
+                return refused
+        try:
+            return jsonify(await trio.to_thread.run_sync(self._token, username, ttl, name))
+        except ValueError:
+            return auth_error("TOKEN_NAME_EXISTS")
+        except StoreError as exc:
+            return error(500, str(exc))
+
+    async def _check_password(self, request: Request, username: str, password: str) -> Response | None:
+        """None if the password is right; else the refusal (401, or 429 while the login limiter blocks)."""
         limiter, ip = self.ctx.runtime.login_limiter, address_of(request.client)
         blocked = limiter.check("jsonrpc", username, ip)
         if blocked is not None:
@@ -223,12 +249,48 @@ class JsonRpc:
             limiter.failed("jsonrpc", username, ip)
             return auth_error("INVALID_CREDENTIALS", "invalid username or password")
         limiter.succeeded("jsonrpc", username, ip)
+        return None
+
+    # -- browser sessions (Platypush's web UI): the session token is a hub token ----------------
+    def _session(self, request: Request) -> tuple[str, dict[str, Any]] | None:
+        """The `session_token` cookie and its claims, if it holds a valid token."""
+        token = auth.cookie(request.headers.get("cookie", ""), "session_token")
+        if not token:
+            return None
         try:
-            return jsonify(await trio.to_thread.run_sync(self._token, username, ttl, name))
-        except ValueError:
-            return auth_error("TOKEN_NAME_EXISTS")
+            return token, auth.verify(self.store, self.key, token)
+        except auth.AuthError:
+            return None
+
+    def csrf_token(self, claims: dict[str, Any]) -> str:
+        """The session's CSRF token: derived from the token's id with the signing key, so nothing is stored."""
+        return hmac.new(self.key.encode(), b"csrf:" + str(claims["jti"]).encode(), "sha256").hexdigest()[:32]
+
+    def _session_answer(self, session_token: str, claims: dict[str, Any], request: Request, **extra: Any) -> Response:
+        """Platypush's `_dump_session`: status, user_id, session_token, csrf_token, expires_at (a Flask date),
+        redirect (`?redirect=`, else "/"), in jsonify's spelling."""
+        return jsonify({"status": "ok", "user_id": self.store.user_id(str(claims["sub"])), "session_token": session_token,
+                        "csrf_token": self.csrf_token(claims), "expires_at": http_date(claims["exp"]),
+                        "redirect": request.query_one("redirect") or "/", **extra})
+
+    async def session_login(self, request: Request) -> Response:
+        """POST /auth?type=login, as Platypush's web UI logs in: a valid session cookie answers its session;
+        else the form's `username`, `password` (and `remember`: a 365-day session, else `token_ttl`)."""
+        session = self._session(request)
+        if session is not None:
+            return self._session_answer(*session, request)
+        fields = {} if request.content_type.endswith("json") else registration_fields(request)
+        username, password = fields.get("username"), fields.get("password")
+        if not fields or not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            return auth_error("INVALID_CREDENTIALS", "expected a form with username and password")
+        refused = await self._check_password(request, username, password)
+        if refused is not None:
+            return refused
+        try:
+            token = await trio.to_thread.run_sync(self._token, username, REMEMBER_TTL if fields.get("remember") else None)
         except StoreError as exc:
             return error(500, str(exc))
+        return self._session_answer(token["token"], auth.verify(self.store, self.key, token["token"]), request)
 
     async def index(self, request: Request) -> Response:
         return json_response({"service": "hub JSON-RPC", "registration_open": self._registration_open(),
@@ -256,7 +318,7 @@ class JsonRpc:
         try:
             await trio.to_thread.run_sync(lambda: self.store.add_user(username, password, only_if_none=True),
                                           limiter=self.password_checks)
-            token = await trio.to_thread.run_sync(self._token, username)
+            token = await trio.to_thread.run_sync(self._token, username, REMEMBER_TTL if fields.get("remember") else None)
         except ValueError as exc:
             if "closed" in str(exc):
                 return auth_error("REGISTRATION_DISABLED")
@@ -264,11 +326,10 @@ class JsonRpc:
         except StoreError as exc:
             return error(500, str(exc))
         log.info("registered the first JSON-RPC user %r", username)
-        # Platypush's session answer (its UI keeps session_token; expires_at a date as Flask writes it), with the
-        # hub's token under both names.
-        return jsonify({"status": "ok", "user_id": self.store.user_id(username), "username": username,
-                        "session_token": token["token"], "redirect": request.query_one("redirect") or "/",
-                        "token": token["token"], "expires_at": http_date(token["expires_at"])})
+        # Platypush's session answer (its UI keeps session_token and csrf_token), with the hub's token under both
+        # names and the user's name.
+        return self._session_answer(token["token"], auth.verify(self.store, self.key, token["token"]), request,
+                                    username=username, token=token["token"])
 
     async def logout(self, request: Request) -> Response:
         claims = self.claims(request)

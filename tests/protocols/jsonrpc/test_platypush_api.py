@@ -195,7 +195,10 @@ async def test_register_with_platypush_form_fields(start_hub, encoding):
         400, {"code": 400, "error": "PASSWORD_MISMATCH", "message": "Password mismatch"})
     status, body = await post("/register", username="root", password="p&w=1 é", confirm_password="p&w=1 é", remember="on")
     assert status == 200 and body["status"] == "ok" and body["user_id"] == 1 and body["username"] == "root"
-    assert body["session_token"] == body["token"] and body["redirect"] == "/"
+    assert body["session_token"] == body["token"] and body["redirect"] == "/" and len(body["csrf_token"]) == 32
+    # `remember`: a 365-day session, as Platypush's; expires_at a date as Flask writes it
+    expires = email.utils.parsedate_to_datetime(body["expires_at"]).timestamp()
+    assert abs(expires - time.time() - 365 * 86400) < 60
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.post("/execute", json={"type": "request", "action": "hub.stats"},
                                 headers={"X-Token": body["token"]})).status_code == 200

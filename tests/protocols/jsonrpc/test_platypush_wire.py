@@ -4,7 +4,9 @@ posted to /execute and /ws/requests messages Platypush would drop."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 
 import httpx
 import pytest
@@ -128,3 +130,41 @@ async def test_an_event_posted_to_execute_goes_to_every_listener(rpc, tmp_path):
                                                                                  "_timestamp", "args"]
     (built,) = await platypush_build([got], tmp_path)
     assert built["class"] == CUSTOM and built["as_dict"] == got
+
+
+async def test_the_web_uis_session_flow(rpc, tmp_path):  # noqa: F811
+    """POST /auth?type=login with Platypush's login form, the session cookie on GET /auth and on /ws/events, and
+    API tokens made from the session with its CSRF token (Platypush's _session_auth, _auth_get, _create_token)."""
+    running, _ = rpc
+    url = running.url("jsonrpc")
+    async with httpx.AsyncClient(base_url=url) as http:
+        wrong = await http.post("/auth?type=login", data={"username": "alice", "password": "wrong"})
+        as_json = await http.post("/auth?type=login", json={"username": "alice", "password": PASSWORD})  # forms only
+        login = await http.post("/auth?type=login&redirect=/panel", data={"username": "alice", "password": PASSWORD})
+        assert login.status_code == 200
+        session = login.json()
+        assert list(session) == ["csrf_token", "expires_at", "redirect", "session_token", "status", "user_id"]
+        assert (session["status"], session["user_id"], session["redirect"]) == ("ok", 1, "/panel")
+        ttl = running.settings.adapters["jsonrpc"].token_ttl
+        assert abs(email.utils.parsedate_to_datetime(session["expires_at"]).timestamp() - time.time() - ttl) < 60
+        remembered = (await http.post("/auth?type=login", data={"username": "alice", "password": PASSWORD,
+                                                                "remember": "on"})).json()
+        assert abs(email.utils.parsedate_to_datetime(remembered["expires_at"]).timestamp() - time.time() - 365 * 86400) < 60
+        cookie = {"Cookie": f"session_token={session['session_token']}"}
+        again = await http.post("/auth?type=login", headers=cookie)  # a live session answers itself
+        who = await http.get("/auth", headers=cookie)
+        assert again.json() == who.json() == {**session, "redirect": "/"}
+        # An API token from the session: the cookie and its CSRF token, as the UI's token page asks for one.
+        no_csrf = await http.post("/auth", json={"name": "ui"}, headers=cookie)
+        bad_csrf = await http.post("/auth", json={"name": "ui"}, headers={**cookie, "X-CSRF-Token": "x"})
+        made = await http.post("/auth", json={"name": "ui", "expiry_days": 1},
+                               headers={**cookie, "X-CSRF-Token": session["csrf_token"]})
+        assert made.status_code == 200
+        ran = await http.post("/execute", json={"type": "request", "action": "hub.stats"},
+                              headers={"Authorization": f"Bearer {made.json()['token']}"})
+        assert ran.status_code == 200
+        assert "ui" in [t["name"] for t in (await http.get("/tokens", headers={"X-Token": made.json()["token"]})).json()["tokens"]]
+    expected = await platypush_render([("auth_status", "INVALID_CREDENTIALS")] * 2 + [("auth_status", "INVALID_CSRF")] * 2
+                                      + [("jsonify", session), ("jsonify", who.json())], tmp_path)
+    for response, want in zip([wrong, as_json, no_csrf, bad_csrf, login, who], expected[:6], strict=True):
+        assert (response.status_code, response.text) == (want["status"], want["body"])
