@@ -201,17 +201,23 @@ class JsonRpc:
             return await self.session_login(request)
         if kind not in ("token", "jwt"):
             return auth_error("INVALID_AUTH_TYPE")
-        return await self.login(request)
+        return await self.login(request, jwt=kind == "jwt")
 
-    async def login(self, request: Request) -> Response:
+    async def login(self, request: Request, jwt: bool = False) -> Response:
+        """A token for username and password (`?type=token`: also for the session cookie, and named). `?type=jwt`
+        is Platypush's legacy flavour (_jwt_auth): both keys required (else werkzeug's bare 400), no name."""
         try:
             body = request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
+        if jwt and not (isinstance(body, dict) and "username" in body and "password" in body):
+            return errors.page(400)
         body = body if isinstance(body, dict) else {}
+        if jwt:
+            body.pop("name", None)
         username, password = body.get("username"), body.get("password")
         session = None
-        if not username and not password:  # Platypush's session mode: the session cookie and its CSRF token
+        if not username and not password and not jwt:  # Platypush's session mode: the session cookie and its CSRF token
             session = self._session(request)
             if session is None:
                 return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')

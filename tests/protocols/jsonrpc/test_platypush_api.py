@@ -100,9 +100,16 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         for bad in (-1, "7", True, 10**9):
             response = await http.post("/auth", json={"username": "alice", "password": PASSWORD, "expiry_days": bad})
             assert response.status_code == 400 and response.json()["error"] == "bad_request", bad
-        # ?type=jwt (Platypush's other token flavour) takes the same body
-        named = await http.post("/auth?type=jwt", json={"username": "alice", "password": PASSWORD, "name": "tasker",
-                                                          "expiry_days": 2})
+        # ?type=jwt, Platypush's legacy flavour (_jwt_auth): username and password required, no name, no session
+        legacy = await http.post("/auth?type=jwt", json={"username": "alice", "password": PASSWORD, "name": "legacy"})
+        assert legacy.status_code == 200 and claims(legacy.json()["token"])["sub"] == "alice"
+        for bad in ({"username": "alice"}, [1], None):
+            refused = await http.post("/auth?type=jwt", json=bad)
+            assert refused.status_code == 400 and "<title>400 Bad Request</title>" in refused.text, bad
+        empty = await http.post("/auth?type=jwt", json={"username": "", "password": ""})
+        assert (empty.status_code, empty.json()) == (401, INVALID_CREDENTIALS)
+        named = await http.post("/auth?type=token", json={"username": "alice", "password": PASSWORD, "name": "tasker",
+                                                            "expiry_days": 2})
         token = named.json()["token"]
         same = await http.post("/auth", json={"username": "alice", "password": PASSWORD, "name": "tasker"})
         assert same.status_code == 400 and same.json() == {"code": 400, "error": "TOKEN_NAME_EXISTS",
@@ -112,7 +119,8 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         assert (await http.get("/auth")).json() == INVALID_CREDENTIALS
 
         listed = (await http.get("/tokens", headers={"X-Token": token})).json()["tokens"]
-        assert len(listed) == 6 and set(listed[0]) == {"id", "name", "created_at", "expires_at"}
+        assert len(listed) == 7 and set(listed[0]) == {"id", "name", "created_at", "expires_at"}
+        assert "legacy" not in [t["name"] for t in listed]
         assert listed[0]["name"] == "tasker" and [t["id"] for t in listed] == sorted((t["id"] for t in listed), reverse=True)
         assert all(t["name"].startswith("alice__") and len(t["name"]) == 15 for t in listed[1:])  # Platypush's default names
         created = email.utils.parsedate_to_datetime(listed[0]["created_at"]).timestamp()

@@ -64,6 +64,7 @@ async def test_execute_answers_and_refusals_are_platypushs_bytes(rpc, tmp_path):
         wrong = await http.post("/auth", json={"username": "alice", "password": "wrong"})
         no_session = await http.request("DELETE", "/auth", json={})
         bad_type = await http.post("/auth?type=nope", json={"username": "alice", "password": PASSWORD})
+        bare = await http.post("/auth?type=jwt", json={"username": "alice"})  # _jwt_auth: abort(400)
         method = await http.get("/execute", headers=headers)
         missing = await http.get("/nowhere")
         # Flask's jsonify spelling of the auth endpoints' answers.
@@ -73,10 +74,10 @@ async def test_execute_answers_and_refusals_are_platypushs_bytes(rpc, tmp_path):
         revoked = await http.request("DELETE", "/auth", json={"token": issued.json()["token"]})
     items = [("abort", [400, json_error(b)]) for b in bad_json] + [("abort", [400, text]) for _, text in not_messages]
     items += [("auth_status", "INVALID_CREDENTIALS")] * 2 + [("auth_status", "INVALID_SESSION"),
-                                                            ("auth_status", "INVALID_AUTH_TYPE")]
+                                                            ("auth_status", "INVALID_AUTH_TYPE"), ("abort", [400])]
     items += [("jsonify", r.json()) for r in (issued, who, listed, revoked)]
     expected = await platypush_render(items, tmp_path)
-    got = answers + [no_token, wrong, no_session, bad_type, issued, who, listed, revoked, method, missing]
+    got = answers + [no_token, wrong, no_session, bad_type, bare, issued, who, listed, revoked, method, missing]
     assert len(got) == len(expected)
     for response, want in zip(got, expected, strict=True):
         assert (response.status_code, response.headers["content-type"], response.text) == \
