@@ -104,7 +104,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
         Route("/auth", rpc.auth, methods=["GET", "POST", "DELETE"]),
         Route("/tokens", rpc.tokens, methods=["GET", "DELETE"]),
         Route("/register", rpc.register, methods=["POST"]),
-        Route("/logout", rpc.logout, methods=["POST"]),
+        Route("/logout", rpc.logout, methods=["GET", "POST"]),
         Route("/execute", rpc.execute, methods=["POST"]),
         Route("/actions", rpc.discovery, methods=["GET"]),
         Route("/hook/{name}", rpc.hook),

@@ -4,6 +4,7 @@ an unknown path or a wrong method (it registers no error handler of its own)."""
 from __future__ import annotations
 
 import html
+import urllib.parse
 
 from hub.net.http import Response
 
@@ -38,6 +39,50 @@ def page(status: int, description: str | None = None) -> Response:
     text = _escape(default if description is None else description).replace("\n", "<br>")
     body = f"<!doctype html>\n<html lang=en>\n<title>{status} {name}</title>\n<h1>{name}</h1>\n<p>{text}</p>\n"
     return Response(status, body.encode("utf-8"), "text/html; charset=utf-8")
+
+
+def redirect(location: str, status: int = 302) -> Response:
+    """Flask's `redirect(location, 302)`: werkzeug's page linking the target, `Location` as werkzeug sends it
+    (`iri_to_uri`: the path, query and fragment percent-quoted, so no header can be injected)."""
+    text = _escape(location)
+    body = ("<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n"
+            f"<p>You should be redirected automatically to the target URL: <a href=\"{text}\">{text}</a>. If not, click"
+            " the link.\n")
+    return Response(status, body.encode("utf-8"), "text/html; charset=utf-8", [("Location", iri_to_uri(location))])
+
+
+def iri_to_uri(iri: str) -> str:
+    """werkzeug.urls.iri_to_uri."""
+    parts = urllib.parse.urlsplit(iri)
+    path = urllib.parse.quote(parts.path, safe="%!$&'()*+,/:;=@")
+    query = urllib.parse.quote(parts.query, safe="%!$&'()*+,/:;=?@")
+    fragment = urllib.parse.quote(parts.fragment, safe="%!#$&'()*+,/:;=?@")
+    netloc = parts.hostname.encode("idna").decode("ascii") if parts.hostname else ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    if parts.username is not None:
+        auth = urllib.parse.quote(parts.username, safe="%!$&'()*+,;=")
+        if parts.password is not None:
+            auth += ":" + urllib.parse.quote(parts.password, safe="%!$&'()*+,;=")
+        netloc = f"{auth}@{netloc}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def local_target(location: str, host: str) -> bool:
+    """Whether a redirect target stays on this server: a path, or an http(s) URL for the request's own Host
+    (Platypush follows any target, an open redirect; the hub sends others to its default)."""
+    if location.startswith(("//", "\\", "/\\")) or any(c in location for c in "\r\n\t"):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(location)
+        iri_to_uri(location)
+    except (ValueError, UnicodeError):
+        return False
+    if not parts.scheme and not parts.netloc:
+        return location.startswith("/")
+    return parts.scheme in ("http", "https") and parts.netloc == host
 
 
 def server_error(status: int, message: str) -> Response:

@@ -117,6 +117,12 @@ def bad_request(message: str) -> Response:
     return jsonify({"status": "error", "error": "bad_request", "message": message}, 400)
 
 
+def first(request: Request, name: str) -> str | None:
+    """The first value of a query parameter, as Flask's `request.args.get` reads it."""
+    values = request.query.get(name)
+    return values[0] if values else None
+
+
 def http_date(ts: float | None) -> str | None:
     """A time as Flask's JSON writes datetimes (RFC 1123), as Platypush's token list has them."""
     return None if ts is None else email.utils.formatdate(ts, usegmt=True)
@@ -194,7 +200,7 @@ class JsonRpc:
             return jsonify({"status": "ok", "user_id": self.store.user_id(user), "username": user})
         if request.method == "DELETE":
             return await self._delete_token(request, None)
-        kind = request.query_one("type") or "token"
+        kind = first(request, "type") or "token"
         if kind == "register":
             return await self.register(request)
         if kind == "login":
@@ -277,7 +283,7 @@ class JsonRpc:
         redirect (`?redirect=`, else "/"), in jsonify's spelling."""
         return jsonify({"status": "ok", "user_id": self.store.user_id(str(claims["sub"])), "session_token": session_token,
                         "csrf_token": self.csrf_token(claims), "expires_at": http_date(claims["exp"]),
-                        "redirect": request.query_one("redirect") or "/", **extra})
+                        "redirect": first(request, "redirect") or "/", **extra})
 
     async def session_login(self, request: Request) -> Response:
         """POST /auth?type=login, as Platypush's web UI logs in: a valid session cookie answers its session;
@@ -338,14 +344,30 @@ class JsonRpc:
                                     username=username, token=token["token"])
 
     async def logout(self, request: Request) -> Response:
-        claims = self.claims(request)
-        if isinstance(claims, Response):
-            return claims
-        try:
-            await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
-        except StoreError as exc:
-            return error(500, str(exc))
-        return json_response({"revoked": True})
+        """With a token in a header or the query (the hub's own use): revoke it → `{"revoked": true}`. Else
+        Platypush's /logout (routes/logout.py): end the `session_token` cookie's session if there is one, clear
+        the session_token and csrf_token cookies and redirect (302) to `?redirect=`, else the Referer, else /login."""
+        if auth.tokens_from(request.headers, request.query):
+            claims = self.claims(request)
+            if isinstance(claims, Response):
+                return claims
+            try:
+                await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
+            except StoreError as exc:
+                return error(500, str(exc))
+            return json_response({"revoked": True})
+        session = self._session(request)
+        if session is not None:
+            try:
+                await trio.to_thread.run_sync(self.store.revoke, session[1]["jti"], session[1]["exp"])
+            except StoreError as exc:
+                return error(500, str(exc))
+        target = first(request, "redirect") or request.header("referer") or "/login"
+        host = request.header("host") or ""
+        redirect = errors.redirect(target if errors.local_target(target, host) else "/login")
+        clear = "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT;" + (" Secure;" if request.tls else "") + " Path=/; SameSite=Lax"
+        redirect.headers += [("Set-Cookie", "session_token" + clear), ("Set-Cookie", "csrf_token" + clear)]
+        return redirect
 
     # -- tokens ---------------------------------------------------------------------------
     async def tokens(self, request: Request) -> Response:

@@ -56,7 +56,7 @@ async def platypush_build(messages: list[Any], home: Any) -> list[dict[str, Any]
 # page; no error handler is registered), `UserAuthStatus.<NAME>.to_response()` and `jsonify(obj)`.
 RENDER = r"""
 import json, sys
-from flask import Flask, abort, jsonify
+from flask import Flask, abort, jsonify, make_response, redirect
 from platypush.backend.http.app.utils.auth.status import UserAuthStatus
 
 app = Flask("platypush")
@@ -69,6 +69,12 @@ def render(i):
         abort(*value)
     if kind == "auth_status":
         return UserAuthStatus[value].to_response()
+    if kind == "logout":  # routes/logout.py's answer for redirect page `value`, over plain HTTP
+        response = make_response(redirect(value, 302))
+        cookie_kwargs = {"expires": 0, "path": "/", "secure": False, "samesite": "Lax"}
+        response.set_cookie("session_token", "", **cookie_kwargs)
+        response.set_cookie("csrf_token", "", **cookie_kwargs)
+        return response
     return jsonify(value)
 
 @app.route("/execute", methods=["POST"])
@@ -79,13 +85,15 @@ client = app.test_client()
 out = [client.get(f"/{i}") for i in range(len(items))]
 out += [client.get("/execute"), client.get("/nowhere")]
 print(json.dumps([{"status": r.status_code, "content_type": r.headers["Content-Type"], "body": r.get_data(as_text=True),
-                   "allow": r.headers.get("Allow")} for r in out]))
+                   "allow": r.headers.get("Allow"), "location": r.headers.get("Location"),
+                   "cookies": r.headers.getlist("Set-Cookie")} for r in out]))
 """
 
 
 async def platypush_render(items: list[tuple[str, Any]], home: Any) -> list[dict[str, Any]]:
-    """What Platypush's Flask app sends for each ("abort", [status, text]), ("auth_status", NAME) or ("jsonify",
-    obj), then for `GET /execute` (405) and `GET /nowhere` (404): status, content_type, body, allow."""
+    """What Platypush's Flask app sends for each ("abort", [status, text]), ("auth_status", NAME), ("jsonify", obj)
+    or ("logout", redirect page), then for `GET /execute` (405) and `GET /nowhere` (404): status, content_type,
+    body, allow, location, cookies (Set-Cookie values)."""
     target = await trio.to_thread.run_sync(install, *PLATYPUSH)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
     code = f"import sys; sys.path.insert(0, {str(target)!r})\n{RENDER}"

@@ -169,3 +169,33 @@ async def test_the_web_uis_session_flow(rpc, tmp_path):  # noqa: F811
                                       + [("jsonify", session), ("jsonify", who.json())], tmp_path)
     for response, want in zip([wrong, as_json, no_csrf, bad_csrf, login, who], expected[:6], strict=True):
         assert (response.status_code, response.text) == (want["status"], want["body"])
+
+
+async def test_logout_ends_the_browser_session_as_platypush(rpc, tmp_path):  # noqa: F811
+    """GET or POST /logout without a token: the session cookie's session ends, both cookies are cleared and the
+    browser is sent on (routes/logout.py); with a token in a header, the hub's own use: that token is revoked."""
+    running, _ = rpc
+    async with httpx.AsyncClient(base_url=running.url("jsonrpc")) as http:
+        login = await http.post("/auth?type=login", data={"username": "alice", "password": PASSWORD})
+        cookie = {"Cookie": f"session_token={login.json()['session_token']}"}
+        assert (await http.get("/auth", headers=cookie)).json()["session_token"]
+        out = await http.get("/logout?redirect=/bye&redirect=/no", headers=cookie)
+        assert (await http.get("/auth", headers=cookie)).status_code == 401  # the session is over
+        here = running.url("jsonrpc") + "/page?a=1&b=<2>"
+        referer = await http.post("/logout", headers={"Referer": here})
+        default = await http.post("/logout")
+        # Not an open redirect (Platypush follows any target): elsewhere goes to /login.
+        for target in ("http://evil.example/", "//evil.example", "javascript:alert(1)", "/\\evil.example"):
+            away = await http.get("/logout", params={"redirect": target})
+            assert away.headers["location"] == "/login", target
+        assert (await http.get("/logout", headers={"Referer": "https://evil.example/x"})).headers["location"] == "/login"
+        token = await token_for(running)
+        revoked = await http.post("/logout", headers={"X-Token": token})
+        assert revoked.json() == {"revoked": True}
+        assert (await http.post("/execute", json={"type": "request", "action": "hub.stats"},
+                                headers={"X-Token": token})).status_code == 401
+    expected = await platypush_render([("logout", "/bye"), ("logout", here), ("logout", "/login")], tmp_path)
+    for response, want in zip([out, referer, default], expected[:3], strict=True):
+        assert (response.status_code, response.headers["content-type"], response.text, response.headers["location"],
+                response.headers.get_list("set-cookie")) == (want["status"], want["content_type"], want["body"],
+                                                             want["location"], want["cookies"])
