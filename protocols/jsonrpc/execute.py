@@ -269,8 +269,8 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
     """Run an action or a procedure; ExecutionError (400 bad args, 404 unknown, 500 raised) on failure."""
     if action.startswith("procedure."):
         procedure = procedures.get(action.split(".", 1)[1])
-        if procedure is None:
-            raise ExecutionError(f"unknown procedure '{action}'", 404)
+        if procedure is None:  # Platypush: procedures[name] raises KeyError(the last part of the name)
+            raise ExecutionError(repr(action.rsplit(".", 1)[1]), 404)
         if depth >= MAX_DEPTH:
             raise ExecutionError(f"{action}: procedures nested more than {MAX_DEPTH} deep", 500)
         unknown = sorted(set(args) - set(procedure.args))
@@ -288,10 +288,21 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
             except ExecutionError as exc:
                 raise ExecutionError(f"{action}: {exc.message}", exc.status) from None
         return output if procedure.output else None
+    if action not in registry:
+        raise ExecutionError(unknown_action(registry, action), 404)
     try:
         return await registry.run(action, args)
     except ActionError as exc:
         raise ExecutionError(exc.message, exc.status) from None
+
+
+def unknown_action(registry: ActionRegistry, action: str) -> str:
+    """Platypush's error for an action it cannot find: `<method> is not a registered action on <Plugin>Plugin`
+    (Plugin.run) when the plugin has other actions, else the import error of the plugin's module (get_plugin)."""
+    plugin, _, method = action.rpartition(".")
+    if any(a.name.startswith(plugin + ".") for a in registry):
+        return f"{method} is not a registered action on {''.join(t[0].upper() + t[1:] for t in plugin.split('.') if t)}Plugin"
+    return f"No module named 'platypush.plugins.{plugin}'"
 
 
 LOGGING_LEVEL = 20  # logging.INFO: what every response of Platypush's own actions carries as `_logging_level`

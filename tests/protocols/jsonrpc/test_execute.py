@@ -224,7 +224,10 @@ async def test_registry_run_maps_failures_to_statuses():
     assert reply["id"] == "r1" and reply["response"] == {"output": 4, "errors": []}
     assert reply["type"] == "response" and reply["target"] == "http" and reply["origin"]
     for name, message in [("t.core", "t.core: namespace not found"), ("t.breaks", "t.breaks failed: RuntimeError: boom"),
-                          ("t.nope", "unknown action 't.nope'")]:
+                          # Platypush's texts: Plugin.run for a plugin it has, the import error for one it has not
+                          ("t.nope", "nope is not a registered action on TPlugin"),
+                          ("light.hue.on", "No module named 'platypush.plugins.light.hue'"),
+                          ("procedure.foo.bar", "'bar'")]:
         reply = await execute(registry, {}, {"type": "request", "action": name})
         assert reply["response"] == {"output": {"success": False}, "errors": [message]}
     registry.register("t.nothing", lambda: None)

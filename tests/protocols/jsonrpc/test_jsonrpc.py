@@ -287,7 +287,7 @@ async def test_requests_socket_runs_requests_concurrently(rpc):
     assert {k: r["response"]["output"] for k, r in replies.items() if k.startswith("req-")} == {
         "req-0": "t0", "req-1": "t1", "req-2": "t2"}
     assert all(r["type"] == "response" and r["target"] == "http" for r in replies.values())  # Platypush's target here too
-    assert replies["bad"]["response"] == {"output": {"success": False}, "errors": ["unknown action 'test.nope'"]}
+    assert replies["bad"]["response"] == {"output": {"success": False}, "errors": ["nope is not a registered action on TestPlugin"]}
     assert replies["ref"]["response"]["errors"] == [] and isinstance(replies["ref"]["response"]["output"], dict)
     assert set(replies) == {"req-0", "req-1", "req-2", "bad", "ref", "untyped"}
     assert replies["untyped"]["response"]["errors"] == [] and isinstance(replies["untyped"]["response"]["output"], dict)
@@ -396,7 +396,7 @@ async def test_run_from_another_process_and_hub_exec(rpc, tmp_path):
         assert proc.returncode == 0
         assert (await c.next_push("message"))["body"]["data"] == "plain words"
     for args, code, text in [
-        (("hub.nope",), 1, b"unknown action 'hub.nope'"),
+        (("hub.nope",), 1, b"nope is not a registered action on HubPlugin"),
         (("hub.publish", "channel"), 2, b"expected key=value"),
         (("hub.history", "channel=nohist:x"), 1, b"hub.history: not available"),
     ]:
@@ -543,8 +543,10 @@ async def test_error_paths(rpc, tmp_path):
             assert response.status_code == 400 and response.headers["content-type"] == "text/html; charset=utf-8"
         cases = [
             (json.dumps({"type": "request", "action": "hub.stats", "args": [1]}).encode(), 200, '"args" must be an object'),
-            (json.dumps({"type": "request", "action": "hub.nope"}).encode(), 200, "unknown action 'hub.nope'"),
-            (json.dumps({"type": "request", "action": "procedure.nope"}).encode(), 200, "unknown procedure 'procedure.nope'"),
+            (json.dumps({"type": "request", "action": "hub.nope"}).encode(), 200, "nope is not a registered action on HubPlugin"),
+            (json.dumps({"type": "request", "action": "music.mpd.play"}).encode(), 200,
+             "No module named 'platypush.plugins.music.mpd'"),
+            (json.dumps({"type": "request", "action": "procedure.nope"}).encode(), 200, "'nope'"),
             (json.dumps({"type": "request", "action": "procedure.shout"}).encode(), 200, "procedure.shout: missing argument 'text'"),
             (json.dumps({"type": "request", "action": "hub.publish", "args": {"channel": "x"}}).encode(), 200,
              "hub.publish: missing argument 'data'"),
