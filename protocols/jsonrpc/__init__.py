@@ -16,8 +16,9 @@ from hub.net.http import Route, WebSocketRoute
 
 from . import client
 from .cli import add_commands
+from .errors import server_error
 from .execute import Hook, HookError, Procedure, check_procedures, parse_hook, parse_procedure
-from .server import SLOW_CLIENT, JsonRpc, error
+from .server import SLOW_CLIENT, JsonRpc
 from .store import StoreError, UserStore, hold_running_lock
 
 MIN_SECRET = 32
@@ -103,7 +104,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
         Route("/auth", rpc.auth, methods=["GET", "POST", "DELETE"]),
         Route("/tokens", rpc.tokens, methods=["GET", "DELETE"]),
         Route("/register", rpc.register, methods=["POST"]),
-        Route("/logout", rpc.logout, methods=["POST"]),
+        Route("/logout", rpc.logout, methods=["GET", "POST"]),
         Route("/execute", rpc.execute, methods=["POST"]),
         Route("/actions", rpc.discovery, methods=["GET"]),
         Route("/hook/{name}", rpc.hook),
@@ -147,7 +148,7 @@ ADAPTER = Adapter(
     title="JSON-RPC",
     settings=JsonRpcSettings,
     routes=routes,
-    error=error,
+    error=server_error,
     run=run,
     reload=reload,
     validate=validate,

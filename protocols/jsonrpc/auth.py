@@ -53,11 +53,41 @@ def verify(store: UserStore, key: str, token: str) -> dict[str, Any]:
 
 
 def token_from(headers: dict[str, str], query: dict[str, list[str]]) -> str | None:
-    """`Authorization: Bearer <t>`, `X-Token: <t>` or `?token=<t>`, in that order (Platypush reads the same three)."""
+    """The one API token Platypush reads: `X-Token: <t>` if that header is there, else `Authorization: Bearer <t>`,
+    else the first `?token=<t>` (platypush/backend/http/app/utils/auth/__init__.py, authenticate_token)."""
+    if "x-token" in headers:
+        return headers["x-token"].strip() or None
     scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if headers.get("x-token"):
-        return headers["x-token"].strip()
     values = query.get("token")
-    return values[-1] if values else None
+    return values[0] if values else None
+
+
+def session_token_from(headers: dict[str, str], query: dict[str, list[str]], cookies: bool) -> str | None:
+    """The session token Platypush reads next: `X-Session-Token`, else the first `?session_token=`, else (if
+    `cookies`) the `session_token` cookie (authenticate_session). The hub's session token is its API token."""
+    if headers.get("x-session-token", "").strip():
+        return headers["x-session-token"].strip()
+    values = query.get("session_token")
+    if values and values[0]:
+        return values[0]
+    return cookie(headers.get("cookie", ""), "session_token") if cookies else None
+
+
+def cookie(header: str, name: str) -> str | None:
+    """The first cookie called `name` in a Cookie header (`a=1; b="2"`), unquoted; None if absent or empty."""
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+def tokens_from(headers: dict[str, str], query: dict[str, list[str]], cookies: bool = False) -> list[str]:
+    """The credentials to try, in Platypush's order (get_current_user_or_auth_status): the API token, then the
+    session token; a bad first one does not stop the second from being tried."""
+    return [t for t in (token_from(headers, query), session_token_from(headers, query, cookies)) if t]

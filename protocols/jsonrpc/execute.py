@@ -7,7 +7,6 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,6 @@ from hub.actions import ActionError, ActionRegistry
 HOSTNAME = socket.gethostname()
 _VAR = re.compile(r"\$\{(\w+)\}")
 MAX_DEPTH = 16  # procedures calling procedures (cycles are refused at config load; this is the backstop)
-MAX_ID = 128
 
 
 @dataclass
@@ -200,28 +198,70 @@ class ExecutionError(Exception):
         self.message, self.status = message, status
 
 
-def request_id_of(body: Any) -> str:
-    """The request's own `id` (a string of at most 128 characters) to echo, else a new 32-hex id."""
+def request_id_of(body: Any) -> Any:
+    """The request's own `id`, whatever JSON value it is, when truthy (Platypush's `Request.build` and
+    `Request.__init__`: `id if id else _generate_id()`), else a new 32-hex id."""
     rid = body.get("id") if isinstance(body, dict) else None
-    return rid if isinstance(rid, str) and 0 < len(rid) <= MAX_ID else secrets.token_hex(16)
+    return rid if rid else secrets.token_hex(16)
 
 
-def parse_request(body: Any, types: Iterable[str] = ("request",)) -> tuple[str, str, dict[str, Any]]:
-    """(id, action, args) of a request object; ExecutionError(400) if malformed."""
+class Rejected(Exception):
+    """A body Platypush cannot build a message from; the text is its exception's (`Message.parse`, `Request.build`,
+    `get_message_class_by_type`), which its /execute sends in werkzeug's page (`abort(500, str(e))`)."""
+
+
+def _reparsed(body: Any) -> Any:
+    """`Message.parse` decodes a string body once more (a JSON text inside JSON is a message too)."""
+    if isinstance(body, str):
+        try:
+            return json.loads(body.strip())
+        except (ValueError, RecursionError):
+            return body
+    return body
+
+
+def message_type(body: Any) -> str:
+    """What Platypush's `Message.build` makes of an /execute body: "request" or "event"; Rejected with its text
+    otherwise (not an object, no `type`, a type that names no message class)."""
+    body = _reparsed(body)
     if not isinstance(body, dict):
-        raise ExecutionError("the request must be a JSON object", 400)
-    request_id = request_id_of(body)
-    if body.get("type") not in types:
-        raise ExecutionError('"type" must be "request"', 400)
-    action = body.get("action")
-    if not isinstance(action, str) or not _is_action_name(action):
-        raise ExecutionError('"action" must be "<plugin>.<action>" or "procedure.<name>"', 400)
-    args = body.get("args", {})
-    if args is None:
-        args = {}
+        raise Rejected(f"Invalid message [type={type(body)}]: <{body}>")
+    if "type" not in body:
+        raise Rejected("'type'")
+    kind = body["type"]
+    if not isinstance(kind, str):
+        try:
+            "platypush.message." + kind
+        except TypeError as exc:
+            raise Rejected(str(exc)) from None
+    if kind in ("request", "event"):
+        return kind
+    raise Rejected(f"No module named 'platypush.message.{kind}'")
+
+
+def build_request(body: Any) -> tuple[Any, Any, Any]:
+    """(id, action, args) as Platypush's `Request.build` takes them (`type` is not looked at; `name` stands for a
+    missing `action`; falsy args are `{}`); Rejected if the body is not an object or names no action."""
+    body = _reparsed(body)
+    if not isinstance(body, dict):
+        raise Rejected(f"Invalid message [type={type(body)}]: <{body}>")
+    action = body.get("action", body.get("name"))
+    if not action:
+        raise Rejected("No action specified in the request")
+    return request_id_of(body), action, body.get("args") or {}
+
+
+def check_request(action: Any, args: Any) -> tuple[str, dict[str, Any]]:
+    """The built request's action and args, or ExecutionError for what fails before any action runs (answered 200
+    with the error, as Platypush's request thread answers): an action that is not text, no plugin name, args that
+    are not an object (Platypush would pass a list positionally; the hub's actions take names)."""
+    if not isinstance(action, str):
+        raise ExecutionError(f"'{type(action).__name__}' object has no attribute 'startswith'", 400)
+    if not action.startswith("procedure.") and not _is_action_name(action):
+        raise ExecutionError("No plugin name provided", 400)
     if not isinstance(args, dict):
         raise ExecutionError('"args" must be an object', 400)
-    return request_id, action, args
+    return action, args
 
 
 async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure], action: str, args: dict[str, Any],
@@ -229,8 +269,8 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
     """Run an action or a procedure; ExecutionError (400 bad args, 404 unknown, 500 raised) on failure."""
     if action.startswith("procedure."):
         procedure = procedures.get(action.split(".", 1)[1])
-        if procedure is None:
-            raise ExecutionError(f"unknown procedure '{action}'", 404)
+        if procedure is None:  # Platypush: procedures[name] raises KeyError(the last part of the name)
+            raise ExecutionError(repr(action.rsplit(".", 1)[1]), 404)
         if depth >= MAX_DEPTH:
             raise ExecutionError(f"{action}: procedures nested more than {MAX_DEPTH} deep", 500)
         unknown = sorted(set(args) - set(procedure.args))
@@ -248,34 +288,47 @@ async def run_action(registry: ActionRegistry, procedures: dict[str, Procedure],
             except ExecutionError as exc:
                 raise ExecutionError(f"{action}: {exc.message}", exc.status) from None
         return output if procedure.output else None
+    if action not in registry:
+        raise ExecutionError(unknown_action(registry, action), 404)
     try:
         return await registry.run(action, args)
     except ActionError as exc:
         raise ExecutionError(exc.message, exc.status) from None
 
 
-def envelope(request_id: str, output: Any, errors: list[str], target: str = "http") -> dict[str, Any]:
-    """The reference's response object. As Platypush's `Response`, no output reads `{"success": <no errors>}`."""
+def unknown_action(registry: ActionRegistry, action: str) -> str:
+    """Platypush's error for an action it cannot find: `<method> is not a registered action on <Plugin>Plugin`
+    (Plugin.run) when the plugin has other actions, else the import error of the plugin's module (get_plugin)."""
+    plugin, _, method = action.rpartition(".")
+    if any(a.name.startswith(plugin + ".") for a in registry):
+        return f"{method} is not a registered action on {''.join(t[0].upper() + t[1:] for t in plugin.split('.') if t)}Plugin"
+    return f"No module named 'platypush.plugins.{plugin}'"
+
+
+LOGGING_LEVEL = 20  # logging.INFO: what every response of Platypush's own actions carries as `_logging_level`
+
+
+def envelope(request_id: Any, output: Any, errors: list[str], target: str = "http") -> dict[str, Any]:
+    """Platypush's `Response.__str__` (platypush/message/response/__init__.py): id, type, target, origin,
+    _timestamp, response {output, errors}, then `_logging_level` (20); no output reads `{"success": <no errors>}`."""
     return {"id": request_id, "type": "response", "target": target, "origin": HOSTNAME, "_timestamp": time.time(),
-            "response": {"output": {"success": not errors} if output is None else output, "errors": errors}}
+            "response": {"output": {"success": not errors} if output is None else output, "errors": errors},
+            "_logging_level": LOGGING_LEVEL}
 
 
-async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], body: Any, target: str = "http",
-                  types: Iterable[str] = ("request",)) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, response envelope) for one request body.
+async def execute(registry: ActionRegistry, procedures: dict[str, Procedure], body: Any,
+                  target: str = "http") -> dict[str, Any]:
+    """The response envelope for a request body (Rejected if it is none: the caller answers as Platypush does).
 
     As on Platypush, a request that ran answers 200, its failure (unknown action or procedure, bad arguments,
-    an error raised) in `errors` with `output` `{"success": false}`; only a request that is not one is 400."""
-    request_id = request_id_of(body)
+    an error raised) in `errors` with `output` `{"success": false}`."""
+    request_id, action, args = build_request(body)
     try:
-        request_id, action, args = parse_request(body, types)
-    except ExecutionError as exc:
-        return exc.status, envelope(request_id, None, [exc.message], target)
-    try:
+        action, args = check_request(action, args)
         output = await run_action(registry, procedures, action, args)
     except ExecutionError as exc:
-        return 200, envelope(request_id, None, [exc.message], target)
-    return 200, envelope(request_id, output, [], target)
+        return envelope(request_id, None, [exc.message], target)
+    return envelope(request_id, output, [], target)
 
 
 def describe(registry: ActionRegistry, procedures: dict[str, Procedure]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from typing import Any
 
 import trio
@@ -22,17 +23,17 @@ from hub.net.http import Request, Response
 from hub.net.websocket import WebSocket
 from hub.net.wsframe import text_frame
 
-from . import auth
+from . import auth, errors
 from .execute import (
     HOSTNAME,
     ExecutionError,
     Hook,
     Procedure,
+    Rejected,
     describe,
     encode,
-    envelope,
     execute,
-    request_id_of,
+    message_type,
     run_action,
 )
 from .store import StoreError, UserStore
@@ -44,16 +45,18 @@ SLOW_CLIENT = 4008  # websocket close code: the client does not read fast enough
 MAX_IN_FLIGHT = 32  # requests one /ws/requests socket may have running at once; more wait for a slot
 REQUEST_GRACE = 5.0  # seconds in-flight requests of a closed /ws/requests socket may take to finish
 PASSWORD_CHECKS = 2  # argon2 checks at once (64 MiB each), so a burst of logins cannot exhaust memory
-SECRET_HEADERS = {"authorization", "cookie", "x-token", "proxy-authorization"}
-CREDENTIAL_HEADERS = {"authorization", "cookie", "proxy-authorization"}  # the caller's credentials for the hub itself
+SECRET_HEADERS = {"authorization", "cookie", "x-token", "x-session-token", "proxy-authorization"}
+CREDENTIAL_HEADERS = {"authorization", "cookie", "x-session-token", "proxy-authorization"}  # the caller's credentials for the hub itself
 CUSTOM_EVENT = "platypush.message.event.custom.CustomEvent"
 WEBHOOK_EVENT = "platypush.message.event.http.hook.WebhookEvent"
 MAX_EXPIRY_DAYS = 36500
+REMEMBER_TTL = 365 * 86400  # a `remember` login's session, as Platypush's
 
 # Platypush's UserAuthStatus: name -> (HTTP status, `error`, `message`).
 AUTH_STATUSES = {
     "INVALID_AUTH_TYPE": (400, "INVALID_AUTH_TYPE", "Invalid authentication type"),
     "INVALID_CREDENTIALS": (401, "INVALID_CREDENTIALS", "Invalid credentials"),
+    "INVALID_CSRF": (403, "INVALID_CSRF", "Invalid CSRF token"),
     "INVALID_SESSION": (401, "INVALID_CREDENTIALS", "Invalid session"),
     "INVALID_TOKEN": (400, "INVALID_JWT_TOKEN", "Invalid token"),
     "MISSING_USERNAME": (400, "MISSING_USERNAME", "Missing username"),
@@ -66,7 +69,15 @@ AUTH_STATUSES = {
 
 
 def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    """JSON as Platypush's `json.dumps` writes it (its /execute answers, hooks)."""
     return Response(status, encode(obj).encode("utf-8"), "application/json", headers or [])
+
+
+def jsonify(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    """JSON as Flask's `jsonify` writes it, for the answers Platypush makes with it (/auth, /tokens, its auth
+    statuses): compact, keys sorted, a final newline."""
+    body = json.dumps(obj, separators=(",", ":"), sort_keys=True, default=str) + "\n"
+    return Response(status, body.encode("utf-8"), "application/json", headers or [])
 
 
 def error(status: int, message: str) -> Response:
@@ -85,7 +96,7 @@ def auth_error(name: str, why: str = "") -> Response:
         if why:
             challenge += ', error="invalid_token", error_description="' + why.replace('"', "'").replace("\\", "/") + '"'
         headers.append(("WWW-Authenticate", challenge))
-    return json_response({"code": status, "error": code, "message": message}, status, headers)
+    return jsonify({"code": status, "error": code, "message": message}, status, headers)
 
 
 LOGIN_BLOCKED = {  # Rocket.Chat's names for the refusal (Block_Multiple_Failed_Logins); Platypush itself has none
@@ -98,12 +109,18 @@ def login_blocked(kind: str, retry_after: int) -> Response:
     """429 in Platypush's auth-status shape `{"code", "error", "message"}`, with Retry-After, while the client's
     address or the user is blocked after too many failed logins."""
     code, message = LOGIN_BLOCKED[kind]
-    return json_response({"code": 429, "error": code, "message": message}, 429, [("Retry-After", str(retry_after))])
+    return jsonify({"code": 429, "error": code, "message": message}, 429, [("Retry-After", str(retry_after))])
 
 
 def bad_request(message: str) -> Response:
     """Platypush's shape for a bad parameter (its token endpoints' `bad_request`)."""
-    return json_response({"status": "error", "error": "bad_request", "message": message}, 400)
+    return jsonify({"status": "error", "error": "bad_request", "message": message}, 400)
+
+
+def first(request: Request, name: str) -> str | None:
+    """The first value of a query parameter, as Flask's `request.args.get` reads it."""
+    values = request.query.get(name)
+    return values[0] if values else None
 
 
 def http_date(ts: float | None) -> str | None:
@@ -141,19 +158,24 @@ class JsonRpc:
         return self.settings.project or self.ctx.runtime.default_project
 
     # -- auth -----------------------------------------------------------------------------
-    def claims(self, request: Request) -> dict[str, Any] | Response:
-        """The caller's token claims, or Platypush's answer: 412 while no user exists, else 401."""
-        try:
-            return auth.verify(self.store, self.key, auth.token_from(request.headers, request.query) or "")
-        except auth.AuthError as exc:
-            log.debug("%s %s from %s: no valid token: %s", request.method, request.path, request.client, exc)
-            if not self.store.users:
-                return auth_error("REGISTRATION_REQUIRED", str(exc))
-            return auth_error("INVALID_CREDENTIALS", str(exc))
+    def claims(self, request: Request, cookies: bool = False) -> dict[str, Any] | Response:
+        """The caller's token claims, or Platypush's answer: 412 while no user exists, else 401. The API token is
+        tried first, then the session token (the `session_token` cookie too when `cookies`: on websockets, whose
+        Origin is checked; not on plain HTTP, where a cookie would let other sites' pages post /execute)."""
+        error = auth.AuthError("a token is required (X-Token, Authorization: Bearer or ?token=)")
+        for token in auth.tokens_from(request.headers, request.query, cookies):
+            try:
+                return auth.verify(self.store, self.key, token)
+            except auth.AuthError as exc:
+                error = exc
+        log.debug("%s %s from %s: no valid token: %s", request.method, request.path, request.client, error)
+        if not self.store.users:
+            return auth_error("REGISTRATION_REQUIRED", str(error))
+        return auth_error("INVALID_CREDENTIALS", str(error))
 
-    def authenticate(self, request: Request) -> str | Response:
+    def authenticate(self, request: Request, cookies: bool = False) -> str | Response:
         """The caller's user name, or the 401/412 response to send."""
-        claims = self.claims(request)
+        claims = self.claims(request, cookies)
         return claims if isinstance(claims, Response) else str(claims["sub"])
 
     def _token(self, user: str, ttl: int | None = None, name: str | None = None) -> dict[str, Any]:
@@ -168,30 +190,47 @@ class JsonRpc:
         """/auth as Platypush: POST (`?type=token` (default) or `jwt`: a token from username and password, with
         `expiry_days` and `name`; `?type=register`: the first user), GET (who the token is), DELETE (revoke `token`)."""
         if request.method == "GET":
+            session = self._session(request)
+            if session is not None:  # Platypush answers a browser session with the session itself
+                return self._session_answer(*session, request)
             claims = self.claims(request)
             if isinstance(claims, Response):
                 return claims
             user = str(claims["sub"])
-            return json_response({"status": "ok", "user_id": self.store.user_id(user), "username": user})
+            return jsonify({"status": "ok", "user_id": self.store.user_id(user), "username": user})
         if request.method == "DELETE":
             return await self._delete_token(request, None)
-        kind = request.query_one("type") or "token"
+        kind = first(request, "type") or "token"
         if kind == "register":
             return await self.register(request)
+        if kind == "login":
+            return await self.session_login(request)
         if kind not in ("token", "jwt"):
             return auth_error("INVALID_AUTH_TYPE")
-        return await self.login(request)
+        return await self.login(request, jwt=kind == "jwt")
 
-    async def login(self, request: Request) -> Response:
+    async def login(self, request: Request, jwt: bool = False) -> Response:
+        """A token for username and password (`?type=token`: also for the session cookie, and named). `?type=jwt`
+        is Platypush's legacy flavour (_jwt_auth): both keys required (else werkzeug's bare 400), no name."""
         try:
             body = request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
+        if jwt and not (isinstance(body, dict) and "username" in body and "password" in body):
+            return errors.page(400)
         body = body if isinstance(body, dict) else {}
+        if jwt:
+            body.pop("name", None)
         username, password = body.get("username"), body.get("password")
-        if not username and not password:  # Platypush then looks for a browser session: there is none here
-            return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+        session = None
+        if not username and not password and not jwt:  # Platypush's session mode: the session cookie and its CSRF token
+            session = self._session(request)
+            if session is None:
+                return auth_error("INVALID_SESSION", 'expected a JSON body {"username": ..., "password": ...}')
+            if not hmac.compare_digest((request.header("x-csrf-token") or "").encode(), self.csrf_token(session[1]).encode()):
+                return auth_error("INVALID_CSRF")
+            username = str(session[1]["sub"])
+        elif not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             return auth_error("INVALID_CREDENTIALS", "username and password must be non-empty strings")
         ttl = expiry_ttl(body.get("expiry_days"))
         if isinstance(ttl, Response):
@@ -199,6 +238,19 @@ class JsonRpc:
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 128):
             return bad_request("name must be a non-empty string of at most 128 characters")
+        if session is None:
+            refused = await self._check_password(request, username, password)
+            if refused is not None:
+                return refused
+        try:
+            return jsonify(await trio.to_thread.run_sync(self._token, username, ttl, name))
+        except ValueError:
+            return auth_error("TOKEN_NAME_EXISTS")
+        except StoreError as exc:
+            return error(500, str(exc))
+
+    async def _check_password(self, request: Request, username: str, password: str) -> Response | None:
+        """None if the password is right; else the refusal (401, or 429 while the login limiter blocks)."""
         limiter, ip = self.ctx.runtime.login_limiter, address_of(request.client)
         blocked = limiter.check("jsonrpc", username, ip)
         if blocked is not None:
@@ -209,12 +261,48 @@ class JsonRpc:
             limiter.failed("jsonrpc", username, ip)
             return auth_error("INVALID_CREDENTIALS", "invalid username or password")
         limiter.succeeded("jsonrpc", username, ip)
+        return None
+
+    # -- browser sessions (Platypush's web UI): the session token is a hub token ----------------
+    def _session(self, request: Request) -> tuple[str, dict[str, Any]] | None:
+        """The `session_token` cookie and its claims, if it holds a valid token."""
+        token = auth.cookie(request.headers.get("cookie", ""), "session_token")
+        if not token:
+            return None
         try:
-            return json_response(await trio.to_thread.run_sync(self._token, username, ttl, name))
-        except ValueError:
-            return auth_error("TOKEN_NAME_EXISTS")
+            return token, auth.verify(self.store, self.key, token)
+        except auth.AuthError:
+            return None
+
+    def csrf_token(self, claims: dict[str, Any]) -> str:
+        """The session's CSRF token: derived from the token's id with the signing key, so nothing is stored."""
+        return hmac.new(self.key.encode(), b"csrf:" + str(claims["jti"]).encode(), "sha256").hexdigest()[:32]
+
+    def _session_answer(self, session_token: str, claims: dict[str, Any], request: Request, **extra: Any) -> Response:
+        """Platypush's `_dump_session`: status, user_id, session_token, csrf_token, expires_at (a Flask date),
+        redirect (`?redirect=`, else "/"), in jsonify's spelling."""
+        return jsonify({"status": "ok", "user_id": self.store.user_id(str(claims["sub"])), "session_token": session_token,
+                        "csrf_token": self.csrf_token(claims), "expires_at": http_date(claims["exp"]),
+                        "redirect": first(request, "redirect") or "/", **extra})
+
+    async def session_login(self, request: Request) -> Response:
+        """POST /auth?type=login, as Platypush's web UI logs in: a valid session cookie answers its session;
+        else the form's `username`, `password` (and `remember`: a 365-day session, else `token_ttl`)."""
+        session = self._session(request)
+        if session is not None:
+            return self._session_answer(*session, request)
+        fields = {} if request.content_type.endswith("json") else registration_fields(request)
+        username, password = fields.get("username"), fields.get("password")
+        if not fields or not isinstance(username, str) or not isinstance(password, str) or not username or not password:
+            return auth_error("INVALID_CREDENTIALS", "expected a form with username and password")
+        refused = await self._check_password(request, username, password)
+        if refused is not None:
+            return refused
+        try:
+            token = await trio.to_thread.run_sync(self._token, username, REMEMBER_TTL if fields.get("remember") else None)
         except StoreError as exc:
             return error(500, str(exc))
+        return self._session_answer(token["token"], auth.verify(self.store, self.key, token["token"]), request)
 
     async def index(self, request: Request) -> Response:
         return json_response({"service": "hub JSON-RPC", "registration_open": self._registration_open(),
@@ -242,7 +330,7 @@ class JsonRpc:
         try:
             await trio.to_thread.run_sync(lambda: self.store.add_user(username, password, only_if_none=True),
                                           limiter=self.password_checks)
-            token = await trio.to_thread.run_sync(self._token, username)
+            token = await trio.to_thread.run_sync(self._token, username, REMEMBER_TTL if fields.get("remember") else None)
         except ValueError as exc:
             if "closed" in str(exc):
                 return auth_error("REGISTRATION_DISABLED")
@@ -250,19 +338,36 @@ class JsonRpc:
         except StoreError as exc:
             return error(500, str(exc))
         log.info("registered the first JSON-RPC user %r", username)
-        # Platypush's session answer (its UI keeps session_token), with the hub's token under both names.
-        return json_response({"status": "ok", "user_id": self.store.user_id(username), "username": username,
-                              "session_token": token["token"], "redirect": request.query_one("redirect") or "/", **token})
+        # Platypush's session answer (its UI keeps session_token and csrf_token), with the hub's token under both
+        # names and the user's name.
+        return self._session_answer(token["token"], auth.verify(self.store, self.key, token["token"]), request,
+                                    username=username, token=token["token"])
 
     async def logout(self, request: Request) -> Response:
-        claims = self.claims(request)
-        if isinstance(claims, Response):
-            return claims
-        try:
-            await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
-        except StoreError as exc:
-            return error(500, str(exc))
-        return json_response({"revoked": True})
+        """With a token in a header or the query (the hub's own use): revoke it → `{"revoked": true}`. Else
+        Platypush's /logout (routes/logout.py): end the `session_token` cookie's session if there is one, clear
+        the session_token and csrf_token cookies and redirect (302) to `?redirect=`, else the Referer, else /login."""
+        if auth.tokens_from(request.headers, request.query):
+            claims = self.claims(request)
+            if isinstance(claims, Response):
+                return claims
+            try:
+                await trio.to_thread.run_sync(self.store.revoke, claims["jti"], claims["exp"])
+            except StoreError as exc:
+                return error(500, str(exc))
+            return json_response({"revoked": True})
+        session = self._session(request)
+        if session is not None:
+            try:
+                await trio.to_thread.run_sync(self.store.revoke, session[1]["jti"], session[1]["exp"])
+            except StoreError as exc:
+                return error(500, str(exc))
+        target = first(request, "redirect") or request.header("referer") or "/login"
+        host = request.header("host") or ""
+        redirect = errors.redirect(target if errors.local_target(target, host) else "/login")
+        clear = "=; Expires=Thu, 01 Jan 1970 00:00:00 GMT;" + (" Secure;" if request.tls else "") + " Path=/; SameSite=Lax"
+        redirect.headers += [("Set-Cookie", "session_token" + clear), ("Set-Cookie", "csrf_token" + clear)]
+        return redirect
 
     # -- tokens ---------------------------------------------------------------------------
     async def tokens(self, request: Request) -> Response:
@@ -273,8 +378,8 @@ class JsonRpc:
         user = str(claims["sub"])
         if request.method == "DELETE":
             return await self._delete_token(request, user)
-        return json_response({"tokens": [{"id": t["id"], "name": t["name"], "created_at": http_date(t["created"]),
-                                          "expires_at": http_date(t["expires"])} for t in self.store.tokens(user)]})
+        return jsonify({"tokens": [{"id": t["id"], "name": t["name"], "created_at": http_date(t["created"]),
+                                    "expires_at": http_date(t["expires"])} for t in self.store.tokens(user)]})
 
     async def _delete_token(self, request: Request, user: str | None) -> Response:
         """Revoke the token given in the body: by value (any valid token), or (`user` known) by `token_id`."""
@@ -295,23 +400,42 @@ class JsonRpc:
                 if isinstance(token_id, bool) or not isinstance(token_id, int):
                     return bad_request("token_id must be an integer")
                 await trio.to_thread.run_sync(self.store.revoke_id, token_id, user)
+            elif user is None:  # DELETE /auth without a token logs out a browser session: the hub has none
+                return auth_error("INVALID_SESSION")
             else:
                 return auth_error("INVALID_TOKEN")
         except StoreError as exc:
             return error(500, str(exc))
-        return json_response({"status": "ok"})
+        return jsonify({"status": "ok"})
 
     # -- requests -------------------------------------------------------------------------
     async def execute(self, request: Request) -> Response:
         user = self.authenticate(request)
         if isinstance(user, Response):
             return user
+        try:  # as Platypush reads it (routes/execute.py): abort(400, str(e)), werkzeug's HTML page
+            body = json.loads(request.body.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:
+            return errors.page(400, str(exc))
+        # What Platypush cannot build a message of it answers with abort(500, str(e)): the same page and text, but
+        # 400, the status it gives a body it cannot parse (a client's mistake, not the server's).
         try:
-            body = request.json()
-        except ValueError:
-            return json_response(envelope(request_id_of(None), None, ["the request body is not valid JSON"]), 400)
-        status, reply = await execute(self.ctx.runtime.actions, self.procedures, body)
-        return json_response(reply, status)
+            if message_type(body) == "event":
+                return self._post_event(body)
+            reply = await execute(self.ctx.runtime.actions, self.procedures, body)
+        except Rejected as exc:
+            return errors.page(400, str(exc))
+        return json_response(reply)
+
+    def _post_event(self, body: dict[str, Any]) -> Response:
+        """An event posted to /execute goes on the bus as one a listener sends (to every /ws/events listener);
+        Platypush then answers `{}` (no response to wait for)."""
+        event = custom_event(body)
+        if isinstance(event, str):
+            return errors.page(400, event)
+        if self.listeners:
+            self._broadcast(text_frame(encode(event)))
+        return Response(200, b"{}", "application/json")
 
     async def discovery(self, request: Request) -> Response:
         user = self.authenticate(request)
@@ -334,7 +458,7 @@ class JsonRpc:
                 return error(401, f"unauthorized: this hook needs the right {hook.token_header} header")
         webhook = webhook_args(request, name, hook)
         if self.listeners:
-            self._broadcast(text_frame(encode(event_message({"type": WEBHOOK_EVENT, **webhook, "response": None}))))
+            self._broadcast(text_frame(encode(event_message(webhook_event_args(webhook)))))
         if hook is None:
             return Response(200, json.dumps({"status": "ok", **webhook}).encode(), "application/json")
         event = hook_event(request, hook)
@@ -356,7 +480,7 @@ class JsonRpc:
 
     # -- websockets -----------------------------------------------------------------------
     def _accept(self, request: Request, ws: WebSocket) -> Any:
-        user = self.authenticate(request)
+        user = self.authenticate(request, cookies=True)
         if isinstance(user, Response):  # closed as Platypush closes it: 1008 with the status message as reason
             ws.close(POLICY_VIOLATION, json.loads(user.body).get("message", "unauthorized"))
             return None
@@ -398,12 +522,12 @@ class JsonRpc:
 
     async def _answer(self, ws: WebSocket, message: str | bytes, slots: trio.Semaphore) -> None:
         try:
-            try:
-                body = json.loads(message)
-            except (ValueError, RecursionError):
-                reply = envelope(request_id_of(None), None, ["the request is not valid JSON"], "http")
-            else:
-                _, reply = await execute(self.ctx.runtime.actions, self.procedures, body, "http", ("request", "requests"))
+            try:  # Platypush's Request.build: `type` is not looked at; what is not a request is dropped (logged)
+                text = message.decode("utf-8") if isinstance(message, bytes) else message
+                reply = await execute(self.ctx.runtime.actions, self.procedures, text, "http")
+            except (Rejected, UnicodeDecodeError) as exc:
+                log.debug("/ws/requests: dropped a message that is not a request (%s): %.200r", exc, message)
+                return
             if not ws.closing and not ws.send(encode(reply)):
                 ws.close(SLOW_CLIENT, "too slow")
         finally:
@@ -462,12 +586,21 @@ def parse_custom_event(message: str | bytes) -> dict[str, Any] | None:
         event = json.loads(message)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(event, dict) or event.get("type") != "event" or not isinstance(event.get("args"), dict):
+    if not isinstance(event, dict) or event.get("type") != "event":
         return None
+    built = custom_event(event)
+    return None if isinstance(built, str) else built
+
+
+def custom_event(event: dict[str, Any]) -> dict[str, Any] | str:
+    """An event object completed as `Event.build()` completes it, or the text of the error Platypush's build
+    raises for it (`'args'`, `'type'`: the key it misses)."""
+    if not isinstance(event.get("args"), dict):
+        return "'args'"
     args = event["args"]
     kind = args.get("type")
     if not isinstance(kind, str) or "." not in kind.strip("."):
-        return None
+        return "'type'" if kind is None else f"not an event class: {kind!r}"
 
     def given(key: str, kind: type | tuple[type, ...] = str) -> Any:
         value = event.get(key)
@@ -522,6 +655,14 @@ def webhook_args(request: Request, name: str, hook: Hook | None) -> dict[str, An
     hidden = CREDENTIAL_HEADERS | ({hook.token_header.lower()} if hook is not None and hook.token_header else set())
     return {"hook": name, "method": request.method, "args": {k: v[0] for k, v in request.query.items()}, "data": data,
             "headers": {header_name(k): v for k, v in request.headers.items() if k not in hidden}}
+
+
+def webhook_event_args(webhook: dict[str, Any]) -> dict[str, Any]:
+    """A WebhookEvent's args in the order its constructor gives them (platypush/message/event/http/hook.py): hook,
+    method, data, args, headers, response, and the `response_queue` (a Redis list name) it adds."""
+    return {"type": WEBHOOK_EVENT, "hook": webhook["hook"], "method": webhook["method"], "data": webhook["data"],
+            "args": webhook["args"], "headers": webhook["headers"], "response": None,
+            "response_queue": f"platypush/webhook/{uuid.uuid1()}"}
 
 
 def hook_event(request: Request, hook: Hook) -> dict[str, Any]:

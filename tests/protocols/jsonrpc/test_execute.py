@@ -15,12 +15,15 @@ from protocols.jsonrpc import auth
 from protocols.jsonrpc.execute import (
     ExecutionError,
     HookError,
+    Rejected,
+    build_request,
     check_procedures,
+    check_request,
     encode,
     execute,
+    message_type,
     parse_hook,
     parse_procedure,
-    parse_request,
     substitute,
 )
 from protocols.jsonrpc.server import SLOW_CLIENT, JsonRpc, hook_event, procedure_args
@@ -91,20 +94,20 @@ async def test_procedures_run_in_order_and_check_their_args():
              "outer": parse_procedure("outer", {"args": {"x": "d"}, "actions": [
                  {"action": "t.note", "args": {"text": "${x}"}},
                  {"action": "procedure.inner", "args": {"x": "${x}"}}]})}
-    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.outer"})
-    assert (status, reply["response"]["output"], seen) == (200, 2, ["d", "in d"])
+    reply = await execute(registry, procs, {"type": "request", "action": "procedure.outer"})
+    assert (reply["response"]["output"], seen) == (2, ["d", "in d"])
     # As on Platypush: a request that ran answers 200, its failure in `errors` and `output` {"success": false}.
-    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner"})
-    assert status == 200 and reply["response"] == {"output": {"success": False}, "errors": ["procedure.inner: missing argument 'x'"]}
-    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner", "args": {"x": 1, "y": 2}})
-    assert status == 200 and reply["response"]["errors"] == ["procedure.inner: unknown argument 'y'"]
+    reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner"})
+    assert reply["response"] == {"output": {"success": False}, "errors": ["procedure.inner: missing argument 'x'"]}
+    reply = await execute(registry, procs, {"type": "request", "action": "procedure.inner", "args": {"x": 1, "y": 2}})
+    assert reply["response"]["errors"] == ["procedure.inner: unknown argument 'y'"]
     procs["bad"] = parse_procedure("bad", {"actions": [{"action": "t.note", "args": {"text": 5}}]})
-    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.bad"})
-    assert status == 200 and reply["response"]["errors"] == ["procedure.bad: t.note: argument 'text' must be str, got int"]
+    reply = await execute(registry, procs, {"type": "request", "action": "procedure.bad"})
+    assert reply["response"]["errors"] == ["procedure.bad: t.note: argument 'text' must be str, got int"]
     # output = false: the procedure answers as one that returns nothing
     procs["quiet"] = parse_procedure("quiet", {"output": False, "actions": [{"action": "t.note", "args": {"text": "q"}}]})
-    status, reply = await execute(registry, procs, {"type": "request", "action": "procedure.quiet"})
-    assert (status, reply["response"], seen[-1]) == (200, {"output": {"success": True}, "errors": []}, "q")
+    reply = await execute(registry, procs, {"type": "request", "action": "procedure.quiet"})
+    assert (reply["response"], seen[-1]) == ({"output": {"success": True}, "errors": []}, "q")
     assert procs["quiet"].describe()["returns"] == "null"
     with pytest.raises(ValueError, match="output must be"):
         parse_procedure("p", {"output": "no", "actions": [{"action": "a.b"}]})
@@ -113,16 +116,43 @@ async def test_procedures_run_in_order_and_check_their_args():
 # -- requests and actions -----------------------------------------------------------------
 
 
-def test_parse_request():
-    rid, action, args = parse_request({"type": "request", "action": "a.b", "id": "abc"})
+def test_requests_are_built_as_platypush_builds_them():
+    rid, action, args = build_request({"type": "request", "action": "a.b", "id": "abc"})
     assert (rid, action, args) == ("abc", "a.b", {})
-    rid, _, args = parse_request({"type": "request", "action": "a.b", "args": None, "id": 5})
+    rid, _, args = build_request({"type": "request", "action": "a.b", "args": None, "id": 0})
     assert len(rid) == 32 and int(rid, 16) >= 0 and args == {}
-    assert parse_request({"type": "requests", "action": "a.b"}, ("request", "requests"))[1] == "a.b"
-    for body in ([], {"type": "requests", "action": "a.b"}, {"type": "request", "action": "ab"}):
-        with pytest.raises(ExecutionError) as info:
-            parse_request(body)
-        assert info.value.status == 400
+    # Platypush echoes any truthy id as it came (`id if id else _generate_id()`): numbers, long strings, objects.
+    for rid in (5, 2.5, "x" * 1000, ["a"], {"k": 1}):
+        assert build_request({"type": "request", "action": "a.b", "id": rid})[0] == rid
+    for falsy in (None, "", 0, [], {}, False):
+        assert len(build_request({"type": "request", "action": "a.b", "id": falsy})[0]) == 32
+    # Request.build looks at no `type` (/ws/requests takes "requests" or none), takes `name` for a missing action,
+    # and decodes a JSON text once more (Message.parse).
+    assert build_request({"type": "requests", "action": "a.b"})[1] == "a.b" and build_request({"name": "c.d"})[1] == "c.d"
+    assert build_request('{"action": "a.b", "args": {"x": 1}}')[1:] == ("a.b", {"x": 1})
+    # What Platypush cannot build, with its exception's text.
+    for body, text in [([1, 2], "Invalid message [type=<class 'list'>]: <[1, 2]>"), (None, "Invalid message [type=<class "
+                       "'NoneType'>]: <None>"), ("nope", "Invalid message [type=<class 'str'>]: <nope>"),
+                       ({"type": "request"}, "No action specified in the request"),
+                       ({"type": "request", "action": ""}, "No action specified in the request")]:
+        with pytest.raises(Rejected) as info:
+            build_request(body)
+        assert str(info.value) == text
+    # Message.build's dispatch on `type` (/execute).
+    assert message_type({"type": "request"}) == "request" and message_type({"type": "event"}) == "event"
+    for body, text in [({"action": "a.b"}, "'type'"), ({"type": "nope"}, "No module named 'platypush.message.nope'"),
+                       ({"type": 5}, 'can only concatenate str (not "int") to str'),
+                       ([], "Invalid message [type=<class 'list'>]: <[]>")]:
+        with pytest.raises(Rejected) as info:
+            message_type(body)
+        assert str(info.value) == text
+    # Built, but failing before any action runs: answered 200 with the error, as Platypush's request thread does.
+    assert check_request("a.b", {"x": 1}) == ("a.b", {"x": 1}) and check_request("procedure.p", {})[0] == "procedure.p"
+    for action, args, text in [("ab", {}, "No plugin name provided"), (5, {}, "'int' object has no attribute 'startswith'"),
+                               ("a.b", [1], '"args" must be an object')]:
+        with pytest.raises(ExecutionError) as exc:
+            check_request(action, args)
+        assert exc.value.message == text
 
 
 def test_typed_arguments():
@@ -190,18 +220,21 @@ async def test_registry_run_maps_failures_to_statuses():
         with pytest.raises(ActionError) as info:
             await registry.run(name, {})
         assert (info.value.status, info.value.message) == (status, message)
-    status, reply = await execute(registry, {}, {"type": "request", "action": "t.add", "args": {"a": 2, "b": 2}, "id": "r1"})
-    assert status == 200 and reply["id"] == "r1" and reply["response"] == {"output": 4, "errors": []}
+    reply = await execute(registry, {}, {"type": "request", "action": "t.add", "args": {"a": 2, "b": 2}, "id": "r1"})
+    assert reply["id"] == "r1" and reply["response"] == {"output": 4, "errors": []}
     assert reply["type"] == "response" and reply["target"] == "http" and reply["origin"]
     for name, message in [("t.core", "t.core: namespace not found"), ("t.breaks", "t.breaks failed: RuntimeError: boom"),
-                          ("t.nope", "unknown action 't.nope'")]:
-        status, reply = await execute(registry, {}, {"type": "request", "action": name})
-        assert (status, reply["response"]) == (200, {"output": {"success": False}, "errors": [message]})
+                          # Platypush's texts: Plugin.run for a plugin it has, the import error for one it has not
+                          ("t.nope", "nope is not a registered action on TPlugin"),
+                          ("light.hue.on", "No module named 'platypush.plugins.light.hue'"),
+                          ("procedure.foo.bar", "'bar'")]:
+        reply = await execute(registry, {}, {"type": "request", "action": name})
+        assert reply["response"] == {"output": {"success": False}, "errors": [message]}
     registry.register("t.nothing", lambda: None)
-    status, reply = await execute(registry, {}, {"type": "request", "action": "t.nothing"})
-    assert (status, reply["response"]) == (200, {"output": {"success": True}, "errors": []})
-    status, reply = await execute(registry, {}, ["not", "an", "object"])
-    assert status == 400 and len(reply["id"]) == 32 and reply["response"]["output"] == {"success": False}
+    reply = await execute(registry, {}, {"type": "request", "action": "t.nothing"})
+    assert reply["response"] == {"output": {"success": True}, "errors": []}
+    with pytest.raises(Rejected, match="Invalid message"):
+        await execute(registry, {}, ["not", "an", "object"])
 
 
 def test_encode_spells_json_as_platypush():
@@ -298,9 +331,24 @@ def test_tokens(tmp_path):
     with pytest.raises(auth.AuthError, match="password changed"):
         auth.verify(store, key, old)
     auth.verify(store, key, auth.issue(key, "alice", 60))
-    assert auth.token_from({"authorization": "Bearer a", "x-token": "b"}, {"token": ["c"]}) == "a"
-    assert auth.token_from({"authorization": "Basic a", "x-token": "b"}, {"token": ["c"]}) == "b"
-    assert auth.token_from({}, {"token": ["c", "d"]}) == "d" and auth.token_from({}, {}) is None
+
+
+def test_tokens_are_looked_for_where_and_in_the_order_platypush_looks():
+    # authenticate_token: X-Token if the header is there (even empty), else Bearer, else the first ?token=.
+    assert auth.token_from({"authorization": "Bearer a", "x-token": "b"}, {"token": ["c"]}) == "b"
+    assert auth.token_from({"authorization": "Bearer a", "x-token": ""}, {"token": ["c"]}) is None
+    assert auth.token_from({"authorization": "Bearer a"}, {"token": ["c"]}) == "a"
+    assert auth.token_from({"authorization": "Basic a"}, {"token": ["c"]}) == "c"
+    assert auth.token_from({}, {"token": ["c", "d"]}) == "c" and auth.token_from({}, {}) is None
+    # authenticate_session: X-Session-Token, else ?session_token=, else the session_token cookie (websockets only).
+    headers = {"x-session-token": "s", "cookie": "a=1; session_token=k"}
+    assert auth.session_token_from(headers, {"session_token": ["q"]}, cookies=True) == "s"
+    assert auth.session_token_from({"cookie": "a=1; session_token=k"}, {"session_token": ["q", "r"]}, cookies=True) == "q"
+    assert auth.session_token_from({"cookie": 'a=1; session_token="k"'}, {}, cookies=True) == "k"
+    assert auth.session_token_from({"cookie": "a=1; session_token=k"}, {}, cookies=False) is None
+    assert auth.session_token_from({"cookie": "session_token=; x"}, {}, cookies=True) is None
+    assert auth.tokens_from({"x-token": "b", "x-session-token": "s"}, {}) == ["b", "s"]
+    assert auth.tokens_from({"x-token": ""}, {"session_token": ["q"]}) == ["q"] and auth.tokens_from({}, {}) == []
 
 
 def test_users_file(tmp_path):

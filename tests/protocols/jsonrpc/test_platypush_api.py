@@ -41,7 +41,8 @@ async def test_the_reference_examples_run_as_written_on_the_shipped_config(start
         # procedure.at_home as written: {"success": true}
         status, reply = await curl("-XPOST", "-d", '{"type":"request", "action":"procedure.at_home"}',
                                    "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json", f"{url}/execute")
-        assert status == 200 and list(reply) == ["id", "type", "target", "origin", "_timestamp", "response"]
+        assert status == 200 and list(reply) == ["id", "type", "target", "origin", "_timestamp", "response",
+                                                   "_logging_level"]
         assert reply["type"] == "response" and reply["target"] == "http" and len(reply["id"]) == 32
         assert reply["response"] == {"output": {"success": True}, "errors": []}
         assert (await home.next_push("message"))["body"]["data"] == {"event": "arrived", "who": "someone"}
@@ -99,9 +100,16 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         for bad in (-1, "7", True, 10**9):
             response = await http.post("/auth", json={"username": "alice", "password": PASSWORD, "expiry_days": bad})
             assert response.status_code == 400 and response.json()["error"] == "bad_request", bad
-        # ?type=jwt (Platypush's other token flavour) takes the same body
-        named = await http.post("/auth?type=jwt", json={"username": "alice", "password": PASSWORD, "name": "tasker",
-                                                          "expiry_days": 2})
+        # ?type=jwt, Platypush's legacy flavour (_jwt_auth): username and password required, no name, no session
+        legacy = await http.post("/auth?type=jwt", json={"username": "alice", "password": PASSWORD, "name": "legacy"})
+        assert legacy.status_code == 200 and claims(legacy.json()["token"])["sub"] == "alice"
+        for bad in ({"username": "alice"}, [1], None):
+            refused = await http.post("/auth?type=jwt", json=bad)
+            assert refused.status_code == 400 and "<title>400 Bad Request</title>" in refused.text, bad
+        empty = await http.post("/auth?type=jwt", json={"username": "", "password": ""})
+        assert (empty.status_code, empty.json()) == (401, INVALID_CREDENTIALS)
+        named = await http.post("/auth?type=token", json={"username": "alice", "password": PASSWORD, "name": "tasker",
+                                                            "expiry_days": 2})
         token = named.json()["token"]
         same = await http.post("/auth", json={"username": "alice", "password": PASSWORD, "name": "tasker"})
         assert same.status_code == 400 and same.json() == {"code": 400, "error": "TOKEN_NAME_EXISTS",
@@ -111,7 +119,8 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         assert (await http.get("/auth")).json() == INVALID_CREDENTIALS
 
         listed = (await http.get("/tokens", headers={"X-Token": token})).json()["tokens"]
-        assert len(listed) == 6 and set(listed[0]) == {"id", "name", "created_at", "expires_at"}
+        assert len(listed) == 7 and set(listed[0]) == {"id", "name", "created_at", "expires_at"}
+        assert "legacy" not in [t["name"] for t in listed]
         assert listed[0]["name"] == "tasker" and [t["id"] for t in listed] == sorted((t["id"] for t in listed), reverse=True)
         assert all(t["name"].startswith("alice__") and len(t["name"]) == 15 for t in listed[1:])  # Platypush's default names
         created = email.utils.parsedate_to_datetime(listed[0]["created_at"]).timestamp()
@@ -133,7 +142,10 @@ async def test_auth_expiry_days_and_token_endpoints(rpc):
         assert (await http.post("/execute", json=body, headers={"X-Token": default})).status_code == 401
         invalid = {"code": 400, "error": "INVALID_JWT_TOKEN", "message": "Invalid token"}
         assert (await http.request("DELETE", "/auth", json={"token": default})).json() == invalid  # already revoked
-        assert (await http.request("DELETE", "/auth", json={})).json() == invalid
+        # DELETE /auth without a token logs out a browser session (the session_token cookie): none here
+        invalid_session = {"code": 401, "error": "INVALID_CREDENTIALS", "message": "Invalid session"}
+        assert (await http.request("DELETE", "/auth", json={})).json() == invalid_session
+        assert (await http.request("DELETE", "/auth", content=b"not json")).json() == invalid_session
         fresh = (await http.post("/auth", json={"username": "alice", "password": PASSWORD})).json()["token"]
         assert (await http.request("DELETE", "/tokens", json={}, headers={"X-Token": fresh})).json() == invalid
         assert (await http.get("/tokens")).status_code == 401
@@ -191,7 +203,10 @@ async def test_register_with_platypush_form_fields(start_hub, encoding):
         400, {"code": 400, "error": "PASSWORD_MISMATCH", "message": "Password mismatch"})
     status, body = await post("/register", username="root", password="p&w=1 é", confirm_password="p&w=1 é", remember="on")
     assert status == 200 and body["status"] == "ok" and body["user_id"] == 1 and body["username"] == "root"
-    assert body["session_token"] == body["token"] and body["redirect"] == "/"
+    assert body["session_token"] == body["token"] and body["redirect"] == "/" and len(body["csrf_token"]) == 32
+    # `remember`: a 365-day session, as Platypush's; expires_at a date as Flask writes it
+    expires = email.utils.parsedate_to_datetime(body["expires_at"]).timestamp()
+    assert abs(expires - time.time() - 365 * 86400) < 60
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.post("/execute", json={"type": "request", "action": "hub.stats"},
                                 headers={"X-Token": body["token"]})).status_code == 200
