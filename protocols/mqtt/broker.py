@@ -299,6 +299,9 @@ class Connection:
         self.session, self.rules, self.will, self.keepalive = session, rules, c.will, keepalive
         session.attach(self.link, self, c.version, keepalive, c.props.get("receive_maximum", 65535),
                        c.props.get("maximum_packet_size", 0), rules)
+        # what the stats API's v4 /clients shows of this connection (NanoMQ reads them from the CONNECT)
+        session.core.meta["clean_start"] = c.clean
+        session.core.meta["will"] = None if c.will is None else (c.will.topic, c.will.payload.decode("utf-8", "replace"))
         props: dict[str, Any] | None = None
         if v5:
             props = {"receive_maximum": limits.receive_maximum, "maximum_packet_size": limits.max_packet_size,

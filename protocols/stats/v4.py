@@ -1,0 +1,241 @@
+"""NanoMQ's HTTP API v4 (`/api/v4/...`, NanoMQ 0.8.3 and later) without I/O: the request target read as its
+`uri_parse` reads it, Basic auth as `basic_authorize`, and the answers of the GET endpoints the hub can fill
+truthfully. Shaped after nanomq/rest_api.c; every body is `{"code": N[, "data": ...]}`, errors `{"code": N}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from hub.core import Hub
+from hub.version import __version__
+
+from .api import (
+    BAD_PARAMETER,
+    EMPTY_CREDENTIALS,
+    NOT_JSON,
+    OK,
+    UNKNOWN,
+    WRONG_CREDENTIALS,
+    ClientView,
+    client_views,
+)
+
+ROOT = "/api/v4"
+MQTT_LEVELS = (3, 4, 5)  # MQTT_PROTOCOL_VERSION_v31, _v311, _v5: the proto_ver filters NanoMQ accepts
+__all__ = ["NOT_JSON", "V4Error", "Target", "parse_target", "check_auth", "endpoints", "brokers", "nodes",
+           "clients", "subscriptions"]
+
+# NanoMQ's endpoint table (rest_api.c `api_ep`), in its order, with its strings: only the entries the hub serves.
+ENDPOINTS = [
+    {"path": "/brokers/", "name": "list_brokers", "method": "GET", "descr": "A list of brokers in the cluster"},
+    {"path": "/nodes/", "name": "list_nodes", "method": "GET", "descr": "A list of nodes in the cluster"},
+    {"path": "/clients/", "name": "list_clients", "method": "GET", "descr": "A list of clients on current node"},
+    {"path": "/clients/:clientid", "name": "lookup_client", "method": "GET", "descr": "Lookup a client in the cluster"},
+    {"path": "/clients/username/:username", "name": "lookup_client_via_username", "method": "GET",
+     "descr": "Lookup a client via username in the cluster"},
+    {"path": "/subscriptions/", "name": "list_subscriptions", "method": "GET",
+     "descr": "A list of subscriptions in the cluster"},
+    {"path": "/subscriptions/:clientid", "name": "lookup_client_subscriptions", "method": "GET",
+     "descr": "A list of subscriptions of a client"},
+]
+
+
+class V4Error(Exception):
+    """An error answer: HTTP `status` and NanoMQ's result `code` (body `{"code": N}`); `message` goes to X-Error."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A request target as NanoMQ's `uri_parse` splits it: the path segments after `/api/v4` (the first is
+    always the empty one before the leading `/`; none at all for the root) and the `key=value` parameters."""
+
+    segments: list[str]
+    params: list[tuple[str, str]]
+
+
+def _params(query: str) -> list[tuple[str, str]]:
+    """`uri_param_parse`: `&`-separated `key=value` pairs; a pair without `=`, with an empty key or an empty
+    value is dropped; a query shorter than 3 characters is not read. Values are percent-decoded (NanoMQ leaves
+    them as sent, so `%40` never matched anything: the hub does what the filter means)."""
+    if len(query) < 3:
+        return []
+    out = []
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and key and value:
+            out.append((key, urllib.parse.unquote_plus(value)))
+    return out
+
+
+def parse_target(target: str) -> Target:
+    """The raw request target (path and query, as sent) read as NanoMQ's `uri_parse` reads it.
+
+    `/api/v4` and `/api/v4/` exactly are the root; otherwise the path after `/api/v4` is split at `/` with a
+    trailing `/` ignored (`/api/v4/brokers/` is `brokers`), so `/api/v4/?x=1` has one empty segment (404 as on
+    NanoMQ). Segments are percent-decoded, so `/clients/a%2Fb` looks up the client `a/b`."""
+    if target in (ROOT, ROOT + "/"):
+        return Target([], [])
+    path, _, query = target.partition("?")
+    rest = path[len(ROOT):] if path.startswith(ROOT) else ""
+    parts = rest.split("/") if rest else []
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return Target([urllib.parse.unquote(p) for p in parts], _params(query))
+
+
+def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
+    """`basic_authorize` of NanoMQ 0.8+: `Basic ` then the base64 of `app_id:app_secret`, compared whole.
+
+    No header or no `Basic ` prefix: 104; fewer than 4 base64 characters or other credentials: 103;
+    credentials that are not base64: 108. All are 401. Compared in constant time."""
+    if not header or len(header) <= 6 or not header.startswith("Basic "):
+        raise V4Error(401, EMPTY_CREDENTIALS, "empty username or password")
+    token = header[6:]
+    if len(token) < 4:
+        raise V4Error(401, WRONG_CREDENTIALS, "wrong username or password")
+    try:
+        decoded = base64.b64decode(token, validate=True)
+    except (binascii.Error, ValueError):
+        raise V4Error(401, BAD_PARAMETER, "credentials are not base64") from None
+    decoded = decoded.split(b"\0", 1)[0]  # compared as a C string
+    if not hmac.compare_digest(decoded, f"{app_id}:{app_secret}".encode()):
+        raise V4Error(401, WRONG_CREDENTIALS, "wrong username or password")
+
+
+def endpoints() -> dict[str, Any]:
+    """`GET /api/v4`: NanoMQ's `get_endpoints`, listing the endpoints this hub serves."""
+    return {"code": OK, "data": [dict(e) for e in ENDPOINTS]}
+
+
+def uptime(seconds: float) -> str:
+    """NanoMQ's `get_uptime`: `"%lu Hours, %lu minutes, %lu seconds"`."""
+    s = max(0, int(seconds))
+    return f"{s // 3600} Hours, {s // 60 % 60} minutes, {s % 60} seconds"
+
+
+def brokers(hub: Hub, now: float | None = None) -> dict[str, Any]:
+    """`GET /api/v4/brokers` (`get_brokers`): local time, `Running`, what the node is, uptime, version."""
+    now = time.time() if now is None else now
+    return {"code": OK, "data": [{"datetime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
+                                  "node_status": "Running", "sysdescr": "hub", "uptime": uptime(hub.clock() - hub.started_at),
+                                  "version": __version__}]}
+
+
+def nodes(hub: Hub) -> dict[str, Any]:
+    """`GET /api/v4/nodes` (`get_nodes`): `connections` counts the connected sessions of every protocol (NanoMQ
+    counts its MQTT pipes); an offline persistent MQTT session is not a connection."""
+    connected = sum(1 for c in client_views(hub) if c.connected)
+    return {"code": OK, "data": [{"connections": connected, "node_status": "Running",
+                                  "uptime": uptime(hub.clock() - hub.started_at), "version": __version__}]}
+
+
+def proto_name(c: ClientView) -> str:
+    """The CONNECT's protocol name for MQTT clients (`MQIsdp` for 3.1, `MQTT` after); the hub protocol's name
+    (`centrifugo`, `centrifuge-legacy`, `jsonrpc`, `chat`) for the others."""
+    if c.protocol_version:
+        return "MQIsdp" if c.protocol_version == 3 else "MQTT"
+    return c.protocol_name
+
+
+def client_entry(c: ClientView) -> dict[str, Any]:
+    """One element of `/clients` (`get_client_cb`), its keys in NanoMQ's order; `will_topic`/`will_msg` only when
+    the MQTT client set a will."""
+    out: dict[str, Any] = {"client_id": c.client_id, "username": c.username, "keepalive": c.keepalive,
+                           "conn_state": "connected" if c.connected else "disconnected", "clean_start": c.clean_start,
+                           "proto_name": proto_name(c), "proto_ver": c.protocol_version}
+    if c.will is not None:
+        out["will_topic"], out["will_msg"] = c.will
+    return out
+
+
+def _flag(value: str, yes: str, no: str) -> bool:
+    low = value.lower()  # nng_strcasecmp
+    if low == yes:
+        return True
+    if low == no:
+        return False
+    raise V4Error(400, BAD_PARAMETER, f"request parameter error: {value!r} is neither {yes} nor {no}")
+
+
+def clients(hub: Hub, params: list[tuple[str, str]], client_id: str | None = None,
+            username: str | None = None) -> dict[str, Any]:
+    """`GET /api/v4/clients[/:clientid | /username/:username]` (`get_clients`), with its filters: `clientid` (or
+    `client_id`), `username`, `conn_state` (connected/disconnected), `clean_start` (true/false), `proto_name`,
+    `proto_ver` (3, 4 or 5). A parameter the handler does not know, or a bad value, is 400 `{"code": 108}`;
+    a query parameter overrides the path's client id or user name, as in NanoMQ."""
+    conn_state: bool | None = None
+    clean: bool | None = None
+    name: str | None = None
+    ver: int | None = None
+    for key, value in params:
+        if key in ("clientid", "client_id"):
+            client_id = value
+        elif key == "username":
+            username = value
+        elif key == "conn_state":
+            conn_state = _flag(value, "connected", "disconnected")
+        elif key == "clean_start":
+            clean = _flag(value, "true", "false")
+        elif key == "proto_name":
+            name = value
+        elif key == "proto_ver":
+            if not (value.isascii() and value.isdigit()) or int(value) not in MQTT_LEVELS:
+                raise V4Error(400, BAD_PARAMETER, "request parameter error: proto_ver must be 3, 4 or 5")
+            ver = int(value)
+        else:
+            raise V4Error(400, BAD_PARAMETER, f"request parameter error: unknown parameter {key!r}")
+    data = [client_entry(c) for c in client_views(hub)
+            if (client_id is None or c.client_id == client_id)
+            and (username is None or (c.username != "" and c.username == username))
+            and (conn_state is None or c.connected == conn_state)
+            and (clean is None or c.clean_start == clean)
+            and (name is None or proto_name(c) == name)
+            and (ver is None or c.protocol_version == ver)]
+    return {"code": OK, "data": data}
+
+
+def subscriptions(hub: Hub, client_id: str | None = None) -> dict[str, Any]:
+    """`GET /api/v4/subscriptions[/:clientid]` (`get_subscriptions`): one `{clientid, topic, qos}` per
+    subscription of every client (query parameters are ignored, as NanoMQ does)."""
+    return {"code": OK, "data": [{"clientid": c.client_id, "topic": topic, "qos": qos} for c in client_views(hub)
+                                 if client_id is None or c.client_id == client_id for topic, qos in c.subscriptions]}
+
+
+def route(hub: Hub, method: str, target: Target) -> dict[str, Any]:
+    """The answer body of a GET, or V4Error: 404 `{"code": 102}` for what the hub does not serve."""
+    seg = target.segments
+    n = len(seg)
+    if method == "GET":
+        if n == 0:
+            return endpoints()
+        if n == 2 and seg[1] == "brokers":
+            return brokers(hub)
+        if n == 2 and seg[1] == "nodes":
+            return nodes(hub)
+        if n == 2 and seg[1] == "clients":
+            return clients(hub, target.params)
+        if n == 3 and seg[1] == "clients":
+            return clients(hub, target.params, client_id=seg[2])
+        if n == 4 and seg[1] == "clients" and seg[2] == "username":
+            return clients(hub, target.params, username=seg[3])
+        if n == 2 and seg[1] == "subscriptions":
+            return subscriptions(hub)
+        if n == 3 and seg[1] == "subscriptions":
+            return subscriptions(hub, seg[2])
+    if method not in ("GET", "POST", "PUT", "DELETE"):
+        raise V4Error(405, UNKNOWN, f"method {method} not allowed")
+    raise V4Error(404, UNKNOWN, "the requested path cannot be found")
