@@ -103,7 +103,7 @@ async def api_v4(ctx: AdapterContext, request: Request) -> Response:
         return refused
     try:
         target = v4api.parse_target(request.target)
-        return Response.json(v4api.route(ctx.hub, request.method.upper(), target))
+        return Response.json(await v4api.route(ctx.hub, request.method.upper(), target, request.body))
     except v4api.V4Error as exc:
         log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
         return v4_error(exc)

@@ -25,12 +25,12 @@ from .api import (
     WRONG_CREDENTIALS,
     ClientView,
     client_views,
+    item,
+    load,
 )
 
 ROOT = "/api/v4"
 MQTT_LEVELS = (3, 4, 5)  # MQTT_PROTOCOL_VERSION_v31, _v311, _v5: the proto_ver filters NanoMQ accepts
-__all__ = ["NOT_JSON", "V4Error", "Target", "parse_target", "check_auth", "endpoints", "brokers", "nodes",
-           "clients", "subscriptions"]
 
 # NanoMQ's endpoint table (rest_api.c `api_ep`), in its order, with its strings: only the entries the hub serves.
 ENDPOINTS = [
@@ -44,6 +44,8 @@ ENDPOINTS = [
      "descr": "A list of subscriptions in the cluster"},
     {"path": "/subscriptions/:clientid", "name": "lookup_client_subscriptions", "method": "GET",
      "descr": "A list of subscriptions of a client"},
+    {"path": "/mqtt/publish", "name": "mqtt_publish", "method": "POST", "descr": "Publish a MQTT message"},
+    {"path": "/mqtt/publish_batch", "name": "mqtt_publish_batch", "method": "POST", "descr": "Batch publish MQTT messages"},
 ]
 
 
@@ -114,11 +116,6 @@ def check_auth(header: str | None, app_id: str, app_secret: str) -> None:
     decoded = decoded.split(b"\0", 1)[0]  # compared as a C string
     if not hmac.compare_digest(decoded, f"{app_id}:{app_secret}".encode()):
         raise V4Error(401, WRONG_CREDENTIALS, "wrong username or password")
-
-
-def endpoints() -> dict[str, Any]:
-    """`GET /api/v4`: NanoMQ's `get_endpoints`, listing the endpoints this hub serves."""
-    return {"code": OK, "data": [dict(e) for e in ENDPOINTS]}
 
 
 def uptime(seconds: float) -> str:
@@ -215,13 +212,162 @@ def subscriptions(hub: Hub, client_id: str | None = None) -> dict[str, Any]:
                                  if client_id is None or c.client_id == client_id for topic, qos in c.subscriptions]}
 
 
-def route(hub: Hub, method: str, target: Target) -> dict[str, Any]:
-    """The answer body of a GET, or V4Error: 404 `{"code": 102}` for what the hub does not serve."""
+def _number(obj: Any, name: str) -> float | None:
+    """getNumberValue: the value of `name` if it is a JSON number (not a bool), else None."""
+    found, value = item(obj, name) if isinstance(obj, dict) else (False, None)
+    if found and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _string(obj: Any, name: str) -> str | None:
+    """getStringValue: the value of `name` if it is a JSON string, read as the C string it becomes (to a NUL)."""
+    found, value = item(obj, name) if isinstance(obj, dict) else (False, None)
+    return value.split("\0", 1)[0] if found and isinstance(value, str) else None
+
+
+def _properties(obj: dict[str, Any]) -> dict[str, Any]:
+    """`properties_parse`: the PUBLISH properties NanoMQ reads, under the hub MQTT listener's names; ValueError
+    for `user_properties` that is not an object. Numbers go in as the C casts make them (u8, u32); user property
+    values that are numbers are printed `%.17g`, booleans `true`/`false`, other values skipped.
+    `subscription_identifier` is read by NanoMQ but never forwarded by a broker, so it is dropped here."""
+    props: dict[str, Any] = {}
+    value = _number(obj, "payload_format_indicator")
+    if value is not None:
+        props["payload_format_indicator"] = int(value) & 0xFF
+    value = _number(obj, "message_expiry_interval")
+    if value is not None:
+        props["message_expiry_interval"] = int(value) & 0xFFFFFFFF
+    for name, key in (("response_topic", "response_topic"), ("content_type", "content_type")):
+        text = _string(obj, name)
+        if text is not None:
+            props[key] = text
+    text = _string(obj, "correlation_data")
+    if text is not None:
+        props["correlation_data"] = text.encode("utf-8")
+    found, users = item(obj, "user_properties")
+    if found:
+        if not isinstance(users, dict):
+            raise ValueError("user_properties must be an object")
+        pairs = []
+        for key, val in getattr(users, "pairs", users.items()):
+            if isinstance(val, bool):
+                pairs.append((key, "true" if val else "false"))
+            elif isinstance(val, (int, float)):
+                pairs.append((key, format(float(val), ".17g")))
+            elif isinstance(val, str):
+                pairs.append((key, val))
+        if pairs:
+            props["user_property"] = pairs
+    return props
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One message of /mqtt/publish as `handle_publish_msg` reads it."""
+
+    topics: list[str]
+    payload: bytes
+    qos: int
+    retain: bool
+    props: dict[str, Any]
+
+
+def read_publish(obj: Any) -> PublishRequest:
+    """`handle_publish_msg`: `topic`, or `topics` split at `,` (empty pieces skipped, as strtok does); `payload`
+    (a string, required); `encoding: "base64"` publishes the base64 text of the payload, `decoding: "base64"`
+    publishes the bytes the payload's base64 stands for (both as NanoMQ's send_publish does); `qos` a number
+    (0, 1 or 2); `retain` a boolean; `properties` an object. ValueError (answered `{"code": 108}`) otherwise.
+    `clientid` is read by NanoMQ only to name the sender to its own socket; the hub has no sender to name."""
+    topic = _string(obj, "topic")
+    if topic is not None:
+        topics = [topic]
+    else:
+        many = _string(obj, "topics")
+        if many is None:
+            raise ValueError("topic or topics is required")
+        topics = [t for t in many.split(",") if t]
+    payload_text = _string(obj, "payload")
+    if payload_text is None:
+        raise ValueError("payload is required")
+    payload = payload_text.encode("utf-8")
+    if _string(obj, "encoding") == "base64":
+        payload = base64.b64encode(payload)
+    elif _string(obj, "decoding") == "base64":
+        try:
+            payload = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("payload is not base64") from None
+    qos_value = _number(obj, "qos")
+    qos = 0 if qos_value is None else int(qos_value)
+    if qos not in (0, 1, 2):
+        raise ValueError("qos must be 0, 1 or 2")
+    found, retain = item(obj, "retain")
+    found, props_obj = item(obj, "properties")
+    props = _properties(props_obj) if found and isinstance(props_obj, dict) else {}
+    return PublishRequest(topics, payload, qos, isinstance(retain, bool) and retain, props)
+
+
+async def publish(hub: Hub, obj: Any) -> int:
+    """One message into the core through the MQTT listener's publisher; the result code (0 or 108)."""
+    try:
+        req = read_publish(obj)
+        for topic in req.topics:  # in order; the first that cannot be published stops the rest, as send_publish
+            await hub.publishers["mqtt"](topic, req.payload, req.qos, req.retain, req.props)
+    except ValueError:
+        return BAD_PARAMETER
+    return OK
+
+
+def _body(body: bytes) -> Any:
+    try:
+        return load(body)
+    except ValueError:
+        return None
+
+
+async def post_publish(hub: Hub, body: bytes) -> dict[str, Any]:
+    """`POST /api/v4/mqtt/publish` (`post_mqtt_msg`): a JSON object, else 400 `{"code": 109}`; then 200 with
+    the message's result code (`{"code": 108}` for a message it cannot publish)."""
+    obj = _body(body)
+    if not isinstance(obj, dict):
+        raise V4Error(400, NOT_JSON, "request parameters are not in legal JSON format")
+    return {"code": await publish(hub, obj)}
+
+
+async def post_publish_batch(hub: Hub, body: bytes) -> dict[str, Any]:
+    """`POST /api/v4/mqtt/publish_batch` (`post_mqtt_msg_batch`): a JSON array, else 400 `{"code": 109}`; each
+    element answered `{"topic", "code"}` in order, `topic` the element's `topics` (else `topic`) as given and
+    left out when it has neither; the whole is `{"data": [...], "code": 0}` (data first, as NanoMQ prints it)."""
+    array = _body(body)
+    if not isinstance(array, list):
+        raise V4Error(400, NOT_JSON, "request parameters are not in legal JSON format")
+    data = []
+    for element in array:
+        entry: dict[str, Any] = {}
+        shown = _string(element, "topics")
+        if shown is None:
+            shown = _string(element, "topic")
+        if shown is not None:
+            entry["topic"] = shown
+        entry["code"] = await publish(hub, element) if isinstance(element, dict) else BAD_PARAMETER
+        data.append(entry)
+    return {"data": data, "code": OK}
+
+
+def served(hub: Hub) -> list[dict[str, str]]:
+    """The endpoint table entries this hub serves now: the publish endpoints while the MQTT listener runs."""
+    return [dict(e) for e in ENDPOINTS if "/mqtt/" not in e["path"] or "mqtt" in hub.publishers]
+
+
+async def route(hub: Hub, method: str, target: Target, body: bytes = b"") -> dict[str, Any]:
+    """The answer body, or V4Error: 404 `{"code": 102}` for what the hub does not serve, 405 for a method
+    NanoMQ does not route at all."""
     seg = target.segments
     n = len(seg)
     if method == "GET":
         if n == 0:
-            return endpoints()
+            return {"code": OK, "data": served(hub)}
         if n == 2 and seg[1] == "brokers":
             return brokers(hub)
         if n == 2 and seg[1] == "nodes":
@@ -236,6 +382,11 @@ def route(hub: Hub, method: str, target: Target) -> dict[str, Any]:
             return subscriptions(hub)
         if n == 3 and seg[1] == "subscriptions":
             return subscriptions(hub, seg[2])
+    elif method == "POST" and n == 3 and seg[1] == "mqtt" and "mqtt" in hub.publishers:
+        if seg[2] == "publish":
+            return await post_publish(hub, body)
+        if seg[2] == "publish_batch":
+            return await post_publish_batch(hub, body)
     if method not in ("GET", "POST", "PUT", "DELETE"):
         raise V4Error(405, UNKNOWN, f"method {method} not allowed")
     raise V4Error(404, UNKNOWN, "the requested path cannot be found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -46,7 +47,9 @@ async def test_root_brokers_and_nodes(start_hub):
             assert status == 200
             assert body.startswith(b'{"code":0,"data":[{"path":"/brokers/","name":"list_brokers","method":"GET",'
                                    b'"descr":"A list of brokers in the cluster"},{"path":"/nodes/",')
-            assert [e["path"] for e in httpx.Response(200, content=body).json()["data"]] == [e["path"] for e in v4.ENDPOINTS]
+            assert [e["path"] for e in httpx.Response(200, content=body).json()["data"]] == [
+                "/brokers/", "/nodes/", "/clients/", "/clients/:clientid", "/clients/username/:username",
+                "/subscriptions/", "/subscriptions/:clientid"]  # no MQTT listener: no publish endpoints
         for url in (base + "/brokers", base + "/brokers/", base + "/brokers?x=1"):
             status, body = await get(http, url)
             assert status == 200
@@ -101,7 +104,8 @@ async def test_auth_and_errors_over_http(start_hub):
         assert await get(http, base + "/brokers", headers={"Authorization": "Basic !!!!????"}) == (401, b'{"code":108}')
         for method, path in (("GET", "/nope"), ("GET", "/?a=b"), ("POST", "/brokers"), ("PUT", "/clients"),
                              ("DELETE", "/brokers"), ("GET", "/brokers/x"), ("GET", "/rules"), ("POST", "/ctrl/stop"),
-                             ("GET", "/clients/a/b"), ("GET", "/reload"), ("GET", "/configuration")):
+                             ("GET", "/clients/a/b"), ("GET", "/reload"), ("GET", "/configuration"),
+                             ("POST", "/mqtt/publish"), ("POST", "/mqtt/subscribe")):  # publish: without [mqtt]
             response = await http.request(method, base + path, auth=AUTH)
             assert (response.status_code, response.content) == (404, b'{"code":102}'), (method, path)
         response = await http.request("PATCH", base + "/brokers", auth=AUTH)
@@ -216,3 +220,99 @@ async def test_clients_and_subscriptions_of_every_protocol(start_hub):
     finally:
         for client in (meter, sensor, old):
             client.stop()
+
+
+async def test_publish_reaches_mqtt_and_websocket_subscribers(start_hub):
+    """`POST /api/v4/mqtt/publish` as the reference's curl example sends it: through the core on the MQTT listener's
+    project, the topic as the channel; the paho MQTT 5 subscriber gets the exact payload, QoS, content type and user
+    properties; a websocket subscriber of the channel gets the payload's JSON value; a retained message is kept."""
+    need_mqtt()
+    from tests.protocols.mqtt.clients import Paho, mqtt_port
+
+    running = await start_hub(MQTT)
+    base = running.url("stats") + "/api/v4"
+    sub = Paho(mqtt_port(running), "listener", version=5)
+    try:
+        await sub.connect()
+        await sub.subscribe("a/#", qos=1)
+        async with httpx.AsyncClient(auth=AUTH) as http, sdk_client(running, "carol") as carol:
+            listed = (await http.get(base)).json()["data"]
+            assert listed[-2:] == [
+                {"path": "/mqtt/publish", "name": "mqtt_publish", "method": "POST", "descr": "Publish a MQTT message"},
+                {"path": "/mqtt/publish_batch", "name": "mqtt_publish_batch", "method": "POST",
+                 "descr": "Batch publish MQTT messages"}] and len(listed) == 9
+            await carol.call("subscribe", {"channel": "a/b/c"})
+            body = ('{"topic":"a/b/c", "payload":"Hello World", "qos":1, "retain":false, "clientid":"example", '
+                    '"properties": {"user_properties": { "id": 10010, "name": "emqx", "foo": "bar"}, "content_type": "text/plain"}}')
+            proc = await trio.run_process(["curl", "-s", "-i", "--basic", "-u", "admin:public", "-X", "POST",
+                                           base + "/mqtt/publish", "-d", body], capture_stdout=True)
+            head, _, payload = proc.stdout.decode().partition("\r\n\r\n")
+            assert head.startswith("HTTP/1.1 200") and payload == '{"code":0}', proc.stdout
+            msg = await sub.message()
+            assert (msg.topic, msg.payload, msg.qos, msg.retain) == ("a/b/c", b"Hello World", 1, False)
+            assert msg.properties.ContentType == "text/plain"
+            assert msg.properties.UserProperty == [("id", "10010"), ("name", "emqx"), ("foo", "bar")]
+            assert [p["pub"]["data"] for p in await carol.wait_pubs(1)] == ["Hello World"]
+
+            # JSON payloads are JSON to websocket clients; decoding base64 publishes the bytes; encoding base64 the text
+            for request, wire, data in (({"topic": "a/b/c", "payload": '{"t": 21.5}'}, b'{"t": 21.5}', {"t": 21.5}),
+                                        ({"topic": "a/b/c", "payload": "AAEC/w==", "decoding": "base64"}, b"\0\1\2\xff",
+                                         {"$base64": "AAEC/w=="}),
+                                        ({"topic": "a/b/c", "payload": "hi", "encoding": "base64"}, b"aGk=", "aGk=")):
+                response = await http.post(base + "/mqtt/publish", json=request)
+                assert response.content == b'{"code":0}'
+                msg = await sub.message()
+                assert (msg.payload, msg.qos) == (wire, 0)
+                assert (await carol.wait_pubs(len(carol.pubs) + 1))[-1]["pub"]["data"] == data
+
+            # retained, then a new subscriber gets it; `topics` publishes to each
+            response = await http.post(base + "/mqtt/publish", json={"topics": "a/x,,a/y", "payload": "kept", "retain": True})
+            assert response.content == b'{"code":0}'
+            assert sorted((m.topic, m.payload) for m in await sub.messages_for(2)) == [("a/x", b"kept"), ("a/y", b"kept")]
+            late = Paho(mqtt_port(running), "late", version=4)
+            try:
+                await late.connect()
+                await late.subscribe("a/y")
+                msg = await late.message()
+                assert (msg.topic, msg.payload, msg.retain) == ("a/y", b"kept", True)
+            finally:
+                late.stop()
+
+            response = await http.post(base + "/mqtt/publish_batch", content=json.dumps([
+                {"topic": "a/1", "payload": "one", "qos": 2}, {"topics": "a/2", "topic": "a/ignored", "payload": "two"},
+                {"topic": "a/3"}, {"payload": "no topic"}, 7, {"topic": "$SYS/x", "payload": "p"}]))
+            assert (response.status_code, response.content) == (200, b'{"data":[{"topic":"a/1","code":0},{"topic":"a/2","code":0},'
+                                                                     b'{"topic":"a/3","code":108},{"code":108},{"code":108},'
+                                                                     b'{"topic":"$SYS/x","code":108}]}'.replace(b"]}", b'],"code":0}'))
+            got = await sub.messages_for(2)
+            assert [(m.topic, m.payload, m.qos) for m in got] == [("a/1", b"one", 1), ("a/ignored", b"two", 0)]
+    finally:
+        sub.stop()
+
+
+async def test_publish_refusals(start_hub):
+    """A body that is not a JSON object (array for the batch) is 400 `{"code": 109}`; a message that cannot be
+    published is 200 `{"code": 108}` and publishes nothing."""
+    need_mqtt()
+    running = await start_hub(MQTT)
+    url = running.url("stats") + "/api/v4/mqtt/publish"
+    async with httpx.AsyncClient(auth=AUTH) as http:
+        for body in (b"", b"not json", b"[1]", b'"x"'):
+            response = await http.post(url, content=body)
+            assert (response.status_code, response.content) == (400, b'{"code":109}'), body
+        response = await http.post(url + "_batch", content=b'{"topic": "a"}')
+        assert (response.status_code, response.content) == (400, b'{"code":109}')
+        before = running.hub.stats.messages_in
+        for request in ({"topic": "a"}, {"payload": "p"}, {"topic": "a", "payload": 5}, {"topic": 5, "payload": "p"},
+                        {"topic": "a/+", "payload": "p"}, {"topic": "$x", "payload": "p"}, {"topic": "", "payload": "p"},
+                        {"topic": "nope:x", "payload": "p"}, {"topic": "a", "payload": "p", "qos": 3},
+                        {"topic": "a", "payload": "p", "qos": -1}, {"topic": "a", "payload": "!", "decoding": "base64"},
+                        {"topic": "a", "payload": "p", "properties": {"user_properties": [1]}},
+                        {"topic": "a", "payload": "/w==", "decoding": "base64", "properties": {"payload_format_indicator": 1}}):
+            response = await http.post(url, json=request)
+            assert (response.status_code, response.content) == (200, b'{"code":108}'), request
+        assert running.hub.stats.messages_in == before
+        # what NanoMQ reads loosely: qos as a number (truncated), keys in any case, retain only as a boolean
+        response = await http.post(url, json={"TOPIC": "a", "Payload": "p", "qos": 1.9, "retain": "yes"})
+        assert response.content == b'{"code":0}'
+        assert running.hub.stats.messages_in == before + 1
