@@ -103,7 +103,13 @@ async def api_v4(ctx: AdapterContext, request: Request) -> Response:
         return refused
     try:
         target = v4api.parse_target(request.target)
-        return Response.json(await v4api.route(ctx.hub, request.method.upper(), target, request.body))
+        state = ctx.state.get("v4")
+        if state is None:
+            state = ctx.state["v4"] = v4api.State()
+        answer = await v4api.route(ctx.hub, request.method.upper(), target, request.body, state)
+        if isinstance(answer, str):  # /prometheus
+            return Response(200, answer.encode(), "text/plain")
+        return Response.json(answer)
     except v4api.V4Error as exc:
         log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
         return v4_error(exc)

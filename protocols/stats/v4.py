@@ -10,7 +10,7 @@ import binascii
 import hmac
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.core import Hub
@@ -28,6 +28,7 @@ from .api import (
     item,
     load,
 )
+from .process import ProcessSampler
 
 ROOT = "/api/v4"
 MQTT_LEVELS = (3, 4, 5)  # MQTT_PROTOCOL_VERSION_v31, _v311, _v5: the proto_ver filters NanoMQ accepts
@@ -46,6 +47,8 @@ ENDPOINTS = [
      "descr": "A list of subscriptions of a client"},
     {"path": "/mqtt/publish", "name": "mqtt_publish", "method": "POST", "descr": "Publish a MQTT message"},
     {"path": "/mqtt/publish_batch", "name": "mqtt_publish_batch", "method": "POST", "descr": "Batch publish MQTT messages"},
+    {"path": "/metrics", "name": "metrics", "method": "GET", "descr": "Returns all statistical metrics"},
+    {"path": "/prometheus", "name": "prometheus", "method": "GET", "descr": "Returns all prometheus data"},
 ]
 
 
@@ -212,6 +215,60 @@ def subscriptions(hub: Hub, client_id: str | None = None) -> dict[str, Any]:
                                  if client_id is None or c.client_id == client_id for topic, qos in c.subscriptions]}
 
 
+@dataclass
+class Maxima:
+    """`update_max_stats`: the highest values seen at the scrapes of /prometheus (not in between, as NanoMQ says:
+    "not strictly the maximum value")."""
+
+    connections: int = 0
+    sessions: int = 0
+    topics: int = 0
+    subscribers: int = 0
+    memory: int = 0
+    cpu: float = 0.0
+
+
+def prometheus(hub: Hub, sampler: ProcessSampler, maxima: Maxima) -> str:
+    """`GET /api/v4/prometheus` (`get_prometheus` / `compose_metrics`), its text byte for byte.
+
+    connections: connected sessions of every protocol; sessions: all sessions (with offline persistent MQTT
+    ones); topics: distinct subscribed channels and topic filters; subscribers: sessions with a subscription;
+    messages: the core's message_in / message_out / message_drop; memory and CPU of the hub process."""
+    views = client_views(hub)
+    memory, cpu = sampler.sample()
+    now = Maxima(sum(1 for c in views if c.connected), len(views),
+                 len({topic for c in views for topic, _ in c.subscriptions}), sum(1 for c in views if c.subscriptions),
+                 memory, cpu)
+    for name in ("connections", "sessions", "topics", "subscribers", "memory", "cpu"):
+        setattr(maxima, name, max(getattr(maxima, name), getattr(now, name)))
+    stats = hub.stats
+    lines = []
+    for name, value, peak in (("connections", now.connections, maxima.connections),
+                              ("sessions", now.sessions, maxima.sessions),
+                              ("topics", now.topics, maxima.topics),
+                              ("subscribers", now.subscribers, maxima.subscribers)):
+        lines += [f"# TYPE nanomq_{name}_count gauge", f"# HELP nanomq_{name}_count", f"nanomq_{name}_count {value}",
+                  f"# TYPE nanomq_{name}_max gauge", f"# HELP nanomq_{name}_max", f"nanomq_{name}_max {peak}"]
+    for name, value in (("received", stats.messages_in), ("sent", stats.messages_delivered),
+                        ("dropped", stats.messages_dropped)):
+        lines += [f"# TYPE nanomq_messages_{name} counter", f"# HELP nanomq_messages_{name}", f"nanomq_messages_{name} {value}"]
+    lines += ["# TYPE nanomq_memory_usage gauge", "# HELP nanomq_memory_usage (b)", f"nanomq_memory_usage {now.memory}",
+              "# TYPE nanomq_memory_usage_max gauge", "# HELP nanomq_memory_usage_max (b)",
+              f"nanomq_memory_usage_max {maxima.memory}",
+              "# TYPE nanomq_cpu_usage gauge", "# HELP nanomq_cpu_usage (%)", f"nanomq_cpu_usage {now.cpu:.2f}",
+              "# TYPE nanomq_cpu_usage_max gauge", "# HELP nanomq_cpu_usage_max (%)", f"nanomq_cpu_usage_max {maxima.cpu:.2f}"]
+    return "\n".join(lines) + "\n"
+
+
+def metrics(hub: Hub, sampler: ProcessSampler) -> dict[str, Any]:
+    """`GET /api/v4/metrics` (`get_metrics`): `metrics` (NanoMQ's bridges' counters: the hub has no bridges, so
+    `[]`), the process's CPU use `"N.NN%"` and memory (bytes, a string), and the connected sessions. No `code`
+    key, as NanoMQ prints none."""
+    memory, cpu = sampler.sample()
+    return {"metrics": [], "cpuinfo": f"{cpu:.2f}%", "memory": str(memory),
+            "connections": sum(1 for c in client_views(hub) if c.connected)}
+
+
 def _number(obj: Any, name: str) -> float | None:
     """getNumberValue: the value of `name` if it is a JSON number (not a bool), else None."""
     found, value = item(obj, name) if isinstance(obj, dict) else (False, None)
@@ -360,14 +417,27 @@ def served(hub: Hub) -> list[dict[str, str]]:
     return [dict(e) for e in ENDPOINTS if "/mqtt/" not in e["path"] or "mqtt" in hub.publishers]
 
 
-async def route(hub: Hub, method: str, target: Target, body: bytes = b"") -> dict[str, Any]:
-    """The answer body, or V4Error: 404 `{"code": 102}` for what the hub does not serve, 405 for a method
-    NanoMQ does not route at all."""
+@dataclass
+class State:
+    """What the v4 API keeps between requests: the CPU sampler and the /prometheus maxima (NanoMQ's statics)."""
+
+    sampler: ProcessSampler = field(default_factory=ProcessSampler)
+    maxima: Maxima = field(default_factory=Maxima)
+
+
+async def route(hub: Hub, method: str, target: Target, body: bytes = b"", state: State | None = None) -> dict[str, Any] | str:
+    """The answer body (a str for /prometheus's text), or V4Error: 404 `{"code": 102}` for what the hub does not
+    serve, 405 for a method NanoMQ does not route at all."""
     seg = target.segments
     n = len(seg)
+    state = state or State()
     if method == "GET":
         if n == 0:
             return {"code": OK, "data": served(hub)}
+        if n == 2 and seg[1] == "prometheus":
+            return prometheus(hub, state.sampler, state.maxima)
+        if n == 2 and seg[1] == "metrics":
+            return metrics(hub, state.sampler)
         if n == 2 and seg[1] == "brokers":
             return brokers(hub)
         if n == 2 and seg[1] == "nodes":

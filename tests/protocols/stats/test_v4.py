@@ -49,7 +49,7 @@ async def test_root_brokers_and_nodes(start_hub):
                                    b'"descr":"A list of brokers in the cluster"},{"path":"/nodes/",')
             assert [e["path"] for e in httpx.Response(200, content=body).json()["data"]] == [
                 "/brokers/", "/nodes/", "/clients/", "/clients/:clientid", "/clients/username/:username",
-                "/subscriptions/", "/subscriptions/:clientid"]  # no MQTT listener: no publish endpoints
+                "/subscriptions/", "/subscriptions/:clientid", "/metrics", "/prometheus"]  # no MQTT listener: no publish
         for url in (base + "/brokers", base + "/brokers/", base + "/brokers?x=1"):
             status, body = await get(http, url)
             assert status == 200
@@ -237,10 +237,12 @@ async def test_publish_reaches_mqtt_and_websocket_subscribers(start_hub):
         await sub.subscribe("a/#", qos=1)
         async with httpx.AsyncClient(auth=AUTH) as http, sdk_client(running, "carol") as carol:
             listed = (await http.get(base)).json()["data"]
-            assert listed[-2:] == [
+            assert listed[7:] == [
                 {"path": "/mqtt/publish", "name": "mqtt_publish", "method": "POST", "descr": "Publish a MQTT message"},
                 {"path": "/mqtt/publish_batch", "name": "mqtt_publish_batch", "method": "POST",
-                 "descr": "Batch publish MQTT messages"}] and len(listed) == 9
+                 "descr": "Batch publish MQTT messages"},
+                {"path": "/metrics", "name": "metrics", "method": "GET", "descr": "Returns all statistical metrics"},
+                {"path": "/prometheus", "name": "prometheus", "method": "GET", "descr": "Returns all prometheus data"}]
             await carol.call("subscribe", {"channel": "a/b/c"})
             body = ('{"topic":"a/b/c", "payload":"Hello World", "qos":1, "retain":false, "clientid":"example", '
                     '"properties": {"user_properties": { "id": 10010, "name": "emqx", "foo": "bar"}, "content_type": "text/plain"}}')
@@ -316,3 +318,92 @@ async def test_publish_refusals(start_hub):
         response = await http.post(url, json={"TOPIC": "a", "Payload": "p", "qos": 1.9, "retain": "yes"})
         assert response.content == b'{"code":0}'
         assert running.hub.stats.messages_in == before + 1
+
+
+PROMETHEUS = """# TYPE nanomq_connections_count gauge
+# HELP nanomq_connections_count
+nanomq_connections_count {connections}
+# TYPE nanomq_connections_max gauge
+# HELP nanomq_connections_max
+nanomq_connections_max {connections_max}
+# TYPE nanomq_sessions_count gauge
+# HELP nanomq_sessions_count
+nanomq_sessions_count {connections}
+# TYPE nanomq_sessions_max gauge
+# HELP nanomq_sessions_max
+nanomq_sessions_max {connections_max}
+# TYPE nanomq_topics_count gauge
+# HELP nanomq_topics_count
+nanomq_topics_count {topics}
+# TYPE nanomq_topics_max gauge
+# HELP nanomq_topics_max
+nanomq_topics_max 2
+# TYPE nanomq_subscribers_count gauge
+# HELP nanomq_subscribers_count
+nanomq_subscribers_count {subscribers}
+# TYPE nanomq_subscribers_max gauge
+# HELP nanomq_subscribers_max
+nanomq_subscribers_max 2
+# TYPE nanomq_messages_received counter
+# HELP nanomq_messages_received
+nanomq_messages_received 1
+# TYPE nanomq_messages_sent counter
+# HELP nanomq_messages_sent
+nanomq_messages_sent 2
+# TYPE nanomq_messages_dropped counter
+# HELP nanomq_messages_dropped
+nanomq_messages_dropped 0
+# TYPE nanomq_memory_usage gauge
+# HELP nanomq_memory_usage (b)
+nanomq_memory_usage MEMORY
+# TYPE nanomq_memory_usage_max gauge
+# HELP nanomq_memory_usage_max (b)
+nanomq_memory_usage_max MEMORY
+# TYPE nanomq_cpu_usage gauge
+# HELP nanomq_cpu_usage (%)
+nanomq_cpu_usage CPU
+# TYPE nanomq_cpu_usage_max gauge
+# HELP nanomq_cpu_usage_max (%)
+nanomq_cpu_usage_max CPU
+"""
+
+
+async def test_prometheus_and_metrics(start_hub):
+    """`/prometheus` is `compose_metrics`' text line for line (maxima as seen at scrapes, which outlive the clients);
+    `/metrics` is `get_metrics`' JSON without `code`."""
+    running = await start_hub()
+    base = running.url("stats") + "/api/v4"
+    async with httpx.AsyncClient(auth=AUTH) as http:
+        async with sdk_client(running, "carol") as carol, legacy_client(running.url("realtime")) as alice:
+            await alice.connect("alice")
+            await alice.subscribe("news")
+            await carol.call("subscribe", {"channel": "news"})
+            await carol.call("subscribe", {"channel": "sport"})
+            await running.publish("news", 1)
+            await carol.wait_pubs(1)
+            response = await http.get(base + "/prometheus")
+            assert response.status_code == 200 and response.headers["content-type"] == "text/plain"
+            expected = PROMETHEUS.format(connections=2, connections_max=2, topics=2, subscribers=2)
+            pattern = re.escape(expected).replace("MEMORY", r"[1-9]\d*").replace("CPU", r"\d+\.\d\d")
+            assert re.fullmatch(pattern, response.text), response.text
+            response = await http.get(base + "/metrics/")
+            assert re.fullmatch(r'\{"metrics":\[\],"cpuinfo":"\d+\.\d\d%","memory":"[1-9]\d*","connections":2\}',
+                                response.text), response.text
+        with trio.fail_after(5):
+            while running.hub.sessions:
+                await trio.sleep(0.02)
+        response = await http.get(base + "/prometheus?x=1")
+        expected = PROMETHEUS.format(connections=0, connections_max=2, topics=0, subscribers=0)
+        pattern = re.escape(expected).replace("MEMORY", r"[1-9]\d*").replace("CPU", r"\d+\.\d\d")
+        assert re.fullmatch(pattern, response.text), response.text
+
+
+def test_process_sampler_reads_proc():
+    from protocols.stats.process import ProcessSampler
+
+    sampler = ProcessSampler()
+    memory, cpu = sampler.sample()
+    assert memory > 0 and cpu >= 0
+    sum(range(10**6))
+    memory, cpu = sampler.sample()
+    assert memory > 0 and 0 <= cpu <= 100
