@@ -47,6 +47,7 @@ ENDPOINTS = [
      "descr": "A list of subscriptions of a client"},
     {"path": "/mqtt/publish", "name": "mqtt_publish", "method": "POST", "descr": "Publish a MQTT message"},
     {"path": "/mqtt/publish_batch", "name": "mqtt_publish_batch", "method": "POST", "descr": "Batch publish MQTT messages"},
+    {"path": "/topic-tree/", "name": "list_topic-tree", "method": "GET", "descr": "A list of topic-tree in the cluster"},
     {"path": "/metrics", "name": "metrics", "method": "GET", "descr": "Returns all statistical metrics"},
     {"path": "/prometheus", "name": "prometheus", "method": "GET", "descr": "Returns all prometheus data"},
 ]
@@ -269,6 +270,61 @@ def metrics(hub: Hub, sampler: ProcessSampler) -> dict[str, Any]:
             "connections": sum(1 for c in client_views(hub) if c.connected)}
 
 
+class _Node:
+    """A level of NanoMQ's subscription tree (nanolib mqtt_db.c `dbtree_node`)."""
+
+    __slots__ = ("topic", "plain", "wild", "clients")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.plain: dict[str, _Node] = {}
+        self.wild: list[_Node] = []  # `+` / `#`: the one inserted last first, as dbtree_node_insert puts them
+        self.clients: list[str] = []
+
+    def child(self, level: str) -> _Node:
+        if level in ("+", "#"):
+            for node in self.wild:
+                if node.topic == level:
+                    return node
+            node = _Node(level)
+            self.wild.insert(0, node)
+            return node
+        node = self.plain.get(level)
+        if node is None:
+            node = self.plain[level] = _Node(level)
+        return node
+
+    def children(self) -> list[_Node]:
+        """Wildcards first, then the other levels in strcmp order (the tree's binary search keeps them sorted)."""
+        return self.wild + [self.plain[k] for k in sorted(self.plain, key=lambda k: k.encode("utf-8"))]
+
+
+def topic_tree(hub: Hub) -> dict[str, Any]:
+    """`GET /api/v4/topic-tree` (`get_tree` over `dbtree_get_tree`): the subscription tree level by level from the
+    root (topic `""`), each node `{topic, cld_cnt, clientid}`: its level of the topic filter, its number of
+    children and the clients whose filter ends there. The walk emits levels in pairs, so an odd number of levels
+    ends with an empty one, as NanoMQ's does. Channels of websocket clients are topics like any other; an offline
+    persistent MQTT session keeps its nodes but is not listed in `clientid` (its connection is gone). Wildcard
+    siblings are ordered as if subscriptions had been made in the order the sessions are listed."""
+    root = _Node("")
+    for c in client_views(hub):
+        for topic, _ in c.subscriptions:
+            node = root
+            for level in topic.split("/"):
+                node = node.child(level)
+            if c.connected and c.client_id not in node.clients:
+                node.clients.append(c.client_id)
+    lines: list[list[dict[str, Any]]] = []
+    level = [root]
+    while level:
+        kids = [node.children() for node in level]
+        lines.append([{"topic": node.topic, "cld_cnt": len(k), "clientid": node.clients} for node, k in zip(level, kids, strict=True)])
+        level = [child for k in kids for child in k]
+    if len(lines) % 2:
+        lines.append([])
+    return {"code": OK, "data": lines}
+
+
 def _number(obj: Any, name: str) -> float | None:
     """getNumberValue: the value of `name` if it is a JSON number (not a bool), else None."""
     found, value = item(obj, name) if isinstance(obj, dict) else (False, None)
@@ -434,6 +490,8 @@ async def route(hub: Hub, method: str, target: Target, body: bytes = b"", state:
     if method == "GET":
         if n == 0:
             return {"code": OK, "data": served(hub)}
+        if n == 2 and seg[1] == "topic-tree":
+            return topic_tree(hub)
         if n == 2 and seg[1] == "prometheus":
             return prometheus(hub, state.sampler, state.maxima)
         if n == 2 and seg[1] == "metrics":
