@@ -441,3 +441,26 @@ async def test_topic_tree(start_hub):
         finally:
             a.stop()
             b.stop()
+
+
+async def test_v4_guesses_count_in_the_login_limiter(start_hub):
+    """Wrong credentials on v4 are failed logins like v1's: the 11th is 429 `{"code": 103}` with Retry-After, the
+    block covers both APIs and ends on time; undecodable credentials (108) count too, missing ones do not."""
+    from tests.login_helpers import Clock
+
+    running = await start_hub("[login_limit]\nmax_failures_per_ip = 1000\n")
+    running.login_limiter.clock = clock = Clock()
+    url = running.url("stats") + "/api/v4/brokers"
+    async with httpx.AsyncClient() as http:
+        for _ in range(3):
+            assert (await http.get(url)).status_code == 401  # no credentials: not a guess
+        for i in range(11):
+            r = await http.get(url, auth=("admin", f"guess-{i}"))
+            assert (r.status_code, r.content) == ((401, b'{"code":103}') if i < 10 else (429, b'{"code":103}'))
+        r = await http.get(url, auth=AUTH)
+        assert (r.status_code, r.content) == (429, b'{"code":103}') and r.headers["retry-after"] == "300"
+        r = await http.post(running.url("stats") + "/api/v1", auth=AUTH, json={"req": 2, "seq": 1})
+        assert (r.status_code, r.json()) == (429, {"code": 103, "seq": 0})
+        clock.now = 300
+        assert (await http.get(url, auth=AUTH)).status_code == 200
+    assert running.login_limiter.failures["stats"] == 10  # the 11th was refused, not checked
