@@ -11,7 +11,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -110,6 +110,10 @@ class Hub:
         self.housekeeping_slice = 0.001
         # The runtime sets this to reload the config file when another node asks (control "reload").
         self.on_reload: Callable[[], Any] | None = None
+        # Publishing in a protocol's own terms, registered by the adapter that owns them (MQTT: "mqtt", a message
+        # with topic, payload bytes, QoS, retain and properties), so another adapter (the stats API's
+        # /api/v4/mqtt/publish) can publish such a message through the core without importing that adapter.
+        self.publishers: dict[str, Callable[..., Awaitable[Any]]] = {}
         if engine is None:
             from hub.engine import MemoryEngine
 

@@ -148,8 +148,12 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
         ctx.state["broker"] = Broker(ctx.hub, project_of(s, ctx.config), limits_of(s), authenticator(s, ctx.config.source),
                                      nursery, login_limiter=ctx.runtime.login_limiter if ctx.runtime is not None else None,
                                      reread_auth=lambda: authenticator(ctx.settings, ctx.config.source))
+        ctx.hub.publishers["mqtt"] = ctx.state["broker"].publish_message
         task_status.started()
-        await trio.sleep_forever()
+        try:
+            await trio.sleep_forever()
+        finally:
+            ctx.hub.publishers.pop("mqtt", None)
 
 
 def reload(ctx: AdapterContext, new: MqttSettings) -> list[str]:

@@ -16,7 +16,7 @@ import trio
 
 from hub.config import ConfigError
 from hub.core import Hub, HubError
-from hub.core.patterns import FilterError, has_wildcards, validate_filter
+from hub.core.patterns import FilterError, has_wildcards, is_topic, validate_filter
 from hub.loginlimit import LoginLimiter
 
 from . import codec
@@ -61,6 +61,36 @@ class Broker:
             log.error("mqtt: %s: the users and ACLs read before stay in force", exc)
             return
         log.info("mqtt: read %s again", " and ".join(self.auth.files))
+
+    async def publish_message(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+                              props: dict[str, Any] | None = None) -> None:
+        """An MQTT message published from outside a connection (the stats API's /api/v4/mqtt/publish): into the
+        core on this broker's project, as a client's PUBLISH is (payload bytes, QoS, retain, forwarded properties,
+        message expiry, the retained store). ValueError, with the reason, for a topic or payload a client could
+        not publish either."""
+        props = props or {}
+        if not topic or topic.startswith("$"):
+            raise ValueError("topics starting with $ are reserved" if topic else "empty topic name")
+        if not is_topic(topic):
+            raise ValueError("a topic name holds no wildcards")
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if props.get("payload_format_indicator") == 1 and not _utf8(payload):
+            raise ValueError("payload is not UTF-8")
+        hub = self.hub
+        try:
+            hub.channel(self.project, topic)
+        except HubError as exc:
+            raise ValueError(exc.message) from None
+        expiry = props.get("message_expiry_interval")
+        msg = MqttMessage(topic, payload, qos, retain, {k: props[k] for k in FORWARDED if k in props},
+                          hub.clock() + expiry if expiry is not None else None)
+        pub = await hub.publish(self.project, topic, to_data(payload), meta=msg)
+        if retain:
+            if payload:
+                hub.retained.keep(pub)
+            else:
+                hub.retained.clear(self.project, topic)
 
     def wire(self, version: int) -> MqttWire:
         w = self._wires.get(version)
@@ -299,6 +329,9 @@ class Connection:
         self.session, self.rules, self.will, self.keepalive = session, rules, c.will, keepalive
         session.attach(self.link, self, c.version, keepalive, c.props.get("receive_maximum", 65535),
                        c.props.get("maximum_packet_size", 0), rules)
+        # what the stats API's v4 /clients shows of this connection (NanoMQ reads them from the CONNECT)
+        session.core.meta["clean_start"] = c.clean
+        session.core.meta["will"] = None if c.will is None else (c.will.topic, c.will.payload.decode("utf-8", "replace"))
         props: dict[str, Any] | None = None
         if v5:
             props = {"receive_maximum": limits.receive_maximum, "maximum_packet_size": limits.max_packet_size,

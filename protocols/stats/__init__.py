@@ -17,6 +17,7 @@ from hub.net.http import Request, Response, Route
 from hub.security import is_loopback
 
 from . import api
+from . import v4 as v4api
 from .metrics import registry_for, render
 
 log = logging.getLogger("hub.stats")
@@ -53,34 +54,65 @@ def error(status: int, message: str) -> Response:
     return error_response(api.ApiError(status, api.BAD_PARAMETER, message))
 
 
-def authenticate(ctx: AdapterContext, request: Request) -> Response | None:
+def authenticate(ctx: AdapterContext, request: Request, v4: bool = False) -> Response | None:
     """Basic auth through the shared login limiter: None if the credentials are right, else the answer.
 
     A wrong AppID/AppSecret (103) counts as a failed login; while the client's address or the AppID it
-    tries is blocked, the answer is 429 with NanoMQ's wrong-credentials body `{"code": 103, "seq": 0}`,
-    `Retry-After`, and the reason (Rocket.Chat's error type) in `X-Error`."""
+    tries is blocked, the answer is 429 with NanoMQ's wrong-credentials body (`{"code": 103, "seq": 0}`;
+    `{"code": 103}` on v4), `Retry-After`, and the reason (Rocket.Chat's error type) in `X-Error`.
+    `v4`: credentials read as NanoMQ 0.8+'s `basic_authorize` reads them, errors in the v4 shape."""
     settings: StatsSettings = ctx.settings
     header = request.header("authorization")
     limiter, user, ip = ctx.runtime.login_limiter, api.basic_user(header), address_of(request.client)
     blocked = limiter.check("stats", user, ip)
     if blocked is not None:
         log.debug("stats API login refused for %s: blocked for %s", request.client, blocked.kind)
-        exc = api.ApiError(429, api.WRONG_CREDENTIALS, f"login has been temporarily blocked for {blocked.kind} "
-                           f"(error-login-blocked-for-{blocked.kind}): try again in {blocked.retry_after} s")
-        response = error_response(exc)
+        message = (f"login has been temporarily blocked for {blocked.kind} "
+                   f"(error-login-blocked-for-{blocked.kind}): try again in {blocked.retry_after} s")
+        response = (v4_error(v4api.V4Error(429, api.WRONG_CREDENTIALS, message)) if v4
+                    else error_response(api.ApiError(429, api.WRONG_CREDENTIALS, message)))
         response.headers.append(("Retry-After", str(blocked.retry_after)))
         return response
     try:
-        api.check_auth(header, settings.app_id, settings.app_secret)
-    except api.ApiError as exc:
-        if exc.code == api.WRONG_CREDENTIALS:
+        if v4:
+            v4api.check_auth(header, settings.app_id, settings.app_secret)
+        else:
+            api.check_auth(header, settings.app_id, settings.app_secret)
+    except (api.ApiError, v4api.V4Error) as exc:
+        if exc.code in (api.WRONG_CREDENTIALS, api.BAD_PARAMETER):  # a wrong or undecodable guess
             limiter.failed("stats", user, ip)
         else:  # no or empty credentials: not a guess
             limiter.release("stats", user, ip)
         log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
-        return error_response(exc)
+        return v4_error(exc) if isinstance(exc, v4api.V4Error) else error_response(exc)
     limiter.succeeded("stats", user, ip)
     return None
+
+
+def v4_error(exc: v4api.V4Error) -> Response:
+    """NanoMQ v4's error body `{"code": N}`; what went wrong goes in the `X-Error` header."""
+    text = " ".join(exc.message.split()).encode("ascii", "replace").decode()
+    return Response.json(exc.body(), exc.status, [("X-Error", text)])
+
+
+async def api_v4(ctx: AdapterContext, request: Request) -> Response:
+    """/api/v4/...: NanoMQ 0.8+'s REST API (`process_request`): Basic auth first, then the route by method and
+    path segments; every error `{"code": N}`. Any method reaches it, as nng's tree handler takes them all."""
+    refused = authenticate(ctx, request, v4=True)
+    if refused is not None:
+        return refused
+    try:
+        target = v4api.parse_target(request.target)
+        state = ctx.state.get("v4")
+        if state is None:
+            state = ctx.state["v4"] = v4api.State()
+        answer = await v4api.route(ctx.hub, request.method.upper(), target, request.body, state)
+        if isinstance(answer, str):  # /prometheus
+            return Response(200, answer.encode(), "text/plain")
+        return Response.json(answer)
+    except v4api.V4Error as exc:
+        log.debug("%s %s from %s: %d/%d %s", request.method, request.path, request.client, exc.status, exc.code, exc.message)
+        return v4_error(exc)
 
 
 async def api_v1(ctx: AdapterContext, request: Request) -> Response:
@@ -138,8 +170,10 @@ async def metrics(ctx: AdapterContext, request: Request) -> Response:
 
 
 def routes(ctx: AdapterContext) -> list[Route]:
-    """/api/v1 (any method, as NanoMQ; nng's handler matches `/api/v1/` too) and /metrics."""
+    """/api/v1 (any method, as NanoMQ 0.6; nng's handler matches `/api/v1/` too), /api/v4/... (NanoMQ 0.8+) and /metrics."""
     return [Route("/api/v1", partial(api_v1, ctx)), Route("/api/v1/", partial(api_v1, ctx)),  # nng: one trailing /
+            Route("/api/v4", partial(api_v4, ctx)), Route("/api/v4/{rest:path}", partial(api_v4, ctx)),
+            Route("/api/v4/", partial(api_v4, ctx)),
             Route("/metrics", partial(metrics, ctx), methods=["GET"])]
 
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hub.core import Hub
@@ -168,41 +169,62 @@ def parse_request(body: bytes) -> dict[str, Any]:
     return request
 
 
-def _subscriptions(s: Any) -> list[dict[str, Any]]:
-    mqtt = s.meta.get("subscriptions")  # MQTT sessions: their topic filters with the granted QoS
-    if mqtt is not None:
-        return [{"topic": topic, "qos": qos} for topic, qos in mqtt.items()]
-    return [{"topic": ch, "qos": 0} for ch in s.channels]
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    """One session as the broker APIs (v1 req 4/5, v4 /clients and /subscriptions) show it, built in one place.
+
+    `protocol_version` is the MQTT protocol level (3, 4 or 5; 0 for clients that do not speak MQTT); MQTT
+    sessions show their client id, user name, topic filters with the granted QoS and connection state (an
+    offline persistent session is not connected); other sessions their session id, user and channels at QoS 0."""
+
+    client_id: str
+    username: str
+    keepalive: int
+    protocol_version: int
+    protocol_name: str
+    connected: bool
+    received: int
+    subscriptions: list[tuple[str, int]]
+    clean_start: bool
+    will: tuple[str, str] | None
 
 
-def _subscribed(s: Any) -> bool:
-    mqtt = s.meta.get("subscriptions")
-    return bool(mqtt if mqtt is not None else s.channels)
+def client_view(s: Any) -> ClientView:
+    meta = s.meta
+    mqtt = meta.get("subscriptions")  # MQTT sessions: their topic filters with the granted QoS
+    subs = list(mqtt.items()) if mqtt is not None else [(ch, 0) for ch in s.channels]
+    return ClientView(meta.get("client_id", s.id), meta.get("username", s.user), s.keepalive,
+                      meta.get("protocol_version", 0), s.protocol, bool(meta.get("connected", not s.closed)),
+                      s.received, subs, meta.get("clean_start", True), meta.get("will"))
+
+
+def client_views(hub: Hub) -> list[ClientView]:
+    """Every session of every protocol, in the order they connected."""
+    return [client_view(s) for s in hub.sessions.values()]
 
 
 def broker_info(hub: Hub) -> dict[str, Any]:
     """The core's counters under NanoMQ's names. `client_size` is NanoMQ's "Subscribe client size": the clients
     (of every protocol) with at least one subscription, the entries of its pipe-to-topics table."""
     stats = hub.stats
-    return {"client_size": sum(1 for s in hub.sessions.values() if _subscribed(s)), "message_in": stats.messages_in,
+    return {"client_size": sum(1 for c in client_views(hub) if c.subscriptions), "message_in": stats.messages_in,
             "message_out": stats.messages_delivered, "message_drop": stats.messages_dropped}
 
 
 def topic_info(hub: Hub) -> list[dict[str, Any]]:
     """Every client of every protocol that has subscriptions, with them (NanoMQ lists the entries of its
     pipe-to-topics table, so a client without subscriptions is not there); qos 0 but for MQTT."""
-    return [{"client_id": s.meta.get("client_id", s.id), "subscriptions": _subscriptions(s)}
-            for s in hub.sessions.values() if _subscribed(s)]
+    return [{"client_id": c.client_id, "subscriptions": [{"topic": topic, "qos": qos} for topic, qos in c.subscriptions]}
+            for c in client_views(hub) if c.subscriptions]
 
 
 def client_info(hub: Hub) -> list[dict[str, Any]]:
     """Every session. `protocol` keeps NanoMQ's meaning, the MQTT protocol level (3, 4 or 5; 0 for clients that
     do not speak MQTT); `protocol_name` names the hub protocol. MQTT clients show their client id and user name;
     `keepalive` is the session's ping interval in seconds; `connect_status` 0 is an offline persistent MQTT session."""
-    return [{"client_id": s.meta.get("client_id", s.id), "username": s.meta.get("username", s.user),
-             "keepalive": s.keepalive, "protocol": s.meta.get("protocol_version", 0), "protocol_name": s.protocol,
-             "connect_status": int(s.meta.get("connected", not s.closed)), "message_receive": s.received}
-            for s in hub.sessions.values()]
+    return [{"client_id": c.client_id, "username": c.username, "keepalive": c.keepalive, "protocol": c.protocol_version,
+             "protocol_name": c.protocol_name, "connect_status": int(c.connected), "message_receive": c.received}
+            for c in client_views(hub)]
 
 
 def answer(hub: Hub, request: dict[str, Any], restart: Callable[[Any], dict[str, Any]],
