@@ -36,13 +36,17 @@ def published_index(payload: bytes) -> int | None:
     return args["data"]["i"] if args.get("subtype") == "hub.publication" and args.get("channel") == "news" else None
 
 
-async def publish(running, n: int, pause: float = 0.0) -> None:
-    """`n` publications of about 1 KB in bursts of 10; the flusher writes between bursts, as under real traffic."""
+async def publish(running, n: int, pause: float = 0.0, gate=None) -> None:
+    """`n` publications of about 1 KB in bursts of 10; the flusher writes between bursts, as under real traffic.
+    `gate(sent)`, awaited after each burst, holds the publisher back (a reader that keeps up, however slow the
+    machine: what is tested is that reading is enough, not how fast the test process reads)."""
     pad = "x" * 1000
     for i in range(n):
         await running.publish("news", {"i": i, "pad": pad})
         if i % 10 == 9:
             await trio.sleep(pause)
+            if gate is not None:
+                await gate(i + 1)
 
 
 async def test_events_listener_that_does_not_read_is_closed_after_an_unbroken_run(start_hub, tmp_path):
@@ -71,14 +75,25 @@ async def test_events_listener_that_reads_gets_every_event(start_hub, tmp_path):
     running = await small_queue_hub(start_hub, tmp_path)
     ws = await events_socket(running)
     n, seen = 3_000, []
+    window = 40  # events (about 40 KB) the publisher may be ahead: within the 64 KiB queue, socket buffers aside
+    waiting: list[tuple[int, trio.Event]] = []
+
+    async def reader_keeps_up(sent: int) -> None:
+        if sent - len(seen) > window:
+            caught_up = trio.Event()
+            waiting.append((sent - window // 2, caught_up))
+            await caught_up.wait()
+
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(publish, running, n, 0.002)  # up to 5,000 a second
+            nursery.start_soon(publish, running, n, 0.002, reader_keeps_up)  # up to 5,000 a second
             while len(seen) < n:
                 opcode, payload = await ws.recv()
                 assert opcode != 8, payload
                 if (i := published_index(payload)) is not None:
                     seen.append(i)
+                    if waiting and len(seen) >= waiting[0][0]:
+                        waiting.pop()[1].set()
     assert seen == list(range(n)) and running.stats()["slow_disconnects"] == 0
 
 
