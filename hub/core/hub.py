@@ -429,15 +429,22 @@ class Hub:
     def deliver_leave(self, project: str, channel: str, record: dict[str, Any]) -> None:
         self._push_all(project, channel, lambda w: w.leave(channel, record))
 
-    def insufficient_state(self, project: str, channel: str) -> int:
+    def local_subscribers(self, project: str, channel: str) -> set[str]:
+        """The ids of this node's sessions subscribed to `channel`."""
+        return set(self._channels.get((project, channel), ()))
+
+    def insufficient_state(self, project: str, channel: str, only: set[str] | None = None) -> int:
         """The node could not get every publication of `channel` (Redis lost them): no local subscriber
         may silently miss one. Sessions whose protocol can resubscribe and recover get its
         insufficient-state unsubscribe (SDK: code 2500, the client resubscribes with `recover` and
-        learns `recovered: false`); the others are disconnected with reconnect. Returns how many."""
+        learns `recovered: false`); the others are disconnected with reconnect. `only`: just these session
+        ids. Returns how many."""
         subs = self._channels.get((project, channel))
         if not subs:
             return 0
-        sessions = list(subs.values())
+        sessions = [s for sid, s in subs.items() if only is None or sid in only]
+        if not sessions:
+            return 0
         for session in sessions:
             notice = getattr(session.wire, "insufficient_state", None)
             if notice is not None and not session.closed:
@@ -654,6 +661,20 @@ class Hub:
                           None, tags, None if removed else raw, key=key, removed=removed)
         self.stats.messages_in += 1
         return await self.engine.map_update(project, channel, name.options, pub)
+
+    async def map_stats(self, project: str, channel: str) -> int:
+        """How many keys a map channel holds."""
+        name = self.channel(project, channel)
+        if not name.options.is_map:
+            raise NotAvailable()
+        return await self.engine.map_stats(project, channel, name.options)
+
+    async def map_clear(self, project: str, channel: str) -> None:
+        """Delete a map channel's keys and stream (Centrifugo's map_clear: subscribers are not told; see Engine)."""
+        name = self.channel(project, channel)
+        if not name.options.is_map:
+            raise NotAvailable()
+        await self.engine.map_clear(project, channel, name.options)
 
     def _map_presence(self, project: str, channel: str, client: str, record: dict[str, Any] | None) -> None:
         """Add (or, `record` None, remove) `client`'s entry in the map clients channel `channel` (fire and forget)."""

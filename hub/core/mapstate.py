@@ -58,6 +58,15 @@ class MapStates:
             self._expiry[(*where, key)] = when
             heapq.heappush(self._heap, (when, *where, key))
 
+    def count(self, project: str, channel: str) -> int:
+        return len(self._maps.get((project, channel), ()))
+
+    def clear(self, project: str, channel: str) -> None:
+        """Forget every key of the channel (their deadlines in the heap are then stale and skipped)."""
+        entries = self._maps.pop((project, channel), None)
+        for key in entries or ():
+            self._expiry.pop((project, channel, key), None)
+
     def entries(self, project: str, channel: str) -> list[Publication]:
         entries = self._maps.get((project, channel), {})
         return [entries[k] for k in sorted(entries)]

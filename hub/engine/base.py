@@ -102,6 +102,19 @@ class Engine:
 
         raise NotAvailable()
 
+    async def map_stats(self, project: str, channel: str, options: NamespaceOptions) -> int:
+        """How many keys the channel's state holds (Centrifugo's MapBroker.Stats)."""
+        from hub.core.errors import NotAvailable
+
+        raise NotAvailable()
+
+    async def map_clear(self, project: str, channel: str, options: NamespaceOptions) -> None:
+        """Delete the channel's state and stream, atomically and telling nobody (Centrifugo's MapBroker.Clear): the
+        next stream starts a new epoch, so a subscriber that followed the old one learns it from the next change."""
+        from hub.core.errors import NotAvailable
+
+        raise NotAvailable()
+
     # -- node-level subscriptions, presence, join/leave ------------------------------------------
     async def subscribe(self, project: str, channel: str, options: NamespaceOptions) -> None:
         """Make sure this node receives `channel`'s publications (a local session is about to join)."""

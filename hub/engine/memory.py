@@ -47,6 +47,9 @@ class MemoryEngine(Engine):
         self.examined = 0  # wheel entries housekeeping has looked at (what a pass costs)
         self.trim_after = 20000  # return freed memory to the OS after a sweep dropped this many streams
         self.maps = MapStates()
+        # Map channels cleared (with a stream): the local subscribers that followed the old epoch, told
+        # insufficient state by the next change (Centrifugo: the epoch mismatch of that change tells them).
+        self._cleared: dict[tuple[str, str], set[str]] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -155,6 +158,10 @@ class MemoryEngine(Engine):
             stream.append([pub], options.history_size)
             self._touch(stream, options, now, had_items)
         maps.apply(pub, options.map_key_ttl, pub.timestamp)
+        if self._cleared:
+            stale = self._cleared.pop((project, channel), None)
+            if stale:
+                self.hub.insufficient_state(project, channel, only=stale)
         pub.base = prev
         try:
             self.hub.deliver(project, channel, [pub])
@@ -175,6 +182,18 @@ class MemoryEngine(Engine):
             stream = self._position_stream(project, channel, options)
             offset, epoch = stream.offset, stream.epoch
         return MapSnapshot(self.maps.entries(project, channel), offset, epoch)
+
+    async def map_stats(self, project: str, channel: str, options: NamespaceOptions) -> int:
+        return self.maps.count(project, channel)
+
+    async def map_clear(self, project: str, channel: str, options: NamespaceOptions) -> None:
+        self.maps.clear(project, channel)
+        stream = self._get(project, channel)
+        if stream is not None:  # offsets and epoch go too: the next read or change starts a new epoch
+            self._drop(stream)
+            subscribers = self.hub.local_subscribers(project, channel)
+            if subscribers:
+                self._cleared[(project, channel)] = subscribers
 
     def _expire_keys(self, now: float) -> None:
         """Remove the map keys whose TTL is over, telling their subscribers (a removal, as Centrifugo's cleanup)."""

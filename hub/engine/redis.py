@@ -111,6 +111,7 @@ class RedisEngine(Engine):
         self._map_writes, self._map_writes_rx = trio.open_memory_channel(float("inf"))
         self._sweeping = False
         self._map_members: dict[Key, dict[str, tuple[NamespaceOptions, Publication]]] = {}  # this node's map clients
+        self._cleared: dict[Key, set[str]] = {}  # map channels cleared: local subscribers of the old epoch
         self.all_pattern = f"{self.prefix}.ch.*".encode()
         self._ch_prefix = f"{self.prefix}.ch.{{".encode()
         self._subs: dict[Key, ChannelState] = {}
@@ -368,6 +369,32 @@ class RedisEngine(Engine):
             return MapSnapshot(self._map_page(project, channel, "", raw, cursor, limit), 0, "")
         raise Unavailable()
 
+    async def map_stats(self, project: str, channel: str, options: NamespaceOptions) -> int:
+        try:
+            return int(await self.cmd.execute("HLEN", self._map_keys(project, channel)[0]))
+        except (ConnectionLost, RedisError):
+            raise Unavailable() from None
+
+    async def map_clear(self, project: str, channel: str, options: NamespaceOptions) -> None:
+        """One Lua call (redis_scripts.MAP_CLEAR); the nodes following the channel then see `_map_cleared`."""
+        name, meta, stream = self._keys(project, channel)
+        entries, deadlines, order = self._map_keys(project, channel)
+        await self._script("map_clear", (meta, stream, entries, deadlines, order, name),
+                           new_epoch() if options.keeps_history else "", int(options.history_lifetime * 1000),
+                           self.meta_ttl)
+
+    def _map_cleared(self, st: ChannelState, epoch: str) -> None:
+        """A map channel with a stream was cleared: this node follows its new epoch from offset 0, and the local
+        subscribers of the old one are told insufficient state by the next change (Centrifugo's epoch check)."""
+        if not st.synced:
+            return  # the resync reads the new epoch and tells every local subscriber
+        stale = self.hub.local_subscribers(st.project, st.channel)
+        if stale:
+            self._cleared[(st.project, st.channel)] = stale
+        st.epoch, st.offset = epoch, 0
+        st.cache.clear()
+        st.pending.clear()
+
     def _map_page(self, project: str, channel: str, epoch: str, raw: dict[bytes, Any], cursor: str,
                   limit: int | None) -> list[Publication]:
         """Entries after key `cursor`, sorted, `limit` + 1 of them (all without a limit): only those are decoded.
@@ -606,6 +633,10 @@ class RedisEngine(Engine):
                 st.filling = True
                 self._fills.send_nowait(st)
             return
+        if self._cleared:
+            stale = self._cleared.pop((st.project, st.channel), None)
+            if stale:
+                self.hub.insufficient_state(st.project, st.channel, only=stale)
         pub = self._decode(st.project, st.channel, offset, epoch, body)
         st.offset = offset
         st.cache.append(pub)
@@ -674,6 +705,12 @@ class RedisEngine(Engine):
                 st = None
             else:
                 self._on_reply(reply)
+                continue
+            if st is not None and data.startswith(b"__c:"):  # a map cleared (redis_scripts.MAP_CLEAR)
+                if run:
+                    hub.deliver(run_st.project, run_st.channel, run)  # type: ignore[union-attr]
+                    run = []
+                self._map_cleared(st, data[4:-2].decode())
                 continue
             if st is not None and (data.startswith(b"__p") or data.startswith(b"__m")):
                 if st is not run_st:
@@ -861,9 +898,10 @@ class RedisEngine(Engine):
     async def position(self, project: str, channel: str, options: NamespaceOptions,
                        since: tuple[int, str] | None) -> StreamPosition:
         st = await self._ensure(project, channel, options)
-        if since is not None and since[0] > st.offset and (not since[1] or since[1] == st.epoch):
+        if since is not None and ((since[0] > st.offset and (not since[1] or since[1] == st.epoch)) or
+                                  (since[1] and since[1] != st.epoch)):
             # The client has a position this node has not received yet (read from Redis: a map snapshot, another
-            # node): wait until what was published before it has arrived here.
+            # node, a map's new epoch after a clear): wait until what was published before it has arrived here.
             await self._ps_sync()
         pos = StreamPosition(st.offset, st.epoch, since=since, read_top=st.offset)
         if since is None:

@@ -198,5 +198,23 @@ if at and tonumber(at) <= tonumber(ARGV[2]) then redis.call('zrem', KEYS[1], ARG
 return 0
 """
 
+# KEYS: meta, stream, entries hash, deadlines zset, keys zset, pubsub channel. ARGV: a new epoch ('': the map has no
+# stream), lifetime ms, meta ttl s. Centrifugo's map Clear: the state and the stream go in one step, with the stream's
+# offsets; the next stream's epoch is started here (Centrifugo starts it at the next read or change: the same to any
+# reader) and announced as '__c:epoch__' on the channel, so each node following it learns the new epoch in order with
+# the changes (a subscriber that followed the old one is told insufficient state by the next change, as Centrifugo's
+# epoch check does; a new one starts from the new epoch). Clients get nothing from the clear itself. A map without a
+# stream keeps its change sequence ('m', 'me': how the nodes line snapshots up, not a position a client holds) and
+# announces nothing. Keys left in the deadlines registry find no deadline when their time comes and are dropped.
+MAP_CLEAR = """
+redis.call('del', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if ARGV[1] == '' then return 0 end
+redis.call('hset', KEYS[1], 'e', ARGV[1], 's', 0)
+local meta_ttl = tonumber(ARGV[3])
+if meta_ttl > 0 then redis.call('expire', KEYS[1], meta_ttl) else redis.call('pexpire', KEYS[1], ARGV[2]) end
+redis.call('publish', KEYS[6], '__c:' .. ARGV[1] .. '__')
+return 0
+"""
+
 SCRIPTS = {"publish": PUBLISH, "read": READ, "presence": PRESENCE, "map_update": MAP_UPDATE, "map_read": MAP_READ,
-           "map_done": MAP_DONE}
+           "map_done": MAP_DONE, "map_clear": MAP_CLEAR}

@@ -223,6 +223,121 @@ async def map_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiS
     return {"offset": pub.offset, "epoch": pub.epoch} if pub.epoch else {}
 
 
+def _map_entry(pub: Any) -> dict[str, Any]:
+    """Centrifugo's MapEntry (apiproto: every field omitempty, in this order): data as the JSON published, time in
+    milliseconds. The hub has no ordered maps, so `score` is always 0 and left out."""
+    entry: dict[str, Any] = {"key": pub.key} if pub.key else {}
+    if not pub.removed and pub.data is not None:
+        entry["data"] = pub.data
+    if pub.tags:
+        entry["tags"] = pub.tags
+    if pub.offset:
+        entry["offset"] = pub.offset
+    if pub.removed:
+        entry["removed"] = True
+    ms = int(pub.timestamp * 1000)
+    if ms:
+        entry["time"] = ms
+    return entry
+
+
+def _position(out: dict[str, Any], offset: int, epoch: str) -> dict[str, Any]:
+    if offset:
+        out["offset"] = offset
+    if epoch:
+        out["epoch"] = epoch
+    return out
+
+
+def _uint(params: dict[str, Any], name: str) -> int:
+    value = _int(params, name) or 0
+    if value < 0:
+        raise ApiError(BAD_REQUEST, f"bad request: {name} must not be negative")
+    return value
+
+
+async def map_read_state(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_read_state (the memory MapBroker's getState): entries in key order after key `cursor`;
+    `limit` 0 (or unset) gives only the position, below 0 every entry, above 0 a page whose `cursor` is its last key
+    when more follow; `key` gives that one entry (cursor and limit ignored). `revision_offset`/`revision_epoch`:
+    112 unless the epoch is the channel's ("" without a stream). `asc` only orders scored maps, which the hub lacks."""
+    channel = _str(params, "channel")
+    _map_channel(hub, project, channel)
+    cursor = _str(params, "cursor", required=False) or ""
+    limit = _int(params, "limit") or 0
+    key = _str(params, "key", required=False)
+    _bool(params, "asc")
+    revision_offset = _uint(params, "revision_offset")
+    revision_epoch = _str(params, "revision_epoch", required=False) or ""
+    if key is not None:
+        snap = await hub.map_snapshot(project, channel)
+        chosen, nxt = [p for p in snap.entries if p.key == key], ""
+    else:
+        snap = await hub.map_snapshot(project, channel, cursor, None if limit < 0 else limit)
+        if limit == 0:
+            chosen, nxt = [], ""
+        else:
+            chosen, nxt = snap.page(cursor, limit if limit > 0 else len(snap.entries) + 1)
+    if (revision_offset or revision_epoch) and revision_epoch != snap.epoch:
+        raise ApiError(UNRECOVERABLE_POSITION)
+    out: dict[str, Any] = {"entries": [_map_entry(p) for p in chosen]} if chosen else {}
+    _position(out, snap.offset, snap.epoch)
+    if nxt:
+        out["cursor"] = nxt
+    return out
+
+
+async def map_read_stream(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_read_stream (MapBroker.ReadStream, Node.MapStreamRead): the channel's stream, oldest
+    first or `reverse`; `limit` 0 (or unset) gives only the position, below 0 everything; with `since_offset`/
+    `since_epoch`, the changes after that offset (reverse: before it). 112 when `since_epoch` is not the stream's or
+    the stream no longer holds the change right after `since_offset`. A map without a stream: position 0, ""."""
+    channel = _str(params, "channel")
+    options = _map_channel(hub, project, channel)
+    since_offset = _uint(params, "since_offset")
+    since_epoch = _str(params, "since_epoch", required=False) or ""
+    limit = _int(params, "limit") or 0
+    reverse = _bool(params, "reverse")
+    since = since_offset if since_offset or since_epoch else None
+    if not options.keeps_history:
+        if since_epoch:
+            raise ApiError(UNRECOVERABLE_POSITION)
+        return {}
+    wanted = None if limit < 0 else limit
+    if since is None:
+        result = await hub.history(project, channel, limit=wanted, newest_first=reverse)
+    elif reverse:
+        result = await hub.history(project, channel, limit=wanted, before=since, newest_first=True)
+    else:
+        result = await hub.history(project, channel, limit=wanted, since=since)
+    offset, epoch, pubs = result.offset, result.epoch, result.publications
+    if not epoch:  # no stream yet: Centrifugo's read starts one (its epoch is what later changes carry)
+        offset, epoch = await hub.stream_position(project, channel)
+    if since_epoch and since_epoch != epoch:
+        raise ApiError(UNRECOVERABLE_POSITION)
+    if since and not reverse and pubs and pubs[0].offset > since + 1:
+        raise ApiError(UNRECOVERABLE_POSITION)  # trimmed away: the client cannot catch up from there
+    out: dict[str, Any] = {"entries": [_map_entry(p) for p in pubs]} if pubs else {}
+    return _position(out, offset, epoch)
+
+
+async def map_stats(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_stats: `num_keys` (left out when 0, as apiproto's omitempty does)."""
+    channel = _str(params, "channel")
+    _map_channel(hub, project, channel)
+    num_keys = await hub.map_stats(project, channel)
+    return {"num_keys": num_keys} if num_keys else {}
+
+
+async def map_clear(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
+    """Centrifugo 6.8's map_clear: the channel's state and stream are deleted; nothing is sent to subscribers (those
+    following a stream learn it from the next change's new epoch: insufficient state)."""
+    channel = _str(params, "channel")
+    _map_channel(hub, project, channel)
+    await hub.map_clear(project, channel)
+    return {}
+
+
 async def broadcast(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     channels = params.get("channels")
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
@@ -448,6 +563,7 @@ METHODS = {
     "history": history, "history_remove": history_remove, "channels": channels, "info": info,
     "connections": connections, "update_user_status": update_user_status, "get_user_status": get_user_status,
     "delete_user_status": delete_user_status, "map_publish": map_publish, "map_remove": map_remove,
+    "map_read_state": map_read_state, "map_read_stream": map_read_stream, "map_stats": map_stats, "map_clear": map_clear,
 }
 # Methods cent 5.x knows that need Centrifugo PRO features the hub does not have (token revocation,
 # user blocking, push notifications, devices): answered with 108 "not available".
@@ -464,6 +580,7 @@ METHOD_IDS = {
     20: "revoke_token", 21: "invalidate_user_tokens", 22: "device_register", 23: "device_update", 24: "device_remove",
     25: "device_list", 26: "device_topic_list", 27: "device_topic_update", 28: "user_topic_list",
     29: "user_topic_update", 30: "send_push_notification", 31: "update_push_status", 32: "cancel_push",
+    33: "map_publish", 34: "map_remove", 35: "map_read_state", 36: "map_read_stream", 37: "map_stats", 38: "map_clear",
 }
 KNOWN = set(METHODS) | UNAVAILABLE | {"batch"}
 

@@ -307,3 +307,26 @@ async def test_redis_restarted_empty_map_subscribers_start_over(redis, nodes):
         await watcher.until(lambda: watcher.pubs("who:m:quiet"))
     keys = [e["key"] for e in live["state"]] + [p["key"] for p in watcher.pubs("who:m:quiet")]
     assert keys == [member.client]
+
+
+async def test_map_clear_through_one_node_and_the_other_follows_the_new_epoch(redis, nodes):
+    """map_clear on node A (one Lua call): node B's subscriber of the old stream gets nothing from the clear and an
+    insufficient-state unsubscribe (2500) with the next change; one subscribing on B right after the clear starts from
+    the new epoch and gets that change at offset 1."""
+    a, b = nodes(redis.url, "a"), nodes(redis.url, "b")
+    old = await SdkConn.open(b.ws)
+    first = await state(old, "pm:clr")
+    await a.api("map_publish", {"channel": "pm:clr", "key": "k", "data": 1})
+    await old.until(lambda: old.pubs("pm:clr"))
+    assert await a.api("map_clear", {"channel": "pm:clr"}) == {"result": {}}
+    assert await b.api("map_stats", {"channel": "pm:clr"}) == {"result": {}}
+    fresh = await SdkConn.open(b.ws)
+    live = await state(fresh, "pm:clr")
+    assert live["state"] == [] and "offset" not in live and live["epoch"] != first["epoch"]
+    assert await b.api("map_read_state", {"channel": "pm:clr", "limit": -1}) == {"result": {"epoch": live["epoch"]}}
+    await a.api("map_publish", {"channel": "pm:clr", "key": "j", "data": 2})
+    await fresh.until(lambda: fresh.pubs("pm:clr"))
+    assert [(p["key"], p["data"], p["offset"]) for p in fresh.pubs("pm:clr")] == [("j", 2, 1)]
+    await old.until(lambda: any(p.get("unsubscribe", {}).get("code") == 2500 for p in old.pushes))
+    assert len(old.pubs("pm:clr")) == 1  # only the change before the clear
+    assert await b.api("map_stats", {"channel": "pm:clr"}) == {"result": {"num_keys": 1}}

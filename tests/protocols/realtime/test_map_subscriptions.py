@@ -234,3 +234,153 @@ async def test_map_clients_presence(hub: Any) -> None:
     assert (await watcher.push())["pub"]["key"] == member.client
     await member.ws.aclose()  # a disconnect removes the entry too
     assert (await watcher.push())["pub"] == {"key": member.client, "removed": True}
+
+
+def timed(reply: dict[str, Any]) -> dict[str, Any]:
+    """`reply` with each entry's `time` (milliseconds, now-ish) checked and taken out, to compare the rest exactly."""
+    import time as _time
+
+    now = _time.time() * 1000
+    for entry in reply.get("result", {}).get("entries", []):
+        assert isinstance(entry["time"], int) and now - 60000 < entry.pop("time") <= now + 1000
+    return reply
+
+
+async def test_api_map_read_state(hub: Any) -> None:
+    """Centrifugo's map_read_state (internal/api MapReadState over the MapBroker's ReadState): key order, `cursor` the
+    last key of a page when more follow, `limit` 0/unset only the position, -1 everything, `key` one entry."""
+    for key in ("c", "a", "b"):
+        await api(hub, "map_publish", {"channel": "eph:s", "key": key, "data": {"v": key}, "tags": {"t": key}})
+    entry = {k: {"key": k, "data": {"v": k}, "tags": {"t": k}} for k in "abc"}
+    read = lambda **p: api(hub, "map_read_state", {"channel": "eph:s", **p})  # noqa: E731
+    assert timed(await read(limit=2)) == {"result": {"entries": [entry["a"], entry["b"]], "cursor": "b"}}
+    assert timed(await read(limit=2, cursor="b")) == {"result": {"entries": [entry["c"]]}}
+    assert timed(await read(limit=1, cursor="a")) == {"result": {"entries": [entry["b"]], "cursor": "b"}}
+    assert await read() == {"result": {}}  # limit 0: the position only (none without a stream: all omitted)
+    assert timed(await read(limit=-1)) == {"result": {"entries": [entry["a"], entry["b"], entry["c"]]}}
+    assert timed(await read(key="b", limit=1, cursor="b")) == {"result": {"entries": [entry["b"]]}}
+    assert await read(key="zz", limit=-1) == {"result": {}}
+    assert timed(await read(limit=-1, asc=True, revision_offset=3)) == {  # no stream: the revision's epoch is ""
+        "result": {"entries": [entry["a"], entry["b"], entry["c"]]}}
+    assert await read(limit=-1, revision_epoch="x") == {"error": {"code": 112, "message": "unrecoverable position"}}
+    # With a stream: each entry's offset, and the stream position the entries are as of.
+    await api(hub, "map_publish", {"channel": "pos:s", "key": "b", "data": 2})
+    await api(hub, "map_publish", {"channel": "pos:s", "key": "a", "data": 1})
+    first = await api(hub, "map_read_state", {"channel": "pos:s"})
+    epoch = first["result"]["epoch"]
+    assert first == {"result": {"offset": 2, "epoch": epoch}}
+    state = {"entries": [{"key": "a", "data": 1, "offset": 2}, {"key": "b", "data": 2, "offset": 1}],
+             "offset": 2, "epoch": epoch}
+    assert timed(await api(hub, "map_read_state", {"channel": "pos:s", "limit": 5, "revision_offset": 2,
+                                                   "revision_epoch": epoch})) == {"result": state}
+    assert timed(await api(hub, "map_read_state", {"channel": "pos:s", "limit": 1})) == {
+        "result": {"entries": state["entries"][:1], "offset": 2, "epoch": epoch, "cursor": "a"}}
+    for revision in ({"revision_offset": 1}, {"revision_offset": 1, "revision_epoch": "other"}):
+        assert (await api(hub, "map_read_state", {"channel": "pos:s", "limit": -1, **revision}))["error"]["code"] == 112
+
+
+async def test_api_map_read_stream(hub: Any) -> None:
+    """map_read_stream (MapBroker.ReadStream, Node.MapStreamRead): the stream's changes, removals among them."""
+    for key, data in (("a", 1), ("b", 2), ("a", None), ("c", 3)):
+        if data is None:
+            await api(hub, "map_remove", {"channel": "pos:r", "key": key})
+        else:
+            await api(hub, "map_publish", {"channel": "pos:r", "key": key, "data": data})
+    read = lambda **p: api(hub, "map_read_stream", {"channel": "pos:r", **p})  # noqa: E731
+    epoch = (await read())["result"]["epoch"]
+    top = {"offset": 4, "epoch": epoch}
+    assert await read() == {"result": top}  # limit 0: the position only
+    b2, a3, c4 = {"key": "b", "data": 2, "offset": 2}, {"key": "a", "offset": 3, "removed": True}, \
+        {"key": "c", "data": 3, "offset": 4}
+    assert timed(await read(limit=-1)) == {"result": {"entries": [b2, a3, c4], **top}}  # the stream keeps 3
+    assert timed(await read(limit=2, reverse=True)) == {"result": {"entries": [c4, a3], **top}}
+    assert timed(await read(since_offset=2, since_epoch=epoch, limit=-1)) == {"result": {"entries": [a3, c4], **top}}
+    assert timed(await read(since_offset=1, limit=1)) == {"result": {"entries": [b2], **top}}
+    assert await read(since_offset=4, since_epoch=epoch, limit=10) == {"result": top}
+    assert timed(await read(since_offset=4, reverse=True, limit=-1)) == {"result": {"entries": [a3, b2], **top}}
+    assert await read(since_offset=4, since_epoch=epoch) == {"result": top}
+    # 112: another epoch, or a position the stream no longer reaches (offset 2 is the oldest kept)
+    assert await read(since_offset=3, since_epoch="other", limit=-1) == {
+        "error": {"code": 112, "message": "unrecoverable position"}}
+    await api(hub, "map_publish", {"channel": "pos:r", "key": "d", "data": 4})
+    assert (await read(since_offset=1, since_epoch=epoch, limit=-1))["error"]["code"] == 112
+    # A map without a stream: nothing, at position 0 without an epoch.
+    await api(hub, "map_publish", {"channel": "eph:r", "key": "k", "data": 1})
+    assert await api(hub, "map_read_stream", {"channel": "eph:r", "limit": -1}) == {"result": {}}
+    assert (await api(hub, "map_read_stream", {"channel": "eph:r", "since_epoch": "x"}))["error"]["code"] == 112
+    # A stream not started yet starts with the read (its epoch is the one later changes carry).
+    fresh = (await api(hub, "map_read_stream", {"channel": "pos:new", "limit": -1}))["result"]
+    assert list(fresh) == ["epoch"]
+    pub = await api(hub, "map_publish", {"channel": "pos:new", "key": "k", "data": 1})
+    assert pub == {"result": {"offset": 1, "epoch": fresh["epoch"]}}
+
+
+async def test_api_map_stats_and_clear(hub: Any) -> None:
+    """map_stats counts keys (num_keys omitted at 0); map_clear deletes state and stream and sends nothing: a
+    subscriber that followed the stream learns it from the next change (insufficient state, as Centrifugo's epoch
+    check does), one that subscribes after the clear follows the new epoch."""
+    for key in ("a", "b", "c"):
+        await api(hub, "map_publish", {"channel": "eph:st", "key": key, "data": 1})
+    assert await api(hub, "map_stats", {"channel": "eph:st"}) == {"result": {"num_keys": 3}}
+    await api(hub, "map_remove", {"channel": "eph:st", "key": "b"})
+    assert await api(hub, "map_stats", {"channel": "eph:st"}) == {"result": {"num_keys": 2}}
+    assert await api(hub, "map_stats", {"channel": "eph:none"}) == {"result": {}}
+    assert await api(hub, "map_clear", {"channel": "eph:st"}) == {"result": {}}
+    assert await api(hub, "map_stats", {"channel": "eph:st"}) == {"result": {}}
+    assert await api(hub, "map_read_state", {"channel": "eph:st", "limit": -1}) == {"result": {}}
+
+    old = await Conn.open(hub)
+    first = (await old.call("subscribe", {"channel": "pos:c", "type": 1, "phase": 2}))["subscribe"]
+    await api(hub, "map_publish", {"channel": "pos:c", "key": "k", "data": 1})
+    assert await old.push() == {"channel": "pos:c", "pub": {"data": 1, "key": "k", "offset": 1}}
+    assert await api(hub, "map_clear", {"channel": "pos:c"}) == {"result": {}}
+    after = (await api(hub, "map_read_state", {"channel": "pos:c", "limit": -1}))["result"]
+    assert list(after) == ["epoch"] and after["epoch"] != first["epoch"]  # no entries, offset 0, a new epoch
+    assert await api(hub, "map_read_stream", {"channel": "pos:c", "limit": -1}) == {"result": after}
+    fresh = await Conn.open(hub)
+    sub = (await fresh.call("subscribe", {"channel": "pos:c", "type": 1, "phase": 2}))["subscribe"]
+    assert sub == {"type": 1, "epoch": after["epoch"], "recoverable": True}
+    assert "error" not in await old.call("subscribe", {"channel": "eph:other", "type": 1, "phase": 2})
+    assert old.pushes == []  # the clear itself sent nothing
+    await api(hub, "map_publish", {"channel": "pos:c", "key": "j", "data": 2})
+    assert await old.push() == {"channel": "pos:c", "unsubscribe": {"code": 2500, "reason": "insufficient state"}}
+    assert await fresh.push() == {"channel": "pos:c", "pub": {"data": 2, "key": "j", "offset": 1}}
+    await api(hub, "map_publish", {"channel": "pos:c", "key": "j", "data": 3})
+    assert await fresh.push() == {"channel": "pos:c", "pub": {"data": 3, "key": "j", "offset": 2}}
+    # The old position is gone with its epoch: 112, then the state again.
+    back = await old.call("subscribe", {"channel": "pos:c", "type": 1, "phase": 1, "recover": True, "offset": 1,
+                                        "epoch": first["epoch"]})
+    assert back["error"]["code"] == 112
+
+
+async def test_api_map_method_errors(hub: Any) -> None:
+    """Each map method as Centrifugo checks it: empty channel 107, unknown namespace 102, not a map namespace 107."""
+    for method in ("map_read_state", "map_read_stream", "map_stats", "map_clear"):
+        assert await api(hub, method, {"channel": ""}) == {"error": {"code": 107, "message": "bad request"}}
+        assert await api(hub, method, {}) == {"error": {"code": 107, "message": "bad request"}}
+        assert await api(hub, method, {"channel": "missing:x"}) == {"error": {"code": 102, "message": "unknown channel"}}
+        assert await api(hub, method, {"channel": "plain:x"}) == {"error": {"code": 107, "message": "bad request"}}
+    assert (await api(hub, "map_read_state", {"channel": "eph:x", "limit": "2"}))["error"]["code"] == 107
+    assert (await api(hub, "map_read_stream", {"channel": "pos:x", "since_offset": -1}))["error"]["code"] == 107
+    # In a batch, by name, as Centrifugo's batch takes them
+    reply = await api(hub, "batch", {"commands": [{"map_stats": {"channel": "eph:b"}}, {"map_clear": {"channel": ""}}]})
+    assert reply == {"replies": [{"map_stats": {}}, {"error": {"code": 107, "message": "bad request"}}]}
+
+
+async def test_api_map_read_state_raw_http(hub: Any) -> None:
+    """The bytes of POST /api/map_read_state with `Authorization: apikey`, as Centrifugo's encoding/json writes them."""
+    await api(hub, "map_publish", {"channel": "eph:raw", "key": "k", "data": {"v": [1, "x"]}})
+    url = f"{hub.url('command_api')}/api/map_read_state"
+    async with httpx.AsyncClient() as http:
+        resp = await http.post(url, content=b'{"channel":"eph:raw","limit":10}',
+                               headers={"Authorization": f"apikey {API_KEY}", "Content-Type": "application/json"})
+        denied = await http.post(url, content=b'{"channel":"eph:raw"}', headers={"X-API-Key": "wrong"})
+        # The old API: method by name or by Centrifugo's number (MAP_STATS 37, MAP_CLEAR 38), one line each
+        legacy = await http.post(f"{hub.url('command_api')}/api", headers={"X-API-Key": API_KEY}, content=(
+            b'{"id":1,"method":"map_stats","params":{"channel":"eph:raw"}}{"id":2,"method":38,'
+            b'"params":{"channel":"eph:raw"}}{"id":3,"method":37,"params":{"channel":"eph:raw"}}'))
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/json")
+    ms = resp.json()["result"]["entries"][0]["time"]
+    assert resp.content == b'{"result":{"entries":[{"key":"k","data":{"v":[1,"x"]},"time":%d}]}}' % ms
+    assert denied.status_code == 401
+    assert legacy.content == b'{"id":1,"result":{"num_keys":1}}\n{"id":2,"result":{}}\n{"id":3,"result":{}}'
