@@ -19,14 +19,6 @@ pytestmark = [
 
 
 @pytest.fixture
-def redis(tmp_path: Path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
 def nodes(tmp_path: Path):
     started: list[Node] = []
 

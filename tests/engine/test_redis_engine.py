@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from bench.redis_server import REDIS_SERVER, RedisServer
+from bench.redis_server import REDIS_SERVER
 from hub.config import parse_settings
 from hub.core import NotAvailable, Unavailable
 from hub.runtime import RunningHub, serve
@@ -18,14 +18,6 @@ from tests.core.wire import LineWire
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (make test installs it)")
 P = "development"
-
-
-@pytest.fixture
-def redis(tmp_path: Path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
 
 
 async def two_hubs(nursery: trio.Nursery, tmp_path: Path, url: str) -> tuple[RunningHub, RunningHub]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from bench.redis_server import REDIS_SERVER, RedisServer
+from bench.redis_server import REDIS_SERVER
 
 from .cluster import Node, SdkConn, start_node, write_config
 
@@ -52,14 +52,6 @@ map_key_ttl = 1
 history_size = 100
 history_lifetime = 300
 """
-
-
-@pytest.fixture
-def redis(tmp_path: Path):
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
