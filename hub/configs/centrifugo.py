@@ -103,6 +103,15 @@ class _Reader(Reader):
             return value
         raise AssertionError(kind)
 
+    def choice(self, value: Any, key: str, *allowed: str) -> str:
+        """A string that must be one of `allowed` ("" among them: the key may be left empty)."""
+        text = self.value(value, "str", key)
+        if text not in allowed:
+            named = [f'"{a}"' for a in allowed if a]
+            listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+            raise self.fail(key, f"expected {listed}, got {text!r}")
+        return text
+
     def duration(self, value: Any, key: str) -> float:
         """A Go duration ("300s", "1h30m", "720h", "0s")."""
         if not isinstance(value, str):
@@ -186,10 +195,7 @@ def _poll_options(r: _Reader, table: dict[str, Any], path: str) -> dict[str, Any
         if key == "proxy_name":
             out["proxy"] = r.value(value, "str", full)
         elif key == "mode":
-            mode = r.value(value, "str", full)
-            if mode not in ("", "versioned", "versionless"):
-                raise r.fail(full, f"expected \"versioned\" or \"versionless\", got {mode!r}")
-            out["versioned"] = mode == "versioned"
+            out["versioned"] = r.choice(value, full, "", "versioned", "versionless") == "versioned"
         elif key == "refresh_interval":
             out["interval"] = r.duration(value, full)
         elif key == "refresh_batch_size":
@@ -210,9 +216,7 @@ MAP_FLAGS = {"allow_publish_for_client": "map_publish_for_client", "allow_publis
 def _map_options(r: _Reader, table: dict[str, Any], path: str, out: dict[str, Any]) -> None:
     """A map namespace's `map` object (Centrifugo 6.8): its mode, key TTL, stream and who may publish keys.
     Stream modes keep a stream of changes as the namespace's history (Centrifugo's defaults: 100, 1 minute)."""
-    mode = r.value(table.get("mode", ""), "str", f"{path}.mode")
-    if mode not in ("ephemeral", "recoverable", "persistent"):
-        raise r.fail(f"{path}.mode", f"expected \"ephemeral\", \"recoverable\" or \"persistent\", got {mode!r}")
+    mode = r.choice(table.get("mode", ""), f"{path}.mode", "ephemeral", "recoverable", "persistent")
     out["map_mode"] = mode
     size, ttl = 0, 0.0
     for key, value in table.items():
@@ -228,10 +232,7 @@ def _map_options(r: _Reader, table: dict[str, Any], path: str, out: dict[str, An
         elif key in MAP_FLAGS:
             out[MAP_FLAGS[key]] = r.value(value, "bool", full)
         elif key == "client_key":
-            ck = r.value(value, "str", full)
-            if ck not in ("", "client_id"):
-                raise r.fail(full, f"expected \"client_id\", got {ck!r}")
-            out["map_client_key"] = ck
+            out["map_client_key"] = r.choice(value, full, "", "client_id")
         else:
             r.unsupported(full)
     if mode == "persistent" and out.get("map_key_ttl"):
@@ -575,10 +576,7 @@ def translate(data: dict[str, Any], source: str) -> tuple[dict[str, Any], list[s
         elif key == "disabled":
             api_enabled = not r.value(value, "bool", full)
         elif key == "error_mode":
-            mode = r.value(value, "str", full)
-            if mode not in ("", "transport"):
-                raise r.fail(full, f'expected "transport" or "", got {mode!r}')
-            api_extra["error_mode"] = mode
+            api_extra["error_mode"] = r.choice(value, full, "", "transport")
         else:
             r.unsupported(full)
 
