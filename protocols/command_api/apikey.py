@@ -190,13 +190,18 @@ async def publish(hub: Hub, project: str, params: dict[str, Any], state: ApiStat
 
 async def map_publish(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     """Centrifugo 6.8's map_publish: set one key of a map channel (`channel`, `key`, `data` or `b64data`, `tags`)."""
+    channel, key, _ = _map_key(hub, project, params)
+    pub = await hub.map_publish(project, channel, key, _payload(params), tags=_tags(params), raw=_raw(params))
+    return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+
+
+def _map_key(hub: Hub, project: str, params: dict[str, Any]) -> tuple[str, str, Any]:
+    """`channel` (of a map namespace) and `key` of a map_publish / map_remove, and the channel's options."""
     channel = _str(params, "channel")
     key = _str(params, "key")
     if not key:
         raise ApiError(BAD_REQUEST, "bad request: key required")
-    _map_channel(hub, project, channel)
-    pub = await hub.map_publish(project, channel, key, _payload(params), tags=_tags(params), raw=_raw(params))
-    return {"offset": pub.offset, "epoch": pub.epoch} if pub is not None and pub.epoch else {}
+    return channel, key, _map_channel(hub, project, channel)
 
 
 def _map_channel(hub: Hub, project: str, channel: str) -> Any:
@@ -210,11 +215,7 @@ def _map_channel(hub: Hub, project: str, channel: str) -> Any:
 
 async def map_remove(hub: Hub, project: str, params: dict[str, Any], state: ApiState = _DEFAULT_STATE) -> dict[str, Any]:
     """Centrifugo 6.8's map_remove: remove one key of a map channel (suppressed, no error, when it is not there)."""
-    channel = _str(params, "channel")
-    key = _str(params, "key")
-    if not key:
-        raise ApiError(BAD_REQUEST, "bad request: key required")
-    options = _map_channel(hub, project, channel)
+    channel, key, options = _map_key(hub, project, params)
     pub = await hub.map_publish(project, channel, key, None, removed=True)
     if pub is None:  # Centrifugo: suppressed, with the stream's position where there is one
         offset, epoch = await hub.stream_position(project, channel) if options.keeps_history else (0, "")
