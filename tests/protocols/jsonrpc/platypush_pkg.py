@@ -42,10 +42,16 @@ print(json.dumps(out, default=str))
 
 async def platypush_build(messages: list[Any], home: Any) -> list[dict[str, Any]]:
     """What Platypush 1.3.39's `Message.build()` makes of each message (JSON text or objects)."""
+    return await _run_with_platypush(BUILD, messages, home)
+
+
+async def _run_with_platypush(script: str, payload: Any, home: Any) -> Any:
+    """`script` run by a fresh interpreter that imports the installed Platypush, `payload` as JSON on its stdin;
+    the JSON its last line prints."""
     target = await trio.to_thread.run_sync(install, *PLATYPUSH)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-    code = f"import sys; sys.path.insert(0, {str(target)!r})\n{BUILD}"
-    proc = await trio.run_process([sys.executable, "-I", "-c", code], stdin=json.dumps(messages).encode(),
+    code = f"import sys; sys.path.insert(0, {str(target)!r})\n{script}"
+    proc = await trio.run_process([sys.executable, "-I", "-c", code], stdin=json.dumps(payload).encode(),
                                   capture_stdout=True, capture_stderr=True, check=False, env=env)
     if proc.returncode != 0:
         raise AssertionError(proc.stderr.decode())
@@ -94,11 +100,4 @@ async def platypush_render(items: list[tuple[str, Any]], home: Any) -> list[dict
     """What Platypush's Flask app sends for each ("abort", [status, text]), ("auth_status", NAME), ("jsonify", obj)
     or ("logout", redirect page), then for `GET /execute` (405) and `GET /nowhere` (404): status, content_type,
     body, allow, location, cookies (Set-Cookie values)."""
-    target = await trio.to_thread.run_sync(install, *PLATYPUSH)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-    code = f"import sys; sys.path.insert(0, {str(target)!r})\n{RENDER}"
-    proc = await trio.run_process([sys.executable, "-I", "-c", code], stdin=json.dumps(items).encode(),
-                                  capture_stdout=True, capture_stderr=True, check=False, env=env)
-    if proc.returncode != 0:
-        raise AssertionError(proc.stderr.decode())
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return await _run_with_platypush(RENDER, items, home)
