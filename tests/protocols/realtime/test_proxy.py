@@ -31,7 +31,7 @@ class Backend:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], dict[str, str]]] = []
-        self.refresh_answers: list[dict[str, Any]] = []
+        self.refresh_answers: list[Any] = []  # answers, or callables making one when the call comes
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [body for k, body, _ in self.calls if k == kind]
@@ -80,7 +80,8 @@ class Backend:
 
     async def refresh(self, body: dict[str, Any]) -> Any:
         if self.refresh_answers:
-            return self.refresh_answers.pop(0)
+            answer = self.refresh_answers.pop(0)
+            return answer() if callable(answer) else answer
         return {"result": {"expired": True}}
 
     async def subscribe(self, body: dict[str, Any]) -> Any:
@@ -341,8 +342,11 @@ async def test_connect_refused_by_the_backend(backend, hub_with) -> None:
 async def test_refresh_and_sub_refresh_are_server_side(backend, hub_with) -> None:
     app, base = backend
     url = await hub_with(config(base))
-    app.refresh_answers = [{"result": {"expire_at": int(time.time()) + 2, "info": {"name": "Refreshed"},
-                                       "meta": {"plan": "platinum"}}}]
+    # made when the refresh comes: on a loaded machine the connect can come more than a second after this line,
+    # and an expire_at counted from here would already be past (the connection expired before its subscription
+    # was refreshed, at every reconnect)
+    app.refresh_answers = [lambda: {"result": {"expire_at": int(time.time()) + 2, "info": {"name": "Refreshed"},
+                                               "meta": {"plan": "platinum"}}}]
 
     async def scenario(tr: Any) -> None:
         events, sub_events = Recorder(), Recorder()
