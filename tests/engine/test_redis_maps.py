@@ -291,6 +291,8 @@ async def test_redis_restarted_empty_map_subscribers_start_over(redis, nodes):
     for channel in ("m:lost", "pm:lost"):
         while "result" not in (await b.api("map_publish", {"channel": channel, "key": "new", "data": 2})):
             await trio.sleep(0.05)  # B reconnecting
+        while "result" not in (await a.api("map_stats", {"channel": channel})):
+            await trio.sleep(0.05)  # A's command connection reconnecting (its PUB/SUB one is back: it told 2500)
         assert [(e["key"], e["data"]) for e in (await state(conn, channel))["state"]] == [("new", 2)]
     # Node A added its subscriber's map clients entry again when it reconnected.
     watcher = await SdkConn.open(b.ws)
