@@ -353,6 +353,7 @@ class HTTPServer:
         counted = bool(per_ip and host and host not in self.limits.exempt)
         if counted:
             self.per_ip.add(host)
+        ws = None
         try:
             if self.connections > self.limits.max_connections:
                 await self._refuse(stream)
@@ -405,6 +406,8 @@ class HTTPServer:
             if not self.connections:
                 self.idle.set()
             self.closed_lot.unpark_all()
+            if ws is not None and ws in self.flusher._flight:
+                await ws.settle()
             sock = getattr(stream, "socket", None)
             if isinstance(stream, trio.SocketStream) and sock is not None:
                 sock.close()  # what aclose does, minus its checkpoint: 10,000 of them at a shutdown add up

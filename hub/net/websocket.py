@@ -24,10 +24,16 @@ from . import wsframe
 from .tls import raw_fd, read_fd
 from .wsframe import FrameReader, ProtocolError
 
+try:
+    from ._writemany import write_many
+except ImportError:  # installed without a C compiler: every write stays on the event loop
+    write_many = None
+
 log = logging.getLogger("hub.net.websocket")
 
 SLICE_SECONDS = 0.0005  # a connection's messages are handed out in slices this long, then others run
 PARSE_BATCH = 64  # frames parsed at a time from what one read brought (a 64 KiB read can hold 1,000)
+THREAD_BATCH = 16  # a pass with this many connections to write hands its writes to a worker thread
 SLOW_CLOSE = (1008, "slow")  # default close for a client whose outbox overflows (adapters set their own)
 
 
@@ -39,10 +45,13 @@ class Flusher:
     to about a third of the time when passes get long.
     """
 
-    def __init__(self, max_delay: float = 0.01) -> None:
+    def __init__(self, max_delay: float = 0.01, threaded: bool = True) -> None:
         self.max_delay = max_delay
         self._ready: list[DirectWriter] = []
         self._lot = trio.lowlevel.ParkingLot()
+        self._threaded = threaded and write_many is not None
+        self._flight: set[DirectWriter] = set()  # connections whose bytes a worker thread is writing
+        self._landed: trio.Event | None = None  # set when that thread is done
 
     def schedule(self, ws: DirectWriter) -> None:
         self._ready.append(ws)
@@ -60,11 +69,60 @@ class Flusher:
             else:
                 await trio.lowlevel.checkpoint()
             ready, self._ready = self._ready, []
+            if self._threaded and len(ready) >= THREAD_BATCH:
+                delay = 0.0
+                await self._write_in_thread(ready)
+                continue
             started = time.perf_counter()
             for ws in ready:
                 ws.flush()
             spent = time.perf_counter() - started
             delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
+
+    async def _write_in_thread(self, ready: list[DirectWriter]) -> None:
+        """One pass's writes in a worker thread (`write_many`, the GIL released): the kernel's share of each delivery
+        then runs beside the event loop, which goes on serving meanwhile. Each connection in the pass is owned by it
+        (`_writing`) until the thread is back, so nothing else writes to it or closes its socket (`settle`) meanwhile."""
+        fds: list[int] = []
+        datas: list[bytes] = []
+        owners: list[DirectWriter] = []
+        for ws in ready:
+            if ws._fd is None or ws.outbox.closed or ws._writing or ws._aborted:
+                ws.flush()  # TLS, a closing connection or one with a writer task: the usual path
+                continue
+            ws._scheduled = False
+            data = ws.outbox.take()
+            if data:
+                ws._writing = True
+                fds.append(ws._fd)
+                datas.append(data)
+                owners.append(ws)
+        if not owners:
+            return
+        self._flight.update(owners)
+        self._landed = landed = trio.Event()
+        try:
+            short = await trio.to_thread.run_sync(write_many, fds, datas)
+        finally:
+            self._flight.clear()
+            self._landed = None
+            landed.set()
+            for ws in owners:
+                ws._writing = False
+        for i, result in short:
+            ws = owners[i]
+            if result < 0:
+                ws._abort()
+            else:
+                ws._backlog = datas[i][result:]
+                ws._start_writer()
+        for ws in owners:
+            if ws._writing or ws._aborted:
+                continue
+            if ws._drained is not None:
+                ws._check_drained()
+            if ws.outbox.pending_bytes or ws.outbox.closed:
+                ws._on_ready()
 
 
 class DirectWriter:
@@ -164,6 +222,14 @@ class DirectWriter:
 
     def _abort(self) -> None:
         raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Before the socket is closed: wait while a flusher's worker thread may still be writing to it (its fd
+        number, closed and reused by a new connection, would get the bytes)."""
+        flusher = self._flusher
+        while self in flusher._flight and flusher._landed is not None:
+            with trio.CancelScope(shield=True):
+                await flusher._landed.wait()
 
     def unsent(self) -> int:
         """Bytes queued for the client and not yet written."""

@@ -250,6 +250,7 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
                 await conn.lost()
             except Exception:
                 log.exception("mqtt connection cleanup failed")
+            await link.settle()
             with trio.move_on_after(1):
                 await stream.aclose()
         server.connections -= 1

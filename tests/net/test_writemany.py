@@ -1,0 +1,166 @@
+"""The flusher's writes in a worker thread (hub/net/_writemany.c): the C call itself, then real websockets
+through it (every byte, in order, across passes and short writes) and a socket kept open while its bytes are
+in the thread."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+
+import pytest
+import trio
+import trio.testing
+
+import hub.net.websocket as websocket
+from hub.net.http import WebSocketRoute
+
+from ..rawws import RawWebSocket
+from .test_websocket import open_ws
+
+write_many = websocket.write_many
+
+
+def test_the_extension_is_built():
+    """`make install` compiles it; without it every write stays on the event loop (slower, not wrong)."""
+    assert write_many is not None
+
+
+def test_write_many_writes_each_buffer_and_reports_only_the_short_ones():
+    full_a, full_b = socket.socketpair()
+    ok_a, ok_b = socket.socketpair()
+    gone_a, gone_b = socket.socketpair()
+    for s in (full_a, ok_a, gone_a):
+        s.setblocking(False)
+    full_a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    gone_b.close()
+    closed = socket.socket()
+    bad_fd = closed.detach()
+    os.close(bad_fd)
+    big = b"x" * (1 << 20)
+    short = write_many([ok_a.fileno(), full_a.fileno(), gone_a.fileno(), bad_fd, ok_a.fileno()],
+                       [b"one", big, b"lost", b"never", b"two"])
+    assert ok_b.recv(10) == b"onetwo"
+    (i, sent), (j, pipe), (k, badf) = short
+    assert (i, j, k) == (1, 2, 3) and 0 < sent < len(big)
+    assert (pipe, badf) == (-errno.EPIPE, -errno.EBADF)
+    assert write_many([full_a.fileno()], [b"more"]) == [(0, 0)]  # full: nothing taken, not an error
+    for s in (full_a, full_b, ok_a, ok_b, gone_a):
+        s.close()
+
+
+def test_write_many_checks_its_arguments():
+    with pytest.raises(ValueError):
+        write_many([1, 2], [b"x"])
+    with pytest.raises(TypeError):
+        write_many([1], ["text"])
+    with pytest.raises(TypeError):
+        write_many((1,), (b"x",))
+    assert write_many([], []) == []
+
+
+class Recorder:
+    """Wraps write_many: counts the calls and the short writes, and can hold the thread until released."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.short = 0
+        self.hold: threading.Event | None = None
+        self.entered = trio.Event()
+        self.shorted = trio.Event()
+
+    def __call__(self, fds: list[int], datas: list[bytes]) -> list[tuple[int, int]]:
+        self.calls += 1
+        if self.hold is not None:
+            trio.from_thread.run_sync(self.entered.set)
+            self.hold.wait(10)
+        short = write_many(fds, datas)
+        self.short += len(short)
+        if short:
+            trio.from_thread.run_sync(self.shorted.set)
+        return short
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> Recorder:
+    rec = Recorder()
+    monkeypatch.setattr(websocket, "write_many", rec)
+    return rec
+
+
+async def clients(serve, n: int, **kwargs) -> tuple[list[RawWebSocket], list[websocket.WebSocket]]:
+    """`n` raw clients and the server's side of each (held open until the client goes)."""
+    opened: list[websocket.WebSocket] = []
+
+    async def held_open(request, ws) -> None:
+        opened.append(ws)
+        while await ws.receive() is not None:
+            pass
+
+    _, port = await serve(routes=[WebSocketRoute("/ws", held_open)], **kwargs)
+    out = [await open_ws(port) for _ in range(n)]
+    with trio.fail_after(5):
+        while len(opened) < n:
+            await trio.sleep(0.01)
+    return out, opened
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+async def test_every_connection_gets_every_message_in_order_across_passes(serve, recorder, threaded):
+    """40 connections (more than THREAD_BATCH), 300 rounds pushed with a checkpoint between them, so rounds
+    are queued while an earlier pass is still in the worker thread."""
+    count, rounds = 40, 300
+    raw, opened = await clients(serve, count)
+    opened[0]._flusher._threaded = threaded
+    async with trio.open_nursery() as nursery:
+        async def read(ws: RawWebSocket) -> None:
+            with trio.fail_after(20):
+                for r in range(rounds):
+                    assert await ws.recv() == (1, f"{r}:{'y' * (r % 50)}".encode())
+
+        for ws in raw:
+            nursery.start_soon(read, ws)
+        for r in range(rounds):
+            for ws in opened:
+                assert ws.send(f"{r}:{'y' * (r % 50)}")
+            await trio.lowlevel.checkpoint()
+    assert (recorder.calls > 0) == threaded
+
+
+async def test_a_short_write_in_the_thread_hands_the_rest_to_a_writer_task(serve, recorder, monkeypatch):
+    """Clients that do not read: the thread's writes come back short, the rest goes through each connection's
+    writer task, and once the clients read they get every byte in order."""
+    monkeypatch.setattr(websocket, "THREAD_BATCH", 2)
+    raw, opened = await clients(serve, 4, outbox_bytes=32 << 20)
+    chunk = "z" * 16_000
+    for i in range(400):  # 6.4 MB per connection: more than loopback's socket buffers hold
+        for ws in opened:
+            assert ws.send(f"{i:04}{chunk}")
+        await trio.lowlevel.checkpoint()
+    with trio.fail_after(10):
+        await recorder.shorted.wait()
+    with trio.fail_after(20):
+        for ws in raw:
+            for i in range(400):
+                assert await ws.recv() == (1, f"{i:04}{chunk}".encode())
+
+
+async def test_a_socket_is_not_closed_while_its_bytes_are_in_the_thread(serve, recorder, monkeypatch):
+    """A connection dropped while the worker thread holds its bytes: the socket stays open (its fd number could
+    otherwise go to a new connection and get those bytes) until the thread is back, then the bytes go out and it
+    closes."""
+    monkeypatch.setattr(websocket, "THREAD_BATCH", 1)
+    recorder.hold = threading.Event()
+    (client,), (ws,) = await clients(serve, 1)
+    ws.send("in flight")
+    with trio.fail_after(5):
+        await recorder.entered.wait()
+    ws._abort()  # the connection is dropped (its scope cancelled) while the thread holds its write
+    await trio.testing.wait_all_tasks_blocked()
+    with pytest.raises(BlockingIOError):
+        os.read(client.stream.socket.fileno(), 1)  # nothing yet, and not closed (a non-blocking socket)
+    recorder.hold.set()
+    with trio.fail_after(5):
+        assert await client.recv() == (1, b"in flight")
+        assert await client.stream.receive_some(100) == b""
