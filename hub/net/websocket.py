@@ -25,9 +25,9 @@ from .tls import raw_fd, read_fd
 from .wsframe import FrameReader, ProtocolError
 
 try:
-    from ._writemany import write_many
+    from ._writemany import Writer
 except ImportError:  # installed without a C compiler: every write stays on the event loop
-    write_many = None
+    Writer = None
 
 log = logging.getLogger("hub.net.websocket")
 
@@ -49,9 +49,10 @@ class Flusher:
         self.max_delay = max_delay
         self._ready: list[DirectWriter] = []
         self._lot = trio.lowlevel.ParkingLot()
-        self._threaded = threaded and write_many is not None
-        self._flight: set[DirectWriter] = set()  # connections whose bytes a worker thread is writing
-        self._landed: trio.Event | None = None  # set when that thread is done
+        self.threaded = threaded and Writer is not None
+        self._writer: Any = None  # the Writer thread, started at the first pass big enough
+        self._flight: set[DirectWriter] = set()  # connections whose bytes the thread is writing
+        self._landed: trio.Event | None = None  # set when that pass is back
 
     def schedule(self, ws: DirectWriter) -> None:
         self._ready.append(ws)
@@ -61,28 +62,32 @@ class Flusher:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         delay = 0.0
-        while True:
-            if not self._ready:
-                await self._lot.park()
-            if delay:
-                await trio.sleep(delay)
-            else:
-                await trio.lowlevel.checkpoint()
-            ready, self._ready = self._ready, []
-            if self._threaded and len(ready) >= THREAD_BATCH:
-                delay = 0.0
-                await self._write_in_thread(ready)
-                continue
-            started = time.perf_counter()
-            for ws in ready:
-                ws.flush()
-            spent = time.perf_counter() - started
-            delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
+        try:
+            while True:
+                if not self._ready:
+                    await self._lot.park()
+                if delay:
+                    await trio.sleep(delay)
+                else:
+                    await trio.lowlevel.checkpoint()
+                ready, self._ready = self._ready, []
+                started = time.perf_counter()
+                if self.threaded and len(ready) >= THREAD_BATCH:
+                    await self._write_in_thread(ready)
+                else:
+                    for ws in ready:
+                        ws.flush()
+                spent = time.perf_counter() - started
+                delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     async def _write_in_thread(self, ready: list[DirectWriter]) -> None:
-        """One pass's writes in a worker thread (`write_many`, the GIL released): the kernel's share of each delivery
-        then runs beside the event loop, which goes on serving meanwhile. Each connection in the pass is owned by it
-        (`_writing`) until the thread is back, so nothing else writes to it or closes its socket (`settle`) meanwhile."""
+        """One pass's writes in the Writer's thread, which holds no GIL: the kernel's share of each delivery runs
+        beside the event loop, which goes on serving meanwhile. Each connection in the pass is owned by it
+        (`_writing`) until the pass is back, so nothing else writes to it or closes its socket (`settle`)."""
         fds: list[int] = []
         datas: list[bytes] = []
         owners: list[DirectWriter] = []
@@ -99,10 +104,16 @@ class Flusher:
                 owners.append(ws)
         if not owners:
             return
+        if self._writer is None:
+            self._writer = Writer()
+        writer = self._writer
+        writer.submit(fds, datas)
         self._flight.update(owners)
         self._landed = landed = trio.Event()
         try:
-            short = await trio.to_thread.run_sync(write_many, fds, datas)
+            with trio.CancelScope(shield=True):  # a pass is a bounded number of non-blocking writes
+                await trio.lowlevel.wait_readable(writer.fileno())
+            short = writer.collect()
         finally:
             self._flight.clear()
             self._landed = None

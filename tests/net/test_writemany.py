@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import threading
 
@@ -19,15 +20,22 @@ from hub.net.http import WebSocketRoute
 from ..rawws import RawWebSocket
 from .test_websocket import open_ws
 
-write_many = websocket.write_many
+Writer = websocket.Writer
+
+
+def run_pass(writer, fds: list[int], datas: list[bytes]) -> list[tuple[int, int]]:
+    """One pass through the thread, waited for as the flusher does (the eventfd becomes readable)."""
+    writer.submit(fds, datas)
+    assert select.select([writer.fileno()], [], [], 5)[0]
+    return writer.collect()
 
 
 def test_the_extension_is_built():
     """`make install` compiles it; without it every write stays on the event loop (slower, not wrong)."""
-    assert write_many is not None
+    assert Writer is not None
 
 
-def test_write_many_writes_each_buffer_and_reports_only_the_short_ones():
+def test_a_pass_writes_each_buffer_and_reports_only_the_short_ones():
     full_a, full_b = socket.socketpair()
     ok_a, ok_b = socket.socketpair()
     gone_a, gone_b = socket.socketpair()
@@ -35,33 +43,70 @@ def test_write_many_writes_each_buffer_and_reports_only_the_short_ones():
         s.setblocking(False)
     full_a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     gone_b.close()
+    writer = Writer()  # before the closed fd is chosen: its eventfd would otherwise take that number
     closed = socket.socket()
     bad_fd = closed.detach()
     os.close(bad_fd)
     big = b"x" * (1 << 20)
-    short = write_many([ok_a.fileno(), full_a.fileno(), gone_a.fileno(), bad_fd, ok_a.fileno()],
-                       [b"one", big, b"lost", b"never", b"two"])
+    short = run_pass(writer, [ok_a.fileno(), full_a.fileno(), gone_a.fileno(), bad_fd, ok_a.fileno()],
+                     [b"one", big, b"lost", b"never", b"two"])
     assert ok_b.recv(10) == b"onetwo"
     (i, sent), (j, pipe), (k, badf) = short
     assert (i, j, k) == (1, 2, 3) and 0 < sent < len(big)
     assert (pipe, badf) == (-errno.EPIPE, -errno.EBADF)
-    assert write_many([full_a.fileno()], [b"more"]) == [(0, 0)]  # full: nothing taken, not an error
+    assert run_pass(writer, [full_a.fileno()], [b"more"]) == [(0, 0)]  # full: nothing taken, not an error
+    assert run_pass(writer, [], []) == [] and not writer.busy
+    writer.close()
+    assert writer.fileno() == -1
     for s in (full_a, full_b, ok_a, ok_b, gone_a):
         s.close()
 
 
-def test_write_many_checks_its_arguments():
+def test_one_pass_at_a_time_and_arguments_checked():
+    writer = Writer()
+    a, b = socket.socketpair()
+    with pytest.raises(RuntimeError):
+        writer.collect()  # nothing submitted
+    writer.submit([a.fileno()], [b"x"])
+    assert writer.busy
+    with pytest.raises(RuntimeError):
+        writer.submit([a.fileno()], [b"y"])  # the first is not collected
+    assert select.select([writer.fileno()], [], [], 5)[0]
+    assert writer.collect() == [] and b.recv(5) == b"x"
     with pytest.raises(ValueError):
-        write_many([1, 2], [b"x"])
+        writer.submit([1, 2], [b"x"])
     with pytest.raises(TypeError):
-        write_many([1], ["text"])
+        writer.submit([1], ["text"])
     with pytest.raises(TypeError):
-        write_many((1,), (b"x",))
-    assert write_many([], []) == []
+        writer.submit((1,), (b"x",))
+    assert not writer.busy
+    writer.close()
+    with pytest.raises(ValueError):
+        writer.submit([a.fileno()], [b"x"])
+    a.close()
+    b.close()
+
+
+def test_a_forked_child_starts_a_thread_of_its_own():
+    writer = Writer()
+    a, b = socket.socketpair()
+    assert run_pass(writer, [a.fileno()], [b"parent"]) == []
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's thread did not come along
+        code = 1
+        try:
+            code = 0 if run_pass(writer, [a.fileno()], [b"child"]) == [] else 2
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert b.recv(20) == b"parentchild"
+    writer.close()
+    a.close()
+    b.close()
 
 
 class Recorder:
-    """Wraps write_many: counts the calls and the short writes, and can hold the thread until released."""
+    """Wraps the flusher's Writer: counts the passes and the short writes, and can hold a pass until released."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -69,23 +114,39 @@ class Recorder:
         self.hold: threading.Event | None = None
         self.entered = trio.Event()
         self.shorted = trio.Event()
+        self.writer = Writer()
 
-    def __call__(self, fds: list[int], datas: list[bytes]) -> list[tuple[int, int]]:
+    def __call__(self) -> Recorder:  # stands in for the Writer class
+        return self
+
+    def submit(self, fds: list[int], datas: list[bytes]) -> None:
         self.calls += 1
         if self.hold is not None:
-            trio.from_thread.run_sync(self.entered.set)
-            self.hold.wait(10)
-        short = write_many(fds, datas)
+            self.entered.set()
+            held, self.hold = self.hold, None
+            # the pass starts once the test releases it (a thread, as the real pass runs beside the event loop)
+            threading.Thread(target=lambda: (held.wait(10), self.writer.submit(fds, datas))).start()
+        else:
+            self.writer.submit(fds, datas)
+
+    def fileno(self) -> int:
+        return self.writer.fileno()
+
+    def collect(self) -> list[tuple[int, int]]:
+        short = self.writer.collect()
         self.short += len(short)
         if short:
-            trio.from_thread.run_sync(self.shorted.set)
+            self.shorted.set()
         return short
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @pytest.fixture
 def recorder(monkeypatch) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr(websocket, "write_many", rec)
+    monkeypatch.setattr(websocket, "Writer", rec)
     return rec
 
 
@@ -112,7 +173,7 @@ async def test_every_connection_gets_every_message_in_order_across_passes(serve,
     are queued while an earlier pass is still in the worker thread."""
     count, rounds = 40, 300
     raw, opened = await clients(serve, count)
-    opened[0]._flusher._threaded = threaded
+    opened[0]._flusher.threaded = threaded
     async with trio.open_nursery() as nursery:
         async def read(ws: RawWebSocket) -> None:
             with trio.fail_after(20):
@@ -151,8 +212,8 @@ async def test_a_socket_is_not_closed_while_its_bytes_are_in_the_thread(serve, r
     otherwise go to a new connection and get those bytes) until the thread is back, then the bytes go out and it
     closes."""
     monkeypatch.setattr(websocket, "THREAD_BATCH", 1)
-    recorder.hold = threading.Event()
     (client,), (ws,) = await clients(serve, 1)
+    recorder.hold = hold = threading.Event()
     ws.send("in flight")
     with trio.fail_after(5):
         await recorder.entered.wait()
@@ -160,7 +221,7 @@ async def test_a_socket_is_not_closed_while_its_bytes_are_in_the_thread(serve, r
     await trio.testing.wait_all_tasks_blocked()
     with pytest.raises(BlockingIOError):
         os.read(client.stream.socket.fileno(), 1)  # nothing yet, and not closed (a non-blocking socket)
-    recorder.hold.set()
+    hold.set()
     with trio.fail_after(5):
         assert await client.recv() == (1, b"in flight")
         assert await client.stream.receive_some(100) == b""
