@@ -67,6 +67,14 @@ class Scenario:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# A repeat number, only in the label: the issue20 suite runs some scenarios three times, side by side each time.
+ROUND = Opt("--round", "round", int, 0, "repeat number, only in the label (the suite runs some scenarios three times)")
+
+
+def _round(p: dict[str, Any]) -> str:
+    return f" (round {p['round']})" if p.get("round") else ""
+
+
 def _fanout_common(p: dict[str, Any], target: str) -> list[str]:
     return ["--target", target, "--size", str(p["size"]), "--procs", str(p["procs"]), "--sample", str(p["sample"])]
 
@@ -98,12 +106,12 @@ RATE = Scenario(
      Opt("--sample", "sample", int, 1, "latency on every Nth subscriber"),
      Opt("--coalesce-ms", "coalesce_ms", float, 0.0, "subscribers read after this pause when several sockets are ready"),
      Opt("--protocol", "protocol", str, "legacy", "the hub's client protocol: legacy (Centrifuge 0.8) or sdk (Centrifugo)"),
-     Opt("--round", "round", int, 0, "repeat number, only in the label (the suite runs the hub's p99 three times)")),
+     ROUND),
     lambda p, t: ["-k", str(p["subscribers"]), "--rate", str(p["rate"]), "--duration", str(p["duration"]),
                   "--drain-limit", str(p["drain_limit"]), "--coalesce-ms", str(p["coalesce_ms"]),
                   *(["--protocol", p["protocol"]] if t == "hub" else []), *_fanout_common(p, t)],
     lambda p: (f"rate {p['rate']:,.0f}/s × {p['duration']:g} s K={p['subscribers']:,}"
-               + (f" {p['protocol']}" if p["protocol"] != "legacy" else "") + (f" (round {p['round']})" if p["round"] else "")),
+               + (f" {p['protocol']}" if p["protocol"] != "legacy" else "") + _round(p)),
     lambda p: p["duration"] + 2 * p["drain_limit"] + 90,
 )
 
@@ -112,10 +120,10 @@ CONNECTIONS = Scenario(
     "bench.fanout", FANOUT_TARGETS,
     (Opt("--connections", "connections", int, 1000, "N idle connections", "-n"),
      Opt("--procs", "procs", int, 2, "client processes"),
-     Opt("--inflight", "inflight", int, 16, "connections each client process opens at once")),
+     Opt("--inflight", "inflight", int, 16, "connections each client process opens at once"), ROUND),
     lambda p, t: ["--idle", str(p["connections"]), "--procs", str(p["procs"]), "--inflight", str(p["inflight"]),
                   "--target", t],
-    lambda p: f"connections N={p['connections']:,}",
+    lambda p: f"connections N={p['connections']:,}{_round(p)}",
     lambda p: 60 + p["connections"] / 100,
 )
 
@@ -125,10 +133,10 @@ COMMAND_API = Scenario(
     (Opt("--per-request", "per_request", int, 1, "publish commands per request"),
      Opt("--requests", "requests", int, 3000, "requests"),
      Opt("--concurrency", "concurrency", int, 8, "keep-alive connections in flight"),
-     Opt("--subscribers", "subscribers", int, 10, "websocket subscribers counting every delivery")),
+     Opt("--subscribers", "subscribers", int, 10, "websocket subscribers counting every delivery"), ROUND),
     lambda p, t: ["--per-request", str(p["per_request"]), "--requests", str(p["requests"]),
                   "--concurrency", str(p["concurrency"]), "--subscribers", str(p["subscribers"]), "--target", t],
-    lambda p: f"command API {p['per_request']}/request",
+    lambda p: f"command API {p['per_request']}/request{_round(p)}",
     lambda p: 120.0,
 )
 
@@ -196,9 +204,9 @@ CHANNELS = Scenario(
     "bench.channels", ("hub", "mosquitto", "redis"),
     (Opt("--subscribers", "subscribers", int, 10_000, "N subscribers = channels", "-n"),
      Opt("--messages", "messages", int, 100_000, "M publications", "-m"),
-     Opt("--per-request", "per_request", int, 100, "hub: publish commands per API request")),
+     Opt("--per-request", "per_request", int, 100, "hub: publish commands per API request"), ROUND),
     lambda p, t: ["-n", str(p["subscribers"]), "-m", str(p["messages"]), "--per-request", str(p["per_request"]), "--target", t],
-    lambda p: f"channels N={p['subscribers']:,} M={p['messages']:,}",
+    lambda p: f"channels N={p['subscribers']:,} M={p['messages']:,}{_round(p)}",
     lambda p: 150.0,
 )
 
@@ -234,19 +242,23 @@ SUITE: list[tuple[str, dict[str, Any]]] = [
 ]
 
 # `python -m bench issue20`: the workloads of issue 20 only (many channels, tail latency, memory and connects per
-# connection, the command API against a bare h11 server, burst), hub and peers side by side; about 5 minutes.
+# connection, the command API against a bare h11 server, burst), hub and peers side by side; the ratio targets and
+# the hub's p99 three rounds each (this machine's neighbours move single runs by ±20%); about 5 minutes.
+_RATE_1000 = {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0}
 ISSUE20: list[tuple[str, dict[str, Any]]] = [
     ("channels", {}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "_targets": ("hub", "mosquitto", "redis")}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 2, "_targets": ("hub",)}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "round": 3, "_targets": ("hub",)}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "_targets": ("hub",)}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 2, "_targets": ("hub",)}),
-    ("rate", {"subscribers": 1000, "sample": 10, "coalesce_ms": 5.0, "protocol": "sdk", "round": 3, "_targets": ("hub",)}),
+    ("rate", {**_RATE_1000, "_targets": ("hub", "mosquitto", "redis")}),
+    ("rate", {**_RATE_1000, "protocol": "sdk", "_targets": ("hub",)}),
     ("burst", {"subscribers": 1000, "messages": 500, "sample": 10, "_targets": ("hub", "mosquitto", "redis")}),
     ("connections", {"connections": 10000, "_targets": ("hub", "mosquitto", "redis")}),
     ("command_api", {"per_request": 1, "requests": 3000}),
-]
+] + [entry for n in (2, 3) for entry in (
+    ("channels", {"round": n, "_targets": ("hub", "mosquitto")}),
+    ("rate", {**_RATE_1000, "round": n, "_targets": ("hub",)}),
+    ("rate", {**_RATE_1000, "protocol": "sdk", "round": n, "_targets": ("hub",)}),
+    ("connections", {"connections": 10000, "round": n, "_targets": ("hub", "mosquitto")}),
+    ("command_api", {"per_request": 1, "requests": 3000, "round": n}),
+)]
 
 
 def suite_jobs(suite: list[tuple[str, dict[str, Any]]], targets: list[str]) -> list[Job]:

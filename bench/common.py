@@ -203,7 +203,8 @@ def start_profiler(pid: int) -> subprocess.Popen | None:
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     fmt = "raw" if out.endswith(".txt") else "flamegraph"
-    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "250", "--nonblocking"],
+    rate = os.environ.get("BENCH_PROFILE_RATE", "250")  # samples per second
+    proc = subprocess.Popen([spy, "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", rate, "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)  # py-spy attaches before the load starts
     return proc

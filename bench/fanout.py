@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .common import HubProcess, LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler, stop_profiler
+from .common import HubProcess, LatencyHistogram, cpu_seconds, rss_kib, start_hub, start_profiler, stop_profiler, sys_cpu_seconds
 from .protocols import PROTOCOLS
 from .wsclient import open_client
 
@@ -157,7 +157,7 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
     per_sub = messages // topics if topics else messages
     if hub is not None and idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the connect phase is the hot one
-    connect_cpu0 = cpu_seconds(server_pid)
+    connect_cpu0, connect_sys0 = cpu_seconds(server_pid), sys_cpu_seconds(server_pid)
     clients = spawn_clients(url, total, args.procs, protocols, per_sub, args.sample, extra)
     connect_s = client_connect_cpu = 0.0
     for c in clients:
@@ -169,6 +169,7 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
         client_connect_cpu += ready.get("connect_cpu_s", 0.0)
     ready_at = time.time()
     server_connect_cpu = cpu_seconds(server_pid) - connect_cpu0
+    server_connect_sys = sys_cpu_seconds(server_pid) - connect_sys0
     if hub is not None and not idle:
         hub.profiler = start_profiler(hub.pid)  # BENCH_PROFILE: the hot phase only
     cpu0 = cpu_seconds(server_pid)
@@ -188,7 +189,7 @@ def measure(url: str, server_pid: int, args: argparse.Namespace, protocols: list
             "rss_per_conn_kib": round((rss - base_rss) / total, 2),
             # Who limited the connect rate: the server's CPU seconds while the clients connected (its busy share of
             # their connect window) and the client processes' own (their interpreter start-up included).
-            "server_connect_cpu_s": round(server_connect_cpu, 2),
+            "server_connect_cpu_s": round(server_connect_cpu, 2), "server_connect_sys_cpu_s": round(server_connect_sys, 2),
             "server_connect_busy": round(server_connect_cpu / max(connect_s, 1e-9), 2),
             "client_connect_cpu_s": round(client_connect_cpu, 2),
         })

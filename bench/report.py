@@ -7,6 +7,8 @@ A result record is one JSON line of `bench/results/<run>.jsonl`:
 from __future__ import annotations
 
 import json
+import re
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -216,8 +218,14 @@ def summary_markdown(records: list[dict[str, Any]], *, title: str = "Benchmark s
 
 
 def issue20_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[str]) -> list[str]:
-    """Issue 20's targets, each with the figure that decides it (only those this run measured)."""
+    """Issue 20's targets, each with the figure that decides it (only those this run measured); where a target was
+    measured in several rounds, also the median of the rounds."""
     rows = []
+    rounds: dict[tuple[str, str], list[float]] = {}  # (label without its round, target) -> the deciding figures
+
+    def decided(label: str, target: str, value: float | None) -> None:
+        if value is not None:
+            rounds.setdefault((re.sub(r" \(round \d+\)$", "", label), target), []).append(value)
 
     def res(label: str, target: str) -> dict[str, Any] | None:
         return (groups.get(label, {}).get(target) or {}).get("result")
@@ -229,6 +237,7 @@ def issue20_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[st
         scenario = groups[label]["hub"]["scenario"]
         if scenario == "channels" and res(label, "mosquitto"):
             r = ratio(hub.get("deliveries_per_s"), res(label, "mosquitto").get("deliveries_per_s"))
+            decided(label, "≥ 1.5× Mosquitto's deliveries/s, nothing lost", r if not hub.get("lost") else 0.0)
             rows.append([label, "≥ 1.5× Mosquitto's deliveries/s, nothing lost",
                          f"{fmt_ratio(r)} ({fmt_num(hub.get('deliveries_per_s'))} vs "
                          f"{fmt_num(res(label, 'mosquitto').get('deliveries_per_s'))}), lost {fmt_num(hub.get('lost'))}",
@@ -245,12 +254,14 @@ def issue20_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[st
             rows.append([label, "≤ 8 KiB RSS per idle connection", f"{fmt_num(rss)} KiB"
                          + (f" (Redis {fmt_num(res(label, 'redis').get('rss_per_conn_kib'))})" if res(label, "redis") else ""),
                          "yes" if rss is not None and rss <= 8 else "**no**"])
+            decided(label, "≥ 5,000 connects/s", cps)
             rows.append([label, "≥ 5,000 connects/s", f"{fmt_num(cps)}/s"
                          + (f" (Mosquitto {fmt_num(res(label, 'mosquitto').get('connects_per_s'))})" if res(label, "mosquitto") else ""),
                          "yes" if cps is not None and cps >= 5000 else "**no**"])
         elif scenario == "command_api" and hub.get("per_request") == 1 and res(label, "h11"):
             h11 = res(label, "h11")
             r = ratio(hub.get("requests_per_s"), h11.get("requests_per_s"))
+            decided(label, "≥ 0.8× a bare h11 server", r)
             rows.append([label, "≥ 0.8× a bare h11 server", f"{fmt_ratio(r)} ({fmt_num(hub.get('requests_per_s'))} vs "
                          f"{fmt_num(h11.get('requests_per_s'))} requests/s)", "yes" if r is not None and r >= 0.8 else "**no**"])
         elif scenario == "burst" and hub.get("subscribers") == 1000 and res(label, "redis"):
@@ -259,6 +270,14 @@ def issue20_section(groups: dict[str, dict[str, dict[str, Any]]], order: list[st
                          "yes" if r is not None and r >= 0.5 else "**no**"])
     if not rows:
         return []
+    for (base, target), values in rounds.items():
+        if len(values) > 1:
+            mid = statistics.median(values)
+            figure = f"{fmt_num(mid)}/s" if target.endswith("connects/s") else fmt_ratio(mid)
+            bound = 5000 if target.endswith("connects/s") else 1.5 if "Mosquitto" in target else 0.8
+            rows.append([f"{base}, median of {len(values)} rounds", target,
+                         f"{figure} (rounds: {', '.join(fmt_num(v) if bound == 5000 else fmt_ratio(v) for v in values)})",
+                         "yes" if mid >= bound else "**no**"])
     return ["## Issue 20 targets", "", table(["scenario", "target", "this run", "met"], rows), ""]
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger("hub.net.websocket")
 
 SLICE_SECONDS = 0.0005  # a connection's messages are handed out in slices this long, then others run
 PARSE_BATCH = 64  # frames parsed at a time from what one read brought (a 64 KiB read can hold 1,000)
-THREAD_BATCH = 16  # a pass with this many connections to write hands its writes to a worker thread
+THREAD_BATCH = 64  # a pass with this many connections to write hands its writes to the Writer thread
 SLOW_CLOSE = (1008, "slow")  # default close for a client whose outbox overflows (adapters set their own)
 
 

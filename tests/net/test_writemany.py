@@ -169,9 +169,9 @@ async def clients(serve, n: int, **kwargs) -> tuple[list[RawWebSocket], list[web
 
 @pytest.mark.parametrize("threaded", [True, False])
 async def test_every_connection_gets_every_message_in_order_across_passes(serve, recorder, threaded):
-    """40 connections (more than THREAD_BATCH), 300 rounds pushed with a checkpoint between them, so rounds
-    are queued while an earlier pass is still in the worker thread."""
-    count, rounds = 40, 300
+    """More connections than THREAD_BATCH, 200 rounds pushed with a checkpoint between them, so rounds are queued
+    while an earlier pass is still in the Writer thread."""
+    count, rounds = websocket.THREAD_BATCH + 16, 200
     raw, opened = await clients(serve, count)
     opened[0]._flusher.threaded = threaded
     async with trio.open_nursery() as nursery:
