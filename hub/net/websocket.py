@@ -104,10 +104,19 @@ class Flusher:
                 owners.append(ws)
         if not owners:
             return
-        if self._writer is None:
-            self._writer = Writer()
-        writer = self._writer
-        writer.submit(fds, datas)
+        try:
+            if self._writer is None:
+                self._writer = Writer()
+            writer = self._writer
+            writer.submit(fds, datas)
+        except OSError:  # no thread to be had (resources): this flusher writes on the event loop from now on
+            log.exception("fan-out write thread unavailable; writing on the event loop")
+            self.threaded = False
+            for ws, data in zip(owners, datas, strict=True):
+                ws._writing = False
+                ws._backlog = data
+                ws._start_writer()
+            return
         self._flight.update(owners)
         self._landed = landed = trio.Event()
         try:

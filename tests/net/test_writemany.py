@@ -225,3 +225,20 @@ async def test_a_socket_is_not_closed_while_its_bytes_are_in_the_thread(serve, r
     with trio.fail_after(5):
         assert await client.recv() == (1, b"in flight")
         assert await client.stream.receive_some(100) == b""
+
+
+async def test_without_a_thread_the_flusher_writes_on_the_event_loop(serve, monkeypatch):
+    """The thread cannot be started (resources): the pass's bytes still go out, and the flusher stops trying."""
+
+    def no_thread() -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(websocket, "Writer", no_thread)
+    monkeypatch.setattr(websocket, "THREAD_BATCH", 2)
+    raw, opened = await clients(serve, 3)
+    for ws in opened:
+        ws.send("hello")
+    with trio.fail_after(5):
+        for ws in raw:
+            assert await ws.recv() == (1, b"hello")
+    assert not opened[0]._flusher.threaded
