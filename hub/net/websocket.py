@@ -42,7 +42,9 @@ class Flusher:
 
     Under load a pass takes longer, more frames gather per connection before the next one, and
     the cost per message falls; the pause between passes (at most `max_delay`) keeps flushing
-    to about a third of the time when passes get long.
+    to about a third of the event loop's time when passes get long, and to about half of the Writer
+    thread's for the passes it makes (burst K=1,000, three alternating pairs: 1.39-1.49 M deliveries/s
+    with half, 1.03-1.08 M with a third; rate K=1,000 p99 63-84 ms against 74-102).
     """
 
     def __init__(self, max_delay: float = 0.01, threaded: bool = True) -> None:
@@ -74,11 +76,13 @@ class Flusher:
                 started = time.perf_counter()
                 if self.threaded and len(ready) >= THREAD_BATCH:
                     await self._write_in_thread(ready)
+                    pause = 1.0  # the event loop served meanwhile: the thread writing half the time is enough
                 else:
                     for ws in ready:
                         ws.flush()
+                    pause = 2.0
                 spent = time.perf_counter() - started
-                delay = min(self.max_delay, 2 * spent) if spent > 0.002 else 0.0
+                delay = min(self.max_delay, pause * spent) if spent > 0.002 else 0.0
         finally:
             if self._writer is not None:
                 self._writer.close()
