@@ -118,8 +118,7 @@ class Flusher:
             self.threaded = False
             for ws, data in zip(owners, datas, strict=True):
                 ws._writing = False
-                ws._backlog = data
-                ws._start_writer()
+                ws._write_later(data)
             return
         self._flight.update(owners)
         self._landed = landed = trio.Event()
@@ -138,8 +137,7 @@ class Flusher:
             if result < 0:
                 ws._abort()
             else:
-                ws._backlog = datas[i][result:]
-                ws._start_writer()
+                ws._write_later(datas[i][result:])
         for ws in owners:
             if ws._writing or ws._aborted:
                 continue
@@ -190,8 +188,7 @@ class DirectWriter:
         outbox = self.outbox
         data = outbox.take()
         if data and self._fd is None:
-            self._backlog = data
-            self._start_writer()
+            self._write_later(data)
             return
         if data:
             try:
@@ -202,13 +199,17 @@ class DirectWriter:
                 self._abort()
                 return
             if sent < len(data):
-                self._backlog = data[sent:]
-                self._start_writer()
+                self._write_later(data[sent:])
                 return
             if self._drained is not None:  # someone waits for backpressure to ease (a call less per write otherwise)
                 self._check_drained()
         if outbox.closed:
             self._start_writer()
+
+    def _write_later(self, data: bytes) -> None:
+        """Bytes a non-blocking write could not take (or TLS): the connection's writer task sends them, then the rest."""
+        self._backlog = data
+        self._start_writer()
 
     def _start_writer(self) -> None:
         if not self._writing:
