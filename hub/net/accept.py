@@ -51,14 +51,18 @@ async def accept_loop(
     """
     task_status.started()
     own = listener.socket
-    sock = socket.socket(own.family, own.type, own.proto, fileno=os.dup(own.fileno()))
+    family, kind, proto = own.family, own.type, own.proto
+    sock = socket.socket(family, kind, proto, fileno=os.dup(own.fileno()))
     sock.setblocking(False)
+    wrap = trio.socket.from_stdlib_socket
     backoff = 0.01
     in_a_row = 0
     try:
         while True:
             try:
-                conn, _ = sock.accept()
+                # The bare accept: socket.accept() asks the family, type and protocol of the listening socket again
+                # (three enum conversions) for each connection.
+                fd, _ = sock._accept()
             except BlockingIOError:
                 in_a_row = 0
                 await trio.lowlevel.wait_readable(sock)
@@ -75,7 +79,7 @@ async def accept_loop(
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = 0.01
-            nursery.start_soon(handler, trio.SocketStream(trio.socket.from_stdlib_socket(conn)), name=TASK_NAME)
+            nursery.start_soon(handler, trio.SocketStream(wrap(socket.socket(family, kind, proto, fd))), name=TASK_NAME)
             in_a_row += 1
             if in_a_row >= BATCH:
                 in_a_row = 0

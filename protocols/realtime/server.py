@@ -30,12 +30,12 @@ from .sdk import (
     NO_PONG,
     PROTOBUF_SUBPROTOCOL,
     PROTOBUF_WIRE,
-    STALE,
     RpcCall,
     SdkClient,
     SdkWire,
     speaks_sdk,
 )
+from .stale import StaleWatch
 from .tokens import PublicKeys
 
 log = logging.getLogger("hub.realtime")
@@ -263,13 +263,6 @@ async def _rpc(client: SdkClient, ws: WebSocket, call: RpcCall) -> None:
     client.rpc_done(call, value, error)
 
 
-async def _stale(client: SdkClient, ws: WebSocket, deadline: float) -> None:
-    """Close a connection that has not connected by `deadline` (Centrifugo's stale_close_delay)."""
-    await trio.sleep_until(deadline)
-    if client.session is None and not ws.closing:
-        ws.close(STALE, "stale")
-
-
 async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None, wire: SdkWire,
                          opened: float | None = None, request: Request | None = None, transport: str = "websocket",
                          emulation: str = "") -> None:
@@ -325,8 +318,11 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         changed[0].set()
 
     client.on_change = on_change
-    if settings.stale_close_delay > 0:
-        spawn(_stale, client, ws, opened + settings.stale_close_delay)
+    # Until it has connected (the websocket endpoint's entry, made when the connection opened, or one made here).
+    stale: StaleWatch = ctx.state["stale"]
+    if settings.stale_close_delay > 0 and ws not in stale:
+        stale.add(ws, opened + settings.stale_close_delay)
+    waiting = ws in stale
     if client.proxy is not None and client.proxy.config.timed:
         spawn(client.proxy.run, client)  # server-side refresh through the refresh / sub_refresh proxies
     keepalive: Keepalive | None = ctx.state.get("keepalive")
@@ -337,6 +333,9 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
         while message is not None:
             state["seen"] = trio.current_time()
             batch = await client.handle(message)
+            if waiting and client.session is not None:
+                stale.discard(ws)
+                waiting = False
             for call in batch.calls:
                 spawn(_rpc, client, ws, call)
             if batch.close is not None:
@@ -344,6 +343,7 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
                 break
             message = await ws.receive()
     finally:
+        stale.discard(ws)
         if keepalive is not None:
             keepalive.remove(ws)
         for scope in scopes:
@@ -378,13 +378,12 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     """
     opened = trio.current_time()
     delay = ctx.settings.stale_close_delay
-    with trio.move_on_after(delay if delay > 0 else math.inf) as waited:
-        first = await ws.receive()
-    if waited.cancelled_caught:
-        ws.close(STALE, "stale")
-        return
-    del waited  # not kept for the connection's lifetime
+    stale: StaleWatch = ctx.state["stale"]
+    if delay > 0:
+        stale.add(ws, opened + delay)
+    first = await ws.receive()
     if first is None:
+        stale.discard(ws)
         return
     # Centrifugo also takes `?format=protobuf` / `?cf_protocol=protobuf` (SDKs that cannot set a subprotocol).
     query_protobuf = "protobuf" in (request.query.get("format", []) + request.query.get("cf_protocol", []))
@@ -396,6 +395,7 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
         return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     else:
         # The connection keeps neither the request nor its first message (read again from `ws`).
+        stale.discard(ws)
         ws.unreceive(first)
         return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see HTTPServer.handle)
 
