@@ -42,6 +42,7 @@ from hub.logs import rate_limited
 from hub.metrics import RequestMetrics
 
 from . import fasthttp, wsframe
+from .deadlines import Deadlines
 from .limits import Exempt, IPCounts, IPRates, address_of
 from .tls import raw_fd, read_fd
 from .websocket import SLOW_CLOSE, Flusher, WebSocket
@@ -304,7 +305,9 @@ class HTTPServer:
         self.idle = trio.Event()
         self.idle.set()
         self.draining = False
-        self._waiting: set[trio.CancelScope] = set()  # connections idle between requests
+        self._waiting: set[trio.CancelScope] = set()  # connections idle between requests (h11's and TLS waits)
+        self._heads = Deadlines(trio.lowlevel.notify_closing)  # plain sockets waiting for their first request
+        self._idle = Deadlines(trio.lowlevel.notify_closing)  # and for their next one (keep-alive)
         self.closed_lot = trio.lowlevel.ParkingLot()  # unparked whenever a connection ends
         self.per_ip = IPCounts()
         self.rates = IPRates(self.limits.rate_limit, self.limits.rate_limit_burst)
@@ -323,6 +326,8 @@ class HTTPServer:
         self.draining = True
         for scope in list(self._waiting):
             scope.cancel()
+        for fd in self._idle:
+            trio.lowlevel.notify_closing(fd)
 
     def match(self, path: str, websocket: bool, raw_path: str | None = None) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
         """The route for `path`; path parameters are percent-decoded once, from the raw path when given."""
@@ -461,10 +466,12 @@ class HTTPServer:
         buf, eof, first, streak = b"", False, True, 0
         while True:
             if not buf and not eof:
-                # Read before waiting: under a connect storm a new connection's first request is usually there
-                # when its task starts (70% of them in `python -m bench connections`), and a wait costs a cancel
-                # scope and a trip through epoll; when it is not, the read costs one system call.
-                data = _read_now(fd) if fd >= 0 and (first or not self.draining) else None
+                # A new connection's first request is read before waiting: under a connect storm it is usually
+                # there when the task starts (70% of them in `python -m bench connections`), and a wait costs a
+                # trip through epoll; when it is not, the read costs one system call. The next request of a
+                # keep-alive connection is waited for: a client sends it once it has read this answer (in
+                # `python -m bench command_api`, a read at once found it 4.5% of the time).
+                data = _read_now(fd) if first and fd >= 0 else None
                 if data is None:
                     data = await self._wait_request(stream, first, fd)
                     streak = 0
@@ -500,20 +507,34 @@ class HTTPServer:
         if not first and self.draining:
             return None
         limits = self.limits
-        deadline = trio.current_time() + (limits.header_timeout if first else limits.keepalive_timeout)
-        data = None
-        with trio.CancelScope(deadline=deadline) as scope:
-            if not first:
-                self._waiting.add(scope)
-            try:
-                if fd < 0:
+        delay = limits.header_timeout if first else limits.keepalive_timeout
+        if fd < 0 or self.tasks is None:
+            with trio.CancelScope(deadline=trio.current_time() + delay) as scope:
+                if not first:
+                    self._waiting.add(scope)
+                try:
                     data = await stream.receive_some(65536)
-                while data is None:
-                    await trio.lowlevel.wait_readable(fd)
-                    data = _read_now(fd)
-            finally:
-                self._waiting.discard(scope)
-        return None if scope.cancelled_caught else data
+                finally:
+                    self._waiting.discard(scope)
+            return None if scope.cancelled_caught else data
+        # A plain socket's wait is timed by one task for all of them (hub.net.deadlines): a cancel scope for
+        # each would cost a tenth of a keep-alive request. Its timeout (or a drain) ends the wait with
+        # notify_closing, and the connection is then closed.
+        waits = self._heads if first else self._idle
+        waits.add(fd, delay)
+        if not waits.running:
+            waits.running = True
+            self.tasks.start_soon(waits.run, True)
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                data = _read_now(fd)
+                if data is not None:
+                    return data
+        except trio.ClosedResourceError:
+            return None
+        finally:
+            waits.discard(fd)
 
     def _route(self, path: str, raw_path: str, websocket: bool = False) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
         """`match()`, remembered per raw path (the routes never change) up to 1,024 paths of up to 256 characters

@@ -20,7 +20,7 @@ from .proxy import ProxyConfigError, ProxySource, parse_config
 from .server import Keepalive, KeySource, select_subprotocol, sockjs_endpoint, websocket_endpoint
 from .sharedpoll import PollConfigError, SharedPoll
 from .sharedpoll import parse_config as parse_poll_config
-from .stale import StaleWatch
+from .stale import stale_watch
 
 
 @dataclass
@@ -96,7 +96,7 @@ def routes(ctx: AdapterContext) -> list[Route | WebSocketRoute]:
     s: RealtimeSettings = ctx.settings
     ctx.state.setdefault("keys", KeySource(ctx))
     ctx.state.setdefault("proxy", ProxySource())
-    ctx.state.setdefault("stale", StaleWatch())
+    ctx.state.setdefault("stale", stale_watch())
     handler = partial(websocket_endpoint, ctx)
     out: list[Route | WebSocketRoute] = [
         WebSocketRoute(s.path, handler, select=select_subprotocol, max_message=s.max_message_bytes,
@@ -129,7 +129,7 @@ async def run(ctx: AdapterContext, *, task_status: Any = trio.TASK_STATUS_IGNORE
     s: RealtimeSettings = ctx.settings
     async with trio.open_nursery() as nursery:
         ctx.state["sessions"] = nursery
-        nursery.start_soon(ctx.state.setdefault("stale", StaleWatch()).run)
+        nursery.start_soon(ctx.state.setdefault("stale", stale_watch()).run)
         if s.shared_poll:  # the node's poller of shared poll backends, before any connection
             source = ctx.state.setdefault("proxy", ProxySource())
             poll = ctx.state["shared_poll"] = SharedPoll(parse_poll_config(s.shared_poll, s.proxy), s.shared_poll_secret,

@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from hub.adapters import AdapterContext
+from hub.net.deadlines import Deadlines
 from hub.net.framing import WS_TEXT, Framing
 from hub.net.http import Request
 from hub.net.limits import command_limiter
@@ -35,7 +36,6 @@ from .sdk import (
     SdkWire,
     speaks_sdk,
 )
-from .stale import StaleWatch
 from .tokens import PublicKeys
 
 log = logging.getLogger("hub.realtime")
@@ -319,9 +319,9 @@ async def sdk_connection(ctx: AdapterContext, ws: Any, first: str | bytes | None
 
     client.on_change = on_change
     # Until it has connected (the websocket endpoint's entry, made when the connection opened, or one made here).
-    stale: StaleWatch = ctx.state["stale"]
+    stale: Deadlines = ctx.state["stale"]
     if settings.stale_close_delay > 0 and ws not in stale:
-        stale.add(ws, opened + settings.stale_close_delay)
+        stale.add(ws, settings.stale_close_delay, opened)
     waiting = ws in stale
     if client.proxy is not None and client.proxy.config.timed:
         spawn(client.proxy.run, client)  # server-side refresh through the refresh / sub_refresh proxies
@@ -378,9 +378,9 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     """
     opened = trio.current_time()
     delay = ctx.settings.stale_close_delay
-    stale: StaleWatch = ctx.state["stale"]
+    stale: Deadlines = ctx.state["stale"]
     if delay > 0:
-        stale.add(ws, opened + delay)
+        stale.add(ws, delay, opened)
     first = await ws.receive()
     if first is None:
         stale.discard(ws)

@@ -1,52 +1,32 @@
-"""StaleWatch: connections that are not done by their deadline are closed 3502, in deadline order, by one task."""
+"""stale_watch: connections not done by their deadline are closed 3502 stale, unless closing already."""
 
 from __future__ import annotations
 
 import trio
 import trio.testing
 
-from protocols.realtime.stale import StaleWatch
+from protocols.realtime.stale import stale_watch
 
 
 class Conn:
-    def __init__(self, name: str, log: list[tuple[float, str, int, str]]) -> None:
-        self.name, self.log, self.closing = name, log, False
+    def __init__(self, log: list[tuple[int, str]]) -> None:
+        self.log, self.closing = log, False
 
     def close(self, code: int, reason: str) -> None:
         self.closing = True
-        self.log.append((trio.current_time(), self.name, code, reason))
+        self.log.append((code, reason))
 
 
-async def test_closes_at_each_deadline_unless_discarded(autojump_clock: trio.testing.MockClock) -> None:
-    log: list[tuple[float, str, int, str]] = []
-    watch = StaleWatch()
-    a, b, c, d = (Conn(n, log) for n in "abcd")
+async def test_closes_stale_connections_once(autojump_clock: trio.testing.MockClock) -> None:
+    log: list[tuple[int, str]] = []
+    watch = stale_watch()
+    stale, closing, done = Conn(log), Conn(log), Conn(log)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch.run)
-        await trio.testing.wait_all_tasks_blocked()
-        start = trio.current_time()
-        watch.add(a, start + 10)
-        watch.add(b, start + 20)
-        watch.add(c, start + 30)
-        assert b in watch and len(watch) == 3
-        watch.discard(b)  # done: never closed
-        watch.add(d, start + 5)  # earlier than the rest (a reload shortened the delay): still first
-        await trio.sleep(15)
-        assert [(t - start, n) for t, n, _, _ in log] == [(5, "d"), (10, "a")]
-        c.closing = True  # closed meanwhile by something else: not closed again
-        await trio.sleep(20)
-        assert len(log) == 2 and len(watch) == 0
-        assert {(code, reason) for _, _, code, reason in log} == {(3502, "stale")}
-        nursery.cancel_scope.cancel()
-
-
-async def test_added_before_the_task_runs(autojump_clock: trio.testing.MockClock) -> None:
-    log: list[tuple[float, str, int, str]] = []
-    watch = StaleWatch()
-    start = trio.current_time()
-    watch.add(Conn("a", log), start + 3)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(watch.run)
-        await trio.sleep(4)
-        assert [(t - start, n) for t, n, _, _ in log] == [(3, "a")]
+        for conn in (stale, closing, done):
+            watch.add(conn, 10)
+        closing.closing = True  # closed meanwhile by something else
+        watch.discard(done)  # connected in time
+        await trio.sleep(11)
+        assert log == [(3502, "stale")] and stale.closing and len(watch) == 0
         nursery.cancel_scope.cancel()
