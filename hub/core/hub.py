@@ -24,7 +24,7 @@ from .options import NamespaceOptions, Project
 from .outbox import Outbox
 from .patterns import TopicFilters
 from .retained import RetainedStore
-from .session import Session, WireFormat
+from .session import Session, WireFormat, new_client_id
 from .stats import Stats
 from .timers import Slicer
 
@@ -177,9 +177,8 @@ class Hub:
             keepalive=keepalive,
             expires_at=expires_at,
             meta=meta or {},
+            id=session_id or new_client_id(),
         )
-        if session_id:
-            session.id = session_id
         session.on_expiry = self._expiry_hook
         if expires_at is not None:
             self._schedule_expiry(session, expires_at)

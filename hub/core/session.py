@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +33,28 @@ class WireFormat(Protocol):
     # def publication_delta(self, pub: Any, prev: Any | None) -> bytes: ...
 
 
+_POOL_BYTES = 4096
+_pool = b""
+_taken = 0
+
+
+def _forget_pool() -> None:
+    global _pool, _taken
+    _pool, _taken = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)  # a forked process draws its own ids, never its parent's
+
+
 def new_client_id() -> str:
-    return secrets.token_hex(16)
+    """32 random hex characters, like a uuid4's hex: 16 bytes of the system's randomness, read 4 KiB at a time
+    (a getrandom call per connection, with secrets' layers, cost about 3 us of each connect)."""
+    global _pool, _taken
+    start = _taken
+    if start + 16 > len(_pool):
+        _pool, start = os.urandom(_POOL_BYTES), 0
+    _taken = start + 16
+    return _pool[start:start + 16].hex()
 
 
 @dataclass(eq=False, slots=True)

@@ -306,6 +306,8 @@ def speaks_sdk(first: str | bytes) -> bool:
     """Whether a connection's first message is this protocol's (`{"id": 1, "connect": {...}}`)."""
     text = first if isinstance(first, str) else first.decode("utf-8", "replace")
     line = text.lstrip().split("\n", 1)[0]
+    if line[:1] != "{":
+        return False  # not an object (an original-protocol batch is an array): no need to parse it
     try:
         obj = json.loads(line)
     except (ValueError, RecursionError):
