@@ -306,8 +306,12 @@ class HTTPServer:
         self.idle.set()
         self.draining = False
         self._waiting: set[trio.CancelScope] = set()  # connections idle between requests (h11's and TLS waits)
-        self._heads = Deadlines(trio.lowlevel.notify_closing)  # plain sockets waiting for their first request
-        self._idle = Deadlines(trio.lowlevel.notify_closing)  # and for their next one (keep-alive)
+        # Plain sockets waiting for their first request, for their next one (keep-alive: the drain ends these
+        # waits) and for other protocols' bytes (`receive_within`); `_timed_out`: the waits ended by their timeout.
+        self._heads = Deadlines(self._time_out)
+        self._idle = Deadlines(self._time_out)
+        self._reads = Deadlines(self._time_out)
+        self._timed_out: set[int] = set()
         self.closed_lot = trio.lowlevel.ParkingLot()  # unparked whenever a connection ends
         self.per_ip = IPCounts()
         self.rates = IPRates(self.limits.rate_limit, self.limits.rate_limit_burst)
@@ -517,13 +521,29 @@ class HTTPServer:
                 finally:
                     self._waiting.discard(scope)
             return None if scope.cancelled_caught else data
-        # A plain socket's wait is timed by one task for all of them (hub.net.deadlines): a cancel scope for
-        # each would cost a tenth of a keep-alive request. Its timeout (or a drain) ends the wait with
-        # notify_closing, and the connection is then closed.
-        waits = self._heads if first else self._idle
+        try:
+            return await self._read_within(fd, delay, self._heads if first else self._idle)
+        except trio.ClosedResourceError:
+            return None  # drained while idle
+
+    async def receive_within(self, stream: trio.abc.ReceiveStream, delay: float) -> bytes | None:
+        """The next bytes `stream` receives (b"" once the peer has closed), or None if none come within `delay`
+        seconds. A plain socket's wait is timed by `hub.net.deadlines` rather than a cancel scope of its own."""
+        fd = read_fd(stream)
+        if fd is None or self.tasks is None or delay == math.inf:
+            with trio.move_on_after(delay) as scope:
+                data = await stream.receive_some(65536)
+            return None if scope.cancelled_caught else data
+        return await self._read_within(fd, delay, self._reads)
+
+    async def _read_within(self, fd: int, delay: float, waits: Deadlines) -> bytes | None:
+        """What a plain socket receives once readable, or None after `delay`: one task times the waits of every
+        connection (`waits`, started on demand), ending a wait that times out with notify_closing. A cancel
+        scope per wait would cost a tenth of a keep-alive request."""
         waits.add(fd, delay)
         if not waits.running:
             waits.running = True
+            assert self.tasks is not None
             self.tasks.start_soon(waits.run, True)
         try:
             while True:
@@ -532,9 +552,16 @@ class HTTPServer:
                 if data is not None:
                     return data
         except trio.ClosedResourceError:
-            return None
+            if fd in self._timed_out:
+                return None
+            raise
         finally:
             waits.discard(fd)
+            self._timed_out.discard(fd)
+
+    def _time_out(self, fd: int) -> None:
+        self._timed_out.add(fd)
+        trio.lowlevel.notify_closing(fd)
 
     def _route(self, path: str, raw_path: str, websocket: bool = False) -> tuple[Route | WebSocketRoute | None, dict[str, str]]:
         """`match()`, remembered per raw path (the routes never change) up to 1,024 paths of up to 256 characters

@@ -173,12 +173,10 @@ def stream_handler(broker_of: Callable[[], Broker], server: HTTPServer, limit: C
     """The listener's connection handler: MQTT when the first byte is CONNECT, else HTTP."""
 
     async def handle(stream: trio.SocketStream) -> None:
-        first = b""
-        with trio.move_on_after(FIRST_BYTE_TIMEOUT):
-            try:
-                first = await stream.receive_some(65536)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        try:
+            first = await server.receive_within(stream, FIRST_BYTE_TIMEOUT) or b""
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            first = b""
         if first and first[0] == 0x10:
             await _serve_tcp(broker_of(), server, stream, first, limit())
         elif first and _could_be_http(first[0]):
@@ -226,12 +224,11 @@ async def _serve_tcp_counted(broker: Broker, server: HTTPServer, stream: trio.So
                 link.flush_now()
                 # Backpressure: read no more while the client has not read most of its acks and deliveries.
                 await link.wait_writable()
-                with trio.move_on_after(_timeout(conn)) as waited:
-                    try:
-                        data = await stream.receive_some(65536)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        data = b""
-                if waited.cancelled_caught:
+                try:
+                    data = await server.receive_within(stream, _timeout(conn))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if data is None:
                     if conn.version == codec.MQTT5:
                         link.force(codec.disconnect(codec.KEEPALIVE_TIMEOUT))
                     log.info("mqtt client %s: keepalive timeout", conn.session.client_id if conn.session else "-")
