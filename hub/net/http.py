@@ -512,7 +512,7 @@ class HTTPServer:
             return None
         limits = self.limits
         delay = limits.header_timeout if first else limits.keepalive_timeout
-        if fd < 0 or self.tasks is None:
+        if fd < 0 or self.tasks is None or delay == math.inf:
             with trio.CancelScope(deadline=trio.current_time() + delay) as scope:
                 if not first:
                     self._waiting.add(scope)
