@@ -381,7 +381,11 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     stale: Deadlines = ctx.state["stale"]
     if delay > 0:
         stale.add(ws, delay, opened)
-    first = await ws.receive()
+    try:
+        first = await ws.receive()
+    except BaseException:  # cancelled (the connection was aborted, or the server stops): no deadline kept for it
+        stale.discard(ws)
+        raise
     if first is None:
         stale.discard(ws)
         return
