@@ -25,7 +25,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml setup.py hub/net/_writemany.c $(BIN)/python
+$(STAMP): pyproject.toml setup.py hub/net/_writemany.c hub/core/_outbox.c $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps rocketchat-async==4.3.0
 	touch $(STAMP)

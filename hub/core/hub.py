@@ -21,7 +21,7 @@ from .errors import HubError, NotAvailable, PermissionDenied, ProjectNotFound, U
 from .events import EventFeed, HubEvent
 from .history import HistoryResult, Publication
 from .options import NamespaceOptions, Project
-from .outbox import Outbox
+from .outbox import Outbox, fan_out
 from .patterns import TopicFilters
 from .retained import RetainedStore
 from .session import Session, WireFormat, new_client_id
@@ -35,7 +35,6 @@ log = logging.getLogger("hub.core")
 
 Key = tuple[str, str]
 OPTIONS_CACHE = 1 << 14  # channel names whose options publishing remembers (past that, all are forgotten at once; ~4 MB)
-_NO_WIRE = object()
 
 
 class _SlowDrop:
@@ -756,28 +755,8 @@ class Hub:
 
         Returns how many subscribers had a wire format (were sent to, or dropped as slow).
         """
-        frames: dict[WireFormat, bytes] = {}
-        targets = pushed = 0
-        slow: list[Session] = []
-        last: Any = _NO_WIRE  # the wire of the previous subscriber, whose frame is `frame`: usually all share one
-        frame = b""
-        for session in tuple(subs.values()):
-            wire = session.wire
-            if wire is not last:
-                if wire is None:
-                    continue
-                frame = frames.get(wire)
-                if frame is None:
-                    frame = frames[wire] = encode(wire)
-                last = wire
-            targets += 1
-            if session.outbox.push(frame, messages):
-                session.received += messages
-                pushed += 1
-            elif not session.closed:
-                slow.append(session)
-        delivered = pushed * messages
-        self.stats.messages_delivered += delivered
+        targets, pushed, slow = fan_out(tuple(subs.values()), encode, messages, {})
+        self.stats.messages_delivered += pushed * messages
         for session in slow:
             self._overflowed(session, messages)
         return targets

@@ -1,22 +1,19 @@
-"""A byte-bounded outgoing queue: pushes never block; its consumer drains it in batches."""
+"""A byte-bounded outgoing queue: pushes never block; its consumer drains it in batches.
+
+Its hot half (push, take) runs once per subscriber per publication: `hub/core/_outbox.c` holds it in C where a
+compiler built that module, `_PyOutboxCore` below (the reference, same behaviour) everywhere else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
 
 
-class Outbox:
-    """Pending frames for one connection.
-
-    `push` is synchronous and never waits: it returns False once the pending bytes would pass
-    `limit`, and the caller treats the connection as too slow. `send` is the same with that rule
-    built in ("send or disconnect, never drop"): an overflow runs `on_overflow`, which the
-    connection's owner sets to disconnect it with its protocol's slow-client code and count it. The consumer either awaits
-    `next_batch()` or sets `notify`, a callback run when frames become pending (or the box
-    closes), and then takes everything pending with `take()`, so a burst goes out in one write.
-    """
+class _PyOutboxCore:
+    """The pure-Python twin of `hub.core._outbox.OutboxCore`: the state and the synchronous operations."""
 
     __slots__ = ("limit", "_frames", "_bytes", "_messages", "_lot", "notify", "closed", "on_overflow")
 
@@ -63,24 +60,6 @@ class Outbox:
             self._lot.unpark_all()
         return True
 
-    def send(self, frame: bytes, messages: int = 0) -> bool:
-        """Queue `frame`, or disconnect: on overflow `on_overflow(messages)` runs (the box is then closed).
-
-        Returns False when nothing was queued (overflow, or the box was already closed)."""
-        if self.push(frame, messages):
-            return True
-        self.overflow(messages)
-        return False
-
-    def overflow(self, messages: int = 0) -> None:
-        """What an overflowing `send` does, for a connection found too slow some other way (e.g. its
-        inbound queue is full): `on_overflow(messages)` runs once and the box closes."""
-        if not self.closed:
-            handler = self.on_overflow
-            if handler is not None:
-                handler(messages)
-            self.close()
-
     def force(self, frame: bytes) -> None:
         """Queue a control frame (a disconnect notice, a pong) even past the limit."""
         self._bytes += len(frame)
@@ -120,6 +99,74 @@ class Outbox:
         elif self._lot is not None:
             self._lot.unpark_all()
 
+
+def fan_out_py(sessions: Sequence[Any], encode: Callable[[Any], bytes], messages: int,
+               frames: dict[Any, bytes]) -> tuple[int, int, list[Any]]:
+    """Push one frame per wire format to each session's outbox (`Hub._fan_out`'s loop; `_outbox.fan_out` in C).
+
+    `frames[wire]` is made by `encode(wire)` the first time a wire is met. Returns how many sessions had a wire
+    format, how many pushes were taken (each counted in the session's `received`), and the sessions that refused
+    one without being closed (too slow)."""
+    targets = pushed = 0
+    slow: list[Any] = []
+    last: Any = frames  # the wire of the previous session, whose frame is `frame`: usually all share one
+    frame = b""
+    for session in sessions:
+        wire = session.wire
+        if wire is not last:
+            if wire is None:
+                continue
+            frame = frames.get(wire)  # type: ignore[assignment]
+            if frame is None:
+                frame = frames[wire] = encode(wire)
+            last = wire
+        targets += 1
+        if session.outbox.push(frame, messages):
+            session.received += messages
+            pushed += 1
+        elif not session.closed:
+            slow.append(session)
+    return targets, pushed, slow
+
+
+try:
+    from ._outbox import OutboxCore as _Core
+    from ._outbox import fan_out
+except ImportError:  # built without a C compiler
+    _Core = _PyOutboxCore  # type: ignore[assignment,misc]
+    fan_out = fan_out_py
+
+
+class _OutboxMethods:
+    """What `Outbox` adds to either core: send-or-disconnect and the awaitable consumer side."""
+
+    __slots__ = ()
+    closed: bool
+    on_overflow: Callable[[int], None] | None
+    _lot: trio.lowlevel.ParkingLot | None
+    _frames: list[bytes] | tuple[()]
+    push: Callable[..., bool]
+    take: Callable[[], bytes]
+    close: Callable[[], None]
+
+    def send(self, frame: bytes, messages: int = 0) -> bool:
+        """Queue `frame`, or disconnect: on overflow `on_overflow(messages)` runs (the box is then closed).
+
+        Returns False when nothing was queued (overflow, or the box was already closed)."""
+        if self.push(frame, messages):
+            return True
+        self.overflow(messages)
+        return False
+
+    def overflow(self, messages: int = 0) -> None:
+        """What an overflowing `send` does, for a connection found too slow some other way (e.g. its
+        inbound queue is full): `on_overflow(messages)` runs once and the box closes."""
+        if not self.closed:
+            handler = self.on_overflow
+            if handler is not None:
+                handler(messages)
+            self.close()
+
     async def next_batch(self) -> bytes | None:
         """Wait for pending frames and return them joined; None once closed and drained."""
         while not self._frames:
@@ -129,3 +176,23 @@ class Outbox:
                 self._lot = trio.lowlevel.ParkingLot()
             await self._lot.park()
         return self.take()
+
+
+class Outbox(_OutboxMethods, _Core):
+    """Pending frames for one connection.
+
+    `push` is synchronous and never waits: it returns False once the pending bytes would pass
+    `limit`, and the caller treats the connection as too slow. `send` is the same with that rule
+    built in ("send or disconnect, never drop"): an overflow runs `on_overflow`, which the
+    connection's owner sets to disconnect it with its protocol's slow-client code and count it. The consumer either awaits
+    `next_batch()` or sets `notify`, a callback run when frames become pending (or the box
+    closes), and then takes everything pending with `take()`, so a burst goes out in one write.
+    """
+
+    __slots__ = ()
+
+
+class PyOutbox(_OutboxMethods, _PyOutboxCore):
+    """`Outbox` on the pure-Python core, whichever core `Outbox` has (tests run both)."""
+
+    __slots__ = ()
