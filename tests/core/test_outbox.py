@@ -243,3 +243,37 @@ def test_fan_out_propagates_errors(fan_out) -> None:  # type: ignore[no-untyped-
     with pytest.raises(AttributeError):
         fan_out([object()], lambda w: b"f", 1, {})
     assert fan_out([], lambda w: b"f", 1, {}) == (0, 0, [])
+
+
+class _DictSession:
+    """A session without __slots__ (and a `received` property): fan-out takes the generic attribute path."""
+
+    def __init__(self, wire: object, outbox: object) -> None:
+        self.wire, self.outbox, self.count = wire, outbox, 0
+
+    @property
+    def received(self) -> int:
+        return self.count
+
+    @received.setter
+    def received(self, value: int) -> None:
+        self.count = value
+
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fan_out", FAN_OUTS)
+def test_fan_out_over_mixed_session_types(fan_out) -> None:  # type: ignore[no-untyped-def]
+    wire = object()
+    sessions = [_Session(wire, Outbox(100)), _DictSession(wire, Outbox(100)), _Session(wire, Outbox(100)),
+                _DictSession(wire, PyOutbox(100))]
+    for _ in range(2):
+        assert fan_out(sessions, lambda w: b"f", 3, {})[:2] == (4, 4)
+    assert [s.received for s in sessions] == [6, 6, 6, 6]
+    assert [s.outbox.take() for s in sessions] == [b"ff"] * 4
+    unset = _Session(wire, Outbox(100))
+    del unset.outbox
+    with pytest.raises(AttributeError):
+        fan_out([sessions[0], unset], lambda w: b"f", 1, {})
