@@ -10,7 +10,7 @@ the schema dicts list them, as jsonschema does.
 from __future__ import annotations
 
 import pprint
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _TYPES: dict[str, Any] = {
@@ -100,24 +100,49 @@ def _errors(instance: Any, schema: dict[str, Any], path: list[Any], schema_path:
 
 def _valid(instance: Any, schema: dict[str, Any]) -> bool:
     """`_errors` yields nothing, found without building paths or texts (every command is checked)."""
-    for keyword, value in schema.items():
-        if keyword == "type":
-            if not _TYPES[value](instance):
+    check = _CHECKS.get(id(schema))
+    if check is None or check[0] is not schema:
+        check = _CHECKS[id(schema)] = (schema, _compile(schema))
+    return check[1](instance)
+
+
+_CHECKS: dict[int, tuple[dict[str, Any], Callable[[Any], bool]]] = {}  # id(schema) -> (schema, its predicate)
+_PLAIN_TYPES = {"object": dict, "array": list, "string": str}  # `type` checks that are one isinstance
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """`_valid(instance, schema)` as one closure built once per schema: a command's check was a dozen calls
+    (`_valid` per property, a lambda per type); a property whose schema is a plain type is one isinstance."""
+    kind = schema.get("type")
+    plain = _PLAIN_TYPES.get(kind) if "type" in schema else object
+    typed = None if plain is not None else _TYPES[kind]  # integer, number, boolean, null: their own rules
+    properties = schema.get("properties") or {}
+    simple = tuple((name, _PLAIN_TYPES[sub["type"]]) for name, sub in properties.items()
+                   if sub.keys() == {"type"} and sub["type"] in _PLAIN_TYPES)
+    nested = tuple((name, sub) for name, sub in properties.items() if not (sub.keys() == {"type"} and sub["type"] in _PLAIN_TYPES))
+    required = tuple(schema.get("required") or ()) if "required" in schema else ()
+    minimum = schema.get("minimum") if "minimum" in schema else None
+    number = _TYPES["number"]
+
+    def check(instance: Any) -> bool:
+        if typed is not None:
+            if not typed(instance):
                 return False
-        elif keyword == "properties":
-            if isinstance(instance, dict):
-                for name, sub in value.items():
-                    if name in instance and not _valid(instance[name], sub):
-                        return False
-        elif keyword == "required":
-            if isinstance(instance, dict):
-                for name in value:
-                    if name not in instance:
-                        return False
-        elif keyword == "minimum":
-            if _TYPES["number"](instance) and instance < value:
-                return False
-    return True
+        elif not isinstance(instance, plain):  # type: ignore[arg-type]
+            return False
+        if isinstance(instance, dict):
+            for name, expected in simple:
+                if name in instance and not isinstance(instance[name], expected):
+                    return False
+            for name, sub in nested:
+                if name in instance and not _valid(instance[name], sub):
+                    return False
+            for name in required:
+                if name not in instance:
+                    return False
+        return minimum is None or not number(instance) or not instance < minimum
+
+    return check
 
 
 def validate(instance: Any, schema: dict[str, Any]) -> str | None:
