@@ -321,7 +321,9 @@ def run_config() -> dict[str, Any]:
 
     return {
         "python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-        "git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # Dirty: the code differs from the commit (earlier runs' results, rewritten by a run, do not count).
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results")),
         "peers": peer_versions(), "hub_bench_config": BENCH_CONFIG.format(queue=4 << 20).strip(),
         "loadavg": os.getloadavg()[0],
     }
