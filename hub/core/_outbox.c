@@ -96,13 +96,19 @@ core_dealloc(OutboxCore *self)
 static int
 wake(OutboxCore *self)
 {
-    PyObject *r;
-    if (self->notify != NULL && self->notify != Py_None)
-        r = PyObject_CallNoArgs(self->notify);
-    else if (self->lot != NULL && self->lot != Py_None)
-        r = PyObject_CallMethodNoArgs(self->lot, str_unpark_all);
-    else
+    PyObject *r, *callee;  /* held for the call: it may replace `notify` or `_lot` */
+    if (self->notify != NULL && self->notify != Py_None) {
+        callee = self->notify;
+        Py_INCREF(callee);
+        r = PyObject_CallNoArgs(callee);
+    } else if (self->lot != NULL && self->lot != Py_None) {
+        callee = self->lot;
+        Py_INCREF(callee);
+        r = PyObject_CallMethodNoArgs(callee, str_unpark_all);
+    } else {
         return 0;
+    }
+    Py_DECREF(callee);
     if (r == NULL)
         return -1;
     Py_DECREF(r);
@@ -418,18 +424,17 @@ fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t messages = PyLong_AsSsize_t(args[2]);
     if (messages == -1 && PyErr_Occurred())
         return NULL;
-    PyObject *seq = PySequence_Fast(args[0], "fan_out: sessions must be a sequence");
+    PyObject *seq = PySequence_Tuple(args[0]);  /* a tuple is itself; callbacks cannot change what is iterated */
     if (seq == NULL)
         return NULL;
     PyObject *slow = PyList_New(0), *messages_obj = args[2];
-    PyObject *last = NULL, *frame = NULL;  /* borrowed: `frames` holds them */
+    PyObject *last = NULL, *frame = NULL;  /* the previous session's wire and its frame (held: callbacks run between) */
     PyTypeObject *checked = NULL;          /* the last outbox type found not to override push */
-    Py_ssize_t targets = 0, pushed = 0, n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t targets = 0, pushed = 0, n = PyTuple_GET_SIZE(seq);
     if (slow == NULL)
         goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *session = items[i];
+        PyObject *session = PyTuple_GET_ITEM(seq, i);
         if (Py_TYPE(session) != slots_type)
             resolve_slots(Py_TYPE(session));
         PyObject *wire = get_slot(session, off_wire, str_wire);
@@ -440,22 +445,24 @@ fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 Py_DECREF(wire);
                 continue;
             }
-            frame = PyDict_GetItemWithError(frames, wire);
-            if (frame == NULL) {
+            PyObject *found = PyDict_GetItemWithError(frames, wire);  /* borrowed */
+            if (found != NULL) {
+                Py_INCREF(found);
+            } else {
                 if (PyErr_Occurred()) {
                     Py_DECREF(wire);
                     goto error;
                 }
-                PyObject *made = PyObject_CallOneArg(encode, wire);
-                if (made == NULL || PyDict_SetItem(frames, wire, made) < 0) {
-                    Py_XDECREF(made);
+                found = PyObject_CallOneArg(encode, wire);
+                if (found == NULL || PyDict_SetItem(frames, wire, found) < 0) {
+                    Py_XDECREF(found);
                     Py_DECREF(wire);
                     goto error;
                 }
-                frame = made;
-                Py_DECREF(made);  /* `frames` keeps it */
             }
-            last = wire;  /* `session.wire` of a session in `seq`, alive while `frames` holds it as a key */
+            Py_XSETREF(frame, found);
+            Py_INCREF(wire);
+            Py_XSETREF(last, wire);
         }
         Py_DECREF(wire);
         targets++;
@@ -492,9 +499,13 @@ fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_DECREF(seq);
+    Py_XDECREF(last);
+    Py_XDECREF(frame);
     return Py_BuildValue("nnN", targets, pushed, slow);
 error:
     Py_DECREF(seq);
+    Py_XDECREF(last);
+    Py_XDECREF(frame);
     Py_XDECREF(slow);
     return NULL;
 }

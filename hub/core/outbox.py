@@ -111,7 +111,7 @@ def fan_out_py(sessions: Sequence[Any], encode: Callable[[Any], bytes], messages
     slow: list[Any] = []
     last: Any = frames  # the wire of the previous session, whose frame is `frame`: usually all share one
     frame = b""
-    for session in sessions:
+    for session in tuple(sessions):  # a tuple is itself; a list may change under the callbacks
         wire = session.wire
         if wire is not last:
             if wire is None:

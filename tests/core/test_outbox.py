@@ -277,3 +277,27 @@ def test_fan_out_over_mixed_session_types(fan_out) -> None:  # type: ignore[no-u
     del unset.outbox
     with pytest.raises(AttributeError):
         fan_out([sessions[0], unset], lambda w: b"f", 1, {})
+
+
+@pytest.mark.parametrize("fan_out", FAN_OUTS)
+def test_fan_out_survives_callbacks_that_change_what_it_holds(fan_out) -> None:  # type: ignore[no-untyped-def]
+    """A consumer woken mid-loop may drop its own callback, close another session or change the list passed in:
+    the loop goes on over what it was given, with the frames it made."""
+    wire = object()
+    sessions: list[_Session] = []
+
+    def first_woken() -> None:
+        sessions[0].outbox.notify = None  # the callback being run lets go of itself
+        sessions[1].outbox.close()
+        sessions.clear()  # the caller's list, emptied under the loop
+
+    boxes = [Outbox(100, notify=first_woken), Outbox(100), Outbox(100)]
+    sessions.extend(_Session(wire, box) for box in boxes)
+    given = list(sessions)
+    frames: dict[object, bytes] = {}
+    targets, pushed, slow = fan_out(sessions, lambda w: b"frame", 1, frames)
+    assert (targets, pushed, slow) == (3, 2, [])  # the closed one is neither pushed nor slow
+    assert [s.received for s in given] == [1, 0, 1]
+    assert [b.take() for b in boxes] == [b"frame", b"", b"frame"]
+    frames.clear()
+    assert boxes[0].notify is None
