@@ -151,19 +151,32 @@ push(OutboxCore *self, PyObject *frame, Py_ssize_t messages)
 }
 
 static PyObject *
-core_push(OutboxCore *self, PyObject *const *args, Py_ssize_t nargs)
+core_push(OutboxCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs < 1 || nargs > 2) {
+    /* push(frame, messages=0), by position or by name, as the Python twin takes it */
+    PyObject *given[2] = {nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    int bad = nargs > 2;
+    for (Py_ssize_t i = 0; i < nkw && !bad; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int slot = PyUnicode_CompareWithASCIIString(name, "frame") == 0 ? 0
+                 : PyUnicode_CompareWithASCIIString(name, "messages") == 0 ? 1 : -1;
+        if (slot < 0 || given[slot] != NULL)
+            bad = 1;
+        else
+            given[slot] = args[nargs + i];
+    }
+    if (bad || given[0] == NULL) {
         PyErr_SetString(PyExc_TypeError, "push(frame, messages=0)");
         return NULL;
     }
     Py_ssize_t messages = 0;
-    if (nargs == 2) {
-        messages = PyLong_AsSsize_t(args[1]);
+    if (given[1] != NULL) {
+        messages = PyLong_AsSsize_t(given[1]);
         if (messages == -1 && PyErr_Occurred())
             return NULL;
     }
-    int r = push(self, args[0], messages);
+    int r = push(self, given[0], messages);
     if (r < 0)
         return NULL;
     return PyBool_FromLong(r);
@@ -289,7 +302,7 @@ get_frames(OutboxCore *self, void *closure)
 }
 
 static PyMethodDef core_methods[] = {
-    {"push", (PyCFunction)(void (*)(void))core_push, METH_FASTCALL,
+    {"push", (PyCFunction)(void (*)(void))core_push, METH_FASTCALL | METH_KEYWORDS,
      "Queue `frame` (holding `messages` publications); False, and nothing queued, if it would overflow or the box is closed."},
     {"force", (PyCFunction)core_force, METH_O, "Queue a control frame (a disconnect notice, a pong) even past the limit."},
     {"take", (PyCFunction)core_take, METH_NOARGS, "Everything pending, joined, and the queue emptied."},

@@ -112,6 +112,14 @@ def test_a_failing_notify_propagates(cls: type) -> None:
 
 def test_bad_arguments(cls: type) -> None:
     box = cls(100)
+    assert box.push(b"ab", messages=2) and box.pending_messages == 2  # by name, as by position
+    with pytest.raises(TypeError):
+        box.push(b"ab", count=2)
+    assert box.push(frame=b"c") and box.push(messages=1, frame=b"d") and box.take() == b"abcd"
+    with pytest.raises(TypeError):
+        box.push(b"ab", frame=b"cd")  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        box.push(messages=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         box.push(42)
     with pytest.raises(TypeError):
