@@ -292,6 +292,26 @@ get_pending_messages(OutboxCore *self, void *closure)
 }
 
 static PyObject *
+get_closed(OutboxCore *self, void *closure)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static int
+set_closed(OutboxCore *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete closed");
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);  /* any value, read as a truth value, as the Python twin's */
+    if (truth < 0)
+        return -1;
+    self->closed = (char)truth;
+    return 0;
+}
+
+static PyObject *
 get_frames(OutboxCore *self, void *closure)
 {
     if (self->frames != NULL && PyList_GET_SIZE(self->frames)) {
@@ -316,7 +336,6 @@ static PyMemberDef core_members[] = {
     {"limit", T_PYSSIZET, offsetof(OutboxCore, limit), 0, "the pending bytes past which `push` refuses"},
     {"notify", T_OBJECT, offsetof(OutboxCore, notify), 0, "called when frames become pending or the box closes"},
     {"on_overflow", T_OBJECT, offsetof(OutboxCore, on_overflow), 0, "run once by `overflow`"},
-    {"closed", T_BOOL, offsetof(OutboxCore, closed), 0, "no more pushes"},
     {"_lot", T_OBJECT, offsetof(OutboxCore, lot), 0, "the consumer's parking lot, or None"},
     {"_bytes", T_PYSSIZET, offsetof(OutboxCore, bytes), 0, "pending bytes"},
     {"_messages", T_PYSSIZET, offsetof(OutboxCore, messages), 0, "pending publications"},
@@ -324,6 +343,7 @@ static PyMemberDef core_members[] = {
 };
 
 static PyGetSetDef core_getset[] = {
+    {"closed", (getter)get_closed, (setter)set_closed, "no more pushes", NULL},
     {"pending_bytes", (getter)get_pending_bytes, NULL, "bytes queued", NULL},
     {"pending_messages", (getter)get_pending_messages, NULL, "publications queued", NULL},
     {"_frames", (getter)get_frames, NULL, "the pending frames (a list), or ()", NULL},
