@@ -372,9 +372,18 @@ static PyType_Spec core_spec = {
 
 /* Reading a session's __slots__ attribute straight from its object: the fan-out reads three per subscriber,
  * and the generic attribute lookup was most of the loop. A type whose attribute is anything else (a property,
- * a custom __getattribute__) goes through getattr. */
+ * a custom __getattribute__) goes through getattr. The offsets are those of one type at one version: a change
+ * to the class (PyType_Modified drops its version tag) has them looked up again. */
 static PyTypeObject *slots_type;  /* strong: its address cannot be reused while cached */
+static unsigned int slots_version;  /* slots_type's tp_version_tag when the offsets were found (0: none) */
 static Py_ssize_t off_wire = -1, off_outbox = -1, off_received = -1;
+
+static inline int
+slots_current(PyTypeObject *tp)
+{
+    return tp == slots_type && slots_version != 0 && (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+        && tp->tp_version_tag == slots_version;
+}
 
 static Py_ssize_t
 slot_offset(PyTypeObject *tp, PyObject *name)
@@ -391,12 +400,12 @@ slot_offset(PyTypeObject *tp, PyObject *name)
 static void
 resolve_slots(PyTypeObject *tp)
 {
-    if (tp == slots_type)
-        return;
     int generic = tp->tp_getattro == PyObject_GenericGetAttr && tp->tp_setattro == PyObject_GenericSetAttr;
     off_wire = generic ? slot_offset(tp, str_wire) : -1;
     off_outbox = generic ? slot_offset(tp, str_outbox) : -1;
     off_received = generic ? slot_offset(tp, str_received) : -1;
+    /* _PyType_Lookup gave the type a version tag; without one (an uncacheable type) every call looks again */
+    slots_version = (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
     Py_INCREF(tp);
     Py_XSETREF(slots_type, tp);
 }
@@ -468,7 +477,7 @@ fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto error;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *session = PyTuple_GET_ITEM(seq, i);
-        if (Py_TYPE(session) != slots_type)
+        if (!slots_current(Py_TYPE(session)))
             resolve_slots(Py_TYPE(session));
         PyObject *wire = get_slot(session, off_wire, str_wire);
         if (wire == NULL)

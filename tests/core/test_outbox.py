@@ -309,3 +309,22 @@ def test_fan_out_survives_callbacks_that_change_what_it_holds(fan_out) -> None: 
     assert [b.take() for b in boxes] == [b"frame", b"", b"frame"]
     frames.clear()
     assert boxes[0].notify is None
+
+
+@pytest.mark.parametrize("fan_out", FAN_OUTS)
+def test_fan_out_sees_a_session_class_changed_after_it_ran(fan_out) -> None:  # type: ignore[no-untyped-def]
+    """The C loop caches where a session type keeps its slots; a property put on the class later is used."""
+
+    class Patched:
+        __slots__ = ("wire", "outbox", "received", "closed")
+
+        def __init__(self) -> None:
+            self.wire, self.outbox, self.received, self.closed = "w", Outbox(100), 0, False
+
+    session = Patched()
+    assert fan_out((session,), lambda w: b"f", 1, {})[:2] == (1, 1) and session.received == 1
+    counted: list[int] = []
+    stored = Patched.received
+    Patched.received = property(lambda s: stored.__get__(s), lambda s, v: (counted.append(v), stored.__set__(s, v)))
+    assert fan_out((session,), lambda w: b"f", 2, {})[:2] == (1, 1)
+    assert counted == [3] and session.received == 3
