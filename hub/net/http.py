@@ -513,14 +513,7 @@ class HTTPServer:
         limits = self.limits
         delay = limits.header_timeout if first else limits.keepalive_timeout
         if fd < 0 or self.tasks is None or delay == math.inf:
-            with trio.CancelScope(deadline=trio.current_time() + delay) as scope:
-                if not first:
-                    self._waiting.add(scope)
-                try:
-                    data = await stream.receive_some(65536)
-                finally:
-                    self._waiting.discard(scope)
-            return None if scope.cancelled_caught else data
+            return await self._receive_scoped(stream, delay, idle=not first)
         try:
             return await self._read_within(fd, delay, self._heads if first else self._idle)
         except trio.ClosedResourceError:
@@ -531,10 +524,20 @@ class HTTPServer:
         seconds. A plain socket's wait is timed by `hub.net.deadlines` rather than a cancel scope of its own."""
         fd = read_fd(stream)
         if fd is None or self.tasks is None or delay == math.inf:
-            with trio.move_on_after(delay) as scope:
-                data = await stream.receive_some(65536)
-            return None if scope.cancelled_caught else data
+            return await self._receive_scoped(stream, delay)
         return await self._read_within(fd, delay, self._reads)
+
+    async def _receive_scoped(self, stream: trio.abc.ReceiveStream, delay: float, idle: bool = False) -> bytes | None:
+        """`stream.receive_some` within `delay` under a cancel scope of its own (TLS, h11's streams, no timeout, no
+        task to time the waits), None on timeout; `idle`: a keep-alive wait that a drain ends (`_waiting`)."""
+        with trio.CancelScope(deadline=trio.current_time() + delay) as scope:
+            if idle:
+                self._waiting.add(scope)
+            try:
+                data = await stream.receive_some(65536)
+            finally:
+                self._waiting.discard(scope)
+        return None if scope.cancelled_caught else data
 
     async def _read_within(self, fd: int, delay: float, waits: Deadlines) -> bytes | None:
         """What a plain socket receives once readable, or None after `delay`: one task times the waits of every
