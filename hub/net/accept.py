@@ -2,7 +2,10 @@
 
 It accepts on its own non-blocking duplicate of the listening descriptor, as many connections in a row as are
 waiting (up to `BATCH`, then it lets the other tasks run): trio's `SocketListener.accept` goes through the
-scheduler once per connection even when the next one is already there.
+scheduler once per connection even when the next one is already there. Each stream carries `peer` ("address:port"
+as the accept gave it, so the server need not ask the socket again) and, on Linux, is made without trio's two
+`setsockopt` calls: the listening socket has TCP_NODELAY and TCP_NOTSENT_LOWAT set once, and accepted sockets
+inherit them (tests/net/test_accept.py checks that they do).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import os
 import resource
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +38,50 @@ def fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _lean_stream_ok() -> bool:
+    """Whether a `trio.SocketStream` is what `_lean_stream` makes: its socket and its send-conflict detector, the
+    two attributes its constructor sets (checked against trio's own constructor, so another trio version that
+    sets more falls back to it); and Linux, where accepted sockets inherit the listener's TCP options."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        from trio._util import ConflictDetector  # noqa: F401
+    except ImportError:
+        return False
+    a, b = socket.socketpair()
+    try:
+        return set(vars(trio.SocketStream(trio.socket.from_stdlib_socket(a)))) == {"socket", "_send_conflict_detector"}
+    finally:
+        a.close()
+        b.close()
+
+
+_LEAN = _lean_stream_ok()
+_SEND_CONFLICT = "another task is currently sending data on this SocketStream"
+
+
+def _lean_stream(sock: socket.socket) -> trio.SocketStream:
+    """`trio.SocketStream(trio.socket.from_stdlib_socket(sock))` minus its `setsockopt` calls (inherited here)."""
+    from trio._util import ConflictDetector
+
+    stream = trio.SocketStream.__new__(trio.SocketStream)
+    stream.socket = trio.socket.from_stdlib_socket(sock)
+    stream._send_conflict_detector = ConflictDetector(_SEND_CONFLICT)  # type: ignore[attr-defined]
+    return stream
+
+
+def _stream_maker(listening: socket.socket) -> Callable[[socket.socket], trio.SocketStream]:
+    """How to wrap this listener's accepted sockets: lean when its TCP options can be set once on it."""
+    if _LEAN and listening.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, 2**14)  # trio's defaults
+            return _lean_stream
+        except OSError:
+            pass
+    return lambda sock: trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
 async def accept_loop(
     listener: trio.SocketListener,
     handler: Callable[[trio.SocketStream], Awaitable[None]],
@@ -54,7 +102,7 @@ async def accept_loop(
     family, kind, proto = own.family, own.type, own.proto
     sock = socket.socket(family, kind, proto, fileno=os.dup(own.fileno()))
     sock.setblocking(False)
-    wrap = trio.socket.from_stdlib_socket
+    make = _stream_maker(sock)
     backoff = 0.01
     in_a_row = 0
     try:
@@ -62,7 +110,7 @@ async def accept_loop(
             try:
                 # The bare accept: socket.accept() asks the family, type and protocol of the listening socket again
                 # (three enum conversions) for each connection.
-                fd, _ = sock._accept()
+                fd, peer = sock._accept()
             except BlockingIOError:
                 in_a_row = 0
                 await trio.lowlevel.wait_readable(sock)
@@ -79,7 +127,9 @@ async def accept_loop(
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             backoff = 0.01
-            nursery.start_soon(handler, trio.SocketStream(wrap(socket.socket(family, kind, proto, fd))), name=TASK_NAME)
+            stream = make(socket.socket(family, kind, proto, fd))
+            stream.peer = f"{peer[0]}:{peer[1]}" if type(peer) is tuple else ""  # type: ignore[attr-defined]
+            nursery.start_soon(handler, stream, name=TASK_NAME)
             in_a_row += 1
             if in_a_row >= BATCH:
                 in_a_row = 0

@@ -45,11 +45,42 @@ class Head(NamedTuple):
     upgrade: bool = False
 
 
+# Websocket upgrades are remembered by their head with the Sec-WebSocket-Key value blanked: a client library's
+# upgrades differ only in that nonce (22 base64 characters and "=="), which no check below looks into, so the
+# parse of one stands for all of them. Bounded: up to 256 heads of up to 2 KiB (cleared when full).
+_KEY_FIELD = b"\r\nSec-WebSocket-Key: "
+_NONCE = re.compile(rb"[A-Za-z0-9+/]{22}==\r\n")
+_BLANK_NONCE = b"A" * 22 + b"=="
+_upgrades: dict[tuple[bytes, int, int], Head] = {}
+
+
 def parse_head(buf: bytes, max_header_bytes: int, max_headers: int) -> Head | None:
     """The request head at the start of `buf` if it is whole and plain, else None (h11's case)."""
     end = buf.find(b"\r\n\r\n")
     if end < 0 or end > max_header_bytes:
         return None
+    at = buf.find(_KEY_FIELD, 0, end)
+    if at < 0 or end > 2048:
+        return _parse_head(buf, end, max_header_bytes, max_headers)
+    at += len(_KEY_FIELD)
+    if _NONCE.match(buf, at, at + 26) is None:
+        return _parse_head(buf, end, max_header_bytes, max_headers)
+    template = (buf[:at] + _BLANK_NONCE + buf[at + 24:end], max_header_bytes, max_headers)
+    head = _upgrades.get(template)
+    if head is None:
+        head = _parse_head(template[0] + b"\r\n\r\n", end, max_header_bytes, max_headers)
+        if head is None or not head.upgrade:
+            return _parse_head(buf, end, max_header_bytes, max_headers)
+        if len(_upgrades) >= 256:
+            _upgrades.clear()
+        _upgrades[template] = head
+    headers = head.headers.copy()
+    headers["sec-websocket-key"] = buf[at:at + 24].decode("ascii")
+    return head._replace(headers=headers)
+
+
+def _parse_head(buf: bytes, end: int, max_header_bytes: int, max_headers: int) -> Head | None:
+    """`parse_head` of a head that ends at `end` (its blank line), parsed afresh."""
     line_end = buf.find(b"\r\n")
     m = _REQUEST_LINE.fullmatch(buf, 0, line_end)
     if m is None:

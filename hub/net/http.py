@@ -428,6 +428,9 @@ class HTTPServer:
     def _client(stream: trio.SocketStream) -> str:
         from .tls import socket_of
 
+        peer = getattr(stream, "peer", None)  # what the accept loop was told
+        if peer is not None:
+            return peer
         try:
             peer = socket_of(stream).getpeername()
             return f"{peer[0]}:{peer[1]}"

@@ -440,6 +440,10 @@ class WebSocket(DirectWriter):
                     self._set_peer_gone()
                     self.outbox.close()
                     return None
+                if not self.outbox.closed:
+                    message = self._reader.whole(data)  # the usual read: one whole message, no queue made
+                    if message is not None:
+                        return message
             self._reader.feed(data)
             try:
                 messages = self._reader.messages(PARSE_BATCH)

@@ -57,6 +57,31 @@ def unmask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
 
 
+def whole_message(data: bytes, max_message: int) -> str | bytes | None:
+    """`data` as the one message it holds, when it is exactly one final, masked text (valid UTF-8: a str) or
+    binary (bytes) frame of at most `max_message` bytes: what a client's read usually brings. Anything else
+    (fragments, control frames, several frames, errors) is None and goes through `FrameReader`."""
+    if len(data) < 6:
+        return None
+    b0, b1 = data[0], data[1]
+    if b0 not in (0x81, 0x82) or b1 < 0x80:  # FIN + TEXT/BINARY, no reserved bits; masked
+        return None
+    n, pos = b1 & 0x7F, 2
+    if n == 126:
+        n, pos = int.from_bytes(data[2:4], "big"), 4
+    elif n == 127:
+        return None
+    if n > max_message or len(data) != pos + 4 + n:
+        return None
+    payload = unmask(data[pos + 4:], data[pos:pos + 4])
+    if b0 == 0x82:
+        return payload
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def valid_close_code(code: int) -> bool:
     """Whether a peer may send `code` in a close frame."""
     return code in _REGISTERED or 3000 <= code <= 4999
@@ -117,6 +142,12 @@ class FrameReader:
             self._buf = bytearray(data)
         else:
             self._buf += data
+
+    def whole(self, data: bytes) -> str | bytes | None:
+        """`whole_message(data)` when nothing is buffered or half-received before it, else None."""
+        if self._buf is not None or self._parts is not None or self._error is not None:
+            return None
+        return whole_message(data, self.max_message)
 
     @property
     def failed(self) -> bool:

@@ -398,10 +398,9 @@ async def websocket_endpoint(ctx: AdapterContext, request: Request, ws: WebSocke
     elif ws.subprotocol == JSON_SUBPROTOCOL or speaks_sdk(first):
         return sdk_connection(ctx, ws, first, JSON_WIRE, opened, request)  # a tail call (see HTTPServer.handle)
     else:
-        # The connection keeps neither the request nor its first message (read again from `ws`).
+        # The connection keeps neither the request nor its first message (legacy_connection lets it go once read).
         stale.discard(ws)
-        ws.unreceive(first)
-        return legacy_connection(ctx, ws, None, WS_TEXT, "websocket")  # a tail call (see HTTPServer.handle)
+        return legacy_connection(ctx, ws, first, WS_TEXT, "websocket")  # a tail call (see HTTPServer.handle)
 
 
 async def sockjs_endpoint(ctx: AdapterContext, request: Request, conn: Any) -> None:

@@ -115,6 +115,15 @@ async def test_a_burst_of_connections_is_accepted_in_batches_and_the_loop_ends_c
             await all_in.wait()
         nursery.cancel_scope.cancel()
     assert len(accepted) == count and all(isinstance(s, trio.SocketStream) for s in accepted)
+    # trio's socket defaults hold though the streams were made without its setsockopt calls (inherited from the
+    # listener), and each stream knows its peer as the accept gave it
+    ports = {c.getsockname()[1] for c in clients}
+    for stream in accepted:
+        assert stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == 2**14
+        host, _, port = stream.peer.rpartition(":")
+        assert host == "127.0.0.1" and int(port) in ports
+        assert stream.peer == "{}:{}".format(*stream.socket.getpeername())
     for stream in accepted:
         await stream.aclose()
     for client in clients:

@@ -90,6 +90,31 @@ def test_every_head_the_fast_parser_takes_is_one_h11_reads_the_same_way():
     assert taken > 600  # the generator gives the fast path plenty to do
 
 
+def test_a_remembered_upgrade_head_parses_as_it_would_afresh():
+    """Upgrades are remembered with their nonce blanked: each parse equals a fresh one, whatever the nonce
+    (valid, odd-sized, off-alphabet), the fields around it or a repeated key field."""
+    rng = random.Random(7)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    fields = [b"Host: x", b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Version: 13",
+              b"Sec-WebSocket-Protocol: a, b", b"Origin: http://x", b"X-A: b", b"Upgrade: websocket", b"Host: y"]
+    fasthttp._upgrades.clear()
+    taken = 0
+    for _ in range(3000):
+        nonce = bytes(rng.choice(alphabet) for _ in range(22)) + b"=="
+        if rng.random() < 0.1:
+            nonce = rng.choice([nonce[:-1], nonce + b"A", b"!" + nonce[1:], nonce[:20] + b"\x80\x80==", b""])
+        lines = rng.sample(fields, rng.randrange(3, 6)) + [b"Sec-WebSocket-Key: " + nonce]
+        if rng.random() < 0.05:
+            lines.append(b"sec-websocket-key: " + nonce)
+        rng.shuffle(lines)
+        head = b"GET /connection/websocket HTTP/1.1\r\n" + b"\r\n".join(lines) + b"\r\n\r\n"
+        for _ in range(2):  # the second parse of the same head is remembered
+            got = fasthttp.parse_head(head, MAX_HEADER_BYTES, MAX_HEADERS)
+            assert got == fasthttp._parse_head(head, head.find(b"\r\n\r\n"), MAX_HEADER_BYTES, MAX_HEADERS), head
+        taken += got is not None and got.upgrade
+    assert taken > 300 and 0 < len(fasthttp._upgrades) <= 256
+
+
 @pytest.mark.parametrize("data", [
     b"GET / HTTP/1.1\r\nHost: x\r\n",  # head not all there
     b"GET / HTTP/1.1\r\n\r\n",  # no Host

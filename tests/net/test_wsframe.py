@@ -168,6 +168,34 @@ def test_reader_agrees_with_wsproto(stream, chunks):
         assert got == want[:len(got)]
 
 
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(frames(), min_size=1, max_size=3), st.booleans(), st.integers(0, 300))
+def test_the_one_message_shortcut_takes_only_what_the_reader_reads_as_one_message(stream, prefix, limit):
+    """`whole_message` (the websocket's shortcut for a read that is exactly one message) gives what wsproto reads
+    there, or None for anything else: several frames, fragments, control frames, errors, over the size limit."""
+    data = b"".join(stream)
+    got = wsframe.whole_message(data, limit)
+    want, code = oracle(data)
+    plain = (code is None and len(want) == 1 and want[0][0] in (wsframe.TEXT, wsframe.BINARY) and len(stream) == 1
+             and data[0] & 0x80)  # one final frame, not the first of a fragmented message
+    if got is None:
+        assert not plain or len(want[0][1]) > limit or (want[0][0] == wsframe.TEXT and _not_utf8(want[0][1]))
+        return
+    assert plain and len(want[0][1]) <= limit
+    assert got == (want[0][1].decode("utf-8") if want[0][0] == wsframe.TEXT else want[0][1])
+    reader = FrameReader(limit)
+    reader.feed(b"\x81" if prefix else b"")  # anything buffered before: the reader's case, not the shortcut's
+    assert (reader.whole(data) is None) == prefix
+
+
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.lists(st.integers(1, 64), max_size=10))
 def test_reader_never_raises_anything_but_protocol_errors(data, chunks):
