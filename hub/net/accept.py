@@ -3,7 +3,7 @@
 It accepts on its own non-blocking duplicate of the listening descriptor, as many connections in a row as are
 waiting (up to `BATCH`, then it lets the other tasks run): trio's `SocketListener.accept` goes through the
 scheduler once per connection even when the next one is already there. Each stream carries `peer` ("address:port"
-as the accept gave it, so the server need not ask the socket again) and, on Linux, is made without trio's two
+as the accept gave it, so the server need not ask the socket again) and `host` (the address) and, on Linux, is made without trio's two
 `setsockopt` calls: the listening socket has TCP_NODELAY and TCP_NOTSENT_LOWAT set once, and accepted sockets
 inherit them (tests/net/test_accept.py checks that they do).
 """
@@ -128,7 +128,8 @@ async def accept_loop(
                 continue
             backoff = 0.01
             stream = make(socket.socket(family, kind, proto, fd))
-            stream.peer = f"{peer[0]}:{peer[1]}" if type(peer) is tuple else ""  # type: ignore[attr-defined]
+            if type(peer) is tuple:
+                stream.host, stream.peer = peer[0], f"{peer[0]}:{peer[1]}"  # type: ignore[attr-defined]
             nursery.start_soon(handler, stream, name=TASK_NAME)
             in_a_row += 1
             if in_a_row >= BATCH:

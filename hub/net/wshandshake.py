@@ -44,7 +44,29 @@ def plain_fields(headers: dict[str, str]) -> tuple[bytes, list[str]] | None:
     return _verdict(headers)
 
 
+_verdicts: dict[tuple[str | None, ...], list[str] | None] = {}  # by the fields other than the key: see _verdict
+
+
 def _verdict(seen: dict[str, str]) -> tuple[bytes, list[str]] | None:
+    """(key, subprotocols) for a plain upgrade's fields, else None. A client library sends the same fields each
+    time but for the key (a nonce, checked here): the rest is judged once per distinct set (up to 256 kept)."""
+    key = seen.get("sec-websocket-key")
+    if key is None or not key.isascii():
+        return None
+    fields = (seen.get("host"), seen.get("sec-websocket-version"), seen.get("upgrade"), seen.get("connection"),
+              seen.get("sec-websocket-protocol"))
+    try:
+        offered = _verdicts[fields]
+    except KeyError:
+        offered = _judge(seen)
+        if len(_verdicts) >= 256:
+            _verdicts.clear()
+        _verdicts[fields] = offered
+    return None if offered is None else (key.encode("ascii"), list(offered))
+
+
+def _judge(seen: dict[str, str]) -> list[str] | None:
+    """The subprotocols offered, or None if the fields (but the key, judged by the caller) are not plain."""
     for name in _ONCE:
         value = seen.get(name)
         if value is not None and not value.isascii():
@@ -58,8 +80,7 @@ def _verdict(seen: dict[str, str]) -> tuple[bytes, list[str]] | None:
     if len(host) > 1000 or "xn--" in host.lower():  # what wsproto's IDNA decoding of the host could refuse
         return None
     offered = seen.get("sec-websocket-protocol")
-    subprotocols = [p.strip() for p in offered.split(",")] if offered is not None else []
-    return key.encode("ascii"), subprotocols
+    return [p.strip() for p in offered.split(",")] if offered is not None else []
 
 
 def accept_bytes(key: bytes, subprotocol: str | None, extra_headers: list[tuple[bytes, bytes]]) -> bytes:
