@@ -130,16 +130,48 @@ def _info(claims: Mapping[str, Any]) -> Any:
     return claims.get("info")
 
 
-def _unverified(token: object) -> dict[str, Any]:
+_JWS = jwt.PyJWS()
+_HMAC_KEYS: dict[tuple[str, str], tuple[Any, Any]] = {}  # (alg, secret) -> (algorithm, prepared key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    """A token read once (PyJWT's parse: segments, base64url and JSON checks) and not yet verified."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    text: str
+
+
+def _unverified(token: object) -> _Token:
     if not isinstance(token, str) or not token:
         raise TokenInvalid("token required")
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        parts = _JWS.decode_complete(token, options={"verify_signature": False})
+        claims = json.loads(parts["payload"])  # as PyJWT decodes a payload
+    except (jwt.PyJWTError, ValueError, RecursionError):
         raise TokenInvalid("malformed token") from None
     if not isinstance(claims, dict):
         raise TokenInvalid("malformed token")
-    return claims
+    return _Token(parts["header"], claims, token.encode("utf-8").rsplit(b".", 1)[0], parts["signature"], token)
+
+
+def _hmac_key(alg: str, secret: str) -> tuple[Any, Any]:
+    """PyJWT's algorithm object and prepared key for an HMAC secret, made once per secret (preparing checks that
+    the secret is no PEM or SSH key, a dozen regular expressions)."""
+    found = _HMAC_KEYS.get((alg, secret))
+    if found is None:
+        algorithm = jwt.get_algorithm_by_name(alg)
+        try:
+            found = (algorithm, algorithm.prepare_key(secret))
+        except jwt.PyJWTError:
+            raise TokenInvalid("invalid token") from None
+        if len(_HMAC_KEYS) >= 64:
+            _HMAC_KEYS.clear()
+        _HMAC_KEYS[(alg, secret)] = found
+    return found
 
 
 def token_project(claims: Mapping[str, Any], projects: Mapping[str, Any], default: str) -> str:
@@ -158,24 +190,29 @@ def token_project(claims: Mapping[str, Any], projects: Mapping[str, Any], defaul
     return named
 
 
-def _verify(token: str, secret: str, now: float, keys: PublicKeys) -> dict[str, Any]:
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenInvalid("malformed token") from None
-    alg = header.get("alg")
+def _verify(token: _Token, secret: str, now: float, keys: PublicKeys) -> dict[str, Any]:
+    alg = token.header.get("alg")
     if alg not in ALGORITHMS:
         raise TokenInvalid("unsupported algorithm")
-    key: Any = secret if alg in HMAC_ALGORITHMS else keys.key(alg, header.get("kid"))
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[alg],
-            options={"verify_exp": False, "verify_aud": False, "verify_iat": False, "verify_nbf": False},
-        )
-    except jwt.PyJWTError:
-        raise TokenInvalid("invalid token") from None
+    if alg in HMAC_ALGORITHMS:
+        # What jwt.decode does for it, on the token as read once: the signature with PyJWT's algorithm, then its
+        # claim checks that these options leave on (`sub` and `jti` are strings when present).
+        algorithm, key = _hmac_key(alg, secret)
+        if not algorithm.verify(token.signing_input, key, token.signature):
+            raise TokenInvalid("invalid token")
+        claims = token.claims
+        if not isinstance(claims.get("sub", ""), str) or not isinstance(claims.get("jti", ""), str):
+            raise TokenInvalid("invalid token")
+    else:
+        try:
+            claims = jwt.decode(
+                token.text,
+                keys.key(alg, token.header.get("kid")),
+                algorithms=[alg],
+                options={"verify_exp": False, "verify_aud": False, "verify_iat": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError:
+            raise TokenInvalid("invalid token") from None
     if keys.audience:
         aud = claims.get("aud")
         if not (aud == keys.audience or (isinstance(aud, list) and keys.audience in aud)):
@@ -219,8 +256,9 @@ def check_connect_token(
 ) -> ConnectClaims:
     """Verify a connection token; raise TokenInvalid or TokenExpired."""
     now = time.time() if now is None else now
-    project = token_project(_unverified(token), projects, default_project)
-    claims = _verify(token, secret_of(project), now, keys)  # type: ignore[arg-type]
+    read = _unverified(token)
+    project = token_project(read.claims, projects, default_project)
+    claims = _verify(read, secret_of(project), now, keys)
     user = claims.get(keys.user_id_claim or "sub", "")
     if not isinstance(user, str):
         raise TokenInvalid("invalid sub")
@@ -247,8 +285,7 @@ def check_subscribe_token(token: object, secret: str, channel: str, user: str, c
     A bad token is TokenInvalid; a valid one for another channel, user or client is TokenMismatch.
     """
     now = time.time() if now is None else now
-    _unverified(token)
-    claims = _verify(token, secret, now, keys)  # type: ignore[arg-type]
+    claims = _verify(_unverified(token), secret, now, keys)
     if claims.get("channel") != channel:
         raise TokenMismatch("token is for another channel")
     if claims.get("sub", "") != user:

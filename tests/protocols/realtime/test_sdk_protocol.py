@@ -198,6 +198,70 @@ def test_connect_token_checks():
         check(tok(exp=NOW - 1))
 
 
+def test_hmac_tokens_are_judged_as_pyjwts_own_decode_judges_them():
+    """Tokens are read once and HMAC ones verified on that reading: the verdict (claims, or refused) is what
+    jwt.decode gives with the same key and options, over valid, tampered, re-padded, wrongly keyed and odd tokens."""
+    import base64
+    import hmac
+    import random
+
+    from protocols.realtime.tokens import NO_KEYS, _unverified, _verify
+
+    def oracle(token: object, secret: str) -> Any:
+        try:
+            alg = jwt.get_unverified_header(token)["alg"]
+            if alg not in ("HS256", "HS384", "HS512"):
+                return None
+            return jwt.decode(token, secret, algorithms=[alg], options={
+                "verify_exp": False, "verify_aud": False, "verify_iat": False, "verify_nbf": False})
+        except (jwt.PyJWTError, KeyError, TypeError):
+            return None
+
+    def ours(token: object, secret: str) -> Any:
+        try:
+            return _verify(_unverified(token), secret, NOW, NO_KEYS)
+        except TokenInvalid:
+            return None
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    rng = random.Random(11)
+    claims_pool = [{"sub": "alice"}, {"sub": 5}, {"jti": 1, "sub": "a"}, {"jti": "x"}, {"info": {"a": [1, 2]}},
+                   {"sub": "b", "channels": ["x"]}, {}]
+    seen = {True: 0, False: 0}
+    for _ in range(600):
+        alg = rng.choice(["HS256", "HS384", "HS512"])
+        secret = rng.choice([SECRET, OTHER_SECRET])
+        token = jwt.encode(dict(rng.choice(claims_pool)), secret, algorithm=alg,
+                           headers=rng.choice([None, {"kid": "k"}, {"typ": "x"}]))
+        head, body, sig = token.split(".")
+        mutation = rng.randrange(9)
+        if mutation == 1:
+            sig = sig[:-1] + ("A" if sig[-1] != "A" else "B")
+        elif mutation == 2:
+            body = b64(json.dumps({"sub": "mallory"}).encode())
+        elif mutation == 3:
+            sig += "=" * rng.randrange(1, 4)
+        elif mutation == 4:
+            head = b64(json.dumps({"alg": rng.choice(["none", "RS256", "", "HS256"]), "typ": "JWT"}).encode())
+        elif mutation == 5:
+            body = rng.choice(["", "!!!!", b64(b"[1]"), b64(b"not json"), body + "A"])
+        elif mutation == 6:
+            secret = "another secret that is not the signing one"
+        elif mutation == 8:  # odd headers, signed as they are (PyJWT refuses them before the signature)
+            odd = rng.choice([{"kid": 3}, {"crit": ["exp"]}, {"crit": []}, {"b64": False, "crit": ["b64"]}, {"alg": None}])
+            head = b64(json.dumps({"alg": alg, **odd}).encode())
+            hashed = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}[alg]
+            sig = b64(hmac.digest(secret.encode(), f"{head}.{body}".encode(), hashed))
+        token = rng.choice([f"{head}.{body}.{sig}", f"{head}.{body}", f"{head}.{body}.{sig}.x"]) if mutation == 7 \
+            else f"{head}.{body}.{sig}"
+        want = oracle(token, secret)
+        assert ours(token, secret) == want, (token, secret)
+        seen[want is not None] += 1
+    assert seen[True] > 40 and seen[False] > 300
+
+
 # -- connect ------------------------------------------------------------------------------------
 def test_connect_reply_and_session(hub, clock):
     conn = Conn(hub, clock, ping_interval=25, expired_close_delay=5)
