@@ -427,11 +427,11 @@ class HTTPServer:
 
     @staticmethod
     def _client(stream: trio.SocketStream) -> str:
-        from .tls import socket_of
-
         peer = getattr(stream, "peer", None)  # what the accept loop was told
         if peer is not None:
             return peer
+        from .tls import socket_of
+
         try:
             peer = socket_of(stream).getpeername()
             return f"{peer[0]}:{peer[1]}"
