@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from orjson import loads as _orjson_loads
@@ -91,18 +93,27 @@ def dumps(obj: Any) -> str:
     return text.replace("</", "<\\/") if "</" in text else text
 
 
-def loads(text: str | bytes) -> Any:
-    """Python's JSON decoding, as the original's (NaN and Infinity accepted); ValueError otherwise.
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
-    orjson first (1.8x faster on a 100-command batch, 8x on one command); what it refuses (NaN, Infinity,
-    integers past 64 bits, 1e400, lone surrogates, UTF-16, bad JSON) goes to `json.loads`, so the values
-    and the errors are exactly those of Python's decoder."""
+
+def fast_loads(text: str | bytes, decode: Callable[[Any], Any] = json.loads) -> Any:
+    """`decode(text)` (Python's JSON decoder by default), orjson first where it reads the same: what orjson
+    refuses (NaN, Infinity, 1e400, lone surrogates, UTF-16, bad JSON) goes to `decode`, and so does any text with
+    a run of 19 digits (orjson reads an integer past 64 bits as a float, Python's decoder keeps it an int), so
+    the values and the errors are exactly `decode`'s. orjson is 1.8x faster on a 100-command batch, 8x on one."""
+    if (_LONG_DIGITS_TEXT if isinstance(text, str) else _LONG_DIGITS_BYTES).search(text) is None:
+        try:
+            return _orjson_loads(text)
+        except (ValueError, TypeError):
+            pass
+    return decode(text)
+
+
+def loads(text: str | bytes) -> Any:
+    """Python's JSON decoding, as the original's (NaN and Infinity accepted); ValueError otherwise."""
     try:
-        return _orjson_loads(text)
-    except (ValueError, TypeError):
-        pass
-    try:
-        return json.loads(text)
+        return fast_loads(text)
     except RecursionError:
         raise ValueError("too deeply nested") from None
 

@@ -33,6 +33,7 @@ from hub.net.limits import CommandLimiter
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
 from hub.version import __version__
 from protocols import centrifugo as C
+from protocols.centrifuge import fast_loads
 
 from . import fossil, sdk_protobuf, tagsfilter
 from .mapsub import MapFlow
@@ -123,6 +124,10 @@ def json_compatible(value: Any) -> bool:
     return True
 
 
+_JSON_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # made once: json.loads with arguments makes one a call
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 class JsonCodec:
     """Newline-delimited JSON in text messages."""
 
@@ -131,12 +136,12 @@ class JsonCodec:
     def decode(self, data: str | bytes) -> list[Any]:
         try:
             text = data if isinstance(data, str) else data.decode("utf-8")
-            return [json.loads(line, parse_constant=_no_constant) for line in text.split("\n") if line.strip()]
+            return [fast_loads(line, _JSON_DECODER.decode) for line in text.split("\n") if line.strip()]
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request") from None
 
     def dumps(self, obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return _JSON_ENCODER.encode(obj).encode("utf-8")
 
     def frame(self, parts: list[bytes]) -> bytes:
         return encode_frame(TEXT, b"\n".join(parts))

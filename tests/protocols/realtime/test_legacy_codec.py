@@ -94,6 +94,32 @@ def test_dumps_is_the_standard_encoders(value):
     assert dumps(value) == json.dumps(value).replace("</", "<\\/")
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 62, max_value=2 ** 90).map(lambda n: n * 3)
+    | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_loads_reads_what_the_standard_decoder_reads(value, as_bytes):
+    """orjson first, Python's decoder for the rest: the same values, integers past 64 bits kept ints."""
+    from protocols.centrifuge import loads
+
+    text = json.dumps(value)
+    got = loads(text.encode() if as_bytes else text)
+    assert got == json.loads(text) and repr(got) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("text", ["123456789012345678901234567890", '{"n": -98765432109876543210}', "[18446744073709551616]",
+                                  "1e400", "NaN", '"\\ud800"', '{"a": 1, "a": 2}'])
+def test_loads_edge_cases_are_the_standard_decoders(text):
+    from protocols.centrifuge import loads
+
+    want = json.loads(text)
+    got = loads(text)
+    assert repr(got) == repr(want)
+
+
 def test_dumps_refuses_what_the_standard_encoder_refuses():
     loop: list = []
     loop.append(loop)

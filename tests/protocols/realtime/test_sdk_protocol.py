@@ -168,6 +168,20 @@ def connected(hub: Hub, clock: Clock, user: str = "alice", wire: SdkWire = JSON_
     return conn
 
 
+@pytest.mark.parametrize("line", ['{"id": 1, "connect": {}}', '{"id": 2, "publish": {"data": {"n": 123456789012345678901234567890}}}',
+                                  '{"id": 3, "publish": {"data": {"x": 1e400}}}', '{"id": 4, "rpc": {"data": "\\ud800"}}',
+                                  '{"id": 5, "publish": {"data": [0.1, -0.0, 1e-400, "é", {"a": 1, "a": 2}]}}'])
+def test_json_commands_decode_as_pythons_decoder_reads_them(line):
+    """orjson first, Python's decoder (without NaN or Infinity) where it refuses: the same values either way."""
+    assert repr(JsonCodec().decode(line + "\n" + line)) == repr([json.loads(line)] * 2)
+
+
+@pytest.mark.parametrize("bad", ['{"id": 1, "publish": {"data": NaN}}', '{"x": Infinity}', '[1, 2', '{"a": 1} x'])
+def test_json_commands_without_nan_or_bad_json(bad):
+    with pytest.raises(Disconnect):
+        JsonCodec().decode(bad)
+
+
 # -- tokens -------------------------------------------------------------------------------------
 def test_token_names_its_project_by_claim_then_aud_then_default():
     projects = {"proj": 1, "other": 2}
