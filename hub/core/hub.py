@@ -322,6 +322,9 @@ class Hub:
         session.channels[channel] = channel_info
         self._subscriptions += 1
         self._channels.setdefault((session.project, channel), {})[session.id] = session
+        options = name.options
+        if not (options.presence or options.join_leave or options.map_presence_prefix or self.events):
+            return  # no one to tell: no client record made
         record = session.client_info(channel)
         if name.options.presence:
             self.engine.presence_add(session.project, channel, session.id, record)
