@@ -314,7 +314,7 @@ def speaks_sdk(first: str | bytes) -> bool:
     if line[:1] != "{":
         return False  # not an object (an original-protocol batch is an array): no need to parse it
     try:
-        obj = json.loads(line)
+        obj = fast_loads(line)
     except (ValueError, RecursionError):
         return False
     return isinstance(obj, dict) and "method" not in obj and ("id" in obj or any(k in obj for k in COMMANDS))
