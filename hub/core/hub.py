@@ -326,12 +326,12 @@ class Hub:
         if not (options.presence or options.join_leave or options.map_presence_prefix or self.events):
             return  # no one to tell: no client record made
         record = session.client_info(channel)
-        if name.options.presence:
+        if options.presence:
             self.engine.presence_add(session.project, channel, session.id, record)
-        if name.options.join_leave:
+        if options.join_leave:
             self.engine.join(session.project, channel, record)
-        if name.options.map_presence_prefix:  # Centrifugo's map clients presence: an entry per subscriber
-            self._map_presence(session.project, name.options.map_presence_prefix + channel, session.id, record)
+        if options.map_presence_prefix:  # Centrifugo's map clients presence: an entry per subscriber
+            self._map_presence(session.project, options.map_presence_prefix + channel, session.id, record)
         if self.events:
             self.events.emit(HubEvent("join", session.project, {"channel": channel, **record}))
 

@@ -2,9 +2,9 @@
 
 It accepts on its own non-blocking duplicate of the listening descriptor, as many connections in a row as are
 waiting (up to `BATCH`, then it lets the other tasks run): trio's `SocketListener.accept` goes through the
-scheduler once per connection even when the next one is already there. Each stream carries `peer` ("address:port"
-as the accept gave it, so the server need not ask the socket again) and `host` (the address) and, on Linux, is made without trio's two
-`setsockopt` calls: the listening socket has TCP_NODELAY and TCP_NOTSENT_LOWAT set once, and accepted sockets
+scheduler once per connection even when the next one is already there. Each stream carries `peer` ("address:port")
+and `host` as the accept gave them, so the server need not ask the socket again; on Linux it is made without trio's
+two `setsockopt` calls: the listening socket has TCP_NODELAY and TCP_NOTSENT_LOWAT set once, and accepted sockets
 inherit them (tests/net/test_accept.py checks that they do).
 """
 

@@ -357,8 +357,8 @@ class HTTPServer:
         self.connections += 1
         self.idle = trio.Event() if self.idle.is_set() else self.idle
         client = self._client(stream)  # "address:port", asked of the socket once
-        host = sys.intern(getattr(stream, "host", None) or address_of(client))  # one string per address however
-        # many connections it has open; `host`: the address as the accept loop was told it
+        # One string per address however many connections it has open (the accept loop's `host` when it gave one).
+        host = sys.intern(getattr(stream, "host", None) or address_of(client))
         per_ip = self.limits.max_connections_per_ip
         counted = bool(per_ip and host and host not in self.limits.exempt)
         if counted:
