@@ -13,6 +13,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
 from hub.runtime import READY, listener_urls
@@ -88,10 +89,15 @@ async def test_emfile_is_logged_once_and_the_hub_serves_again(tmp_path: Path):
     assert "Traceback" not in log
 
 
-async def test_a_burst_of_connections_is_accepted_in_batches_and_the_loop_ends_cleanly():
+@pytest.mark.parametrize("lean", [True, False])
+async def test_a_burst_of_connections_is_accepted_in_batches_and_the_loop_ends_cleanly(lean, monkeypatch):
     """More connections at once than one batch (accept.BATCH): every one reaches the handler; once cancelled the
-    loop has closed its duplicate of the listening descriptor and the listener itself is untouched."""
+    loop has closed its duplicate of the listening descriptor and the listener itself is untouched. Both ways of
+    making the streams (lean, and trio's constructor where the lean one is not to be had) give the same streams."""
+    from hub.net import accept
     from hub.net.accept import BATCH, accept_loop
+
+    monkeypatch.setattr(accept, "_LEAN", lean and accept._LEAN)
 
     count = 3 * BATCH + 5
     accepted: list[trio.SocketStream] = []
