@@ -1,4 +1,4 @@
-"""125 protocol checks of the original Centrifuge 0.8 wire formats, run the same way against any server.
+"""127 protocol checks of the original Centrifuge 0.8 wire formats, run the same way against any server.
 
 Each check sends the same traffic and returns what came back: raw text frames, close frames,
 HTTP status lines, content types and bodies. `normalize` then replaces what is random by run
@@ -342,6 +342,25 @@ def api_json_encoding_of_data(t: Target) -> Any:
     data = {"html": "</script>", "u": "h\u00e9 \u4e16", "f": 1.5, "big": 12345678901234567890, "nested": [1, None, True], "e": 1e100}
     t.api({"method": "publish", "params": {"channel": t.ch("enc"), "data": data}})
     return [ws.texts(), t.api({"method": "history", "params": {"channel": t.ch("enc")}})]
+
+
+@check
+def api_integers_past_64_bits(t: Target) -> Any:
+    """Integers a 64-bit decoder would turn into floats (orjson does) come back as the original's Python keeps them."""
+    ws = t.subscribed("sub", t.ch("ints"))
+    ws.texts(0.2)
+    data = {"big": 2 ** 70, "neg": -(2 ** 80), "edge": [2 ** 64, 2 ** 63, -(2 ** 63) - 1], "digits": "1234567890123456789012"}
+    t.api({"method": "publish", "params": {"channel": t.ch("ints"), "data": data}})
+    return [ws.texts(), t.api({"method": "history", "params": {"channel": t.ch("ints")}})]
+
+
+@check
+def pub_integers_past_64_bits(t: Target) -> Any:
+    """The same through the client protocol: a publish frame with integers past 64 bits."""
+    ws = t.subscribed("alice", "public:" + t.ch("ints"))
+    ws.texts(0.2)
+    ws.send(json.dumps({"method": "publish", "params": {"channel": "public:" + t.ch("ints"), "data": {"n": 2 ** 90, "m": [-(2 ** 65)]}}}))
+    return ws.texts()
 
 
 @check

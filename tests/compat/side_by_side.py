@@ -1,4 +1,4 @@
-"""Run the 125 original-protocol checks against the original Centrifuge 0.8.4 and the hub; count equal answers.
+"""Run the 127 original-protocol checks against the original Centrifuge 0.8.4 and the hub; count equal answers.
 
     # both live (the original from /work/shared/reference/centrifuge-0.8: BG=1 ./run.sh 18000)
     python -m tests.compat.side_by_side --ref http://127.0.0.1:18000 --start-hub
@@ -8,7 +8,7 @@
     python -m tests.compat.side_by_side --start-hub
 
 `--start-hub` runs `hub run --config <the reference config.json>` on a free port (the hub serves that
-file as the original does). Prints one line per check, the differences in full, and `N/125 same`.
+file as the original does). Prints one line per check, the differences in full, and `N/127 same`.
 """
 
 from __future__ import annotations
