@@ -23,6 +23,11 @@ import trio
 
 from hub.logs import rate_limited
 
+try:  # what trio.SocketStream's constructor makes besides the socket (see _lean_stream)
+    from trio._util import ConflictDetector
+except ImportError:  # another trio: its constructor it is
+    ConflictDetector = None  # type: ignore[assignment,misc]
+
 log = logging.getLogger("hub.net.accept")
 
 # accept() errors that mean "no resources right now", not "this socket is broken".
@@ -42,11 +47,7 @@ def _lean_stream_ok() -> bool:
     """Whether a `trio.SocketStream` is what `_lean_stream` makes: its socket and its send-conflict detector, the
     two attributes its constructor sets (checked against trio's own constructor, so another trio version that
     sets more falls back to it); and Linux, where accepted sockets inherit the listener's TCP options."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        from trio._util import ConflictDetector  # noqa: F401
-    except ImportError:
+    if not sys.platform.startswith("linux") or ConflictDetector is None:
         return False
     try:
         a, b = socket.socketpair()
@@ -65,8 +66,6 @@ _SEND_CONFLICT = "another task is currently sending data on this SocketStream"
 
 def _lean_stream(sock: socket.socket) -> trio.SocketStream:
     """`trio.SocketStream(trio.socket.from_stdlib_socket(sock))` minus its `setsockopt` calls (inherited here)."""
-    from trio._util import ConflictDetector
-
     stream = trio.SocketStream.__new__(trio.SocketStream)
     stream.socket = trio.socket.from_stdlib_socket(sock)
     stream._send_conflict_detector = ConflictDetector(_SEND_CONFLICT)  # type: ignore[attr-defined]

@@ -473,12 +473,6 @@ class WebSocket(DirectWriter):
                 else:
                     self._pending.append(msg.payload)
 
-    def unreceive(self, message: str | bytes) -> None:
-        """Put a message back to be the next `receive()`'s (an endpoint that looked at the first one)."""
-        if self._pending is None:
-            self._pending = deque()
-        self._pending.appendleft(message)
-
     def _on_peer_close(self, payload: bytes) -> None:
         code, _ = wsframe.parse_close(payload)  # the reader has validated it
         self.peer_close_code = code

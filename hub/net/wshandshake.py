@@ -71,9 +71,8 @@ def _judge(seen: dict[str, str]) -> list[str] | None:
         value = seen.get(name)
         if value is not None and not value.isascii():
             return None
-    key = seen.get("sec-websocket-key")
     host = seen.get("host")
-    if (key is None or host is None or seen.get("sec-websocket-version") != "13"
+    if (host is None or seen.get("sec-websocket-version") != "13"
             or seen.get("upgrade", "").lower() != "websocket"
             or not any(token.strip().lower() == "upgrade" for token in seen.get("connection", "").split(","))):
         return None
