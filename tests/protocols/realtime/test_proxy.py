@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import time
 from pathlib import Path
@@ -24,6 +25,12 @@ from tests.protocols.realtime.test_sdk_python import Recorder, run_asyncio, unti
 
 API_KEY = "proxy-test-api-key"
 SLOW_TIMEOUT = 3.0  # long enough that another client is served while a call waits, even on a loaded machine
+
+
+def expire_at(seconds: int) -> int:
+    """A lifetime of at least `seconds`: int(time.time()) + 1 can be a few ms away, and then the hub (like
+    Centrifugo) refuses the connect as already expired (110) and the SDK stops for good."""
+    return math.ceil(time.time()) + seconds
 
 
 class Backend:
@@ -75,7 +82,7 @@ class Backend:
         if data.get("subs"):
             result["subs"] = data["subs"]
         if data.get("expire_in"):
-            result["expire_at"] = int(time.time()) + data["expire_in"]
+            result["expire_at"] = expire_at(data["expire_in"])
         return {"result": result}
 
     async def refresh(self, body: dict[str, Any]) -> Any:
@@ -95,7 +102,7 @@ class Backend:
             return {"disconnect": {"code": 4502, "reason": "kicked by backend"}}
         result: dict[str, Any] = {"info": {"role": "reader"}, "data": {"hello": body["user"]}}
         if channel.startswith("refreshed:"):
-            result["expire_at"] = int(time.time()) + 1
+            result["expire_at"] = expire_at(1)
         return {"result": result}
 
     async def sub_refresh(self, body: dict[str, Any]) -> Any:
@@ -345,7 +352,7 @@ async def test_refresh_and_sub_refresh_are_server_side(backend, hub_with) -> Non
     # made when the refresh comes: on a loaded machine the connect can come more than a second after this line,
     # and an expire_at counted from here would already be past (the connection expired before its subscription
     # was refreshed, at every reconnect)
-    app.refresh_answers = [lambda: {"result": {"expire_at": int(time.time()) + 2, "info": {"name": "Refreshed"},
+    app.refresh_answers = [lambda: {"result": {"expire_at": expire_at(2), "info": {"name": "Refreshed"},
                                                "meta": {"plan": "platinum"}}}]
 
     async def scenario(tr: Any) -> None:
