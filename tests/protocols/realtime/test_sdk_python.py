@@ -8,6 +8,7 @@ reaches back into the test's Trio loop (publishing through the core, the legacy 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -279,7 +280,8 @@ async def test_expired_token_makes_the_sdk_fetch_a_new_one_and_refresh_keeps_the
 
     async def scenario(tr: Trio) -> None:
         async def get_token() -> str:
-            exp = int(time.time()) + 2
+            # 2-3 s: int(time.time()) + 2 can be just over a second, and the SDK refresh then has only the 0.5 s delay
+            exp = math.ceil(time.time()) + 2
             issued.append(exp)
             return token("alice", exp=exp)
 
