@@ -8,6 +8,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from hub.utf8 import JSON_SURROGATES
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -34,7 +36,7 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
 
 
 def text_frame(text: str) -> bytes:
-    return encode_frame(TEXT, text.encode("utf-8"))
+    return encode_frame(TEXT, text.encode("utf-8", JSON_SURROGATES))
 
 
 def binary_frame(data: bytes) -> bytes:

@@ -22,6 +22,7 @@ from hub.loginlimit import address_of
 from hub.net.http import Request, Response
 from hub.net.websocket import WebSocket
 from hub.net.wsframe import text_frame
+from hub.utf8 import JSON_SURROGATES
 
 from . import auth, errors
 from .execute import (
@@ -70,7 +71,7 @@ AUTH_STATUSES = {
 
 def json_response(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
     """JSON as Platypush's `json.dumps` writes it (its /execute answers, hooks)."""
-    return Response(status, encode(obj).encode("utf-8"), "application/json", headers or [])
+    return Response(status, encode(obj).encode("utf-8", JSON_SURROGATES), "application/json", headers or [])
 
 
 def jsonify(obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:

@@ -18,6 +18,8 @@ import binascii
 import json
 from typing import Any
 
+from hub.utf8 import JSON_SURROGATES
+
 BASE64_KEY = "$base64"
 
 
@@ -53,13 +55,13 @@ def to_data(payload: bytes) -> Any:
 def to_payload(data: Any) -> bytes:
     """The MQTT payload for a publication's `data`."""
     if isinstance(data, str):
-        return data.encode("utf-8")
+        return data.encode("utf-8", JSON_SURROGATES)
     if isinstance(data, dict) and len(data) == 1 and isinstance(data.get(BASE64_KEY), str):
         try:
             return base64.b64decode(data[BASE64_KEY], validate=True)
         except (binascii.Error, ValueError):
             pass
     try:
-        return _encoder.encode(data).encode("utf-8")
+        return _encoder.encode(data).encode("utf-8", JSON_SURROGATES)
     except (TypeError, ValueError):
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8", JSON_SURROGATES)

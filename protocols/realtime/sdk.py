@@ -31,6 +31,7 @@ from hub.net.limits import DISCONNECT as LIMIT_DISCONNECT
 from hub.net.limits import OK as LIMIT_OK
 from hub.net.limits import CommandLimiter
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
+from hub.utf8 import JSON_SURROGATES
 from hub.version import __version__
 from protocols import centrifugo as C
 from protocols.centrifuge import fast_loads
@@ -141,7 +142,7 @@ class JsonCodec:
             raise Disconnect(BAD_REQUEST_CLOSE, "bad request") from None
 
     def dumps(self, obj: Any) -> bytes:
-        return _JSON_ENCODER.encode(obj).encode("utf-8")
+        return _JSON_ENCODER.encode(obj).encode("utf-8", JSON_SURROGATES)
 
     def frame(self, parts: list[bytes]) -> bytes:
         return encode_frame(TEXT, b"\n".join(parts))
@@ -221,7 +222,7 @@ class SdkWire:
         if self.binary and pub.raw is not None:
             return pub.raw
         return sdk_protobuf.bytes_of(pub.data) if self.binary else json.dumps(
-            pub.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            pub.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", JSON_SURROGATES)
 
     def delta_body(self, pub: Publication, prev: Publication | None) -> dict[str, Any]:
         """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON

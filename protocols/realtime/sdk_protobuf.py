@@ -22,6 +22,8 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from hub.utf8 import JSON_SURROGATES
+
 from .proto import centrifugo_client_pb2 as pb
 
 SUBPROTOCOL = "centrifuge-protobuf"
@@ -61,7 +63,7 @@ def bytes_of(value: Any) -> bytes:
             return base64.b64decode(value[BASE64_KEY], validate=True)
         except (binascii.Error, ValueError):
             pass
-    return _encoder.encode(value).encode("utf-8")
+    return _encoder.encode(value).encode("utf-8", JSON_SURROGATES)
 
 
 def varint(n: int) -> bytes:

@@ -263,3 +263,7 @@ async def test_access_lines_are_logged_at_debug(serve, caplog):
     await read_response(stream)
     lines = [r for r in caplog.records if r.name == "hub.access"]
     assert lines and lines[0].levelno == logging.DEBUG and '"GET /items/a?x=1" 200' in lines[0].getMessage()
+
+
+def test_json_response_writes_a_lone_surrogate_as_its_escape():
+    assert Response.json({"t": "\ud800"}).body == b'{"t":"\\ud800"}'

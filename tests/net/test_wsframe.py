@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
 
 from hub.net import wsframe
-from hub.net.wsframe import FrameReader, ProtocolError, parse_close
+from hub.net.wsframe import FrameReader, ProtocolError, parse_close, text_frame
 
 MASK = b"\x11\x22\x33\x44"
 
@@ -226,3 +226,9 @@ def test_messages_come_out_in_bounded_batches():
         if not reader.more:
             break
     assert batches == [[b"0", b"1", b"2", b"3"], [b"4", b"5", b"6", b"7"], [b"8", b"9"]]
+
+
+def test_text_frame_writes_a_lone_surrogate_as_its_json_escape():
+    """Valid UTF-8 whatever the str holds: a lone surrogate (from a JSON `\\ud800`) as the escape it came as."""
+    payload = b'{"t":"\\ud800"}'
+    assert text_frame('{"t":"\ud800"}') == bytes((0x81, len(payload))) + payload

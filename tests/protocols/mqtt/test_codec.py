@@ -142,6 +142,7 @@ def test_payload_to_data(payload: bytes, data: object) -> None:
 @pytest.mark.parametrize(("data", "payload"), [
     ("hello", b"hello"), ({"a": 1}, b'{"a":1}'), (21.5, b"21.5"), ([1, "é"], '[1,"é"]'.encode()), (None, b"null"),
     ({"$base64": "aGk="}, b"hi"), (True, b"true"),
+    ({"t": "\ud800"}, b'{"t":"\\ud800"}'), ("a\udfffb", b"a\\udfffb"),  # lone surrogates: JSON's escape, not a failure
 ])
 def test_data_to_payload(data: object, payload: bytes) -> None:
     assert to_payload(data) == payload

@@ -572,3 +572,9 @@ def test_protocol_detection():
     assert not speaks_sdk('{"method":"connect","params":{}}')
     assert not speaks_sdk('[{"method":"connect","params":{}}]')
     assert not speaks_sdk("garbage") and not speaks_sdk("{}")
+
+
+def test_lone_surrogates_are_encoded_as_their_json_escape():
+    """A str from a JSON `\\ud800` cannot be strict UTF-8: JSON frames and Protobuf payload bytes carry the escape."""
+    assert JsonCodec().dumps({"t": "\ud800", "k\udfff": 1}) == b'{"t":"\\ud800","k\\udfff":1}'
+    assert sdk_protobuf.bytes_of({"t": "\ud800"}) == b'{"t":"\\ud800"}'

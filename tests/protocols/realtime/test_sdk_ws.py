@@ -186,3 +186,30 @@ def _unpack_all(data: bytes) -> list[Any]:
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(data)
     return list(unpacker)
+
+
+async def test_a_lone_surrogate_escape_is_published_as_it_came(start_hub):
+    """JSON lets a string hold `\\ud800` (Centrifugo passes it through); it once made every JSON encode of the
+    publication fail: the publisher got 100, the subscribers nothing, while history kept it."""
+    running = await start_hub()
+    async with open_websocket_url(ws_url(running)) as pub, open_websocket_url(ws_url(running)) as sub, \
+            legacy_client(running.url("realtime")) as bob:
+        for ws, user in ((sub, "sue"), (pub, "pat")):
+            await ws.send_message(json.dumps({"id": 1, "connect": {"token": token(user)}}) + "\n"
+                                  + json.dumps({"id": 2, "subscribe": {"channel": "public:odd"}}))
+            for _ in range(2):
+                await json_messages(ws)
+        await bob.connect("bob")
+        await bob.subscribe("public:odd")
+        await pub.send_message('{"id":3,"publish":{"channel":"public:odd","data":{"t":"\\ud800 x","k\\udfff":1}}}')
+        data = {"t": "\ud800 x", "k\udfff": 1}
+        with trio.fail_after(5):
+            text = await sub.get_message()
+        assert '"data":{"t":"\\ud800 x","k\\udfff":1}' in text and json.loads(text)["push"]["pub"]["data"] == data
+        messages = [obj for _ in range(2) for obj in await json_messages(pub)]
+        assert [m["push"]["pub"]["data"] for m in messages if "push" in m] == [data]
+        assert {"id": 3, "publish": {}} in messages
+        assert (await bob.next_push("message"))["body"]["data"] == data
+        await pub.send_message('{"id":4,"history":{"channel":"public:odd","limit":5}}')
+        (history,) = await json_messages(pub)
+        assert [p["data"] for p in history["history"]["publications"]] == [data]
