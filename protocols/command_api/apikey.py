@@ -20,6 +20,7 @@ from hub.core import (
     ProjectNotFound,
     Unavailable,
 )
+from hub.utf8 import JSON_SURROGATES
 from hub.version import __version__
 from protocols import centrifugo as C
 
@@ -675,4 +676,4 @@ async def run_legacy(hub: Hub, project: str, commands: list[dict[str, Any]], sta
             out["id"] = command["id"]
         out.update(reply)
         lines.append(json.dumps(out, separators=(",", ":"), ensure_ascii=False))
-    return "\n".join(lines).encode("utf-8")
+    return "\n".join(lines).encode("utf-8", JSON_SURROGATES)

@@ -362,6 +362,22 @@ async def test_cent_every_method_and_old_api(centrifugo) -> None:
         assert (bad.status_code, bad.text) == (400, "Bad Request\n")
 
 
+
+async def test_api_replies_carry_a_lone_surrogate_as_its_escape(centrifugo) -> None:
+    """A JSON `\\ud800` in published data (valid JSON: Centrifugo passes it on) comes back from history as the same
+    escape, in the new API's replies and in the old API's reply lines, rather than failing the request."""
+    running = await centrifugo()
+    async with httpx.AsyncClient(base_url=running.url("command_api")) as http:
+        headers = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
+        published = await http.post("/api/publish", content=b'{"channel":"chat:odd","data":{"t":"\\ud800 x"}}', headers=headers)
+        assert published.status_code == 200 and published.json()["result"]["offset"] == 1
+        history = await http.post("/api/history", json={"channel": "chat:odd", "limit": 5}, headers=headers)
+        assert history.status_code == 200 and '"data":{"t":"\\ud800 x"}' in history.text
+        old = await http.post("/api", content=b'{"method":"history","params":{"channel":"chat:odd","limit":5}}',
+                              headers={"Authorization": f"apikey {API_KEY}"})
+        assert old.status_code == 200 and '"data":{"t":"\\ud800 x"}' in old.text
+        assert json.loads(old.text)["result"]["publications"][0]["data"] == {"t": "\ud800 x"}
+
 async def test_api_errors_as_centrifugo_sends_them_key_in_query_and_transport_error_mode(centrifugo, nursery, tmp_path) -> None:
     """Errors carry Centrifugo's own texts (no detail of ours); `?api_key=` authorises like the headers; with
     `X-Centrifugo-Error-Mode: transport` (or http_api.error_mode) a method's error is its HTTP status and
