@@ -198,6 +198,31 @@ def check_message(value: Any, max_length: int) -> str:
 
 
 # -- request parameters --------------------------------------------------------------------------
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _mend(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_mend(v) for v in value]
+    if isinstance(value, dict):
+        return {_mend(k): _mend(v) for k, v in value.items()}
+    return value
+
+
+def loads(text: str) -> Any:
+    """`json.loads`, with each lone surrogate (an escaped `\\ud800`, valid JSON) read as U+FFFD: what Rocket.Chat
+    keeps, since Node writes strings to MongoDB as UTF-8 that way; SQLite would refuse the str. ValueError as
+    json.loads, also for nesting too deep."""
+    try:
+        value = json.loads(text)
+        return _mend(value) if _SURROGATE_ESCAPE.search(text) else value
+    except RecursionError:
+        raise ValueError("too deeply nested") from None
+
+
 def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     """The parameters of a POST body: a JSON object or a urlencoded form (curl's `-d` sends JSON as a form)."""
     try:
@@ -209,8 +234,8 @@ def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
         return {}
     if content_type == "application/json" or stripped[0] in "{[":
         try:
-            data = json.loads(stripped)
-        except (ValueError, RecursionError):
+            data = loads(stripped)
+        except ValueError:
             raise bad_request("the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise bad_request("the body must be a JSON object")

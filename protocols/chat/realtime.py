@@ -27,7 +27,7 @@ from hub.net.http import Request, WebSocketRoute
 from hub.net.websocket import WebSocket
 
 from . import api, store
-from .model import LOGIN_BLOCKED_DETAILS, ChatError, Message, User, is_blocked, parse_iso, rc_message, room_obj
+from .model import LOGIN_BLOCKED_DETAILS, ChatError, Message, User, is_blocked, loads, parse_iso, rc_message, room_obj
 
 if TYPE_CHECKING:
     from hub.core.events import HubEvent
@@ -230,7 +230,7 @@ class RealtimeServer:
                         break
                     conn.last_seen = trio.current_time()
                     try:
-                        msg = json.loads(text)
+                        msg = loads(text)
                     except (ValueError, TypeError):
                         conn.send({"msg": "error", "reason": "Bad request", "offendingMessage": str(text)[:1000]})
                         continue

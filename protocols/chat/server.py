@@ -26,6 +26,7 @@ from .model import (
     ChatError,
     bad_request,
     get_str,
+    loads,
     parse_body,
     query_params,
     rc_message,
@@ -499,7 +500,7 @@ async def _method_call(svc: ChatService, request: Request, name: str, *, anonymo
     """Rocket.Chat's REST bridge to realtime methods: `{"message": "<DDP method frame>"}` in, the DDP result frame out."""
     p = params(request)
     try:
-        frame = json.loads(p.get("message") or "")
+        frame = loads(p.get("message") or "")
     except (TypeError, ValueError):
         raise bad_request("'message' must be a DDP method call encoded as JSON") from None
     if not isinstance(frame, dict) or frame.get("method") != name:
@@ -546,7 +547,7 @@ async def hooks(svc: ChatService, request: Request) -> Response:
         p = params(request)
         if isinstance(p.get("payload"), str):  # Slack-style form field
             try:
-                p = json.loads(p["payload"])
+                p = loads(p["payload"])
             except ValueError:
                 raise bad_request("payload is not valid JSON") from None
         await svc.incoming_webhook(request.params["id"], request.params["token"], p)

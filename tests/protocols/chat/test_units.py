@@ -18,6 +18,7 @@ from protocols.chat.model import (
     get_int,
     get_str,
     iso,
+    loads,
     message_obj,
     parse_body,
     parse_iso,
@@ -257,3 +258,13 @@ async def test_worker_reports_open_errors(tmp_path: Path):
     worker = DatabaseWorker(str(tmp_path / "junk.db"))
     with pytest.raises(sqlite3.DatabaseError):
         await worker.start()
+
+
+def test_lone_surrogates_in_json_read_as_replacement_characters():
+    """An escaped lone surrogate is valid JSON; Rocket.Chat keeps it as U+FFFD (Node's UTF-8), SQLite would refuse it."""
+    assert loads('{"msg": "a \\ud800 b", "k\\udfff": ["\\udc00"], "pair": "\\ud83d\\ude00", "n": 1}') == {
+        "msg": "a \ufffd b", "k\ufffd": ["\ufffd"], "pair": "\U0001f600", "n": 1}
+    assert loads('{"path": "C:\\\\ud800"}') == {"path": "C:\\ud800"}  # an escaped backslash, not a surrogate
+    assert parse_body(b'{"text": "\\uDBFF!"}', "application/json") == {"text": "\ufffd!"}
+    with pytest.raises(ValueError):
+        loads("[" * 100_000)

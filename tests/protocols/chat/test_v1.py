@@ -144,3 +144,16 @@ async def test_users_avatar_presence_and_tokens(chat_hub):
     token = (await sync(admin.users_create_token, uid, "s3cret"))["data"]
     other = RocketChat(user_id=token["userId"], auth_token=token["authToken"], server_url=hub.url, timeout=10)
     assert (await sync(other.me))["_id"] == uid
+
+
+async def test_a_message_with_a_lone_surrogate_is_kept_with_a_replacement_character(chat_hub):
+    """`"\\ud800"` is valid JSON: Rocket.Chat stores it as U+FFFD (Node's UTF-8); here it once failed with a 500."""
+    hub = await chat_hub()
+    await hub.add_user("alice", "user")
+    async with httpx.AsyncClient() as client:
+        auth = await hub.login(client, "alice")
+        sent = await client.post(f"{hub.url}/api/v1/chat.postMessage", content=b'{"roomId": "GENERAL", "text": "odd \\ud800 x"}',
+                                 headers={**auth, "Content-Type": "application/json"})
+        assert sent.status_code == 200 and sent.json()["message"]["msg"] == "odd \ufffd x"
+        history = await client.get(f"{hub.url}/api/v1/channels.history", headers=auth, params={"roomId": "GENERAL"})
+        assert [m["msg"] for m in history.json()["messages"]] == ["odd \ufffd x"]
