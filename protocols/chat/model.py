@@ -199,6 +199,7 @@ def check_message(value: Any, max_length: int) -> str:
 
 # -- request parameters --------------------------------------------------------------------------
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -212,13 +213,14 @@ def _mend(value: Any) -> Any:
     return value
 
 
-def loads(text: str) -> Any:
+def loads(text: str | bytes) -> Any:
     """`json.loads`, with each lone surrogate (an escaped `\\ud800`, valid JSON) read as U+FFFD: what Rocket.Chat
     keeps, since Node writes strings to MongoDB as UTF-8 that way; SQLite would refuse the str. ValueError as
     json.loads, also for nesting too deep."""
     try:
         value = json.loads(text)
-        return _mend(value) if _SURROGATE_ESCAPE.search(text) else value
+        escaped = _SURROGATE_ESCAPE.search(text) if isinstance(text, str) else _SURROGATE_ESCAPE_BYTES.search(text)
+        return _mend(value) if escaped else value
     except RecursionError:
         raise ValueError("too deeply nested") from None
 

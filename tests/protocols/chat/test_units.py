@@ -266,5 +266,6 @@ def test_lone_surrogates_in_json_read_as_replacement_characters():
         "msg": "a \ufffd b", "k\ufffd": ["\ufffd"], "pair": "\U0001f600", "n": 1}
     assert loads('{"path": "C:\\\\ud800"}') == {"path": "C:\\ud800"}  # an escaped backslash, not a surrogate
     assert parse_body(b'{"text": "\\uDBFF!"}', "application/json") == {"text": "\ufffd!"}
+    assert loads(b'{"msg": "\\ud800"}') == {"msg": "\ufffd"} and loads(b'{"msg": "x"}') == {"msg": "x"}  # a binary frame
     with pytest.raises(ValueError):
         loads("[" * 100_000)
