@@ -40,7 +40,7 @@ from wsproto.utilities import RemoteProtocolError as WsHandshakeError
 
 from hub.logs import rate_limited
 from hub.metrics import RequestMetrics
-from hub.utf8 import JSON_SURROGATES
+from hub.utf8 import compact_json
 
 from . import fasthttp, wsframe
 from .deadlines import Deadlines
@@ -129,7 +129,7 @@ class Response:
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
-        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", JSON_SURROGATES)
+        body = compact_json(obj)
         return cls(status, body, "application/json", headers or [])
 
     @classmethod

@@ -22,7 +22,7 @@ from typing import Any
 import trio
 
 from hub.core.session import new_client_id
-from hub.utf8 import JSON_SURROGATES
+from hub.utf8 import compact_json
 from protocols import centrifugo as C
 
 from . import sdk_protobuf
@@ -179,7 +179,7 @@ def _payload(endpoint: Endpoint, data: Any, raw: bytes | None) -> dict[str, Any]
     """A client's data as the request's `data` (JSON) or, with binary_encoding, `b64data`."""
     if endpoint.binary_encoding:
         if raw is None:
-            raw = b"" if data is None else json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", JSON_SURROGATES)
+            raw = b"" if data is None else compact_json(data)
         return {"b64data": base64.b64encode(raw).decode("ascii")} if raw else {}
     return {} if data is None else {"data": data}
 
@@ -375,7 +375,7 @@ class HttpCaller:
     async def post(self, endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """The parsed answer, within the endpoint's timeout; ProxyFailure if there is none (a mapped HTTP status
         raises that error or disconnect)."""
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8", JSON_SURROGATES)
+        content = compact_json(body)
         response = None
         with trio.move_on_after(endpoint.timeout):
             try:

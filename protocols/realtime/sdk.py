@@ -31,7 +31,7 @@ from hub.net.limits import DISCONNECT as LIMIT_DISCONNECT
 from hub.net.limits import OK as LIMIT_OK
 from hub.net.limits import CommandLimiter
 from hub.net.wsframe import TEXT, binary_frame, encode_frame
-from hub.utf8 import JSON_SURROGATES
+from hub.utf8 import JSON_SURROGATES, compact_json
 from hub.version import __version__
 from protocols import centrifugo as C
 from protocols.centrifuge import fast_loads
@@ -221,8 +221,7 @@ class SdkWire:
         """The bytes a delta is computed over: what Protobuf clients get, and JSON ones as a string."""
         if self.binary and pub.raw is not None:
             return pub.raw
-        return sdk_protobuf.bytes_of(pub.data) if self.binary else json.dumps(
-            pub.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8", JSON_SURROGATES)
+        return sdk_protobuf.bytes_of(pub.data) if self.binary else compact_json(pub.data)
 
     def delta_body(self, pub: Publication, prev: Publication | None) -> dict[str, Any]:
         """`pub` for a Fossil-delta subscriber: a delta from `prev` when that is smaller, else whole; in JSON
